@@ -1,0 +1,326 @@
+"""The façade: :func:`run_parallel` and :func:`plan`.
+
+A call flows one way::
+
+    run_parallel(fn, items)
+      │
+      ├─ plan(fn, items)
+      │    ├─ check arguments, materialise items
+      │    ├─ classify: the call's classifier → @decorator → registered classifiers
+      │    ├─ probe:    the first items run in 2 threads while the caller watches the
+      │    │            GIL; their results are kept              (_probe.py)
+      │    └─ cost model: loop vs the pool the kind calls for     (_plan.py)
+      │
+      └─ Plan.run()
+           ├─ backend runs the items the probe did not take       (_backends/)
+           ├─ the probe's threads finish the items they took
+           └─ results in input order, or the first failure re-raised
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import attrs
+
+from ._backends import BACKENDS
+from ._classify import SAMPLE_SIZE, TaskKind, declared_kind, kind_from_measurement
+from ._config import get_config
+from ._cpu import usable_cpus
+from ._outcomes import EMPTY, Feed, Outcomes
+from ._pickling import pickled_size, why_not_picklable
+from ._plan import MODES, Choice, Mode, Plan, choose, describe_measurement, forced_choice
+from ._pools import prestart_process_pool, process_pool_age, thread_pool
+from ._probe import PROBE_THREADS, Measurement, ProbeRun, probe
+from ._worker import in_worker
+
+__all__ = ["plan", "run_parallel"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@attrs.define(eq=False)
+class _Call:
+    """What a plan needs to run: the inputs, and what the measurement already ran."""
+
+    fn: Callable[[Any], Any]
+    items: Sequence[Any]
+    outcomes: Outcomes
+    resume_at: int
+    probe: ProbeRun | None
+    used: bool = False
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+
+def _check_count(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def _check_arguments(
+    fn: object, items: object, mode: object, workers: object, chunksize: object, classifier: object
+) -> Sequence[Any]:
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+    _check_count("workers", workers)
+    _check_count("chunksize", chunksize)
+    if classifier is not None and not callable(classifier):
+        raise TypeError(f"classifier must be callable or None, got {type(classifier).__name__}")
+    if isinstance(items, list | tuple | range):
+        return items
+    try:
+        iterator = iter(items)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(f"items must be iterable, got {type(items).__name__}") from None
+    return list(iterator)
+
+
+def _measure_inline(fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes) -> Measurement:
+    """Run the first item in the calling thread, timing it (one item: nothing to overlap)."""
+    t0, c0 = time.perf_counter(), time.thread_time()
+    try:
+        outcomes.values[0] = fn(items[0])
+    except BaseException as exc:  # noqa: BLE001 - recorded; run() re-raises it
+        outcomes.fail(0, exc)
+    wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+    return Measurement(
+        items=1,
+        completed=1,
+        seconds=wall,
+        item_wall=wall,
+        item_cpu=min(cpu, wall),
+        cpu_share=min(1.0, cpu / wall) if wall > 0 else 0.0,
+        gil_share=None,
+        exact=True,
+    )
+
+
+def plan(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    mode: Mode | str = "auto",
+    *,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+) -> Plan:
+    """Decide how ``fn`` should be mapped over ``items``, without running the rest.
+
+    In ``"auto"`` mode the first items are run (in two threads) to measure the task;
+    their results are kept, and the plan's first ``run()`` returns them in their
+    place, so ``fn`` is still called exactly once per item.
+
+    Args:
+        fn: a one-argument function.
+        items: any iterable; it is read to the end at once.
+        mode: ``"auto"`` (measure and choose), ``"serial"``, ``"thread"`` or
+            ``"process"``.
+        workers: the number of threads or processes (default: chosen by the mode).
+        chunksize: how many items a worker takes at a time (default: from the
+            measured time per item).
+        classifier: a callable ``classifier(fn, sample) -> TaskKind | str | None``
+            consulted before any other (see :func:`register_classifier`).
+
+    Returns:
+        The :class:`Plan`, with the mode, kind, sizing and a reason.
+
+    Raises:
+        TypeError: ``fn`` or ``classifier`` is not callable, ``items`` is not
+            iterable, or ``workers``/``chunksize`` is not an int.
+        ValueError: an unknown mode, ``workers``/``chunksize`` below 1, or a
+            classifier that returned something that is not a kind.
+    """
+    sequence = _check_arguments(fn, items, mode, workers, chunksize, classifier)
+    count = len(sequence)
+    cpus = usable_cpus()
+    io_cap = get_config().max_io_workers
+    outcomes = Outcomes(count)
+    decision = declared_kind(fn, tuple(sequence[:SAMPLE_SIZE]), classifier)
+    declared = None if decision is None else decision.kind
+
+    if mode != "auto":
+        choice = forced_choice(
+            mode,  # type: ignore[arg-type]
+            kind=declared,
+            count=count,
+            cpus=cpus,
+            io_cap=io_cap,
+            workers=workers,
+            chunksize=chunksize,
+        )
+        reason = choice.reason if decision is None else f"{choice.reason}; kind {declared} from {decision.source}"
+        return _make_plan(attrs.evolve(choice, reason=reason), declared, None, _Call(fn, sequence, outcomes, 0, None))
+
+    if count == 0:
+        choice = Choice("serial", 1, 1, "no items")
+        return _make_plan(choice, declared, None, _Call(fn, sequence, outcomes, 0, None))
+
+    fitness: list[tuple[str | None, int]] = []  # computed once, when first needed
+
+    def decide(measurement: Measurement, resume_at: int) -> Choice:
+        left = count - resume_at
+        kind = declared or kind_from_measurement(measurement.cpu_share, measurement.gil_share)
+        if outcomes.failed:
+            return Choice("serial", 1, 1, f"item {outcomes.error_index} raised while measuring")
+        if in_worker():
+            return Choice("serial", 1, max(1, left), "called inside a concurrency_kit worker: runs serially")
+        unpicklable, item_bytes = None, 0
+        if kind is TaskKind.CPU and left > 1 and cpus > 1:
+            if not fitness:
+                fitness.append(_process_fitness(fn, sequence, outcomes, resume_at))
+            unpicklable, item_bytes = fitness[0]
+        return choose(
+            kind=kind,
+            item_seconds=_item_seconds(kind, measurement),
+            count=left,
+            cpus=cpus,
+            io_cap=io_cap,
+            unpicklable=unpicklable,
+            process_age=process_pool_age(workers or min(left, cpus)),
+            bytes_per_item=item_bytes,
+            workers=workers,
+            chunksize=chunksize,
+        )
+
+    run: ProbeRun | None = None
+    if count == 1 or in_worker():
+        measurement = _measure_inline(fn, sequence, outcomes)
+        resume_at = 1
+    else:
+        run = probe(
+            fn,
+            sequence,
+            outcomes,
+            thread_pool(PROBE_THREADS),
+            on_gil_held=_prestarter(fn, declared, workers, cpus),
+            settled=lambda m: _settled(decide(m, m.items)),
+        )
+        measurement, resume_at = run.measurement, run.resume_at
+
+    kind = declared or kind_from_measurement(measurement.cpu_share, measurement.gil_share)
+    choice = decide(measurement, resume_at)
+    source = "the measurement" if decision is None else decision.source
+    reason = f"{describe_measurement(measurement)} → {kind} (from {source}); {choice.reason} → {choice.mode}"
+    return _make_plan(
+        attrs.evolve(choice, reason=reason), kind, measurement, _Call(fn, sequence, outcomes, resume_at, run)
+    )
+
+
+def _settled(choice: Choice) -> bool:
+    """Whether a choice made on lower-bound figures stands (longer items only favour pools)."""
+    return not choice.by_cost
+
+
+def _item_seconds(kind: TaskKind, m: Measurement) -> float:
+    """How long one item takes run alone, from the probe's figures.
+
+    Items that run in two threads under the GIL take turns, so their wall time is
+    about twice their CPU time. When items were still running, the figures are lower
+    bounds: an item that has run for L seconds is, on a scale-free prior, expected to
+    take about 2·L in all, so that is the estimate.
+    """
+    seconds = m.item_wall if kind is TaskKind.IO else max(m.item_cpu, m.item_wall / PROBE_THREADS)
+    return seconds if m.exact else 2 * seconds
+
+
+def _prestarter(
+    fn: Callable[[Any], Any], declared: TaskKind | None, workers: int | None, cpus: int
+) -> Callable[[], None] | None:
+    """What the probe calls when it sees the GIL held: warm a process pool meanwhile."""
+    if cpus == 1 or declared in (TaskKind.IO, TaskKind.GIL_FREE) or why_not_picklable(fn) is not None:
+        return None
+    return lambda: prestart_process_pool(workers or cpus)
+
+
+def _process_fitness(
+    fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, resume_at: int
+) -> tuple[str | None, int]:
+    """Why processes cannot run this (or None), and the pickled bytes per item and result."""
+    reason = why_not_picklable(fn)
+    if reason is not None:
+        return reason, 0
+    item_size = pickled_size(items[resume_at])
+    if item_size is None:
+        return f"item {resume_at} cannot be pickled", 0
+    result = outcomes.values[0]
+    result_size = pickled_size(result) if result is not EMPTY else 0
+    return None, item_size + (result_size or 0)
+
+
+def _make_plan(choice: Choice, kind: TaskKind | None, measurement: Measurement | None, call: _Call) -> Plan:
+    return Plan(
+        mode=choice.mode,
+        kind=kind,
+        workers=choice.workers,
+        chunksize=choice.chunksize,
+        reason=choice.reason,
+        measurement=measurement,
+        runner=_execute,
+        state=call,
+    )
+
+
+def _execute(plan: Plan) -> list[Any]:
+    call: _Call = plan._state  # noqa: SLF001 - the plan's own runner
+    with call.lock:
+        first, call.used = not call.used, True
+    if first:
+        outcomes, resume_at, run = call.outcomes, call.resume_at, call.probe
+    else:  # a second run() runs everything again
+        outcomes, resume_at, run = Outcomes(len(call.items)), 0, None
+    feed = Feed(outcomes, resume_at, len(call.items))
+    if not outcomes.failed and feed.remaining:
+        BACKENDS[plan.mode].run(call.fn, call.items, feed, workers=plan.workers, chunksize=plan.chunksize)
+    if not outcomes.failed and run is not None:
+        run.join()  # the items the probe took
+    if outcomes.error is not None:
+        raise outcomes.error
+    return outcomes.values
+
+
+def run_parallel(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    mode: Mode | str = "auto",
+    *,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+) -> list[R]:
+    """Return ``[fn(item) for item in items]``, computed the fastest way.
+
+    ``mode="auto"`` measures the first items and picks a plain loop, threads or
+    processes (see :func:`plan`); ``run_parallel(...)`` is ``plan(...).run()``.
+
+    Args:
+        fn: a one-argument function. In process mode it must be picklable (defined at
+            module level); in auto mode it may be called from two threads at once
+            while it is measured.
+        items: any iterable.
+        mode: ``"auto"``, ``"serial"``, ``"thread"`` or ``"process"``.
+        workers: the number of threads or processes.
+        chunksize: how many items a worker takes at a time.
+        classifier: a callable ``classifier(fn, sample) -> TaskKind | str | None``.
+
+    Returns:
+        The results, in input order.
+
+    Raises:
+        TypeError: bad arguments (see :func:`plan`).
+        ValueError: bad arguments (see :func:`plan`).
+        UnpicklableTaskError: ``mode="process"`` with a function or item that cannot
+            be pickled.
+        Exception: the first exception ``fn`` raised, with its own type.
+    """
+    return plan(fn, items, mode, workers=workers, chunksize=chunksize, classifier=classifier).run()

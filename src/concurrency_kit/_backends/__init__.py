@@ -1,0 +1,38 @@
+"""Ways of running items, one module each, behind one small protocol.
+
+A backend takes the indices its :class:`~concurrency_kit._outcomes.Feed` hands out,
+runs ``fn`` on those items, and writes results (or the first failure) into the feed's
+outcomes. It knows nothing about how the mode was chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from typing_extensions import Protocol
+
+from .._outcomes import Feed
+from ._process import ProcessBackend
+from ._serial import SerialBackend
+from ._thread import ThreadBackend
+
+__all__ = ["BACKENDS", "Backend"]
+
+
+class Backend(Protocol):
+    """Runs the items a feed hands out."""
+
+    def run(self, fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, *, workers: int, chunksize: int) -> None:
+        """Run ``fn`` on ``items[i]`` for every index ``i`` the feed hands out.
+
+        Returns when every index is done, or soon after the first failure.
+        """
+        ...
+
+
+BACKENDS: dict[str, Backend] = {
+    "serial": SerialBackend(),
+    "thread": ThreadBackend(),
+    "process": ProcessBackend(),
+}

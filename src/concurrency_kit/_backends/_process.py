@@ -1,0 +1,87 @@
+"""Worker processes of the shared pool, fed pickled chunks.
+
+The parent pickles each chunk itself (function, first index, items), so a failure to
+pickle names the item at fault, and the bytes in flight are bounded: at most
+``2 × workers`` chunks are submitted at a time.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import Any
+
+from .._errors import UnpicklableTaskError
+from .._outcomes import Feed
+from .._pickling import why_not_picklable
+from .._pools import discard_process_pool, process_pool
+from .._worker import run_pickled_chunk
+
+__all__ = ["ProcessBackend"]
+
+#: Chunks kept in flight per worker: one running, one queued behind it.
+IN_FLIGHT_PER_WORKER = 2
+
+
+def _pickle_chunk(fn: Callable[[Any], Any], items: Sequence[Any], span: range) -> bytes:
+    chunk = [items[i] for i in span]
+    try:
+        return pickle.dumps((fn, span.start, chunk), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        for index, item in zip(span, chunk, strict=True):
+            try:
+                pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as item_exc:  # noqa: BLE001 - reported below
+                raise UnpicklableTaskError(
+                    f"item {index} ({type(item).__name__}) cannot be sent to a worker process: {item_exc}. "
+                    "Pass picklable items, or use mode='thread' or 'serial'."
+                ) from item_exc
+        raise UnpicklableTaskError(f"a chunk cannot be sent to a worker process: {exc}") from exc
+
+
+class ProcessBackend:
+    """Runs chunks of items in the shared process pool."""
+
+    def run(self, fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, *, workers: int, chunksize: int) -> None:
+        """Run the feed's items in ``workers`` worker processes.
+
+        Raises:
+            UnpicklableTaskError: ``fn`` or an item cannot be pickled.
+        """
+        reason = why_not_picklable(fn)
+        if reason is not None:
+            raise UnpicklableTaskError(
+                f"{reason}. Worker processes need a function defined at module level in an importable "
+                "module; use mode='thread' or 'serial' for this one."
+            )
+        pool = process_pool(workers)
+        outcomes = feed.outcomes
+        values = outcomes.values
+        running: dict[Future[bytes], range] = {}
+        try:
+            while True:
+                while len(running) < IN_FLIGHT_PER_WORKER * workers and (span := feed.take(chunksize)):
+                    running[pool.submit(run_pickled_chunk, _pickle_chunk(fn, items, span))] = span
+                if not running:
+                    return
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    span = running.pop(future)
+                    for index, (ok, value) in zip(span, pickle.loads(future.result()), strict=False):
+                        if ok:
+                            values[index] = value
+                        else:
+                            outcomes.fail(index, value)
+                if outcomes.failed:
+                    return
+        except BaseException as exc:
+            from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415 - loaded with the pool
+
+            if isinstance(exc, BrokenProcessPool):
+                discard_process_pool(pool)
+            raise
+        finally:
+            feed.stop()
+            for future in running:
+                future.cancel()  # not yet started: never runs

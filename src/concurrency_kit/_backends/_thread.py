@@ -1,0 +1,58 @@
+"""Threads of the shared pool, each draining chunks from the call's feed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._outcomes import Feed
+from .._pools import thread_pool
+from ._serial import run_span
+
+__all__ = ["ThreadBackend"]
+
+
+class _Countdown:
+    """Set when every drainer has finished, or at once on failure."""
+
+    def __init__(self, count: int) -> None:
+        self._lock = threading.Lock()
+        self._count = count
+        self.event = threading.Event()
+
+    def done(self) -> None:
+        with self._lock:
+            self._count -= 1
+            if self._count == 0:
+                self.event.set()
+
+
+def _drain(fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, chunksize: int, countdown: _Countdown) -> None:
+    try:
+        while (span := feed.take(chunksize)) and run_span(fn, items, feed, span):
+            pass
+        if feed.outcomes.failed:
+            countdown.event.set()
+    finally:
+        countdown.done()
+
+
+class ThreadBackend:
+    """Keeps ``workers`` drainers running in the shared thread pool.
+
+    A drainer is one pool task that takes chunk after chunk until the feed is empty,
+    so dispatch costs one lock acquisition per chunk rather than a future per item.
+    """
+
+    def run(self, fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, *, workers: int, chunksize: int) -> None:
+        """Run the feed's items on ``workers`` pool threads."""
+        workers = max(1, min(workers, feed.remaining))
+        pool = thread_pool(workers)
+        countdown = _Countdown(workers)
+        try:
+            for _ in range(workers):
+                pool.submit(_drain, fn, items, feed, chunksize, countdown)
+            countdown.event.wait()
+        finally:
+            feed.stop()  # on failure or Ctrl-C: queued items never start

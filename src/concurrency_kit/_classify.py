@@ -1,0 +1,254 @@
+"""Task kinds, the classifier extension point, and the kind read off a measurement.
+
+A kind comes from the first of these that gives one (see :func:`declared_kind`):
+
+1. the call's ``classifier=``;
+2. a declaration made with :func:`io_bound`, :func:`cpu_bound` or :func:`gil_free`;
+3. the classifiers added with :func:`register_classifier`, newest first;
+4. the built-in measurement (:func:`kind_from_measurement`), fed by the probe.
+
+A classifier sees the function and a sample of the first items; it never calls the
+function and knows nothing about pools.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+from typing_extensions import Protocol, final, runtime_checkable
+
+__all__ = [
+    "Classifier",
+    "Decision",
+    "TaskKind",
+    "cpu_bound",
+    "declared_kind",
+    "gil_free",
+    "io_bound",
+    "kind_from_measurement",
+    "register_classifier",
+    "unregister_classifier",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound=Callable[..., Any])
+
+
+class TaskKind(enum.StrEnum):
+    """What limits a task, and therefore how it should run.
+
+    Members compare equal to their string values.
+    """
+
+    #: Mostly waiting (sockets, files, sleeps, child processes): many threads.
+    IO = "io"
+    #: Python bytecode that holds the GIL: processes, one per core.
+    CPU = "cpu"
+    #: CPU work in C code that releases the GIL (hashlib, zlib on large buffers):
+    #: threads, one per core.
+    GIL_FREE = "gil_free"
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """A callable that names a task's kind without running it.
+
+    Args:
+        fn: the function that will be mapped over the items. Must not be called.
+        sample: the first few items (up to :data:`SAMPLE_SIZE`), as a tuple.
+
+    Returns:
+        A :class:`TaskKind` (or its string value), or ``None`` to abstain and let the
+        next classifier, and finally the measurement, decide.
+    """
+
+    def __call__(self, fn: Callable[..., Any], sample: tuple[Any, ...], /) -> TaskKind | str | None:
+        """Classify ``fn`` from its first items."""
+        ...
+
+
+#: How many leading items a classifier is shown.
+SAMPLE_SIZE = 4
+
+_KIND_ATTRIBUTE = "__concurrency_kit_kind__"
+_registry_lock = threading.Lock()
+_registry: list[Classifier] = []  # oldest first; consulted newest first
+_declared: dict[Any, TaskKind] = {}  # for callables that take no attributes (builtins)
+
+
+@final
+@attrs.frozen
+class Decision:
+    """A kind and who named it (used in the plan's reason)."""
+
+    kind: TaskKind
+    source: str
+
+
+def register_classifier(classifier: C) -> C:
+    """Add a classifier that every later call consults (newest first).
+
+    Usable as a decorator; returns its argument unchanged. Registering the same
+    classifier twice moves it to the front.
+
+    Args:
+        classifier: a callable ``classifier(fn, sample) -> TaskKind | str | None``.
+
+    Returns:
+        ``classifier`` itself.
+
+    Raises:
+        TypeError: ``classifier`` is not callable.
+    """
+    if not callable(classifier):
+        raise TypeError(f"a classifier must be callable, got {type(classifier).__name__}")
+    with _registry_lock:
+        if classifier in _registry:
+            _registry.remove(classifier)
+        _registry.append(classifier)
+    return classifier
+
+
+def unregister_classifier(classifier: Callable[..., Any]) -> None:
+    """Remove a classifier added with :func:`register_classifier`.
+
+    Raises:
+        ValueError: ``classifier`` is not registered.
+    """
+    with _registry_lock:
+        try:
+            _registry.remove(classifier)  # type: ignore[arg-type]
+        except ValueError:
+            raise ValueError(f"{_describe(classifier)} is not a registered classifier") from None
+
+
+def _declare(kind: TaskKind) -> Callable[[F], F]:
+    def decorator(fn: F) -> F:
+        if not callable(fn):
+            raise TypeError(f"@{_DECORATOR_NAMES[kind]} needs a callable, got {type(fn).__name__}")
+        try:
+            setattr(fn, _KIND_ATTRIBUTE, kind)
+        except (AttributeError, TypeError):  # builtins and other attribute-less callables
+            _declared[fn] = kind
+        return fn
+
+    return decorator
+
+
+_DECORATOR_NAMES = {TaskKind.IO: "io_bound", TaskKind.CPU: "cpu_bound", TaskKind.GIL_FREE: "gil_free"}
+
+io_bound: Callable[[F], F] = _declare(TaskKind.IO)
+io_bound.__doc__ = """Declare that ``fn`` mostly waits (network, disk, sleeps, child processes).
+
+Returns ``fn`` itself, so it stays picklable by reference. Auto mode then skips the
+kind measurement (it still times the first items to size the pool).
+"""
+cpu_bound: Callable[[F], F] = _declare(TaskKind.CPU)
+cpu_bound.__doc__ = """Declare that ``fn`` computes in Python bytecode, holding the GIL.
+
+Returns ``fn`` itself, so it stays picklable by reference.
+"""
+gil_free: Callable[[F], F] = _declare(TaskKind.GIL_FREE)
+gil_free.__doc__ = """Declare that ``fn`` computes in C code that releases the GIL.
+
+Returns ``fn`` itself, so it stays picklable by reference.
+"""
+
+
+def _coerce(value: object, who: str) -> TaskKind | None:
+    if value is None:
+        return None
+    if isinstance(value, TaskKind):
+        return value
+    if isinstance(value, str):
+        try:
+            return TaskKind(value)
+        except ValueError:
+            pass
+    valid = ", ".join(repr(k.value) for k in TaskKind)
+    raise ValueError(f"{who} returned {value!r}; expected a TaskKind ({valid}) or None")
+
+
+def _describe(obj: object) -> str:
+    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    return f"classifier {name}"
+
+
+def _declaration(fn: Callable[..., Any]) -> TaskKind | None:
+    target: Any = fn
+    while target is not None:
+        kind = getattr(target, _KIND_ATTRIBUTE, None)
+        if kind is None:
+            try:
+                kind = _declared.get(target)
+            except TypeError:  # unhashable callable
+                kind = None
+        if kind is not None:
+            return TaskKind(kind)
+        # see through functools.partial and bound methods
+        target = target.func if isinstance(target, functools.partial) else getattr(target, "__func__", None)
+    return None
+
+
+def declared_kind(
+    fn: Callable[..., Any],
+    sample: tuple[Any, ...],
+    classifier: Callable[..., Any] | None = None,
+) -> Decision | None:
+    """Consult the call's classifier, the declaration, then registered classifiers.
+
+    Returns:
+        The first kind given, with its source, or ``None`` when every one abstained
+        (the measurement then decides).
+
+    Raises:
+        ValueError: a classifier returned something that is not a kind.
+    """
+    if classifier is not None:
+        kind = _coerce(classifier(fn, sample), f"the call's {_describe(classifier)}")
+        if kind is not None:
+            return Decision(kind, f"the call's {_describe(classifier)}")
+    kind = _declaration(fn)
+    if kind is not None:
+        return Decision(kind, f"the @{_DECORATOR_NAMES[kind]} declaration")
+    with _registry_lock:
+        registered = list(reversed(_registry))
+    for each in registered:
+        kind = _coerce(each(fn, sample), f"registered {_describe(each)}")
+        if kind is not None:
+            return Decision(kind, f"registered {_describe(each)}")
+    return None
+
+
+#: A monitor wake-up later than this fraction of the switch interval counts as "GIL held".
+LATE_FRACTION = 0.4
+#: Share of monitor samples that must be late for the task to count as GIL-bound.
+GIL_BOUND_SHARE = 0.5
+#: Share of a running item's time spent on CPU above which it counts as computing.
+COMPUTE_SHARE = 0.5
+
+
+def kind_from_measurement(cpu_share: float, gil_share: float | None) -> TaskKind:
+    """Name the kind from what the probe measured.
+
+    Args:
+        cpu_share: CPU time of the probe threads divided by the time they spent inside
+            ``fn`` (0: all waiting; 1: computing all the time).
+        gil_share: fraction of the monitor's wake-ups that were late because another
+            thread held the GIL, or ``None`` when there were too few.
+
+    Returns:
+        ``CPU`` when bytecode held the GIL most of the time; otherwise ``GIL_FREE`` when
+        the items computed, ``IO`` when they waited.
+    """
+    if gil_share is not None and gil_share >= GIL_BOUND_SHARE:
+        return TaskKind.CPU
+    if cpu_share >= COMPUTE_SHARE:
+        # Without GIL samples, computing items are assumed to hold the GIL (the common case).
+        return TaskKind.GIL_FREE if gil_share is not None else TaskKind.CPU
+    return TaskKind.IO

@@ -1,0 +1,77 @@
+"""Where a call's results land, and how its items are handed out.
+
+:class:`Outcomes` holds one slot per item; :class:`Feed` hands out the indices of a
+span of items, each once, to whichever workers ask. The probe and then a backend each
+draw from a feed of their own over the same outcomes, so no item runs twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+__all__ = ["EMPTY", "Feed", "Outcomes"]
+
+#: Marks a slot that has no result yet.
+EMPTY: Any = object()
+
+
+class Outcomes:
+    """Results in input order, plus the earliest failure."""
+
+    __slots__ = ("_lock", "error", "error_index", "values")
+
+    def __init__(self, total: int) -> None:
+        self.values: list[Any] = [EMPTY] * total
+        self.error: BaseException | None = None
+        self.error_index = -1
+        self._lock = threading.Lock()
+
+    def fail(self, index: int, error: BaseException) -> None:
+        """Record a failure; the earliest item's wins. Every feed stops handing out work."""
+        with self._lock:
+            if self.error is None or index < self.error_index:
+                self.error, self.error_index = error, index
+
+    @property
+    def failed(self) -> bool:
+        """Whether some item failed."""
+        return self.error is not None
+
+    def missing(self, start: int, stop: int) -> bool:
+        """Whether an item in ``range(start, stop)`` has no result yet."""
+        values = self.values
+        return any(values[i] is EMPTY for i in range(start, stop))
+
+
+class Feed:
+    """Hands out the indices ``start … stop-1`` in order, each once, until stopped."""
+
+    __slots__ = ("_lock", "next", "outcomes", "stop_at", "stopped")
+
+    def __init__(self, outcomes: Outcomes, start: int, stop: int) -> None:
+        self.outcomes = outcomes
+        self.next = start
+        self.stop_at = stop
+        self.stopped = False
+        self._lock = threading.Lock()
+
+    def take(self, count: int) -> range:
+        """Up to ``count`` indices nobody has had; empty once stopped, failed or drained."""
+        with self._lock:
+            if self.stopped or self.outcomes.error is not None:
+                return range(0)
+            start = self.next
+            self.next = min(start + count, self.stop_at)
+            return range(start, self.next)
+
+    def stop(self) -> int:
+        """Hand out nothing more; return the first index never handed out."""
+        with self._lock:
+            self.stopped = True
+            return self.next
+
+    @property
+    def remaining(self) -> int:
+        """How many indices are still to be handed out."""
+        return self.stop_at - self.next

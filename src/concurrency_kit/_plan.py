@@ -1,0 +1,232 @@
+"""The plan of a call, and the cost model that picks it.
+
+The cost model compares the estimated time of a plain loop with that of the one pool
+suited to the task's kind, from the per-item time the probe measured:
+
+========  ============================  =========================================
+kind      candidate                      estimate
+========  ============================  =========================================
+io        threads, one per item (capped) ⌈n / w⌉·t + thread start-up
+gil_free  threads, one per usable CPU    n·t / w + thread start-up
+cpu       processes, one per usable CPU  n·t / w + chunk round trips + pickled
+                                         bytes + pool start-up when cold
+========  ============================  =========================================
+
+A pool is chosen only when it beats the loop by :data:`MIN_GAIN`. The figures below are
+conservative readings from a 2-core Linux machine; they only need to be right within a
+factor of two, since the margin between the options is wide wherever the choice matters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+from typing_extensions import final
+
+from ._classify import TaskKind
+
+if TYPE_CHECKING:
+    from ._probe import Measurement
+
+__all__ = ["MODES", "Choice", "Mode", "Plan", "choose", "forced_choice"]
+
+#: A concrete way of running a call.
+Mode = Literal["serial", "thread", "process"]
+#: Every mode a caller may ask for.
+MODES = ("auto", "serial", "thread", "process")
+
+#: A pool must beat the loop by this fraction of the loop's time to be chosen.
+MIN_GAIN = 0.10
+#: Starting (or waking) one pool thread.
+THREAD_START = 100e-6
+#: One chunk's round trip through a warm process pool.
+PROCESS_ROUND_TRIP = 0.5e-3
+#: Starting a process pool (forkserver and workers) when none is warm.
+PROCESS_COLD_START = 0.12
+#: Pickling, piping and unpickling one byte, both ways.
+BYTE_COST = 2e-9
+#: A process-mode chunk should take about this long (tens of milliseconds) ...
+PROCESS_CHUNK_SECONDS = 0.025
+#: ... a thread-mode chunk of CPU work about this long ...
+THREAD_CHUNK_SECONDS = 0.002
+#: ... and every worker should get at least this many chunks, to balance load.
+CHUNKS_PER_WORKER = 4
+
+
+@final
+@attrs.frozen
+class Choice:
+    """A mode with its sizing and the reason for it."""
+
+    mode: Mode
+    workers: int
+    chunksize: int
+    reason: str
+    #: True when the loop won on estimated cost alone (not for a structural reason),
+    #: so a longer measurement could change the choice.
+    by_cost: bool = False
+
+
+def _seconds(value: float) -> str:
+    if value >= 1:
+        return f"{value:.2f} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.1f} ms"
+    return f"{value * 1e6:.1f} µs"
+
+
+def _chunks(count: int, workers: int, item_seconds: float, target: float) -> int:
+    """Items per chunk: about ``target`` seconds, yet several chunks per worker."""
+    if count <= 0:
+        return 1
+    by_time = math.ceil(target / item_seconds) if item_seconds > 0 else count
+    by_balance = math.ceil(count / (CHUNKS_PER_WORKER * workers))
+    return max(1, min(by_time, by_balance))
+
+
+def describe_measurement(m: Measurement) -> str:
+    """One clause with the probe's figures."""
+    bound = "" if m.exact else "≥ "
+    gil = "GIL held n/a" if m.gil_share is None else f"GIL held {m.gil_share:.0%}"
+    return (
+        f"measured {m.items} item(s) in {_seconds(m.seconds)}: {bound}{_seconds(m.item_wall)} per item, "
+        f"CPU share {m.cpu_share:.2f}, {gil}"
+    )
+
+
+def choose(  # noqa: PLR0913 - every input of the cost model, by name
+    *,
+    kind: TaskKind,
+    item_seconds: float,
+    count: int,
+    cpus: int,
+    io_cap: int,
+    unpicklable: str | None,
+    process_age: float | None,
+    bytes_per_item: int,
+    workers: int | None = None,
+    chunksize: int | None = None,
+) -> Choice:
+    """Pick a mode for ``count`` items of ``item_seconds`` each (serial time).
+
+    Args:
+        kind: the task's kind.
+        item_seconds: estimated time of one item run alone.
+        count: how many items are left to run.
+        cpus: usable CPUs.
+        io_cap: the most threads an I/O-bound call gets.
+        unpicklable: why the task cannot go to processes, or ``None``.
+        process_age: seconds since a large enough process pool was started, or
+            ``None`` when there is none.
+        bytes_per_item: pickled size of an item plus its result.
+        workers: the caller's worker count, if given.
+        chunksize: the caller's chunk size, if given.
+
+    Returns:
+        The choice, with a reason that quotes the estimates.
+    """
+    serial = count * item_seconds
+    loop = Choice("serial", 1, max(1, count), "")
+    if count <= 1:
+        return attrs.evolve(loop, reason=f"{count} item(s) left: nothing to run side by side")
+    if kind is TaskKind.IO:
+        w = workers or min(count, io_cap)
+        estimate = math.ceil(count / w) * item_seconds + w * THREAD_START
+        candidate = Choice("thread", w, chunksize or 1, f"{w} threads")
+    elif cpus == 1 and workers is None:
+        return attrs.evolve(loop, reason="one usable CPU: CPU work gains nothing from a pool")
+    elif kind is TaskKind.GIL_FREE:
+        w = workers or min(count, cpus)
+        chunk = chunksize or _chunks(count, w, item_seconds, THREAD_CHUNK_SECONDS)
+        estimate = count * item_seconds / w + w * THREAD_START
+        candidate = Choice("thread", w, chunk, f"{w} threads")
+    elif unpicklable is not None:
+        return attrs.evolve(
+            loop, reason=f"processes are not an option ({unpicklable}) and threads cannot share the GIL"
+        )
+    else:
+        w = workers or min(count, cpus)
+        chunk = chunksize or _chunks(count, w, item_seconds, PROCESS_CHUNK_SECONDS)
+        start = PROCESS_COLD_START if process_age is None else max(0.0, PROCESS_COLD_START - process_age)
+        estimate = (
+            start
+            + count * item_seconds / w
+            + math.ceil(count / chunk) * PROCESS_ROUND_TRIP / w
+            + count * bytes_per_item * BYTE_COST
+        )
+        warmth = "warm" if start == 0 else f"{_seconds(start)} from warm"
+        candidate = Choice("process", w, chunk, f"{w} processes ({warmth})")
+    figures = f"{count} item(s) left: ≈ {_seconds(serial)} in a loop vs ≈ {_seconds(estimate)} on {candidate.reason}"
+    if estimate < serial * (1 - MIN_GAIN):
+        return attrs.evolve(candidate, reason=figures)
+    return attrs.evolve(loop, reason=f"{figures}; too little work to pay for a pool", by_cost=True)
+
+
+def forced_choice(  # noqa: PLR0913 - every input, by name
+    mode: Mode,
+    *,
+    kind: TaskKind | None,
+    count: int,
+    cpus: int,
+    io_cap: int,
+    workers: int | None,
+    chunksize: int | None,
+) -> Choice:
+    """Size a mode the caller forced, without measuring."""
+    if mode == "serial":
+        return Choice("serial", 1, chunksize or max(1, count), "mode='serial' was asked for")
+    if mode == "thread":
+        default = min(count, cpus) if kind in (TaskKind.CPU, TaskKind.GIL_FREE) else min(count, io_cap)
+        w = workers or max(1, default)
+        return Choice("thread", w, chunksize or 1, "mode='thread' was asked for")
+    w = workers or max(1, min(count, cpus))
+    chunk = chunksize or max(1, math.ceil(count / (CHUNKS_PER_WORKER * w)))
+    return Choice("process", w, chunk, "mode='process' was asked for")
+
+
+@final
+@attrs.frozen
+class Plan:
+    """How a call will run, and why.
+
+    Made by :func:`concurrency_kit.plan`; ``run()`` carries it out. Items the
+    measurement already ran are not run again: the first ``run()`` returns their kept
+    results in their place. A later ``run()`` runs every item again in this plan's mode.
+
+    Attributes:
+        mode: ``"serial"``, ``"thread"`` or ``"process"``.
+        kind: the task's kind; ``None`` only when the caller forced a mode and nothing
+            declared one.
+        workers: how many threads or processes run the items (1 for serial).
+        chunksize: how many items a worker takes at a time.
+        reason: why, with the figures measured.
+        measurement: what the probe measured, or ``None`` when nothing was measured.
+    """
+
+    mode: Mode
+    kind: TaskKind | None
+    workers: int
+    chunksize: int
+    reason: str
+    measurement: Measurement | None = None
+    _runner: Callable[[Plan], list[Any]] | None = attrs.field(default=None, repr=False, eq=False, alias="runner")
+    _state: Any = attrs.field(default=None, repr=False, eq=False, alias="state")
+
+    def run(self) -> list[Any]:
+        """Run the plan and return every result, in input order.
+
+        Returns:
+            ``[fn(item) for item in items]``, computed as planned.
+
+        Raises:
+            Exception: the first exception raised by ``fn``, with its own type.
+            UnpicklableTaskError: process mode, and the function or an item cannot be
+                pickled.
+            RuntimeError: the plan was not made by :func:`concurrency_kit.plan`.
+        """
+        if self._runner is None:
+            raise RuntimeError("this Plan has nothing to run: make plans with concurrency_kit.plan()")
+        return self._runner(self)

@@ -1,0 +1,265 @@
+"""The measuring probe: run the first items in threads and watch how they behave.
+
+Two probe threads take items from the front of the input, in growing batches, and
+record per batch the wall time and their own CPU time. Meanwhile the calling thread
+acts as a GIL monitor (the method of gil_load and gilknocker): it sleeps a tick at a
+time and notes how late it wakes. A thread that holds the GIL while running bytecode
+makes the monitor wait for the switch interval (``sys.getswitchinterval()``, 5 ms); a
+thread waiting on I/O or computing in C with the GIL released lets it wake on time.
+
+The probe stops once it has a clear picture (a minimum window and a few GIL samples),
+as soon as the remaining work is too small to be worth a pool, or when the input runs
+out. Items already taken keep running to completion in the probe threads; their
+results stay in the call's :class:`~concurrency_kit._outcomes.Outcomes`, so nothing is
+run twice.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, wait
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from typing_extensions import final
+
+from ._outcomes import Feed, Outcomes
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+__all__ = ["Measurement", "ProbeRun", "probe"]
+
+#: Threads the probe runs items in: two, so I/O already overlaps while it is measured.
+PROBE_THREADS = 2
+#: The probe watches at least this long before deciding (unless the input runs out).
+MIN_WINDOW = 0.010
+#: ... and collects at least this many GIL samples.
+MIN_SAMPLES = 4
+#: ... or this many late wake-ups: the GIL is plainly held.
+LATE_ENOUGH = 2
+#: The monitor's tick.
+TICK = 0.001
+#: The monitor's tick while it waits for running items to settle a decision.
+SETTLE_TICK = 0.005
+#: Remaining work below this many seconds is not worth a pool: stop probing at once.
+TRIVIAL_SECONDS = 0.002
+#: A probe batch grows until it takes about this long (keeps per-item overhead low).
+BATCH_SECONDS = 0.001
+
+_thread_clock = getattr(time, "pthread_getcpuclockid", None)
+
+
+@final
+@attrs.frozen
+class Measurement:
+    """What the probe saw while it ran the first items.
+
+    Attributes:
+        items: items the probe took (finished or still running in its threads).
+        completed: items finished when the probe decided.
+        seconds: how long the probe watched.
+        item_wall: mean wall seconds an item spent in ``fn``.
+        item_cpu: mean CPU seconds an item spent in ``fn``.
+        cpu_share: CPU time over time spent in ``fn`` (0: waiting, 1: computing).
+        gil_share: share of monitor wake-ups delayed by a GIL holder, or ``None``
+            when there were too few samples to tell.
+        exact: ``False`` when items were still running, so per-item figures are lower
+            bounds.
+    """
+
+    items: int
+    completed: int
+    seconds: float
+    item_wall: float
+    item_cpu: float
+    cpu_share: float
+    gil_share: float | None
+    exact: bool
+
+
+class _Slot:
+    """One probe thread's running tally; updated under its lock."""
+
+    __slots__ = ("busy", "c0", "cpu", "ident", "items", "live", "lock", "t0", "wall")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ident = 0
+        self.live = False
+        self.busy = 0  # items in the batch now running
+        self.t0 = self.c0 = 0.0
+        self.wall = self.cpu = 0.0
+        self.items = 0
+
+    def snapshot(self, now: float) -> tuple[float, float, int, int]:
+        """(wall, cpu, finished items, running items) including the running batch."""
+        with self.lock:
+            wall, cpu, items, busy = self.wall, self.cpu, self.items, self.busy
+            if busy:
+                wall += now - self.t0
+                if _thread_clock is not None and self.live:
+                    cpu += time.clock_gettime(_thread_clock(self.ident)) - self.c0
+            return wall, cpu, items, busy
+
+
+def _work(fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, slot: _Slot, wake: threading.Event) -> None:
+    values = feed.outcomes.values
+    with slot.lock:
+        slot.ident = threading.get_ident()
+        slot.live = True
+    count = 1
+    try:
+        while span := feed.take(count):
+            with slot.lock:
+                slot.busy = len(span)
+                slot.t0 = time.perf_counter()
+                slot.c0 = time.thread_time()
+            done = 0
+            for index in span:
+                try:
+                    values[index] = fn(items[index])
+                except BaseException as exc:  # noqa: BLE001 - recorded; the call re-raises it
+                    feed.outcomes.fail(index, exc)
+                    break
+                done += 1
+            t1, c1 = time.perf_counter(), time.thread_time()
+            with slot.lock:
+                wall = t1 - slot.t0
+                slot.wall += wall
+                slot.cpu += c1 - slot.c0
+                slot.items += done
+                slot.busy = 0
+            per_item = wall / max(done, 1)
+            count = max(1, min(count * 2, int(BATCH_SECONDS / per_item))) if per_item > 0 else count * 2
+            wake.set()
+    finally:
+        with slot.lock:
+            slot.live = False
+            slot.busy = 0
+        wake.set()
+
+
+@final
+class ProbeRun:
+    """A finished measurement, and the probe threads that may still be running items."""
+
+    def __init__(self, measurement: Measurement, resume_at: int, futures: list[Future[None]]) -> None:
+        #: What was measured.
+        self.measurement = measurement
+        #: The first item the probe did not take: the rest of the call starts here.
+        self.resume_at = resume_at
+        self._futures = futures
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the items the probe took; re-raise what escaped a probe thread.
+
+        Returns:
+            Whether the probe threads are done.
+        """
+        done, pending = wait(self._futures, timeout=timeout)
+        for future in done:
+            future.result()
+        return not pending
+
+
+class _Monitor:
+    """The calling thread's side of the probe: GIL samples and the figures so far."""
+
+    def __init__(self, slots: list[_Slot]) -> None:
+        self.slots = slots
+        self.start = time.perf_counter()
+        self.samples = self.late = 0
+        self._threshold = max(0.0005, 0.4 * sys.getswitchinterval())
+
+    def tick(self, wake: threading.Event, seconds: float) -> bool:
+        """Wait up to ``seconds``; count a GIL sample if items ran throughout. True if late."""
+        busy = any(slot.busy for slot in self.slots)
+        began = time.perf_counter()
+        if wake.wait(seconds) or not busy:
+            return False
+        self.samples += 1
+        if time.perf_counter() - began - seconds > self._threshold:
+            self.late += 1
+            return True
+        return False
+
+    def measure(self, taken: int) -> Measurement:
+        now = time.perf_counter()
+        tallies = [slot.snapshot(now) for slot in self.slots]
+        wall = sum(t[0] for t in tallies)
+        cpu = min(wall, sum(t[1] for t in tallies))
+        completed = sum(t[2] for t in tallies)
+        running = sum(t[3] for t in tallies)
+        counted = max(1, completed + running)
+        return Measurement(
+            items=taken,
+            completed=completed,
+            seconds=now - self.start,
+            item_wall=wall / counted,
+            item_cpu=cpu / counted,
+            cpu_share=cpu / wall if wall > 0 else 0.0,
+            gil_share=self.late / self.samples if self.samples >= 2 else None,  # noqa: PLR2004 - two samples at least
+            exact=running == 0,
+        )
+
+
+def probe(  # noqa: PLR0913 - the probe's inputs and its two hooks
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    outcomes: Outcomes,
+    executor: Executor,
+    *,
+    on_gil_held: Callable[[], object] | None = None,
+    settled: Callable[[Measurement], bool] | None = None,
+) -> ProbeRun:
+    """Run the first items of ``items`` in probe threads and measure them.
+
+    Args:
+        fn: the user's function.
+        items: the whole input; the probe takes from the front.
+        outcomes: where the probed items' results (or first failure) go.
+        executor: the thread pool that runs the probe threads.
+        on_gil_held: called once, as soon as the monitor has seen the GIL held twice
+            while more items remain (the caller may start a process pool meanwhile).
+        settled: asked, once the window is over, whether a measurement whose items
+            are still running is enough to decide on. While it says no, the probe
+            takes no new items but keeps watching the running ones, until they finish.
+
+    Returns:
+        The measurement and where the rest of the call resumes.
+    """
+    total = len(items)
+    feed = Feed(outcomes, 0, total)
+    wake = threading.Event()
+    slots = [_Slot() for _ in range(min(PROBE_THREADS, total))]
+    monitor = _Monitor(slots)
+    futures = [executor.submit(_work, fn, items, feed, slot, wake) for slot in slots]
+    while not outcomes.failed:
+        wake.clear()
+        if all(f.done() for f in futures):
+            break
+        now = time.perf_counter()
+        tallies = [slot.snapshot(now) for slot in slots]
+        finished = sum(t[2] for t in tallies)
+        if finished >= min(3, total) and feed.remaining * sum(t[0] for t in tallies) / finished < TRIVIAL_SECONDS:
+            break  # too little left to be worth measuring, let alone a pool
+        if now - monitor.start >= MIN_WINDOW and (monitor.samples >= MIN_SAMPLES or monitor.late >= LATE_ENOUGH):
+            break
+        if (
+            monitor.tick(wake, TICK)
+            and monitor.late == LATE_ENOUGH
+            and on_gil_held is not None
+            and feed.remaining > 1
+        ):
+            on_gil_held()
+    resume_at = feed.stop()
+    measurement = monitor.measure(resume_at)
+    while settled is not None and not measurement.exact and not outcomes.failed and not settled(measurement):
+        wake.clear()
+        monitor.tick(wake, SETTLE_TICK)
+        measurement = monitor.measure(resume_at)
+    return ProbeRun(measurement, resume_at, futures)

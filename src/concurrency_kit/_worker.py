@@ -1,0 +1,122 @@
+"""Code that runs inside the library's worker threads and processes.
+
+Kept small and free of heavy imports: a worker process imports it to run chunks.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = [
+    "RemoteTraceback",
+    "in_worker",
+    "init_process_worker",
+    "init_thread_worker",
+    "run_pickled_chunk",
+]
+
+_local = threading.local()
+_in_worker_process = False
+
+#: Thread-pool variables of numeric libraries, limited to one thread in worker
+#: processes so that N workers do not each start N BLAS threads.
+_THREAD_LIMIT_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def init_thread_worker() -> None:
+    """Mark the current thread as one of the library's pool threads."""
+    _local.in_worker = True
+
+
+def init_process_worker() -> None:
+    """Prepare a freshly started worker process."""
+    global _in_worker_process  # noqa: PLW0603 - one flag per process
+    _in_worker_process = True
+    for name in _THREAD_LIMIT_VARIABLES:
+        os.environ.setdefault(name, "1")
+
+
+def in_worker() -> bool:
+    """Whether the caller runs inside one of the library's workers (thread or process)."""
+    return _in_worker_process or getattr(_local, "in_worker", False)
+
+
+class RemoteTraceback(Exception):  # noqa: N818 - named after what it holds, as in concurrent.futures
+    """The formatted traceback of an exception raised in a worker process."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _rebuild(exc: BaseException, text: str) -> BaseException:
+    exc.__cause__ = RemoteTraceback(text)
+    return exc
+
+
+class _ExceptionCarrier:
+    """Pickles an exception together with its traceback text."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+        lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        self.text = '\n"""\n' + "".join(lines) + '"""'
+
+    def __reduce__(self) -> tuple[Callable[[BaseException, str], BaseException], tuple[BaseException, str]]:
+        return _rebuild, (self.exc, self.text)
+
+
+def _pickle_error(what: str, index: int, exc: BaseException) -> TypeError:
+    return TypeError(f"the {what} of item {index} cannot be pickled: {exc}")
+
+
+def run_pickled_chunk(payload: bytes) -> bytes:
+    """Run one chunk in a worker process.
+
+    Args:
+        payload: ``pickle.dumps((fn, start, items))``.
+
+    Returns:
+        ``pickle.dumps(outcomes)``: a list with, per item run, ``(True, result)`` or
+        ``(False, exception)``; the chunk stops at the first exception.
+    """
+    fn, start, items = pickle.loads(payload)
+    outcomes: list[tuple[bool, Any]] = []
+    for offset, item in enumerate(items):
+        try:
+            outcomes.append((True, fn(item)))
+        except Exception as exc:  # noqa: BLE001 - sent back to the caller, which re-raises it
+            outcomes.append((False, _ExceptionCarrier(exc)))
+            break
+    try:
+        return pickle.dumps(outcomes, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - find the culprit, report it as the item's failure
+        return _pickle_each(outcomes, start)
+
+
+def _pickle_each(outcomes: Sequence[tuple[bool, Any]], start: int) -> bytes:
+    safe: list[tuple[bool, Any]] = []
+    for offset, (ok, value) in enumerate(outcomes):
+        try:
+            pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - replaced by an error naming the item
+            what = "result" if ok else "exception"
+            safe.append((False, _ExceptionCarrier(_pickle_error(what, start + offset, exc))))
+            break
+        safe.append((ok, value))
+    return pickle.dumps(safe, protocol=pickle.HIGHEST_PROTOCOL)
