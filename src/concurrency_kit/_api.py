@@ -66,7 +66,7 @@ def _check_count(name: str, value: object) -> int | None:
     return value
 
 
-def _check_arguments(
+def _check_arguments(  # noqa: PLR0913, PLR0917 - checks every argument of the public call
     fn: object, items: object, mode: object, workers: object, chunksize: object, classifier: object
 ) -> Sequence[Any]:
     if not callable(fn):
@@ -106,7 +106,7 @@ def _measure_inline(fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Ou
     )
 
 
-def plan(
+def plan(  # noqa: PLR0913 - the public signature
     fn: Callable[[T], R],
     items: Iterable[T],
     mode: Mode | str = "auto",
@@ -289,7 +289,7 @@ def _execute(plan: Plan) -> list[Any]:
     return outcomes.values
 
 
-def run_parallel(
+def run_parallel(  # noqa: PLR0913 - the public signature
     fn: Callable[[T], R],
     items: Iterable[T],
     mode: Mode | str = "auto",

@@ -17,10 +17,10 @@ import enum
 import functools
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, final
 
 import attrs
-from typing_extensions import Protocol, final, runtime_checkable
+from typing_extensions import Protocol, runtime_checkable
 
 __all__ = [
     "Classifier",
@@ -122,7 +122,7 @@ def unregister_classifier(classifier: Callable[..., Any]) -> None:
     """
     with _registry_lock:
         try:
-            _registry.remove(classifier)  # type: ignore[arg-type]
+            _registry.remove(classifier)
         except ValueError:
             raise ValueError(f"{_describe(classifier)} is not a registered classifier") from None
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
+from typing import final
 
 import attrs
-from typing_extensions import final
 
 __all__ = ["Config", "configure", "get_config"]
 
@@ -64,7 +64,7 @@ def get_config() -> Config:
 _UNSET: object = object()
 
 
-def configure(*, start_method: str | None | object = _UNSET, max_io_workers: int | object = _UNSET) -> Config:
+def configure(*, start_method: str | object | None = _UNSET, max_io_workers: int | object = _UNSET) -> Config:
     """Change process-wide settings; arguments left out keep their value.
 
     A change of ``start_method`` takes effect when the process pool is next created:

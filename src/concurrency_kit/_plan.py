@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, final
 
 import attrs
-from typing_extensions import final
 
 from ._classify import TaskKind
 

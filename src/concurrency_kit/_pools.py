@@ -8,6 +8,7 @@ asking for more workers than a pool has replaces it with a larger one.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import time
@@ -73,10 +74,9 @@ def _spawn(workers: int) -> None:
 
     pool = process_pool(workers)
     # A ProcessPoolExecutor starts a worker per submission until it has max_workers.
-    try:
+    # RuntimeError: the pool was shut down meanwhile, so there is nothing to warm.
+    with contextlib.suppress(RuntimeError):
         wait([pool.submit(_noop) for _ in range(workers)])
-    except RuntimeError:  # the pool was shut down meanwhile: nothing to warm
-        pass
 
 
 def prestart_process_pool(workers: int) -> None:

@@ -21,10 +21,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 import attrs
-from typing_extensions import final
 
 from ._outcomes import Feed, Outcomes
 
@@ -202,7 +201,7 @@ class _Monitor:
             item_wall=wall / counted,
             item_cpu=cpu / counted,
             cpu_share=cpu / wall if wall > 0 else 0.0,
-            gil_share=self.late / self.samples if self.samples >= 2 else None,  # noqa: PLR2004 - two samples at least
+            gil_share=self.late / self.samples if self.samples >= 2 else None,
             exact=running == 0,
         )
 
@@ -249,12 +248,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its two hooks
             break  # too little left to be worth measuring, let alone a pool
         if now - monitor.start >= MIN_WINDOW and (monitor.samples >= MIN_SAMPLES or monitor.late >= LATE_ENOUGH):
             break
-        if (
-            monitor.tick(wake, TICK)
-            and monitor.late == LATE_ENOUGH
-            and on_gil_held is not None
-            and feed.remaining > 1
-        ):
+        if monitor.tick(wake, TICK) and monitor.late == LATE_ENOUGH and on_gil_held is not None and feed.remaining > 1:
             on_gil_held()
     resume_at = feed.stop()
     measurement = monitor.measure(resume_at)

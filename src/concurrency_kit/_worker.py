@@ -97,7 +97,7 @@ def run_pickled_chunk(payload: bytes) -> bytes:
     """
     fn, start, items = pickle.loads(payload)
     outcomes: list[tuple[bool, Any]] = []
-    for offset, item in enumerate(items):
+    for item in items:
         try:
             outcomes.append((True, fn(item)))
         except Exception as exc:  # noqa: BLE001 - sent back to the caller, which re-raises it

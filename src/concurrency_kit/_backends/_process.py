@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from .._errors import UnpicklableTaskError
-from .._outcomes import Feed
+from .._outcomes import Feed, Outcomes
 from .._pickling import why_not_picklable
 from .._pools import discard_process_pool, process_pool
 from .._worker import run_pickled_chunk
@@ -32,12 +32,21 @@ def _pickle_chunk(fn: Callable[[Any], Any], items: Sequence[Any], span: range) -
         for index, item in zip(span, chunk, strict=True):
             try:
                 pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as item_exc:  # noqa: BLE001 - reported below
+            except Exception as item_exc:
                 raise UnpicklableTaskError(
                     f"item {index} ({type(item).__name__}) cannot be sent to a worker process: {item_exc}. "
                     "Pass picklable items, or use mode='thread' or 'serial'."
                 ) from item_exc
         raise UnpicklableTaskError(f"a chunk cannot be sent to a worker process: {exc}") from exc
+
+
+def _store(outcomes: Outcomes, span: range, payload: bytes) -> None:
+    values = outcomes.values
+    for index, (ok, value) in zip(span, pickle.loads(payload), strict=False):
+        if ok:
+            values[index] = value
+        else:
+            outcomes.fail(index, value)
 
 
 class ProcessBackend:
@@ -57,7 +66,6 @@ class ProcessBackend:
             )
         pool = process_pool(workers)
         outcomes = feed.outcomes
-        values = outcomes.values
         running: dict[Future[bytes], range] = {}
         try:
             while True:
@@ -67,12 +75,7 @@ class ProcessBackend:
                     return
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    span = running.pop(future)
-                    for index, (ok, value) in zip(span, pickle.loads(future.result()), strict=False):
-                        if ok:
-                            values[index] = value
-                        else:
-                            outcomes.fail(index, value)
+                    _store(outcomes, running.pop(future), future.result())
                 if outcomes.failed:
                     return
         except BaseException as exc:
