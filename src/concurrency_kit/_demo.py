@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, final
 
 import attrs
-from typing_extensions import final
 
 from . import tasks
 from ._api import plan

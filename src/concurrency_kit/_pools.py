@@ -12,7 +12,7 @@ import contextlib
 import os
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._config import get_config
 from ._worker import init_process_worker, init_thread_worker
@@ -35,7 +35,8 @@ _thread_size = 0
 _processes: ProcessPoolExecutor | None = None
 _process_size = 0
 _process_start_method = ""
-_process_born = 0.0  # time.monotonic() when the process pool was created
+_process_born = 0.0
+_WORKER_MODULE = "concurrency_kit._worker"  # time.monotonic() when the process pool was created
 
 
 def thread_pool(workers: int) -> ThreadPoolExecutor:
@@ -99,9 +100,12 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
             from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
 
             old = _processes
+            context = multiprocessing.get_context(start_method)
+            if start_method == "forkserver":
+                _preload_worker_module(context)
             _processes = ProcessPoolExecutor(
                 max_workers=workers,
-                mp_context=multiprocessing.get_context(start_method),
+                mp_context=context,
                 initializer=init_process_worker,
             )
             _process_size = workers
@@ -110,6 +114,20 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
             if old is not None:
                 old.shutdown(wait=False)  # work already queued there still completes
         return _processes
+
+
+def _preload_worker_module(context: Any) -> None:
+    """Have the forkserver import our worker module once, so forked workers start warm.
+
+    Without it each worker imports the package (and attrs) on its first task. The
+    preload list is process-wide and has no public getter: extend what is there, never
+    replace it. It only matters before the server starts, and is harmless after.
+    """
+    from multiprocessing import forkserver  # noqa: PLC0415
+
+    current = list(getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", None) or ["__main__"])
+    if _WORKER_MODULE not in current:
+        context.set_forkserver_preload([*current, _WORKER_MODULE])
 
 
 def discard_process_pool(pool: ProcessPoolExecutor) -> None:

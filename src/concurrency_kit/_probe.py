@@ -237,19 +237,28 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its two hooks
     slots = [_Slot() for _ in range(min(PROBE_THREADS, total))]
     monitor = _Monitor(slots)
     futures = [executor.submit(_work, fn, items, feed, slot, wake) for slot in slots]
-    while not outcomes.failed:
-        wake.clear()
-        if all(f.done() for f in futures):
-            break
-        now = time.perf_counter()
-        tallies = [slot.snapshot(now) for slot in slots]
-        finished = sum(t[2] for t in tallies)
-        if finished >= min(3, total) and feed.remaining * sum(t[0] for t in tallies) / finished < TRIVIAL_SECONDS:
-            break  # too little left to be worth measuring, let alone a pool
-        if now - monitor.start >= MIN_WINDOW and (monitor.samples >= MIN_SAMPLES or monitor.late >= LATE_ENOUGH):
-            break
-        if monitor.tick(wake, TICK) and monitor.late == LATE_ENOUGH and on_gil_held is not None and feed.remaining > 1:
-            on_gil_held()
+    try:
+        while not outcomes.failed:
+            wake.clear()
+            if all(f.done() for f in futures):
+                break
+            now = time.perf_counter()
+            tallies = [slot.snapshot(now) for slot in slots]
+            finished = sum(t[2] for t in tallies)
+            if finished >= min(3, total) and feed.remaining * sum(t[0] for t in tallies) / finished < TRIVIAL_SECONDS:
+                break  # too little left to be worth measuring, let alone a pool
+            if now - monitor.start >= MIN_WINDOW and (monitor.samples >= MIN_SAMPLES or monitor.late >= LATE_ENOUGH):
+                break
+            if (
+                monitor.tick(wake, TICK)
+                and monitor.late == LATE_ENOUGH
+                and on_gil_held is not None
+                and feed.remaining > 1
+            ):
+                on_gil_held()
+    except BaseException:
+        feed.stop()  # Ctrl-C in the monitor: the probe threads take nothing more
+        raise
     resume_at = feed.stop()
     measurement = monitor.measure(resume_at)
     while settled is not None and not measurement.exact and not outcomes.failed and not settled(measurement):

@@ -21,7 +21,8 @@ class _Countdown:
         self._count = count
         self.event = threading.Event()
 
-    def done(self) -> None:
+    def done(self, _: object = None) -> None:
+        """One drainer has ended: finished, failed, or cancelled before it started."""
         with self._lock:
             self._count -= 1
             if self._count == 0:
@@ -29,13 +30,10 @@ class _Countdown:
 
 
 def _drain(fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, chunksize: int, countdown: _Countdown) -> None:
-    try:
-        while (span := feed.take(chunksize)) and run_span(fn, items, feed, span):
-            pass
-        if feed.outcomes.failed:
-            countdown.event.set()
-    finally:
-        countdown.done()
+    while (span := feed.take(chunksize)) and run_span(fn, items, feed, span):
+        pass
+    if feed.outcomes.failed:
+        countdown.event.set()
 
 
 class ThreadBackend:
@@ -50,9 +48,16 @@ class ThreadBackend:
         workers = max(1, min(workers, feed.remaining))
         pool = thread_pool(workers)
         countdown = _Countdown(workers)
+        submitted = 0
         try:
             for _ in range(workers):
-                pool.submit(_drain, fn, items, feed, chunksize, countdown)
+                # The callback also fires for a drainer cancelled by shutdown(), so none is waited for forever.
+                pool.submit(_drain, fn, items, feed, chunksize, countdown).add_done_callback(countdown.done)
+                submitted += 1
+        finally:
+            for _ in range(workers - submitted):  # submit() refused: the pool was shut down meanwhile
+                countdown.done()
+        try:
             countdown.event.wait()
         finally:
             feed.stop()  # on failure or Ctrl-C: queued items never start
