@@ -30,10 +30,11 @@ from ._backends import BACKENDS
 from ._classify import SAMPLE_SIZE, TaskKind, declared_kind, kind_from_measurement
 from ._config import get_config
 from ._cpu import usable_cpus
+from ._errors import UnpicklableTaskError
 from ._outcomes import EMPTY, Feed, Outcomes
 from ._pickling import pickled_size, why_not_picklable
 from ._plan import MODES, Choice, Mode, Plan, choose, describe_measurement, forced_choice
-from ._pools import prestart_process_pool, process_pool_age, thread_pool
+from ._pools import forkserver_started, prestart_process_pool, process_pool_age, thread_pool
 from ._probe import PROBE_THREADS, Measurement, ProbeRun, probe
 from ._worker import in_worker
 
@@ -52,6 +53,7 @@ class _Call:
     outcomes: Outcomes
     resume_at: int
     probe: ProbeRun | None
+    auto: bool = False
     used: bool = False
     lock: threading.Lock = attrs.field(factory=threading.Lock)
 
@@ -188,6 +190,7 @@ def plan(  # noqa: PLR0913 - the public signature
             io_cap=io_cap,
             unpicklable=unpicklable,
             process_age=process_pool_age(workers or min(left, cpus)),
+            server_started=forkserver_started(),
             bytes_per_item=item_bytes,
             workers=workers,
             chunksize=chunksize,
@@ -213,7 +216,10 @@ def plan(  # noqa: PLR0913 - the public signature
     source = "the measurement" if decision is None else decision.source
     reason = f"{describe_measurement(measurement)} → {kind} (from {source}); {choice.reason} → {choice.mode}"
     return _make_plan(
-        attrs.evolve(choice, reason=reason), kind, measurement, _Call(fn, sequence, outcomes, resume_at, run)
+        attrs.evolve(choice, reason=reason),
+        kind,
+        measurement,
+        _Call(fn, sequence, outcomes, resume_at, run, auto=True),
     )
 
 
@@ -281,12 +287,33 @@ def _execute(plan: Plan) -> list[Any]:
         outcomes, resume_at, run = Outcomes(len(call.items)), 0, None
     feed = Feed(outcomes, resume_at, len(call.items))
     if not outcomes.failed and feed.remaining:
-        BACKENDS[plan.mode].run(call.fn, call.items, feed, workers=plan.workers, chunksize=plan.chunksize)
+        try:
+            BACKENDS[plan.mode].run(call.fn, call.items, feed, workers=plan.workers, chunksize=plan.chunksize)
+        except UnpicklableTaskError:
+            if not call.auto:
+                raise
+            # Auto checked the function and one item; a later item would not pickle.
+            # The items not sent run here instead, as the loop would have run them.
+            _run_missing(call, outcomes, resume_at)
     if not outcomes.failed and run is not None:
         run.join()  # the items the probe took
     if outcomes.error is not None:
         raise outcomes.error
     return outcomes.values
+
+
+def _run_missing(call: _Call, outcomes: Outcomes, start: int) -> None:
+    """Run, in the calling thread, every item from ``start`` on that has no result yet."""
+    values, index, total = outcomes.values, start, len(call.items)
+    while index < total and not outcomes.failed:
+        if values[index] is not EMPTY:
+            index += 1
+            continue
+        stop = index
+        while stop < total and values[stop] is EMPTY:
+            stop += 1
+        BACKENDS["serial"].run(call.fn, call.items, Feed(outcomes, index, stop), workers=1, chunksize=stop - index)
+        index = stop
 
 
 def run_parallel(  # noqa: PLR0913 - the public signature

@@ -43,8 +43,10 @@ MIN_GAIN = 0.10
 THREAD_START = 100e-6
 #: One chunk's round trip through a warm process pool.
 PROCESS_ROUND_TRIP = 0.5e-3
-#: Starting a process pool (forkserver and workers) when none is warm.
-PROCESS_COLD_START = 0.12
+#: Starting a process pool when none is warm: the forkserver and the workers ...
+PROCESS_COLD_START = 0.18
+#: ... or the workers alone, from a forkserver this process already started.
+PROCESS_RESTART = 0.04
 #: Pickling, piping and unpickling one byte, both ways.
 BYTE_COST = 2e-9
 #: A process-mode chunk should take about this long (tens of milliseconds) ...
@@ -106,6 +108,7 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
     unpicklable: str | None,
     process_age: float | None,
     bytes_per_item: int,
+    server_started: bool = False,
     workers: int | None = None,
     chunksize: int | None = None,
 ) -> Choice:
@@ -120,6 +123,8 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
         unpicklable: why the task cannot go to processes, or ``None``.
         process_age: seconds since a large enough process pool was started, or
             ``None`` when there is none.
+        server_started: whether a forkserver is already running, so that new
+            workers start fast.
         bytes_per_item: pickled size of an item plus its result.
         workers: the caller's worker count, if given.
         chunksize: the caller's chunk size, if given.
@@ -149,11 +154,15 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
     else:
         w = workers or min(count, cpus)
         chunk = chunksize or _chunks(count, w, item_seconds, PROCESS_CHUNK_SECONDS)
-        start = PROCESS_COLD_START if process_age is None else max(0.0, PROCESS_COLD_START - process_age)
+        full_start = PROCESS_RESTART if server_started else PROCESS_COLD_START
+        start = full_start if process_age is None else max(0.0, full_start - process_age)
+        # Round trips: counted with the unrounded chunk size, so that longer items never
+        # make the estimate jump up when the chunk size steps down.
+        per_chunk = min(max(1.0, PROCESS_CHUNK_SECONDS / item_seconds) if item_seconds > 0 else count, chunk)
         estimate = (
             start
             + count * item_seconds / w
-            + math.ceil(count / chunk) * PROCESS_ROUND_TRIP / w
+            + count / per_chunk * PROCESS_ROUND_TRIP / w
             + count * bytes_per_item * BYTE_COST
         )
         warmth = "warm" if start == 0 else f"{_seconds(start)} from warm"

@@ -2,7 +2,8 @@
 
 One thread pool and one process pool serve every call in the process. A call limits
 its own concurrency by how many tasks it keeps in flight, so a pool only ever grows:
-asking for more workers than a pool has replaces it with a larger one.
+asking for more workers than a pool has replaces it with a larger one (work already
+queued on the old one still completes).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from ._config import get_config
 from ._worker import init_process_worker, init_thread_worker
@@ -22,58 +23,119 @@ if TYPE_CHECKING:
 
 __all__ = [
     "discard_process_pool",
+    "forkserver_started",
     "prestart_process_pool",
     "process_pool",
     "process_pool_age",
+    "process_pool_size",
     "shutdown",
     "thread_pool",
 ]
 
-_lock = threading.Lock()
-_threads: ThreadPoolExecutor | None = None
-_thread_size = 0
-_processes: ProcessPoolExecutor | None = None
-_process_size = 0
-_process_start_method = ""
-_process_born = 0.0
-_WORKER_MODULE = "concurrency_kit._worker"  # time.monotonic() when the process pool was created
+_WORKER_MODULE = "concurrency_kit._worker"
+
+
+class _Shared:
+    """The process's pools and what is known about them; every field under ``lock``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.threads: ThreadPoolExecutor | None = None
+        self.thread_size = 0
+        self.processes: ProcessPoolExecutor | None = None
+        self.process_size = 0
+        self.start_method = ""
+        self.born = 0.0  # time.monotonic() when the process pool was made
+        self.generation = 0  # bumped by shutdown(): a pre-start from before it makes nothing
+        self.forkserver_started = False
+
+
+_shared = _Shared()
 
 
 def thread_pool(workers: int) -> ThreadPoolExecutor:
     """Return the shared thread pool, with room for at least ``workers`` threads."""
-    global _threads, _thread_size  # noqa: PLW0603 - the shared pool
-    with _lock:
-        if _threads is None or _thread_size < workers:
+    with _shared.lock:
+        if _shared.threads is None or _shared.thread_size < workers:
             from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
-            old = _threads
-            _thread_size = max(workers, get_config().max_io_workers)
-            _threads = ThreadPoolExecutor(
-                max_workers=_thread_size,
+            old = _shared.threads
+            _shared.thread_size = max(workers, get_config().max_io_workers)
+            _shared.threads = ThreadPoolExecutor(
+                max_workers=_shared.thread_size,
                 thread_name_prefix="concurrency_kit",
                 initializer=init_thread_worker,
             )
             if old is not None:
                 old.shutdown(wait=False)  # its threads finish what they run, then exit
-        return _threads
+        return _shared.threads
 
 
 def process_pool_age(workers: int) -> float | None:
-    """Seconds since a process pool of at least ``workers`` workers was created, or ``None``."""
-    with _lock:
-        if _processes is None or _process_size < workers:
+    """Seconds since a process pool of at least ``workers`` workers was made, or ``None``."""
+    with _shared.lock:
+        if _shared.processes is None or _shared.process_size < workers:
             return None
-        return time.monotonic() - _process_born
+        return time.monotonic() - _shared.born
+
+
+def process_pool_size() -> int:
+    """How many workers the current process pool has (0 when there is none)."""
+    return _shared.process_size
+
+
+def forkserver_started() -> bool:
+    """Whether this process already started a forkserver (new workers then start fast)."""
+    return _shared.forkserver_started
+
+
+@overload
+def process_pool(workers: int) -> ProcessPoolExecutor: ...
+@overload
+def process_pool(workers: int, generation: int) -> ProcessPoolExecutor | None: ...
+def process_pool(workers: int, generation: int | None = None) -> ProcessPoolExecutor | None:
+    """Return the shared process pool, with at least ``workers`` worker processes.
+
+    Args:
+        workers: the fewest workers the pool must have.
+        generation: with a value, make a pool only if :func:`shutdown` has not been
+            called since that generation was read (returns ``None`` otherwise).
+    """
+    start_method = get_config().resolved_start_method()
+    with _shared.lock:
+        current = _shared.processes
+        if current is not None and _shared.process_size >= workers and _shared.start_method == start_method:
+            return current
+        if generation is not None and generation != _shared.generation:
+            return None
+        import multiprocessing  # noqa: PLC0415 - heavy, imported on first use
+        from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
+        context = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            _preload_worker_module(context)
+            _shared.forkserver_started = True
+        _shared.processes = ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=init_process_worker
+        )
+        _shared.process_size = workers
+        _shared.start_method = start_method
+        _shared.born = time.monotonic()
+        if current is not None:
+            current.shutdown(wait=False)  # work already queued there still completes
+        return _shared.processes
 
 
 def _noop() -> None:
     """Runs once in each new worker, to start it."""
 
 
-def _spawn(workers: int) -> None:
+def _spawn(workers: int, generation: int) -> None:
     from concurrent.futures import wait  # noqa: PLC0415
 
-    pool = process_pool(workers)
+    pool = process_pool(workers, generation)
+    if pool is None:
+        return  # shutdown() came first
     # A ProcessPoolExecutor starts a worker per submission until it has max_workers.
     # RuntimeError: the pool was shut down meanwhile, so there is nothing to warm.
     with contextlib.suppress(RuntimeError):
@@ -87,33 +149,10 @@ def prestart_process_pool(workers: int) -> None:
     background thread, so the caller (the probe's GIL monitor) is not held up.
     """
     if process_pool_age(workers) is None:
-        threading.Thread(target=_spawn, args=(workers,), name="concurrency_kit-prestart", daemon=True).start()
-
-
-def process_pool(workers: int) -> ProcessPoolExecutor:
-    """Return the shared process pool, with at least ``workers`` worker processes."""
-    global _processes, _process_size, _process_start_method, _process_born  # noqa: PLW0603 - the shared pool
-    start_method = get_config().resolved_start_method()
-    with _lock:
-        if _processes is None or _process_size < workers or _process_start_method != start_method:
-            import multiprocessing  # noqa: PLC0415 - heavy, imported on first use
-            from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
-
-            old = _processes
-            context = multiprocessing.get_context(start_method)
-            if start_method == "forkserver":
-                _preload_worker_module(context)
-            _processes = ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=context,
-                initializer=init_process_worker,
-            )
-            _process_size = workers
-            _process_start_method = start_method
-            _process_born = time.monotonic()
-            if old is not None:
-                old.shutdown(wait=False)  # work already queued there still completes
-        return _processes
+        thread = threading.Thread(
+            target=_spawn, args=(workers, _shared.generation), name="concurrency_kit-prestart", daemon=True
+        )
+        thread.start()
 
 
 def _preload_worker_module(context: Any) -> None:
@@ -132,27 +171,27 @@ def _preload_worker_module(context: Any) -> None:
 
 def discard_process_pool(pool: ProcessPoolExecutor) -> None:
     """Forget ``pool`` (broken, or its workers were stopped) so the next call builds a new one."""
-    global _processes, _process_size  # noqa: PLW0603 - the shared pool
-    with _lock:
-        if _processes is pool:
-            _processes = None
-            _process_size = 0
+    with _shared.lock:
+        if _shared.processes is pool:
+            _shared.processes = None
+            _shared.process_size = 0
     pool.shutdown(wait=False, cancel_futures=True)
 
 
 def shutdown(wait: bool = True) -> None:  # noqa: FBT001, FBT002 - mirrors Executor.shutdown
     """Stop the warm pools; the next call starts new ones.
 
-    They also stop when the interpreter exits.
+    They also stop when the interpreter exits. A pool still being started in the
+    background when this is called is not made.
 
     Args:
         wait: wait for running work and for the workers to exit.
     """
-    global _threads, _processes, _thread_size, _process_size  # noqa: PLW0603 - the shared pools
-    with _lock:
-        threads, processes = _threads, _processes
-        _threads = _processes = None
-        _thread_size = _process_size = 0
+    with _shared.lock:
+        threads, processes = _shared.threads, _shared.processes
+        _shared.threads = _shared.processes = None
+        _shared.thread_size = _shared.process_size = 0
+        _shared.generation += 1
     if processes is not None:
         processes.shutdown(wait=wait, cancel_futures=True)
     if threads is not None:
@@ -161,10 +200,8 @@ def shutdown(wait: bool = True) -> None:  # noqa: FBT001, FBT002 - mirrors Execu
 
 def _forget_after_fork() -> None:
     # A forked child inherits the pool objects but none of their threads or pipes.
-    global _lock, _threads, _processes, _thread_size, _process_size  # noqa: PLW0603
-    _lock = threading.Lock()
-    _threads = _processes = None
-    _thread_size = _process_size = 0
+    global _shared  # noqa: PLW0603 - replaced whole in a forked child
+    _shared = _Shared()
 
 
 atexit.register(shutdown)

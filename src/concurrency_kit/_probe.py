@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, final
 
 import attrs
 
+from ._classify import LATE_FRACTION
 from ._outcomes import Feed, Outcomes
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ class _Monitor:
         self.slots = slots
         self.start = time.perf_counter()
         self.samples = self.late = 0
-        self._threshold = max(0.0005, 0.4 * sys.getswitchinterval())
+        self._threshold = max(0.0005, LATE_FRACTION * sys.getswitchinterval())
 
     def tick(self, wake: threading.Event, seconds: float) -> bool:
         """Wait up to ``seconds``; count a GIL sample if items ran throughout. True if late."""

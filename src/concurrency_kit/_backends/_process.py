@@ -15,12 +15,14 @@ from typing import Any
 from .._errors import UnpicklableTaskError
 from .._outcomes import Feed, Outcomes
 from .._pickling import why_not_picklable
-from .._pools import discard_process_pool, process_pool
+from .._pools import discard_process_pool, process_pool, process_pool_size
 from .._worker import run_pickled_chunk
 
 __all__ = ["ProcessBackend"]
 
-#: Chunks kept in flight per worker: one running, one queued behind it.
+#: Chunks kept in flight per worker when the pool is this call's size: one running, one
+#: queued behind it. On a larger shared pool a queued chunk would start on an idle
+#: worker, so there the call keeps just ``workers`` in flight.
 IN_FLIGHT_PER_WORKER = 2
 
 
@@ -65,12 +67,19 @@ class ProcessBackend:
                 "module; use mode='thread' or 'serial' for this one."
             )
         pool = process_pool(workers)
+        limit = workers * (IN_FLIGHT_PER_WORKER if process_pool_size() == workers else 1)
         outcomes = feed.outcomes
         running: dict[Future[bytes], range] = {}
         try:
             while True:
-                while len(running) < IN_FLIGHT_PER_WORKER * workers and (span := feed.take(chunksize)):
-                    running[pool.submit(run_pickled_chunk, _pickle_chunk(fn, items, span))] = span
+                while len(running) < limit and (span := feed.take(chunksize)):
+                    try:
+                        payload = _pickle_chunk(fn, items, span)
+                    except UnpicklableTaskError:
+                        feed.stop()
+                        _finish_running(outcomes, running)  # keep what was already sent
+                        raise
+                    running[pool.submit(run_pickled_chunk, payload)] = span
                 if not running:
                     return
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -88,3 +97,12 @@ class ProcessBackend:
             feed.stop()
             for future in running:
                 future.cancel()  # not yet started: never runs
+
+
+def _finish_running(outcomes: Outcomes, running: dict[Future[bytes], range]) -> None:
+    """Cancel the chunks not started; wait for the others and keep their results."""
+    for future in list(running):
+        if future.cancel():
+            del running[future]
+    for future in wait(running).done:
+        _store(outcomes, running.pop(future), future.result())

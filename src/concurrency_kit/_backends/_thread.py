@@ -2,62 +2,45 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, wait
 from typing import Any
 
 from .._outcomes import Feed
 from .._pools import thread_pool
+from .._worker import acting_as_worker
 from ._serial import run_span
 
 __all__ = ["ThreadBackend"]
 
 
-class _Countdown:
-    """Set when every drainer has finished, or at once on failure."""
-
-    def __init__(self, count: int) -> None:
-        self._lock = threading.Lock()
-        self._count = count
-        self.event = threading.Event()
-
-    def done(self, _: object = None) -> None:
-        """One drainer has ended: finished, failed, or cancelled before it started."""
-        with self._lock:
-            self._count -= 1
-            if self._count == 0:
-                self.event.set()
-
-
-def _drain(fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, chunksize: int, countdown: _Countdown) -> None:
+def _drain(fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, chunksize: int) -> None:
     while (span := feed.take(chunksize)) and run_span(fn, items, feed, span):
         pass
-    if feed.outcomes.failed:
-        countdown.event.set()
 
 
 class ThreadBackend:
-    """Keeps ``workers`` drainers running in the shared thread pool.
+    """Runs a call on ``workers`` threads: the calling thread and ``workers - 1`` pool threads.
 
-    A drainer is one pool task that takes chunk after chunk until the feed is empty,
-    so dispatch costs one lock acquisition per chunk rather than a future per item.
+    Each is a drainer: it takes chunk after chunk from the feed until it is empty, so
+    dispatch costs one lock acquisition per chunk rather than a future per item. The
+    calling thread drains too, so a call always makes progress, even when every pool
+    thread is busy (a nested call from inside a pool thread cannot deadlock). Drainers
+    that have not started by the time the feed is empty are cancelled, never waited for.
     """
 
     def run(self, fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, *, workers: int, chunksize: int) -> None:
-        """Run the feed's items on ``workers`` pool threads."""
-        workers = max(1, min(workers, feed.remaining))
-        pool = thread_pool(workers)
-        countdown = _Countdown(workers)
-        submitted = 0
+        """Run the feed's items on ``workers`` threads, the calling one included."""
+        helpers = max(0, min(workers, feed.remaining) - 1)
+        futures: list[Future[None]] = []
         try:
-            for _ in range(workers):
-                # The callback also fires for a drainer cancelled by shutdown(), so none is waited for forever.
-                pool.submit(_drain, fn, items, feed, chunksize, countdown).add_done_callback(countdown.done)
-                submitted += 1
-        finally:
-            for _ in range(workers - submitted):  # submit() refused: the pool was shut down meanwhile
-                countdown.done()
-        try:
-            countdown.event.wait()
+            if helpers:
+                pool = thread_pool(helpers)
+                futures = [pool.submit(_drain, fn, items, feed, chunksize) for _ in range(helpers)]
+            with acting_as_worker():  # a nested call from fn runs serially, as in pool threads
+                _drain(fn, items, feed, chunksize)
         finally:
             feed.stop()  # on failure or Ctrl-C: queued items never start
+            started = [future for future in futures if not future.cancel()]
+        if not feed.outcomes.failed:
+            wait(started)  # the chunks other drainers are finishing

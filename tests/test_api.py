@@ -1,0 +1,168 @@
+"""The public surface: names, types, argument checking, configuration."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import attrs
+import pytest
+
+import concurrency_kit as ck
+from concurrency_kit import TaskKind
+from helpers import double
+
+
+@pytest.mark.parametrize("name", ck.__all__)
+def test_every_public_name_is_exported_and_documented(name: str) -> None:
+    obj = getattr(ck, name)
+    assert inspect.getdoc(obj), f"concurrency_kit.{name} has no docstring"
+
+
+def test_task_kind_members_equal_their_strings() -> None:
+    assert TaskKind.IO == "io"
+    assert TaskKind.CPU == "cpu"
+    assert TaskKind.GIL_FREE == "gil_free"
+    assert {k.value for k in TaskKind} == {"io", "cpu", "gil_free"}
+
+
+def test_unpicklable_task_error_is_a_library_error_and_a_type_error() -> None:
+    assert issubclass(ck.UnpicklableTaskError, ck.ConcurrencyKitError)
+    assert issubclass(ck.UnpicklableTaskError, TypeError)
+
+
+def test_run_parallel_is_plan_then_run() -> None:
+    items = list(range(10))
+    assert ck.run_parallel(double, items) == ck.plan(double, items).run() == [2 * x for x in items]
+
+
+def test_plan_is_frozen() -> None:
+    plan = ck.plan(double, range(3), "serial")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        plan.mode = "thread"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("mode", ["serial", "thread", "process"])
+def test_forced_plan_has_the_mode_asked_for_and_no_kind(mode: str) -> None:
+    plan = ck.plan(double, range(5), mode)
+    assert plan.mode == mode
+    assert plan.kind is None
+    assert plan.workers >= 1
+    assert plan.chunksize >= 1
+    assert plan.measurement is None
+    assert mode in plan.reason
+
+
+def test_auto_plan_fields() -> None:
+    plan = ck.plan(double, range(100))
+    assert plan.mode in ("serial", "thread", "process")
+    assert isinstance(plan.kind, TaskKind)
+    assert plan.workers >= 1
+    assert plan.chunksize >= 1
+    assert isinstance(plan.measurement, ck.Measurement)
+    assert re.search(r"\d", plan.reason), plan.reason
+    assert plan.run() == [2 * x for x in range(100)]
+
+
+def test_auto_plan_of_no_items_is_serial_without_a_kind() -> None:
+    plan = ck.plan(double, [])
+    assert (plan.mode, plan.kind) == ("serial", None)
+    assert plan.run() == []
+
+
+def test_a_plan_not_made_by_plan_has_nothing_to_run() -> None:
+    bare = ck.Plan(mode="serial", kind=None, workers=1, chunksize=1, reason="by hand")
+    with pytest.raises(RuntimeError):
+        bare.run()
+
+
+# --- bad arguments ----------------------------------------------------------------------
+
+
+def test_unknown_mode_is_a_value_error_naming_the_valid_modes() -> None:
+    with pytest.raises(ValueError, match="mode") as info:
+        ck.run_parallel(double, [1], "fast")
+    for valid in ("auto", "serial", "thread", "process"):
+        assert valid in str(info.value)
+
+
+def test_fn_not_callable_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="callable"):
+        ck.run_parallel(42, [1])  # type: ignore[arg-type]
+
+
+def test_items_not_iterable_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="iterable"):
+        ck.run_parallel(double, 42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["workers", "chunksize"])
+@pytest.mark.parametrize("value", [0, -1])
+def test_counts_below_one_are_value_errors(name: str, value: int) -> None:
+    with pytest.raises(ValueError, match=name):
+        ck.run_parallel(double, [1], **{name: value})
+
+
+@pytest.mark.parametrize("name", ["workers", "chunksize"])
+@pytest.mark.parametrize("value", [2.5, "2", True])
+def test_counts_that_are_not_ints_are_type_errors(name: str, value: object) -> None:
+    with pytest.raises(TypeError, match=name):
+        ck.run_parallel(double, [1], **{name: value})
+
+
+def test_classifier_not_callable_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="classifier"):
+        ck.run_parallel(double, [1], classifier="io")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["auto", "serial", "thread", "process"])
+def test_classifier_returning_a_non_kind_is_a_value_error(mode: str) -> None:
+    with pytest.raises(ValueError, match="bogus"):
+        ck.run_parallel(double, [1, 2], mode, classifier=lambda _fn, _sample: "bogus")
+
+
+# --- configuration ----------------------------------------------------------------------
+
+
+def test_configure_changes_and_get_config_reports() -> None:
+    config = ck.configure(max_io_workers=7)
+    assert config == ck.get_config()
+    assert ck.get_config().max_io_workers == 7
+
+
+def test_configure_keeps_what_is_left_out() -> None:
+    ck.configure(start_method="spawn")
+    ck.configure(max_io_workers=5)
+    assert ck.get_config().start_method == "spawn"
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"start_method": "teleport"}, ValueError),
+        ({"max_io_workers": 0}, ValueError),
+        ({"max_io_workers": 2.5}, TypeError),
+    ],
+)
+def test_configure_rejects_bad_settings(changes: dict[str, object], error: type[Exception]) -> None:
+    before = ck.get_config()
+    with pytest.raises(error):
+        ck.configure(**changes)
+    assert ck.get_config() == before
+
+
+def test_default_start_method_is_forkserver_on_linux() -> None:
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("forkserver is the default on Linux")
+    assert ck.get_config().resolved_start_method() == "forkserver"
+
+
+def test_max_io_workers_caps_auto_threads() -> None:
+    from helpers import wait_io
+
+    ck.configure(max_io_workers=3)
+    plan = ck.plan(wait_io, range(20), classifier=lambda _fn, _sample: "io")
+    assert (plan.mode, plan.workers) == ("thread", 3)
+    assert plan.run() == list(range(20))

@@ -1,0 +1,147 @@
+"""Decisions auto mode must make. Each has a wide margin; timings are loose upper bounds."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+import concurrency_kit as ck
+from concurrency_kit import _api
+from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
+from helpers import factorize_first
+
+
+def _is_divisor_list(number: int, divisors: list[int]) -> bool:
+    return divisors[0] == 1 and divisors[-1] == number and all(number % d == 0 for d in divisors)
+
+
+@pytest.mark.slow
+def test_factorizing_the_seed_numbers_uses_processes() -> None:
+    plan = ck.plan(factorize, SEED_NUMBERS)
+    assert (plan.mode, plan.kind) == ("process", "cpu"), plan.reason
+    results = plan.run()
+    assert all(_is_divisor_list(n, r) for n, r in zip(SEED_NUMBERS, results, strict=True))
+
+
+def test_five_slow_systemcalls_use_threads_and_overlap() -> None:
+    start = time.perf_counter()
+    plan = ck.plan(slow_systemcall, range(5))
+    results = plan.run()
+    took = time.perf_counter() - start
+    assert (plan.mode, plan.kind) == ("thread", "io"), plan.reason
+    assert plan.workers >= 3  # the 2 probed items already ran
+    assert results == list(range(5))
+    assert took < 0.35, f"{took:.2f} s; serial would take 0.5 s"
+
+
+def test_fifty_slow_systemcalls_get_a_thread_each() -> None:
+    start = time.perf_counter()
+    plan = ck.plan(slow_systemcall, range(50))
+    results = plan.run()
+    took = time.perf_counter() - start
+    assert (plan.mode, plan.kind) == ("thread", "io"), plan.reason
+    assert plan.workers >= 48
+    assert results == list(range(50))
+    assert took < 1.5, f"{took:.2f} s; serial would take 5 s"
+
+
+@pytest.mark.slow
+def test_derive_key_releases_the_gil_so_threads_one_per_cpu() -> None:
+    cpus = ck.usable_cpus()
+    if cpus < 2:
+        pytest.skip("needs two usable CPUs")
+    passwords = [f"password {i}" for i in range(16)]
+    plan = ck.plan(derive_key, passwords)
+    assert (plan.mode, plan.kind) == ("thread", "gil_free"), plan.reason
+    assert plan.workers == cpus
+    assert plan.run() == [derive_key(p) for p in passwords]
+
+
+def test_twenty_thousand_squares_run_in_a_loop() -> None:
+    plan = ck.plan(square, range(20_000))
+    assert plan.mode == "serial"
+    assert re.search(r"too little|nothing", plan.reason), plan.reason
+    assert plan.run() == [x * x for x in range(20_000)]
+
+
+def test_factorizing_small_numbers_runs_in_a_loop() -> None:
+    plan = ck.plan(factorize, [10, 21, 36])
+    assert plan.mode == "serial", plan.reason
+    assert plan.run() == [[1, 2, 5, 10], [1, 3, 7, 21], [1, 2, 3, 4, 6, 9, 12, 18, 36]]
+
+
+def test_a_single_item_runs_in_a_loop() -> None:
+    plan = ck.plan(factorize, SEED_NUMBERS[:1])
+    assert plan.mode == "serial", plan.reason
+    assert _is_divisor_list(SEED_NUMBERS[0], plan.run()[0])
+
+
+def test_one_usable_cpu_runs_cpu_work_in_a_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_api, "usable_cpus", lambda: 1)
+    plan = ck.plan(factorize, SEED_NUMBERS)
+    assert plan.mode == "serial", plan.reason
+    assert "one usable CPU" in plan.reason
+    assert len(plan.run()) == len(SEED_NUMBERS)
+
+
+def _closure_over_factorize():
+    def factorize_locally(number: int) -> list[int]:
+        return factorize(number)
+
+    return factorize_locally
+
+
+# Eight items, so that several are left after the probe (with four, the probe may take
+# three, and then nothing is left to run side by side whatever the function).
+EIGHT_NUMBERS = SEED_NUMBERS * 2
+
+
+@pytest.mark.slow
+def test_an_unpicklable_cpu_task_never_uses_processes() -> None:
+    local = _closure_over_factorize()
+    plan = ck.plan(local, EIGHT_NUMBERS, classifier=lambda _fn, _sample: "cpu")
+    assert plan.mode != "process"
+    assert "cannot be pickled" in plan.reason
+    assert len(plan.run()) == len(EIGHT_NUMBERS)
+
+
+@pytest.mark.slow
+def test_a_measured_lambda_never_uses_processes() -> None:
+    plan = ck.plan(lambda n: factorize(n), EIGHT_NUMBERS)  # noqa: PLW0108 - a lambda on purpose
+    assert plan.mode != "process", plan.reason
+    if plan.kind == "cpu":
+        assert "cannot be pickled" in plan.reason
+    assert len(plan.run()) == len(EIGHT_NUMBERS)
+
+
+def test_forcing_processes_on_a_lambda_raises_unpicklable_task_error() -> None:
+    with pytest.raises(ck.UnpicklableTaskError, match="pickle"):
+        ck.run_parallel(lambda x: x, [1, 2, 3], "process")
+
+
+def test_forcing_processes_on_an_unpicklable_item_names_the_item() -> None:
+    import threading
+
+    items = [1, 2, threading.Lock(), 4]
+    with pytest.raises(ck.UnpicklableTaskError, match="item 2"):
+        ck.run_parallel(str, items, "process", chunksize=1)
+
+
+@pytest.mark.slow
+def test_auto_never_raises_unpicklable_task_error_for_an_unpicklable_item() -> None:
+    # The documented promise (UnpicklableTaskError's docstring): auto mode falls back to
+    # threads or a loop instead. Here only an item past the probed ones is unpicklable.
+    import threading
+
+    items = [(n, None) for n in SEED_NUMBERS * 2]
+    items[6] = (items[6][0], threading.Lock())
+    results = ck.run_parallel(factorize_first, items)
+    assert [r[-1] for r in results] == [n for n, _ in items]
+
+
+def test_measured_reason_says_what_decided() -> None:
+    plan = ck.plan(square, range(1000))
+    assert "(from the measurement)" in plan.reason
+    plan.run()

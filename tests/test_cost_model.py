@@ -1,0 +1,204 @@
+"""Properties of the cost model (_plan.choose, _plan.forced_choice) and the classifier chain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
+
+from concurrency_kit import TaskKind, _classify
+from concurrency_kit._plan import choose, forced_choice
+
+kinds = st.sampled_from(list(TaskKind))
+item_seconds = st.floats(min_value=1e-8, max_value=100.0, allow_nan=False, allow_infinity=False)
+counts = st.integers(min_value=0, max_value=1_000_000)
+cpus = st.integers(min_value=1, max_value=256)
+optional_count = st.none() | st.integers(min_value=1, max_value=1024)
+
+choices = st.fixed_dictionaries(
+    {
+        "kind": kinds,
+        "item_seconds": item_seconds,
+        "count": counts,
+        "cpus": cpus,
+        "io_cap": st.integers(min_value=1, max_value=1024),
+        "unpicklable": st.none() | st.just("fn cannot be pickled"),
+        "process_age": st.none() | st.floats(min_value=0.0, max_value=1e4),
+        "bytes_per_item": st.integers(min_value=0, max_value=10**8),
+        "workers": optional_count,
+        "chunksize": optional_count,
+    }
+)
+
+
+@given(choices)
+def test_choice_is_always_sized_at_least_one(args: dict[str, Any]) -> None:
+    choice = choose(**args)
+    assert choice.mode in ("serial", "thread", "process")
+    assert choice.workers >= 1
+    assert choice.chunksize >= 1
+    assert choice.reason
+    if choice.mode == "serial":
+        assert choice.workers == 1
+
+
+@given(choices, st.integers(min_value=0, max_value=1))
+def test_nothing_to_overlap_runs_in_a_loop(args: dict[str, Any], count: int) -> None:
+    assert choose(**{**args, "count": count}).mode == "serial"
+
+
+@given(choices, st.sampled_from([TaskKind.IO, TaskKind.GIL_FREE]))
+def test_io_and_gil_free_work_never_go_to_processes(args: dict[str, Any], kind: TaskKind) -> None:
+    assert choose(**{**args, "kind": kind}).mode != "process"
+
+
+@given(choices)
+def test_cpu_work_never_goes_to_threads(args: dict[str, Any]) -> None:
+    assert choose(**{**args, "kind": TaskKind.CPU}).mode != "thread"
+
+
+@given(choices, st.sampled_from([TaskKind.CPU, TaskKind.GIL_FREE]))
+def test_one_cpu_gives_no_pool_for_computing_work_unless_workers_are_given(
+    args: dict[str, Any], kind: TaskKind
+) -> None:
+    assert choose(**{**args, "kind": kind, "cpus": 1, "workers": None}).mode == "serial"
+
+
+@given(choices)
+def test_unpicklable_work_never_goes_to_processes(args: dict[str, Any]) -> None:
+    args.update(unpicklable="a lambda cannot be pickled")
+    choice = choose(**args)
+    assert choice.mode != "process"
+
+
+@given(choices)
+def test_a_pool_honours_the_callers_sizing(args: dict[str, Any]) -> None:
+    choice = choose(**args)
+    assume(choice.mode != "serial")
+    if args["workers"] is not None:
+        assert choice.workers == args["workers"]
+    if args["chunksize"] is not None:
+        assert choice.chunksize == args["chunksize"]
+
+
+# Found by hand: at 25 ms an item, the process chunk drops from 2 items to 1, so the
+# estimated round trips double and outweigh the extra work; a pool at 24.99 ms per item
+# becomes a loop at 25 ms.
+_CHUNK_BOUNDARY = {
+    "kind": TaskKind.CPU,
+    "item_seconds": 0.0249999,
+    "count": 100,
+    "cpus": 2,
+    "io_cap": 64,
+    "unpicklable": None,
+    "process_age": 1.0,
+    "bytes_per_item": 4_900_000,
+    "workers": None,
+    "chunksize": None,
+}
+
+
+@example(_CHUNK_BOUNDARY, 0.025 / 0.0249999)
+@given(choices, st.floats(min_value=1.0, max_value=1e4))
+def test_longer_items_never_turn_a_pool_back_into_a_loop(args: dict[str, Any], factor: float) -> None:
+    shorter = choose(**args)
+    longer = choose(**{**args, "item_seconds": args["item_seconds"] * factor})
+    if shorter.mode != "serial":
+        assert longer.mode == shorter.mode, (shorter, longer)
+
+
+@given(
+    st.sampled_from(["serial", "thread", "process"]),
+    st.none() | kinds,
+    counts,
+    cpus,
+    st.integers(min_value=1, max_value=1024),
+    optional_count,
+    optional_count,
+)
+def test_forced_choice_keeps_the_mode_and_sizes_it(  # noqa: PLR0913, PLR0917
+    mode: str, kind: TaskKind | None, count: int, cpus: int, io_cap: int, workers: int | None, chunksize: int | None
+) -> None:
+    choice = forced_choice(mode, kind=kind, count=count, cpus=cpus, io_cap=io_cap, workers=workers, chunksize=chunksize)
+    assert choice.mode == mode
+    assert choice.workers >= 1
+    assert choice.chunksize >= 1
+    if mode == "serial":
+        assert choice.workers == 1
+    elif workers is not None:
+        assert choice.workers == workers
+    if chunksize is not None:
+        assert choice.chunksize == chunksize
+
+
+# --- the classifier chain ---------------------------------------------------------------
+
+answers = st.none() | kinds | kinds.map(str)
+
+
+class Fixed:
+    """A classifier with a fixed answer."""
+
+    def __init__(self, answer: TaskKind | str | None) -> None:
+        self.answer = answer
+
+    def __call__(self, _fn: object, _sample: tuple[object, ...]) -> TaskKind | str | None:
+        return self.answer
+
+
+@given(call=answers, declared=st.none() | kinds, registered=st.lists(answers, max_size=4))
+def test_first_kind_in_chain_order_wins(
+    call: TaskKind | str | None, declared: TaskKind | None, registered: list[TaskKind | str | None]
+) -> None:
+    def fn(x: int) -> int:
+        return x
+
+    if declared is not None:
+        _classify._declare(declared)(fn)
+    with _classify._registry_lock:
+        saved = list(_classify._registry)
+        _classify._registry[:] = [Fixed(answer) for answer in registered]  # oldest first
+    try:
+        decision = _classify.declared_kind(fn, (1, 2), Fixed(call) if call is not None else None)
+    finally:
+        with _classify._registry_lock:
+            _classify._registry[:] = saved
+
+    expected: tuple[TaskKind, str] | None = None
+    if call is not None:
+        expected = (TaskKind(call), "the call's classifier Fixed")
+    elif declared is not None:
+        expected = (declared, f"the @{_classify._DECORATOR_NAMES[declared]} declaration")
+    else:
+        newest_first = [TaskKind(a) for a in reversed(registered) if a is not None]
+        if newest_first:
+            expected = (newest_first[0], "registered classifier Fixed")
+    if expected is None:
+        assert decision is None
+    else:
+        assert decision is not None
+        assert (decision.kind, decision.source) == expected
+
+
+@given(answer=st.text(max_size=12).filter(lambda s: s not in {k.value for k in TaskKind}))
+def test_a_classifier_answer_that_is_not_a_kind_is_rejected(answer: str) -> None:
+    try:
+        _classify.declared_kind(len, (), Fixed(answer))
+    except ValueError:
+        return
+    raise AssertionError(f"{answer!r} was accepted as a kind")
+
+
+@given(st.floats(min_value=0.0, max_value=1.0), st.none() | st.floats(min_value=0.0, max_value=1.0))
+def test_kind_from_measurement_is_always_a_kind(cpu_share: float, gil_share: float | None) -> None:
+    kind = _classify.kind_from_measurement(cpu_share, gil_share)
+    assert isinstance(kind, TaskKind)
+    # Mostly waiting is I/O, whatever else the monitor saw (threads overlap the waits).
+    if cpu_share < _classify.COMPUTE_SHARE:
+        assert kind is TaskKind.IO
+    # Computing with the GIL held (or too few samples to tell) is CPU work; with the GIL free, GIL-free work.
+    elif gil_share is None or gil_share >= _classify.GIL_BOUND_SHARE:
+        assert kind is TaskKind.CPU
+    else:
+        assert kind is TaskKind.GIL_FREE

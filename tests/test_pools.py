@@ -1,0 +1,222 @@
+"""Warm pools and worker processes: reuse, recovery, environment, nesting, shutdown."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import warnings
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import psutil
+import pytest
+
+import concurrency_kit as ck
+from concurrency_kit import _pools, _worker
+from helpers import (
+    HelperError,
+    double,
+    exit_on_3,
+    fail_on_13,
+    multiprocessing_helper_pids,
+    nested_plan,
+    overlap,
+    parent_pid,
+    return_lock,
+    thread_limits,
+    worker_pid,
+)
+
+
+def _descendants() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def test_process_pool_is_reused_by_the_next_call() -> None:
+    first = set(ck.run_parallel(worker_pid, range(8), "process", workers=2, chunksize=1))
+    started = _descendants()
+    second = set(ck.run_parallel(worker_pid, range(8), "process", workers=2, chunksize=1))
+    assert second <= started, "the second call ran in processes started after the first"
+    assert _descendants() == started, "the second call started processes"
+    assert first <= started
+
+
+def test_auto_reuses_the_warm_process_pool() -> None:
+    from concurrency_kit.tasks import SEED_NUMBERS, factorize
+
+    ck.run_parallel(worker_pid, range(4), "process", workers=ck.usable_cpus())
+    started = _descendants()
+    plan = ck.plan(factorize, SEED_NUMBERS)
+    plan.run()
+    assert plan.mode == "process", plan.reason
+    assert _descendants() == started, "auto started new worker processes"
+
+
+def test_a_broken_pool_raises_and_the_next_call_works() -> None:
+    with pytest.raises(BrokenProcessPool):
+        ck.run_parallel(exit_on_3, range(6), "process", workers=2, chunksize=1)
+    assert ck.run_parallel(double, range(6), "process", workers=2) == [0, 2, 4, 6, 8, 10]
+
+
+def test_process_mode_exception_carries_the_remote_traceback() -> None:
+    with pytest.raises(HelperError, match="item 13 is unlucky") as info:
+        ck.run_parallel(fail_on_13, range(20), "process")
+    cause = info.value.__cause__
+    assert cause is not None
+    assert "Traceback" in str(cause)
+    assert "fail_on_13" in str(cause)
+
+
+def test_an_unpicklable_result_is_an_error_naming_the_item() -> None:
+    with pytest.raises(TypeError, match="item 0"):
+        ck.run_parallel(return_lock, [0], "process")
+
+
+def test_process_workers_limit_numeric_thread_pools() -> None:
+    limits = ck.run_parallel(thread_limits, range(2), "process")
+    for name in _worker._THREAD_LIMIT_VARIABLES:
+        expected = os.environ.get(name, "1")  # "1" unless the parent already set it
+        assert all(each[name] == expected for each in limits), name
+
+
+def test_worker_setup_keeps_thread_limits_already_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_worker, "_in_worker_process", False)  # restored afterwards
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    _worker.init_process_worker()
+    assert os.environ["OMP_NUM_THREADS"] == "7"
+    assert os.environ["MKL_NUM_THREADS"] == "1"
+    assert _worker.in_worker()
+
+
+@pytest.mark.slow
+def test_spawned_workers_inherit_a_thread_limit_set_by_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    ck.configure(start_method="spawn")
+    limits = ck.run_parallel(thread_limits, range(2), "process", workers=1)
+    assert {each["OMP_NUM_THREADS"] for each in limits} == {"3"}
+    assert {each["OPENBLAS_NUM_THREADS"] for each in limits} == {"1"}
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_nested_auto_call_inside_a_worker_runs_serially(mode: str) -> None:
+    for nested_mode, reason, inside in ck.run_parallel(nested_plan, range(2), mode):
+        assert inside
+        assert nested_mode == "serial"
+        assert "inside a concurrency_kit worker" in reason
+
+
+def test_a_nested_call_in_the_probe_runs_serially() -> None:
+    # The items auto mode measures run in the probe's threads, which are pool threads too.
+    # (Later items may run in the calling thread, where nesting is no nesting.)
+    plan = ck.plan(nested_plan, range(3))
+    assert plan.measurement is not None
+    probed = plan.measurement.items
+    results = plan.run()
+    assert probed >= 1
+    assert all(nested_mode == "serial" for nested_mode, _, _ in results[:probed])
+
+
+@pytest.mark.slow
+def test_nested_forced_thread_mode_in_a_busy_pool_does_not_deadlock() -> None:
+    # Run in a child interpreter: a deadlocked pool cannot be recovered in this one.
+    # Two outer items occupy both threads of a two-thread pool; each asks for threads.
+    script = (
+        "import concurrency_kit as ck\n"
+        "from helpers import nested_forced_thread\n"
+        "ck.configure(max_io_workers=2)\n"
+        "print(ck.run_parallel(nested_forced_thread, range(2), 'thread', workers=2))\n"
+    )
+    tests_dir = str(Path(__file__).parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=15, env=env, check=False
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("a nested run_parallel(mode='thread') inside a pool thread deadlocked (no result in 15 s)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[6, 7]"
+
+
+def test_process_mode_with_one_worker_runs_one_item_at_a_time(tmp_path: Path) -> None:
+    ck.run_parallel(worker_pid, range(4), "process", workers=2)  # a warm pool of two
+    concurrent = ck.run_parallel(overlap, [(str(tmp_path), i) for i in range(4)], "process", workers=1, chunksize=1)
+    assert max(concurrent) == 1, f"calls running at once: {concurrent}"
+
+
+def test_thread_mode_with_one_worker_runs_one_item_at_a_time(tmp_path: Path) -> None:
+    concurrent = ck.run_parallel(overlap, [(str(tmp_path), i) for i in range(3)], "thread", workers=1)
+    assert max(concurrent) == 1, f"calls running at once: {concurrent}"
+
+
+def test_workers_are_started_by_the_forkserver_by_default() -> None:
+    if ck.get_config().resolved_start_method() != "forkserver":
+        pytest.skip("forkserver is not this platform's default")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parents = set(ck.run_parallel(parent_pid, range(4), "process", workers=2))
+    assert not [w for w in caught if "fork" in str(w.message)], [str(w.message) for w in caught]
+    assert parents <= multiprocessing_helper_pids()
+    assert os.getpid() not in parents
+
+
+def test_shutdown_stops_the_warm_pools() -> None:
+    ck.run_parallel(worker_pid, range(4), "process", workers=2)
+    ck.run_parallel(double, range(4), "thread", workers=2)
+    workers = [psutil.Process(pid) for pid in _descendants() - multiprocessing_helper_pids()]
+    assert workers
+    ck.shutdown()
+    assert _pools._shared.processes is None
+    assert _pools._shared.threads is None
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive
+    assert not [t for t in threading.enumerate() if t.name.startswith("concurrency_kit")]
+
+
+def test_calls_after_shutdown_start_new_pools() -> None:
+    ck.run_parallel(double, range(4), "process")
+    ck.shutdown()
+    assert ck.run_parallel(double, range(4), "process") == [0, 2, 4, 6]
+    assert ck.run_parallel(double, range(4), "thread") == [0, 2, 4, 6]
+
+
+def test_shutdown_stops_a_pool_being_prestarted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The probe prestarts a process pool in a background thread when it sees the GIL
+    # held; a shutdown() that comes meanwhile must still leave no pool behind. The
+    # prestart thread is held back until shutdown() has returned (or for 5 s, in case
+    # shutdown() waits for it), so the interleaving is the same on every run.
+    shutdown_returned = threading.Event()
+    real_process_pool = _pools.process_pool
+
+    def process_pool_after_shutdown(workers: int, generation: int | None = None):
+        shutdown_returned.wait(timeout=5)
+        return real_process_pool(workers, generation)
+
+    monkeypatch.setattr(_pools, "process_pool", process_pool_after_shutdown)
+    _pools.prestart_process_pool(2)
+    ck.shutdown()
+    shutdown_returned.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith("concurrency_kit-prestart"):
+            thread.join()
+    assert _pools._shared.processes is None, "a process pool came alive after shutdown()"
+
+
+def test_concurrent_callers_each_get_their_own_results() -> None:
+    results: dict[int, list[int]] = {}
+    barrier = threading.Barrier(4)
+
+    def caller(k: int) -> None:
+        barrier.wait()
+        results[k] = ck.run_parallel(double, range(k * 100, k * 100 + 50), ("thread", "process", "auto", "serial")[k])
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {k: [2 * x for x in range(k * 100, k * 100 + 50)] for k in range(4)}
