@@ -231,8 +231,8 @@ class Plan:
 
         Raises:
             Exception: the first exception raised by ``fn``, with its own type.
-            UnpicklableTaskError: process mode, and the function or an item cannot be
-                pickled.
+            UnpicklableTaskError: ``mode="process"`` was forced and the function or an
+                item cannot be pickled (auto falls back to a loop instead).
             RuntimeError: the plan was not made by :func:`concurrency_kit.plan`.
         """
         if self._runner is None:
