@@ -53,8 +53,11 @@ def test_an_items_generator_that_raises_midway_surfaces_its_error(mode: str) -> 
 
 
 def test_fn_exception_reaches_the_caller_with_its_type_and_message(mode: str) -> None:
-    with pytest.raises(HelperError, match=r"^item 13 is unlucky$"):
+    # pytest matches against the message followed by the exception's notes, one a line.
+    with pytest.raises(HelperError, match=r"^item 13 is unlucky\n") as caught:
         ck.run_parallel(fail_on_13, range(40), mode)
+    assert str(caught.value) == "item 13 is unlucky"
+    assert caught.value.__notes__ == ["concurrency_kit: raised by item 13: 13"]
 
 
 def test_builtin_exception_reaches_the_caller_with_its_type(mode: str) -> None:

@@ -5,6 +5,8 @@
 [1, 2, 3]
 """
 
+from typing import TYPE_CHECKING
+
 from ._api import plan as plan
 from ._api import run_parallel as run_parallel
 from ._classify import Classifier as Classifier
@@ -24,6 +26,20 @@ from ._plan import Plan as Plan
 from ._pools import shutdown as shutdown
 from ._probe import Measurement as Measurement
 
+if TYPE_CHECKING:
+    from ._crash import WorkerCrashedError as WorkerCrashedError
+
+
+def __getattr__(name: str) -> object:
+    # WorkerCrashedError subclasses BrokenProcessPool, whose module imports
+    # multiprocessing: it is loaded when first asked for, not with the package.
+    if name == "WorkerCrashedError":
+        from ._crash import WorkerCrashedError  # noqa: PLC0415
+
+        return WorkerCrashedError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = (
     "Classifier",
     "ConcurrencyKitError",
@@ -32,6 +48,7 @@ __all__ = (
     "Plan",
     "TaskKind",
     "UnpicklableTaskError",
+    "WorkerCrashedError",
     "configure",
     "cpu_bound",
     "get_config",

@@ -19,6 +19,7 @@ A call flows one way::
 
 from __future__ import annotations
 
+import reprlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -54,6 +55,8 @@ class _Call:
     resume_at: int
     probe: ProbeRun | None
     auto: bool = False
+    timeout: float | None = None
+    deadline: float | None = None  # time.monotonic() the first run must end by
     used: bool = False
     lock: threading.Lock = attrs.field(factory=threading.Lock)
 
@@ -66,6 +69,16 @@ def _check_count(name: str, value: object) -> int | None:
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
     return value
+
+
+def _check_timeout(timeout: object) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__} {timeout!r}")
+    if not timeout > 0:  # also rejects NaN
+        raise ValueError(f"timeout must be more than 0 seconds, got {timeout}")
+    return float(timeout)
 
 
 def _check_arguments(  # noqa: PLR0913, PLR0917 - checks every argument of the public call
@@ -116,6 +129,8 @@ def plan(  # noqa: PLR0913 - the public signature
     workers: int | None = None,
     chunksize: int | None = None,
     classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
 ) -> Plan:
     """Decide how ``fn`` should be mapped over ``items``, without running the rest.
 
@@ -133,6 +148,11 @@ def plan(  # noqa: PLR0913 - the public signature
             measured time per item).
         classifier: a callable ``classifier(fn, sample) -> TaskKind | str | None``
             consulted before any other (see :func:`register_classifier`).
+        return_exceptions: process every item, and return an exception raised by
+            ``fn`` in its item's place instead of raising it (as ``asyncio.gather``).
+        timeout: seconds the whole call may take, measuring included, counted from
+            this call (a later ``run()`` gets what is left; a second ``run()`` gets
+            the whole timeout again).
 
     Returns:
         The :class:`Plan`, with the mode, kind, sizing and a reason.
@@ -140,14 +160,23 @@ def plan(  # noqa: PLR0913 - the public signature
     Raises:
         TypeError: ``fn`` or ``classifier`` is not callable, ``items`` is not
             iterable, or ``workers``/``chunksize`` is not an int.
-        ValueError: an unknown mode, ``workers``/``chunksize`` below 1, or a
-            classifier that returned something that is not a kind.
+        ValueError: an unknown mode, ``workers``/``chunksize`` below 1, a timeout
+            that is not positive, or a classifier that returned something that is not
+            a kind.
+        TimeoutError: ``timeout`` passed while the first items were measured.
     """
+    started = time.monotonic()
+    seconds = _check_timeout(timeout)
     sequence = _check_arguments(fn, items, mode, workers, chunksize, classifier)
+    deadline = None if seconds is None else started + seconds
     count = len(sequence)
     cpus = usable_cpus()
     io_cap = get_config().max_io_workers
-    outcomes = Outcomes(count)
+    outcomes = Outcomes(count, collect=bool(return_exceptions))
+
+    def call(resume_at: int = 0, run: ProbeRun | None = None) -> _Call:
+        return _Call(fn, sequence, outcomes, resume_at, run, auto=mode == "auto", timeout=seconds, deadline=deadline)
+
     decision = declared_kind(fn, tuple(sequence[:SAMPLE_SIZE]), classifier)
     declared = None if decision is None else decision.kind
 
@@ -162,11 +191,11 @@ def plan(  # noqa: PLR0913 - the public signature
             chunksize=chunksize,
         )
         reason = choice.reason if decision is None else f"{choice.reason}; kind {declared} from {decision.source}"
-        return _make_plan(attrs.evolve(choice, reason=reason), declared, None, _Call(fn, sequence, outcomes, 0, None))
+        return _make_plan(attrs.evolve(choice, reason=reason), declared, None, call())
 
     if count == 0:
         choice = Choice("serial", 1, 1, "no items")
-        return _make_plan(choice, declared, None, _Call(fn, sequence, outcomes, 0, None))
+        return _make_plan(choice, declared, None, call())
 
     fitness: list[tuple[str | None, int]] = []  # computed once, when first needed
 
@@ -201,14 +230,18 @@ def plan(  # noqa: PLR0913 - the public signature
         measurement = _measure_inline(fn, sequence, outcomes)
         resume_at = 1
     else:
-        run = probe(
-            fn,
-            sequence,
-            outcomes,
-            thread_pool(PROBE_THREADS),
-            on_gil_held=_prestarter(fn, declared, workers, cpus),
-            settled=lambda m: _settled(decide(m, m.items)),
-        )
+        try:
+            run = probe(
+                fn,
+                sequence,
+                outcomes,
+                thread_pool(PROBE_THREADS),
+                on_gil_held=_prestarter(fn, declared, workers, cpus),
+                settled=lambda m: _settled(decide(m, m.items)),
+                deadline=deadline,
+            )
+        except TimeoutError:  # the probe's own: fn's exceptions are recorded, not raised
+            raise _timed_out(seconds, outcomes) from None
         measurement, resume_at = run.measurement, run.resume_at
 
     kind = declared or kind_from_measurement(measurement.cpu_share, measurement.gil_share)
@@ -219,7 +252,7 @@ def plan(  # noqa: PLR0913 - the public signature
         attrs.evolve(choice, reason=reason),
         kind,
         measurement,
-        _Call(fn, sequence, outcomes, resume_at, run, auto=True),
+        call(resume_at, run),
     )
 
 
@@ -282,27 +315,55 @@ def _execute(plan: Plan) -> list[Any]:
     with call.lock:
         first, call.used = not call.used, True
     if first:
-        outcomes, resume_at, run = call.outcomes, call.resume_at, call.probe
-    else:  # a second run() runs everything again
-        outcomes, resume_at, run = Outcomes(len(call.items)), 0, None
+        outcomes, resume_at, run, deadline = call.outcomes, call.resume_at, call.probe, call.deadline
+    else:  # a second run() runs everything again, with the whole timeout
+        outcomes, resume_at, run = Outcomes(len(call.items), collect=call.outcomes.collect), 0, None
+        deadline = None if call.timeout is None else time.monotonic() + call.timeout
     feed = Feed(outcomes, resume_at, len(call.items))
-    if not outcomes.failed and feed.remaining:
-        try:
-            BACKENDS[plan.mode].run(call.fn, call.items, feed, workers=plan.workers, chunksize=plan.chunksize)
-        except UnpicklableTaskError:
-            if not call.auto:
-                raise
-            # Auto checked the function and one item; a later item would not pickle.
-            # The items not sent run here instead, as the loop would have run them.
-            _run_missing(call, outcomes, resume_at)
-    if not outcomes.failed and run is not None:
-        run.join()  # the items the probe took
+    backend = BACKENDS[plan.mode]
+    try:
+        if not outcomes.failed and feed.remaining:
+            try:
+                backend.run(
+                    call.fn, call.items, feed, workers=plan.workers, chunksize=plan.chunksize, deadline=deadline
+                )
+            except UnpicklableTaskError:
+                if not call.auto:
+                    raise
+                # Auto checked the function and one item; a later item would not pickle.
+                # The items not sent run here instead, as the loop would have run them.
+                _run_missing(call, outcomes, resume_at, deadline)
+        waited = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not outcomes.failed and run is not None and not run.join(waited):  # the items the probe took
+            raise TimeoutError
+    except TimeoutError:  # only the backends' and the probe's own: fn's exceptions are recorded, not raised
+        raise _timed_out(call.timeout, outcomes) from None
     if outcomes.error is not None:
-        raise outcomes.error
+        raise _noted(outcomes.error, outcomes.error_index, call.items)
     return outcomes.values
 
 
-def _run_missing(call: _Call, outcomes: Outcomes, start: int) -> None:
+def _timed_out(timeout: float | None, outcomes: Outcomes) -> TimeoutError:
+    done = sum(value is not EMPTY for value in outcomes.values)
+    return TimeoutError(
+        f"the call did not finish within its timeout of {timeout:g} s ({done} of {len(outcomes.values)} items "
+        "done); worker processes running its items were stopped; an item running in a thread finishes in the "
+        "background (threads cannot be stopped)"
+    )
+
+
+_NOTE = "concurrency_kit: raised by item {index}: {item}"
+
+
+def _noted(error: BaseException, index: int, items: Sequence[Any]) -> BaseException:
+    """Add a note naming the item to ``error`` (once)."""
+    note = _NOTE.format(index=index, item=reprlib.repr(items[index]))
+    if note not in getattr(error, "__notes__", ()):
+        error.add_note(note)
+    return error
+
+
+def _run_missing(call: _Call, outcomes: Outcomes, start: int, deadline: float | None) -> None:
     """Run, in the calling thread, every item from ``start`` on that has no result yet."""
     values, index, total = outcomes.values, start, len(call.items)
     while index < total and not outcomes.failed:
@@ -312,7 +373,8 @@ def _run_missing(call: _Call, outcomes: Outcomes, start: int) -> None:
         stop = index
         while stop < total and values[stop] is EMPTY:
             stop += 1
-        BACKENDS["serial"].run(call.fn, call.items, Feed(outcomes, index, stop), workers=1, chunksize=stop - index)
+        feed = Feed(outcomes, index, stop)
+        BACKENDS["serial"].run(call.fn, call.items, feed, workers=1, chunksize=stop - index, deadline=deadline)
         index = stop
 
 
@@ -324,6 +386,8 @@ def run_parallel(  # noqa: PLR0913 - the public signature
     workers: int | None = None,
     chunksize: int | None = None,
     classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
 ) -> list[R]:
     """Return ``[fn(item) for item in items]``, computed the fastest way.
 
@@ -339,15 +403,39 @@ def run_parallel(  # noqa: PLR0913 - the public signature
         workers: the number of threads or processes.
         chunksize: how many items a worker takes at a time.
         classifier: a callable ``classifier(fn, sample) -> TaskKind | str | None``.
+        return_exceptions: process every item and return each exception ``fn``
+            raised in its item's place, instead of raising the first.
+        timeout: seconds the whole call may take. Worker processes still running
+            its items are then killed (the pool is rebuilt by the next call);
+            threads cannot be killed, so an item running in a thread finishes in the
+            background, but the call returns on time and nothing new starts.
 
     Returns:
-        The results, in input order.
+        The results, in input order (with ``return_exceptions``, exceptions in the
+        places of the items that raised them).
 
     Raises:
         TypeError: bad arguments (see :func:`plan`).
         ValueError: bad arguments (see :func:`plan`).
-        UnpicklableTaskError: ``mode="process"`` with a function or item that cannot
-            be pickled.
-        Exception: the first exception ``fn`` raised, with its own type.
+        UnpicklableTaskError: ``mode="process"`` with a function, item or result that
+            cannot be pickled.
+        WorkerCrashedError: a worker process died; the error names the items it
+            was running (with ``return_exceptions``, the item that kills its worker
+            gets this error in its place and the others complete).
+        TimeoutError: ``timeout`` passed.
+        KeyboardInterrupt: Ctrl-C; worker processes running the call's items are
+            killed, queued items never start.
+        Exception: the first exception ``fn`` raised, with its own type and message,
+            a note naming the item (``add_note``) and, from a worker process, the
+            worker's traceback as ``__cause__``. Nothing new starts after it.
     """
-    return plan(fn, items, mode, workers=workers, chunksize=chunksize, classifier=classifier).run()
+    return plan(
+        fn,
+        items,
+        mode,
+        workers=workers,
+        chunksize=chunksize,
+        classifier=classifier,
+        return_exceptions=return_exceptions,
+        timeout=timeout,
+    ).run()

@@ -5,8 +5,13 @@ derive from the standard-library error a caller would already catch, so code wri
 against ``concurrent.futures`` keeps working::
 
     Exception
-     └── ConcurrencyKitError
-          └── UnpicklableTaskError (also TypeError)
+     ├── ConcurrencyKitError
+     │    ├── UnpicklableTaskError (also TypeError)
+     │    └── WorkerCrashedError (also concurrent.futures.process.BrokenProcessPool)
+     └── TimeoutError (builtin: a call ran past its ``timeout``)
+
+``WorkerCrashedError`` lives in ``_crash.py`` and is imported on first use, since its
+stdlib base pulls in :mod:`multiprocessing`.
 
 An exception raised by the user's ``fn`` is never wrapped: it reaches the caller with
 its own type. In process mode it carries the worker's formatted traceback as

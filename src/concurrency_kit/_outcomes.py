@@ -17,21 +17,37 @@ EMPTY: Any = object()
 
 
 class Outcomes:
-    """Results in input order, plus the earliest failure."""
+    """Results in input order, plus the earliest failure.
 
-    __slots__ = ("_lock", "error", "error_index", "values")
+    With ``collect`` (``return_exceptions=True``), an exception raised by ``fn`` takes
+    its item's place and work goes on; anything else (``KeyboardInterrupt``, a timeout)
+    still stops the call.
+    """
 
-    def __init__(self, total: int) -> None:
+    __slots__ = ("_lock", "collect", "error", "error_index", "values")
+
+    def __init__(self, total: int, *, collect: bool = False) -> None:
         self.values: list[Any] = [EMPTY] * total
+        self.collect = collect
         self.error: BaseException | None = None
         self.error_index = -1
         self._lock = threading.Lock()
 
-    def fail(self, index: int, error: BaseException) -> None:
-        """Record a failure; the earliest item's wins. Every feed stops handing out work."""
+    def fail(self, index: int, error: BaseException) -> bool:
+        """Record a failure of item ``index``.
+
+        Returns:
+            ``True`` when the call stops (every feed stops handing out work; the
+            earliest item's failure is the one raised), ``False`` when the exception
+            was kept in the item's place and work goes on.
+        """
+        if self.collect and isinstance(error, Exception):
+            self.values[index] = error
+            return False
         with self._lock:
             if self.error is None or index < self.error_index:
                 self.error, self.error_index = error, index
+        return True
 
     @property
     def failed(self) -> bool:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "discard_process_pool",
     "forkserver_started",
+    "kill_process_pool",
     "prestart_process_pool",
     "process_pool",
     "process_pool_age",
@@ -176,6 +177,23 @@ def discard_process_pool(pool: ProcessPoolExecutor) -> None:
             _shared.processes = None
             _shared.process_size = 0
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def kill_process_pool(pool: ProcessPoolExecutor) -> None:
+    """Kill ``pool``'s workers at once and forget it (after a timeout or Ctrl-C).
+
+    Python 3.14 has ``ProcessPoolExecutor.kill_workers()``; before it the worker
+    processes are only reachable through the executor's ``_processes`` mapping, read
+    defensively here.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    discard_process_pool(pool)
+    for process in processes:
+        with contextlib.suppress(Exception):  # already gone: nothing to kill
+            process.kill()
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(timeout=1.0)
 
 
 def shutdown(wait: bool = True) -> None:  # noqa: FBT001, FBT002 - mirrors Executor.shutdown

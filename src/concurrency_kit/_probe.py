@@ -123,8 +123,8 @@ def _work(fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, slot: _Slo
                 try:
                     values[index] = fn(items[index])
                 except BaseException as exc:  # noqa: BLE001 - recorded; the call re-raises it
-                    feed.outcomes.fail(index, exc)
-                    break
+                    if feed.outcomes.fail(index, exc):
+                        break
                 done += 1
             t1, c1 = time.perf_counter(), time.thread_time()
             with slot.lock:
@@ -215,6 +215,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its two hooks
     *,
     on_gil_held: Callable[[], object] | None = None,
     settled: Callable[[Measurement], bool] | None = None,
+    deadline: float | None = None,
 ) -> ProbeRun:
     """Run the first items of ``items`` in probe threads and measure them.
 
@@ -228,9 +229,14 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its two hooks
         settled: asked, once the window is over, whether a measurement whose items
             are still running is enough to decide on. While it says no, the probe
             takes no new items but keeps watching the running ones, until they finish.
+        deadline: a ``time.monotonic()`` value past which the probe gives up.
 
     Returns:
         The measurement and where the rest of the call resumes.
+
+    Raises:
+        TimeoutError: the deadline passed while measuring (the items already taken
+            finish in the background; nothing new starts).
     """
     total = len(items)
     feed = Feed(outcomes, 0, total)
@@ -238,8 +244,14 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its two hooks
     slots = [_Slot() for _ in range(min(PROBE_THREADS, total))]
     monitor = _Monitor(slots)
     futures = [executor.submit(_work, fn, items, feed, slot, wake) for slot in slots]
+
+    def check_deadline() -> None:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError  # the caller words it
+
     try:
         while not outcomes.failed:
+            check_deadline()
             wake.clear()
             if all(f.done() for f in futures):
                 break
@@ -263,6 +275,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its two hooks
     resume_at = feed.stop()
     measurement = monitor.measure(resume_at)
     while settled is not None and not measurement.exact and not outcomes.failed and not settled(measurement):
+        check_deadline()
         wake.clear()
         monitor.tick(wake, SETTLE_TICK)
         measurement = monitor.measure(resume_at)

@@ -13,6 +13,8 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from ._errors import UnpicklableTaskError
+
 __all__ = [
     "RemoteTraceback",
     "acting_as_worker",
@@ -94,35 +96,40 @@ class _ExceptionCarrier:
         return _rebuild, (self.exc, self.text)
 
 
-def _pickle_error(what: str, index: int, exc: BaseException) -> TypeError:
-    return TypeError(f"the {what} of item {index} cannot be pickled: {exc}")
+def _pickle_error(what: str, index: int, exc: BaseException) -> UnpicklableTaskError:
+    return UnpicklableTaskError(
+        f"the {what} of item {index} cannot be sent back from the worker process: {exc}. "
+        "Return picklable values, or use mode='thread' or 'serial'."
+    )
 
 
 def run_pickled_chunk(payload: bytes) -> bytes:
     """Run one chunk in a worker process.
 
     Args:
-        payload: ``pickle.dumps((fn, start, items))``.
+        payload: ``pickle.dumps((fn, start, items, collect))``.
 
     Returns:
         ``pickle.dumps(outcomes)``: a list with, per item run, ``(True, result)`` or
-        ``(False, exception)``; the chunk stops at the first exception.
+        ``(False, exception)``. The chunk stops at the first exception unless
+        ``collect`` (``return_exceptions=True``) is set.
     """
-    fn, start, items = pickle.loads(payload)
+    fn, start, items, collect = pickle.loads(payload)
     outcomes: list[tuple[bool, Any]] = []
     for item in items:
         try:
             outcomes.append((True, fn(item)))
         except Exception as exc:  # noqa: BLE001 - sent back to the caller, which re-raises it
             outcomes.append((False, _ExceptionCarrier(exc)))
-            break
+            if not collect:
+                break
     try:
         return pickle.dumps(outcomes, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - find the culprit, report it as the item's failure
-        return _pickle_each(outcomes, start)
+        return _pickle_each(outcomes, start, collect=collect)
 
 
-def _pickle_each(outcomes: Sequence[tuple[bool, Any]], start: int) -> bytes:
+def _pickle_each(outcomes: Sequence[tuple[bool, Any]], start: int, *, collect: bool) -> bytes:
     safe: list[tuple[bool, Any]] = []
     for offset, (ok, value) in enumerate(outcomes):
         try:
@@ -130,6 +137,8 @@ def _pickle_each(outcomes: Sequence[tuple[bool, Any]], start: int) -> bytes:
         except Exception as exc:  # noqa: BLE001 - replaced by an error naming the item
             what = "result" if ok else "exception"
             safe.append((False, _ExceptionCarrier(_pickle_error(what, start + offset, exc))))
-            break
-        safe.append((ok, value))
+            if not collect:
+                break
+        else:
+            safe.append((ok, value))
     return pickle.dumps(safe, protocol=pickle.HIGHEST_PROTOCOL)

@@ -23,10 +23,23 @@ __all__ = ["BACKENDS", "Backend"]
 class Backend(Protocol):
     """Runs the items a feed hands out."""
 
-    def run(self, fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, *, workers: int, chunksize: int) -> None:
+    def run(  # noqa: PLR0913 - every input of a backend, by name
+        self,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        feed: Feed,
+        *,
+        workers: int,
+        chunksize: int,
+        deadline: float | None = None,
+    ) -> None:
         """Run ``fn`` on ``items[i]`` for every index ``i`` the feed hands out.
 
-        Returns when every index is done, or soon after the first failure.
+        Returns when every index is done, or soon after a failure that stops the call.
+
+        Raises:
+            TimeoutError: ``deadline`` (a ``time.monotonic()`` value) passed; the
+                caller words the message.
         """
         ...
 

@@ -11,21 +11,44 @@ __all__ = ["SerialBackend", "run_span"]
 
 
 def run_span(fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, span: range) -> bool:
-    """Run the items of ``span`` in order; on the first failure record it and return ``False``."""
-    values = feed.outcomes.values
+    """Run the items of ``span`` in order; return ``False`` once a failure stops the call."""
+    outcomes = feed.outcomes
+    values = outcomes.values
     for index in span:
         try:
             values[index] = fn(items[index])
         except BaseException as exc:  # noqa: BLE001 - recorded; the call re-raises it
-            feed.outcomes.fail(index, exc)
-            return False
+            if outcomes.fail(index, exc):
+                return False
     return True
 
 
 class SerialBackend:
-    """Runs every item in the calling thread, in order."""
+    """Runs every item in the calling thread, in order.
 
-    def run(self, fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, *, workers: int, chunksize: int) -> None:  # noqa: ARG002 - one signature for every backend
-        """Run the feed's items one after another."""
+    With a deadline the loop runs in one pool thread instead, so that the calling
+    thread can return when the time is up.
+    """
+
+    def run(  # noqa: PLR0913 - the backend protocol
+        self,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        feed: Feed,
+        *,
+        workers: int,  # noqa: ARG002 - always one
+        chunksize: int,
+        deadline: float | None = None,
+    ) -> None:
+        """Run the feed's items one after another.
+
+        Raises:
+            TimeoutError: ``deadline`` (a ``time.monotonic()`` value) passed.
+        """
+        if deadline is not None:
+            from ._thread import ThreadBackend  # noqa: PLC0415 - the one place serial needs threads
+
+            ThreadBackend().run(fn, items, feed, workers=1, chunksize=chunksize, deadline=deadline)
+            return
         while (span := feed.take(chunksize)) and run_span(fn, items, feed, span):
             pass
