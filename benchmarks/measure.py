@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -91,10 +92,8 @@ class RssPoller:
         total = self._process.memory_info().rss
         descendants = self._process.children(recursive=True)
         for child in descendants:
-            try:
+            with contextlib.suppress(psutil.Error):  # it exited meanwhile
                 total += child.memory_info().rss
-            except psutil.Error:  # exited meanwhile
-                pass
         self.children = max(self.children, len(descendants))
         return total
 

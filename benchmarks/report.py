@@ -92,9 +92,7 @@ def check_targets(phase: str, cells: Cells, runners: Sequence[str]) -> dict[str,
     summary = summarize(table, runners)
     auto = summary.get(AUTO, {"geomean": None, "worst": None, "worst_workload": None})
     target = TARGETS[phase]
-    misses = {
-        w: row[AUTO] for w, row in table.items() if row.get(AUTO) is not None and row[AUTO] > target["worst"]
-    }
+    misses = {w: row[AUTO] for w, row in table.items() if row.get(AUTO) is not None and row[AUTO] > target["worst"]}
     peers = {r: s["geomean"] for r, s in summary.items() if not r.startswith("ck/") and s["geomean"] is not None}
     best_peer = min(peers, key=lambda r: peers[r]) if peers else None
     geomean = auto["geomean"]

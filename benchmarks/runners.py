@@ -65,8 +65,11 @@ class _ExecutorRunner(Runner):
         super().__init__()
         self._executor: Executor | None = None
 
-    def _make(self, count: int) -> Executor:
-        raise NotImplementedError
+    #: The executor class; ``_make`` calls it with no arguments (default workers).
+    pool_type: ClassVar[type[Executor]]
+
+    def _make(self, count: int) -> Executor:  # noqa: ARG002 - the thread-per-item runner sizes by it
+        return self.pool_type()
 
     def _chunksize(self, count: int) -> int:  # noqa: ARG002 - subclasses use it
         return 1
@@ -87,14 +90,13 @@ class _ExecutorRunner(Runner):
 class ThreadsDefault(_ExecutorRunner):
     name = "tpe"
     description = "ThreadPoolExecutor().map (default workers: min(32, cpus + 4))"
-
-    def _make(self, count: int) -> Executor:
-        return ThreadPoolExecutor()
+    pool_type = ThreadPoolExecutor
 
 
 class ThreadPerItem(_ExecutorRunner):
     name = "tpe/item"
     description = "ThreadPoolExecutor(max_workers=len(items)).map (idle threads are reused)"
+    pool_type = ThreadPoolExecutor
 
     def skip_reason(self, count: int) -> str | None:
         return f"{count} threads" if count > MAX_THREADS_PER_ITEM else None
@@ -110,17 +112,13 @@ def _cpus() -> int:
 class ProcessesChunk1(_ExecutorRunner):
     name = "ppe/c1"
     description = "ProcessPoolExecutor().map(chunksize=1), default start method"
-
-    def _make(self, count: int) -> Executor:
-        return ProcessPoolExecutor()
+    pool_type = ProcessPoolExecutor
 
 
 class ProcessesTuned(_ExecutorRunner):
     name = "ppe/tuned"
     description = "ProcessPoolExecutor().map(chunksize=len(items) // (4 * cpus))"
-
-    def _make(self, count: int) -> Executor:
-        return ProcessPoolExecutor()
+    pool_type = ProcessPoolExecutor
 
     def _chunksize(self, count: int) -> int:
         return max(1, count // (4 * _cpus()))
@@ -136,7 +134,7 @@ class _JoblibRunner(Runner):
         super().__init__()
         self._parallel: Any = None
 
-    def open(self, count: int) -> None:
+    def open(self, count: int) -> None:  # noqa: ARG002 - joblib sizes its own batches
         from joblib import Parallel
 
         self._parallel = Parallel(n_jobs=-1, prefer=self._prefer)

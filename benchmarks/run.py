@@ -1,0 +1,501 @@
+"""``python -m benchmarks.run``: concurrency_kit against a loop, concurrent.futures and joblib.
+
+Every runner maps every workload twice over:
+
+- **warm**: in this process, one warm-up call, then the median of several calls; each
+  runner keeps its executor (a persistent pool; loky's reusable executor; concurrency_kit's
+  warm pools). Runners take turns call by call, so noise spreads evenly.
+- **cold**: the first call in a fresh interpreter (``python -m benchmarks._child``),
+  executor start-up and concurrency_kit's probe included, imports and items not.
+
+It prints regret tables (time over the best time any runner reached on the workload),
+auto's figures against its targets, and separate scaling, overhead and memory figures;
+it writes ``<out>/latest.json`` and ``<out>/latest.png`` (``--publish`` also writes
+``benchmarks/results.json`` and ``benchmarks/regret.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TextIO, final
+
+import attrs
+
+import concurrency_kit as ck
+
+from . import report
+from .measure import REPO_ROOT, run_child, timed_map
+from .runners import RUNNERS, SMOKE_RUNNERS, KitAuto, Loop, Runner, get_runner, shutdown_peers
+from .workloads import SMOKE_WORKLOADS, WORKLOADS, Profile, Workload, get_workload
+
+__all__ = ["Settings", "main"]
+
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_OUT = BENCH_DIR / "results"
+SCALING_WORKLOAD = "cpu1ms_x2000"
+OVERHEAD_WORKLOAD = "square_x20000"
+MEMORY_WORKLOAD = "bytes1mb_x200"
+MEMORY_RUNNERS = ("loop", "ck/proc", "ck/auto")
+
+Cell = dict[str, Any]
+
+
+@final
+@attrs.frozen
+class Settings:
+    """How much measuring a profile does."""
+
+    profile: Profile
+    #: Warm: at most this many timed calls per cell after the warm-up ...
+    warm_repeats: int
+    #: ... and fewer when the warm-up call shows they would take longer than this.
+    warm_budget: float
+    #: Cold: at most this many fresh interpreters per cell ...
+    cold_repeats: int
+    #: ... and fewer once the cell has used this many seconds.
+    cold_budget: float
+    #: Item counts for the scaling figure.
+    scaling_sizes: tuple[int, ...]
+    #: Repeats of the overhead figures (loop vs auto; thread dispatch).
+    overhead_repeats: int
+    dispatch_repeats: int
+
+
+PROFILES: dict[str, Settings] = {
+    "full": Settings("full", 7, 8.0, 3, 4.0, (2000, 8000, 32000), 51, 15),
+    "quick": Settings("quick", 3, 1.5, 1, 0.0, (2000, 8000), 21, 5),
+    "smoke": Settings("smoke", 1, 0.0, 1, 0.0, (8, 16), 3, 1),
+}
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _ok(samples: list[float], **extra: Any) -> Cell:
+    return {"status": "ok", "seconds": statistics.median(samples), "samples": samples, **extra}
+
+
+def _not_run(status: str, note: str) -> Cell:
+    return {"status": status, "seconds": None, "samples": [], "note": note}
+
+
+def _error_note(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def _open_runners(names: Sequence[str], count: int) -> tuple[dict[str, Runner], dict[str, Cell]]:
+    """The runners to run over ``count`` items, and cells for those that skip it."""
+    active: dict[str, Runner] = {}
+    skipped: dict[str, Cell] = {}
+    for name in names:
+        runner = get_runner(name)()
+        skip = runner.skip_reason(count)
+        if skip is None:
+            active[name] = runner
+        else:
+            skipped[name] = _not_run("skipped", skip)
+    return active, skipped
+
+
+def measure_warm(workload: Workload, size: int, runner_names: Sequence[str], settings: Settings) -> dict[str, Cell]:
+    """Warm cells of one workload: every runner open at once, taking turns call by call."""
+    items = workload.items(size)
+    active, cells = _open_runners(runner_names, len(items))
+    samples: dict[str, list[float]] = {name: [] for name in active}
+    allowed: dict[str, int] = {}
+    digests: dict[str, str] = {}
+    try:
+        for name, runner in active.items():
+            try:
+                runner.open(len(items))
+                warm_up, digests[name] = timed_map(runner, workload.fn, items)
+            except Exception as exc:  # noqa: BLE001 - a runner that fails is reported in its cell
+                cells[name] = _not_run("error", _error_note(exc))
+                continue
+            by_budget = int(settings.warm_budget / warm_up) if warm_up > 0 else settings.warm_repeats
+            allowed[name] = max(1, min(settings.warm_repeats, by_budget))
+        for turn in range(max(allowed.values(), default=0)):
+            for name in [n for n, allow in allowed.items() if turn < allow and n not in cells]:
+                try:
+                    samples[name].append(timed_map(active[name], workload.fn, items)[0])
+                except Exception as exc:  # noqa: BLE001 - reported in its cell
+                    cells[name] = _not_run("error", _error_note(exc))
+    finally:
+        for runner in active.values():
+            runner.close()
+    for name, runner in active.items():
+        if name not in cells:
+            cells[name] = _ok(samples[name], digest=digests[name], reason=runner.reason)
+    return {name: cells[name] for name in runner_names}
+
+
+def measure_cold(
+    workloads: Sequence[tuple[Workload, int]], runner_names: Sequence[str], settings: Settings
+) -> dict[str, dict[str, Cell]]:
+    """Cold cells: each the first call in a fresh interpreter, repeated while the budget lasts."""
+    samples: dict[str, dict[str, list[float]]] = {w.name: {r: [] for r in runner_names} for w, _ in workloads}
+    answers: dict[str, dict[str, dict[str, Any]]] = {w.name: {} for w, _ in workloads}
+    cells: dict[str, dict[str, Cell]] = {w.name: {} for w, _ in workloads}
+    for workload, size in workloads:
+        for name in runner_names:
+            skip = get_runner(name)().skip_reason(size)
+            if skip is not None:
+                cells[workload.name][name] = _not_run("skipped", skip)
+    for turn in range(settings.cold_repeats):
+        for workload, size in workloads:
+            for name in runner_names:
+                taken = samples[workload.name][name]
+                if name in cells[workload.name] or (turn > 0 and sum(taken) + taken[0] > settings.cold_budget):
+                    continue
+                _log(f"cold {turn + 1}/{settings.cold_repeats}: {workload.name} {name}")
+                try:
+                    answer = run_child("cold", name, workload.name, str(size))
+                except RuntimeError as exc:
+                    cells[workload.name][name] = _not_run("error", _error_note(exc))
+                    continue
+                taken.append(float(answer["seconds"]))
+                answers[workload.name][name] = answer
+    for workload, _ in workloads:
+        for name in runner_names:
+            if name not in cells[workload.name]:
+                answer = answers[workload.name][name]
+                cells[workload.name][name] = _ok(
+                    samples[workload.name][name], digest=answer["digest"], reason=answer["reason"]
+                )
+        cells[workload.name] = {name: cells[workload.name][name] for name in runner_names}
+    return cells
+
+
+def check_results(phases: dict[str, dict[str, dict[str, Cell]]]) -> None:
+    """Mark as errors the cells whose results differ from the loop's (or the majority's)."""
+    workloads = next(iter(phases.values())).keys()
+    for workload in workloads:
+        digests = [c["digest"] for cells in phases.values() for c in cells[workload].values() if c.get("digest")]
+        if not digests:
+            continue
+        loop = [cells[workload]["loop"].get("digest") for cells in phases.values() if "loop" in cells[workload]]
+        reference = next((d for d in loop if d), max(set(digests), key=digests.count))
+        for cells in phases.values():
+            for name, cell in cells[workload].items():
+                if cell.get("digest") not in (None, reference):
+                    cells[workload][name] = _not_run("error", f"results differ from the loop's ({cell['digest']})")
+
+
+def _timed_repeats(call: Callable[[], object], repeats: int, budget: float) -> list[float]:
+    """Time ``call`` once, then again while ``repeats`` and ``budget`` allow."""
+    times: list[float] = []
+    while True:
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+        if len(times) >= repeats or sum(times) + times[0] > budget:
+            return times
+
+
+def measure_scaling(settings: Settings) -> dict[str, Any]:
+    """Auto's time per item, warm, for the 1 ms CPU workload at growing item counts."""
+    workload = get_workload(SCALING_WORKLOAD)
+    auto, loop = KitAuto(), Loop()
+    first = workload.items(settings.scaling_sizes[0])
+    auto.map(workload.fn, first)  # warm-up
+    loop_times = _timed_repeats(lambda: loop.map(workload.fn, first), 2, 2 * settings.warm_budget)
+    rows = []
+    for size in settings.scaling_sizes:
+        items = workload.items(size)
+        _log(f"scaling: ck/auto over {size} items")
+        times = _timed_repeats(lambda items=items: auto.map(workload.fn, items), 3, 4 * settings.warm_budget)
+        median = statistics.median(times)
+        rows.append(
+            {
+                "items": size,
+                "seconds": median,
+                "samples": times,
+                "us_per_item": median / size * 1e6,
+                "reason": auto.reason,
+            }
+        )
+    loop_per_item = statistics.median(loop_times) / len(first) * 1e6
+    return {
+        "workload": workload.name,
+        "runner": "ck/auto",
+        "rows": rows,
+        "loop_us_per_item": loop_per_item,
+        "ideal_us_per_item": loop_per_item / ck.usable_cpus(),
+    }
+
+
+def measure_overhead(settings: Settings, size: int) -> dict[str, Any]:
+    """Auto vs the loop on trivial items; thread-mode dispatch vs ThreadPoolExecutor.map."""
+    workload = get_workload(OVERHEAD_WORKLOAD)
+    items = workload.items(size)
+    fn = workload.fn
+    auto, loop = KitAuto(), Loop()
+    auto.map(fn, items)
+    loop_times, auto_times = [], []
+    for _ in range(settings.overhead_repeats):
+        loop_times.append(timed_map(loop, fn, items)[0])
+        auto_times.append(timed_map(auto, fn, items)[0])
+    diffs = [a - b for a, b in zip(auto_times, loop_times, strict=True)]
+    cpus = ck.usable_cpus()
+    dispatch: dict[str, float] = {}
+    with ThreadPoolExecutor() as default_pool, ThreadPoolExecutor(max_workers=cpus) as small_pool:
+        calls: dict[str, Callable[[], object]] = {
+            "ck/thread (default workers)": lambda: ck.run_parallel(fn, items, "thread"),
+            "tpe (default workers)": lambda: list(default_pool.map(fn, items)),
+            f"ck/thread (workers={cpus})": lambda: ck.run_parallel(fn, items, "thread", workers=cpus),
+            f"tpe (max_workers={cpus})": lambda: list(small_pool.map(fn, items)),
+        }
+        for call in calls.values():
+            call()  # warm-up
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(settings.dispatch_repeats):
+            for name, call in calls.items():
+                start = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - start)
+        dispatch = {name: statistics.median(t) / size * 1e6 for name, t in times.items()}
+    return {
+        "workload": workload.name,
+        "items": size,
+        "repeats": settings.overhead_repeats,
+        "loop_ms": statistics.median(loop_times) * 1e3,
+        "auto_ms": statistics.median(auto_times) * 1e3,
+        "auto_minus_loop_ms": (statistics.median(auto_times) - statistics.median(loop_times)) * 1e3,
+        "paired_difference_ms": statistics.median(diffs) * 1e3,
+        "auto_reason": auto.reason,
+        "dispatch_us_per_item": dispatch,
+        "dispatch_repeats": settings.dispatch_repeats,
+    }
+
+
+def measure_memory(size: int) -> dict[str, Any]:
+    """Peak RSS of parent + children, first call in a fresh interpreter, on the 1 MB workload."""
+    rows: dict[str, Any] = {}
+    for name in MEMORY_RUNNERS:
+        _log(f"memory: {name} over {size} items of {MEMORY_WORKLOAD}")
+        try:
+            answer = run_child("memory", name, MEMORY_WORKLOAD, str(size))
+        except RuntimeError as exc:
+            rows[name] = {"error": _error_note(exc)}
+            continue
+        mib = 1024 * 1024
+        rows[name] = {
+            "baseline_mib": answer["baseline_bytes"] / mib,
+            "peak_mib": answer["peak_bytes"] / mib,
+            "added_mib": (answer["peak_bytes"] - answer["baseline_bytes"]) / mib,
+            "children": answer["children"],
+            "seconds": answer["seconds"],
+            "reason": answer["reason"],
+        }
+    return {"workload": MEMORY_WORKLOAD, "items": size, "runners": rows}
+
+
+def format_extras(extras: dict[str, Any]) -> str:
+    """The scaling, overhead and memory figures, in words."""
+    lines: list[str] = []
+    scaling = extras.get("scaling")
+    if scaling:
+        rows = "; ".join(
+            f"{r['items']} items {r['us_per_item']:.0f} µs/item ({r['seconds']:.2f} s)" for r in scaling["rows"]
+        )
+        lines.append(
+            f"scaling, ck/auto warm on {scaling['workload']}: {rows}; "
+            f"loop {scaling['loop_us_per_item']:.0f} µs/item, ideal {scaling['ideal_us_per_item']:.0f} µs/item"
+        )
+    overhead = extras.get("overhead")
+    if overhead:
+        lines.append(
+            f"overhead, {overhead['items']} trivial items (median of {overhead['repeats']}): loop "
+            f"{overhead['loop_ms']:.2f} ms, ck/auto {overhead['auto_ms']:.2f} ms: "
+            f"+{overhead['auto_minus_loop_ms']:.2f} ms (paired median +{overhead['paired_difference_ms']:.2f} ms)"
+        )
+        dispatch = ", ".join(f"{k} {v:.1f}" for k, v in overhead["dispatch_us_per_item"].items())
+        lines.append(f"thread dispatch, µs per item (median of {overhead['dispatch_repeats']}): {dispatch}")
+    memory = extras.get("memory")
+    if memory:
+        parts = []
+        for name, row in memory["runners"].items():
+            if "error" in row:
+                parts.append(f"{name} error ({row['error']})")
+            else:
+                parts.append(
+                    f"{name} peak {row['peak_mib']:.0f} MiB (+{row['added_mib']:.0f} over "
+                    f"{row['baseline_mib']:.0f}, {row['children']} children, {row['seconds']:.2f} s)"
+                )
+        lines.append(
+            f"memory, peak RSS parent+children, fresh interpreter, {memory['items']} × 1 MB items: " + "; ".join(parts)
+        )
+    return "\n".join(lines)
+
+
+def _git(*args: str) -> str | None:
+    try:
+        completed = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    return completed.stdout.strip() if completed.returncode == 0 else None
+
+
+def _meta(settings: Settings, argv: Sequence[str], runner_names: Sequence[str]) -> dict[str, Any]:
+    versions: dict[str, str | None] = {"concurrency_kit": ck.__version__}
+    if any(get_runner(r).needs_joblib for r in runner_names):
+        import joblib
+
+        versions["joblib"] = joblib.__version__
+    import multiprocessing
+
+    status = _git("status", "--porcelain", "src")
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "argv": list(argv),
+        "profile": settings.profile,
+        "settings": attrs.asdict(settings),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "usable_cpus": ck.usable_cpus(),
+        "start_method": multiprocessing.get_start_method(),
+        "concurrency_kit_start_method": ck.get_config().start_method,
+        "versions": versions,
+        "git_commit": _git("rev-parse", "HEAD"),
+        "src_modified": None if status is None else bool(status),
+        "load_average_before": os.getloadavg(),
+    }
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="fewer repeats, one cold run per cell (a few minutes)")
+    group.add_argument("--smoke", action="store_true", help="tiny sizes, no joblib, one repeat (seconds; for tests)")
+    parser.add_argument("--runners", help="comma-separated runner names (default: all; smoke: no joblib)")
+    parser.add_argument("--workloads", help="comma-separated workload names (default: all)")
+    parser.add_argument("--cold-runners", help="comma-separated runners to measure cold (default: the runners)")
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold measurements")
+    parser.add_argument("--no-extras", action="store_true", help="skip the scaling, overhead and memory figures")
+    parser.add_argument("--no-chart", action="store_true", help="do not render the PNG")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where latest.json and latest.png go")
+    parser.add_argument(
+        "--publish", action="store_true", help="also write benchmarks/results.json and benchmarks/regret.png"
+    )
+    return parser.parse_args(argv)
+
+
+def _names(text: str | None, default: Sequence[str], check: Callable[[str], object]) -> list[str]:
+    if not text:
+        return list(default)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        check(name)
+    return names
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:  # noqa: PLR0915 - the script, step by step
+    """Run the benchmark; print the tables to ``out`` (stdout); return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parse(argv)
+    stream = out or sys.stdout
+    settings = PROFILES["smoke" if args.smoke else "quick" if args.quick else "full"]
+    default_runners = SMOKE_RUNNERS if args.smoke else tuple(r.name for r in RUNNERS)
+    default_workloads = SMOKE_WORKLOADS if args.smoke else tuple(w.name for w in WORKLOADS)
+    try:
+        runner_names = _names(args.runners, default_runners, get_runner)
+        workload_names = _names(args.workloads, default_workloads, get_workload)
+        cold_runners = _names(args.cold_runners, runner_names, get_runner)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    workloads = [(w, w.size(settings.profile)) for w in map(get_workload, workload_names)]
+    joblib_used = any(get_runner(r).needs_joblib for r in runner_names)
+    started = time.perf_counter()
+    results: dict[str, Any] = {"meta": _meta(settings, argv, runner_names)}
+    results["runners"] = {r: get_runner(r).description for r in runner_names}
+    results["workloads"] = {w.name: {"items": size, "description": w.description} for w, size in workloads}
+    phases: dict[str, dict[str, dict[str, Cell]]] = {"warm": {}}
+    try:
+        for workload, size in workloads:
+            _log(f"warm: {workload.name} ({size} items)")
+            phases["warm"][workload.name] = measure_warm(workload, size, runner_names, settings)
+        extras: dict[str, Any] = {}
+        if not args.no_extras:
+            extras["scaling"] = measure_scaling(settings)
+            extras["overhead"] = measure_overhead(settings, get_workload(OVERHEAD_WORKLOAD).size(settings.profile))
+    finally:
+        shutdown_peers(joblib_used=joblib_used)
+    if not args.no_cold:
+        cold = measure_cold(workloads, cold_runners, settings)
+        phases["cold"] = {
+            w: {r: cold[w].get(r, _not_run("skipped", "not measured cold (--cold-runners)")) for r in runner_names}
+            for w in cold
+        }
+    if not args.no_extras:
+        extras["memory"] = measure_memory(get_workload(MEMORY_WORKLOAD).size(settings.profile))
+    check_results(phases)
+
+    texts = [
+        report.format_table(f"{phase.upper()} regret (time / best time on the workload)", cells, runner_names)
+        for phase, cells in phases.items()
+    ]
+    verdicts = {phase: report.check_targets(phase, cells, runner_names) for phase, cells in phases.items()}
+    reasons = {
+        w: {phase: cells[w].get("ck/auto", {}).get("reason") for phase, cells in phases.items()} for w in phases["warm"]
+    }
+    results["cells"] = phases
+    results["regret"] = {phase: report.regret(cells) for phase, cells in phases.items()}
+    results["summary"] = {phase: report.summarize(results["regret"][phase], runner_names) for phase in phases}
+    results["targets"] = verdicts
+    results["auto_reasons"] = reasons
+    results["extras"] = extras
+    results["meta"]["load_average_after"] = os.getloadavg()
+    results["meta"]["seconds"] = time.perf_counter() - started
+
+    body = "\n\n".join(texts)
+    body += "\n\n" + "\n".join(report.format_targets(v) for v in verdicts.values())
+    if "ck/auto" in runner_names:
+        body += "\n\nck/auto's choice (warm run's plan.reason):\n" + "\n".join(
+            f"  {w}: {r.get('warm')}" for w, r in reasons.items()
+        )
+    if extras:
+        body += "\n\n" + format_extras(extras)
+    meta = results["meta"]
+    body += (
+        f"\n\n{meta['profile']} run, {meta['seconds']:.0f} s; Python {meta['python']}, {meta['usable_cpus']} usable "
+        f"CPUs, load average {meta['load_average_before'][0]:.2f} before, {meta['load_average_after'][0]:.2f} after"
+    )
+    print(body, file=stream, flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / "latest.json"
+    json_path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    outputs = [json_path]
+    if not args.no_chart:
+        png_path = args.out / "latest.png"
+        subtitle = f"{meta['profile']} run {meta['date']}, Python {meta['python']}, {meta['usable_cpus']} CPUs"
+        report.render_chart(phases, runner_names, png_path, subtitle)
+        outputs.append(png_path)
+    if args.publish:
+        shutil.copyfile(json_path, BENCH_DIR / "results.json")
+        outputs.append(BENCH_DIR / "results.json")
+        if not args.no_chart:
+            shutil.copyfile(args.out / "latest.png", BENCH_DIR / "regret.png")
+            outputs.append(BENCH_DIR / "regret.png")
+    print("wrote " + ", ".join(str(p) for p in outputs), file=stream)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
