@@ -89,7 +89,7 @@ class RssPoller:
 
     def sample(self) -> int:
         """Resident bytes of this process and its descendants, now."""
-        total = self._process.memory_info().rss
+        total: int = self._process.memory_info().rss
         descendants = self._process.children(recursive=True)
         for child in descendants:
             with contextlib.suppress(psutil.Error):  # it exited meanwhile

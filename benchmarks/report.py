@@ -92,7 +92,8 @@ def check_targets(phase: str, cells: Cells, runners: Sequence[str]) -> dict[str,
     summary = summarize(table, runners)
     auto = summary.get(AUTO, {"geomean": None, "worst": None, "worst_workload": None})
     target = TARGETS[phase]
-    misses = {w: row[AUTO] for w, row in table.items() if row.get(AUTO) is not None and row[AUTO] > target["worst"]}
+    auto_regrets = {w: row.get(AUTO) for w, row in table.items()}
+    misses = {w: v for w, v in auto_regrets.items() if v is not None and v > target["worst"]}
     peers = {r: s["geomean"] for r, s in summary.items() if not r.startswith("ck/") and s["geomean"] is not None}
     best_peer = min(peers, key=lambda r: peers[r]) if peers else None
     geomean = auto["geomean"]

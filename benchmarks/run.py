@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -47,7 +48,6 @@ DEFAULT_OUT = BENCH_DIR / "results"
 SCALING_WORKLOAD = "cpu1ms_x2000"
 OVERHEAD_WORKLOAD = "square_x20000"
 MEMORY_WORKLOAD = "bytes1mb_x200"
-MEMORY_RUNNERS = ("loop", "ck/proc", "ck/auto")
 
 Cell = dict[str, Any]
 
@@ -71,12 +71,15 @@ class Settings:
     #: Repeats of the overhead figures (loop vs auto; thread dispatch).
     overhead_repeats: int
     dispatch_repeats: int
+    #: Runners measured cold (None: every runner) and for memory.
+    cold_runners: tuple[str, ...] | None = None
+    memory_runners: tuple[str, ...] = ("loop", "ck/proc", "ck/auto")
 
 
 PROFILES: dict[str, Settings] = {
     "full": Settings("full", 7, 8.0, 3, 4.0, (2000, 8000, 32000), 51, 15),
     "quick": Settings("quick", 3, 1.5, 1, 0.0, (2000, 8000), 21, 5),
-    "smoke": Settings("smoke", 1, 0.0, 1, 0.0, (8, 16), 3, 1),
+    "smoke": Settings("smoke", 1, 0.0, 1, 0.0, (8, 16), 3, 1, ("loop", "ck/auto"), ("ck/proc",)),
 }
 
 
@@ -216,7 +219,7 @@ def measure_scaling(settings: Settings) -> dict[str, Any]:
     for size in settings.scaling_sizes:
         items = workload.items(size)
         _log(f"scaling: ck/auto over {size} items")
-        times = _timed_repeats(lambda items=items: auto.map(workload.fn, items), 3, 4 * settings.warm_budget)
+        times = _timed_repeats(functools.partial(auto.map, workload.fn, items), 3, 4 * settings.warm_budget)
         median = statistics.median(times)
         rows.append(
             {
@@ -281,10 +284,10 @@ def measure_overhead(settings: Settings, size: int) -> dict[str, Any]:
     }
 
 
-def measure_memory(size: int) -> dict[str, Any]:
+def measure_memory(size: int, runner_names: Sequence[str]) -> dict[str, Any]:
     """Peak RSS of parent + children, first call in a fresh interpreter, on the 1 MB workload."""
     rows: dict[str, Any] = {}
-    for name in MEMORY_RUNNERS:
+    for name in runner_names:
         _log(f"memory: {name} over {size} items of {MEMORY_WORKLOAD}")
         try:
             answer = run_child("memory", name, MEMORY_WORKLOAD, str(size))
@@ -415,7 +418,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:  
     try:
         runner_names = _names(args.runners, default_runners, get_runner)
         workload_names = _names(args.workloads, default_workloads, get_workload)
-        cold_runners = _names(args.cold_runners, runner_names, get_runner)
+        default_cold = [r for r in settings.cold_runners or runner_names if r in runner_names]
+        cold_runners = _names(args.cold_runners, default_cold, get_runner)
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
@@ -443,7 +447,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:  
             for w in cold
         }
     if not args.no_extras:
-        extras["memory"] = measure_memory(get_workload(MEMORY_WORKLOAD).size(settings.profile))
+        extras["memory"] = measure_memory(get_workload(MEMORY_WORKLOAD).size(settings.profile), settings.memory_runners)
     check_results(phases)
 
     texts = [

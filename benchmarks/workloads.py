@@ -158,7 +158,7 @@ WORKLOADS: tuple[Workload, ...] = (
         "bytes1mb_x200",
         checksum_head,
         _blobs,
-        {"full": 200},
+        {"full": 200, "smoke": 4},
         "checksum_head over 200 distinct 1 MB bytes: pickling dominates",
     ),
     Workload(

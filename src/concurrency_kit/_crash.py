@@ -27,3 +27,6 @@ class WorkerCrashedError(ConcurrencyKitError, BrokenProcessPool):
 
     def __reduce__(self) -> tuple[type[WorkerCrashedError], tuple[str, tuple[int, ...]]]:
         return type(self), (str(self), self.indices)
+
+
+WorkerCrashedError.__module__ = "concurrency_kit"  # the public path, in tracebacks and pickles

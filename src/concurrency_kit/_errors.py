@@ -35,3 +35,8 @@ class UnpicklableTaskError(ConcurrencyKitError, TypeError):
     session, an open file as an item). ``mode="auto"`` never raises it: it falls back to
     threads or a plain loop and says so in the plan's reason.
     """
+
+
+# Shown as concurrency_kit.<Name> in tracebacks (and pickled by that public path).
+for _error in (ConcurrencyKitError, UnpicklableTaskError):
+    _error.__module__ = "concurrency_kit"
