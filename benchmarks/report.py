@@ -134,24 +134,29 @@ def format_targets(verdict: Mapping[str, Any]) -> str:
 def render_chart(
     phases: Mapping[str, Cells], runners: Sequence[str], path: Path, subtitle: str = ""
 ) -> None:  # pragma: no cover - drawing
-    """Heat maps of warm and cold regret, runners across, workloads down, log colour scale."""
+    """Heat maps of regret, one per phase stacked: runners across, workloads down, log colour scale."""
     import matplotlib as mpl
 
     mpl.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
+    from matplotlib.patches import Rectangle
 
     names = list(phases)
     workloads = list(next(iter(phases.values())))
     rows = [*workloads, "geomean"]
     fig, axes = plt.subplots(
-        1, len(names), figsize=(1.0 + 0.9 * len(runners) * len(names), 1.6 + 0.42 * len(rows)), squeeze=False
+        len(names),
+        1,
+        figsize=(2.5 + 0.85 * len(runners), 0.9 + 0.36 * len(rows) * len(names)),
+        squeeze=False,
+        layout="constrained",
     )
     norm = LogNorm(vmin=1.0, vmax=10.0)
     cmap = mpl.colormaps["RdYlGn_r"].copy()
     cmap.set_bad("#d9d9d9")
     image = None
-    for ax, phase in zip(axes[0], names, strict=True):
+    for ax, phase in zip(axes[:, 0], names, strict=True):
         cells = phases[phase]
         table = regret(cells)
         summary = summarize(table, runners)
@@ -160,26 +165,25 @@ def render_chart(
         image = ax.imshow(data, cmap=cmap, norm=norm, aspect="auto")
         for i, row in enumerate(grid):
             for j, value in enumerate(row):
-                if i < len(workloads) and cells[workloads[i]][runners[j]]["status"] != "ok":
-                    text = cells[workloads[i]][runners[j]]["status"]
+                status = cells[workloads[i]][runners[j]]["status"] if i < len(workloads) else "ok"
+                if status != "ok":
+                    text = {"skipped": "skip", "error": "err"}.get(status, status)
                 else:
                     text = "-" if value is None else (f"{value:.2f}" if value < 10 else f"{value:.0f}")
                 weight = "bold" if runners[j] == AUTO or i == len(workloads) else "normal"
                 ax.text(j, i, text, ha="center", va="center", fontsize=8, fontweight=weight)
-        ax.set_xticks(range(len(runners)), runners, rotation=45, ha="right", fontsize=9)
+        ax.set_xticks(range(len(runners)), runners, rotation=30, ha="right", fontsize=9)
         ax.set_yticks(range(len(rows)), rows, fontsize=9)
         ax.axhline(len(workloads) - 0.5, color="black", linewidth=1.5)
         if AUTO in runners:
             k = runners.index(AUTO)
-            ax.add_patch(
-                mpl.patches.Rectangle((k - 0.5, -0.5), 1, len(rows), fill=False, edgecolor="black", linewidth=2)
-            )
+            ax.add_patch(Rectangle((k - 0.5, -0.5), 1, len(rows), fill=False, edgecolor="black", linewidth=2))
         target = TARGETS.get(phase)
-        limits = f" (auto targets: ≤ {target['worst']} each, geomean ≤ {target['geomean']})" if target else ""
-        ax.set_title(f"{phase} regret = time / best time on the workload{limits}", fontsize=10)
+        limits = f"; auto's targets: ≤ {target['worst']} each, geomean ≤ {target['geomean']}" if target else ""
+        ax.set_title(f"{phase}: regret = time / best time on the workload{limits}", fontsize=10)
     if image is not None:
-        fig.colorbar(image, ax=axes[0].tolist(), label="regret (log scale, clipped at 10)", shrink=0.8)
+        fig.colorbar(image, ax=axes[:, 0].tolist(), label="regret (log scale, clipped at 10)", shrink=0.6)
     if subtitle:
         fig.suptitle(subtitle, fontsize=9)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
+import importlib.util
 import json
 import os
 import platform
@@ -38,7 +39,7 @@ import concurrency_kit as ck
 
 from . import report
 from .measure import REPO_ROOT, run_child, timed_map
-from .runners import RUNNERS, SMOKE_RUNNERS, KitAuto, Loop, Runner, get_runner, shutdown_peers
+from .runners import RUNNERS, SMOKE_RUNNERS, KitAuto, Loop, Runner, get_runner, joblib_available, shutdown_peers
 from .workloads import SMOKE_WORKLOADS, WORKLOADS, Profile, Workload, get_workload
 
 __all__ = ["Settings", "main"]
@@ -354,7 +355,7 @@ def _git(*args: str) -> str | None:
 
 def _meta(settings: Settings, argv: Sequence[str], runner_names: Sequence[str]) -> dict[str, Any]:
     versions: dict[str, str | None] = {"concurrency_kit": ck.__version__}
-    if any(get_runner(r).needs_joblib for r in runner_names):
+    if any(get_runner(r).needs_joblib for r in runner_names) and joblib_available():
         import joblib
 
         versions["joblib"] = joblib.__version__
@@ -486,15 +487,18 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:  
     json_path = args.out / "latest.json"
     json_path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     outputs = [json_path]
-    if not args.no_chart:
+    chart = not args.no_chart and importlib.util.find_spec("matplotlib") is not None
+    if chart:
         png_path = args.out / "latest.png"
         subtitle = f"{meta['profile']} run {meta['date']}, Python {meta['python']}, {meta['usable_cpus']} CPUs"
         report.render_chart(phases, runner_names, png_path, subtitle)
         outputs.append(png_path)
+    elif not args.no_chart:
+        print("no chart: matplotlib is not installed (pip install -e '.[bench]')", file=stream)
     if args.publish:
         shutil.copyfile(json_path, BENCH_DIR / "results.json")
         outputs.append(BENCH_DIR / "results.json")
-        if not args.no_chart:
+        if chart:
             shutil.copyfile(args.out / "latest.png", BENCH_DIR / "regret.png")
             outputs.append(BENCH_DIR / "regret.png")
     print("wrote " + ", ".join(str(p) for p in outputs), file=stream)

@@ -7,6 +7,7 @@ fresh interpreter) counts pool start-up, and a warm one (later ``map`` calls) re
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -14,12 +15,17 @@ from typing import Any, ClassVar
 
 import concurrency_kit as ck
 
-__all__ = ["PEERS", "RUNNERS", "SMOKE_RUNNERS", "Runner", "get_runner", "shutdown_peers"]
+__all__ = ["PEERS", "RUNNERS", "SMOKE_RUNNERS", "Runner", "get_runner", "joblib_available", "shutdown_peers"]
 
 Fn = Callable[[Any], Any]
 
 #: The most threads the thread-per-item runner starts; above it the cell is skipped.
 MAX_THREADS_PER_ITEM = 20_000
+
+
+def joblib_available() -> bool:
+    """Whether joblib (an optional peer) can be imported."""
+    return importlib.util.find_spec("joblib") is not None
 
 
 class Runner:
@@ -37,6 +43,8 @@ class Runner:
 
     def skip_reason(self, count: int) -> str | None:  # noqa: ARG002 - subclasses use it
         """Why this runner should not run ``count`` items (or None: run it)."""
+        if self.needs_joblib and not joblib_available():
+            return "joblib is not installed (pip install -e '.[bench]')"
         return None
 
     def open(self, count: int) -> None:
@@ -99,7 +107,7 @@ class ThreadPerItem(_ExecutorRunner):
     pool_type = ThreadPoolExecutor
 
     def skip_reason(self, count: int) -> str | None:
-        return f"{count} threads" if count > MAX_THREADS_PER_ITEM else None
+        return f"{count} threads" if count > MAX_THREADS_PER_ITEM else super().skip_reason(count)
 
     def _make(self, count: int) -> Executor:
         return ThreadPoolExecutor(max_workers=max(1, count))
@@ -230,7 +238,7 @@ def get_runner(name: str) -> type[Runner]:
 def shutdown_peers(*, joblib_used: bool) -> None:
     """Stop every pool left warm: concurrency_kit's, and loky's reusable executor."""
     ck.shutdown(wait=True)
-    if joblib_used:
+    if joblib_used and joblib_available():
         from joblib.externals.loky import get_reusable_executor
 
         get_reusable_executor().shutdown(wait=True)

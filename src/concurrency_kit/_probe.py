@@ -243,7 +243,9 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its two hooks
     wake = threading.Event()
     slots = [_Slot() for _ in range(min(PROBE_THREADS, total))]
     monitor = _Monitor(slots)
-    futures = [executor.submit(_work, fn, items, feed, slot, wake) for slot in slots]
+    # The second thread joins a tick later, and only if the first is still busy: work so
+    # small that one thread is through it by then never pays for two threads contending.
+    futures = [executor.submit(_work, fn, items, feed, slots[0], wake)]
 
     def check_deadline() -> None:
         if deadline is not None and time.monotonic() >= deadline:
@@ -253,9 +255,11 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its two hooks
         while not outcomes.failed:
             check_deadline()
             wake.clear()
-            if all(f.done() for f in futures):
+            if all(f.done() for f in futures) and (len(futures) == len(slots) or not feed.remaining):
                 break
             now = time.perf_counter()
+            if len(futures) < len(slots) and now - monitor.start >= TICK and feed.remaining:
+                futures.append(executor.submit(_work, fn, items, feed, slots[len(futures)], wake))
             tallies = [slot.snapshot(now) for slot in slots]
             finished = sum(t[2] for t in tallies)
             if finished >= min(3, total) and feed.remaining * sum(t[0] for t in tallies) / finished < TRIVIAL_SECONDS:
