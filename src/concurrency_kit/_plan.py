@@ -230,7 +230,10 @@ class Plan:
             ``[fn(item) for item in items]``, computed as planned.
 
         Raises:
-            Exception: the first exception raised by ``fn``, with its own type.
+            Exception: the first exception raised by ``fn``, with its own type and a
+                note naming the item (unless the plan collects exceptions).
+            TimeoutError: the call's ``timeout`` passed.
+            WorkerCrashedError: a worker process died (see :func:`run_parallel`).
             UnpicklableTaskError: ``mode="process"`` was forced and the function or an
                 item cannot be pickled (auto falls back to a loop instead).
             RuntimeError: the plan was not made by :func:`concurrency_kit.plan`.
