@@ -6,11 +6,15 @@ worker processes get the parent's sys.path).
 
 from __future__ import annotations
 
+import ctypes
+import faulthandler
 import hashlib
 import os
 import select
+import signal
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -184,3 +188,132 @@ def multiprocessing_helper_pids() -> set[int]:
         if pid is not None:
             pids.add(pid)
     return pids
+
+
+# --- fault injection (test_reliability.py) ----------------------------------------------
+# Items that wait or spin never do so for longer than WAIT_LIMIT seconds, so a test that
+# fails before releasing them still ends. They wait for a "release" file to exist: an
+# Event that works across processes.
+
+#: The longest any helper below waits or spins.
+WAIT_LIMIT = 30.0
+
+
+def wait_for_path(path: str, limit: float = WAIT_LIMIT) -> bool:
+    """Poll until ``path`` exists (True) or ``limit`` seconds pass (False)."""
+    deadline = time.monotonic() + limit
+    while not os.path.exists(path):
+        if time.monotonic() >= deadline:
+            return False
+        select.select([], [], [], 0.005)
+    return True
+
+
+def started_items(directory: str) -> list[tuple[int, int]]:
+    """``(index, pid)`` of every call recorded by ``_record`` in ``directory``."""
+    found = []
+    for name in os.listdir(directory):
+        index, pid = name.split(".")[:2]
+        found.append((int(index), int(pid)))
+    return found
+
+
+def wait_for_release(item: tuple[str, int, str]) -> int:
+    """Record the start of ``(directory, index, release)``, then wait for ``release`` (up to 30 s)."""
+    directory, index, release = item
+    _record((directory, index))
+    wait_for_path(release)
+    return index
+
+
+def spin_until_released(item: tuple[str, int, str]) -> int:
+    """Record the start, then burn CPU until ``release`` exists (up to 30 s)."""
+    directory, index, release = item
+    _record((directory, index))
+    end = time.monotonic() + WAIT_LIMIT
+    while not os.path.exists(release) and time.monotonic() < end:
+        pass
+    return index
+
+
+def fail_first_others_wait(item: tuple[str, int, str, int, int]) -> int:
+    """Item 0, and any item the test's own main thread runs, raise; the others wait.
+
+    ``item`` is ``(directory, index, release, caller_pid, others)``. Every call records
+    its start in ``directory``. An item that raises first waits (up to 10 s) until
+    ``others`` other items have started, so that every worker of the call holds work
+    when the failure comes. An item run by a worker (a pool thread, a probe thread, a
+    worker process) waits for ``release``; the caller's thread never does (in thread
+    mode it drains items too, and it must not block the call).
+    """
+    directory, index, release, caller_pid, others = item
+    _record((directory, index))
+    in_caller = os.getpid() == caller_pid and threading.current_thread() is threading.main_thread()
+    if index == 0 or in_caller:
+        deadline = time.monotonic() + 10
+        while len(os.listdir(directory)) < others + 1 and time.monotonic() < deadline:
+            select.select([], [], [], 0.005)
+        raise HelperError(f"item {index} fails at once")
+    wait_for_path(release)
+    return index
+
+
+def record_fail_on_multiples_of_3(item: tuple[str, int]) -> int:
+    """Record the call; raise HelperError on every index divisible by 3."""
+    index = _record(item)
+    if index % 3 == 0:
+        raise HelperError(f"item {index} is a multiple of 3")
+    return index
+
+
+def fail_on_long(item: str) -> int:
+    """Raise ValueError for a string longer than 20 characters."""
+    if len(item) > 20:
+        raise ValueError(f"too long: {len(item)} characters")
+    return len(item)
+
+
+def sigkill_on_3(x: int) -> int:
+    """Kill the worker process with SIGKILL on item 3."""
+    if x == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def segfault_on_3(x: int) -> int:
+    """Crash the worker process with a real segmentation fault on item 3 (reads address 0)."""
+    if x == 3:
+        ctypes.string_at(0)
+    return x
+
+
+def faulthandler_sigsegv_on_3(x: int) -> int:
+    """Crash the worker process with SIGSEGV raised by faulthandler on item 3."""
+    if x == 3:
+        faulthandler._sigsegv()
+    return x
+
+
+def return_lock_on_5(x: int) -> object:
+    """A result that cannot be pickled, on item 5 only."""
+    return threading.Lock() if x == 5 else x
+
+
+class TwoArgumentError(Exception):
+    """Pickles, but cannot be rebuilt by unpickling: ``__init__`` needs two arguments."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def raise_unrebuildable_on_3(x: int) -> int:
+    """Raise an exception that pickles in the worker but cannot be unpickled, on item 3."""
+    if x == 3:
+        raise TwoArgumentError("item 3 failed", 3)
+    return x
+
+
+def return_unrebuildable_on_3(x: int) -> object:
+    """Return a value that pickles in the worker but cannot be unpickled, on item 3."""
+    return TwoArgumentError("a value", 3) if x == 3 else x

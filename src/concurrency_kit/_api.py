@@ -19,6 +19,7 @@ A call flows one way::
 
 from __future__ import annotations
 
+import functools
 import reprlib
 import threading
 import time
@@ -35,7 +36,7 @@ from ._errors import UnpicklableTaskError
 from ._outcomes import EMPTY, Feed, Outcomes
 from ._pickling import pickled_size, why_not_picklable
 from ._plan import MODES, Choice, Mode, Plan, choose, describe_measurement, forced_choice
-from ._pools import forkserver_started, prestart_process_pool, process_pool_age, thread_pool
+from ._pools import forkserver_started, prestart_process_pool, process_pool_age, submit_to_threads
 from ._probe import PROBE_THREADS, Measurement, ProbeRun, probe
 from ._worker import in_worker
 
@@ -78,6 +79,8 @@ def _check_timeout(timeout: object) -> float | None:
         raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__} {timeout!r}")
     if not timeout > 0:  # also rejects NaN
         raise ValueError(f"timeout must be more than 0 seconds, got {timeout}")
+    if timeout >= threading.TIMEOUT_MAX:  # inf, or more than any wait can take: no limit
+        return None
     return float(timeout)
 
 
@@ -235,7 +238,7 @@ def plan(  # noqa: PLR0913 - the public signature
                 fn,
                 sequence,
                 outcomes,
-                thread_pool(PROBE_THREADS),
+                functools.partial(submit_to_threads, PROBE_THREADS),
                 on_gil_held=_prestarter(fn, declared, workers, cpus),
                 settled=lambda m: _settled(decide(m, m.items)),
                 deadline=deadline,

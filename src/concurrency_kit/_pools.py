@@ -13,13 +13,17 @@ import contextlib
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, overload
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._config import get_config
 from ._worker import init_process_worker, init_thread_worker
 
 if TYPE_CHECKING:
-    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+
+T = TypeVar("T")
 
 __all__ = [
     "discard_process_pool",
@@ -30,7 +34,10 @@ __all__ = [
     "process_pool_age",
     "process_pool_size",
     "shutdown",
+    "submit_to_processes",
+    "submit_to_threads",
     "thread_pool",
+    "was_killed",
 ]
 
 _WORKER_MODULE = "concurrency_kit._worker"
@@ -49,6 +56,7 @@ class _Shared:
         self.born = 0.0  # time.monotonic() when the process pool was made
         self.generation = 0  # bumped by shutdown(): a pre-start from before it makes nothing
         self.forkserver_started = False
+        self.killed: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # pools stopped on purpose
 
 
 _shared = _Shared()
@@ -70,6 +78,36 @@ def thread_pool(workers: int) -> ThreadPoolExecutor:
             if old is not None:
                 old.shutdown(wait=False)  # its threads finish what they run, then exit
         return _shared.threads
+
+
+def submit_to_threads(capacity: int, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+    """Submit ``fn(*args)`` to the shared thread pool (of at least ``capacity`` threads).
+
+    Another call may replace the pool (to grow it) between our reading it and
+    submitting: then the new one takes the task.
+    """
+    while True:
+        pool = thread_pool(capacity)
+        try:
+            return pool.submit(fn, *args)
+        except RuntimeError:  # shut down by a replacement (or by shutdown()): try the current one
+            if _shared.threads is pool:
+                raise
+
+
+def submit_to_processes(workers: int, fn: Callable[..., T], /, *args: Any) -> tuple[ProcessPoolExecutor, Future[T]]:
+    """Submit ``fn(*args)`` to the shared process pool; return the pool that took it too.
+
+    As with threads, a pool replaced meanwhile hands the task on to the current one;
+    work already queued on the old pool still completes there.
+    """
+    while True:
+        pool = process_pool(workers)
+        try:
+            return pool, pool.submit(fn, *args)
+        except RuntimeError:
+            if _shared.processes is pool:
+                raise
 
 
 def process_pool_age(workers: int) -> float | None:
@@ -182,11 +220,15 @@ def discard_process_pool(pool: ProcessPoolExecutor) -> None:
 def kill_process_pool(pool: ProcessPoolExecutor) -> None:
     """Kill ``pool``'s workers at once and forget it (after a timeout or Ctrl-C).
 
-    Python 3.14 has ``ProcessPoolExecutor.kill_workers()``; before it the worker
-    processes are only reachable through the executor's ``_processes`` mapping, read
-    defensively here.
+    Every worker goes: a ``ProcessPoolExecutor`` breaks when any one of its workers
+    dies, so it cannot be done for one call's workers alone. :func:`was_killed` then
+    tells other calls that lost chunks there to send them again. Python 3.14 has
+    ``ProcessPoolExecutor.kill_workers()``; before it the worker processes are only
+    reachable through the executor's ``_processes`` mapping, read defensively here.
     """
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    with _shared.lock:
+        _shared.killed.add(pool)
     discard_process_pool(pool)
     for process in processes:
         with contextlib.suppress(Exception):  # already gone: nothing to kill
@@ -194,6 +236,12 @@ def kill_process_pool(pool: ProcessPoolExecutor) -> None:
     for process in processes:
         with contextlib.suppress(Exception):
             process.join(timeout=1.0)
+
+
+def was_killed(pool: ProcessPoolExecutor) -> bool:
+    """Whether ``pool`` broke because a call killed it (timeout, Ctrl-C), not by a crash."""
+    with _shared.lock:
+        return pool in _shared.killed
 
 
 def shutdown(wait: bool = True) -> None:  # noqa: FBT001, FBT002 - mirrors Executor.shutdown

@@ -21,15 +21,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
-from typing import TYPE_CHECKING, Any, final
+from typing import Any, final
 
 import attrs
 
 from ._classify import LATE_FRACTION
 from ._outcomes import Feed, Outcomes
-
-if TYPE_CHECKING:
-    from concurrent.futures import Executor
 
 __all__ = ["Measurement", "ProbeRun", "probe"]
 
@@ -120,6 +117,8 @@ def _work(fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, slot: _Slo
                 slot.c0 = time.thread_time()
             done = 0
             for index in span:
+                if feed.outcomes.error is not None:
+                    break
                 try:
                     values[index] = fn(items[index])
                 except BaseException as exc:  # noqa: BLE001 - recorded; the call re-raises it
@@ -207,11 +206,11 @@ class _Monitor:
         )
 
 
-def probe(  # noqa: PLR0913 - the probe's inputs and its two hooks
+def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
     fn: Callable[[Any], Any],
     items: Sequence[Any],
     outcomes: Outcomes,
-    executor: Executor,
+    submit: Callable[..., Future[None]],
     *,
     on_gil_held: Callable[[], object] | None = None,
     settled: Callable[[Measurement], bool] | None = None,
@@ -223,7 +222,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its two hooks
         fn: the user's function.
         items: the whole input; the probe takes from the front.
         outcomes: where the probed items' results (or first failure) go.
-        executor: the thread pool that runs the probe threads.
+        submit: starts a probe thread, as ``Executor.submit`` does.
         on_gil_held: called once, as soon as the monitor has seen the GIL held twice
             while more items remain (the caller may start a process pool meanwhile).
         settled: asked, once the window is over, whether a measurement whose items
@@ -245,7 +244,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its two hooks
     monitor = _Monitor(slots)
     # The second thread joins a tick later, and only if the first is still busy: work so
     # small that one thread is through it by then never pays for two threads contending.
-    futures = [executor.submit(_work, fn, items, feed, slots[0], wake)]
+    futures = [submit(_work, fn, items, feed, slots[0], wake)]
 
     def check_deadline() -> None:
         if deadline is not None and time.monotonic() >= deadline:
@@ -259,7 +258,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its two hooks
                 break
             now = time.perf_counter()
             if len(futures) < len(slots) and now - monitor.start >= TICK and feed.remaining:
-                futures.append(executor.submit(_work, fn, items, feed, slots[len(futures)], wake))
+                futures.append(submit(_work, fn, items, feed, slots[len(futures)], wake))
             tallies = [slot.snapshot(now) for slot in slots]
             finished = sum(t[2] for t in tallies)
             if finished >= min(3, total) and feed.remaining * sum(t[0] for t in tallies) / finished < TRIVIAL_SECONDS:

@@ -10,7 +10,7 @@ import os
 import pickle
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._errors import UnpicklableTaskError
@@ -110,35 +110,25 @@ def run_pickled_chunk(payload: bytes) -> bytes:
         payload: ``pickle.dumps((fn, start, items, collect))``.
 
     Returns:
-        ``pickle.dumps(outcomes)``: a list with, per item run, ``(True, result)`` or
-        ``(False, exception)``. The chunk stops at the first exception unless
-        ``collect`` (``return_exceptions=True``) is set.
+        A pickled list holding, per item run, ``pickle.dumps((True, result))`` or
+        ``pickle.dumps((False, exception))``, each pickled on its own so that the
+        caller can tell which item's outcome fails to unpickle. The chunk stops at the
+        first exception unless ``collect`` (``return_exceptions=True``) is set.
     """
     fn, start, items, collect = pickle.loads(payload)
-    outcomes: list[tuple[bool, Any]] = []
-    for item in items:
+    packed: list[bytes] = []
+    for offset, item in enumerate(items):
         try:
-            outcomes.append((True, fn(item)))
+            outcome: tuple[bool, Any] = (True, fn(item))
         except Exception as exc:  # noqa: BLE001 - sent back to the caller, which re-raises it
-            outcomes.append((False, _ExceptionCarrier(exc)))
-            if not collect:
-                break
-    try:
-        return pickle.dumps(outcomes, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # noqa: BLE001 - find the culprit, report it as the item's failure
-        return _pickle_each(outcomes, start, collect=collect)
-
-
-def _pickle_each(outcomes: Sequence[tuple[bool, Any]], start: int, *, collect: bool) -> bytes:
-    safe: list[tuple[bool, Any]] = []
-    for offset, (ok, value) in enumerate(outcomes):
+            outcome = (False, _ExceptionCarrier(exc))
         try:
-            pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            packed.append(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception as exc:  # noqa: BLE001 - replaced by an error naming the item
-            what = "result" if ok else "exception"
-            safe.append((False, _ExceptionCarrier(_pickle_error(what, start + offset, exc))))
-            if not collect:
-                break
-        else:
-            safe.append((ok, value))
-    return pickle.dumps(safe, protocol=pickle.HIGHEST_PROTOCOL)
+            what = "result" if outcome[0] else "exception"
+            error = _pickle_error(what, start + offset, exc)
+            outcome = (False, _ExceptionCarrier(error))
+            packed.append(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
+        if not outcome[0] and not collect:
+            break
+    return pickle.dumps(packed, protocol=pickle.HIGHEST_PROTOCOL)

@@ -2,13 +2,16 @@
 
 The parent pickles each chunk itself (function, first index, items), so a failure to
 pickle names the item at fault, and the bytes in flight are bounded: at most
-``2 × workers`` chunks are submitted at a time.
+``2 × workers`` chunks are submitted at a time. Each item's outcome comes back pickled
+on its own, so one that cannot be rebuilt here is reported against its item.
 
 When the call must end early — a timeout, Ctrl-C — the pool's workers are killed, so
-no CPU is burned on work nobody will read, and the pool is rebuilt by the next call.
-When a worker dies, the call raises :class:`WorkerCrashedError` naming the items that
-were running; with ``return_exceptions`` those items are retried one at a time on a
-fresh pool instead, and the one that kills its worker again gets the error.
+no CPU is burned on work nobody will read. A ``ProcessPoolExecutor`` cannot lose one
+worker without breaking, so every worker of the shared pool goes; other calls that had
+chunks running there send them again to a fresh pool. When a worker dies on its own,
+the call raises :class:`WorkerCrashedError` naming the items that were running; with
+``return_exceptions`` those items are retried one at a time on a fresh pool instead,
+and the one that kills its worker again gets the error.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import UnpicklableTaskError
 from .._outcomes import Feed, Outcomes
 from .._pickling import why_not_picklable
-from .._pools import discard_process_pool, kill_process_pool, process_pool, process_pool_size
+from .._pools import discard_process_pool, kill_process_pool, process_pool_size, submit_to_processes, was_killed
 from .._worker import run_pickled_chunk
 
 if TYPE_CHECKING:
@@ -54,7 +57,16 @@ def _pickle_chunk(fn: Callable[[Any], Any], items: Sequence[Any], span: range, *
 
 def _store(outcomes: Outcomes, span: range, payload: bytes) -> None:
     values = outcomes.values
-    for index, (ok, value) in zip(span, pickle.loads(payload), strict=False):
+    for index, packed in zip(span, pickle.loads(payload), strict=False):
+        try:
+            ok, value = pickle.loads(packed)
+        except Exception as exc:  # noqa: BLE001 - reported against its item
+            error = UnpicklableTaskError(
+                f"the outcome of item {index} cannot be rebuilt in the calling process: {exc}. "
+                "Its result or exception must unpickle (an exception class must accept its own args)."
+            )
+            error.__cause__ = exc
+            ok, value = False, error
         if ok:
             values[index] = value
         else:
@@ -70,6 +82,71 @@ def _crashed(indices: Sequence[int], exc: BaseException) -> BaseException:
     )
     error.__cause__ = exc
     return error
+
+
+class _Chunks:
+    """One call's chunks in flight, and the spans to send again."""
+
+    def __init__(self, fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, workers: int) -> None:
+        self.fn, self.items, self.feed, self.workers = fn, items, feed, workers
+        self.running: dict[Future[bytes], tuple[ProcessPoolExecutor, range]] = {}
+        self.again: list[range] = []  # lost to a pool another call killed: send again
+        self.pools: set[ProcessPoolExecutor] = set()
+
+    def fill(self, chunksize: int) -> None:
+        """Submit chunks until the call's share of the pool is busy."""
+        limit = self.workers * (IN_FLIGHT_PER_WORKER if process_pool_size() == self.workers else 1)
+        while len(self.running) < limit and (span := self.again.pop() if self.again else self.feed.take(chunksize)):
+            try:
+                payload = _pickle_chunk(self.fn, self.items, span, collect=self.feed.outcomes.collect)
+            except UnpicklableTaskError:
+                self.feed.stop()
+                self.finish()  # keep what was already sent
+                raise
+            pool, future = submit_to_processes(self.workers, run_pickled_chunk, payload)
+            self.pools.add(pool)
+            self.running[future] = (pool, span)
+
+    def collect(self, done: set[Future[bytes]]) -> None:
+        """Store finished chunks; handle chunks lost with a broken pool."""
+        from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415 - loaded with the pool
+
+        lost: list[int] = []
+        broken: tuple[ProcessPoolExecutor, BaseException] | None = None
+        for future in done:
+            pool, span = self.running.pop(future)
+            try:
+                _store(self.feed.outcomes, span, future.result())
+            except BrokenProcessPool as exc:
+                if was_killed(pool):  # another call's timeout or Ctrl-C, not our items
+                    self.again.append(span)
+                    continue
+                discard_process_pool(pool)
+                lost.extend(span)
+                broken = pool, exc
+        if broken is None:
+            return
+        # Every chunk still in flight on the broken pool went down with it.
+        for future, (pool, span) in list(self.running.items()):
+            if pool is broken[0]:
+                del self.running[future]
+                lost.extend(span)
+        lost.sort()
+        if not self.feed.outcomes.collect:
+            raise _crashed(lost, broken[1])
+        _isolate(self.fn, self.items, lost, self.feed.outcomes, self.workers)
+
+    def finish(self) -> None:
+        """Cancel the chunks not started; wait for the others and keep their results."""
+        for future in list(self.running):
+            if future.cancel():
+                del self.running[future]
+        self.collect(wait(self.running).done)
+
+    def kill(self) -> None:
+        """Stop the workers running this call's chunks (every worker of their pools)."""
+        for pool in {pool for pool, _ in self.running.values()}:
+            kill_process_pool(pool)
 
 
 class ProcessBackend:
@@ -98,64 +175,26 @@ class ProcessBackend:
                 f"{reason}. Worker processes need a function defined at module level in an importable "
                 "module; use mode='thread' or 'serial' for this one."
             )
-        outcomes = feed.outcomes
-        collect = outcomes.collect
-        pool = process_pool(workers)
-        limit = workers * (IN_FLIGHT_PER_WORKER if process_pool_size() == workers else 1)
-        running: dict[Future[bytes], range] = {}
+        chunks = _Chunks(fn, items, feed, workers)
         try:
             while True:
-                while len(running) < limit and (span := feed.take(chunksize)):
-                    try:
-                        payload = _pickle_chunk(fn, items, span, collect=collect)
-                    except UnpicklableTaskError:
-                        feed.stop()
-                        _finish_running(outcomes, running)  # keep what was already sent
-                        raise
-                    running[pool.submit(run_pickled_chunk, payload)] = span
-                if not running:
+                chunks.fill(chunksize)
+                if not chunks.running:
                     return
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-                done, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
+                done, _ = wait(chunks.running, timeout=timeout, return_when=FIRST_COMPLETED)
                 if not done:
                     raise TimeoutError  # the caller words it
-                lost, broken = _collect(done, running, outcomes)
-                if broken is not None:
-                    # Every chunk still in flight went down with the pool.
-                    lost = sorted([*lost, *(i for span in running.values() for i in span)])
-                    running.clear()
-                    discard_process_pool(pool)
-                    if not collect:
-                        raise _crashed(lost, broken)
-                    _isolate(fn, items, lost, outcomes, workers)
-                    pool = process_pool(workers)
-                if outcomes.failed:
+                chunks.collect(done)
+                if feed.outcomes.failed:
                     return
         except (KeyboardInterrupt, TimeoutError):
-            kill_process_pool(pool)  # nobody will read what they compute
+            chunks.kill()  # nobody will read what they compute
             raise
         finally:
             feed.stop()
-            for future in running:
+            for future in chunks.running:
                 future.cancel()  # not yet started: never runs
-
-
-def _collect(
-    done: set[Future[bytes]], running: dict[Future[bytes], range], outcomes: Outcomes
-) -> tuple[list[int], BaseException | None]:
-    """Store finished chunks; return the items of chunks lost to a dead worker, and why."""
-    from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415
-
-    lost: list[int] = []
-    broken: BaseException | None = None
-    for future in done:
-        span = running.pop(future)
-        try:
-            _store(outcomes, span, future.result())
-        except BrokenProcessPool as exc:
-            lost.extend(span)
-            broken = exc
-    return lost, broken
 
 
 def _isolate(
@@ -164,22 +203,11 @@ def _isolate(
     """Retry each lost item alone; one that kills its worker again gets WorkerCrashedError."""
     from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415
 
-    pool: ProcessPoolExecutor = process_pool(workers)
     for index in indices:
         span = range(index, index + 1)
-        future = pool.submit(run_pickled_chunk, _pickle_chunk(fn, items, span, collect=True))
+        pool, future = submit_to_processes(workers, run_pickled_chunk, _pickle_chunk(fn, items, span, collect=True))
         try:
             _store(outcomes, span, future.result())
         except BrokenProcessPool as exc:
             outcomes.fail(index, _crashed([index], exc))
             discard_process_pool(pool)
-            pool = process_pool(workers)
-
-
-def _finish_running(outcomes: Outcomes, running: dict[Future[bytes], range]) -> None:
-    """Cancel the chunks not started; wait for the others and keep their results."""
-    for future in list(running):
-        if future.cancel():
-            del running[future]
-    for future in wait(running).done:
-        _store(outcomes, running.pop(future), future.result())

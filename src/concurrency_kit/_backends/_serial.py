@@ -11,10 +11,16 @@ __all__ = ["SerialBackend", "run_span"]
 
 
 def run_span(fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, span: range) -> bool:
-    """Run the items of ``span`` in order; return ``False`` once a failure stops the call."""
+    """Run the items of ``span`` in order; return ``False`` once the call stops.
+
+    The call stops on a failure (unless exceptions are collected) or when the feed is
+    stopped (a timeout, Ctrl-C): the rest of the span then never starts.
+    """
     outcomes = feed.outcomes
     values = outcomes.values
     for index in span:
+        if feed.stopped or outcomes.error is not None:
+            return False
         try:
             values[index] = fn(items[index])
         except BaseException as exc:  # noqa: BLE001 - recorded; the call re-raises it

@@ -8,7 +8,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from .._outcomes import Feed
-from .._pools import thread_pool
+from .._pools import submit_to_threads
 from .._worker import acting_as_worker
 from ._serial import run_span
 
@@ -52,9 +52,7 @@ class ThreadBackend:
         helpers = workers if deadline is not None else workers - 1
         futures: list[Future[None]] = []
         try:
-            if helpers:
-                pool = thread_pool(helpers)
-                futures = [pool.submit(_drain, fn, items, feed, chunksize) for _ in range(helpers)]
+            futures = [submit_to_threads(helpers, _drain, fn, items, feed, chunksize) for _ in range(helpers)]
             if deadline is None:
                 with acting_as_worker():  # a nested call from fn runs serially, as in pool threads
                     _drain(fn, items, feed, chunksize)
