@@ -5,19 +5,17 @@ Kept small and free of heavy imports: a worker process imports it to run chunks.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from ._errors import UnpicklableTaskError
 
 __all__ = [
     "RemoteTraceback",
-    "acting_as_worker",
     "in_worker",
     "init_process_worker",
     "init_thread_worker",
@@ -50,17 +48,6 @@ def init_process_worker() -> None:
     _in_worker_process = True
     for name in _THREAD_LIMIT_VARIABLES:
         os.environ.setdefault(name, "1")
-
-
-@contextlib.contextmanager
-def acting_as_worker() -> Iterator[None]:
-    """Mark the calling thread as a worker while it runs items (it drains with the pool)."""
-    previous = getattr(_local, "in_worker", False)
-    _local.in_worker = True
-    try:
-        yield
-    finally:
-        _local.in_worker = previous
 
 
 def in_worker() -> bool:

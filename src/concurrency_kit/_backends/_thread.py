@@ -9,7 +9,7 @@ from typing import Any
 
 from .._outcomes import Feed
 from .._pools import submit_to_threads
-from .._worker import acting_as_worker
+from .._worker import in_worker
 from ._serial import run_span
 
 __all__ = ["ThreadBackend"]
@@ -25,12 +25,14 @@ class ThreadBackend:
 
     Each thread is a drainer: it takes chunk after chunk from the feed until it is
     empty, so dispatch costs one lock acquisition per chunk rather than a future per
-    item. Without a deadline the calling thread is one of the drainers, so a call always
-    makes progress even when every pool thread is busy (a nested call from inside a pool
-    thread cannot deadlock). With a deadline the calling thread only watches the clock,
-    so it can return on time; threads cannot be killed, so an item already running
-    goes on in the background, but nothing new starts. Drainers that have not started
-    when the call ends are cancelled, never waited for.
+    item. The calling thread only watches: it returns as soon as an item fails, the
+    deadline passes or Ctrl-C arrives. Threads cannot be killed, so an item already
+    running goes on in the background, but nothing new starts. Drainers that have not
+    started when the call ends are cancelled, never waited for.
+
+    A call made from inside one of the library's workers (nested) drains in the
+    calling thread as well, so it makes progress even when every pool thread is busy
+    waiting for it: a nested call cannot deadlock.
     """
 
     def run(  # noqa: PLR0913 - the backend protocol
@@ -49,13 +51,13 @@ class ThreadBackend:
             TimeoutError: ``deadline`` (a ``time.monotonic()`` value) passed.
         """
         workers = max(1, min(workers, feed.remaining))
-        helpers = workers if deadline is not None else workers - 1
+        nested = in_worker()
+        helpers = workers - 1 if nested else workers
         futures: list[Future[None]] = []
         try:
             futures = [submit_to_threads(helpers, _drain, fn, items, feed, chunksize) for _ in range(helpers)]
-            if deadline is None:
-                with acting_as_worker():  # a nested call from fn runs serially, as in pool threads
-                    _drain(fn, items, feed, chunksize)
+            if nested:
+                _drain(fn, items, feed, chunksize)
             else:
                 _watch(futures, feed, deadline)
         finally:
@@ -65,11 +67,12 @@ class ThreadBackend:
             wait(started)  # the chunks other drainers are finishing
 
 
-def _watch(futures: list[Future[None]], feed: Feed, deadline: float) -> None:
+def _watch(futures: list[Future[None]], feed: Feed, deadline: float | None) -> None:
     """Wait for the drainers until they finish, an item fails, or the deadline passes."""
     pending = set(futures)
     while pending and not feed.outcomes.failed:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
             raise TimeoutError  # the caller words it
-        _, pending = wait(pending, timeout=min(remaining, 0.1), return_when=FIRST_COMPLETED)
+        # A drainer ends when the feed is empty or when it records a failure.
+        _, pending = wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
