@@ -19,7 +19,6 @@ A call flows one way::
 
 from __future__ import annotations
 
-import functools
 import reprlib
 import threading
 import time
@@ -36,7 +35,7 @@ from ._errors import UnpicklableTaskError
 from ._outcomes import EMPTY, Feed, Outcomes
 from ._pickling import pickled_size, why_not_picklable
 from ._plan import MODES, Choice, Mode, Plan, choose, describe_measurement, forced_choice
-from ._pools import forkserver_started, prestart_process_pool, process_pool_age, submit_to_threads
+from ._pools import forkserver_started, prestart_process_pool, process_pool_age, submit_daemon
 from ._probe import PROBE_THREADS, Measurement, ProbeRun, probe
 from ._worker import in_worker
 
@@ -238,7 +237,7 @@ def plan(  # noqa: PLR0913 - the public signature
                 fn,
                 sequence,
                 outcomes,
-                functools.partial(submit_to_threads, PROBE_THREADS),
+                submit_daemon,
                 on_gil_held=_prestarter(fn, declared, workers, cpus),
                 settled=lambda m: _settled(decide(m, m.items)),
                 deadline=deadline,

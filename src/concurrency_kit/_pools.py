@@ -34,6 +34,7 @@ __all__ = [
     "process_pool_age",
     "process_pool_size",
     "shutdown",
+    "submit_daemon",
     "submit_to_processes",
     "submit_to_threads",
     "thread_pool",
@@ -93,6 +94,32 @@ def submit_to_threads(capacity: int, fn: Callable[..., T], /, *args: Any) -> Fut
         except RuntimeError:  # shut down by a replacement (or by shutdown()): try the current one
             if _shared.threads is pool:
                 raise
+
+
+def submit_daemon(fn: Callable[..., T], /, *args: Any) -> Future[T]:
+    """Run ``fn(*args)`` in a new daemon thread marked as a library worker.
+
+    For the probe: its threads may still be running a long item when the call ends
+    early (a failure, a timeout, Ctrl-C), and a pool thread would then hold up the
+    interpreter's exit until that item finished. A daemon thread does not.
+    """
+    from concurrent.futures import Future  # noqa: PLC0415 - light, and already imported by the probe
+
+    future: Future[T] = Future()
+
+    def run() -> None:
+        init_thread_worker()
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    threading.Thread(target=run, name="concurrency_kit-probe", daemon=True).start()
+    return future
 
 
 def submit_to_processes(workers: int, fn: Callable[..., T], /, *args: Any) -> tuple[ProcessPoolExecutor, Future[T]]:
