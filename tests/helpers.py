@@ -317,3 +317,10 @@ def raise_unrebuildable_on_3(x: int) -> int:
 def return_unrebuildable_on_3(x: int) -> object:
     """Return a value that pickles in the worker but cannot be unpickled, on item 3."""
     return TwoArgumentError("a value", 3) if x == 3 else x
+
+
+def slow_if_positive(x: int) -> int:
+    """Trivial for negative items; a 20 ms wait for positive ones (work that drifts)."""
+    if x >= 0:
+        select.select([], [], [], 0.02)
+    return x

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ._api import plan as plan
 from ._api import run_parallel as run_parallel
+from ._api import shutdown as shutdown
 from ._classify import Classifier as Classifier
 from ._classify import TaskKind as TaskKind
 from ._classify import cpu_bound as cpu_bound
@@ -23,7 +24,6 @@ from ._cpu import usable_cpus as usable_cpus
 from ._errors import ConcurrencyKitError as ConcurrencyKitError
 from ._errors import UnpicklableTaskError as UnpicklableTaskError
 from ._plan import Plan as Plan
-from ._pools import shutdown as shutdown
 from ._probe import Measurement as Measurement
 
 if TYPE_CHECKING:

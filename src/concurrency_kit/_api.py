@@ -19,6 +19,7 @@ A call flows one way::
 
 from __future__ import annotations
 
+import math
 import reprlib
 import threading
 import time
@@ -32,14 +33,16 @@ from ._classify import SAMPLE_SIZE, TaskKind, declared_kind, kind_from_measureme
 from ._config import get_config
 from ._cpu import usable_cpus
 from ._errors import UnpicklableTaskError
+from ._memory import Memo, forget_all, recall, remember
 from ._outcomes import EMPTY, Feed, Outcomes
 from ._pickling import pickled_size, why_not_picklable
-from ._plan import MODES, Choice, Mode, Plan, choose, describe_measurement, forced_choice
+from ._plan import MODES, Choice, Mode, Plan, choose, describe_measurement, forced_choice, format_seconds
 from ._pools import forkserver_started, prestart_process_pool, process_pool_age, submit_daemon
+from ._pools import shutdown as stop_pools
 from ._probe import PROBE_THREADS, Measurement, ProbeRun, probe
 from ._worker import in_worker
 
-__all__ = ["plan", "run_parallel"]
+__all__ = ["plan", "run_parallel", "shutdown"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -103,27 +106,43 @@ def _check_arguments(  # noqa: PLR0913, PLR0917 - checks every argument of the p
     return list(iterator)
 
 
-def _measure_inline(fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes) -> Measurement:
-    """Run the first item in the calling thread, timing it (one item: nothing to overlap)."""
-    t0, c0 = time.perf_counter(), time.thread_time()
-    try:
-        outcomes.values[0] = fn(items[0])
-    except BaseException as exc:  # noqa: BLE001 - recorded; run() re-raises it
-        outcomes.fail(0, exc)
-    wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+def _measure_inline(
+    fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, stop: int, budget: float = math.inf
+) -> Measurement:
+    """Run items from the first on in the calling thread, timing them.
+
+    Stops before ``stop``, after a failure, or once ``budget`` seconds have passed (so a
+    check of items that turned out slow costs one item, not all of them).
+    """
+    values = outcomes.values
+    clock = time.perf_counter
+    t0, c0 = clock(), time.thread_time()
+    end = t0 + budget
+    index = 0
+    while index < stop:
+        try:
+            values[index] = fn(items[index])
+        except BaseException as exc:  # noqa: BLE001 - recorded; run() re-raises it
+            if outcomes.fail(index, exc):
+                index += 1
+                break
+        index += 1
+        if clock() > end:
+            break
+    wall, cpu = clock() - t0, time.thread_time() - c0
     return Measurement(
-        items=1,
-        completed=1,
+        items=index,
+        completed=index,
         seconds=wall,
-        item_wall=wall,
-        item_cpu=min(cpu, wall),
+        item_wall=wall / index,
+        item_cpu=min(cpu, wall) / index,
         cpu_share=min(1.0, cpu / wall) if wall > 0 else 0.0,
         gil_share=None,
         exact=True,
     )
 
 
-def plan(  # noqa: PLR0913 - the public signature
+def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bottom, as the docstring draws it
     fn: Callable[[T], R],
     items: Iterable[T],
     mode: Mode | str = "auto",
@@ -201,9 +220,8 @@ def plan(  # noqa: PLR0913 - the public signature
 
     fitness: list[tuple[str | None, int]] = []  # computed once, when first needed
 
-    def decide(measurement: Measurement, resume_at: int) -> Choice:
+    def decide(measurement: Measurement, resume_at: int, kind: TaskKind) -> Choice:
         left = count - resume_at
-        kind = declared or kind_from_measurement(measurement.cpu_share, measurement.gil_share)
         if outcomes.failed:
             return Choice("serial", 1, 1, f"item {outcomes.error_index} raised while measuring")
         if in_worker():
@@ -227,11 +245,28 @@ def plan(  # noqa: PLR0913 - the public signature
             chunksize=chunksize,
         )
 
+    def measured_kind(m: Measurement) -> TaskKind:
+        return declared or kind_from_measurement(m.cpu_share, m.gil_share)
+
     run: ProbeRun | None = None
+    measurement: Measurement | None = None
+    resume_at = 0
+    source = "the measurement" if decision is None else decision.source
+    memo = recall(fn)
     if count == 1 or in_worker():
-        measurement = _measure_inline(fn, sequence, outcomes)
-        resume_at = 1
-    else:
+        measurement, resume_at = _measure_inline(fn, sequence, outcomes, 1), 1
+    elif memo is not None and _loop_expected(memo, decide):
+        # An earlier call found items this small: run the first ones here, and check.
+        measurement = _measure_inline(fn, sequence, outcomes, count - 1, INLINE_CHECK_SECONDS)
+        resume_at = measurement.items
+        drifted = measurement.item_wall > DRIFT * memo.item_seconds + 20e-6
+        if outcomes.failed or (not drifted and decide(measurement, resume_at, declared or memo.kind).mode == "serial"):
+            source = f"what an earlier call measured ({memo.kind}, {format_seconds(memo.item_seconds)} per item)"
+            kind = declared or memo.kind
+        else:
+            measurement = None  # the items grew: measure afresh, from where the check stopped
+    if measurement is None:
+        start = resume_at
         try:
             run = probe(
                 fn,
@@ -239,16 +274,20 @@ def plan(  # noqa: PLR0913 - the public signature
                 outcomes,
                 submit_daemon,
                 on_gil_held=_prestarter(fn, declared, workers, cpus),
-                settled=lambda m: _settled(decide(m, m.items)),
+                settled=lambda m: _settled(decide(m, start + m.items, measured_kind(m))),
                 deadline=deadline,
+                start=start,
             )
         except TimeoutError:  # the probe's own: fn's exceptions are recorded, not raised
             raise _timed_out(seconds, outcomes) from None
         measurement, resume_at = run.measurement, run.resume_at
+        kind = measured_kind(measurement)
+    elif not source.startswith("what an earlier"):
+        kind = measured_kind(measurement)
 
-    kind = declared or kind_from_measurement(measurement.cpu_share, measurement.gil_share)
-    choice = decide(measurement, resume_at)
-    source = "the measurement" if decision is None else decision.source
+    choice = decide(measurement, resume_at, kind)
+    if not outcomes.failed and not in_worker() and measurement.completed:
+        remember(fn, Memo(kind, _item_seconds(kind, measurement)))
     reason = f"{describe_measurement(measurement)} → {kind} (from {source}); {choice.reason} → {choice.mode}"
     return _make_plan(
         attrs.evolve(choice, reason=reason),
@@ -256,6 +295,29 @@ def plan(  # noqa: PLR0913 - the public signature
         measurement,
         call(resume_at, run),
     )
+
+
+#: When an earlier call says items are tiny, this much of the new call's work is run in
+#: the calling thread first, timed, to check the estimate before the loop goes on.
+INLINE_CHECK_SECONDS = 0.0002
+#: Items that now take this many times longer than remembered (plus 20 µs) have
+#: drifted: the function is measured afresh, its kind too.
+DRIFT = 4.0
+
+
+def _loop_expected(memo: Memo, decide: Callable[[Measurement, int, TaskKind], Choice]) -> bool:
+    """Whether the cost model, fed the remembered estimate, picks the plain loop."""
+    guess = Measurement(
+        items=0,
+        completed=1,
+        seconds=0.0,
+        item_wall=memo.item_seconds,
+        item_cpu=memo.item_seconds,
+        cpu_share=1.0,
+        gil_share=None,
+        exact=True,
+    )
+    return decide(guess, 0, memo.kind).mode == "serial"
 
 
 def _settled(choice: Choice) -> bool:
@@ -378,6 +440,18 @@ def _run_missing(call: _Call, outcomes: Outcomes, start: int, deadline: float | 
         feed = Feed(outcomes, index, stop)
         BACKENDS["serial"].run(call.fn, call.items, feed, workers=1, chunksize=stop - index, deadline=deadline)
         index = stop
+
+
+def shutdown(wait: bool = True) -> None:  # noqa: FBT001, FBT002 - mirrors Executor.shutdown
+    """Stop the warm pools and forget what earlier calls measured; later calls start afresh.
+
+    The pools also stop when the interpreter exits.
+
+    Args:
+        wait: wait for running work and for the workers to exit.
+    """
+    stop_pools(wait)
+    forget_all()
 
 
 def run_parallel(  # noqa: PLR0913 - the public signature

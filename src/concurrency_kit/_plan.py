@@ -71,7 +71,8 @@ class Choice:
     by_cost: bool = False
 
 
-def _seconds(value: float) -> str:
+def format_seconds(value: float) -> str:
+    """Seconds for a person: ``1.23 s``, ``4.5 ms`` or ``67.8 µs``."""
     if value >= 1:
         return f"{value:.2f} s"
     if value >= 1e-3:
@@ -93,7 +94,7 @@ def describe_measurement(m: Measurement) -> str:
     bound = "" if m.exact else "≥ "
     gil = "GIL held n/a" if m.gil_share is None else f"GIL held {m.gil_share:.0%}"
     return (
-        f"measured {m.items} item(s) in {_seconds(m.seconds)}: {bound}{_seconds(m.item_wall)} per item, "
+        f"measured {m.items} item(s) in {format_seconds(m.seconds)}: {bound}{format_seconds(m.item_wall)} per item, "
         f"CPU share {m.cpu_share:.2f}, {gil}"
     )
 
@@ -165,9 +166,12 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
             + count / per_chunk * PROCESS_ROUND_TRIP / w
             + count * bytes_per_item * BYTE_COST
         )
-        warmth = "warm" if start == 0 else f"{_seconds(start)} from warm"
+        warmth = "warm" if start == 0 else f"{format_seconds(start)} from warm"
         candidate = Choice("process", w, chunk, f"{w} processes ({warmth})")
-    figures = f"{count} item(s) left: ≈ {_seconds(serial)} in a loop vs ≈ {_seconds(estimate)} on {candidate.reason}"
+    figures = (
+        f"{count} item(s) left: ≈ {format_seconds(serial)} in a loop "
+        f"vs ≈ {format_seconds(estimate)} on {candidate.reason}"
+    )
     if estimate < serial * (1 - MIN_GAIN):
         return attrs.evolve(candidate, reason=figures)
     return attrs.evolve(loop, reason=f"{figures}; too little work to pay for a pool", by_cost=True)

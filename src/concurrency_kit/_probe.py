@@ -215,6 +215,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
     on_gil_held: Callable[[], object] | None = None,
     settled: Callable[[Measurement], bool] | None = None,
     deadline: float | None = None,
+    start: int = 0,
 ) -> ProbeRun:
     """Run the first items of ``items`` in probe threads and measure them.
 
@@ -229,6 +230,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
             are still running is enough to decide on. While it says no, the probe
             takes no new items but keeps watching the running ones, until they finish.
         deadline: a ``time.monotonic()`` value past which the probe gives up.
+        start: the first item to take (those before it already ran).
 
     Returns:
         The measurement and where the rest of the call resumes.
@@ -238,9 +240,9 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
             finish in the background; nothing new starts).
     """
     total = len(items)
-    feed = Feed(outcomes, 0, total)
+    feed = Feed(outcomes, start, total)
     wake = threading.Event()
-    slots = [_Slot() for _ in range(min(PROBE_THREADS, total))]
+    slots = [_Slot() for _ in range(min(PROBE_THREADS, total - start))]
     monitor = _Monitor(slots)
     # The second thread joins a tick later, and only if the first is still busy: work so
     # small that one thread is through it by then never pays for two threads contending.
@@ -261,7 +263,8 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
                 futures.append(submit(_work, fn, items, feed, slots[len(futures)], wake))
             tallies = [slot.snapshot(now) for slot in slots]
             finished = sum(t[2] for t in tallies)
-            if finished >= min(3, total) and feed.remaining * sum(t[0] for t in tallies) / finished < TRIVIAL_SECONDS:
+            left = feed.remaining * sum(t[0] for t in tallies) / max(finished, 1)
+            if finished >= min(3, total - start) and left < TRIVIAL_SECONDS:
                 break  # too little left to be worth measuring, let alone a pool
             if now - monitor.start >= MIN_WINDOW and (monitor.samples >= MIN_SAMPLES or monitor.late >= LATE_ENOUGH):
                 break
@@ -276,10 +279,10 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
         feed.stop()  # Ctrl-C in the monitor: the probe threads take nothing more
         raise
     resume_at = feed.stop()
-    measurement = monitor.measure(resume_at)
+    measurement = monitor.measure(resume_at - start)
     while settled is not None and not measurement.exact and not outcomes.failed and not settled(measurement):
         check_deadline()
         wake.clear()
         monitor.tick(wake, SETTLE_TICK)
-        measurement = monitor.measure(resume_at)
+        measurement = monitor.measure(resume_at - start)
     return ProbeRun(measurement, resume_at, futures)

@@ -1,0 +1,58 @@
+"""What auto mode learnt about a function, kept between calls.
+
+After a call, auto remembers the function's kind and the time one item took. The next
+call consults the cost model with that estimate first: when it says a plain loop, the
+items are run in the calling thread at once, and the first few are timed to check the
+estimate still holds — no probe threads, no waiting for GIL samples. When the estimate
+drifted (the items now take far longer), the function is measured afresh.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any, final
+
+import attrs
+
+from ._classify import TaskKind
+
+__all__ = ["Memo", "forget_all", "recall", "remember"]
+
+
+@final
+@attrs.frozen
+class Memo:
+    """A function's kind and the serial time of one of its items, as last measured."""
+
+    kind: TaskKind
+    item_seconds: float
+
+
+_lock = threading.Lock()
+_memos: weakref.WeakKeyDictionary[Callable[..., Any], Memo] = weakref.WeakKeyDictionary()
+
+
+def remember(fn: Callable[..., Any], memo: Memo) -> None:
+    """Keep ``memo`` for ``fn`` (silently not, for callables that take no weak reference)."""
+    try:
+        with _lock:
+            _memos[fn] = memo
+    except TypeError:  # not weak-referenceable, or unhashable
+        pass
+
+
+def recall(fn: Callable[..., Any]) -> Memo | None:
+    """What was remembered about ``fn``, if anything."""
+    try:
+        with _lock:
+            return _memos.get(fn)
+    except TypeError:
+        return None
+
+
+def forget_all() -> None:
+    """Forget every function (tests, and :func:`concurrency_kit.shutdown`)."""
+    with _lock:
+        _memos.clear()
