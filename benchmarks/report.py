@@ -153,8 +153,7 @@ def render_chart(
         layout="constrained",
     )
     norm = LogNorm(vmin=1.0, vmax=10.0)
-    cmap = mpl.colormaps["RdYlGn_r"].copy()
-    cmap.set_bad("#d9d9d9")
+    cmap = mpl.colormaps["RdYlGn_r"].with_extremes(bad="#d9d9d9")
     image = None
     for ax, phase in zip(axes[:, 0], names, strict=True):
         cells = phases[phase]

@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
+import hashlib
 import importlib.util
+import io
 import json
 import os
 import platform
@@ -27,6 +29,8 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +53,8 @@ DEFAULT_OUT = BENCH_DIR / "results"
 SCALING_WORKLOAD = "cpu1ms_x2000"
 OVERHEAD_WORKLOAD = "square_x20000"
 MEMORY_WORKLOAD = "bytes1mb_x200"
+#: Set in a run on a pinned copy of concurrency_kit: the directory it was copied from.
+PIN_ENV = "CK_BENCH_PINNED_FROM"
 
 Cell = dict[str, Any]
 
@@ -78,8 +84,8 @@ class Settings:
 
 
 PROFILES: dict[str, Settings] = {
-    "full": Settings("full", 7, 8.0, 3, 4.0, (2000, 8000, 32000), 51, 15),
-    "quick": Settings("quick", 3, 1.5, 1, 0.0, (2000, 8000), 21, 5),
+    "full": Settings("full", 7, 5.0, 3, 3.0, (2000, 8000, 32000), 51, 15),
+    "quick": Settings("quick", 2, 1.0, 1, 0.0, (2000, 8000), 21, 5),
     "smoke": Settings("smoke", 1, 0.0, 1, 0.0, (8, 16), 3, 1, ("loop", "ck/auto"), ("ck/proc",)),
 }
 
@@ -353,6 +359,15 @@ def _git(*args: str) -> str | None:
     return completed.stdout.strip() if completed.returncode == 0 else None
 
 
+def _src_fingerprint(package: Path | None = None) -> str:
+    """A hash of concurrency_kit's source (by default, the copy this process imported)."""
+    package = package or Path(ck.__file__).resolve().parent
+    digest = hashlib.sha1(usedforsecurity=False)
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def _meta(settings: Settings, argv: Sequence[str], runner_names: Sequence[str]) -> dict[str, Any]:
     versions: dict[str, str | None] = {"concurrency_kit": ck.__version__}
     if any(get_runner(r).needs_joblib for r in runner_names) and joblib_available():
@@ -377,6 +392,8 @@ def _meta(settings: Settings, argv: Sequence[str], runner_names: Sequence[str]) 
         "versions": versions,
         "git_commit": _git("rev-parse", "HEAD"),
         "src_modified": None if status is None else bool(status),
+        "src_fingerprint": _src_fingerprint(),
+        "pinned_copy_of": os.environ.get(PIN_ENV),
         "load_average_before": os.getloadavg(),
     }
 
@@ -392,6 +409,10 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--no-cold", action="store_true", help="skip the cold measurements")
     parser.add_argument("--no-extras", action="store_true", help="skip the scaling, overhead and memory figures")
     parser.add_argument("--no-chart", action="store_true", help="do not render the PNG")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="import concurrency_kit in place (default: a copy taken at the start)"
+    )
+    parser.add_argument("--pin-commit", metavar="REV", help="benchmark concurrency_kit as committed at REV (git)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where latest.json and latest.png go")
     parser.add_argument(
         "--publish", action="store_true", help="also write benchmarks/results.json and benchmarks/regret.png"
@@ -408,8 +429,109 @@ def _names(text: str | None, default: Sequence[str], check: Callable[[str], obje
     return names
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:  # noqa: PLR0915 - the script, step by step
-    """Run the benchmark; print the tables to ``out`` (stdout); return the exit status."""
+def _finish_meta(meta: dict[str, Any], started: float) -> None:
+    meta["load_average_after"] = os.getloadavg()
+    meta["git_commit_after"] = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "src")
+    meta["src_modified_after"] = None if status is None else bool(status)
+    meta["src_fingerprint_after"] = _src_fingerprint()
+    pinned = os.environ.get(PIN_ENV)
+    meta["source_on_disk_fingerprint_after"] = (
+        _src_fingerprint(Path(pinned)) if pinned else meta["src_fingerprint_after"]
+    )
+    meta["seconds"] = time.perf_counter() - started
+
+
+def _report(results: dict[str, Any], runner_names: Sequence[str]) -> str:
+    """The text report: tables, targets, auto's reasons, extras, and how the run went."""
+    phases = results["cells"]
+    texts = [
+        report.format_table(f"{phase.upper()} regret (time / best time on the workload)", cells, runner_names)
+        for phase, cells in phases.items()
+    ]
+    body = "\n\n".join(texts)
+    body += "\n\n" + "\n".join(report.format_targets(v) for v in results["targets"].values())
+    if "ck/auto" in runner_names:
+        body += "\n\nck/auto's choice (warm run's plan.reason):\n" + "\n".join(
+            f"  {w}: {r.get('warm')}" for w, r in results["auto_reasons"].items()
+        )
+    if results["extras"]:
+        body += "\n\n" + format_extras(results["extras"])
+    meta = results["meta"]
+    body += (
+        f"\n\n{meta['profile']} run, {meta['seconds']:.0f} s; Python {meta['python']}, {meta['usable_cpus']} usable "
+        f"CPUs, load average {meta['load_average_before'][0]:.2f} before, {meta['load_average_after'][0]:.2f} after"
+    )
+    if meta["pinned_copy_of"]:
+        same = meta["source_on_disk_fingerprint_after"] == meta["src_fingerprint"]
+        body += (
+            f"\nconcurrency_kit {meta['src_fingerprint']}, pinned: every process ran a copy of "
+            f"{meta['pinned_copy_of']} taken at the start (src/ now: {'the same' if same else 'different'})"
+        )
+    if meta["src_fingerprint"] != meta["src_fingerprint_after"]:
+        body += (
+            "\nWARNING: concurrency_kit's source changed during the run "
+            f"({meta['src_fingerprint']} → {meta['src_fingerprint_after']}): the figures mix two versions"
+        )
+    return body
+
+
+def _write(results: dict[str, Any], runner_names: Sequence[str], args: argparse.Namespace, stream: TextIO) -> None:
+    """Write latest.json and latest.png (and the committed copies with --publish)."""
+    meta = results["meta"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / "latest.json"
+    json_path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    outputs = [json_path]
+    chart = not args.no_chart and importlib.util.find_spec("matplotlib") is not None
+    if chart:
+        png_path = args.out / "latest.png"
+        subtitle = f"{meta['profile']} run {meta['date']}, Python {meta['python']}, {meta['usable_cpus']} CPUs"
+        report.render_chart(results["cells"], runner_names, png_path, subtitle)
+        outputs.append(png_path)
+    elif not args.no_chart:
+        print("no chart: matplotlib is not installed (pip install -e '.[bench]')", file=stream)
+    if args.publish:
+        shutil.copyfile(json_path, BENCH_DIR / "results.json")
+        outputs.append(BENCH_DIR / "results.json")
+        if chart:
+            shutil.copyfile(args.out / "latest.png", BENCH_DIR / "regret.png")
+            outputs.append(BENCH_DIR / "regret.png")
+    print("wrote " + ", ".join(str(p) for p in outputs), file=stream)
+
+
+def _run_pinned(argv: Sequence[str], commit: str | None) -> int:
+    """Run this command again on a copy of concurrency_kit, so edits meanwhile cannot leak in.
+
+    The copy is of the working tree, or of ``commit`` (``git archive``). It goes first on
+    ``PYTHONPATH``, so the rerun, its fresh interpreters and every worker import it.
+    """
+    package = Path(ck.__file__).resolve().parent
+    with tempfile.TemporaryDirectory(prefix="ck-bench-") as tmp:
+        if commit is None:
+            shutil.copytree(package, Path(tmp) / package.name, ignore=shutil.ignore_patterns("__pycache__"))
+            origin = str(package)
+        else:
+            relative = package.relative_to(REPO_ROOT).as_posix()
+            archive = subprocess.run(
+                ["git", "archive", "--format=tar", commit, relative], cwd=REPO_ROOT, capture_output=True, check=False
+            )
+            if archive.returncode != 0:
+                print(f"error: git archive {commit}: {archive.stderr.decode().strip()}", file=sys.stderr)
+                return 2
+            with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+                tar.extractall(tmp, filter="data")
+            shutil.move(Path(tmp) / relative, Path(tmp) / package.name)
+            origin = f"{package} at git {_git('rev-parse', commit)}"
+        env = dict(os.environ)
+        env[PIN_ENV] = origin
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [tmp, str(REPO_ROOT), env.get("PYTHONPATH")]))
+        command = [sys.executable, "-m", "benchmarks.run", *argv]
+        return subprocess.run(command, cwd=REPO_ROOT, env=env, check=False).returncode
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the benchmark; print the report to ``out`` (stdout); return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parse(argv)
     stream = out or sys.stdout
@@ -424,23 +546,24 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:  
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
+    if settings.profile != "smoke" and not args.no_pin and PIN_ENV not in os.environ:
+        return _run_pinned(argv, args.pin_commit)
     workloads = [(w, w.size(settings.profile)) for w in map(get_workload, workload_names)]
-    joblib_used = any(get_runner(r).needs_joblib for r in runner_names)
     started = time.perf_counter()
     results: dict[str, Any] = {"meta": _meta(settings, argv, runner_names)}
     results["runners"] = {r: get_runner(r).description for r in runner_names}
     results["workloads"] = {w.name: {"items": size, "description": w.description} for w, size in workloads}
     phases: dict[str, dict[str, dict[str, Cell]]] = {"warm": {}}
+    extras: dict[str, Any] = {}
     try:
         for workload, size in workloads:
             _log(f"warm: {workload.name} ({size} items)")
             phases["warm"][workload.name] = measure_warm(workload, size, runner_names, settings)
-        extras: dict[str, Any] = {}
         if not args.no_extras:
             extras["scaling"] = measure_scaling(settings)
             extras["overhead"] = measure_overhead(settings, get_workload(OVERHEAD_WORKLOAD).size(settings.profile))
     finally:
-        shutdown_peers(joblib_used=joblib_used)
+        shutdown_peers(joblib_used=any(get_runner(r).needs_joblib for r in runner_names))
     if not args.no_cold:
         cold = measure_cold(workloads, cold_runners, settings)
         phases["cold"] = {
@@ -451,57 +574,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:  
         extras["memory"] = measure_memory(get_workload(MEMORY_WORKLOAD).size(settings.profile), settings.memory_runners)
     check_results(phases)
 
-    texts = [
-        report.format_table(f"{phase.upper()} regret (time / best time on the workload)", cells, runner_names)
-        for phase, cells in phases.items()
-    ]
-    verdicts = {phase: report.check_targets(phase, cells, runner_names) for phase, cells in phases.items()}
-    reasons = {
-        w: {phase: cells[w].get("ck/auto", {}).get("reason") for phase, cells in phases.items()} for w in phases["warm"]
-    }
     results["cells"] = phases
     results["regret"] = {phase: report.regret(cells) for phase, cells in phases.items()}
     results["summary"] = {phase: report.summarize(results["regret"][phase], runner_names) for phase in phases}
-    results["targets"] = verdicts
-    results["auto_reasons"] = reasons
+    results["targets"] = {phase: report.check_targets(phase, cells, runner_names) for phase, cells in phases.items()}
+    results["auto_reasons"] = {
+        w: {phase: cells[w].get("ck/auto", {}).get("reason") for phase, cells in phases.items()} for w in phases["warm"]
+    }
     results["extras"] = extras
-    results["meta"]["load_average_after"] = os.getloadavg()
-    results["meta"]["seconds"] = time.perf_counter() - started
-
-    body = "\n\n".join(texts)
-    body += "\n\n" + "\n".join(report.format_targets(v) for v in verdicts.values())
-    if "ck/auto" in runner_names:
-        body += "\n\nck/auto's choice (warm run's plan.reason):\n" + "\n".join(
-            f"  {w}: {r.get('warm')}" for w, r in reasons.items()
-        )
-    if extras:
-        body += "\n\n" + format_extras(extras)
-    meta = results["meta"]
-    body += (
-        f"\n\n{meta['profile']} run, {meta['seconds']:.0f} s; Python {meta['python']}, {meta['usable_cpus']} usable "
-        f"CPUs, load average {meta['load_average_before'][0]:.2f} before, {meta['load_average_after'][0]:.2f} after"
-    )
-    print(body, file=stream, flush=True)
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    json_path = args.out / "latest.json"
-    json_path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    outputs = [json_path]
-    chart = not args.no_chart and importlib.util.find_spec("matplotlib") is not None
-    if chart:
-        png_path = args.out / "latest.png"
-        subtitle = f"{meta['profile']} run {meta['date']}, Python {meta['python']}, {meta['usable_cpus']} CPUs"
-        report.render_chart(phases, runner_names, png_path, subtitle)
-        outputs.append(png_path)
-    elif not args.no_chart:
-        print("no chart: matplotlib is not installed (pip install -e '.[bench]')", file=stream)
-    if args.publish:
-        shutil.copyfile(json_path, BENCH_DIR / "results.json")
-        outputs.append(BENCH_DIR / "results.json")
-        if chart:
-            shutil.copyfile(args.out / "latest.png", BENCH_DIR / "regret.png")
-            outputs.append(BENCH_DIR / "regret.png")
-    print("wrote " + ", ".join(str(p) for p in outputs), file=stream)
+    _finish_meta(results["meta"], started)
+    print(_report(results, runner_names), file=stream, flush=True)
+    _write(results, runner_names, args, stream)
     return 0
 
 
