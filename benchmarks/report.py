@@ -181,7 +181,10 @@ def render_chart(
         limits = f"; auto's targets: ≤ {target['worst']} each, geomean ≤ {target['geomean']}" if target else ""
         ax.set_title(f"{phase}: regret = time / best time on the workload{limits}", fontsize=10)
     if image is not None:
-        fig.colorbar(image, ax=axes[:, 0].tolist(), label="regret (log scale, clipped at 10)", shrink=0.6)
+        bar = fig.colorbar(image, ax=axes[:, 0].tolist(), label="regret (log scale, clipped at 10)", shrink=0.6)
+        ticks = [1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0]
+        bar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
+        bar.minorticks_off()
     if subtitle:
         fig.suptitle(subtitle, fontsize=9)
     fig.savefig(path, dpi=110)
