@@ -127,11 +127,20 @@ def submit_to_processes(workers: int, fn: Callable[..., T], /, *args: Any) -> tu
 
     As with threads, a pool replaced meanwhile hands the task on to the current one;
     work already queued on the old pool still completes there.
+
+    Raises:
+        BrokenProcessPool: the pool broke (a worker died) before it took the task; it
+            is forgotten, so the next submission gets a fresh one.
     """
+    from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415 - loaded with the pool
+
     while True:
         pool = process_pool(workers)
         try:
             return pool, pool.submit(fn, *args)
+        except BrokenProcessPool:
+            discard_process_pool(pool)
+            raise
         except RuntimeError:
             if _shared.processes is pool:
                 raise

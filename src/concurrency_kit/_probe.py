@@ -36,6 +36,8 @@ PROBE_THREADS = 2
 MIN_WINDOW = 0.010
 #: ... and collects at least this many GIL samples.
 MIN_SAMPLES = 4
+#: ... but never watches longer than this before deciding on what it has.
+MAX_WINDOW = 0.050
 #: ... or this many late wake-ups: the GIL is plainly held.
 LATE_ENOUGH = 2
 #: The monitor's tick.
@@ -134,7 +136,7 @@ def _work(fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, slot: _Slo
                 slot.busy = 0
             per_item = wall / max(done, 1)
             count = max(1, min(count * 2, int(BATCH_SECONDS / per_item))) if per_item > 0 else count * 2
-            wake.set()
+            # No wake-up per batch: it would cut the monitor's tick short and spoil its GIL sample.
     finally:
         with slot.lock:
             slot.live = False
@@ -268,6 +270,8 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
                 break  # too little left to be worth measuring, let alone a pool
             if now - monitor.start >= MIN_WINDOW and (monitor.samples >= MIN_SAMPLES or monitor.late >= LATE_ENOUGH):
                 break
+            if now - monitor.start >= MAX_WINDOW:
+                break  # decide on what there is, rather than keep the items in two threads
             if (
                 monitor.tick(wake, TICK)
                 and monitor.late == LATE_ENOUGH

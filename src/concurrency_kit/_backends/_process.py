@@ -91,10 +91,11 @@ class _Chunks:
         self.fn, self.items, self.feed, self.workers = fn, items, feed, workers
         self.running: dict[Future[bytes], tuple[ProcessPoolExecutor, range]] = {}
         self.again: list[range] = []  # lost to a pool another call killed: send again
-        self.pools: set[ProcessPoolExecutor] = set()
 
     def fill(self, chunksize: int) -> None:
         """Submit chunks until the call's share of the pool is busy."""
+        from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415 - loaded with the pool
+
         limit = self.workers * (IN_FLIGHT_PER_WORKER if process_pool_size() == self.workers else 1)
         while len(self.running) < limit and (span := self.again.pop() if self.again else self.feed.take(chunksize)):
             try:
@@ -103,8 +104,14 @@ class _Chunks:
                 self.feed.stop()
                 self.finish()  # keep what was already sent
                 raise
-            pool, future = submit_to_processes(self.workers, run_pickled_chunk, payload)
-            self.pools.add(pool)
+            try:
+                pool, future = submit_to_processes(self.workers, run_pickled_chunk, payload)
+            except BrokenProcessPool:
+                # A worker died since the last look: the chunks in flight will say which.
+                self.again.append(span)
+                if self.running:
+                    return
+                continue  # nothing in flight: the next submission gets a fresh pool
             self.running[future] = (pool, span)
 
     def collect(self, done: set[Future[bytes]]) -> None:
