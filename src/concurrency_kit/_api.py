@@ -127,7 +127,9 @@ def _measure_inline(
                 index += 1
                 break
         index += 1
-        if clock() > end:
+        # Read the clock after items 1, 2, 4, 8 … and every 64th: slow items are caught
+        # after the first, while tiny ones are not slowed down by the clock itself.
+        if (index & (index - 1) == 0 or index % 64 == 0) and clock() > end:
             break
     wall, cpu = clock() - t0, time.thread_time() - c0
     return Measurement(
