@@ -105,14 +105,23 @@ class _Slot:
             return wall, cpu, items, busy
 
 
-def _work(fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, slot: _Slot, wake: threading.Event) -> None:
+def _work(  # noqa: PLR0913, PLR0917 - the probe thread's whole state, by name
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    feed: Feed,
+    slot: _Slot,
+    wake: threading.Event,
+    window_end: float,
+) -> None:
     values = feed.outcomes.values
     with slot.lock:
         slot.ident = threading.get_ident()
         slot.live = True
     count = 1
     try:
-        while span := feed.take(count):
+        # Past the longest window no new batch starts, even before the monitor (which may
+        # wait long for the GIL behind two busy threads) has stopped the feed.
+        while time.perf_counter() < window_end and (span := feed.take(count)):
             with slot.lock:
                 slot.busy = len(span)
                 slot.t0 = time.perf_counter()
@@ -248,7 +257,8 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
     monitor = _Monitor(slots)
     # The second thread joins a tick later, and only if the first is still busy: work so
     # small that one thread is through it by then never pays for two threads contending.
-    futures = [submit(_work, fn, items, feed, slots[0], wake)]
+    window_end = monitor.start + MAX_WINDOW
+    futures = [submit(_work, fn, items, feed, slots[0], wake, window_end)]
 
     def check_deadline() -> None:
         if deadline is not None and time.monotonic() >= deadline:
@@ -262,7 +272,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
                 break
             now = time.perf_counter()
             if len(futures) < len(slots) and now - monitor.start >= TICK and feed.remaining:
-                futures.append(submit(_work, fn, items, feed, slots[len(futures)], wake))
+                futures.append(submit(_work, fn, items, feed, slots[len(futures)], wake, window_end))
             tallies = [slot.snapshot(now) for slot in slots]
             finished = sum(t[2] for t in tallies)
             left = feed.remaining * sum(t[0] for t in tallies) / max(finished, 1)
