@@ -54,11 +54,6 @@ class Outcomes:
         """Whether some item failed."""
         return self.error is not None
 
-    def missing(self, start: int, stop: int) -> bool:
-        """Whether an item in ``range(start, stop)`` has no result yet."""
-        values = self.values
-        return any(values[i] is EMPTY for i in range(start, stop))
-
 
 class Feed:
     """Hands out the indices ``start … stop-1`` in order, each once, until stopped."""
