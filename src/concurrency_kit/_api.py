@@ -252,6 +252,8 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
 
     run: ProbeRun | None = None
     measurement: Measurement | None = None
+    kind: TaskKind | None = None
+    chosen: Choice | None = None
     resume_at = 0
     source = "the measurement" if decision is None else decision.source
     memo = recall(fn)
@@ -261,10 +263,12 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
         # An earlier call found items this small: run the first ones here, and check.
         measurement = _measure_inline(fn, sequence, outcomes, count - 1, INLINE_CHECK_SECONDS)
         resume_at = measurement.items
+        remembered = declared or memo.kind
         drifted = measurement.item_wall > DRIFT * memo.item_seconds + 20e-6
-        if outcomes.failed or (not drifted and decide(measurement, resume_at, declared or memo.kind).mode == "serial"):
+        checked = decide(measurement, resume_at, remembered)
+        if outcomes.failed or (not drifted and checked.mode == "serial"):
+            kind, chosen = remembered, checked
             source = f"what an earlier call measured ({memo.kind}, {format_seconds(memo.item_seconds)} per item)"
-            kind = declared or memo.kind
         else:
             measurement = None  # the items grew: measure afresh, from where the check stopped
     if measurement is None:
@@ -283,11 +287,9 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
         except TimeoutError:  # the probe's own: fn's exceptions are recorded, not raised
             raise _timed_out(seconds, outcomes) from None
         measurement, resume_at = run.measurement, run.resume_at
+    if kind is None:
         kind = measured_kind(measurement)
-    elif not source.startswith("what an earlier"):
-        kind = measured_kind(measurement)
-
-    choice = decide(measurement, resume_at, kind)
+    choice = chosen or decide(measurement, resume_at, kind)
     if not outcomes.failed and not in_worker() and measurement.completed:
         remember(fn, Memo(kind, _item_seconds(kind, measurement)))
     reason = f"{describe_measurement(measurement)} → {kind} (from {source}); {choice.reason} → {choice.mode}"
