@@ -34,7 +34,7 @@ from ._config import get_config
 from ._cpu import usable_cpus
 from ._errors import UnpicklableTaskError
 from ._memory import Memo, forget_all, recall, remember
-from ._outcomes import EMPTY, Feed, Outcomes
+from ._outcomes import EMPTY, Feed, Outcomes, run_span
 from ._pickling import pickled_size, why_not_picklable
 from ._plan import MODES, Choice, Mode, Plan, choose, describe_measurement, forced_choice, format_seconds
 from ._pools import forkserver_started, prestart_process_pool, process_pool_age, submit_daemon
@@ -111,33 +111,25 @@ def _measure_inline(
 ) -> Measurement:
     """Run items from the first on in the calling thread, timing them.
 
-    Stops before ``stop``, after a failure, or once ``budget`` seconds have passed (so a
-    check of items that turned out slow costs one item, not all of them).
+    Stops before ``stop``, after a failure, or once ``budget`` seconds have passed. The
+    items run in spans of 1, 2, 4 … items, with the clock read between spans: a check of
+    items that turned out slow costs one item, and tiny ones run as fast as in a loop.
     """
-    values = outcomes.values
+    feed = Feed(outcomes, 0, stop)
     clock = time.perf_counter
     t0, c0 = clock(), time.thread_time()
     end = t0 + budget
-    index = 0
-    while index < stop:
-        try:
-            values[index] = fn(items[index])
-        except BaseException as exc:  # noqa: BLE001 - recorded; run() re-raises it
-            if outcomes.fail(index, exc):
-                index += 1
-                break
-        index += 1
-        # Read the clock after items 1, 2, 4, 8 … and every 64th: slow items are caught
-        # after the first, while tiny ones are not slowed down by the clock itself.
-        if (index & (index - 1) == 0 or index % 64 == 0) and clock() > end:
-            break
+    count = 1
+    while (span := feed.take(count)) and run_span(fn, items, feed, span, check_each=False) and clock() <= end:
+        count *= 2
     wall, cpu = clock() - t0, time.thread_time() - c0
+    done = feed.stop()
     return Measurement(
-        items=index,
-        completed=index,
+        items=done,
+        completed=done,
         seconds=wall,
-        item_wall=wall / index,
-        item_cpu=min(cpu, wall) / index,
+        item_wall=wall / done,
+        item_cpu=min(cpu, wall) / done,
         cpu_share=min(1.0, cpu / wall) if wall > 0 else 0.0,
         gil_share=None,
         exact=True,
@@ -228,24 +220,30 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
             return Choice("serial", 1, 1, f"item {outcomes.error_index} raised while measuring")
         if in_worker():
             return Choice("serial", 1, max(1, left), "called inside a concurrency_kit worker: runs serially")
-        unpicklable, item_bytes = None, 0
-        if kind is TaskKind.CPU and left > 1 and cpus > 1:
-            if not fitness:
-                fitness.append(_process_fitness(fn, sequence, outcomes, resume_at))
-            unpicklable, item_bytes = fitness[0]
-        return choose(
-            kind=kind,
-            item_seconds=_item_seconds(kind, measurement),
-            count=left,
-            cpus=cpus,
-            io_cap=io_cap,
-            unpicklable=unpicklable,
-            process_age=process_pool_age(workers or min(left, cpus)),
-            server_started=forkserver_started(),
-            bytes_per_item=item_bytes,
-            workers=workers,
-            chunksize=chunksize,
-        )
+
+        def cost_model(unpicklable: str | None, item_bytes: int) -> Choice:
+            return choose(
+                kind=kind,
+                item_seconds=_item_seconds(kind, measurement),
+                count=left,
+                cpus=cpus,
+                io_cap=io_cap,
+                unpicklable=unpicklable,
+                process_age=process_pool_age(workers or min(left, cpus)),
+                server_started=forkserver_started(),
+                bytes_per_item=item_bytes,
+                workers=workers,
+                chunksize=chunksize,
+            )
+
+        # Pickling the function and an item (which may be large) is only worth it when
+        # processes would win were pickling free: it can only make them lose.
+        free = cost_model(None, 0)
+        if free.mode != "process":
+            return free
+        if not fitness:
+            fitness.append(_process_fitness(fn, sequence, outcomes, resume_at))
+        return cost_model(*fitness[0])
 
     def measured_kind(m: Measurement) -> TaskKind:
         return declared or kind_from_measurement(m.cpu_share, m.gil_share)

@@ -1,16 +1,18 @@
 """Where a call's results land, and how its items are handed out.
 
 :class:`Outcomes` holds one slot per item; :class:`Feed` hands out the indices of a
-span of items, each once, to whichever workers ask. The probe and then a backend each
-draw from a feed of their own over the same outcomes, so no item runs twice.
+span of items, each once, to whichever workers ask, and :func:`run_span` runs a span
+into the outcomes. The probe and then a backend each draw from a feed of their own over
+the same outcomes, so no item runs twice.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["EMPTY", "Feed", "Outcomes"]
+__all__ = ["EMPTY", "Feed", "Outcomes", "run_span"]
 
 #: Marks a slot that has no result yet.
 EMPTY: Any = object()
@@ -86,3 +88,42 @@ class Feed:
     def remaining(self) -> int:
         """How many indices are still to be handed out."""
         return self.stop_at - self.next
+
+
+def run_span(
+    fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, span: range, *, check_each: bool = True
+) -> bool:
+    """Run the items of ``span`` in order; return ``False`` once the call stops.
+
+    The call stops on a failure (unless exceptions are collected) or, with
+    ``check_each``, when the feed is stopped meanwhile by another thread (a timeout,
+    Ctrl-C, another item's failure): the rest of the span then never starts. Without
+    it the loop is as lean as a list comprehension (for the calling thread's own loop,
+    and for the probe's short batches).
+    """
+    outcomes = feed.outcomes
+    values = outcomes.values
+    index, stop = span.start, span.stop
+    while index < stop:
+        try:
+            if check_each:
+                for index in range(index, stop):  # noqa: B020 - resumes after a collected failure
+                    if feed.stopped or outcomes.error is not None:
+                        return False
+                    values[index] = fn(items[index])
+            else:
+                done: list[Any] = []
+                append = done.append
+                try:
+                    for item in items[index:stop]:
+                        append(fn(item))
+                finally:  # what ran before a failure is kept; the failure is the next item
+                    values[index : index + len(done)] = done
+                    index += len(done)
+        except BaseException as exc:  # noqa: BLE001 - recorded; the call re-raises it
+            if outcomes.fail(index, exc):
+                return False
+            index += 1
+        else:
+            return True
+    return True

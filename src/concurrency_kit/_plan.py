@@ -134,26 +134,28 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
         The choice, with a reason that quotes the estimates.
     """
     serial = count * item_seconds
-    loop = Choice("serial", 1, max(1, count), "")
+    loop = max(1, count)
     if count <= 1:
-        return attrs.evolve(loop, reason=f"{count} item(s) left: nothing to run side by side")
+        return Choice("serial", 1, loop, f"{count} item(s) left: nothing to run side by side")
+    mode: Mode
     if kind is TaskKind.IO:
-        w = workers or min(count, io_cap)
+        mode, w = "thread", workers or min(count, io_cap)
+        chunk = chunksize or 1
         estimate = math.ceil(count / w) * item_seconds + w * THREAD_START
-        candidate = Choice("thread", w, chunksize or 1, f"{w} threads")
+        label = f"{w} threads"
     elif cpus == 1 and workers is None:
-        return attrs.evolve(loop, reason="one usable CPU: CPU work gains nothing from a pool")
+        return Choice("serial", 1, loop, "one usable CPU: CPU work gains nothing from a pool")
     elif kind is TaskKind.GIL_FREE:
-        w = workers or min(count, cpus)
+        mode, w = "thread", workers or min(count, cpus)
         chunk = chunksize or _chunks(count, w, item_seconds, THREAD_CHUNK_SECONDS)
         estimate = count * item_seconds / w + w * THREAD_START
-        candidate = Choice("thread", w, chunk, f"{w} threads")
+        label = f"{w} threads"
     elif unpicklable is not None:
-        return attrs.evolve(
-            loop, reason=f"processes are not an option ({unpicklable}) and threads cannot share the GIL"
+        return Choice(
+            "serial", 1, loop, f"processes are not an option ({unpicklable}) and threads cannot share the GIL"
         )
     else:
-        w = workers or min(count, cpus)
+        mode, w = "process", workers or min(count, cpus)
         chunk = chunksize or _chunks(count, w, item_seconds, PROCESS_CHUNK_SECONDS)
         full_start = PROCESS_RESTART if server_started else PROCESS_COLD_START
         start = full_start if process_age is None else max(0.0, full_start - process_age)
@@ -167,14 +169,11 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
             + count * bytes_per_item * BYTE_COST
         )
         warmth = "warm" if start == 0 else f"{format_seconds(start)} from warm"
-        candidate = Choice("process", w, chunk, f"{w} processes ({warmth})")
-    figures = (
-        f"{count} item(s) left: ≈ {format_seconds(serial)} in a loop "
-        f"vs ≈ {format_seconds(estimate)} on {candidate.reason}"
-    )
+        label = f"{w} processes ({warmth})"
+    figures = f"{count} item(s) left: ≈ {format_seconds(serial)} in a loop vs ≈ {format_seconds(estimate)} on {label}"
     if estimate < serial * (1 - MIN_GAIN):
-        return attrs.evolve(candidate, reason=figures)
-    return attrs.evolve(loop, reason=f"{figures}; too little work to pay for a pool", by_cost=True)
+        return Choice(mode, w, chunk, figures)
+    return Choice("serial", 1, loop, f"{figures}; too little work to pay for a pool", by_cost=True)
 
 
 def forced_choice(  # noqa: PLR0913 - every input, by name

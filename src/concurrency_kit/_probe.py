@@ -26,7 +26,7 @@ from typing import Any, final
 import attrs
 
 from ._classify import LATE_FRACTION
-from ._outcomes import Feed, Outcomes
+from ._outcomes import Feed, Outcomes, run_span
 
 __all__ = ["Measurement", "ProbeRun", "probe"]
 
@@ -113,7 +113,6 @@ def _work(  # noqa: PLR0913, PLR0917 - the probe thread's whole state, by name
     wake: threading.Event,
     window_end: float,
 ) -> None:
-    values = feed.outcomes.values
     with slot.lock:
         slot.ident = threading.get_ident()
         slot.live = True
@@ -126,25 +125,18 @@ def _work(  # noqa: PLR0913, PLR0917 - the probe thread's whole state, by name
                 slot.busy = len(span)
                 slot.t0 = time.perf_counter()
                 slot.c0 = time.thread_time()
-            done = 0
-            for index in span:
-                if feed.outcomes.error is not None:
-                    break
-                try:
-                    values[index] = fn(items[index])
-                except BaseException as exc:  # noqa: BLE001 - recorded; the call re-raises it
-                    if feed.outcomes.fail(index, exc):
-                        break
-                done += 1
+            going = run_span(fn, items, feed, span, check_each=False)  # batches are short
             t1, c1 = time.perf_counter(), time.thread_time()
             with slot.lock:
                 wall = t1 - slot.t0
                 slot.wall += wall
                 slot.cpu += c1 - slot.c0
-                slot.items += done
+                slot.items += len(span)
                 slot.busy = 0
-            per_item = wall / max(done, 1)
+            per_item = wall / len(span)
             count = max(1, min(count * 2, int(BATCH_SECONDS / per_item))) if per_item > 0 else count * 2
+            if not going:
+                break
             # No wake-up per batch: it would cut the monitor's tick short and spoil its GIL sample.
     finally:
         with slot.lock:

@@ -7,10 +7,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
-from .._outcomes import Feed
+from .._outcomes import Feed, run_span
 from .._pools import submit_to_threads
 from .._worker import in_worker
-from ._serial import run_span
 
 __all__ = ["ThreadBackend"]
 
