@@ -202,3 +202,19 @@ def test_kind_from_measurement_is_always_a_kind(cpu_share: float, gil_share: flo
         assert kind is TaskKind.CPU
     else:
         assert kind is TaskKind.GIL_FREE
+
+
+@given(
+    st.floats(min_value=0.0, max_value=1.0),
+    st.none() | st.floats(min_value=0.0, max_value=1.0),
+    st.sampled_from(list(TaskKind)),
+)
+def test_a_prior_kind_only_settles_what_the_gil_samples_cannot(
+    cpu_share: float, gil_share: float | None, prior: TaskKind
+) -> None:
+    kind = _classify.kind_from_measurement(cpu_share, gil_share, prior)
+    if gil_share is not None or not _classify.agrees(prior, cpu_share):
+        # The measurement speaks for itself, or contradicts the prior: the prior is ignored.
+        assert kind is _classify.kind_from_measurement(cpu_share, gil_share)
+    else:
+        assert kind is prior

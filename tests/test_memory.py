@@ -5,9 +5,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import pytest
+
 import concurrency_kit as ck
-from concurrency_kit.tasks import square
-from helpers import slow_if_positive
+from concurrency_kit import _probe
+from concurrency_kit._memory import recall
+from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
+from helpers import double, slow_if_positive
 
 REMEMBERED = "what an earlier call measured"
 
@@ -51,3 +55,37 @@ def test_shutdown_forgets() -> None:
     ck.run_parallel(square, range(20_000))
     ck.shutdown()
     assert REMEMBERED not in ck.plan(square, range(20_000)).reason
+
+
+def test_a_call_decided_on_running_items_remembers_how_long_they_took() -> None:
+    # The probe decides while the 0.1 s waits are still running (lower bounds); once
+    # run() has them, the memory holds their real length, not the lower bound.
+    assert ck.run_parallel(slow_systemcall, range(4)) == list(range(4))
+    memo = recall(slow_systemcall)
+    assert memo is not None
+    assert memo.kind == "io"
+    assert memo.item_seconds >= 0.09, memo
+
+
+def test_a_known_kind_decides_without_waiting_for_gil_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert len(ck.run_parallel(derive_key, [f"p{i}" for i in range(8)])) == 8
+    # Were the probe to wait for its window now, it would run every item itself and
+    # leave nothing to a pool: only the earlier call's figures let it stop sooner.
+    monkeypatch.setattr(_probe, "MIN_WINDOW", 60.0)
+    monkeypatch.setattr(_probe, "MAX_WINDOW", 60.0)
+    plan = ck.plan(derive_key, [f"p{i}" for i in range(8)])
+    assert REMEMBERED in plan.reason, plan.reason
+    assert (plan.mode, plan.kind) == ("thread", "gil_free"), plan.reason
+    assert plan.run() == [derive_key(f"p{i}") for i in range(8)]
+
+
+def test_work_known_to_hold_the_gil_is_probed_in_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    ck.run_parallel(double, range(2), "process")  # the forkserver running, as in test_auto_decisions
+    ck.run_parallel(factorize, SEED_NUMBERS)
+    monkeypatch.setattr(_probe, "MIN_WINDOW", 60.0)
+    monkeypatch.setattr(_probe, "MAX_WINDOW", 60.0)
+    plan = ck.plan(factorize, SEED_NUMBERS)
+    assert (plan.mode, plan.kind) == ("process", "cpu"), plan.reason
+    assert plan.measurement is not None
+    assert plan.measurement.items == 1, plan.reason  # a second thread would only take turns for the GIL
+    assert plan.run() == [factorize(n) for n in SEED_NUMBERS]

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ._backends import BACKENDS
-from ._classify import SAMPLE_SIZE, TaskKind, declared_kind, kind_from_measurement
+from ._classify import SAMPLE_SIZE, TaskKind, agrees, declared_kind, kind_from_measurement
 from ._config import get_config
 from ._cpu import usable_cpus
 from ._errors import UnpicklableTaskError
@@ -224,7 +224,7 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
         def cost_model(unpicklable: str | None, item_bytes: int) -> Choice:
             return choose(
                 kind=kind,
-                item_seconds=_item_seconds(kind, measurement),
+                item_seconds=_item_seconds(kind, measurement, memo),
                 count=left,
                 cpus=cpus,
                 io_cap=io_cap,
@@ -245,8 +245,10 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
             fitness.append(_process_fitness(fn, sequence, outcomes, resume_at))
         return cost_model(*fitness[0])
 
+    memo = recall(fn)
+
     def measured_kind(m: Measurement) -> TaskKind:
-        return declared or kind_from_measurement(m.cpu_share, m.gil_share)
+        return declared or kind_from_measurement(m.cpu_share, m.gil_share, None if memo is None else memo.kind)
 
     run: ProbeRun | None = None
     measurement: Measurement | None = None
@@ -254,7 +256,6 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
     chosen: Choice | None = None
     resume_at = 0
     source = "the measurement" if decision is None else decision.source
-    memo = recall(fn)
     if count == 1 or in_worker():
         measurement, resume_at = _measure_inline(fn, sequence, outcomes, 1), 1
     elif memo is not None and _loop_expected(memo, decide):
@@ -266,11 +267,16 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
         checked = decide(measurement, resume_at, remembered)
         if outcomes.failed or (not drifted and checked.mode == "serial"):
             kind, chosen = remembered, checked
-            source = f"what an earlier call measured ({memo.kind}, {format_seconds(memo.item_seconds)} per item)"
-        else:
-            measurement = None  # the items grew: measure afresh, from where the check stopped
+            source = f"what an earlier call measured ({_describe(memo)})"
+        else:  # the items grew: measure afresh, from where the check stopped, and forget the memo
+            measurement, memo = None, None
     if measurement is None:
         start = resume_at
+        prior = declared or (None if memo is None else memo.kind)
+
+        def settles(m: Measurement) -> bool:
+            return _settled(decide(m, start + m.items, measured_kind(m)))
+
         try:
             run = probe(
                 fn,
@@ -278,18 +284,24 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
                 outcomes,
                 submit_daemon,
                 on_gil_held=_prestarter(fn, declared, workers, cpus),
-                settled=lambda m: _settled(decide(m, start + m.items, measured_kind(m))),
+                settled=settles,
+                # A kind known beforehand (declared, or from an earlier call) needs no GIL
+                # samples: the probe ends as soon as the CPU share agrees and the choice stands.
+                enough=None if prior is None else lambda m: agrees(prior, m.cpu_share) and settles(m),
+                threads=1 if prior is TaskKind.CPU else PROBE_THREADS,
                 deadline=deadline,
                 start=start,
             )
         except TimeoutError:  # the probe's own: fn's exceptions are recorded, not raised
             raise _timed_out(seconds, outcomes) from None
         measurement, resume_at = run.measurement, run.resume_at
+        if memo is not None:
+            source = f"{source}, and what an earlier call measured ({_describe(memo)})"
     if kind is None:
         kind = measured_kind(measurement)
     choice = chosen or decide(measurement, resume_at, kind)
-    if not outcomes.failed and not in_worker() and measurement.completed:
-        remember(fn, Memo(kind, _item_seconds(kind, measurement)))
+    if not outcomes.failed and not in_worker() and measurement.exact:  # else: once run() has the rest
+        remember(fn, Memo(kind, _item_seconds(kind, measurement, memo)))
     reason = f"{describe_measurement(measurement)} → {kind} (from {source}); {choice.reason} → {choice.mode}"
     return _make_plan(
         attrs.evolve(choice, reason=reason),
@@ -305,6 +317,10 @@ INLINE_CHECK_SECONDS = 0.0002
 #: Items that now take this many times longer than remembered (plus 20 µs) have
 #: drifted: the function is measured afresh, its kind too.
 DRIFT = 4.0
+
+
+def _describe(memo: Memo) -> str:
+    return f"{memo.kind}, {format_seconds(memo.item_seconds)} per item"
 
 
 def _loop_expected(memo: Memo, decide: Callable[[Measurement, int, TaskKind], Choice]) -> bool:
@@ -327,16 +343,21 @@ def _settled(choice: Choice) -> bool:
     return not choice.by_cost
 
 
-def _item_seconds(kind: TaskKind, m: Measurement) -> float:
+def _item_seconds(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> float:
     """How long one item takes run alone, from the probe's figures.
 
     Items that run in two threads under the GIL take turns, so their wall time is
     about twice their CPU time. When items were still running, the figures are lower
     bounds: an item that has run for L seconds is, on a scale-free prior, expected to
-    take about 2·L in all, so that is the estimate.
+    take about 2·L in all, so that is the estimate, unless an earlier call measured
+    items of this kind longer and none has finished yet to say otherwise.
     """
     seconds = m.item_wall if kind is TaskKind.IO else max(m.item_cpu, m.item_wall / PROBE_THREADS)
-    return seconds if m.exact else 2 * seconds
+    if m.exact:
+        return seconds
+    if memo is not None and memo.kind is kind and m.completed == 0:
+        return max(2 * seconds, memo.item_seconds)
+    return 2 * seconds
 
 
 def _prestarter(
@@ -400,8 +421,12 @@ def _execute(plan: Plan) -> list[Any]:
                 # The items not sent run here instead, as the loop would have run them.
                 _run_missing(call, outcomes, resume_at, deadline)
         waited = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not outcomes.failed and run is not None and not run.join(waited):  # the items the probe took
-            raise TimeoutError
+        if not outcomes.failed and run is not None:
+            if not run.join(waited):  # the items the probe took
+                raise TimeoutError
+            if not run.measurement.exact and plan.kind is not None and not outcomes.failed:
+                # The plan was made on lower bounds; now the probe's items are done.
+                remember(call.fn, Memo(plan.kind, _item_seconds(plan.kind, run.final())))
     except TimeoutError:  # only the backends' and the probe's own: fn's exceptions are recorded, not raised
         raise _timed_out(call.timeout, outcomes) from None
     if outcomes.error is not None:

@@ -26,6 +26,7 @@ __all__ = [
     "Classifier",
     "Decision",
     "TaskKind",
+    "agrees",
     "cpu_bound",
     "declared_kind",
     "gil_free",
@@ -236,7 +237,7 @@ GIL_BOUND_SHARE = 0.5
 COMPUTE_SHARE = 0.3
 
 
-def kind_from_measurement(cpu_share: float, gil_share: float | None) -> TaskKind:
+def kind_from_measurement(cpu_share: float, gil_share: float | None, prior: TaskKind | None = None) -> TaskKind:
     """Name the kind from what the probe measured.
 
     Args:
@@ -244,14 +245,24 @@ def kind_from_measurement(cpu_share: float, gil_share: float | None) -> TaskKind
             ``fn`` (0: all waiting; 1: computing all the time).
         gil_share: fraction of the monitor's wake-ups that were late because another
             thread held the GIL, or ``None`` when there were too few.
+        prior: the kind an earlier call measured, if any: it settles what the GIL
+            samples cannot, provided the CPU share agrees with it.
 
     Returns:
         ``IO`` when the items mostly waited; otherwise ``CPU`` when bytecode held the GIL
         most of the time, ``GIL_FREE`` when it did not. Computing items without enough
-        GIL samples to tell count as ``CPU`` (the common case).
+        GIL samples to tell keep a computing prior, else count as ``CPU`` (the common
+        case).
     """
     if cpu_share < COMPUTE_SHARE:
         return TaskKind.IO
-    if gil_share is None or gil_share >= GIL_BOUND_SHARE:
+    if gil_share is None:
+        return prior if prior is not None and agrees(prior, cpu_share) else TaskKind.CPU
+    if gil_share >= GIL_BOUND_SHARE:
         return TaskKind.CPU
     return TaskKind.GIL_FREE
+
+
+def agrees(kind: TaskKind, cpu_share: float) -> bool:
+    """Whether a measured CPU share fits ``kind`` (waiting for I/O, computing otherwise)."""
+    return (kind is TaskKind.IO) == (cpu_share < COMPUTE_SHARE)

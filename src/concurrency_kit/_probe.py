@@ -36,6 +36,9 @@ PROBE_THREADS = 2
 MIN_WINDOW = 0.010
 #: ... and collects at least this many GIL samples.
 MIN_SAMPLES = 4
+#: ... unless the caller says sooner that what it has is enough (it may know the task
+#: from an earlier call), which it is asked from this much on.
+QUICK_WINDOW = 0.002
 #: ... but never watches longer than this before deciding on what it has.
 MAX_WINDOW = 0.050
 #: ... or this many late wake-ups: the GIL is plainly held.
@@ -149,12 +152,15 @@ def _work(  # noqa: PLR0913, PLR0917 - the probe thread's whole state, by name
 class ProbeRun:
     """A finished measurement, and the probe threads that may still be running items."""
 
-    def __init__(self, measurement: Measurement, resume_at: int, futures: list[Future[None]]) -> None:
+    def __init__(
+        self, measurement: Measurement, resume_at: int, futures: list[Future[None]], monitor: _Monitor
+    ) -> None:
         #: What was measured.
         self.measurement = measurement
         #: The first item the probe did not take: the rest of the call starts here.
         self.resume_at = resume_at
         self._futures = futures
+        self._monitor = monitor
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the items the probe took; re-raise what escaped a probe thread.
@@ -166,6 +172,13 @@ class ProbeRun:
         for future in done:
             future.result()
         return not pending
+
+    def final(self) -> Measurement:
+        """The figures of every item the probe took, once :meth:`join` said they are done.
+
+        Exact where :attr:`measurement` may have been a lower bound (items still running).
+        """
+        return self._monitor.measure(self.measurement.items)
 
 
 class _Monitor:
@@ -217,6 +230,8 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
     *,
     on_gil_held: Callable[[], object] | None = None,
     settled: Callable[[Measurement], bool] | None = None,
+    enough: Callable[[Measurement], bool] | None = None,
+    threads: int = PROBE_THREADS,
     deadline: float | None = None,
     start: int = 0,
 ) -> ProbeRun:
@@ -232,6 +247,11 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
         settled: asked, once the window is over, whether a measurement whose items
             are still running is enough to decide on. While it says no, the probe
             takes no new items but keeps watching the running ones, until they finish.
+        enough: asked at every tick from :data:`QUICK_WINDOW` on whether the figures so
+            far are enough to decide on; yes ends the probe at once.
+        threads: how many probe threads may run items (the second joins a tick later);
+            one when the items are known to hold the GIL, which a second thread would
+            only take turns with, starving the monitor.
         deadline: a ``time.monotonic()`` value past which the probe gives up.
         start: the first item to take (those before it already ran).
 
@@ -245,7 +265,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
     total = len(items)
     feed = Feed(outcomes, start, total)
     wake = threading.Event()
-    slots = [_Slot() for _ in range(min(PROBE_THREADS, total - start))]
+    slots = [_Slot() for _ in range(min(threads, total - start))]
     monitor = _Monitor(slots)
     # The second thread joins a tick later, and only if the first is still busy: work so
     # small that one thread is through it by then never pays for two threads contending.
@@ -263,14 +283,20 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
             if all(f.done() for f in futures) and (len(futures) == len(slots) or not feed.remaining):
                 break
             now = time.perf_counter()
-            if len(futures) < len(slots) and now - monitor.start >= TICK and feed.remaining:
-                futures.append(submit(_work, fn, items, feed, slots[len(futures)], wake, window_end))
             tallies = [slot.snapshot(now) for slot in slots]
             finished = sum(t[2] for t in tallies)
             left = feed.remaining * sum(t[0] for t in tallies) / max(finished, 1)
             if finished >= min(3, total - start) and left < TRIVIAL_SECONDS:
                 break  # too little left to be worth measuring, let alone a pool
+            if len(futures) < len(slots) and now - monitor.start >= TICK and feed.remaining:
+                futures.append(submit(_work, fn, items, feed, slots[len(futures)], wake, window_end))
             if now - monitor.start >= MIN_WINDOW and (monitor.samples >= MIN_SAMPLES or monitor.late >= LATE_ENOUGH):
+                break
+            if (
+                enough is not None
+                and now - monitor.start >= QUICK_WINDOW
+                and enough(monitor.measure(feed.next - start))
+            ):
                 break
             if now - monitor.start >= MAX_WINDOW:
                 break  # decide on what there is, rather than keep the items in two threads
@@ -291,4 +317,4 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
         wake.clear()
         monitor.tick(wake, SETTLE_TICK)
         measurement = monitor.measure(resume_at - start)
-    return ProbeRun(measurement, resume_at, futures)
+    return ProbeRun(measurement, resume_at, futures, monitor)
