@@ -15,6 +15,8 @@ import pytest
 
 import concurrency_kit as ck
 from concurrency_kit import _pools, _worker
+from concurrency_kit._backends._process import _Chunks
+from concurrency_kit._outcomes import Feed, Outcomes
 from helpers import (
     HelperError,
     double,
@@ -220,3 +222,16 @@ def test_concurrent_callers_each_get_their_own_results() -> None:
     for thread in threads:
         thread.join()
     assert results == {k: [2 * x for x in range(k * 100, k * 100 + 50)] for k in range(4)}
+
+
+@pytest.mark.parametrize(("count", "workers", "chunksize"), [(200, 2, 12), (37, 3, 5), (5, 2, 4), (1000, 16, 100)])
+def test_process_chunks_shrink_toward_the_end(count: int, workers: int, chunksize: int) -> None:
+    chunks = _Chunks(double, range(count), Feed(Outcomes(count), 0, count), workers)
+    sizes = []
+    while span := chunks._take(chunksize):
+        sizes.append(len(span))
+    assert sum(sizes) == count
+    assert max(sizes) <= chunksize
+    assert sizes == sorted(sizes, reverse=True), sizes
+    # The last items go one at a time, a worker's worth of them at least.
+    assert sizes[-workers:] == [1] * workers, sizes

@@ -160,7 +160,8 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
             ``"process"``.
         workers: the number of threads or processes (default: chosen by the mode).
         chunksize: how many items a worker takes at a time (default: from the
-            measured time per item).
+            measured time per item); in process mode the last chunks are smaller, so
+            that the workers finish together.
         classifier: a callable ``classifier(fn, sample) -> TaskKind | str | None``
             consulted before any other (see :func:`register_classifier`).
         return_exceptions: process every item, and return an exception raised by
@@ -504,7 +505,8 @@ def run_parallel(  # noqa: PLR0913 - the public signature
         items: any iterable.
         mode: ``"auto"``, ``"serial"``, ``"thread"`` or ``"process"``.
         workers: the number of threads or processes.
-        chunksize: how many items a worker takes at a time.
+        chunksize: how many items a worker takes at a time (at most: in process
+            mode the last chunks shrink, so that the workers finish together).
         classifier: a callable ``classifier(fn, sample) -> TaskKind | str | None``.
         return_exceptions: process every item and return each exception ``fn``
             raised in its item's place, instead of raising the first.

@@ -212,7 +212,8 @@ class Plan:
         kind: the task's kind; ``None`` only when the caller forced a mode and nothing
             declared one.
         workers: how many threads or processes run the items (1 for serial).
-        chunksize: how many items a worker takes at a time.
+        chunksize: how many items a worker takes at a time (process mode's last
+            chunks are smaller).
         reason: why, with the figures measured.
         measurement: what the probe measured, or ``None`` when nothing was measured.
     """

@@ -3,7 +3,8 @@
 The parent pickles each chunk itself (function, first index, items), so a failure to
 pickle names the item at fault, and the bytes in flight are bounded: at most
 ``2 × workers`` chunks are submitted at a time. Each item's outcome comes back pickled
-on its own, so one that cannot be rebuilt here is reported against its item.
+on its own, so one that cannot be rebuilt here is reported against its item. Chunks
+shrink toward the end of the input (guided scheduling), so the workers finish together.
 
 When the call must end early — a timeout, Ctrl-C — the pool's workers are killed, so
 no CPU is burned on work nobody will read. A ``ProcessPoolExecutor`` cannot lose one
@@ -16,6 +17,7 @@ and the one that kills its worker again gets the error.
 
 from __future__ import annotations
 
+import math
 import pickle
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +39,10 @@ __all__ = ["ProcessBackend"]
 #: queued behind it. On a larger shared pool a queued chunk would start on an idle
 #: worker, so there the call keeps just ``workers`` in flight.
 IN_FLIGHT_PER_WORKER = 2
+#: Guided scheduling: a chunk is at most the items left over this many times the
+#: workers, so chunks shrink toward the end of the input and the workers finish together
+#: (a long item near the end does not share its chunk, and its worker, with many more).
+TAIL_SHARE = 2
 
 
 def _pickle_chunk(fn: Callable[[Any], Any], items: Sequence[Any], span: range, *, collect: bool) -> bytes:
@@ -97,7 +103,7 @@ class _Chunks:
         from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415 - loaded with the pool
 
         limit = self.workers * (IN_FLIGHT_PER_WORKER if process_pool_size() == self.workers else 1)
-        while len(self.running) < limit and (span := self.again.pop() if self.again else self.feed.take(chunksize)):
+        while len(self.running) < limit and (span := self.again.pop() if self.again else self._take(chunksize)):
             try:
                 payload = _pickle_chunk(self.fn, self.items, span, collect=self.feed.outcomes.collect)
             except UnpicklableTaskError:
@@ -113,6 +119,10 @@ class _Chunks:
                     return
                 continue  # nothing in flight: the next submission gets a fresh pool
             self.running[future] = (pool, span)
+
+    def _take(self, chunksize: int) -> range:
+        guided = math.ceil(self.feed.remaining / (TAIL_SHARE * self.workers))
+        return self.feed.take(max(1, min(chunksize, guided)))
 
     def collect(self, done: set[Future[bytes]]) -> None:
         """Store finished chunks; handle chunks lost with a broken pool."""
