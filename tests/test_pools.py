@@ -14,9 +14,9 @@ import psutil
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import _pools, _worker
+from concurrency_kit import _api, _pools, _worker
 from concurrency_kit._backends._process import _Chunks
-from concurrency_kit._outcomes import Feed, Outcomes
+from concurrency_kit._outcomes import EMPTY, Feed, Outcomes
 from helpers import (
     HelperError,
     double,
@@ -235,3 +235,39 @@ def test_process_chunks_shrink_toward_the_end(count: int, workers: int, chunksiz
     assert sizes == sorted(sizes, reverse=True), sizes
     # The last items go one at a time, a worker's worth of them at least.
     assert sizes[-workers:] == [1] * workers, sizes
+
+
+def test_a_prestart_in_flight_is_not_repeated_and_ends_with_a_ready_pool() -> None:
+    starting = _pools.prestart_process_pool(2)
+    assert starting is not None
+    assert _pools.prestart_process_pool(2) in (starting, None)  # the same one, unless it is already done
+    starting.join(timeout=60)
+    assert _pools.process_pool_ready(2)
+    assert _pools.prestart_process_pool(2) is None
+
+
+def pid_after_a_little_work(_: object) -> int:
+    for _ in range(500):  # some microseconds: all the items take seconds, far longer than a pool start
+        pass
+    return os.getpid()
+
+
+def test_auto_runs_items_in_the_calling_process_while_the_pool_starts() -> None:
+    ck.shutdown()  # no pool: the next one takes a while to start
+    count = 200_000
+    outcomes = Outcomes(count)
+    feed = Feed(outcomes, 0, count)
+    call = _api._Call(pid_after_a_little_work, range(count), outcomes, 0, None, auto=True)
+    _api._run_while_pool_starts(call, feed, 2, 64)
+    ran_here = [value for value in outcomes.values if value is not EMPTY]
+    assert ran_here, "the calling thread ran nothing while the pool started"
+    assert set(ran_here) == {os.getpid()}
+    assert ran_here == outcomes.values[: len(ran_here)]  # from the front, in order, none skipped
+    # It stops when the workers are up (or the items run out), leaving the rest to them.
+    assert feed.remaining == 0 or _pools.process_pool_ready(2)
+    assert feed.remaining == count - len(ran_here)
+
+
+def test_a_forced_process_call_runs_nothing_in_the_calling_process() -> None:
+    ck.shutdown()
+    assert os.getpid() not in ck.run_parallel(worker_pid, range(200), "process")

@@ -363,7 +363,7 @@ def _item_seconds(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> f
 
 def _prestarter(
     fn: Callable[[Any], Any], declared: TaskKind | None, workers: int | None, cpus: int
-) -> Callable[[], None] | None:
+) -> Callable[[], object] | None:
     """What the probe calls when it sees the GIL held: warm a process pool meanwhile."""
     if cpus == 1 or declared in (TaskKind.IO, TaskKind.GIL_FREE) or why_not_picklable(fn) is not None:
         return None
@@ -410,6 +410,8 @@ def _execute(plan: Plan) -> list[Any]:
     feed = Feed(outcomes, resume_at, len(call.items))
     backend = BACKENDS[plan.mode]
     try:
+        if call.auto and plan.mode == "process" and deadline is None:
+            _run_while_pool_starts(call, feed, plan.workers, plan.chunksize)
         if not outcomes.failed and feed.remaining:
             try:
                 backend.run(
@@ -433,6 +435,26 @@ def _execute(plan: Plan) -> list[Any]:
     if outcomes.error is not None:
         raise _noted(outcomes.error, outcomes.error_index, call.items)
     return outcomes.values
+
+
+#: While the process pool starts, the calling thread runs spans of this fraction of a
+#: chunk (a few milliseconds of work), checking in between whether the workers are up.
+HELP_SPAN = 1 / 8
+
+
+def _run_while_pool_starts(call: _Call, feed: Feed, workers: int, chunksize: int) -> None:
+    """Run items in the calling thread, as a loop would, until the process pool is up.
+
+    A cold pool takes a fifth of a second or more to start (longer when the main module
+    is heavy to import, as every worker imports it): rather than wait, the caller gets
+    on with the work, so auto never does much worse than the loop it turned down. Only
+    auto does this; a forced ``mode="process"`` runs every item in a worker process.
+    """
+    starting = prestart_process_pool(workers)
+    span_size = max(1, int(chunksize * HELP_SPAN))
+    while starting is not None and starting.is_alive() and (span := feed.take(span_size)):
+        if not run_span(call.fn, call.items, feed, span, check_each=False):
+            return
 
 
 def _timed_out(timeout: float | None, outcomes: Outcomes) -> TimeoutError:

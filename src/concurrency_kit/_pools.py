@@ -32,6 +32,7 @@ __all__ = [
     "prestart_process_pool",
     "process_pool",
     "process_pool_age",
+    "process_pool_ready",
     "process_pool_size",
     "shutdown",
     "submit_daemon",
@@ -58,6 +59,8 @@ class _Shared:
         self.generation = 0  # bumped by shutdown(): a pre-start from before it makes nothing
         self.forkserver_started = False
         self.killed: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # pools stopped on purpose
+        self.warm: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # every worker has run a task
+        self.warming: threading.Thread | None = None  # the pre-start in flight
 
 
 _shared = _Shared()
@@ -154,6 +157,13 @@ def process_pool_age(workers: int) -> float | None:
         return time.monotonic() - _shared.born
 
 
+def process_pool_ready(workers: int) -> bool:
+    """Whether a process pool of at least ``workers`` workers is up, every worker started."""
+    with _shared.lock:
+        pool = _shared.processes
+        return pool is not None and _shared.process_size >= workers and pool in _shared.warm
+
+
 def process_pool_size() -> int:
     """How many workers the current process pool has (0 when there is none)."""
     return _shared.process_size
@@ -214,20 +224,33 @@ def _spawn(workers: int, generation: int) -> None:
     # A ProcessPoolExecutor starts a worker per submission until it has max_workers.
     # RuntimeError: the pool was shut down meanwhile, so there is nothing to warm.
     with contextlib.suppress(RuntimeError):
-        wait([pool.submit(_noop) for _ in range(workers)])
+        done, _ = wait([pool.submit(_noop) for _ in range(workers)])
+        if all(future.exception() is None for future in done):
+            with _shared.lock:
+                _shared.warm.add(pool)
 
 
-def prestart_process_pool(workers: int) -> None:
-    """Start a process pool of ``workers`` in a background thread, unless one is warm.
+def prestart_process_pool(workers: int) -> threading.Thread | None:
+    """Start a process pool of ``workers`` in a background thread, unless one is ready.
 
     Returns at once: the imports, the pool and its workers are all made in the
-    background thread, so the caller (the probe's GIL monitor) is not held up.
+    background thread, so the caller is not held up.
+
+    Returns:
+        The thread starting the pool (one already in flight is not repeated), or
+        ``None`` when a pool of that size is ready.
     """
-    if process_pool_age(workers) is None:
+    if process_pool_ready(workers):
+        return None
+    with _shared.lock:
+        if _shared.warming is not None and _shared.warming.is_alive():
+            return _shared.warming
         thread = threading.Thread(
             target=_spawn, args=(workers, _shared.generation), name="concurrency_kit-prestart", daemon=True
         )
-        thread.start()
+        _shared.warming = thread
+        thread.start()  # under the lock, so that nobody sees it set but not yet alive
+    return thread
 
 
 def _preload_worker_module(context: Any) -> None:

@@ -191,13 +191,21 @@ class _Monitor:
         self._threshold = max(0.0005, LATE_FRACTION * sys.getswitchinterval())
 
     def tick(self, wake: threading.Event, seconds: float) -> bool:
-        """Wait up to ``seconds``; count a GIL sample if items ran throughout. True if late."""
-        busy = any(slot.busy for slot in self.slots)
+        """Wait up to ``seconds``; count a GIL sample if items ran throughout. True if late.
+
+        Throughout means one batch that was running when the wait began is still
+        running after it: a thread that finished its items meanwhile may have left the
+        GIL free for reasons that say nothing about the items.
+        """
+        running = [(slot, slot.t0) for slot in self.slots if slot.busy]
         began = time.perf_counter()
-        if wake.wait(seconds) or not busy:
+        if wake.wait(seconds) or not running:
+            return False
+        lateness = time.perf_counter() - began - seconds
+        if not any(slot.busy and slot.t0 == t0 for slot, t0 in running):
             return False
         self.samples += 1
-        if time.perf_counter() - began - seconds > self._threshold:
+        if lateness > self._threshold:
             self.late += 1
             return True
         return False
