@@ -193,16 +193,16 @@ class _Monitor:
     def tick(self, wake: threading.Event, seconds: float) -> bool:
         """Wait up to ``seconds``; count a GIL sample if items ran throughout. True if late.
 
-        Throughout means one batch that was running when the wait began is still
-        running after it: a thread that finished its items meanwhile may have left the
-        GIL free for reasons that say nothing about the items.
+        Throughout means items were running both when the wait began and after it: a
+        probe thread that ran out of items meanwhile may have left the GIL free for
+        reasons that say nothing about the items.
         """
-        running = [(slot, slot.t0) for slot in self.slots if slot.busy]
+        busy = any(slot.busy for slot in self.slots)
         began = time.perf_counter()
-        if wake.wait(seconds) or not running:
+        if wake.wait(seconds) or not busy:
             return False
         lateness = time.perf_counter() - began - seconds
-        if not any(slot.busy and slot.t0 == t0 for slot, t0 in running):
+        if not any(slot.busy for slot in self.slots):
             return False
         self.samples += 1
         if lateness > self._threshold:
