@@ -11,7 +11,7 @@ Every runner maps every workload twice over:
 It prints regret tables (time over the best time any runner reached on the workload),
 auto's figures against its targets, and separate scaling, overhead and memory figures;
 it writes ``<out>/latest.json`` and ``<out>/latest.png`` (``--publish`` also writes
-``benchmarks/results.json`` and ``benchmarks/regret.png``).
+``benchmarks/results.json`` and ``docs/benchmark-regret.png``).
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ from .workloads import SMOKE_WORKLOADS, WORKLOADS, Profile, Workload, get_worklo
 __all__ = ["Settings", "main"]
 
 BENCH_DIR = Path(__file__).resolve().parent
+#: The published chart, where the docs show it.
+CHART_PATH = BENCH_DIR.parent / "docs" / "benchmark-regret.png"
 DEFAULT_OUT = BENCH_DIR / "results"
 SCALING_WORKLOAD = "cpu1ms_x2000"
 OVERHEAD_WORKLOAD = "square_x20000"
@@ -415,7 +417,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--pin-commit", metavar="REV", help="benchmark concurrency_kit as committed at REV (git)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where latest.json and latest.png go")
     parser.add_argument(
-        "--publish", action="store_true", help="also write benchmarks/results.json and benchmarks/regret.png"
+        "--publish", action="store_true", help="also write benchmarks/results.json and docs/benchmark-regret.png"
     )
     return parser.parse_args(argv)
 
@@ -495,8 +497,8 @@ def _write(results: dict[str, Any], runner_names: Sequence[str], args: argparse.
         shutil.copyfile(json_path, BENCH_DIR / "results.json")
         outputs.append(BENCH_DIR / "results.json")
         if chart:
-            shutil.copyfile(args.out / "latest.png", BENCH_DIR / "regret.png")
-            outputs.append(BENCH_DIR / "regret.png")
+            shutil.copyfile(args.out / "latest.png", CHART_PATH)
+            outputs.append(CHART_PATH)
     print("wrote " + ", ".join(str(p) for p in outputs), file=stream)
 
 
