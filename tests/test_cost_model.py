@@ -58,6 +58,24 @@ def test_cpu_work_never_goes_to_threads(args: dict[str, Any]) -> None:
     assert choose(**{**args, "kind": TaskKind.CPU}).mode != "thread"
 
 
+@given(st.integers(min_value=2, max_value=10_000_000), st.integers(min_value=2, max_value=64))
+def test_sub_microsecond_items_never_go_to_processes(count: int, cpus: int) -> None:
+    # However many, and however warm the pool: each outcome costs the calling process
+    # more to unpickle than the item takes to run.
+    choice = choose(
+        kind=TaskKind.CPU,
+        item_seconds=0.5e-6,
+        count=count,
+        cpus=cpus,
+        io_cap=64,
+        unpicklable=None,
+        process_age=100.0,
+        server_started=True,
+        bytes_per_item=0,
+    )
+    assert choice.mode == "serial", choice.reason
+
+
 @given(choices, st.sampled_from([TaskKind.CPU, TaskKind.GIL_FREE]))
 def test_one_cpu_gives_no_pool_for_computing_work_unless_workers_are_given(
     args: dict[str, Any], kind: TaskKind

@@ -350,15 +350,17 @@ def _item_seconds(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> f
     Items that run in two threads under the GIL take turns, so their wall time is
     about twice their CPU time. When items were still running, the figures are lower
     bounds: an item that has run for L seconds is, on a scale-free prior, expected to
-    take about 2·L in all, so that is the estimate, unless an earlier call measured
-    items of this kind longer and none has finished yet to say otherwise.
+    take about 2·L in all. So the mean is scaled by 1 + (share of items still running):
+    2 when none has finished, unless an earlier call measured items of this kind longer,
+    and close to 1 when most have.
     """
     seconds = m.item_wall if kind is TaskKind.IO else max(m.item_cpu, m.item_wall / PROBE_THREADS)
     if m.exact:
         return seconds
-    if memo is not None and memo.kind is kind and m.completed == 0:
-        return max(2 * seconds, memo.item_seconds)
-    return 2 * seconds
+    if m.completed == 0:
+        remembered = memo.item_seconds if memo is not None and memo.kind is kind else 0.0
+        return max(2 * seconds, remembered)
+    return seconds * (1 + (m.items - m.completed) / m.items)
 
 
 def _prestarter(

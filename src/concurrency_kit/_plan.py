@@ -49,6 +49,9 @@ PROCESS_COLD_START = 0.18
 PROCESS_RESTART = 0.04
 #: Pickling, piping and unpickling one byte, both ways.
 BYTE_COST = 2e-9
+#: What a process pool costs per item, however small: its outcome is pickled on its own
+#: and unpickled in the calling process, one at a time (about 1-1.5 µs measured here).
+PROCESS_ITEM = 1e-6
 #: A process-mode chunk should take about this long (tens of milliseconds) ...
 PROCESS_CHUNK_SECONDS = 0.025
 #: ... a thread-mode chunk of CPU work about this long ...
@@ -166,7 +169,7 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
             start
             + count * item_seconds / w
             + count / per_chunk * PROCESS_ROUND_TRIP / w
-            + count * bytes_per_item * BYTE_COST
+            + count * (bytes_per_item * BYTE_COST + PROCESS_ITEM)
         )
         warmth = "warm" if start == 0 else f"{format_seconds(start)} from warm"
         label = f"{w} processes ({warmth})"
