@@ -634,3 +634,26 @@ def test_importing_the_package_does_not_import_multiprocessing() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("failing", [0, 15, 16, 1_000, 19_999])
+@pytest.mark.parametrize("mode", ["serial", "auto"])
+def test_a_failure_deep_in_a_loop_names_its_item_and_stops_there(mode: str, failing: int) -> None:
+    # The calling thread's loop runs spans as list comprehensions; the item that raised
+    # is found from the span's iterator, and nothing after it runs.
+    calls: list[int] = []
+
+    def record_or_fail(x: int) -> int:
+        calls.append(x)
+        if x == failing:
+            raise HelperError(f"item {x} fails")
+        return x
+
+    with pytest.raises(HelperError) as caught:
+        ck.run_parallel(record_or_fail, range(20_000), mode)
+    assert caught.value.__notes__ == [f"concurrency_kit: raised by item {failing}: {failing}"]
+    if mode == "serial":
+        assert calls == list(range(failing + 1))
+    else:  # the probe's two threads may each have had a batch under way
+        assert failing in calls
+        assert len(calls) == len(set(calls))

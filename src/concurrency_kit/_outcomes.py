@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from operator import length_hint
 from typing import Any
 
 __all__ = ["EMPTY", "Feed", "Outcomes", "run_span"]
@@ -98,12 +99,22 @@ def run_span(
     The call stops on a failure (unless exceptions are collected) or, with
     ``check_each``, when the feed is stopped meanwhile by another thread (a timeout,
     Ctrl-C, another item's failure): the rest of the span then never starts. Without
-    it the loop is as lean as a list comprehension (for the calling thread's own loop,
-    and for the probe's short batches).
+    it the span runs as a list comprehension (for the calling thread's own loop, and
+    for the probe's short batches).
     """
     outcomes = feed.outcomes
     values = outcomes.values
     index, stop = span.start, span.stop
+    if not check_each and not outcomes.collect:
+        # The fastest loop Python has. A failure ends the call, whose other results are
+        # then never read: only which item failed matters, and the iterator knows.
+        remaining = iter(items[index:stop])
+        try:
+            values[index:stop] = [fn(item) for item in remaining]
+        except BaseException as exc:  # noqa: BLE001 - recorded; the call re-raises it
+            outcomes.fail(stop - length_hint(remaining) - 1, exc)
+            return False
+        return True
     while index < stop:
         try:
             if check_each:
@@ -111,7 +122,7 @@ def run_span(
                     if feed.stopped or outcomes.error is not None:
                         return False
                     values[index] = fn(items[index])
-            else:
+            else:  # exceptions are collected: every result is kept, the loop goes on
                 done: list[Any] = []
                 append = done.append
                 try:

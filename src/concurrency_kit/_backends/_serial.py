@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,9 +11,11 @@ from .._outcomes import Feed, run_span
 __all__ = ["SerialBackend"]
 
 
-#: The calling thread's loop checks between chunks of this many items whether the call
-#: was stopped (by a probe thread's failure); within a chunk it runs unchecked.
-SERIAL_CHUNK = 1024
+#: The calling thread's loop runs spans that double from this many items ...
+FIRST_SPAN = 16
+#: ... while a span takes less than this, checking between spans whether the call was
+#: stopped (by a probe thread's failure); within a span it runs unchecked.
+SPAN_SECONDS = 0.002
 
 
 class SerialBackend:
@@ -42,6 +45,11 @@ class SerialBackend:
 
             ThreadBackend().run(fn, items, feed, workers=1, chunksize=chunksize, deadline=deadline)
             return
-        step = min(chunksize, SERIAL_CHUNK)
-        while (span := feed.take(step)) and run_span(fn, items, feed, span, check_each=False):
-            pass
+        step = min(chunksize, FIRST_SPAN)
+        clock = time.perf_counter
+        while span := feed.take(step):
+            began = clock()
+            if not run_span(fn, items, feed, span, check_each=False):
+                return
+            if clock() - began < SPAN_SECONDS:
+                step = min(step * 2, chunksize)
