@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 
@@ -89,3 +90,23 @@ def test_work_known_to_hold_the_gil_is_probed_in_one_thread(monkeypatch: pytest.
     assert plan.measurement is not None
     assert plan.measurement.items == 1, plan.reason  # a second thread would only take turns for the GIL
     assert plan.run() == [factorize(n) for n in SEED_NUMBERS]
+
+
+class _Squarer:
+    def square(self, x: int) -> int:
+        return x * x
+
+
+def test_a_lambda_made_anew_for_each_call_is_remembered() -> None:
+    for _ in ("first", "second"):
+        plan = ck.plan(lambda x: x * x, range(20_000))  # a new function object each time
+        assert plan.run() == [x * x for x in range(20_000)]
+    assert REMEMBERED in plan.reason, plan.reason
+
+
+def test_a_bound_method_and_a_partial_are_remembered() -> None:
+    squarer = _Squarer()
+    ck.run_parallel(squarer.square, range(20_000))  # a new bound method at every access
+    assert REMEMBERED in ck.plan(squarer.square, range(20_000)).reason
+    ck.run_parallel(functools.partial(pow, exp=2), range(20_000))
+    assert REMEMBERED in ck.plan(functools.partial(pow, exp=2), range(20_000)).reason

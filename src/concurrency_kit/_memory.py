@@ -5,10 +5,16 @@ call consults the cost model with that estimate first: when it says a plain loop
 items are run in the calling thread at once, and the first few are timed to check the
 estimate still holds — no probe threads, no waiting for GIL samples. When the estimate
 drifted (the items now take far longer), the function is measured afresh.
+
+What is remembered is keyed by the function's code where it has one, weakly: a lambda or
+a closure made anew for every call, a bound method (a new object at every attribute
+access) and a ``functools.partial`` of a function all find what the earlier calls of the
+same code measured.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections.abc import Callable
@@ -31,14 +37,22 @@ class Memo:
 
 
 _lock = threading.Lock()
-_memos: weakref.WeakKeyDictionary[Callable[..., Any], Memo] = weakref.WeakKeyDictionary()
+_memos: weakref.WeakKeyDictionary[object, Memo] = weakref.WeakKeyDictionary()
+
+
+def _key(fn: Callable[..., Any]) -> object:
+    """What ``fn``'s memory is kept under: the code it runs, when it has Python code."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    fn = getattr(fn, "__func__", fn)  # a bound method: its function
+    return getattr(fn, "__code__", fn)
 
 
 def remember(fn: Callable[..., Any], memo: Memo) -> None:
     """Keep ``memo`` for ``fn`` (silently not, for callables that take no weak reference)."""
     try:
         with _lock:
-            _memos[fn] = memo
+            _memos[_key(fn)] = memo
     except TypeError:  # not weak-referenceable, or unhashable
         pass
 
@@ -47,7 +61,7 @@ def recall(fn: Callable[..., Any]) -> Memo | None:
     """What was remembered about ``fn``, if anything."""
     try:
         with _lock:
-            return _memos.get(fn)
+            return _memos.get(_key(fn))
     except TypeError:
         return None
 
