@@ -19,9 +19,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import concurrency_kit as ck
 from concurrency_kit import _worker
 from concurrency_kit.tasks import factorize
+
+#: For tests of choices that only a machine with two CPUs or more makes (on one, auto
+#: runs CPU work in a loop, and says so).
+needs_two_cpus = pytest.mark.skipif(ck.usable_cpus() < 2, reason="needs two usable CPUs")
 
 # --- plain work ------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import pytest
 import concurrency_kit as ck
 from concurrency_kit import _api
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
-from helpers import double, factorize_first
+from helpers import double, factorize_first, needs_two_cpus
 
 
 def _is_divisor_list(number: int, divisors: list[int]) -> bool:
@@ -18,6 +18,7 @@ def _is_divisor_list(number: int, divisors: list[int]) -> bool:
 
 
 @pytest.mark.slow
+@needs_two_cpus
 def test_factorizing_the_seed_numbers_uses_processes() -> None:
     # With no forkserver yet, starting processes costs about 0.18 s here, as much as the
     # loop's remaining work: a cold decision has no wide margin either way (the cost
@@ -105,6 +106,7 @@ EIGHT_NUMBERS = SEED_NUMBERS * 2
 
 
 @pytest.mark.slow
+@needs_two_cpus
 def test_an_unpicklable_cpu_task_never_uses_processes() -> None:
     local = _closure_over_factorize()
     plan = ck.plan(local, EIGHT_NUMBERS, classifier=lambda _fn, _sample: "cpu")
@@ -114,6 +116,7 @@ def test_an_unpicklable_cpu_task_never_uses_processes() -> None:
 
 
 @pytest.mark.slow
+@needs_two_cpus
 def test_a_measured_lambda_never_uses_processes() -> None:
     plan = ck.plan(lambda n: factorize(n), EIGHT_NUMBERS)  # noqa: PLW0108 - a lambda on purpose
     assert plan.mode != "process", plan.reason

@@ -12,7 +12,7 @@ import concurrency_kit as ck
 from concurrency_kit import _probe
 from concurrency_kit._memory import recall
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
-from helpers import double, slow_if_positive
+from helpers import double, needs_two_cpus, slow_if_positive
 
 REMEMBERED = "what an earlier call measured"
 
@@ -69,9 +69,8 @@ def test_a_call_decided_on_running_items_remembers_how_long_they_took() -> None:
 
 
 @pytest.mark.slow
+@needs_two_cpus
 def test_a_known_kind_decides_without_waiting_for_gil_samples(monkeypatch: pytest.MonkeyPatch) -> None:
-    if ck.usable_cpus() < 2:
-        pytest.skip("needs two usable CPUs")
     assert len(ck.run_parallel(derive_key, [f"p{i}" for i in range(8)])) == 8
     # Were the probe to wait for its window now, it would run every item itself and
     # leave nothing to a pool: only the earlier call's figures let it stop sooner.
@@ -84,9 +83,8 @@ def test_a_known_kind_decides_without_waiting_for_gil_samples(monkeypatch: pytes
 
 
 @pytest.mark.slow
+@needs_two_cpus
 def test_work_known_to_hold_the_gil_is_probed_in_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    if ck.usable_cpus() < 2:
-        pytest.skip("needs two usable CPUs")
     ck.run_parallel(double, range(2), "process")  # the forkserver running, as in test_auto_decisions
     ck.run_parallel(factorize, SEED_NUMBERS)
     monkeypatch.setattr(_probe, "MIN_WINDOW", 60.0)

@@ -23,6 +23,7 @@ from helpers import (
     exit_on_3,
     fail_on_13,
     multiprocessing_helper_pids,
+    needs_two_cpus,
     nested_plan,
     overlap,
     parent_pid,
@@ -45,6 +46,7 @@ def test_process_pool_is_reused_by_the_next_call() -> None:
     assert first <= started
 
 
+@needs_two_cpus
 def test_auto_reuses_the_warm_process_pool() -> None:
     from concurrency_kit.tasks import SEED_NUMBERS, factorize
 
