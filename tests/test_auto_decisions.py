@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 import concurrency_kit as ck
 from concurrency_kit import _api
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
-from helpers import double, factorize_first, needs_two_cpus
+from helpers import double, factorize_first, needs_two_cpus, wait_io
 
 
 def _is_divisor_list(number: int, divisors: list[int]) -> bool:
@@ -154,3 +155,33 @@ def test_measured_reason_says_what_decided() -> None:
     plan = ck.plan(square, range(1000))
     assert "(from the measurement)" in plan.reason
     plan.run()
+
+
+def test_a_long_input_of_tiny_items_runs_in_the_calling_thread_without_probe_threads() -> None:
+    # Starting a probe thread can cost more than the whole loop: a long input is tried
+    # in the calling thread first, and its tiny items never leave it.
+    threads: list[str] = []
+
+    def record_thread(x: int) -> int:
+        threads.append(threading.current_thread().name)
+        return x
+
+    count = _api.LONG_INPUT * ck.get_config().max_io_workers
+    plan = ck.plan(record_thread, range(count))
+    assert plan.mode == "serial", plan.reason
+    assert plan.run() == list(range(count))
+    assert set(threads) == {threading.current_thread().name}
+
+
+@pytest.mark.slow
+def test_a_long_input_of_waits_still_gets_threads() -> None:
+    # Its first item runs in the calling thread (10 ms); the probe then finds the rest
+    # waiting and gives them threads: far from the loop's 6.4 s.
+    count = _api.LONG_INPUT * ck.get_config().max_io_workers
+    started = time.perf_counter()
+    plan = ck.plan(wait_io, range(count))
+    results = plan.run()
+    took = time.perf_counter() - started
+    assert (plan.mode, plan.kind) == ("thread", "io"), plan.reason
+    assert results == list(range(count))
+    assert took < 3, f"{took:.2f} s for {count} waits of 10 ms"

@@ -259,17 +259,19 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
     source = "the measurement" if decision is None else decision.source
     if count == 1 or in_worker():
         measurement, resume_at = _measure_inline(fn, sequence, outcomes, 1), 1
-    elif memo is not None and _loop_expected(memo, decide):
-        # An earlier call found items this small: run the first ones here, and check.
+    elif (memo is not None and _loop_expected(memo, decide)) or (memo is None and count >= LONG_INPUT * io_cap):
+        # An earlier call found items this small, or the input is so long that its first
+        # item costs a small share of the call even if slow: run the first items here,
+        # for INLINE_CHECK_SECONDS, and keep to the loop if the cost model still says so.
         measurement = _measure_inline(fn, sequence, outcomes, count - 1, INLINE_CHECK_SECONDS)
         resume_at = measurement.items
-        remembered = declared or memo.kind
-        drifted = measurement.item_wall > DRIFT * memo.item_seconds + 20e-6
-        checked = decide(measurement, resume_at, remembered)
-        if outcomes.failed or (not drifted and checked.mode == "serial"):
-            kind, chosen = remembered, checked
-            source = f"what an earlier call measured ({_describe(memo)})"
-        else:  # the items grew: measure afresh, from where the check stopped, and forget the memo
+        guessed, grew = _inline_kind(measurement, declared, memo)
+        checked = decide(measurement, resume_at, guessed)
+        if outcomes.failed or (not grew and checked.mode == "serial"):
+            kind, chosen = guessed, checked
+            if memo is not None:
+                source = f"what an earlier call measured ({_describe(memo)})"
+        else:  # a pool may pay, or the items grew: the probe measures the rest afresh
             measurement, memo = None, None
     if measurement is None:
         start = resume_at
@@ -318,6 +320,24 @@ INLINE_CHECK_SECONDS = 0.0002
 #: Items that now take this many times longer than remembered (plus 20 µs) have
 #: drifted: the function is measured afresh, its kind too.
 DRIFT = 4.0
+#: An input of at least this many times ``max_io_workers`` items is checked in the
+#: calling thread first, as remembered tiny items are: starting probe threads costs
+#: more than the whole loop when the items are tiny, and a slow first item delays a
+#: call that long by at most a tenth (even I/O items, a thread each, take that many
+#: rounds).
+LONG_INPUT = 10
+
+
+def _inline_kind(m: Measurement, declared: TaskKind | None, memo: Memo | None) -> tuple[TaskKind, bool]:
+    """The kind to judge items run in the calling thread by, and whether they grew.
+
+    One thread gives no GIL samples: without a declared or remembered kind, computing
+    counts as cpu, as in the probe. Items grew when they now take :data:`DRIFT` times
+    longer than remembered.
+    """
+    if memo is None:
+        return declared or kind_from_measurement(m.cpu_share, None), False
+    return declared or memo.kind, m.item_wall > DRIFT * memo.item_seconds + 20e-6
 
 
 def _describe(memo: Memo) -> str:
