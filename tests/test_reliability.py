@@ -28,6 +28,7 @@ import psutil
 import pytest
 
 import concurrency_kit as ck
+from concurrency_kit import _api
 from concurrency_kit._worker import RemoteTraceback
 from helpers import (
     HelperError,
@@ -657,3 +658,27 @@ def test_a_failure_deep_in_a_loop_names_its_item_and_stops_there(mode: str, fail
     else:  # the probe's two threads may each have had a batch under way
         assert failing in calls
         assert len(calls) == len(set(calls))
+
+
+def test_a_timeout_holds_where_auto_would_try_items_in_the_calling_thread(calls_dir: str, release: str) -> None:
+    # A long input, and work remembered as tiny, are first tried in the calling thread,
+    # where an item could not be left behind at the timeout: with a timeout they are not.
+    waiting = threading.Event()
+
+    def tiny_or_waiting(item: tuple[str, int, str]) -> int:
+        return wait_for_release(item) if waiting.is_set() else item[1]
+
+    count = _api.LONG_INPUT * ck.get_config().max_io_workers
+    for size in (count, 100):
+        waiting.clear()
+        ck.run_parallel(tiny_or_waiting, [(calls_dir, i, release) for i in range(size)])  # remembered as tiny
+        if size == count:
+            ck.shutdown()  # the long input alone, nothing remembered
+        waiting.set()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="timeout"):
+            ck.run_parallel(tiny_or_waiting, [(calls_dir, i, release) for i in range(size)], timeout=1.0)
+        took = time.monotonic() - started
+        assert took < 1.0 + LATE, f"took {took:.2f} s with a timeout of 1 s ({size} items)"
+    _release(release)
+    ck.shutdown(wait=True)

@@ -259,10 +259,13 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
     source = "the measurement" if decision is None else decision.source
     if count == 1 or in_worker():
         measurement, resume_at = _measure_inline(fn, sequence, outcomes, 1), 1
-    elif (memo is not None and _loop_expected(memo, decide)) or (memo is None and count >= LONG_INPUT * io_cap):
+    elif deadline is None and (
+        (memo is not None and _loop_expected(memo, decide)) or (memo is None and count >= LONG_INPUT * io_cap)
+    ):
         # An earlier call found items this small, or the input is so long that its first
         # item costs a small share of the call even if slow: run the first items here,
         # for INLINE_CHECK_SECONDS, and keep to the loop if the cost model still says so.
+        # Not with a timeout: an item running in the calling thread could outlast it.
         measurement = _measure_inline(fn, sequence, outcomes, count - 1, INLINE_CHECK_SECONDS)
         resume_at = measurement.items
         guessed, grew = _inline_kind(measurement, declared, memo)
