@@ -149,9 +149,11 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
 ) -> Plan:
     """Decide how ``fn`` should be mapped over ``items``, without running the rest.
 
-    In ``"auto"`` mode the first items are run (in two threads) to measure the task;
-    their results are kept, and the plan's first ``run()`` returns them in their
-    place, so ``fn`` is still called exactly once per item.
+    In ``"auto"`` mode the first items are run to measure the task (in up to two
+    threads; in the calling thread first when an earlier call found the items tiny or
+    the input is long, see docs/how-auto-decides.md); their results are kept, and the
+    plan's first ``run()`` returns them in their place, so ``fn`` is still called
+    exactly once per item.
 
     Args:
         fn: a one-argument function.
