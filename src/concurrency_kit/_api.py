@@ -270,7 +270,9 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
         # Not with a timeout: an item running in the calling thread could outlast it.
         measurement = _measure_inline(fn, sequence, outcomes, count - 1, INLINE_CHECK_SECONDS)
         resume_at = measurement.items
-        guessed, grew = _inline_kind(measurement, declared, memo)
+        # One thread gives no GIL samples: the remembered kind stands, else the measured one.
+        guessed = measured_kind(measurement) if memo is None else declared or memo.kind
+        grew = memo is not None and measurement.item_wall > DRIFT * memo.item_seconds + 20e-6
         checked = decide(measurement, resume_at, guessed)
         if outcomes.failed or (not grew and checked.mode == "serial"):
             kind, chosen = guessed, checked
@@ -331,18 +333,6 @@ DRIFT = 4.0
 #: call that long by at most a tenth (even I/O items, a thread each, take that many
 #: rounds).
 LONG_INPUT = 10
-
-
-def _inline_kind(m: Measurement, declared: TaskKind | None, memo: Memo | None) -> tuple[TaskKind, bool]:
-    """The kind to judge items run in the calling thread by, and whether they grew.
-
-    One thread gives no GIL samples: without a declared or remembered kind, computing
-    counts as cpu, as in the probe. Items grew when they now take :data:`DRIFT` times
-    longer than remembered.
-    """
-    if memo is None:
-        return declared or kind_from_measurement(m.cpu_share, None), False
-    return declared or memo.kind, m.item_wall > DRIFT * memo.item_seconds + 20e-6
 
 
 def _describe(memo: Memo) -> str:
