@@ -188,26 +188,48 @@ def test_calls_after_shutdown_start_new_pools() -> None:
     assert ck.run_parallel(double, range(4), "thread") == [0, 2, 4, 6]
 
 
-def test_shutdown_stops_a_pool_being_prestarted(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("wait", [True, False])
+def test_shutdown_stops_a_pool_being_prestarted(monkeypatch: pytest.MonkeyPatch, wait: bool) -> None:  # noqa: FBT001
     # The probe prestarts a process pool in a background thread when it sees the GIL
     # held; a shutdown() that comes meanwhile must still leave no pool behind. The
-    # prestart thread is held back until shutdown() has returned (or for 5 s, in case
-    # shutdown() waits for it), so the interleaving is the same on every run.
-    shutdown_returned = threading.Event()
+    # prestart thread is held back until shutdown() has begun (wait=True: it waits for
+    # the prestart) or returned (wait=False), or for 5 s, so that the interleaving is
+    # the same on every run.
+    shutdown_began = threading.Event()
     real_process_pool = _pools.process_pool
+    real_wait_for_prestart = _pools._wait_for_prestart
 
     def process_pool_after_shutdown(workers: int, generation: int | None = None):
-        shutdown_returned.wait(timeout=5)
+        shutdown_began.wait(timeout=5)
         return real_process_pool(workers, generation)
 
+    def wait_for_prestart() -> None:
+        with _pools._shared.lock:
+            _pools._shared.generation += 1  # as the real one does first, before it joins
+        shutdown_began.set()
+        real_wait_for_prestart()
+
     monkeypatch.setattr(_pools, "process_pool", process_pool_after_shutdown)
+    monkeypatch.setattr(_pools, "_wait_for_prestart", wait_for_prestart)
     _pools.prestart_process_pool(2)
-    ck.shutdown()
-    shutdown_returned.set()
+    ck.shutdown(wait=wait)
+    shutdown_began.set()
     for thread in threading.enumerate():
         if thread.name.startswith("concurrency_kit-prestart"):
-            thread.join()
+            thread.join(timeout=60)
     assert _pools._shared.processes is None, "a process pool came alive after shutdown()"
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.05, 0.1])
+def test_exiting_while_a_pool_is_prestarted_is_quiet(delay: float) -> None:
+    # A script whose last call prestarted a process pool (and then ran in a loop) may
+    # exit while the pool's workers start. concurrent.futures stops its pools at exit
+    # before atexit handlers run, and Python 3.12+ starts no thread then: workers stopped
+    # or orphaned mid-start printed tracebacks. The exit now waits for the pre-start.
+    script = f"import time\nfrom concurrency_kit import _pools\n_pools.prestart_process_pool(2)\ntime.sleep({delay})\n"
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert completed.returncode == 0
+    assert completed.stderr == ""
 
 
 def test_concurrent_callers_each_get_their_own_results() -> None:

@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 _WORKER_MODULE = "concurrency_kit._worker"
+#: How long shutdown() waits for a pool being started in the background to be up.
+PRESTART_JOIN_SECONDS = 30.0
 
 
 class _Shared:
@@ -61,6 +63,7 @@ class _Shared:
         self.killed: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # pools stopped on purpose
         self.warm: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # every worker has run a task
         self.warming: threading.Thread | None = None  # the pre-start in flight
+        self.exit_wait_registered = False
 
 
 _shared = _Shared()
@@ -196,6 +199,7 @@ def process_pool(workers: int, generation: int | None = None) -> ProcessPoolExec
         import multiprocessing  # noqa: PLC0415 - heavy, imported on first use
         from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
 
+        _register_exit_wait()
         context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             _preload_worker_module(context)
@@ -211,23 +215,100 @@ def process_pool(workers: int, generation: int | None = None) -> ProcessPoolExec
         return _shared.processes
 
 
-def _noop() -> None:
-    """Runs once in each new worker, to start it."""
+def _register_exit_wait() -> None:
+    """Have the interpreter's exit wait for a pool being started in the background.
+
+    ``concurrent.futures`` stops every process pool at exit through
+    ``threading._register_atexit``, before ``atexit`` handlers run; a pool stopped while
+    its workers start leaves them failing noisily (a traceback on stderr). Hooks
+    registered there run last-registered first, so ours, registered once the module is
+    loaded, runs before its own. Called under ``_shared.lock``.
+
+    Raises:
+        RuntimeError: the interpreter is already exiting (no pool should start now).
+    """
+    if _shared.exit_wait_registered:
+        return
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:  # not CPython 3.9+: atexit is the best there is
+        atexit.register(_wait_for_prestart)
+    else:
+        register(_wait_for_prestart)
+    _shared.exit_wait_registered = True
+
+
+def _wait_for_prestart() -> None:
+    """Stop a pre-start in flight from submitting more, and wait for it to end."""
+    with _shared.lock:
+        _shared.generation += 1
+        warming = _shared.warming
+    if warming is not None and warming is not threading.current_thread() and warming.is_alive():
+        warming.join(PRESTART_JOIN_SECONDS)
+
+
+def _noop() -> int:
+    """Runs in each new worker, to start it; says which worker ran it."""
+    return os.getpid()
+
+
+#: Warming a pool takes rounds of no-op tasks until every worker has run one ...
+WARM_UP_ROUNDS = 100
+#: ... pausing this long between rounds while a worker is still starting.
+WARM_UP_PAUSE = 0.005
+
+
+def _warm_up(pool: ProcessPoolExecutor, workers: int, generation: int) -> bool:
+    """Run no-op tasks on ``pool`` until each of its ``workers`` workers has run one.
+
+    One round of ``workers`` tasks is not enough: the first worker up can take them all
+    while another is still starting. Stops, returning ``False``, once :func:`shutdown`
+    (or the interpreter's exit) has begun: a submission then could start workers that
+    nothing waits for. Returns whether every worker answered.
+
+    Raises:
+        RuntimeError: the pool was shut down meanwhile.
+    """
+    from concurrent.futures import wait  # noqa: PLC0415
+
+    seen: set[int] = set()
+    for _ in range(WARM_UP_ROUNDS):
+        with _shared.lock:  # so that shutdown() cannot begin between the check and the submissions
+            if generation != _shared.generation:
+                return False
+            futures = [pool.submit(_noop) for _ in range(workers)]
+        done, _ = wait(futures)
+        for future in done:
+            if future.cancelled() or future.exception() is not None:
+                return False
+            seen.add(future.result())
+        if len(seen) >= workers:
+            return True
+        time.sleep(WARM_UP_PAUSE)
+    return False
 
 
 def _spawn(workers: int, generation: int) -> None:
-    from concurrent.futures import wait  # noqa: PLC0415
-
-    pool = process_pool(workers, generation)
+    try:
+        pool = process_pool(workers, generation)
+    except RuntimeError:  # the interpreter began to exit (no pool can start now): nothing to warm
+        return
     if pool is None:
         return  # shutdown() came first
-    # A ProcessPoolExecutor starts a worker per submission until it has max_workers.
-    # RuntimeError: the pool was shut down meanwhile, so there is nothing to warm.
-    with contextlib.suppress(RuntimeError):
-        done, _ = wait([pool.submit(_noop) for _ in range(workers)])
-        if all(future.exception() is None for future in done):
-            with _shared.lock:
-                _shared.warm.add(pool)
+    try:
+        warm = _warm_up(pool, workers, generation)
+    except RuntimeError:
+        # The pool was shut down meanwhile, or the interpreter began to exit in the middle
+        # of the first submission, which then started workers but (Python 3.12+) not the
+        # thread that would wait for them: kill them before they fail noisily.
+        kill_process_pool(pool)
+        return
+    if warm:
+        with _shared.lock:
+            _shared.warm.add(pool)
+    with _shared.lock:
+        stale = generation != _shared.generation
+    if stale:  # shutdown(wait=False) came while the workers started, and left the pool to us
+        pool.shutdown(wait=False)
 
 
 def prestart_process_pool(workers: int) -> threading.Thread | None:
@@ -306,18 +387,25 @@ def was_killed(pool: ProcessPoolExecutor) -> bool:
 def shutdown(wait: bool = True) -> None:  # noqa: FBT001, FBT002 - mirrors Executor.shutdown
     """Stop the warm pools; the next call starts new ones.
 
-    They also stop when the interpreter exits. A pool still being started in the
-    background when this is called is not made.
+    They also stop when the interpreter exits. A pool being started in the background
+    stops there: it is not made if it was not yet, and one whose workers are starting
+    is stopped once they are up (with ``wait``, before this returns; without, in the
+    background), since workers stopped while they start fail noisily.
 
     Args:
         wait: wait for running work and for the workers to exit.
     """
+    if wait:
+        _wait_for_prestart()
     with _shared.lock:
+        _shared.generation += 1  # a pre-start in flight makes and submits nothing more
+        warming = _shared.warming
+        if warming is not None and (warming is threading.current_thread() or not warming.is_alive()):
+            warming = None
         threads, processes = _shared.threads, _shared.processes
         _shared.threads = _shared.processes = None
         _shared.thread_size = _shared.process_size = 0
-        _shared.generation += 1
-    if processes is not None:
+    if processes is not None and (wait or warming is None):  # else the pre-start stops it once started
         processes.shutdown(wait=wait, cancel_futures=True)
     if threads is not None:
         threads.shutdown(wait=wait, cancel_futures=True)
