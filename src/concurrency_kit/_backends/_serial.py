@@ -11,7 +11,7 @@ from .._outcomes import Feed, run_span
 __all__ = ["SerialBackend"]
 
 
-#: The calling thread's loop runs spans that double from this many items ...
+#: The calling thread's loop runs spans that grow fourfold from this many items ...
 FIRST_SPAN = 16
 #: ... while a span takes less than this, checking between spans whether the call was
 #: stopped (by a probe thread's failure); within a span it runs unchecked.
@@ -52,4 +52,4 @@ class SerialBackend:
             if not run_span(fn, items, feed, span, check_each=False):
                 return
             if clock() - began < SPAN_SECONDS:
-                step = min(step * 2, chunksize)
+                step = min(step * 4, chunksize)
