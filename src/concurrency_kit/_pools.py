@@ -307,8 +307,10 @@ def _spawn(workers: int, generation: int) -> None:
             _shared.warm.add(pool)
     with _shared.lock:
         stale = generation != _shared.generation
-    if stale:  # shutdown(wait=False) came while the workers started, and left the pool to us
-        pool.shutdown(wait=False)
+    if stale:  # shutdown() or the exit came while the workers started, and left the pool to us
+        # Waiting here (in the background) also keeps its manager thread from closing
+        # while the interpreter's exit wakes it (a race in Python 3.11's executor).
+        pool.shutdown(wait=True)
 
 
 def prestart_process_pool(workers: int) -> threading.Thread | None:
