@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import _probe
+from concurrency_kit import _api, _probe
 from concurrency_kit._memory import recall
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
 from helpers import double, needs_two_cpus, slow_if_positive
@@ -24,6 +24,33 @@ def test_a_second_call_of_tiny_work_runs_in_a_loop_from_memory() -> None:
     assert REMEMBERED in second.reason, second.reason
     assert (second.mode, second.kind) == ("serial", first.kind)
     assert second.run() == [x * x for x in range(20_000)]
+
+
+def test_a_kept_loop_verdict_spares_the_cost_model_until_the_call_outgrows_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    items = range(20_000)
+    ck.run_parallel(square, items)
+    ck.run_parallel(square, items)  # the memory's estimate says loop: that verdict is kept
+    asked: list[int] = []
+    real_choose = _api.choose
+
+    def counting_choose(**kwargs: object):
+        asked.append(1)
+        return real_choose(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_api, "choose", counting_choose)
+    kept = ck.plan(square, items)
+    assert kept.mode == "serial"
+    assert not asked, kept.reason
+    assert "an earlier call's cost model chose a loop" in kept.reason, kept.reason
+    assert kept.run() == [x * x for x in items]
+    # More items than the verdict covered, or another setting: the cost model is asked.
+    ck.plan(square, range(40_000)).run()
+    assert asked
+    asked.clear()
+    ck.plan(square, items, workers=3).run()
+    assert asked
 
 
 def test_the_remembered_run_calls_every_item_exactly_once() -> None:

@@ -33,10 +33,20 @@ from ._classify import SAMPLE_SIZE, TaskKind, agrees, declared_kind, kind_from_m
 from ._config import get_config
 from ._cpu import usable_cpus
 from ._errors import UnpicklableTaskError
-from ._memory import Memo, forget_all, recall, remember
+from ._memory import LoopVerdict, Memo, forget_all, recall, remember
 from ._outcomes import EMPTY, Feed, Outcomes, run_span
 from ._pickling import pickled_size, why_not_picklable
-from ._plan import MODES, Choice, Mode, Plan, choose, describe_measurement, forced_choice, format_seconds
+from ._plan import (
+    MODES,
+    PROCESS_COLD_START,
+    Choice,
+    Mode,
+    Plan,
+    choose,
+    describe_measurement,
+    forced_choice,
+    format_seconds,
+)
 from ._pools import forkserver_started, prestart_process_pool, process_pool_age, submit_daemon
 from ._pools import shutdown as stop_pools
 from ._probe import PROBE_THREADS, Measurement, ProbeRun, probe
@@ -217,7 +227,8 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
 
     fitness: list[tuple[str | None, int]] = []  # computed once, when first needed
 
-    def decide(measurement: Measurement, resume_at: int, kind: TaskKind) -> Choice:
+    def decide(measurement: Measurement, resume_at: int, kind: TaskKind, *, free: bool = False) -> Choice:
+        """The cost model's choice for the items after ``resume_at`` (``free``: were pickling free)."""
         left = count - resume_at
         if outcomes.failed:
             return Choice("serial", 1, 1, f"item {outcomes.error_index} raised while measuring")
@@ -241,14 +252,15 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
 
         # Pickling the function and an item (which may be large) is only worth it when
         # processes would win were pickling free: it can only make them lose.
-        free = cost_model(None, 0)
-        if free.mode != "process":
-            return free
+        unpickled = cost_model(None, 0)
+        if free or unpickled.mode != "process":
+            return unpickled
         if not fitness:
             fitness.append(_process_fitness(fn, sequence, outcomes, resume_at))
         return cost_model(*fitness[0])
 
     memo = recall(fn)
+    setting = _setting(declared, workers, chunksize, cpus=cpus, io_cap=io_cap, count=count)
 
     def measured_kind(m: Measurement) -> TaskKind:
         return declared or kind_from_measurement(m.cpu_share, m.gil_share, None if memo is None else memo.kind)
@@ -258,11 +270,13 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
     kind: TaskKind | None = None
     chosen: Choice | None = None
     resume_at = 0
+    expected: Memo | None = None
     source = "the measurement" if decision is None else decision.source
     if count == 1 or in_worker():
         measurement, resume_at = _measure_inline(fn, sequence, outcomes, 1), 1
     elif deadline is None and (
-        (memo is not None and _loop_expected(memo, decide)) or (memo is None and count >= LONG_INPUT * io_cap)
+        (memo is not None and (expected := _loop_expected(fn, memo, count, setting, decide)) is not None)
+        or (memo is None and count >= LONG_INPUT * io_cap)
     ):
         # An earlier call found items this small, or the input is so long that its first
         # item costs a small share of the call even if slow: run the first items here,
@@ -273,7 +287,9 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
         # One thread gives no GIL samples: the remembered kind stands, else the measured one.
         guessed = measured_kind(measurement) if memo is None else declared or memo.kind
         grew = memo is not None and measurement.item_wall > DRIFT * memo.item_seconds + 20e-6
-        checked = decide(measurement, resume_at, guessed)
+        memo = expected or memo  # with the verdict it may have kept
+        loop = None if grew or outcomes.failed else _kept_loop(memo, count - resume_at, measurement, setting)
+        checked = loop or decide(measurement, resume_at, guessed)
         if outcomes.failed or (not grew and checked.mode == "serial"):
             kind, chosen = guessed, checked
             if memo is not None:
@@ -311,7 +327,8 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
         kind = measured_kind(measurement)
     choice = chosen or decide(measurement, resume_at, kind)
     if not outcomes.failed and not in_worker() and measurement.exact:  # else: once run() has the rest
-        remember(fn, Memo(kind, _item_seconds(kind, measurement, memo)))
+        kept = None if memo is None or memo.loop is None or memo.loop.setting != setting else memo.loop
+        remember(fn, Memo(kind, _item_seconds(kind, measurement, memo), kept))
     reason = f"{describe_measurement(measurement)} → {kind} (from {source}); {choice.reason} → {choice.mode}"
     return _make_plan(
         attrs.evolve(choice, reason=reason),
@@ -341,8 +358,21 @@ def _describe(memo: Memo) -> str:
     return f"{memo.kind}, {format_seconds(memo.item_seconds)} per item"
 
 
-def _loop_expected(memo: Memo, decide: Callable[[Measurement, int, TaskKind], Choice]) -> bool:
-    """Whether the cost model, fed the remembered estimate, picks the plain loop."""
+def _loop_expected(
+    fn: Callable[[Any], Any],
+    memo: Memo,
+    count: int,
+    setting: tuple[object, ...] | None,
+    decide: Callable[..., Choice],
+) -> Memo | None:
+    """Whether the cost model, fed the remembered estimate, picks the plain loop.
+
+    Returns the memo (with the verdict for a loop it kept: one that holds whatever the
+    items pickle to, for the next calls) when it does, else ``None``. A verdict kept
+    from an earlier call answers without asking it.
+    """
+    if memo.loop is not None and memo.loop.covers(count, memo.item_seconds, setting):
+        return memo
     guess = Measurement(
         items=0,
         completed=1,
@@ -353,7 +383,42 @@ def _loop_expected(memo: Memo, decide: Callable[[Measurement, int, TaskKind], Ch
         gil_share=None,
         exact=True,
     )
-    return decide(guess, 0, memo.kind).mode == "serial"
+    if decide(guess, 0, memo.kind, free=True).mode == "serial":
+        if setting is None:
+            return memo
+        memo = attrs.evolve(memo, loop=LoopVerdict(count, memo.item_seconds, setting))
+        remember(fn, memo)
+        return memo
+    return memo if decide(guess, 0, memo.kind).mode == "serial" else None
+
+
+def _setting(  # noqa: PLR0913 - every input the cost model's choice depends on, but the items
+    declared: TaskKind | None, workers: int | None, chunksize: int | None, *, cpus: int, io_cap: int, count: int
+) -> tuple[object, ...] | None:
+    """What the cost model's choice depends on besides the items: a verdict's setting.
+
+    ``None`` while a process pool is warming up (its start-up cost falls by the moment).
+    """
+    age = process_pool_age(workers or max(1, min(count, cpus)))
+    if age is None:
+        pool = "server" if forkserver_started() else "none"
+    elif age >= PROCESS_COLD_START:
+        pool = "warm"
+    else:
+        return None
+    return (declared, workers, chunksize, cpus, io_cap, pool, in_worker())
+
+
+def _kept_loop(memo: Memo | None, left: int, m: Measurement, setting: tuple[object, ...] | None) -> Choice | None:
+    """The loop, when the verdict an earlier call kept covers the ``left`` items as measured."""
+    verdict = None if memo is None else memo.loop
+    if verdict is None or not verdict.covers(left, m.item_wall, setting):
+        return None
+    reason = (
+        f"{left} item(s) left, of no more than the {format_seconds(verdict.item_seconds)} per item for which "
+        f"an earlier call's cost model chose a loop for {verdict.count} items; too little work to pay for a pool"
+    )
+    return Choice("serial", 1, max(1, left), reason, by_cost=True)
 
 
 def _settled(choice: Choice) -> bool:

@@ -24,16 +24,41 @@ import attrs
 
 from ._classify import TaskKind
 
-__all__ = ["Memo", "forget_all", "recall", "remember"]
+__all__ = ["LoopVerdict", "Memo", "forget_all", "recall", "remember"]
+
+
+@final
+@attrs.frozen
+class LoopVerdict:
+    """The cost model chose the plain loop for ``count`` items of ``item_seconds`` each.
+
+    It chose so in ``setting`` (the declared kind, the caller's sizing, the CPUs and
+    the state of the process pool), and were pickling free: the choice held for any
+    item. Since longer and more items only favour pools, it holds for fewer items and
+    shorter ones in the same setting.
+    """
+
+    count: int
+    item_seconds: float
+    setting: tuple[object, ...]
+
+    def covers(self, count: int, item_seconds: float, setting: tuple[object, ...] | None) -> bool:
+        """Whether the loop stands for ``count`` items of ``item_seconds`` in ``setting``."""
+        return setting == self.setting and count <= self.count and item_seconds <= self.item_seconds
 
 
 @final
 @attrs.frozen
 class Memo:
-    """A function's kind and the serial time of one of its items, as last measured."""
+    """A function's kind and the serial time of one of its items, as last measured.
+
+    ``loop`` keeps the cost model's last verdict for a loop, so that the next calls no
+    larger need not ask it again.
+    """
 
     kind: TaskKind
     item_seconds: float
+    loop: LoopVerdict | None = None
 
 
 _lock = threading.Lock()
