@@ -192,25 +192,24 @@ def test_calls_after_shutdown_start_new_pools() -> None:
 def test_shutdown_stops_a_pool_being_prestarted(monkeypatch: pytest.MonkeyPatch, wait: bool) -> None:  # noqa: FBT001
     # The probe prestarts a process pool in a background thread when it sees the GIL
     # held; a shutdown() that comes meanwhile must still leave no pool behind. The
-    # prestart thread is held back until shutdown() has begun (wait=True: it waits for
-    # the prestart) or returned (wait=False), or for 5 s, so that the interleaving is
-    # the same on every run.
+    # prestart thread is held back until shutdown() has told it to stop (with wait=True,
+    # shutdown() then waits for it), or for 5 s, so that the interleaving is the same on
+    # every run.
     shutdown_began = threading.Event()
     real_process_pool = _pools.process_pool
-    real_wait_for_prestart = _pools._wait_for_prestart
+    real_stop_prestart = _pools._stop_prestart
 
     def process_pool_after_shutdown(workers: int, generation: int | None = None):
         shutdown_began.wait(timeout=5)
         return real_process_pool(workers, generation)
 
-    def wait_for_prestart() -> None:
-        with _pools._shared.lock:
-            _pools._shared.generation += 1  # as the real one does first, before it joins
+    def stop_prestart() -> threading.Thread | None:
+        warming = real_stop_prestart()
         shutdown_began.set()
-        real_wait_for_prestart()
+        return warming
 
     monkeypatch.setattr(_pools, "process_pool", process_pool_after_shutdown)
-    monkeypatch.setattr(_pools, "_wait_for_prestart", wait_for_prestart)
+    monkeypatch.setattr(_pools, "_stop_prestart", stop_prestart)
     _pools.prestart_process_pool(2)
     ck.shutdown(wait=wait)
     shutdown_began.set()

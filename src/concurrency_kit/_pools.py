@@ -237,12 +237,25 @@ def _register_exit_wait() -> None:
     _shared.exit_wait_registered = True
 
 
-def _wait_for_prestart() -> None:
-    """Stop a pre-start in flight from submitting more, and wait for it to end."""
+def _prestart_in_flight() -> threading.Thread | None:
+    """The thread starting a pool in the background, while it runs (another's only)."""
+    warming = _shared.warming
+    if warming is None or warming is threading.current_thread() or not warming.is_alive():
+        return None
+    return warming
+
+
+def _stop_prestart() -> threading.Thread | None:
+    """Have a pre-start in flight make and submit nothing more; return its thread, if any."""
     with _shared.lock:
         _shared.generation += 1
-        warming = _shared.warming
-    if warming is not None and warming is not threading.current_thread() and warming.is_alive():
+        return _prestart_in_flight()
+
+
+def _wait_for_prestart() -> None:
+    """Stop a pre-start in flight from submitting more, and wait for it to end."""
+    warming = _stop_prestart()
+    if warming is not None:
         warming.join(PRESTART_JOIN_SECONDS)
 
 
@@ -326,8 +339,8 @@ def prestart_process_pool(workers: int) -> threading.Thread | None:
     if process_pool_ready(workers):
         return None
     with _shared.lock:
-        if _shared.warming is not None and _shared.warming.is_alive():
-            return _shared.warming
+        if (warming := _prestart_in_flight()) is not None:
+            return warming
         thread = threading.Thread(
             target=_spawn, args=(workers, _shared.generation), name="concurrency_kit-prestart", daemon=True
         )
@@ -397,13 +410,10 @@ def shutdown(wait: bool = True) -> None:  # noqa: FBT001, FBT002 - mirrors Execu
     Args:
         wait: wait for running work and for the workers to exit.
     """
-    if wait:
-        _wait_for_prestart()
+    warming = _stop_prestart()
+    if warming is not None and wait:
+        warming.join(PRESTART_JOIN_SECONDS)
     with _shared.lock:
-        _shared.generation += 1  # a pre-start in flight makes and submits nothing more
-        warming = _shared.warming
-        if warming is not None and (warming is threading.current_thread() or not warming.is_alive()):
-            warming = None
         threads, processes = _shared.threads, _shared.processes
         _shared.threads = _shared.processes = None
         _shared.thread_size = _shared.process_size = 0
