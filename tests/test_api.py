@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import re
+import subprocess
+import sys
 
 import attrs
 import pytest
@@ -17,6 +19,28 @@ from helpers import double
 def test_every_public_name_is_exported_and_documented(name: str) -> None:
     obj = getattr(ck, name)
     assert inspect.getdoc(obj), f"concurrency_kit.{name} has no docstring"
+
+
+def test_importing_the_package_loads_a_name_only_when_it_is_used() -> None:
+    # Worker processes (and the forkserver) import concurrency_kit._worker, which brings
+    # the package's __init__ along: it must not pull in attrs and the planner.
+    script = (
+        "import sys, concurrency_kit as ck\n"
+        "print(sorted(m for m in ('attrs', 'typing', 'concurrency_kit._api') if m in sys.modules))\n"
+        "ck.run_parallel\n"
+        "print(sorted(m for m in ('attrs', 'concurrency_kit._api') if m in sys.modules))\n"
+        "print(sorted(set(ck.__all__) - set(dir(ck))))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert completed.stdout.splitlines() == ["[]", "['attrs', 'concurrency_kit._api']", "[]"]
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'run_paralel'"):
+        ck.run_paralel  # type: ignore[attr-defined]  # noqa: B018
+    namespace: dict[str, object] = {}
+    exec("from concurrency_kit import *", namespace)  # noqa: S102 - the star import, as a user writes it
+    assert set(ck.__all__) <= namespace.keys()
 
 
 def test_task_kind_members_equal_their_strings() -> None:

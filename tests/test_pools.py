@@ -231,6 +231,26 @@ def test_exiting_while_a_pool_is_prestarted_is_quiet(delay: float) -> None:
     assert completed.stderr == ""
 
 
+def test_new_workers_start_with_the_executor_loop_and_the_function_s_module_only() -> None:
+    # In a fresh interpreter: the forkserver preloads the executor's worker loop and
+    # concurrency_kit._worker (not attrs, not the planner), and a pool pre-started for a
+    # function has each worker import that function's module while it starts.
+    script = (
+        "import colorsys\n"
+        "from concurrency_kit import _pools\n"
+        "_pools.prestart_process_pool(2, colorsys.rgb_to_hsv).join(60)\n"
+        "names = ('attrs', 'concurrency_kit._api', 'concurrent.futures.process', 'colorsys')\n"
+        "query = f'sorted(m for m in {names!r} if m in __import__(\"sys\").modules)'\n"
+        "pool = _pools.process_pool(2)\n"
+        "print(sorted({repr(pool.submit(eval, query).result()) for _ in range(8)}))\n"
+    )
+    if ck.get_config().resolved_start_method() != "forkserver":
+        pytest.skip("the worker modules are preloaded by the forkserver only")
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert completed.stdout.strip() == str([repr(["colorsys", "concurrent.futures.process"])])
+    assert completed.stderr == ""
+
+
 def test_concurrent_callers_each_get_their_own_results() -> None:
     results: dict[int, list[int]] = {}
     barrier = threading.Barrier(4)

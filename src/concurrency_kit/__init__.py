@@ -5,39 +5,72 @@
 [1, 2, 3]
 """
 
-from typing import TYPE_CHECKING
+from __future__ import annotations
 
-from ._api import plan as plan
-from ._api import run_parallel as run_parallel
-from ._api import shutdown as shutdown
-from ._classify import Classifier as Classifier
-from ._classify import TaskKind as TaskKind
-from ._classify import cpu_bound as cpu_bound
-from ._classify import gil_free as gil_free
-from ._classify import io_bound as io_bound
-from ._classify import register_classifier as register_classifier
-from ._classify import unregister_classifier as unregister_classifier
-from ._config import Config as Config
-from ._config import configure as configure
-from ._config import get_config as get_config
-from ._cpu import usable_cpus as usable_cpus
-from ._errors import ConcurrencyKitError as ConcurrencyKitError
-from ._errors import UnpicklableTaskError as UnpicklableTaskError
-from ._plan import Plan as Plan
-from ._probe import Measurement as Measurement
+import importlib
+
+#: ``typing.TYPE_CHECKING``, without importing typing: importing the package costs
+#: next to nothing until a name is used.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from ._api import plan as plan
+    from ._api import run_parallel as run_parallel
+    from ._api import shutdown as shutdown
+    from ._classify import Classifier as Classifier
+    from ._classify import TaskKind as TaskKind
+    from ._classify import cpu_bound as cpu_bound
+    from ._classify import gil_free as gil_free
+    from ._classify import io_bound as io_bound
+    from ._classify import register_classifier as register_classifier
+    from ._classify import unregister_classifier as unregister_classifier
+    from ._config import Config as Config
+    from ._config import configure as configure
+    from ._config import get_config as get_config
+    from ._cpu import usable_cpus as usable_cpus
     from ._crash import WorkerCrashedError as WorkerCrashedError
+    from ._errors import ConcurrencyKitError as ConcurrencyKitError
+    from ._errors import UnpicklableTaskError as UnpicklableTaskError
+    from ._plan import Plan as Plan
+    from ._probe import Measurement as Measurement
+
+#: Where each public name lives. The package imports them when first asked for (PEP
+#: 562), not with the package: a worker process, or the forkserver that starts them,
+#: imports ``concurrency_kit._worker`` alone, without attrs and the planner.
+_EXPORTS = {
+    "Classifier": "_classify",
+    "ConcurrencyKitError": "_errors",
+    "Config": "_config",
+    "Measurement": "_probe",
+    "Plan": "_plan",
+    "TaskKind": "_classify",
+    "UnpicklableTaskError": "_errors",
+    "WorkerCrashedError": "_crash",
+    "configure": "_config",
+    "cpu_bound": "_classify",
+    "get_config": "_config",
+    "gil_free": "_classify",
+    "io_bound": "_classify",
+    "plan": "_api",
+    "register_classifier": "_classify",
+    "run_parallel": "_api",
+    "shutdown": "_api",
+    "unregister_classifier": "_classify",
+    "usable_cpus": "_cpu",
+}
 
 
 def __getattr__(name: str) -> object:
-    # WorkerCrashedError subclasses BrokenProcessPool, whose module imports
-    # multiprocessing: it is loaded when first asked for, not with the package.
-    if name == "WorkerCrashedError":
-        from ._crash import WorkerCrashedError  # noqa: PLC0415
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups find it without coming here
+    return value
 
-        return WorkerCrashedError
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
 
 
 __all__ = (

@@ -451,7 +451,7 @@ def _prestarter(
     """What the probe calls when it sees the GIL held: warm a process pool meanwhile."""
     if cpus == 1 or declared in (TaskKind.IO, TaskKind.GIL_FREE) or why_not_picklable(fn) is not None:
         return None
-    return lambda: prestart_process_pool(workers or cpus)
+    return lambda: prestart_process_pool(workers or cpus, fn)
 
 
 def _process_fitness(
@@ -534,7 +534,7 @@ def _run_while_pool_starts(call: _Call, feed: Feed, workers: int, chunksize: int
     on with the work, so auto never does much worse than the loop it turned down. Only
     auto does this; a forced ``mode="process"`` runs every item in a worker process.
     """
-    starting = prestart_process_pool(workers)
+    starting = prestart_process_pool(workers, call.fn)
     span_size = max(1, int(chunksize * HELP_SPAN))
     while starting is not None and starting.is_alive() and (span := feed.take(span_size)):
         if not run_span(call.fn, call.items, feed, span, check_each=False):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import pickle
 import threading
 import time
 import weakref
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._config import get_config
-from ._worker import init_process_worker, init_thread_worker
+from ._worker import init_process_worker, init_thread_worker, warm_up_worker
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -42,7 +43,9 @@ __all__ = [
     "was_killed",
 ]
 
-_WORKER_MODULE = "concurrency_kit._worker"
+#: What the forkserver imports once, so that the workers it forks start with it: the
+#: executor's worker loop and our chunk runner (which imports nothing else of ours).
+_PRELOAD_MODULES = ("concurrent.futures.process", "concurrency_kit._worker")
 #: How long shutdown() waits for a pool being started in the background to be up.
 PRESTART_JOIN_SECONDS = 30.0
 
@@ -202,7 +205,7 @@ def process_pool(workers: int, generation: int | None = None) -> ProcessPoolExec
         _register_exit_wait()
         context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
-            _preload_worker_module(context)
+            _preload_worker_modules(context)
             _shared.forkserver_started = True
         _shared.processes = ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=init_process_worker
@@ -259,19 +262,17 @@ def _wait_for_prestart() -> None:
         warming.join(PRESTART_JOIN_SECONDS)
 
 
-def _noop() -> int:
-    """Runs in each new worker, to start it; says which worker ran it."""
-    return os.getpid()
-
-
 #: Warming a pool takes rounds of no-op tasks until every worker has run one ...
 WARM_UP_ROUNDS = 100
 #: ... pausing this long between rounds while a worker is still starting.
 WARM_UP_PAUSE = 0.005
 
 
-def _warm_up(pool: ProcessPoolExecutor, workers: int, generation: int) -> bool:
-    """Run no-op tasks on ``pool`` until each of its ``workers`` workers has run one.
+def _warm_up(pool: ProcessPoolExecutor, workers: int, generation: int, function: bytes | None) -> bool:
+    """Run warm-up tasks on ``pool`` until each of its ``workers`` workers has run one.
+
+    ``function`` (pickled by reference, or ``None``) is the function the pool is started
+    for: each worker imports its module now, not on its first chunk.
 
     One round of ``workers`` tasks is not enough: the first worker up can take them all
     while another is still starting. Stops, returning ``False``, once :func:`shutdown`
@@ -288,7 +289,7 @@ def _warm_up(pool: ProcessPoolExecutor, workers: int, generation: int) -> bool:
         with _shared.lock:  # so that shutdown() cannot begin between the check and the submissions
             if generation != _shared.generation:
                 return False
-            futures = [pool.submit(_noop) for _ in range(workers)]
+            futures = [pool.submit(warm_up_worker, function) for _ in range(workers)]
         done, _ = wait(futures)
         for future in done:
             if future.cancelled() or future.exception() is not None:
@@ -300,7 +301,7 @@ def _warm_up(pool: ProcessPoolExecutor, workers: int, generation: int) -> bool:
     return False
 
 
-def _spawn(workers: int, generation: int) -> None:
+def _spawn(workers: int, generation: int, fn: Callable[..., Any] | None) -> None:
     try:
         pool = process_pool(workers, generation)
     except RuntimeError:  # the interpreter began to exit (no pool can start now): nothing to warm
@@ -308,7 +309,7 @@ def _spawn(workers: int, generation: int) -> None:
     if pool is None:
         return  # shutdown() came first
     try:
-        warm = _warm_up(pool, workers, generation)
+        warm = _warm_up(pool, workers, generation, _pickled_reference(fn))
     except RuntimeError:
         # The pool was shut down meanwhile, or the interpreter began to exit in the middle
         # of the first submission, which then started workers but (Python 3.12+) not the
@@ -326,11 +327,27 @@ def _spawn(workers: int, generation: int) -> None:
         pool.shutdown(wait=True)
 
 
-def prestart_process_pool(workers: int) -> threading.Thread | None:
+def _pickled_reference(fn: Callable[..., Any] | None) -> bytes | None:
+    """``fn`` pickled, when it pickles by reference (module and name): else ``None``."""
+    if fn is None:
+        return None
+    try:
+        data = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - anything a reducer raises: then there is nothing to import
+        return None
+    return data if len(data) <= _REFERENCE_BYTES else None
+
+
+#: A function pickled by reference takes no more than this (its module and name).
+_REFERENCE_BYTES = 1024
+
+
+def prestart_process_pool(workers: int, fn: Callable[..., Any] | None = None) -> threading.Thread | None:
     """Start a process pool of ``workers`` in a background thread, unless one is ready.
 
     Returns at once: the imports, the pool and its workers are all made in the
-    background thread, so the caller is not held up.
+    background thread, so the caller is not held up. Given ``fn``, the function the
+    pool is started for, each new worker imports its module while it starts.
 
     Returns:
         The thread starting the pool (one already in flight is not repeated), or
@@ -342,25 +359,26 @@ def prestart_process_pool(workers: int) -> threading.Thread | None:
         if (warming := _prestart_in_flight()) is not None:
             return warming
         thread = threading.Thread(
-            target=_spawn, args=(workers, _shared.generation), name="concurrency_kit-prestart", daemon=True
+            target=_spawn, args=(workers, _shared.generation, fn), name="concurrency_kit-prestart", daemon=True
         )
         _shared.warming = thread
         thread.start()  # under the lock, so that nobody sees it set but not yet alive
     return thread
 
 
-def _preload_worker_module(context: Any) -> None:
-    """Have the forkserver import our worker module once, so forked workers start warm.
+def _preload_worker_modules(context: Any) -> None:
+    """Have the forkserver import the worker modules once, so forked workers start warm.
 
-    Without it each worker imports the package (and attrs) on its first task. The
-    preload list is process-wide and has no public getter: extend what is there, never
-    replace it. It only matters before the server starts, and is harmless after.
+    Without it each worker imports them on its first task. The preload list is
+    process-wide and has no public getter: extend what is there, never replace it. It
+    only matters before the server starts, and is harmless after.
     """
     from multiprocessing import forkserver  # noqa: PLC0415
 
     current = list(getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", None) or ["__main__"])
-    if _WORKER_MODULE not in current:
-        context.set_forkserver_preload([*current, _WORKER_MODULE])
+    missing = [name for name in _PRELOAD_MODULES if name not in current]
+    if missing:
+        context.set_forkserver_preload([*current, *missing])
 
 
 def discard_process_pool(pool: ProcessPoolExecutor) -> None:

@@ -5,14 +5,19 @@ Kept small and free of heavy imports: a worker process imports it to run chunks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import threading
-import traceback
-from collections.abc import Callable
-from typing import Any
 
 from ._errors import UnpicklableTaskError
+
+#: ``typing.TYPE_CHECKING``, without importing typing (a tenth of a worker's start-up).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = [
     "RemoteTraceback",
@@ -20,6 +25,7 @@ __all__ = [
     "init_process_worker",
     "init_thread_worker",
     "run_pickled_chunk",
+    "warm_up_worker",
 ]
 
 _local = threading.local()
@@ -50,6 +56,20 @@ def init_process_worker() -> None:
         os.environ.setdefault(name, "1")
 
 
+def warm_up_worker(function: bytes | None) -> int:
+    """Runs in each new worker, to start it; says which worker ran it.
+
+    Args:
+        function: the function the pool was started for, pickled by reference, or
+            ``None``. Unpickling it imports its module now rather than on the first
+            chunk; a failure is left for that chunk to report.
+    """
+    if function is not None:
+        with contextlib.suppress(Exception):  # the first chunk meets it again, and says which item
+            pickle.loads(function)
+    return os.getpid()
+
+
 def in_worker() -> bool:
     """Whether the caller runs inside one of the library's workers (thread or process)."""
     return _in_worker_process or getattr(_local, "in_worker", False)
@@ -75,6 +95,8 @@ class _ExceptionCarrier:
     """Pickles an exception together with its traceback text."""
 
     def __init__(self, exc: BaseException) -> None:
+        import traceback  # noqa: PLC0415 - only needed once a task fails
+
         self.exc = exc
         lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
         self.text = '\n"""\n' + "".join(lines) + '"""'
