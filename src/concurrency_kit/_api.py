@@ -522,8 +522,8 @@ def _execute(plan: Plan) -> list[Any]:
 
 
 #: While the process pool starts, the calling thread runs spans of this fraction of a
-#: chunk (a few milliseconds of work), checking in between whether the workers are up.
-HELP_SPAN = 1 / 8
+#: chunk (about a millisecond of work), checking in between whether the workers are up.
+HELP_SPAN = 1 / 32
 
 
 def _run_while_pool_starts(call: _Call, feed: Feed, workers: int, chunksize: int) -> None:
@@ -533,12 +533,18 @@ def _run_while_pool_starts(call: _Call, feed: Feed, workers: int, chunksize: int
     is heavy to import, as every worker imports it): rather than wait, the caller gets
     on with the work, so auto never does much worse than the loop it turned down. Only
     auto does this; a forced ``mode="process"`` runs every item in a worker process.
+
+    Between spans the caller lets go of the GIL: the pool is started by threads of this
+    process (ours, the executor's), each step of which needs the GIL, and a caller that
+    held it for all but the forced switch every 5 ms made a pool start take 2-3 times
+    as long (in exchange, about a tenth of the caller's time).
     """
     starting = prestart_process_pool(workers, call.fn)
     span_size = max(1, int(chunksize * HELP_SPAN))
     while starting is not None and starting.is_alive() and (span := feed.take(span_size)):
         if not run_span(call.fn, call.items, feed, span, check_each=False):
             return
+        time.sleep(0)  # let the threads starting the pool take the GIL
 
 
 def _timed_out(timeout: float | None, outcomes: Outcomes) -> TimeoutError:

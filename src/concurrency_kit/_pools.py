@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import os
 import pickle
 import threading
@@ -42,6 +43,26 @@ __all__ = [
     "thread_pool",
     "was_killed",
 ]
+
+#: The standard library's process machinery, imported with this module rather than when
+#: the first pool starts. A pool is started in a background thread while the caller, or
+#: the probe's threads, run items holding the GIL; an import there makes hundreds of
+#: file-system calls, each of which then waits for the GIL (up to a switch interval,
+#: 5 ms), and took seconds instead of ~25 ms. Start-method specific ones are skipped
+#: where the platform lacks them.
+_PROCESS_MACHINERY = (
+    "concurrent.futures.process",
+    "multiprocessing.popen_fork",
+    "multiprocessing.popen_forkserver",
+    "multiprocessing.popen_spawn_posix",
+    "multiprocessing.queues",
+    "multiprocessing.resource_tracker",
+    "multiprocessing.synchronize",
+    "tempfile",  # where a forkserver's socket goes (multiprocessing.util imports it late)
+)
+for _name in _PROCESS_MACHINERY:
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_name)
 
 #: What the forkserver imports once, so that the workers it forks start with it: the
 #: executor's worker loop and our chunk runner (which imports nothing else of ours).
@@ -199,7 +220,7 @@ def process_pool(workers: int, generation: int | None = None) -> ProcessPoolExec
             return current
         if generation is not None and generation != _shared.generation:
             return None
-        import multiprocessing  # noqa: PLC0415 - heavy, imported on first use
+        import multiprocessing  # noqa: PLC0415 - already loaded (_PROCESS_MACHINERY)
         from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
 
         _register_exit_wait()
