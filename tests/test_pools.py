@@ -251,6 +251,22 @@ def test_new_workers_start_with_the_executor_loop_and_the_function_s_module_only
     assert completed.stderr == ""
 
 
+def test_a_pre_start_imports_nothing_in_its_background_thread() -> None:
+    # An import in the thread that starts a pool, while the caller or the probe's threads
+    # ran items holding the GIL, waited for the GIL at each of its file-system calls: a
+    # start of ~0.1 s took seconds. The process machinery is imported with _pools instead.
+    script = (
+        "import sys\n"
+        "from concurrency_kit import _pools\n"
+        "before = set(sys.modules)\n"
+        "_pools.prestart_process_pool(2).join(60)\n"
+        "print(sorted(set(sys.modules) - before))\n"
+        "_pools.shutdown()\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert completed.stdout.strip() == "[]"
+
+
 def test_concurrent_callers_each_get_their_own_results() -> None:
     results: dict[int, list[int]] = {}
     barrier = threading.Barrier(4)
