@@ -13,7 +13,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, ClassVar
 
-import concurrency_kit as ck
+# The names, not just the package: concurrency_kit imports its planner when a name is
+# first used, and a cold measurement must not time that import (it times no other).
+from concurrency_kit import plan as ck_plan
+from concurrency_kit import shutdown as ck_shutdown
 
 __all__ = ["PEERS", "RUNNERS", "SMOKE_RUNNERS", "Runner", "get_runner", "joblib_available", "shutdown_peers"]
 
@@ -174,7 +177,7 @@ class _KitRunner(Runner):
     mode: ClassVar[str] = "auto"
 
     def map(self, fn: Fn, items: Sequence[Any]) -> list[Any]:
-        chosen = ck.plan(fn, items, self.mode)
+        chosen = ck_plan(fn, items, self.mode)
         if self.mode == "auto":
             self.reason = chosen.reason
         return chosen.run()
@@ -237,7 +240,7 @@ def get_runner(name: str) -> type[Runner]:
 
 def shutdown_peers(*, joblib_used: bool) -> None:
     """Stop every pool left warm: concurrency_kit's, and loky's reusable executor."""
-    ck.shutdown(wait=True)
+    ck_shutdown(wait=True)
     if joblib_used and joblib_available():
         from joblib.externals.loky import get_reusable_executor
 
