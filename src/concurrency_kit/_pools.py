@@ -76,6 +76,10 @@ class _Shared:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        # Held, before ``lock``, while a pre-start submits (which can take a tenth of a
+        # second as the forkserver starts) and while shutdown() bumps the generation:
+        # shutdown() waits for a submission, a call asking about the pool does not.
+        self.start_lock = threading.Lock()
         self.threads: ThreadPoolExecutor | None = None
         self.thread_size = 0
         self.processes: ProcessPoolExecutor | None = None
@@ -271,7 +275,7 @@ def _prestart_in_flight() -> threading.Thread | None:
 
 def _stop_prestart() -> threading.Thread | None:
     """Have a pre-start in flight make and submit nothing more; return its thread, if any."""
-    with _shared.lock:
+    with _shared.start_lock, _shared.lock:
         _shared.generation += 1
         return _prestart_in_flight()
 
@@ -307,7 +311,7 @@ def _warm_up(pool: ProcessPoolExecutor, workers: int, generation: int, function:
 
     seen: set[int] = set()
     for _ in range(WARM_UP_ROUNDS):
-        with _shared.lock:  # so that shutdown() cannot begin between the check and the submissions
+        with _shared.start_lock:  # so that shutdown() cannot begin between the check and the submissions
             if generation != _shared.generation:
                 return False
             futures = [pool.submit(warm_up_worker, function) for _ in range(workers)]
