@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -155,6 +156,53 @@ def test_measured_reason_says_what_decided() -> None:
     plan = ck.plan(square, range(1000))
     assert "(from the measurement)" in plan.reason
     plan.run()
+
+
+def _concurrency_tracker(body: Callable[[int], None]) -> tuple[Callable[[int], int], list[int]]:
+    """``fn`` running ``body``, and a list whose one value is the most items run at once."""
+    lock = threading.Lock()
+    running, most = [0], [0]
+
+    def fn(x: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            body(x)
+        finally:
+            with lock:
+                running[0] -= 1
+        return x
+
+    return fn, most
+
+
+def test_the_probe_runs_items_that_hold_the_gil_one_at_a_time() -> None:
+    # Two probe threads would only take turns with the GIL (and with the thread that
+    # starts a process pool meanwhile): the second joins only once the GIL was seen free.
+    def spin(_: int) -> None:
+        end = time.perf_counter() + 0.002
+        while time.perf_counter() < end:
+            pass
+
+    fn, most = _concurrency_tracker(spin)
+    plan = ck.plan(fn, range(40))
+    assert plan.kind == "cpu", plan.reason
+    assert most == [1]
+    assert plan.run() == list(range(40))
+
+
+def test_the_probe_runs_items_that_wait_two_at_a_time() -> None:
+    # The first two items only return once both are running: the probe must overlap them.
+    barrier = threading.Barrier(2)
+
+    def meet(x: int) -> None:
+        if x < 2:
+            barrier.wait(timeout=30)
+
+    fn, most = _concurrency_tracker(meet)
+    assert ck.run_parallel(fn, range(8)) == list(range(8))
+    assert most[0] >= 2
 
 
 def test_a_long_input_of_tiny_items_runs_in_the_calling_thread_without_probe_threads() -> None:

@@ -9,6 +9,7 @@ import threading
 import warnings
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -265,6 +266,43 @@ def test_a_pre_start_imports_nothing_in_its_background_thread() -> None:
     )
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     assert completed.stdout.strip() == "[]"
+
+
+def test_asking_about_the_pool_does_not_wait_for_a_pre_start_s_submission(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pre-start's first submission starts the forkserver and the workers (~0.1 s): a
+    # call deciding meanwhile (it asks the pool's age) used to wait for it.
+    from concurrent.futures import ProcessPoolExecutor
+
+    entered, release = threading.Event(), threading.Event()
+    real_submit = ProcessPoolExecutor.submit
+
+    def held_submit(self: ProcessPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if fn is _pools.warm_up_worker:
+            entered.set()
+            release.wait(timeout=30)
+        return real_submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", held_submit)
+    starting = _pools.prestart_process_pool(2)
+    assert starting is not None
+    try:
+        assert entered.wait(timeout=30)
+        answered = threading.Event()
+
+        def ask() -> None:
+            _pools.process_pool_age(2)
+            _pools.process_pool_ready(2)
+            _pools.prestart_process_pool(2)
+            answered.set()
+
+        asker = threading.Thread(target=ask)
+        asker.start()
+        assert answered.wait(timeout=10), "asking about the pool waited for the pre-start's submission"
+    finally:
+        release.set()
+        starting.join(timeout=60)
+    asker.join(timeout=60)
+    assert _pools.process_pool_ready(2)
 
 
 def test_concurrent_callers_each_get_their_own_results() -> None:

@@ -233,7 +233,8 @@ LATE_FRACTION = 0.2
 #: Share of monitor samples that must be late for the task to count as GIL-bound.
 GIL_BOUND_SHARE = 0.5
 #: Share of a running item's time spent on CPU above which it counts as computing.
-#: Two probe threads taking turns at the GIL each show about 0.5; waiting items near 0.
+#: Two threads taking turns at the GIL each show about 0.5 (the probe runs such items in
+#: one thread, once it has seen the GIL held); waiting items near 0.
 COMPUTE_SHARE = 0.3
 
 

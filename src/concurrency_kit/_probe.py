@@ -1,7 +1,8 @@
 """The measuring probe: run the first items in threads and watch how they behave.
 
-Two probe threads take items from the front of the input, in growing batches, and
-record per batch the wall time and their own CPU time. Meanwhile the calling thread
+Up to two probe threads take items from the front of the input, in growing batches, and
+record per batch the wall time and their own CPU time (the second joins once the GIL
+was seen free: items holding it are probed one at a time). Meanwhile the calling thread
 acts as a GIL monitor (the method of gil_load and gilknocker): it sleeps a tick at a
 time and notes how late it wakes. A thread that holds the GIL while running bytecode
 makes the monitor wait for the switch interval (``sys.getswitchinterval()``, 5 ms); a
@@ -257,9 +258,10 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
             takes no new items but keeps watching the running ones, until they finish.
         enough: asked at every tick from :data:`QUICK_WINDOW` on whether the figures so
             far are enough to decide on; yes ends the probe at once.
-        threads: how many probe threads may run items (the second joins a tick later);
-            one when the items are known to hold the GIL, which a second thread would
-            only take turns with, starving the monitor.
+        threads: how many probe threads may run items (the second joins once the
+            monitor has seen the GIL free while items ran); one when the items are
+            known to hold the GIL, which a second thread would only take turns with,
+            starving the monitor.
         deadline: a ``time.monotonic()`` value past which the probe gives up.
         start: the first item to take (those before it already ran).
 
@@ -275,8 +277,11 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
     wake = threading.Event()
     slots = [_Slot() for _ in range(min(threads, total - start))]
     monitor = _Monitor(slots)
-    # The second thread joins a tick later, and only if the first is still busy: work so
-    # small that one thread is through it by then never pays for two threads contending.
+    # The second thread joins once a GIL sample (a tick at the earliest) found the GIL
+    # free while the first ran items: work so small that one thread is through it by
+    # then never pays for two threads contending, and items that hold the GIL are not
+    # run two at a time, taking turns with each other and with the thread that starts a
+    # process pool meanwhile.
     window_end = monitor.start + MAX_WINDOW
     futures = [submit(_work, fn, items, feed, slots[0], wake, window_end)]
 
@@ -296,7 +301,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
             left = feed.remaining * sum(t[0] for t in tallies) / max(finished, 1)
             if finished >= min(3, total - start) and left < TRIVIAL_SECONDS:
                 break  # too little left to be worth measuring, let alone a pool
-            if len(futures) < len(slots) and now - monitor.start >= TICK and feed.remaining:
+            if len(futures) < len(slots) and monitor.samples > monitor.late and feed.remaining:
                 futures.append(submit(_work, fn, items, feed, slots[len(futures)], wake, window_end))
             if now - monitor.start >= MIN_WINDOW and (monitor.samples >= MIN_SAMPLES or monitor.late >= LATE_ENOUGH):
                 break
