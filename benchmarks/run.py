@@ -25,6 +25,7 @@ import io
 import json
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -86,7 +87,7 @@ class Settings:
 
 
 PROFILES: dict[str, Settings] = {
-    "full": Settings("full", 7, 5.0, 3, 3.0, (2000, 8000, 32000), 51, 15),
+    "full": Settings("full", 11, 5.0, 3, 3.0, (2000, 8000, 32000), 51, 15),
     "quick": Settings("quick", 2, 1.0, 1, 0.0, (2000, 8000), 21, 5),
     "smoke": Settings("smoke", 1, 0.0, 1, 0.0, (8, 16), 3, 1, ("loop", "ck/auto"), ("ck/proc",)),
 }
@@ -139,8 +140,14 @@ def measure_warm(workload: Workload, size: int, runner_names: Sequence[str], set
                 continue
             by_budget = int(settings.warm_budget / warm_up) if warm_up > 0 else settings.warm_repeats
             allowed[name] = max(1, min(settings.warm_repeats, by_budget))
+        # A call runs measurably slower right after some runners (caches, the other
+        # core's state): a fixed order would hand one runner the same predecessor every
+        # turn. The order is shuffled each turn, reproducibly (seeded by the workload).
+        order = random.Random(workload.name)
         for turn in range(max(allowed.values(), default=0)):
-            for name in [n for n, allow in allowed.items() if turn < allow and n not in cells]:
+            turn_order = [n for n, allow in allowed.items() if turn < allow and n not in cells]
+            order.shuffle(turn_order)
+            for name in turn_order:
                 try:
                     samples[name].append(timed_map(active[name], workload.fn, items)[0])
                 except Exception as exc:  # noqa: BLE001 - reported in its cell
