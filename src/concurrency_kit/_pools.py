@@ -11,19 +11,22 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
+import multiprocessing
 import os
 import pickle
 import threading
 import time
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._config import get_config
 from ._worker import init_process_worker, init_thread_worker, warm_up_worker
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 T = TypeVar("T")
 
@@ -44,25 +47,28 @@ __all__ = [
     "was_killed",
 ]
 
-#: The standard library's process machinery, imported with this module rather than when
-#: the first pool starts. A pool is started in a background thread while the caller, or
-#: the probe's threads, run items holding the GIL; an import there makes hundreds of
-#: file-system calls, each of which then waits for the GIL (up to a switch interval,
-#: 5 ms), and took seconds instead of ~25 ms. Start-method specific ones are skipped
-#: where the platform lacks them.
-_PROCESS_MACHINERY = (
-    "concurrent.futures.process",
+#: What multiprocessing imports only once the first pool starts. The process machinery
+#: is imported with this module (above, and these): a pool is started in a background
+#: thread while the caller, or the probe's threads, run items holding the GIL, and an
+#: import there makes hundreds of file-system calls, each of which then waits for the
+#: GIL (up to a switch interval, 5 ms): seconds instead of ~25 ms.
+_LATE_IMPORTS = (
     "multiprocessing.popen_fork",
-    "multiprocessing.popen_forkserver",
-    "multiprocessing.popen_spawn_posix",
-    "multiprocessing.queues",
+    "multiprocessing.popen_forkserver",  # not on Windows
+    "multiprocessing.popen_spawn_posix",  # not on Windows
     "multiprocessing.resource_tracker",
     "multiprocessing.synchronize",
-    "tempfile",  # where a forkserver's socket goes (multiprocessing.util imports it late)
+    "tempfile",  # where a forkserver's socket goes
 )
-for _name in _PROCESS_MACHINERY:
-    with contextlib.suppress(ImportError):
-        importlib.import_module(_name)
+
+
+def _import_late_imports() -> None:
+    for name in _LATE_IMPORTS:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
+_import_late_imports()
 
 #: What the forkserver imports once, so that the workers it forks start with it: the
 #: executor's worker loop and our chunk runner (which imports nothing else of ours).
@@ -166,8 +172,6 @@ def submit_to_processes(workers: int, fn: Callable[..., T], /, *args: Any) -> tu
         BrokenProcessPool: the pool broke (a worker died) before it took the task; it
             is forgotten, so the next submission gets a fresh one.
     """
-    from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415 - loaded with the pool
-
     while True:
         pool = process_pool(workers)
         try:
@@ -224,9 +228,6 @@ def process_pool(workers: int, generation: int | None = None) -> ProcessPoolExec
             return current
         if generation is not None and generation != _shared.generation:
             return None
-        import multiprocessing  # noqa: PLC0415 - already loaded (_PROCESS_MACHINERY)
-        from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
-
         _register_exit_wait()
         context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
@@ -307,8 +308,6 @@ def _warm_up(pool: ProcessPoolExecutor, workers: int, generation: int, function:
     Raises:
         RuntimeError: the pool was shut down meanwhile.
     """
-    from concurrent.futures import wait  # noqa: PLC0415
-
     seen: set[int] = set()
     for _ in range(WARM_UP_ROUNDS):
         with _shared.start_lock:  # so that shutdown() cannot begin between the check and the submissions
@@ -352,6 +351,10 @@ def _spawn(workers: int, generation: int, fn: Callable[..., Any] | None) -> None
         pool.shutdown(wait=True)
 
 
+#: A function pickled by reference takes no more than this (its module and name).
+_REFERENCE_BYTES = 1024
+
+
 def _pickled_reference(fn: Callable[..., Any] | None) -> bytes | None:
     """``fn`` pickled, when it pickles by reference (module and name): else ``None``."""
     if fn is None:
@@ -361,10 +364,6 @@ def _pickled_reference(fn: Callable[..., Any] | None) -> bytes | None:
     except Exception:  # noqa: BLE001 - anything a reducer raises: then there is nothing to import
         return None
     return data if len(data) <= _REFERENCE_BYTES else None
-
-
-#: A function pickled by reference takes no more than this (its module and name).
-_REFERENCE_BYTES = 1024
 
 
 def prestart_process_pool(workers: int, fn: Callable[..., Any] | None = None) -> threading.Thread | None:
