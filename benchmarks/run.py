@@ -58,6 +58,8 @@ OVERHEAD_WORKLOAD = "square_x20000"
 MEMORY_WORKLOAD = "bytes1mb_x200"
 #: Set in a run on a pinned copy of concurrency_kit: the directory it was copied from.
 PIN_ENV = "CK_BENCH_PINNED_FROM"
+#: ... and the package directory on disk the copy was taken from (or archived from).
+PIN_PATH_ENV = "CK_BENCH_PINNED_PATH"
 
 Cell = dict[str, Any]
 
@@ -444,7 +446,9 @@ def _finish_meta(meta: dict[str, Any], started: float) -> None:
     status = _git("status", "--porcelain", "src")
     meta["src_modified_after"] = None if status is None else bool(status)
     meta["src_fingerprint_after"] = _src_fingerprint()
-    pinned = os.environ.get(PIN_ENV)
+    # PIN_ENV describes the copy's origin (with --pin-commit, "PATH at git SHA"): the
+    # directory to compare with is PIN_PATH_ENV.
+    pinned = os.environ.get(PIN_PATH_ENV)
     meta["source_on_disk_fingerprint_after"] = (
         _src_fingerprint(Path(pinned)) if pinned else meta["src_fingerprint_after"]
     )
@@ -534,6 +538,7 @@ def _run_pinned(argv: Sequence[str], commit: str | None) -> int:
             origin = f"{package} at git {_git('rev-parse', commit)}"
         env = dict(os.environ)
         env[PIN_ENV] = origin
+        env[PIN_PATH_ENV] = str(package)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [tmp, str(REPO_ROOT), env.get("PYTHONPATH")]))
         command = [sys.executable, "-m", "benchmarks.run", *argv]
         return subprocess.run(command, cwd=REPO_ROOT, env=env, check=False).returncode
