@@ -98,6 +98,11 @@ def nested_forced_thread(x: int) -> int:
     return sum(ck.run_parallel(double, range(3), "thread")) + x
 
 
+def factorize_and_pid(number: int) -> tuple[list[int], int]:
+    """Factorize ``number``; say which process did it."""
+    return factorize(number), os.getpid()
+
+
 def factorize_first(item: tuple[int, Any]) -> list[int]:
     """Factorize ``item[0]``; ``item[1]`` is a passenger (maybe unpicklable)."""
     return factorize(item[0])

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections import Counter
 
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import _api, _probe
-from concurrency_kit._memory import recall
+from concurrency_kit import TaskKind, _api, _pools, _probe
+from concurrency_kit._memory import Memo, recall, remember
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
-from helpers import double, needs_two_cpus, slow_if_positive
+from helpers import double, factorize_and_pid, needs_two_cpus, slow_if_positive
 
 REMEMBERED = "what an earlier call measured"
 
@@ -116,11 +117,47 @@ def test_work_known_to_hold_the_gil_is_probed_in_one_thread(monkeypatch: pytest.
     ck.run_parallel(factorize, SEED_NUMBERS)
     monkeypatch.setattr(_probe, "MIN_WINDOW", 60.0)
     monkeypatch.setattr(_probe, "MAX_WINDOW", 60.0)
-    plan = ck.plan(factorize, SEED_NUMBERS)
+    # More items than a warm pool takes unmeasured (see the test below).
+    numbers = [SEED_NUMBERS[i % len(SEED_NUMBERS)] for i in range(_api.TRUSTED_ROUNDS * ck.usable_cpus() + 1)]
+    plan = ck.plan(factorize, numbers)
     assert (plan.mode, plan.kind) == ("process", "cpu"), plan.reason
     assert plan.measurement is not None
     assert plan.measurement.items == 1, plan.reason  # a second thread would only take turns for the GIL
-    assert plan.run() == [factorize(n) for n in SEED_NUMBERS]
+    assert plan.run() == [factorize(n) for n in numbers]
+
+
+def _warm_pool() -> None:
+    starting = _pools.prestart_process_pool(ck.usable_cpus())
+    if starting is not None:
+        starting.join(timeout=60)
+
+
+@pytest.mark.slow
+@needs_two_cpus
+def test_a_few_items_of_remembered_gil_holding_work_go_straight_to_a_warm_pool() -> None:
+    # A probe thread would run one item in this process beside the workers (three on two
+    # cores): a few items of work remembered as holding the GIL go to the pool unmeasured.
+    ck.run_parallel(factorize_and_pid, SEED_NUMBERS)
+    _warm_pool()
+    plan = ck.plan(factorize_and_pid, SEED_NUMBERS)
+    assert (plan.mode, plan.kind, plan.measurement) == ("process", "cpu", None), plan.reason
+    assert plan.reason.startswith(f"nothing measured → cpu (from {REMEMBERED}"), plan.reason
+    results = plan.run()
+    assert [r[0] for r in results] == [factorize(n) for n in SEED_NUMBERS]
+    assert os.getpid() not in {r[1] for r in results}
+
+
+@needs_two_cpus
+def test_items_far_shorter_than_remembered_are_measured_afresh() -> None:
+    remember(double, Memo(TaskKind.CPU, 10.0))  # as if an earlier call took 10 s per item
+    _warm_pool()
+    plan = ck.plan(double, range(4))
+    assert (plan.mode, plan.measurement) == ("process", None), plan.reason
+    assert plan.run() == [0, 2, 4, 6]
+    assert recall(double) is None  # far shorter than remembered: forgotten
+    again = ck.plan(double, range(4))
+    assert again.measurement is not None, again.reason
+    assert again.run() == [0, 2, 4, 6]
 
 
 class _Squarer:

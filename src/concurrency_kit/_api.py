@@ -33,7 +33,7 @@ from ._classify import SAMPLE_SIZE, TaskKind, agrees, declared_kind, kind_from_m
 from ._config import get_config
 from ._cpu import usable_cpus
 from ._errors import UnpicklableTaskError
-from ._memory import LoopVerdict, Memo, forget_all, recall, remember
+from ._memory import LoopVerdict, Memo, forget, forget_all, recall, remember
 from ._outcomes import EMPTY, Feed, Outcomes, run_span
 from ._pickling import pickled_size, why_not_picklable
 from ._plan import (
@@ -47,7 +47,7 @@ from ._plan import (
     forced_choice,
     format_seconds,
 )
-from ._pools import forkserver_started, prestart_process_pool, process_pool_age, submit_daemon
+from ._pools import forkserver_started, prestart_process_pool, process_pool_age, process_pool_ready, submit_daemon
 from ._pools import shutdown as stop_pools
 from ._probe import PROBE_THREADS, Measurement, ProbeRun, probe
 from ._worker import in_worker
@@ -70,6 +70,7 @@ class _Call:
     auto: bool = False
     timeout: float | None = None
     deadline: float | None = None  # time.monotonic() the first run must end by
+    remembered: float | None = None  # sent to the pool unmeasured, on this remembered item time
     used: bool = False
     lock: threading.Lock = attrs.field(factory=threading.Lock)
 
@@ -146,7 +147,7 @@ def _measure_inline(
     )
 
 
-def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bottom, as the docstring draws it
+def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, top to bottom, as the docstring draws it
     fn: Callable[[T], R],
     items: Iterable[T],
     mode: Mode | str = "auto",
@@ -161,9 +162,10 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
 
     In ``"auto"`` mode the first items are run to measure the task (in up to two
     threads; in the calling thread first when an earlier call found the items tiny or
-    the input is long, see docs/how-auto-decides.md); their results are kept, and the
-    plan's first ``run()`` returns them in their place, so ``fn`` is still called
-    exactly once per item.
+    the input is long; not at all for a few items of work an earlier call found
+    holding the GIL, when a warm process pool takes them; see docs/how-auto-decides.md);
+    their results are kept, and the plan's first ``run()`` returns them in their place,
+    so ``fn`` is still called exactly once per item.
 
     Args:
         fn: a one-argument function.
@@ -202,8 +204,18 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
     io_cap = get_config().max_io_workers
     outcomes = Outcomes(count, collect=bool(return_exceptions))
 
-    def call(resume_at: int = 0, run: ProbeRun | None = None) -> _Call:
-        return _Call(fn, sequence, outcomes, resume_at, run, auto=mode == "auto", timeout=seconds, deadline=deadline)
+    def call(resume_at: int = 0, run: ProbeRun | None = None, remembered: float | None = None) -> _Call:
+        return _Call(
+            fn,
+            sequence,
+            outcomes,
+            resume_at,
+            run,
+            auto=mode == "auto",
+            timeout=seconds,
+            deadline=deadline,
+            remembered=remembered,
+        )
 
     decision = declared_kind(fn, tuple(sequence[:SAMPLE_SIZE]), classifier)
     declared = None if decision is None else decision.kind
@@ -261,6 +273,10 @@ def plan(  # noqa: PLR0913, PLR0915 - the public signature; one flow, top to bot
 
     memo = recall(fn)
     setting = _setting(declared, workers, chunksize, cpus=cpus, io_cap=io_cap, count=count)
+    if deadline is None and memo is not None:
+        pooled = _remembered_pool(memo, declared, count=count, workers=workers, cpus=cpus, decide=decide)
+        if pooled is not None:
+            return _make_plan(pooled, declared or memo.kind, None, call(remembered=memo.item_seconds))
 
     def measured_kind(m: Measurement) -> TaskKind:
         return declared or kind_from_measurement(m.cpu_share, m.gil_share, None if memo is None else memo.kind)
@@ -373,7 +389,19 @@ def _loop_expected(
     """
     if memo.loop is not None and memo.loop.covers(count, memo.item_seconds, setting):
         return memo
-    guess = Measurement(
+    guess = _as_measured(memo)
+    if decide(guess, 0, memo.kind, free=True).mode == "serial":
+        if setting is None:
+            return memo
+        memo = attrs.evolve(memo, loop=LoopVerdict(count, memo.item_seconds, setting))
+        remember(fn, memo)
+        return memo
+    return memo if decide(guess, 0, memo.kind).mode == "serial" else None
+
+
+def _as_measured(memo: Memo) -> Measurement:
+    """What an earlier call measured, as the cost model takes it (exact, one item)."""
+    return Measurement(
         items=0,
         completed=1,
         seconds=0.0,
@@ -383,13 +411,43 @@ def _loop_expected(
         gil_share=None,
         exact=True,
     )
-    if decide(guess, 0, memo.kind, free=True).mode == "serial":
-        if setting is None:
-            return memo
-        memo = attrs.evolve(memo, loop=LoopVerdict(count, memo.item_seconds, setting))
-        remember(fn, memo)
-        return memo
-    return memo if decide(guess, 0, memo.kind).mode == "serial" else None
+
+
+#: A call of at most this many items per worker, of a function an earlier call found
+#: holding the GIL long enough for a warm process pool, goes to the pool unmeasured: a
+#: probe thread would run an item beside the workers, three on two cores, while a stale
+#: estimate costs at most this many round trips per worker.
+TRUSTED_ROUNDS = 2
+
+
+def _remembered_pool(  # noqa: PLR0913 - what the choice depends on
+    memo: Memo,
+    declared: TaskKind | None,
+    *,
+    count: int,
+    workers: int | None,
+    cpus: int,
+    decide: Callable[..., Choice],
+) -> Choice | None:
+    """The process pool for the whole call, when memory alone can tell; else ``None``.
+
+    Only for a few items (see :data:`TRUSTED_ROUNDS`) of work remembered as holding the
+    GIL, with the pool warm, and when the cost model, fed the remembered time and what
+    the first item pickles to, picks processes. The choice comes with its reason.
+    """
+    kind = declared or memo.kind
+    size = workers or min(count, cpus)
+    if kind is not TaskKind.CPU or in_worker() or not 1 < count <= TRUSTED_ROUNDS * size:
+        return None
+    if not process_pool_ready(size):
+        return None
+    choice = decide(_as_measured(memo), 0, kind)
+    if choice.mode != "process":
+        return None
+    reason = (
+        f"nothing measured → {kind} (from what an earlier call measured ({_describe(memo)})); {choice.reason} → process"
+    )
+    return attrs.evolve(choice, reason=reason)
 
 
 def _setting(  # noqa: PLR0913 - every input the cost model's choice depends on, but the items
@@ -445,6 +503,17 @@ def _item_seconds(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> f
     return seconds * (1 + (m.items - m.completed) / m.items)
 
 
+def _forget_if_shorter(call: _Call, workers: int, seconds: float) -> None:
+    """After a call sent to the pool unmeasured: forget items far shorter than remembered.
+
+    The call's time, spread over its items a worker each, bounds an item's time from
+    above; when even that is a :data:`DRIFT` of what was remembered, the next call
+    measures the function afresh.
+    """
+    if call.remembered is not None and seconds * workers / max(1, len(call.items)) * DRIFT < call.remembered:
+        forget(call.fn)
+
+
 def _prestarter(
     fn: Callable[[Any], Any], declared: TaskKind | None, workers: int | None, cpus: int
 ) -> Callable[[], object] | None:
@@ -493,6 +562,7 @@ def _execute(plan: Plan) -> list[Any]:
         deadline = None if call.timeout is None else time.monotonic() + call.timeout
     feed = Feed(outcomes, resume_at, len(call.items))
     backend = BACKENDS[plan.mode]
+    began = time.perf_counter()
     try:
         if call.auto and plan.mode == "process" and deadline is None:
             _run_while_pool_starts(call, feed, plan.workers, plan.chunksize)
@@ -514,6 +584,8 @@ def _execute(plan: Plan) -> list[Any]:
             if not run.measurement.exact and plan.kind is not None and not outcomes.failed:
                 # The plan was made on lower bounds; now the probe's items are done.
                 remember(call.fn, Memo(plan.kind, _item_seconds(plan.kind, run.final())))
+        if first and not outcomes.failed:
+            _forget_if_shorter(call, plan.workers, time.perf_counter() - began)
     except TimeoutError:  # only the backends' and the probe's own: fn's exceptions are recorded, not raised
         raise _timed_out(call.timeout, outcomes) from None
     if outcomes.error is not None:

@@ -24,7 +24,7 @@ import attrs
 
 from ._classify import TaskKind
 
-__all__ = ["LoopVerdict", "Memo", "forget_all", "recall", "remember"]
+__all__ = ["LoopVerdict", "Memo", "forget", "forget_all", "recall", "remember"]
 
 
 @final
@@ -89,6 +89,15 @@ def recall(fn: Callable[..., Any]) -> Memo | None:
             return _memos.get(_key(fn))
     except TypeError:
         return None
+
+
+def forget(fn: Callable[..., Any]) -> None:
+    """Forget ``fn``: its next call measures it afresh."""
+    try:
+        with _lock:
+            _memos.pop(_key(fn), None)
+    except TypeError:
+        pass
 
 
 def forget_all() -> None:
