@@ -272,11 +272,11 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         return cost_model(*fitness[0])
 
     memo = recall(fn)
-    setting = _setting(declared, workers, chunksize, cpus=cpus, io_cap=io_cap, count=count)
     if deadline is None and memo is not None:
         pooled = _remembered_pool(memo, declared, count=count, workers=workers, cpus=cpus, decide=decide)
         if pooled is not None:
             return _make_plan(pooled, declared or memo.kind, None, call(remembered=memo.item_seconds))
+    setting = _setting(declared, workers, chunksize, cpus=cpus, io_cap=io_cap, count=count)
 
     def measured_kind(m: Measurement) -> TaskKind:
         return declared or kind_from_measurement(m.cpu_share, m.gil_share, None if memo is None else memo.kind)

@@ -6,7 +6,7 @@ import pickle
 import sys
 from typing import Any
 
-__all__ = ["pickled_size", "why_not_picklable"]
+__all__ = ["pickled", "pickled_size", "why_not_picklable"]
 
 
 def why_not_picklable(fn: Any) -> str | None:
@@ -28,12 +28,18 @@ def why_not_picklable(fn: Any) -> str | None:
     return None
 
 
-def pickled_size(obj: Any) -> int | None:
-    """The size of ``obj`` pickled, or ``None`` if it cannot be pickled."""
+def pickled(obj: Any) -> bytes | None:
+    """``obj`` pickled, or ``None`` if it cannot be pickled."""
     try:
-        return len(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - "cannot be pickled" is the answer
         return None
+
+
+def pickled_size(obj: Any) -> int | None:
+    """The size of ``obj`` pickled, or ``None`` if it cannot be pickled."""
+    data = pickled(obj)
+    return None if data is None else len(data)
 
 
 def _name(fn: Any) -> str:

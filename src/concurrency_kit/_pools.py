@@ -13,7 +13,6 @@ import contextlib
 import importlib
 import multiprocessing
 import os
-import pickle
 import threading
 import time
 import weakref
@@ -23,6 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._config import get_config
+from ._pickling import pickled
 from ._worker import init_process_worker, init_thread_worker, warm_up_worker
 
 if TYPE_CHECKING:
@@ -288,7 +288,7 @@ def _wait_for_prestart() -> None:
         warming.join(PRESTART_JOIN_SECONDS)
 
 
-#: Warming a pool takes rounds of no-op tasks until every worker has run one ...
+#: Warming a pool takes rounds of warm-up tasks until every worker has run one ...
 WARM_UP_ROUNDS = 100
 #: ... pausing this long between rounds while a worker is still starting.
 WARM_UP_PAUSE = 0.005
@@ -357,20 +357,15 @@ _REFERENCE_BYTES = 1024
 
 def _pickled_reference(fn: Callable[..., Any] | None) -> bytes | None:
     """``fn`` pickled, when it pickles by reference (module and name): else ``None``."""
-    if fn is None:
-        return None
-    try:
-        data = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # noqa: BLE001 - anything a reducer raises: then there is nothing to import
-        return None
-    return data if len(data) <= _REFERENCE_BYTES else None
+    data = None if fn is None else pickled(fn)
+    return data if data is not None and len(data) <= _REFERENCE_BYTES else None
 
 
 def prestart_process_pool(workers: int, fn: Callable[..., Any] | None = None) -> threading.Thread | None:
     """Start a process pool of ``workers`` in a background thread, unless one is ready.
 
-    Returns at once: the imports, the pool and its workers are all made in the
-    background thread, so the caller is not held up. Given ``fn``, the function the
+    Returns at once: the pool and its workers are made in the background thread, so
+    the caller is not held up. Given ``fn``, the function the
     pool is started for, each new worker imports its module while it starts.
 
     Returns:

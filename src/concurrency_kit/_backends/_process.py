@@ -22,8 +22,10 @@ import pickle
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
+from .._crash import WorkerCrashedError
 from .._errors import UnpicklableTaskError
 from .._outcomes import Feed, Outcomes
 from .._pickling import why_not_picklable
@@ -80,8 +82,6 @@ def _store(outcomes: Outcomes, span: range, payload: bytes) -> None:
 
 
 def _crashed(indices: Sequence[int], exc: BaseException) -> BaseException:
-    from .._crash import WorkerCrashedError  # noqa: PLC0415 - imports multiprocessing
-
     shown = ", ".join(map(str, indices[:10])) + (", …" if len(indices) > 10 else "")
     error = WorkerCrashedError(
         f"a worker process died while running item(s) {shown} ({exc}); the pool was replaced", tuple(indices)
@@ -100,8 +100,6 @@ class _Chunks:
 
     def fill(self, chunksize: int) -> None:
         """Submit chunks until the call's share of the pool is busy."""
-        from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415 - loaded with the pool
-
         limit = self.workers * (IN_FLIGHT_PER_WORKER if process_pool_size() == self.workers else 1)
         while len(self.running) < limit and (span := self.again.pop() if self.again else self._take(chunksize)):
             try:
@@ -126,8 +124,6 @@ class _Chunks:
 
     def collect(self, done: set[Future[bytes]]) -> None:
         """Store finished chunks; handle chunks lost with a broken pool."""
-        from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415 - loaded with the pool
-
         lost: list[int] = []
         broken: tuple[ProcessPoolExecutor, BaseException] | None = None
         for future in done:
@@ -218,8 +214,6 @@ def _isolate(
     fn: Callable[[Any], Any], items: Sequence[Any], indices: Sequence[int], outcomes: Outcomes, workers: int
 ) -> None:
     """Retry each lost item alone; one that kills its worker again gets WorkerCrashedError."""
-    from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415
-
     for index in indices:
         span = range(index, index + 1)
         pool, future = submit_to_processes(workers, run_pickled_chunk, _pickle_chunk(fn, items, span, collect=True))
