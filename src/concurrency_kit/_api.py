@@ -126,7 +126,7 @@ def _measure_inline(
     items run in spans of 1, 4, 16 … items, with the clock read between spans: a check of
     items that turned out slow costs one item, and tiny ones run as fast as in a loop.
     """
-    feed = Feed(outcomes, 0, stop)
+    feed = Feed(outcomes, 0, stop, in_order=True)
     clock = time.perf_counter
     t0, c0 = clock(), time.thread_time()
     end = t0 + budget
@@ -202,7 +202,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     count = len(sequence)
     cpus = usable_cpus()
     io_cap = get_config().max_io_workers
-    outcomes = Outcomes(count, collect=bool(return_exceptions))
+    outcomes = Outcomes(count, collect=bool(return_exceptions), in_order=True)
 
     def call(resume_at: int = 0, run: ProbeRun | None = None, remembered: float | None = None) -> _Call:
         return _Call(
@@ -533,7 +533,8 @@ def _process_fitness(
     item_size = pickled_size(items[resume_at])
     if item_size is None:
         return f"item {resume_at} cannot be pickled", 0
-    result = outcomes.values[0]
+    values = outcomes.values  # the first item's result, where it has one
+    result = values[0] if values else EMPTY
     result_size = pickled_size(result) if result is not EMPTY else 0
     return None, item_size + (result_size or 0)
 
@@ -558,9 +559,10 @@ def _execute(plan: Plan) -> list[Any]:
     if first:
         outcomes, resume_at, run, deadline = call.outcomes, call.resume_at, call.probe, call.deadline
     else:  # a second run() runs everything again, with the whole timeout
-        outcomes, resume_at, run = Outcomes(len(call.items), collect=call.outcomes.collect), 0, None
+        outcomes = Outcomes(len(call.items), collect=call.outcomes.collect, in_order=True)
+        resume_at, run = 0, None
         deadline = None if call.timeout is None else time.monotonic() + call.timeout
-    feed = Feed(outcomes, resume_at, len(call.items))
+    feed = Feed(outcomes, resume_at, len(call.items), in_order=plan.mode == "serial")
     backend = BACKENDS[plan.mode]
     began = time.perf_counter()
     try:
@@ -622,7 +624,7 @@ def _run_while_pool_starts(call: _Call, feed: Feed, workers: int, chunksize: int
 def _timed_out(timeout: float | None, outcomes: Outcomes) -> TimeoutError:
     done = sum(value is not EMPTY for value in outcomes.values)
     return TimeoutError(
-        f"the call did not finish within its timeout of {timeout:g} s ({done} of {len(outcomes.values)} items "
+        f"the call did not finish within its timeout of {timeout:g} s ({done} of {outcomes.total} items "
         "done); worker processes running its items were stopped; an item running in a thread finishes in the "
         "background (threads cannot be stopped)"
     )
@@ -641,7 +643,7 @@ def _noted(error: BaseException, index: int, items: Sequence[Any]) -> BaseExcept
 
 def _run_missing(call: _Call, outcomes: Outcomes, start: int, deadline: float | None) -> None:
     """Run, in the calling thread, every item from ``start`` on that has no result yet."""
-    values, index, total = outcomes.values, start, len(call.items)
+    values, index, total = outcomes.dense(), start, len(call.items)
     while index < total and not outcomes.failed:
         if values[index] is not EMPTY:
             index += 1

@@ -4,14 +4,22 @@
 span of items, each once, to whichever workers ask, and :func:`run_span` runs a span
 into the outcomes. The probe and then a backend each draw from a feed of their own over
 the same outcomes, so no item runs twice.
+
+A call whose items may all run in the calling thread, in order (a loop, or the timed
+check before one), starts its outcomes *in order*: the results so far are a list that
+grows at its end, as a list comprehension's would, with no slot per item allocated up
+front and no copy of the items or of the results; only the last span's results are
+moved, once, when the head is put in front of them. The first feed that may write out
+of order (another thread's, or a backend's) makes the outcomes dense first: one slot
+per item, as before.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from operator import length_hint
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["EMPTY", "Feed", "Outcomes", "run_span"]
 
@@ -27,14 +35,34 @@ class Outcomes:
     still stops the call.
     """
 
-    __slots__ = ("_lock", "collect", "error", "error_index", "values")
+    __slots__ = ("_lock", "collect", "error", "error_index", "total", "values")
 
-    def __init__(self, total: int, *, collect: bool = False) -> None:
-        self.values: list[Any] = [EMPTY] * total
+    def __init__(self, total: int, *, collect: bool = False, in_order: bool = False) -> None:
+        """Slots for ``total`` items.
+
+        With ``in_order`` (not with ``collect``), :attr:`values` starts empty and grows
+        as in-order feeds run their spans, until a feed that may write out of order
+        makes it dense (:meth:`dense`).
+        """
+        self.total = total
         self.collect = collect
+        self.values: list[Any] = [] if in_order and not collect else [EMPTY] * total
         self.error: BaseException | None = None
         self.error_index = -1
         self._lock = threading.Lock()
+
+    @property
+    def in_order(self) -> bool:
+        """Whether the results so far are a prefix that only an in-order feed extends."""
+        return len(self.values) < self.total
+
+    def dense(self) -> list[Any]:
+        """Give every item its slot (:data:`EMPTY` until written), in place; the values."""
+        with self._lock:
+            values = self.values
+            if len(values) < self.total:
+                values += [EMPTY] * (self.total - len(values))
+            return values
 
     def fail(self, index: int, error: BaseException) -> bool:
         """Record a failure of item ``index``.
@@ -59,11 +87,17 @@ class Outcomes:
 
 
 class Feed:
-    """Hands out the indices ``start … stop-1`` in order, each once, until stopped."""
+    """Hands out the indices ``start … stop-1`` in order, each once, until stopped.
+
+    An ``in_order`` feed's spans are run one after another by one thread; any other
+    feed makes its outcomes dense (one slot per item) when it is made.
+    """
 
     __slots__ = ("_lock", "next", "outcomes", "stop_at", "stopped")
 
-    def __init__(self, outcomes: Outcomes, start: int, stop: int) -> None:
+    def __init__(self, outcomes: Outcomes, start: int, stop: int, *, in_order: bool = False) -> None:
+        if not in_order:
+            outcomes.dense()
         self.outcomes = outcomes
         self.next = start
         self.stop_at = stop
@@ -103,22 +137,34 @@ def run_span(
     for the probe's short batches).
     """
     outcomes = feed.outcomes
-    values = outcomes.values
     index, stop = span.start, span.stop
+    if outcomes.in_order:
+        if not check_each and index == len(outcomes.values):
+            return _extend(fn, items, outcomes, index, stop)
+        outcomes.dense()
     if not check_each and not outcomes.collect:
         # The fastest loop Python has. A failure ends the call, whose other results are
         # then never read: only which item failed matters, and the iterator knows.
         remaining = iter(items[index:stop])
         try:
-            values[index:stop] = [fn(item) for item in remaining]
+            outcomes.values[index:stop] = [fn(item) for item in remaining]
         except BaseException as exc:  # noqa: BLE001 - recorded; the call re-raises it
             outcomes.fail(stop - length_hint(remaining) - 1, exc)
             return False
         return True
+    return _run_each(fn, items, feed, index, stop, check_each=check_each)
+
+
+def _run_each(  # noqa: PLR0913 - run_span's inputs
+    fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, index: int, stop: int, *, check_each: bool
+) -> bool:
+    """run_span for dense outcomes, item by item: checking the feed, or collecting exceptions."""
+    outcomes = feed.outcomes
+    values = outcomes.values
     while index < stop:
         try:
             if check_each:
-                for index in range(index, stop):  # noqa: B020 - resumes after a collected failure
+                for index in range(index, stop):  # noqa: B020, PLR1704 - resumes after a collected failure
                     if feed.stopped or outcomes.error is not None:
                         return False
                     values[index] = fn(items[index])
@@ -137,4 +183,44 @@ def run_span(
             index += 1
         else:
             return True
+    return True
+
+
+#: Iterators that can start part-way through their sequence (``__setstate__``).
+_RESUMABLE: Final = frozenset({type(iter([])), type(iter(())), type(iter(range(0)))})
+
+
+def _iterate_from(items: Sequence[Any], index: int) -> Iterator[Any]:
+    """An iterator over ``items`` from ``index`` on, copying nothing where it can.
+
+    A list's, tuple's or range's own iterator skips ahead; anything else (a subclass
+    with an ``__iter__`` of its own) is sliced, as the other spans are.
+    """
+    iterator: Any = iter(items)
+    if type(iterator) not in _RESUMABLE:
+        return iter(items[index:])
+    if index:
+        iterator.__setstate__(index)
+    return iterator  # type: ignore[no-any-return]
+
+
+def _extend(fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, index: int, stop: int) -> bool:
+    """Run items ``index … stop-1`` onto the end of in-order outcomes; ``False`` on a failure.
+
+    A span that ends the input becomes the results list itself, with the head put in
+    front of it: the items' results are never copied, as a list comprehension's are not.
+    """
+    last = stop == outcomes.total == len(items)
+    remaining = _iterate_from(items, index) if last else iter(items[index:stop])
+    try:
+        done = [fn(item) for item in remaining]
+    except BaseException as exc:  # noqa: BLE001 - recorded; the call re-raises it
+        outcomes.fail(stop - length_hint(remaining) - 1, exc)
+        return False
+    if not last:
+        outcomes.values += done
+    else:
+        if index:
+            done[0:0] = outcomes.values
+        outcomes.values = done
     return True
