@@ -11,7 +11,7 @@ import attrs
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import TaskKind
+from concurrency_kit import TaskKind, _cpu
 from helpers import double
 
 
@@ -190,3 +190,16 @@ def test_max_io_workers_caps_auto_threads() -> None:
     plan = ck.plan(wait_io, range(20), classifier=lambda _fn, _sample: "io")
     assert (plan.mode, plan.workers) == ("thread", 3)
     assert plan.run() == list(range(20))
+
+
+def test_the_planner_rereads_the_cpus_it_may_use_after_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    counts = iter([3, 5])
+    clock = [1000.0]
+    monkeypatch.setattr(_cpu, "usable_cpus", lambda: next(counts))
+    monkeypatch.setattr(_cpu.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(_cpu, "_read", [])
+    assert _cpu.planning_cpus() == 3
+    clock[0] += _cpu._REREAD_SECONDS / 2
+    assert _cpu.planning_cpus() == 3
+    clock[0] += _cpu._REREAD_SECONDS
+    assert _cpu.planning_cpus() == 5

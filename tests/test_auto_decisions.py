@@ -88,7 +88,7 @@ def test_a_single_item_runs_in_a_loop() -> None:
 
 
 def test_one_usable_cpu_runs_cpu_work_in_a_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_api, "usable_cpus", lambda: 1)
+    monkeypatch.setattr(_api, "planning_cpus", lambda: 1)
     plan = ck.plan(factorize, SEED_NUMBERS)
     assert plan.mode == "serial", plan.reason
     assert "one usable CPU" in plan.reason

@@ -178,3 +178,17 @@ def test_a_bound_method_and_a_partial_are_remembered() -> None:
     assert REMEMBERED in ck.plan(squarer.square, range(20_000)).reason
     ck.run_parallel(functools.partial(pow, exp=2), range(20_000))
     assert REMEMBERED in ck.plan(functools.partial(pow, exp=2), range(20_000)).reason
+
+
+def test_only_an_item_time_far_from_the_remembered_one_is_remembered_anew() -> None:
+    assert not _api._changed(1e-6, 1e-6 * _api.SAME_TIME * 0.99)
+    assert not _api._changed(1e-6, 1e-6 / _api.SAME_TIME * 1.01)
+    assert _api._changed(1e-6, 1e-6 * _api.SAME_TIME * 1.01)
+    assert _api._changed(1e-6, 1e-6 / _api.SAME_TIME / 1.01)
+    ck.run_parallel(double, range(20_000))
+    memo = recall(double)
+    assert memo is not None
+    stale = Memo(memo.kind, memo.item_seconds / 1000, memo.loop)
+    remember(double, stale)
+    ck.run_parallel(double, range(20_000))
+    assert recall(double) is not stale

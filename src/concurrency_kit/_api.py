@@ -31,7 +31,7 @@ import attrs
 from ._backends import BACKENDS
 from ._classify import SAMPLE_SIZE, TaskKind, agrees, declared_kind, kind_from_measurement
 from ._config import get_config
-from ._cpu import usable_cpus
+from ._cpu import planning_cpus
 from ._errors import UnpicklableTaskError
 from ._memory import LoopVerdict, Memo, forget, forget_all, recall, remember
 from ._outcomes import EMPTY, Feed, Outcomes, run_span
@@ -200,7 +200,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     sequence = _check_arguments(fn, items, mode, workers, chunksize, classifier)
     deadline = None if seconds is None else started + seconds
     count = len(sequence)
-    cpus = usable_cpus()
+    cpus = planning_cpus()
     io_cap = get_config().max_io_workers
     outcomes = Outcomes(count, collect=bool(return_exceptions), in_order=True)
 
@@ -231,7 +231,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
             chunksize=chunksize,
         )
         reason = choice.reason if decision is None else f"{choice.reason}; kind {declared} from {decision.source}"
-        return _make_plan(attrs.evolve(choice, reason=reason), declared, None, call())
+        return _make_plan(choice, declared, None, call(), reason)
 
     if count == 0:
         choice = Choice("serial", 1, 1, "no items")
@@ -344,14 +344,11 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     choice = chosen or decide(measurement, resume_at, kind)
     if not outcomes.failed and not in_worker() and measurement.exact:  # else: once run() has the rest
         kept = None if memo is None or memo.loop is None or memo.loop.setting != setting else memo.loop
-        remember(fn, Memo(kind, _item_seconds(kind, measurement, memo), kept))
+        item_seconds = _item_seconds(kind, measurement, memo)
+        if memo is None or memo.kind is not kind or memo.loop is not kept or _changed(memo.item_seconds, item_seconds):
+            remember(fn, Memo(kind, item_seconds, kept))
     reason = f"{describe_measurement(measurement)} → {kind} (from {source}); {choice.reason} → {choice.mode}"
-    return _make_plan(
-        attrs.evolve(choice, reason=reason),
-        kind,
-        measurement,
-        call(resume_at, run),
-    )
+    return _make_plan(choice, kind, measurement, call(resume_at, run), reason)
 
 
 #: Each span of the calling thread's timed check is this many times the last.
@@ -368,6 +365,16 @@ DRIFT = 4.0
 #: call that long by at most a tenth (even I/O items, a thread each, take that many
 #: rounds).
 LONG_INPUT = 10
+
+
+#: A measured item time within this factor of the remembered one is not remembered anew
+#: (nothing that depends on it moves much; a tiny call saves the write).
+SAME_TIME = 1.25
+
+
+def _changed(remembered: float, seconds: float) -> bool:
+    """Whether ``seconds`` differs from the ``remembered`` item time by more than :data:`SAME_TIME`."""
+    return not remembered / SAME_TIME <= seconds <= remembered * SAME_TIME
 
 
 def _describe(memo: Memo) -> str:
@@ -539,13 +546,16 @@ def _process_fitness(
     return None, item_size + (result_size or 0)
 
 
-def _make_plan(choice: Choice, kind: TaskKind | None, measurement: Measurement | None, call: _Call) -> Plan:
+def _make_plan(
+    choice: Choice, kind: TaskKind | None, measurement: Measurement | None, call: _Call, reason: str | None = None
+) -> Plan:
+    """The plan for ``choice``, with ``reason`` (default: the choice's own)."""
     return Plan(
         mode=choice.mode,
         kind=kind,
         workers=choice.workers,
         chunksize=choice.chunksize,
-        reason=choice.reason,
+        reason=choice.reason if reason is None else reason,
         measurement=measurement,
         runner=_execute,
         state=call,

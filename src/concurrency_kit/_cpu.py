@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 
-__all__ = ["usable_cpus"]
+__all__ = ["planning_cpus", "usable_cpus"]
+
+#: The planner re-reads the affinity mask at most this often (seconds): it is a system
+#: call, and a call on tiny items plans in tens of microseconds.
+_REREAD_SECONDS = 1.0
+_read: list[tuple[float, int]] = []  # (when, count) of the last reading
 
 
 def usable_cpus() -> int:
@@ -18,3 +24,13 @@ def usable_cpus() -> int:
     if getaffinity is not None:
         return max(1, len(getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+def planning_cpus() -> int:
+    """:func:`usable_cpus`, as read at most :data:`_REREAD_SECONDS` ago."""
+    now = time.monotonic()
+    if _read and now - _read[0][0] < _REREAD_SECONDS:
+        return _read[0][1]
+    count = usable_cpus()
+    _read[:] = [(now, count)]
+    return count
