@@ -200,9 +200,9 @@ def test_shutdown_stops_a_pool_being_prestarted(monkeypatch: pytest.MonkeyPatch,
     real_process_pool = _pools.process_pool
     real_stop_prestart = _pools._stop_prestart
 
-    def process_pool_after_shutdown(workers: int, generation: int | None = None):
+    def process_pool_after_shutdown(workers: int, generation: int | None = None, *, main: bool = False):
         shutdown_began.wait(timeout=5)
-        return real_process_pool(workers, generation)
+        return real_process_pool(workers, generation, main=main)
 
     def stop_prestart() -> threading.Thread | None:
         warming = real_stop_prestart()
@@ -368,3 +368,74 @@ def test_auto_runs_items_in_the_calling_process_while_the_pool_starts() -> None:
 def test_a_forced_process_call_runs_nothing_in_the_calling_process() -> None:
     ck.shutdown()
     assert os.getpid() not in ck.run_parallel(worker_pid, range(200), "process")
+
+
+# --- the main module in workers ------------------------------------------------------
+
+_WORKMOD = '''
+import sys
+
+
+def main_was_imported(_):
+    """Whether this worker imported the main program (only it imports marker)."""
+    return "marker" in sys.modules
+
+
+def class_name(obj):
+    return type(obj).__name__
+'''
+
+_PROGRAM = """
+import concurrency_kit as ck
+import marker  # noqa: F401 - what only this program imports
+from workmod import class_name, main_was_imported
+
+
+class Thing:
+    pass
+
+
+def add_one(x):
+    return x + 1
+
+
+if __name__ == "__main__":
+    print(ck.run_parallel(main_was_imported, range(2), "process", workers=2, chunksize=1))
+    print(ck.run_parallel(class_name, [Thing(), Thing()], "process", workers=2, chunksize=1))
+    print(ck.run_parallel(add_one, range(2), "process", workers=2, chunksize=1))
+    print(ck.run_parallel(main_was_imported, range(2), "process", workers=2, chunksize=1))
+    ck.shutdown()
+"""
+
+
+def _run_program(tmp_path: Path, *how: str) -> list[str]:
+    (tmp_path / "workmod.py").write_text(_WORKMOD, encoding="utf-8")
+    (tmp_path / "marker.py").write_text("", encoding="utf-8")
+    (tmp_path / "program.py").write_text(_PROGRAM, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, *how], capture_output=True, text=True, timeout=50, env=env, cwd=tmp_path, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+@pytest.mark.skipif(
+    _pools.get_config().resolved_start_method() != "forkserver" or not (3, 11) <= sys.version_info < (3, 14),
+    reason="workers skip the main module with a forkserver, on CPython 3.11-3.13",
+)
+def test_workers_import_a_main_module_run_by_name_only_once_a_task_comes_from_it(tmp_path: Path) -> None:
+    # python -m program: multiprocessing would have each worker import it, and all it
+    # imports. Tasks that never name it do without; a class or function defined there
+    # gets workers that import it, and the pool keeps them.
+    assert _run_program(tmp_path, "-m", "program") == [
+        "[False, False]",
+        "['Thing', 'Thing']",
+        "[1, 2]",
+        "[True, True]",
+    ]
+
+
+def test_functions_and_classes_of_a_main_script_run_in_worker_processes(tmp_path: Path) -> None:
+    lines = _run_program(tmp_path, "program.py")
+    assert lines[1:3] == ["['Thing', 'Thing']", "[1, 2]"]

@@ -22,6 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._config import get_config
+from ._launch import forkserver_context_without_main
 from ._pickling import pickled
 from ._worker import init_process_worker, init_thread_worker, warm_up_worker
 
@@ -34,6 +35,7 @@ __all__ = [
     "discard_process_pool",
     "forkserver_started",
     "kill_process_pool",
+    "needs_main",
     "prestart_process_pool",
     "process_pool",
     "process_pool_age",
@@ -71,8 +73,19 @@ def _import_late_imports() -> None:
 _import_late_imports()
 
 #: What the forkserver imports once, so that the workers it forks start with it: the
-#: executor's worker loop and our chunk runner (which imports nothing else of ours).
-_PRELOAD_MODULES = ("concurrent.futures.process", "concurrency_kit._worker")
+#: executor's worker loop, our chunk runner and the class of our workers (which import
+#: nothing else of ours).
+_PRELOAD_MODULES = ("concurrent.futures.process", "concurrency_kit._worker", "concurrency_kit._launch")
+#: Pickled bytes that name the main module. A task whose function or items pickle to
+#: them needs workers that import the main module; other pools' workers skip it.
+_MAIN_REFERENCE = b"__main__"
+
+
+def needs_main(payload: bytes | None) -> bool:
+    """Whether a pickled task refers to the main module (by name, as pickle does)."""
+    return payload is not None and _MAIN_REFERENCE in payload
+
+
 #: How long shutdown() waits for a pool being started in the background to be up.
 PRESTART_JOIN_SECONDS = 30.0
 
@@ -90,6 +103,7 @@ class _Shared:
         self.thread_size = 0
         self.processes: ProcessPoolExecutor | None = None
         self.process_size = 0
+        self.process_main = False  # whether its workers import the main module
         self.start_method = ""
         self.born = 0.0  # time.monotonic() when the process pool was made
         self.generation = 0  # bumped by shutdown(): a pre-start from before it makes nothing
@@ -162,18 +176,21 @@ def submit_daemon(fn: Callable[..., T], /, *args: Any) -> Future[T]:
     return future
 
 
-def submit_to_processes(workers: int, fn: Callable[..., T], /, *args: Any) -> tuple[ProcessPoolExecutor, Future[T]]:
+def submit_to_processes(
+    workers: int, fn: Callable[..., T], /, *args: Any, main: bool = False
+) -> tuple[ProcessPoolExecutor, Future[T]]:
     """Submit ``fn(*args)`` to the shared process pool; return the pool that took it too.
 
     As with threads, a pool replaced meanwhile hands the task on to the current one;
-    work already queued on the old pool still completes there.
+    work already queued on the old pool still completes there. ``main``: the task
+    needs workers that import the main module (see :func:`needs_main`).
 
     Raises:
         BrokenProcessPool: the pool broke (a worker died) before it took the task; it
             is forgotten, so the next submission gets a fresh one.
     """
     while True:
-        pool = process_pool(workers)
+        pool = process_pool(workers, main=main)
         try:
             return pool, pool.submit(fn, *args)
         except BrokenProcessPool:
@@ -192,11 +209,19 @@ def process_pool_age(workers: int) -> float | None:
         return time.monotonic() - _shared.born
 
 
-def process_pool_ready(workers: int) -> bool:
-    """Whether a process pool of at least ``workers`` workers is up, every worker started."""
+def process_pool_ready(workers: int, *, main: bool = False) -> bool:
+    """Whether a process pool of at least ``workers`` workers is up, every worker started.
+
+    With ``main``, only a pool whose workers import the main module will do.
+    """
     with _shared.lock:
         pool = _shared.processes
-        return pool is not None and _shared.process_size >= workers and pool in _shared.warm
+        return (
+            pool is not None
+            and _shared.process_size >= workers
+            and (_shared.process_main or not main)
+            and pool in _shared.warm
+        )
 
 
 def process_pool_size() -> int:
@@ -210,33 +235,47 @@ def forkserver_started() -> bool:
 
 
 @overload
-def process_pool(workers: int) -> ProcessPoolExecutor: ...
+def process_pool(workers: int, *, main: bool = False) -> ProcessPoolExecutor: ...
 @overload
-def process_pool(workers: int, generation: int) -> ProcessPoolExecutor | None: ...
-def process_pool(workers: int, generation: int | None = None) -> ProcessPoolExecutor | None:
+def process_pool(workers: int, generation: int, *, main: bool = False) -> ProcessPoolExecutor | None: ...
+def process_pool(workers: int, generation: int | None = None, *, main: bool = False) -> ProcessPoolExecutor | None:
     """Return the shared process pool, with at least ``workers`` worker processes.
 
     Args:
         workers: the fewest workers the pool must have.
         generation: with a value, make a pool only if :func:`shutdown` has not been
             called since that generation was read (returns ``None`` otherwise).
+        main: the pool's workers must import the main module. A pool replaced for
+            that keeps its size, and later pools keep importing it (a program whose
+            tasks come from its main module goes on sending them).
     """
     start_method = get_config().resolved_start_method()
     with _shared.lock:
         current = _shared.processes
-        if current is not None and _shared.process_size >= workers and _shared.start_method == start_method:
+        if (
+            current is not None
+            and _shared.process_size >= workers
+            and (_shared.process_main or not main)
+            and _shared.start_method == start_method
+        ):
             return current
         if generation is not None and generation != _shared.generation:
             return None
         _register_exit_wait()
+        main = main or _shared.process_main
         context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             _preload_worker_modules(context)
             _shared.forkserver_started = True
+            if not main:
+                context = forkserver_context_without_main() or context
+        if current is not None and _shared.start_method == start_method:
+            workers = max(workers, _shared.process_size)
         _shared.processes = ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=init_process_worker
         )
         _shared.process_size = workers
+        _shared.process_main = main
         _shared.start_method = start_method
         _shared.born = time.monotonic()
         if current is not None:
@@ -325,15 +364,15 @@ def _warm_up(pool: ProcessPoolExecutor, workers: int, generation: int, function:
     return False
 
 
-def _spawn(workers: int, generation: int, fn: Callable[..., Any] | None) -> None:
+def _spawn(workers: int, generation: int, function: bytes | None) -> None:
     try:
-        pool = process_pool(workers, generation)
+        pool = process_pool(workers, generation, main=needs_main(function))
     except RuntimeError:  # the interpreter began to exit (no pool can start now): nothing to warm
         return
     if pool is None:
         return  # shutdown() came first
     try:
-        warm = _warm_up(pool, workers, generation, _pickled_reference(fn))
+        warm = _warm_up(pool, workers, generation, _reference(function))
     except RuntimeError:
         # The pool was shut down meanwhile, or the interpreter began to exit in the middle
         # of the first submission, which then started workers but (Python 3.12+) not the
@@ -355,30 +394,31 @@ def _spawn(workers: int, generation: int, fn: Callable[..., Any] | None) -> None
 _REFERENCE_BYTES = 1024
 
 
-def _pickled_reference(fn: Callable[..., Any] | None) -> bytes | None:
-    """``fn`` pickled, when it pickles by reference (module and name): else ``None``."""
-    data = None if fn is None else pickled(fn)
-    return data if data is not None and len(data) <= _REFERENCE_BYTES else None
+def _reference(function: bytes | None) -> bytes | None:
+    """A pickled function, when it pickled by reference (module and name): else ``None``."""
+    return function if function is not None and len(function) <= _REFERENCE_BYTES else None
 
 
 def prestart_process_pool(workers: int, fn: Callable[..., Any] | None = None) -> threading.Thread | None:
     """Start a process pool of ``workers`` in a background thread, unless one is ready.
 
     Returns at once: the pool and its workers are made in the background thread, so
-    the caller is not held up. Given ``fn``, the function the
-    pool is started for, each new worker imports its module while it starts.
+    the caller is not held up. Given ``fn``, the function the pool is started for,
+    each new worker imports its module while it starts (and the main module only when
+    ``fn`` comes from it).
 
     Returns:
         The thread starting the pool (one already in flight is not repeated), or
         ``None`` when a pool of that size is ready.
     """
-    if process_pool_ready(workers):
+    function = None if fn is None else pickled(fn)
+    if process_pool_ready(workers, main=needs_main(function)):
         return None
     with _shared.lock:
         if (warming := _prestart_in_flight()) is not None:
             return warming
         thread = threading.Thread(
-            target=_spawn, args=(workers, _shared.generation, fn), name="concurrency_kit-prestart", daemon=True
+            target=_spawn, args=(workers, _shared.generation, function), name="concurrency_kit-prestart", daemon=True
         )
         _shared.warming = thread
         thread.start()  # under the lock, so that nobody sees it set but not yet alive
@@ -454,6 +494,7 @@ def shutdown(wait: bool = True) -> None:  # noqa: FBT001, FBT002 - mirrors Execu
         threads, processes = _shared.threads, _shared.processes
         _shared.threads = _shared.processes = None
         _shared.thread_size = _shared.process_size = 0
+        _shared.process_main = False
     if processes is not None and (wait or warming is None):  # else the pre-start stops it once started
         processes.shutdown(wait=wait, cancel_futures=True)
     if threads is not None:

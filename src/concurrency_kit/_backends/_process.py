@@ -29,7 +29,14 @@ from .._crash import WorkerCrashedError
 from .._errors import UnpicklableTaskError
 from .._outcomes import Feed, Outcomes
 from .._pickling import why_not_picklable
-from .._pools import discard_process_pool, kill_process_pool, process_pool_size, submit_to_processes, was_killed
+from .._pools import (
+    discard_process_pool,
+    kill_process_pool,
+    needs_main,
+    process_pool_size,
+    submit_to_processes,
+    was_killed,
+)
 from .._worker import run_pickled_chunk
 
 if TYPE_CHECKING:
@@ -109,7 +116,7 @@ class _Chunks:
                 self.finish()  # keep what was already sent
                 raise
             try:
-                pool, future = submit_to_processes(self.workers, run_pickled_chunk, payload)
+                pool, future = submit_to_processes(self.workers, run_pickled_chunk, payload, main=needs_main(payload))
             except BrokenProcessPool:
                 # A worker died since the last look: the chunks in flight will say which.
                 self.again.append(span)
@@ -216,7 +223,8 @@ def _isolate(
     """Retry each lost item alone; one that kills its worker again gets WorkerCrashedError."""
     for index in indices:
         span = range(index, index + 1)
-        pool, future = submit_to_processes(workers, run_pickled_chunk, _pickle_chunk(fn, items, span, collect=True))
+        payload = _pickle_chunk(fn, items, span, collect=True)
+        pool, future = submit_to_processes(workers, run_pickled_chunk, payload, main=needs_main(payload))
         try:
             _store(outcomes, span, future.result())
         except BrokenProcessPool as exc:
