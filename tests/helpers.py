@@ -335,3 +335,18 @@ def slow_if_positive(x: int) -> int:
     if x >= 0:
         select.select([], [], [], 0.02)
     return x
+
+
+def wait_here_for_a_worker(item: tuple[str, int, int]) -> str:
+    """In a worker, mark that one ran; in the parent, sleep 5 ms (measured), or, once the
+    "planned" file exists (run() has begun), wait until a worker has run an item."""
+    directory, _, parent = item
+    if os.getpid() != parent:
+        Path(directory, "worker-ran").touch()
+        return "worker"
+    if not os.path.exists(os.path.join(directory, "planned")):
+        select.select([], [], [], 0.005)  # waits without the GIL: no pool is pre-started
+        return "probe"
+    if not wait_for_path(os.path.join(directory, "worker-ran"), limit=20):
+        raise HelperError("no worker ran an item while the calling thread was running one")
+    return "caller"

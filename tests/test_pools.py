@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import _api, _pools, _worker
-from concurrency_kit._backends._process import _Chunks
+from concurrency_kit import _pools, _worker
+from concurrency_kit._backends._process import _Chunks, _help_while_starting
 from concurrency_kit._outcomes import EMPTY, Feed, Outcomes
 from helpers import (
     HelperError,
@@ -30,6 +30,7 @@ from helpers import (
     parent_pid,
     return_lock,
     thread_limits,
+    wait_here_for_a_worker,
     worker_pid,
 )
 
@@ -354,15 +355,21 @@ def test_auto_runs_items_in_the_calling_process_while_the_pool_starts() -> None:
     count = 200_000
     outcomes = Outcomes(count)
     feed = Feed(outcomes, 0, count)
-    call = _api._Call(pid_after_a_little_work, range(count), outcomes, 0, None, auto=True)
-    _api._run_while_pool_starts(call, feed, 2, 64)
-    ran_here = [value for value in outcomes.values if value is not EMPTY]
-    assert ran_here, "the calling thread ran nothing while the pool started"
-    assert set(ran_here) == {os.getpid()}
-    assert ran_here == outcomes.values[: len(ran_here)]  # from the front, in order, none skipped
-    # It stops when the workers are up (or the items run out), leaving the rest to them.
+    chunks = _Chunks(pid_after_a_little_work, range(count), feed, 2)
+    starting = _pools.prestart_process_pool(2, pid_after_a_little_work)
+    assert starting is not None
+    _help_while_starting(chunks, 64, starting)
+    here = [index for index, value in enumerate(outcomes.values) if value is not EMPTY]
+    assert here, "the calling thread ran nothing while the pool started"
+    assert {outcomes.values[index] for index in here} == {os.getpid()}
+    # It stops when the workers are up (or the items run out), leaving the rest to them;
+    # their first chunks were sent to them the moment they were up. Together: the front
+    # of the input, in order, none skipped.
     assert feed.remaining == 0 or _pools.process_pool_ready(2)
-    assert feed.remaining == count - len(ran_here)
+    sent = [index for _, span in chunks.running.values() for index in span]
+    assert sorted(here + sent) == list(range(count - feed.remaining))
+    chunks.finish()
+    assert os.getpid() not in {outcomes.values[index] for index in sent}
 
 
 def test_a_forced_process_call_runs_nothing_in_the_calling_process() -> None:
@@ -439,3 +446,20 @@ def test_workers_import_a_main_module_run_by_name_only_once_a_task_comes_from_it
 def test_functions_and_classes_of_a_main_script_run_in_worker_processes(tmp_path: Path) -> None:
     lines = _run_program(tmp_path, "program.py")
     assert lines[1:3] == ["['Thing', 'Thing']", "[1, 2]"]
+
+
+@needs_two_cpus
+def test_the_workers_get_chunks_the_moment_they_are_up_while_the_caller_runs_an_item(tmp_path: Path) -> None:
+    # Declared CPU-bound, the items sleep while measured (so no pool is pre-started then)
+    # and the plan is processes. In run() the pool starts cold and the calling thread runs
+    # items meanwhile; its first one waits until a worker has run an item, which only
+    # happens if chunks are sent to the workers while the calling thread is busy.
+    ck.shutdown()
+    items = [(str(tmp_path), index, os.getpid()) for index in range(200)]
+    plan = ck.plan(wait_here_for_a_worker, items, classifier=lambda _fn, _sample: "cpu")
+    assert plan.mode == "process", plan.reason
+    (tmp_path / "planned").touch()
+    results = plan.run()
+    assert "caller" in results
+    assert "worker" in results
+    assert set(results) <= {"probe", "caller", "worker"}

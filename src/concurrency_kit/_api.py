@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ._backends import BACKENDS
+from ._backends import BACKENDS, PROCESS_BACKEND
 from ._classify import SAMPLE_SIZE, TaskKind, agrees, declared_kind, kind_from_measurement
 from ._config import get_config
 from ._cpu import planning_cpus
@@ -573,16 +573,11 @@ def _execute(plan: Plan) -> list[Any]:
         resume_at, run = 0, None
         deadline = None if call.timeout is None else time.monotonic() + call.timeout
     feed = Feed(outcomes, resume_at, len(call.items), in_order=plan.mode == "serial")
-    backend = BACKENDS[plan.mode]
     began = time.perf_counter()
     try:
-        if call.auto and plan.mode == "process" and deadline is None:
-            _run_while_pool_starts(call, feed, plan.workers, plan.chunksize)
         if not outcomes.failed and feed.remaining:
             try:
-                backend.run(
-                    call.fn, call.items, feed, workers=plan.workers, chunksize=plan.chunksize, deadline=deadline
-                )
+                _run_backend(plan, call, feed, deadline)
             except UnpicklableTaskError:
                 if not call.auto:
                     raise
@@ -605,30 +600,16 @@ def _execute(plan: Plan) -> list[Any]:
     return outcomes.values
 
 
-#: While the process pool starts, the calling thread runs spans of this fraction of a
-#: chunk (about a millisecond of work), checking in between whether the workers are up.
-HELP_SPAN = 1 / 32
-
-
-def _run_while_pool_starts(call: _Call, feed: Feed, workers: int, chunksize: int) -> None:
-    """Run items in the calling thread, as a loop would, until the process pool is up.
-
-    A cold pool takes a fifth of a second or more to start (longer when the main module
-    is heavy to import, as every worker imports it): rather than wait, the caller gets
-    on with the work, so auto never does much worse than the loop it turned down. Only
-    auto does this; a forced ``mode="process"`` runs every item in a worker process.
-
-    Between spans the caller lets go of the GIL: the pool is started by threads of this
-    process (ours, the executor's), each step of which needs the GIL, and a caller that
-    held it for all but the forced switch every 5 ms made a pool start take 2-3 times
-    as long (in exchange, about a tenth of the caller's time).
-    """
-    starting = prestart_process_pool(workers, call.fn)
-    span_size = max(1, int(chunksize * HELP_SPAN))
-    while starting is not None and starting.is_alive() and (span := feed.take(span_size)):
-        if not run_span(call.fn, call.items, feed, span, check_each=False):
-            return
-        time.sleep(0)  # let the threads starting the pool take the GIL
+def _run_backend(plan: Plan, call: _Call, feed: Feed, deadline: float | None) -> None:
+    """Run the feed's items in the plan's mode."""
+    if call.auto and plan.mode == "process" and deadline is None:
+        # Auto turned the loop down: the calling thread runs items until the pool is up,
+        # so that auto never does much worse than that loop while a cold pool starts.
+        PROCESS_BACKEND.run_helping(call.fn, call.items, feed, workers=plan.workers, chunksize=plan.chunksize)
+        return
+    BACKENDS[plan.mode].run(
+        call.fn, call.items, feed, workers=plan.workers, chunksize=plan.chunksize, deadline=deadline
+    )
 
 
 def _timed_out(timeout: float | None, outcomes: Outcomes) -> TimeoutError:

@@ -150,7 +150,7 @@ def submit_to_threads(capacity: int, fn: Callable[..., T], /, *args: Any) -> Fut
                 raise
 
 
-def submit_daemon(fn: Callable[..., T], /, *args: Any) -> Future[T]:
+def submit_daemon(fn: Callable[..., T], /, *args: Any, name: str = "concurrency_kit-probe") -> Future[T]:
     """Run ``fn(*args)`` in a new daemon thread marked as a library worker.
 
     For the probe: its threads may still be running a long item when the call ends
@@ -172,7 +172,7 @@ def submit_daemon(fn: Callable[..., T], /, *args: Any) -> Future[T]:
         else:
             future.set_result(result)
 
-    threading.Thread(target=run, name="concurrency_kit-probe", daemon=True).start()
+    threading.Thread(target=run, name=name, daemon=True).start()
     return future
 
 

@@ -17,7 +17,7 @@ from ._process import ProcessBackend
 from ._serial import SerialBackend
 from ._thread import ThreadBackend
 
-__all__ = ["BACKENDS", "Backend"]
+__all__ = ["BACKENDS", "PROCESS_BACKEND", "Backend"]
 
 
 class Backend(Protocol):
@@ -44,8 +44,11 @@ class Backend(Protocol):
         ...
 
 
+#: The process backend, for what only it does (:meth:`ProcessBackend.run_helping`).
+PROCESS_BACKEND = ProcessBackend()
+
 BACKENDS: dict[str, Backend] = {
     "serial": SerialBackend(),
     "thread": ThreadBackend(),
-    "process": ProcessBackend(),
+    "process": PROCESS_BACKEND,
 }
