@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import _api
+from concurrency_kit import _api, _probe
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
 from helpers import double, factorize_first, needs_two_cpus, wait_io
 
@@ -233,3 +233,26 @@ def test_a_long_input_of_waits_still_gets_threads() -> None:
     assert (plan.mode, plan.kind) == ("thread", "io"), plan.reason
     assert results == list(range(count))
     assert took < 3, f"{took:.2f} s for {count} waits of 10 ms"
+
+
+@pytest.mark.skipif(_probe._thread_clock is None, reason="needs the CPU time of a running thread")
+def test_items_that_plainly_wait_are_decided_on_without_the_full_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    # With the usual windows out of reach, only the plain-wait rule can end the probe:
+    # a few GIL samples, none late, and items that compute almost nothing so far. The
+    # items wait until the plan is made (a probe that waited for them would hit the
+    # test's deadline).
+    monkeypatch.setattr(_probe, "MIN_WINDOW", 600.0)
+    monkeypatch.setattr(_probe, "MAX_WINDOW", 600.0)
+    planned = threading.Event()
+
+    def wait_for_the_plan(x: int) -> int:
+        planned.wait(timeout=30)
+        return x
+
+    plan = ck.plan(wait_for_the_plan, range(20))
+    planned.set()
+    assert plan.mode == "thread", plan.reason
+    assert plan.kind is ck.TaskKind.IO
+    assert plan.measurement is not None
+    assert not plan.measurement.exact  # decided while the items still waited
+    assert plan.run() == list(range(20))

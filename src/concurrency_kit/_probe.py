@@ -40,6 +40,9 @@ MIN_SAMPLES = 4
 #: ... unless the caller says sooner that what it has is enough (it may know the task
 #: from an earlier call), which it is asked from this much on.
 QUICK_WINDOW = 0.002
+#: ... or, once it has that many GIL samples, none late, sooner when the items plainly
+#: wait: their CPU share so far is below this (they compute a tenth of the time or less).
+PLAIN_WAIT_SHARE = 0.1
 #: ... but never watches longer than this before deciding on what it has.
 MAX_WINDOW = 0.050
 #: ... or this many late wake-ups: the GIL is plainly held.
@@ -211,6 +214,16 @@ class _Monitor:
             return True
         return False
 
+    def plainly_waiting(self, taken: int) -> bool:
+        """Whether enough GIL samples, none late, and the CPU share say the items wait.
+
+        Only where the CPU time of a running item can be read: else a computing item
+        still running would look as if it waited.
+        """
+        if _thread_clock is None or self.samples < MIN_SAMPLES or self.late:
+            return False
+        return self.measure(taken).cpu_share < PLAIN_WAIT_SHARE
+
     def measure(self, taken: int) -> Measurement:
         now = time.perf_counter()
         tallies = [slot.snapshot(now) for slot in self.slots]
@@ -305,6 +318,8 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
                 futures.append(submit(_work, fn, items, feed, slots[len(futures)], wake, window_end))
             if now - monitor.start >= MIN_WINDOW and (monitor.samples >= MIN_SAMPLES or monitor.late >= LATE_ENOUGH):
                 break
+            if monitor.plainly_waiting(feed.next - start):
+                break  # I/O: every item waiting is time the rest of the input could overlap
             if (
                 enough is not None
                 and now - monitor.start >= QUICK_WINDOW
