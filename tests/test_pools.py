@@ -443,6 +443,25 @@ def test_workers_import_a_main_module_run_by_name_only_once_a_task_comes_from_it
     ]
 
 
+@pytest.mark.skipif(
+    _pools.get_config().resolved_start_method() != "forkserver" or not (3, 11) <= sys.version_info < (3, 14),
+    reason="workers skip the main module with a forkserver, on CPython 3.11-3.13",
+)
+def test_a_task_that_needs_the_main_module_replaces_a_pool_without_it_for_good() -> None:
+    ck.shutdown()
+    plain = _pools.process_pool(2)
+    assert not _pools._shared.process_main
+    with_main = _pools.process_pool(2, main=True)
+    assert with_main is not plain
+    assert _pools.process_pool(2) is with_main
+    _pools.discard_process_pool(with_main)  # broken, say: its successor imports it too
+    _pools.process_pool(2)
+    assert _pools._shared.process_main
+    ck.shutdown()  # a fresh start forgets
+    _pools.process_pool(2)
+    assert not _pools._shared.process_main
+
+
 def test_functions_and_classes_of_a_main_script_run_in_worker_processes(tmp_path: Path) -> None:
     lines = _run_program(tmp_path, "program.py")
     assert lines[1:3] == ["['Thing', 'Thing']", "[1, 2]"]
@@ -463,3 +482,14 @@ def test_the_workers_get_chunks_the_moment_they_are_up_while_the_caller_runs_an_
     assert "caller" in results
     assert "worker" in results
     assert set(results) <= {"probe", "caller", "worker"}
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork")
+def test_a_pool_whose_workers_have_the_main_module_anyway_serves_tasks_that_need_it() -> None:
+    # fork's workers are copies of this process: a task naming __main__ needs no new pool.
+    ck.shutdown()
+    ck.configure(start_method="fork")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads about
+        pool = _pools.process_pool(2)
+        assert _pools.process_pool(2, main=True) is pool

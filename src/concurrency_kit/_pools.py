@@ -104,6 +104,7 @@ class _Shared:
         self.processes: ProcessPoolExecutor | None = None
         self.process_size = 0
         self.process_main = False  # whether its workers import the main module
+        self.main_needed = False  # whether a task needed it: later pools import it too
         self.start_method = ""
         self.born = 0.0  # time.monotonic() when the process pool was made
         self.generation = 0  # bumped by shutdown(): a pre-start from before it makes nothing
@@ -262,20 +263,22 @@ def process_pool(workers: int, generation: int | None = None, *, main: bool = Fa
         if generation is not None and generation != _shared.generation:
             return None
         _register_exit_wait()
-        main = main or _shared.process_main
+        _shared.main_needed = _shared.main_needed or main
         context = multiprocessing.get_context(start_method)
+        with_main = True  # fork's workers have it already; spawn's import it
         if start_method == "forkserver":
             _preload_worker_modules(context)
             _shared.forkserver_started = True
-            if not main:
-                context = forkserver_context_without_main() or context
+            without = None if _shared.main_needed else forkserver_context_without_main()
+            if without is not None:
+                context, with_main = without, False
         if current is not None and _shared.start_method == start_method:
             workers = max(workers, _shared.process_size)
         _shared.processes = ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=init_process_worker
         )
         _shared.process_size = workers
-        _shared.process_main = main
+        _shared.process_main = with_main
         _shared.start_method = start_method
         _shared.born = time.monotonic()
         if current is not None:
@@ -494,7 +497,7 @@ def shutdown(wait: bool = True) -> None:  # noqa: FBT001, FBT002 - mirrors Execu
         threads, processes = _shared.threads, _shared.processes
         _shared.threads = _shared.processes = None
         _shared.thread_size = _shared.process_size = 0
-        _shared.process_main = False
+        _shared.process_main = _shared.main_needed = False
     if processes is not None and (wait or warming is None):  # else the pre-start stops it once started
         processes.shutdown(wait=wait, cancel_futures=True)
     if threads is not None:

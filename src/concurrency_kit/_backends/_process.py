@@ -291,6 +291,7 @@ def _check_function(fn: Callable[[Any], Any]) -> None:
 def _drain(chunks: _Chunks, chunksize: int, deadline: float | None) -> None:
     """Keep the call's chunks in flight and store what comes back, until the feed is done."""
     feed = chunks.feed
+    kill = False  # the workers running chunks: nobody will read what they compute
     try:
         while not feed.outcomes.failed:
             chunks.fill(chunksize)
@@ -301,13 +302,12 @@ def _drain(chunks: _Chunks, chunksize: int, deadline: float | None) -> None:
             if not done:
                 raise TimeoutError  # the caller words it
             chunks.collect(done)
-        # Ctrl-C in an item the calling thread ran: nobody will read the chunks in flight.
-        _abandon(chunks, kill=isinstance(feed.outcomes.error, KeyboardInterrupt))
+        kill = isinstance(feed.outcomes.error, KeyboardInterrupt)  # Ctrl-C in an item run here
     except (KeyboardInterrupt, TimeoutError):
-        _abandon(chunks, kill=True)  # nobody will read what they compute
+        kill = True
         raise
     finally:
-        _abandon(chunks, kill=False)
+        _abandon(chunks, kill=kill)
 
 
 def _abandon(chunks: _Chunks, *, kill: bool) -> None:
