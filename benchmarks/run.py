@@ -89,7 +89,7 @@ class Settings:
 
 
 PROFILES: dict[str, Settings] = {
-    "full": Settings("full", 11, 5.0, 3, 3.0, (2000, 8000, 32000), 51, 15),
+    "full": Settings("full", 11, 5.0, 5, 5.0, (2000, 8000, 32000), 51, 15),
     "quick": Settings("quick", 2, 1.0, 1, 0.0, (2000, 8000), 21, 5),
     "smoke": Settings("smoke", 1, 0.0, 1, 0.0, (8, 16), 3, 1, ("loop", "ck/auto"), ("ck/proc",)),
 }
