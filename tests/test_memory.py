@@ -11,7 +11,7 @@ import pytest
 
 import concurrency_kit as ck
 from concurrency_kit import TaskKind, _api, _pools, _probe
-from concurrency_kit._memory import Memo, recall, remember
+from concurrency_kit._memory import LoopVerdict, Memo, recall, remember
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
 from helpers import double, factorize_and_pid, needs_two_cpus, slow_if_positive
 
@@ -33,6 +33,13 @@ def test_a_kept_loop_verdict_spares_the_cost_model_until_the_call_outgrows_it(
     items = range(20_000)
     ck.run_parallel(square, items)
     ck.run_parallel(square, items)  # the memory's estimate says loop: that verdict is kept
+    memo = recall(square)
+    assert memo is not None
+    assert memo.loop is not None
+    # Items measured slower than when the verdict was made (a busy machine) rightly ask
+    # the cost model again: here the verdict covers items of up to a second.
+    verdict = LoopVerdict(memo.loop.count, 1.0, memo.loop.setting)
+    remember(square, Memo(memo.kind, memo.item_seconds, verdict))
     asked: list[int] = []
     real_choose = _api.choose
 
