@@ -216,13 +216,15 @@ def process_pool_ready(workers: int, *, main: bool = False) -> bool:
     With ``main``, only a pool whose workers import the main module will do.
     """
     with _shared.lock:
-        pool = _shared.processes
-        return (
-            pool is not None
-            and _shared.process_size >= workers
-            and (_shared.process_main or not main)
-            and pool in _shared.warm
-        )
+        return _serves(workers, main=main) and _shared.processes in _shared.warm
+
+
+def _serves(workers: int, *, main: bool) -> bool:
+    """Whether the current process pool has ``workers`` workers (importing the main module, with ``main``).
+
+    Called under ``_shared.lock``.
+    """
+    return _shared.processes is not None and _shared.process_size >= workers and (_shared.process_main or not main)
 
 
 def process_pool_size() -> int:
@@ -253,12 +255,7 @@ def process_pool(workers: int, generation: int | None = None, *, main: bool = Fa
     start_method = get_config().resolved_start_method()
     with _shared.lock:
         current = _shared.processes
-        if (
-            current is not None
-            and _shared.process_size >= workers
-            and (_shared.process_main or not main)
-            and _shared.start_method == start_method
-        ):
+        if current is not None and _serves(workers, main=main) and _shared.start_method == start_method:
             return current
         if generation is not None and generation != _shared.generation:
             return None
