@@ -94,6 +94,18 @@ def test_auto_plan_of_no_items_is_serial_without_a_kind() -> None:
     assert plan.run() == []
 
 
+def test_a_plans_reason_is_written_once_and_shown_in_its_repr() -> None:
+    plan = ck.plan(double, range(100))
+    reason = plan.reason
+    assert plan.reason is reason  # written when first read, then kept
+    assert repr(reason) in repr(plan)
+    assert repr(plan).startswith(f"Plan(mode={plan.mode!r}, kind={plan.kind!r}, workers={plan.workers!r}")
+    written = ck.Plan(mode="serial", kind=None, workers=1, chunksize=1, reason=lambda: "by hand")
+    by_hand = ck.Plan(mode="serial", kind=None, workers=1, chunksize=1, reason="by hand")
+    assert written == by_hand  # plans compare by their reasons' text
+    assert hash(written) == hash(by_hand)
+
+
 def test_a_plan_not_made_by_plan_has_nothing_to_run() -> None:
     bare = ck.Plan(mode="serial", kind=None, workers=1, chunksize=1, reason="by hand")
     with pytest.raises(RuntimeError):

@@ -42,6 +42,7 @@ from ._plan import (
     Choice,
     Mode,
     Plan,
+    Reason,
     choose,
     describe_measurement,
     forced_choice,
@@ -347,8 +348,11 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         item_seconds = _item_seconds(kind, measurement, memo)
         if memo is None or memo.kind is not kind or memo.loop is not kept or _changed(memo.item_seconds, item_seconds):
             remember(fn, Memo(kind, item_seconds, kept))
-    reason = f"{describe_measurement(measurement)} → {kind} (from {source}); {choice.reason} → {choice.mode}"
-    return _make_plan(choice, kind, measurement, call(resume_at, run), reason)
+
+    def explain() -> str:
+        return f"{describe_measurement(measurement)} → {kind} (from {source}); {choice.reason} → {choice.mode}"
+
+    return _make_plan(choice, kind, measurement, call(resume_at, run), explain)
 
 
 #: Each span of the calling thread's timed check is this many times the last.
@@ -451,10 +455,12 @@ def _remembered_pool(  # noqa: PLR0913 - what the choice depends on
     choice = decide(_as_measured(memo), 0, kind)
     if choice.mode != "process":
         return None
-    reason = (
-        f"nothing measured → {kind} (from what an earlier call measured ({_describe(memo)})); {choice.reason} → process"
-    )
-    return attrs.evolve(choice, reason=reason)
+
+    def reason() -> str:
+        remembered = f"what an earlier call measured ({_describe(memo)})"
+        return f"nothing measured → {kind} (from {remembered}); {choice.reason} → process"
+
+    return attrs.evolve(choice, why=reason)
 
 
 def _setting(  # noqa: PLR0913 - every input the cost model's choice depends on, but the items
@@ -479,10 +485,14 @@ def _kept_loop(memo: Memo | None, left: int, m: Measurement, setting: tuple[obje
     verdict = None if memo is None else memo.loop
     if verdict is None or not verdict.covers(left, m.item_wall, setting):
         return None
-    reason = (
-        f"{left} item(s) left, of no more than the {format_seconds(verdict.item_seconds)} per item for which "
-        f"an earlier call's cost model chose a loop for {verdict.count} items; too little work to pay for a pool"
-    )
+    most, count = verdict.item_seconds, verdict.count
+
+    def reason() -> str:
+        return (
+            f"{left} item(s) left, of no more than the {format_seconds(most)} per item for which "
+            f"an earlier call's cost model chose a loop for {count} items; too little work to pay for a pool"
+        )
+
     return Choice("serial", 1, max(1, left), reason, by_cost=True)
 
 
@@ -547,7 +557,7 @@ def _process_fitness(
 
 
 def _make_plan(
-    choice: Choice, kind: TaskKind | None, measurement: Measurement | None, call: _Call, reason: str | None = None
+    choice: Choice, kind: TaskKind | None, measurement: Measurement | None, call: _Call, reason: Reason | None = None
 ) -> Plan:
     """The plan for ``choice``, with ``reason`` (default: the choice's own)."""
     return Plan(
@@ -555,7 +565,7 @@ def _make_plan(
         kind=kind,
         workers=choice.workers,
         chunksize=choice.chunksize,
-        reason=choice.reason if reason is None else reason,
+        reason=choice.why if reason is None else reason,
         measurement=measurement,
         runner=_execute,
         state=call,

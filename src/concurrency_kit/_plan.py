@@ -30,7 +30,7 @@ from ._classify import TaskKind
 if TYPE_CHECKING:
     from ._probe import Measurement
 
-__all__ = ["MODES", "Choice", "Mode", "Plan", "choose", "forced_choice"]
+__all__ = ["MODES", "Choice", "Mode", "Plan", "Reason", "choose", "forced_choice", "render"]
 
 #: A concrete way of running a call.
 Mode = Literal["serial", "thread", "process"]
@@ -60,18 +60,34 @@ THREAD_CHUNK_SECONDS = 0.002
 CHUNKS_PER_WORKER = 4
 
 
+#: Why a choice was made: the text, or what writes it when first asked for. Formatting
+#: figures costs a tiny call tens of microseconds when the caches are cold (more than
+#: planning it), and most reasons are never read.
+Reason = str | Callable[[], str]
+
+
+def render(reason: Reason) -> str:
+    """The text of ``reason``."""
+    return reason if isinstance(reason, str) else reason()
+
+
 @final
 @attrs.frozen
 class Choice:
-    """A mode with its sizing and the reason for it."""
+    """A mode with its sizing and the reason for it (``why``, written by :attr:`reason`)."""
 
     mode: Mode
     workers: int
     chunksize: int
-    reason: str
+    why: Reason = attrs.field(repr=render, eq=render)
     #: True when the loop won on estimated cost alone (not for a structural reason),
     #: so a longer measurement could change the choice.
     by_cost: bool = False
+
+    @property
+    def reason(self) -> str:
+        """Why this mode, with the estimates."""
+        return render(self.why)
 
 
 def format_seconds(value: float) -> str:
@@ -173,10 +189,13 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
         )
         warmth = "warm" if start == 0 else f"{format_seconds(start)} from warm"
         label = f"{w} processes ({warmth})"
-    figures = f"{count} item(s) left: ≈ {format_seconds(serial)} in a loop vs ≈ {format_seconds(estimate)} on {label}"
+
+    def figures() -> str:
+        return f"{count} item(s) left: ≈ {format_seconds(serial)} in a loop vs ≈ {format_seconds(estimate)} on {label}"
+
     if estimate < serial * (1 - MIN_GAIN):
         return Choice(mode, w, chunk, figures)
-    return Choice("serial", 1, loop, f"{figures}; too little work to pay for a pool", by_cost=True)
+    return Choice("serial", 1, loop, lambda: f"{figures()}; too little work to pay for a pool", by_cost=True)
 
 
 def forced_choice(  # noqa: PLR0913 - every input, by name
@@ -225,10 +244,23 @@ class Plan:
     kind: TaskKind | None
     workers: int
     chunksize: int
-    reason: str
+    _reason: Reason = attrs.field(alias="reason", eq=render)
     measurement: Measurement | None = None
     _runner: Callable[[Plan], list[Any]] | None = attrs.field(default=None, repr=False, eq=False, alias="runner")
     _state: Any = attrs.field(default=None, repr=False, eq=False, alias="state")
+
+    @property
+    def reason(self) -> str:
+        """Why, with the figures measured (written when first read)."""
+        if not isinstance(self._reason, str):
+            object.__setattr__(self, "_reason", self._reason())  # a frozen class caching its own text
+        return self._reason  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return (
+            f"Plan(mode={self.mode!r}, kind={self.kind!r}, workers={self.workers!r}, chunksize={self.chunksize!r}, "
+            f"reason={self.reason!r}, measurement={self.measurement!r})"
+        )
 
     def run(self) -> list[Any]:
         """Run the plan and return every result, in input order.
