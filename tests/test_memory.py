@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import time
+import weakref
 from collections import Counter
 
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import TaskKind, _api, _pools, _probe
+from concurrency_kit import TaskKind, _api, _memory, _pools, _probe
 from concurrency_kit._memory import LoopVerdict, Memo, recall, remember
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
 from helpers import double, factorize_and_pid, needs_two_cpus, slow_if_positive
@@ -199,3 +201,20 @@ def test_only_an_item_time_far_from_the_remembered_one_is_remembered_anew() -> N
     remember(double, stale)
     ck.run_parallel(double, range(20_000))
     assert recall(double) is not stale
+
+
+def test_what_was_remembered_goes_with_the_function() -> None:
+    namespace: dict[str, object] = {}
+    exec("def cube(x):\n    return x * x * x\n", namespace)  # a code object of its own
+    cube = namespace.pop("cube")
+    assert callable(cube)
+    ck.run_parallel(cube, range(20_000))
+    assert recall(cube) is not None
+    twin: dict[str, object] = {}
+    exec("def cube(x):\n    return x * x * x\n", twin)  # equal code, another object
+    assert recall(twin["cube"]) is None  # type: ignore[arg-type]
+    code = weakref.ref(cube.__code__)
+    del cube, namespace, twin
+    gc.collect()
+    assert code() is None
+    assert all(key() is not None for key, _ in _memory._memos.values())  # no entry outlives its function

@@ -62,7 +62,10 @@ class Memo:
 
 
 _lock = threading.Lock()
-_memos: weakref.WeakKeyDictionary[object, Memo] = weakref.WeakKeyDictionary()
+#: ``id(key)`` → a weak reference to the key, and its memo. Keyed by identity: a weak
+#: key dictionary hashes and compares the code object itself, reading all of it, which
+#: cost a tiny call more than the rest of its lookup when the caches are cold.
+_memos: dict[int, tuple[weakref.ref[Any], Memo]] = {}
 
 
 def _key(fn: Callable[..., Any]) -> object:
@@ -73,31 +76,48 @@ def _key(fn: Callable[..., Any]) -> object:
     return getattr(fn, "__code__", fn)
 
 
+def _dropper(ident: int) -> Callable[[weakref.ref[Any]], None]:
+    """What forgets the key at ``ident`` once it is gone (no lock: it may run inside ``remember``)."""
+
+    def drop(ref: weakref.ref[Any]) -> None:
+        # Runs while the key is being freed, so no other object has its id yet.
+        entry = _memos.get(ident)
+        if entry is not None and entry[0] is ref:
+            del _memos[ident]
+
+    return drop
+
+
 def remember(fn: Callable[..., Any], memo: Memo) -> None:
     """Keep ``memo`` for ``fn`` (silently not, for callables that take no weak reference)."""
-    try:
-        with _lock:
-            _memos[_key(fn)] = memo
-    except TypeError:  # not weak-referenceable, or unhashable
-        pass
+    key = _key(fn)
+    ident = id(key)
+    with _lock:
+        entry = _memos.get(ident)
+        if entry is not None and entry[0]() is key:
+            _memos[ident] = (entry[0], memo)
+            return
+        try:
+            ref = weakref.ref(key, _dropper(ident))
+        except TypeError:  # not weak-referenceable
+            return
+        _memos[ident] = (ref, memo)
 
 
 def recall(fn: Callable[..., Any]) -> Memo | None:
     """What was remembered about ``fn``, if anything."""
-    try:
-        with _lock:
-            return _memos.get(_key(fn))
-    except TypeError:
-        return None
+    key = _key(fn)
+    entry = _memos.get(id(key))  # one dictionary read: no lock needed
+    return entry[1] if entry is not None and entry[0]() is key else None
 
 
 def forget(fn: Callable[..., Any]) -> None:
     """Forget ``fn``: its next call measures it afresh."""
-    try:
-        with _lock:
-            _memos.pop(_key(fn), None)
-    except TypeError:
-        pass
+    key = _key(fn)
+    with _lock:
+        entry = _memos.get(id(key))
+        if entry is not None and entry[0]() is key:
+            del _memos[id(key)]
 
 
 def forget_all() -> None:
