@@ -61,7 +61,7 @@ def isolation() -> Iterator[None]:
     children_before = {p.pid for p in _live_children()}
     config = ck.get_config()
     with _classify._registry_lock:
-        registry = list(_classify._registry)
+        registry = _classify._registry
     declared = dict(_classify._declared)
 
     previous = signal.signal(signal.SIGALRM, _on_alarm)
@@ -77,7 +77,7 @@ def isolation() -> Iterator[None]:
             signal.signal(signal.SIGALRM, previous)
             ck.configure(start_method=config.start_method, max_io_workers=config.max_io_workers)
             with _classify._registry_lock:
-                _classify._registry[:] = registry
+                _classify._registry = registry
             _classify._declared.clear()
             _classify._declared.update(declared)
 

@@ -175,13 +175,13 @@ def test_first_kind_in_chain_order_wins(
     if declared is not None:
         _classify._declare(declared)(fn)
     with _classify._registry_lock:
-        saved = list(_classify._registry)
-        _classify._registry[:] = [Fixed(answer) for answer in registered]  # oldest first
+        saved = _classify._registry
+        _classify._registry = tuple(Fixed(answer) for answer in registered)  # oldest first
     try:
         decision = _classify.declared_kind(fn, (1, 2), Fixed(call) if call is not None else None)
     finally:
         with _classify._registry_lock:
-            _classify._registry[:] = saved
+            _classify._registry = saved
 
     expected: tuple[TaskKind, str] | None = None
     if call is not None:

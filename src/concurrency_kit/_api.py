@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ._backends import BACKENDS, PROCESS_BACKEND
-from ._classify import SAMPLE_SIZE, TaskKind, agrees, declared_kind, kind_from_measurement
+from ._classify import TaskKind, agrees, declared_kind, kind_from_measurement
 from ._config import get_config
 from ._cpu import planning_cpus
 from ._errors import UnpicklableTaskError
@@ -218,7 +218,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
             remembered=remembered,
         )
 
-    decision = declared_kind(fn, tuple(sequence[:SAMPLE_SIZE]), classifier)
+    decision = declared_kind(fn, sequence, classifier)
     declared = None if decision is None else decision.kind
 
     if mode != "auto":

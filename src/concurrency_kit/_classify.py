@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, final
 
 import attrs
@@ -78,7 +78,9 @@ SAMPLE_SIZE = 4
 
 _KIND_ATTRIBUTE = "__concurrency_kit_kind__"
 _registry_lock = threading.Lock()
-_registry: list[Classifier] = []  # oldest first; consulted newest first
+#: Oldest first; consulted newest first. Replaced, never changed in place, so that a
+#: call reads it without the lock.
+_registry: tuple[Classifier, ...] = ()
 _declared: dict[Any, TaskKind] = {}  # for callables that take no attributes (builtins)
 
 
@@ -108,10 +110,9 @@ def register_classifier(classifier: C) -> C:
     """
     if not callable(classifier):
         raise TypeError(f"a classifier must be callable, got {type(classifier).__name__}")
+    global _registry  # noqa: PLW0603 - replaced whole, under the lock
     with _registry_lock:
-        if classifier in _registry:
-            _registry.remove(classifier)
-        _registry.append(classifier)
+        _registry = (*(each for each in _registry if each != classifier), classifier)
     return classifier
 
 
@@ -121,11 +122,11 @@ def unregister_classifier(classifier: Callable[..., Any]) -> None:
     Raises:
         ValueError: ``classifier`` is not registered.
     """
+    global _registry  # noqa: PLW0603 - replaced whole, under the lock
     with _registry_lock:
-        try:
-            _registry.remove(classifier)
-        except ValueError:
-            raise ValueError(f"{_describe(classifier)} is not a registered classifier") from None
+        if classifier not in _registry:
+            raise ValueError(f"{_describe(classifier)} is not a registered classifier")
+        _registry = tuple(each for each in _registry if each != classifier)
 
 
 def _declare(kind: TaskKind) -> Callable[[F], F]:
@@ -198,10 +199,12 @@ def _declaration(fn: Callable[..., Any]) -> TaskKind | None:
 
 def declared_kind(
     fn: Callable[..., Any],
-    sample: tuple[Any, ...],
+    items: Sequence[Any],
     classifier: Callable[..., Any] | None = None,
 ) -> Decision | None:
     """Consult the call's classifier, the declaration, then registered classifiers.
+
+    Classifiers get the first :data:`SAMPLE_SIZE` items, as a tuple.
 
     Returns:
         The first kind given, with its source, or ``None`` when every one abstained
@@ -210,6 +213,7 @@ def declared_kind(
     Raises:
         ValueError: a classifier returned something that is not a kind.
     """
+    sample = tuple(items[:SAMPLE_SIZE]) if classifier is not None or _registry else ()
     if classifier is not None:
         kind = _coerce(classifier(fn, sample), f"the call's {_describe(classifier)}")
         if kind is not None:
@@ -217,9 +221,7 @@ def declared_kind(
     kind = _declaration(fn)
     if kind is not None:
         return Decision(kind, f"the @{_DECORATOR_NAMES[kind]} declaration")
-    with _registry_lock:
-        registered = list(reversed(_registry))
-    for each in registered:
+    for each in reversed(_registry):
         kind = _coerce(each(fn, sample), f"registered {_describe(each)}")
         if kind is not None:
             return Decision(kind, f"registered {_describe(each)}")
