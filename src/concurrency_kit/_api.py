@@ -47,6 +47,7 @@ from ._plan import (
     describe_measurement,
     forced_choice,
     format_seconds,
+    render,
 )
 from ._pools import forkserver_started, prestart_process_pool, process_pool_age, process_pool_ready, submit_daemon
 from ._pools import shutdown as stop_pools
@@ -288,7 +289,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     chosen: Choice | None = None
     resume_at = 0
     expected: Memo | None = None
-    source = "the measurement" if decision is None else decision.source
+    source: Reason = "the measurement" if decision is None else decision.source
     if count == 1 or in_worker():
         measurement, resume_at = _measure_inline(fn, sequence, outcomes, 1), 1
     elif deadline is None and (
@@ -310,7 +311,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         if outcomes.failed or (not grew and checked.mode == "serial"):
             kind, chosen = guessed, checked
             if memo is not None:
-                source = f"what an earlier call measured ({_describe(memo)})"
+                source = _from_memory(memo)
         else:  # a pool may pay, or the items grew: the probe measures the rest afresh
             measurement, memo = None, None
     if measurement is None:
@@ -339,7 +340,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
             raise _timed_out(seconds, outcomes) from None
         measurement, resume_at = run.measurement, run.resume_at
         if memo is not None:
-            source = f"{source}, and what an earlier call measured ({_describe(memo)})"
+            source = _from_memory(memo, source)
     if kind is None:
         kind = measured_kind(measurement)
     choice = chosen or decide(measurement, resume_at, kind)
@@ -350,7 +351,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
             remember(fn, Memo(kind, item_seconds, kept))
 
     def explain() -> str:
-        return f"{describe_measurement(measurement)} → {kind} (from {source}); {choice.reason} → {choice.mode}"
+        return f"{describe_measurement(measurement)} → {kind} (from {render(source)}); {choice.reason} → {choice.mode}"
 
     return _make_plan(choice, kind, measurement, call(resume_at, run), explain)
 
@@ -383,6 +384,16 @@ def _changed(remembered: float, seconds: float) -> bool:
 
 def _describe(memo: Memo) -> str:
     return f"{memo.kind}, {format_seconds(memo.item_seconds)} per item"
+
+
+def _from_memory(memo: Memo, measured: Reason | None = None) -> Callable[[], str]:
+    """Where a kind came from when an earlier call's figures count: what writes it."""
+
+    def text() -> str:
+        remembered = f"what an earlier call measured ({_describe(memo)})"
+        return remembered if measured is None else f"{render(measured)}, and {remembered}"
+
+    return text
 
 
 def _loop_expected(

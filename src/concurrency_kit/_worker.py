@@ -28,7 +28,16 @@ __all__ = [
     "warm_up_worker",
 ]
 
-_local = threading.local()
+
+class _ThreadState(threading.local):
+    """Per thread: whether it is one of the library's pool threads."""
+
+    #: A class default: a thread that never set it finds it here, without the
+    #: AttributeError a missing attribute costs.
+    in_worker = False
+
+
+_local = _ThreadState()
 _in_worker_process = False
 
 #: Thread-pool variables of numeric libraries, limited to one thread in worker
@@ -72,7 +81,7 @@ def warm_up_worker(function: bytes | None) -> int:
 
 def in_worker() -> bool:
     """Whether the caller runs inside one of the library's workers (thread or process)."""
-    return _in_worker_process or getattr(_local, "in_worker", False)
+    return _in_worker_process or _local.in_worker
 
 
 class RemoteTraceback(Exception):  # noqa: N818 - named after what it holds, as in concurrent.futures
