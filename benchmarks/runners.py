@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 # The names, not just the package: concurrency_kit imports its planner when a name is
 # first used, and a cold measurement must not time that import (it times no other).
+from concurrency_kit import Plan
 from concurrency_kit import plan as ck_plan
 from concurrency_kit import shutdown as ck_shutdown
 
@@ -42,7 +43,12 @@ class Runner:
     needs_joblib: ClassVar[bool] = False
 
     def __init__(self) -> None:
-        self.reason: str | None = None  # concurrency_kit's plan reason, where there is one
+        self._plan: Plan | None = None  # concurrency_kit's last auto plan, where there is one
+
+    @property
+    def reason(self) -> str | None:
+        """Why concurrency_kit's last auto call ran as it did (read outside the timed calls)."""
+        return None if self._plan is None else self._plan.reason
 
     def skip_reason(self, count: int) -> str | None:  # noqa: ARG002 - subclasses use it
         """Why this runner should not run ``count`` items (or None: run it)."""
@@ -179,7 +185,7 @@ class _KitRunner(Runner):
     def map(self, fn: Fn, items: Sequence[Any]) -> list[Any]:
         chosen = ck_plan(fn, items, self.mode)
         if self.mode == "auto":
-            self.reason = chosen.reason
+            self._plan = chosen  # its reason is written when read, after the timing
         return chosen.run()
 
 
