@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import re
 import subprocess
 import sys
+import weakref
 
 import attrs
 import pytest
@@ -104,6 +106,25 @@ def test_a_plans_reason_is_written_once_and_shown_in_its_repr() -> None:
     by_hand = ck.Plan(mode="serial", kind=None, workers=1, chunksize=1, reason="by hand")
     assert written == by_hand  # plans compare by their reasons' text
     assert hash(written) == hash(by_hand)
+
+
+class _Result:
+    """A result a weak reference can watch."""
+
+
+def _make_result(_: int) -> _Result:
+    return _Result()
+
+
+@pytest.mark.parametrize("mode", ["auto", "serial", "thread"])
+def test_a_plan_keeps_no_result_alive_once_run(mode: str) -> None:
+    plan = ck.plan(_make_result, range(50), mode)
+    results = plan.run()
+    watched = [weakref.ref(result) for result in results]
+    del results
+    gc.collect()
+    assert all(ref() is None for ref in watched)
+    assert len(plan.run()) == 50  # a second run() still runs every item
 
 
 def test_a_plan_not_made_by_plan_has_nothing_to_run() -> None:

@@ -66,14 +66,16 @@ class _Call:
 
     fn: Callable[[Any], Any]
     items: Sequence[Any]
-    outcomes: Outcomes
+    #: The measured items' outcomes and the probe still running some: the first run()
+    #: takes them (and the plan then keeps no result alive).
+    outcomes: Outcomes | None
     resume_at: int
     probe: ProbeRun | None
     auto: bool = False
+    collect: bool = False  # return_exceptions
     timeout: float | None = None
     deadline: float | None = None  # time.monotonic() the first run must end by
     remembered: float | None = None  # sent to the pool unmeasured, on this remembered item time
-    used: bool = False
     lock: threading.Lock = attrs.field(factory=threading.Lock)
 
 
@@ -214,6 +216,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
             resume_at,
             run,
             auto=mode == "auto",
+            collect=outcomes.collect,
             timeout=seconds,
             deadline=deadline,
             remembered=remembered,
@@ -586,12 +589,14 @@ def _make_plan(
 def _execute(plan: Plan) -> list[Any]:
     call: _Call = plan._state  # noqa: SLF001 - the plan's own runner
     with call.lock:
-        first, call.used = not call.used, True
-    if first:
-        outcomes, resume_at, run, deadline = call.outcomes, call.resume_at, call.probe, call.deadline
+        taken, run = call.outcomes, call.probe
+        call.outcomes = call.probe = None
+    first = taken is not None
+    if taken is not None:
+        outcomes, resume_at, deadline = taken, call.resume_at, call.deadline
     else:  # a second run() runs everything again, with the whole timeout
-        outcomes = Outcomes(len(call.items), collect=call.outcomes.collect, in_order=True)
-        resume_at, run = 0, None
+        outcomes = Outcomes(len(call.items), collect=call.collect, in_order=True)
+        resume_at = 0
         deadline = None if call.timeout is None else time.monotonic() + call.timeout
     feed = Feed(outcomes, resume_at, len(call.items), in_order=plan.mode == "serial")
     began = time.perf_counter()
