@@ -269,6 +269,20 @@ def test_a_pre_start_imports_nothing_in_its_background_thread() -> None:
     assert completed.stdout.strip() == "[]"
 
 
+def test_the_forkserver_s_preloads_import_neither_typing_nor_the_planner() -> None:
+    # Every cold pool waits for the forkserver to import them; typing alone took ~5 ms.
+    script = (
+        "import importlib, sys\n"
+        "before = set(sys.modules)\n"
+        f"for name in {_pools._PRELOAD_MODULES!r}:\n"
+        "    importlib.import_module(name)\n"
+        "heavy = {'attrs', 'typing', 'concurrency_kit._api', 'concurrency_kit._pools'}\n"
+        "print(sorted(heavy & (set(sys.modules) - before)))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert completed.stdout.strip() == "[]"
+
+
 def test_asking_about_the_pool_does_not_wait_for_a_pre_start_s_submission(monkeypatch: pytest.MonkeyPatch) -> None:
     # A pre-start's first submission starts the forkserver and the workers (~0.1 s): a
     # call deciding meanwhile (it asks the pool's age) used to wait for it.
@@ -304,6 +318,43 @@ def test_asking_about_the_pool_does_not_wait_for_a_pre_start_s_submission(monkey
         starting.join(timeout=60)
     asker.join(timeout=60)
     assert _pools.process_pool_ready(2)
+
+
+@pytest.mark.parametrize("theirs", [None, 0.002])
+def test_a_pre_start_hands_the_gil_over_quickly_then_puts_the_interval_back(
+    monkeypatch: pytest.MonkeyPatch, theirs: float | None
+) -> None:
+    # The starting thread waits for the GIL after each system call behind the threads
+    # running items: a lower switch interval meanwhile, and the caller's after (or one
+    # set meanwhile, which stands).
+    from concurrent.futures import ProcessPoolExecutor
+
+    entered, release = threading.Event(), threading.Event()
+    real_submit = ProcessPoolExecutor.submit
+
+    def held_submit(self: ProcessPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if fn is _pools.warm_up_worker:
+            entered.set()
+            release.wait(timeout=30)
+        return real_submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", held_submit)
+    before = sys.getswitchinterval()
+    try:
+        starting = _pools.prestart_process_pool(2)
+        assert starting is not None
+        try:
+            assert entered.wait(timeout=30)
+            assert sys.getswitchinterval() == _pools.QUICK_SWITCH_INTERVAL
+            if theirs is not None:
+                sys.setswitchinterval(theirs)
+        finally:
+            release.set()
+            starting.join(timeout=60)
+        assert not starting.is_alive()
+        assert sys.getswitchinterval() == pytest.approx(before if theirs is None else theirs)
+    finally:
+        sys.setswitchinterval(before)
 
 
 def test_concurrent_callers_each_get_their_own_results() -> None:

@@ -21,7 +21,13 @@ from __future__ import annotations
 import io
 import os
 import sys
-from typing import Any
+
+#: ``typing.TYPE_CHECKING``, without importing typing: the forkserver preloads this
+#: module, and typing would add ~5 ms to every cold pool's start.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["forkserver_context_without_main"]
 

@@ -192,7 +192,6 @@ class _Monitor:
         self.slots = slots
         self.start = time.perf_counter()
         self.samples = self.late = 0
-        self._threshold = max(0.0005, LATE_FRACTION * sys.getswitchinterval())
 
     def tick(self, wake: threading.Event, seconds: float) -> bool:
         """Wait up to ``seconds``; count a GIL sample if items ran throughout. True if late.
@@ -202,6 +201,7 @@ class _Monitor:
         reasons that say nothing about the items.
         """
         busy = any(slot.busy for slot in self.slots)
+        interval = sys.getswitchinterval()
         began = time.perf_counter()
         if wake.wait(seconds) or not busy:
             return False
@@ -209,7 +209,9 @@ class _Monitor:
         if not any(slot.busy for slot in self.slots):
             return False
         self.samples += 1
-        if lateness > self._threshold:
+        # The interval may change meanwhile (a pool starting lowers it): a GIL holder
+        # delays the wake-up by the shorter of the two at least.
+        if lateness > max(0.0005, LATE_FRACTION * min(interval, sys.getswitchinterval())):
             self.late += 1
             return True
         return False
