@@ -363,7 +363,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
 SPAN_GROWTH = 4
 #: When an earlier call says items are tiny, this much of the new call's work is run in
 #: the calling thread first, timed, to check the estimate before the loop goes on.
-INLINE_CHECK_SECONDS = 0.0002
+INLINE_CHECK_SECONDS = 0.0001
 #: Items that now take this many times longer than remembered (plus 20 µs) have
 #: drifted: the function is measured afresh, its kind too.
 DRIFT = 4.0
