@@ -392,24 +392,20 @@ def _quick_switches() -> Iterator[None]:
 
 def _spawn(workers: int, generation: int, function: bytes | None) -> None:
     with _quick_switches():
-        _start_and_warm(workers, generation, function)
-
-
-def _start_and_warm(workers: int, generation: int, function: bytes | None) -> None:
-    try:
-        pool = process_pool(workers, generation, main=needs_main(function))
-    except RuntimeError:  # the interpreter began to exit (no pool can start now): nothing to warm
-        return
-    if pool is None:
-        return  # shutdown() came first
-    try:
-        warm = _warm_up(pool, workers, generation, _reference(function))
-    except RuntimeError:
-        # The pool was shut down meanwhile, or the interpreter began to exit in the middle
-        # of the first submission, which then started workers but (Python 3.12+) not the
-        # thread that would wait for them: kill them before they fail noisily.
-        kill_process_pool(pool)
-        return
+        try:
+            pool = process_pool(workers, generation, main=needs_main(function))
+        except RuntimeError:  # the interpreter began to exit (no pool can start now): nothing to warm
+            return
+        if pool is None:
+            return  # shutdown() came first
+        try:
+            warm = _warm_up(pool, workers, generation, _reference(function))
+        except RuntimeError:
+            # The pool was shut down meanwhile, or the interpreter began to exit in the middle
+            # of the first submission, which then started workers but (Python 3.12+) not the
+            # thread that would wait for them: kill them before they fail noisily.
+            kill_process_pool(pool)
+            return
     if warm:
         with _shared.lock:
             _shared.warm.add(pool)
