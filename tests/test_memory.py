@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 import os
+import sys
 import time
 import weakref
 from collections import Counter
@@ -14,6 +15,7 @@ import pytest
 import concurrency_kit as ck
 from concurrency_kit import TaskKind, _api, _memory, _pools, _probe
 from concurrency_kit._memory import LoopVerdict, Memo, recall, remember
+from concurrency_kit._pickling import pickled
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
 from helpers import double, factorize_and_pid, needs_two_cpus, slow_if_positive
 
@@ -154,6 +156,31 @@ def test_a_few_items_of_remembered_gil_holding_work_go_straight_to_a_warm_pool()
     results = plan.run()
     assert [r[0] for r in results] == [factorize(n) for n in SEED_NUMBERS]
     assert os.getpid() not in {r[1] for r in results}
+
+
+@needs_two_cpus
+@pytest.mark.skipif(
+    _pools.get_config().resolved_start_method() != "forkserver" or not (3, 11) <= sys.version_info < (3, 14),
+    reason="workers skip the main module with a forkserver, on CPython 3.11-3.13",
+)
+def test_remembered_work_from_the_main_module_is_measured_while_the_pool_lacks_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The warm pool's workers skip the main module: a task from it would need a new pool,
+    # started cold, so the few items are not sent there on memory alone.
+    def from_main(x: int) -> int:
+        return x
+
+    from_main.__module__, from_main.__qualname__ = "__main__", "ck_test_from_main"
+    monkeypatch.setattr(sys.modules["__main__"], "ck_test_from_main", from_main, raising=False)
+    assert _pools.needs_main(pickled(from_main))
+    _warm_pool()  # started for no function: its workers skip the main module
+    assert _pools.process_pool_ready(2)
+    assert not _pools.process_pool_ready(2, main=True)
+    remember(from_main, Memo(TaskKind.CPU, 0.5))
+    plan = ck.plan(from_main, range(2))
+    assert plan.measurement is not None, plan.reason
+    assert plan.run() == [0, 1]
 
 
 @needs_two_cpus

@@ -35,7 +35,7 @@ from ._cpu import planning_cpus
 from ._errors import UnpicklableTaskError
 from ._memory import LoopVerdict, Memo, forget, forget_all, recall, remember
 from ._outcomes import EMPTY, Feed, Outcomes, run_span
-from ._pickling import pickled_size, why_not_picklable
+from ._pickling import pickled, pickled_size, why_not_picklable
 from ._plan import (
     MODES,
     PROCESS_COLD_START,
@@ -49,7 +49,14 @@ from ._plan import (
     format_seconds,
     render,
 )
-from ._pools import forkserver_started, prestart_process_pool, process_pool_age, process_pool_ready, submit_daemon
+from ._pools import (
+    forkserver_started,
+    needs_main,
+    prestart_process_pool,
+    process_pool_age,
+    process_pool_ready,
+    submit_daemon,
+)
 from ._pools import shutdown as stop_pools
 from ._probe import PROBE_THREADS, Measurement, ProbeRun, probe
 from ._worker import in_worker
@@ -278,7 +285,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
 
     memo = recall(fn)
     if deadline is None and memo is not None:
-        pooled = _remembered_pool(memo, declared, count=count, workers=workers, cpus=cpus, decide=decide)
+        pooled = _remembered_pool(fn, memo, declared, count=count, workers=workers, cpus=cpus, decide=decide)
         if pooled is not None:
             return _make_plan(pooled, declared or memo.kind, None, call(remembered=memo.item_seconds))
     setting = _setting(declared, workers, chunksize, cpus=cpus, io_cap=io_cap, count=count)
@@ -446,6 +453,7 @@ TRUSTED_ROUNDS = 2
 
 
 def _remembered_pool(  # noqa: PLR0913 - what the choice depends on
+    fn: Callable[[Any], Any],
     memo: Memo,
     declared: TaskKind | None,
     *,
@@ -457,14 +465,15 @@ def _remembered_pool(  # noqa: PLR0913 - what the choice depends on
     """The process pool for the whole call, when memory alone can tell; else ``None``.
 
     Only for a few items (see :data:`TRUSTED_ROUNDS`) of work remembered as holding the
-    GIL, with the pool warm, and when the cost model, fed the remembered time and what
-    the first item pickles to, picks processes. The choice comes with its reason.
+    GIL, with the pool warm (and its workers importing the main module, when ``fn``
+    comes from it), and when the cost model, fed the remembered time and what the first
+    item pickles to, picks processes. The choice comes with its reason.
     """
     kind = declared or memo.kind
     size = workers or min(count, cpus)
     if kind is not TaskKind.CPU or in_worker() or not 1 < count <= TRUSTED_ROUNDS * size:
         return None
-    if not process_pool_ready(size):
+    if not process_pool_ready(size, main=needs_main(pickled(fn))):
         return None
     choice = decide(_as_measured(memo), 0, kind)
     if choice.mode != "process":
