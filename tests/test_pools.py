@@ -283,9 +283,8 @@ def test_the_forkserver_s_preloads_import_neither_typing_nor_the_planner() -> No
     assert completed.stdout.strip() == "[]"
 
 
-def test_asking_about_the_pool_does_not_wait_for_a_pre_start_s_submission(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A pre-start's first submission starts the forkserver and the workers (~0.1 s): a
-    # call deciding meanwhile (it asks the pool's age) used to wait for it.
+def _hold_warm_up(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Hold a pre-start's first warm-up submission: set the first event there, wait for the second."""
     from concurrent.futures import ProcessPoolExecutor
 
     entered, release = threading.Event(), threading.Event()
@@ -298,6 +297,13 @@ def test_asking_about_the_pool_does_not_wait_for_a_pre_start_s_submission(monkey
         return real_submit(self, fn, *args, **kwargs)
 
     monkeypatch.setattr(ProcessPoolExecutor, "submit", held_submit)
+    return entered, release
+
+
+def test_asking_about_the_pool_does_not_wait_for_a_pre_start_s_submission(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pre-start's first submission starts the forkserver and the workers (~0.1 s): a
+    # call deciding meanwhile (it asks the pool's age) used to wait for it.
+    entered, release = _hold_warm_up(monkeypatch)
     starting = _pools.prestart_process_pool(2)
     assert starting is not None
     try:
@@ -327,18 +333,7 @@ def test_a_pre_start_hands_the_gil_over_quickly_then_puts_the_interval_back(
     # The starting thread waits for the GIL after each system call behind the threads
     # running items: a lower switch interval meanwhile, and the caller's after (or one
     # set meanwhile, which stands).
-    from concurrent.futures import ProcessPoolExecutor
-
-    entered, release = threading.Event(), threading.Event()
-    real_submit = ProcessPoolExecutor.submit
-
-    def held_submit(self: ProcessPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        if fn is _pools.warm_up_worker:
-            entered.set()
-            release.wait(timeout=30)
-        return real_submit(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(ProcessPoolExecutor, "submit", held_submit)
+    entered, release = _hold_warm_up(monkeypatch)
     before = sys.getswitchinterval()
     try:
         starting = _pools.prestart_process_pool(2)
