@@ -83,7 +83,7 @@ def _dropper(ident: int) -> Callable[[weakref.ref[Any]], None]:
         # Runs while the key is being freed, so no other object has its id yet.
         entry = _memos.get(ident)
         if entry is not None and entry[0] is ref:
-            del _memos[ident]
+            _memos.pop(ident, None)  # forget_all() may have cleared it meanwhile
 
     return drop
 
