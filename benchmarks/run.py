@@ -17,6 +17,7 @@ it writes ``<out>/latest.json`` and ``<out>/latest.png`` (``--publish`` also wri
 from __future__ import annotations
 
 import argparse
+import compileall
 import datetime as dt
 import hashlib
 import importlib.util
@@ -554,6 +555,10 @@ def _run_pinned(argv: Sequence[str], commit: str | None) -> int:
                 tar.extractall(tmp, filter="data")
             shutil.move(Path(tmp) / relative, Path(tmp) / package.name)
             origin = f"{package} at git {_git('rev-parse', commit)}"
+        # Byte-compiled, as an installed package is (and the standard library and joblib
+        # here are): else every fresh interpreter, a cold pool's forkserver among them,
+        # compiles the modules it imports from source.
+        compileall.compile_dir(Path(tmp) / package.name, quiet=1)
         env = dict(os.environ)
         env[PIN_ENV] = origin
         env[PIN_PATH_ENV] = str(package)
