@@ -129,11 +129,18 @@ def overlap(item: tuple[str, int]) -> int:
 # number of files per index is the number of calls, whichever process made them.
 
 
+#: Notified at every record made in this process, so that an item waiting for others
+#: to start wakes at once when they run in this process (those elsewhere are polled).
+_recorded = threading.Condition()
+
+
 def _record(item: tuple[str, int]) -> int:
     directory, index = item
     name = f"{index}.{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex}"
     fd = os.open(os.path.join(directory, name), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     os.close(fd)
+    with _recorded:
+        _recorded.notify_all()
     return index
 
 
@@ -262,8 +269,9 @@ def fail_first_others_wait(item: tuple[str, int, str, int, int]) -> int:
     in_caller = os.getpid() == caller_pid and threading.current_thread() is threading.main_thread()
     if index == 0 or in_caller:
         deadline = time.monotonic() + 10
-        while len(os.listdir(directory)) < others + 1 and time.monotonic() < deadline:
-            select.select([], [], [], 0.005)
+        with _recorded:  # a start in this process wakes it at once: auto's probe must not decide first
+            while len(os.listdir(directory)) < others + 1 and time.monotonic() < deadline:
+                _recorded.wait(0.005)
         raise HelperError(f"item {index} fails at once")
     wait_for_path(release)
     return index
