@@ -479,9 +479,10 @@ def _remembered_pool(  # noqa: PLR0913 - what the choice depends on
     if choice.mode != "process":
         return None
 
+    source = _from_memory(memo)
+
     def reason() -> str:
-        remembered = f"what an earlier call measured ({_describe(memo)})"
-        return f"nothing measured → {kind} (from {remembered}); {choice.reason} → process"
+        return f"nothing measured → {kind} (from {source()}); {choice.reason} → process"
 
     return attrs.evolve(choice, why=reason)
 
