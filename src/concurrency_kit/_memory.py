@@ -76,6 +76,12 @@ def _key(fn: Callable[..., Any]) -> object:
     return getattr(fn, "__code__", fn)
 
 
+def _entry(key: object) -> tuple[weakref.ref[Any], Memo] | None:
+    """The entry kept for ``key`` itself (not for a dead object whose id it reuses)."""
+    entry = _memos.get(id(key))  # one dictionary read: no lock needed
+    return entry if entry is not None and entry[0]() is key else None
+
+
 def _dropper(ident: int) -> Callable[[weakref.ref[Any]], None]:
     """What forgets the key at ``ident`` once it is gone (no lock: it may run inside ``remember``)."""
 
@@ -91,32 +97,29 @@ def _dropper(ident: int) -> Callable[[weakref.ref[Any]], None]:
 def remember(fn: Callable[..., Any], memo: Memo) -> None:
     """Keep ``memo`` for ``fn`` (silently not, for callables that take no weak reference)."""
     key = _key(fn)
-    ident = id(key)
     with _lock:
-        entry = _memos.get(ident)
-        if entry is not None and entry[0]() is key:
-            _memos[ident] = (entry[0], memo)
+        entry = _entry(key)
+        if entry is not None:
+            _memos[id(key)] = (entry[0], memo)
             return
         try:
-            ref = weakref.ref(key, _dropper(ident))
+            ref = weakref.ref(key, _dropper(id(key)))
         except TypeError:  # not weak-referenceable
             return
-        _memos[ident] = (ref, memo)
+        _memos[id(key)] = (ref, memo)
 
 
 def recall(fn: Callable[..., Any]) -> Memo | None:
     """What was remembered about ``fn``, if anything."""
-    key = _key(fn)
-    entry = _memos.get(id(key))  # one dictionary read: no lock needed
-    return entry[1] if entry is not None and entry[0]() is key else None
+    entry = _entry(_key(fn))
+    return None if entry is None else entry[1]
 
 
 def forget(fn: Callable[..., Any]) -> None:
     """Forget ``fn``: its next call measures it afresh."""
     key = _key(fn)
     with _lock:
-        entry = _memos.get(id(key))
-        if entry is not None and entry[0]() is key:
+        if _entry(key) is not None:
             del _memos[id(key)]
 
 
