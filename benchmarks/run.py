@@ -215,6 +215,11 @@ def check_results(phases: dict[str, dict[str, dict[str, Cell]]]) -> None:
                     cells[workload][name] = _not_run("error", f"results differ from the loop's ({cell['digest']})")
 
 
+def _another_fits(times: Sequence[float], budget: float) -> bool:
+    """Whether one more call, as long as the first of ``times``, stays within ``budget``."""
+    return sum(times) + times[0] <= budget
+
+
 def _timed_repeats(call: Callable[[], object], repeats: int, budget: float) -> list[float]:
     """Time ``call`` once, then again while ``repeats`` and ``budget`` allow."""
     times: list[float] = []
@@ -222,7 +227,7 @@ def _timed_repeats(call: Callable[[], object], repeats: int, budget: float) -> l
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)
-        if len(times) >= repeats or sum(times) + times[0] > budget:
+        if len(times) >= repeats or not _another_fits(times, budget):
             return times
 
 
@@ -248,7 +253,7 @@ def measure_scaling(settings: Settings) -> dict[str, Any]:
     for turn in range(SCALING_REPEATS):
         for size, items in inputs.items():
             taken = samples[size]
-            if turn and sum(taken) + taken[0] > budget:
+            if turn and not _another_fits(taken, budget):
                 continue
             _log(f"scaling: ck/auto over {size} items")
             start = time.perf_counter()
