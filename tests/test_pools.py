@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import warnings
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -390,6 +391,39 @@ def test_a_prestart_in_flight_is_not_repeated_and_ends_with_a_ready_pool() -> No
     assert _pools.prestart_process_pool(2) is None
 
 
+def test_a_pre_start_is_up_once_a_first_worker_answers() -> None:
+    # Work sent then is taken at once: the first chunks need not wait for every worker
+    # (on a machine of many cores, the last of many workers to start).
+    submitted: list[Future[int]] = []
+    both = threading.Event()
+
+    class Pool:
+        def submit(self, _fn: Any, /, *_args: Any) -> Future[int]:
+            submitted.append(Future())
+            if len(submitted) == 2:
+                both.set()
+            return submitted[-1]
+
+    up = threading.Event()
+    warm: list[bool] = []
+    warming = threading.Thread(
+        target=lambda: warm.append(_pools._warm_up(Pool(), 2, _pools._shared.generation, None, up))  # type: ignore[arg-type]
+    )
+    warming.start()
+    try:
+        assert both.wait(timeout=10)
+        assert not up.is_set()
+        submitted[0].set_result(101)
+        assert up.wait(timeout=10), "the pre-start was not up once a worker answered"
+        assert warming.is_alive()  # still waiting for the other worker
+    finally:
+        for future, pid in zip(submitted, (101, 102), strict=True):
+            if not future.done():
+                future.set_result(pid)
+        warming.join(timeout=10)
+    assert warm == [True]
+
+
 def pid_after_a_little_work(_: object) -> int:
     for _ in range(500):  # some microseconds: all the items take seconds, far longer than a pool start
         pass
@@ -408,10 +442,10 @@ def test_auto_runs_items_in_the_calling_process_while_the_pool_starts() -> None:
     here = [index for index, value in enumerate(outcomes.values) if value is not EMPTY]
     assert here, "the calling thread ran nothing while the pool started"
     assert {outcomes.values[index] for index in here} == {os.getpid()}
-    # It stops when the workers are up (or the items run out), leaving the rest to them;
-    # their first chunks were sent to them the moment they were up. Together: the front
-    # of the input, in order, none skipped.
-    assert feed.remaining == 0 or _pools.process_pool_ready(2)
+    # It stops when a first worker is up (or the items run out), leaving the rest to the
+    # pool; its first chunks were sent the moment a worker was up. Together: the front of
+    # the input, in order, none skipped.
+    assert feed.remaining == 0 or starting.up.is_set()
     sent = [index for _, span in chunks.running.values() for index in span]
     assert sorted(here + sent) == list(range(count - feed.remaining))
     chunks.finish()

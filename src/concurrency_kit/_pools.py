@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 __all__ = [
+    "Prestart",
     "discard_process_pool",
     "forkserver_started",
     "kill_process_pool",
@@ -112,7 +113,7 @@ class _Shared:
         self.forkserver_started = False
         self.killed: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # pools stopped on purpose
         self.warm: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # every worker has run a task
-        self.warming: threading.Thread | None = None  # the pre-start in flight
+        self.warming: Prestart | None = None  # the pre-start in flight
         self.exit_wait_registered = False
 
 
@@ -306,7 +307,7 @@ def _register_exit_wait() -> None:
     _shared.exit_wait_registered = True
 
 
-def _prestart_in_flight() -> threading.Thread | None:
+def _prestart_in_flight() -> Prestart | None:
     """The thread starting a pool in the background, while it runs (another's only)."""
     warming = _shared.warming
     if warming is None or warming is threading.current_thread() or not warming.is_alive():
@@ -314,7 +315,7 @@ def _prestart_in_flight() -> threading.Thread | None:
     return warming
 
 
-def _stop_prestart() -> threading.Thread | None:
+def _stop_prestart() -> Prestart | None:
     """Have a pre-start in flight make and submit nothing more; return its thread, if any."""
     with _shared.start_lock, _shared.lock:
         _shared.generation += 1
@@ -334,11 +335,14 @@ WARM_UP_ROUNDS = 100
 WARM_UP_PAUSE = 0.005
 
 
-def _warm_up(pool: ProcessPoolExecutor, workers: int, generation: int, function: bytes | None) -> bool:
+def _warm_up(
+    pool: ProcessPoolExecutor, workers: int, generation: int, function: bytes | None, up: threading.Event
+) -> bool:
     """Run warm-up tasks on ``pool`` until each of its ``workers`` workers has run one.
 
     ``function`` (pickled by reference, or ``None``) is the function the pool is started
-    for: each worker imports its module now, not on its first chunk.
+    for: each worker imports its module now, not on its first chunk. ``up`` is set as
+    soon as the first task comes back: a worker is up, and work sent now is taken.
 
     One round of ``workers`` tasks is not enough: the first worker up can take them all
     while another is still starting. Stops, returning ``False``, once :func:`shutdown`
@@ -354,6 +358,9 @@ def _warm_up(pool: ProcessPoolExecutor, workers: int, generation: int, function:
             if generation != _shared.generation:
                 return False
             futures = [pool.submit(warm_up_worker, function) for _ in range(workers)]
+        if not up.is_set():
+            wait(futures, return_when=FIRST_COMPLETED)
+            up.set()
         done, _ = wait(futures)
         for future in done:
             if future.cancelled() or future.exception() is not None:
@@ -390,7 +397,28 @@ def _quick_switches() -> Iterator[None]:
             sys.setswitchinterval(before)
 
 
-def _spawn(workers: int, generation: int, function: bytes | None) -> None:
+class Prestart(threading.Thread):
+    """The thread that starts and warms a process pool in the background.
+
+    Its :attr:`up` event says when work sent to the pool is taken at once: a first
+    worker has answered (the others may still be starting), or the pre-start is over
+    (whatever became of it).
+    """
+
+    def __init__(self, workers: int, generation: int, function: bytes | None) -> None:
+        super().__init__(name="concurrency_kit-prestart", daemon=True)
+        self._workers, self._generation, self._function = workers, generation, function
+        #: Set once a worker of the new pool has answered, or the pre-start ended.
+        self.up = threading.Event()
+
+    def run(self) -> None:
+        try:
+            _spawn(self._workers, self._generation, self._function, self.up)
+        finally:
+            self.up.set()
+
+
+def _spawn(workers: int, generation: int, function: bytes | None, up: threading.Event) -> None:
     with _quick_switches():
         try:
             pool = process_pool(workers, generation, main=needs_main(function))
@@ -399,7 +427,7 @@ def _spawn(workers: int, generation: int, function: bytes | None) -> None:
         if pool is None:
             return  # shutdown() came first
         try:
-            warm = _warm_up(pool, workers, generation, _reference(function))
+            warm = _warm_up(pool, workers, generation, _reference(function), up)
         except RuntimeError:
             # The pool was shut down meanwhile, or the interpreter began to exit in the middle
             # of the first submission, which then started workers but (Python 3.12+) not the
@@ -426,7 +454,7 @@ def _reference(function: bytes | None) -> bytes | None:
     return function if function is not None and len(function) <= _REFERENCE_BYTES else None
 
 
-def prestart_process_pool(workers: int, fn: Callable[..., Any] | None = None) -> threading.Thread | None:
+def prestart_process_pool(workers: int, fn: Callable[..., Any] | None = None) -> Prestart | None:
     """Start a process pool of ``workers`` in a background thread, unless one is ready.
 
     Returns at once: the pool and its workers are made in the background thread, so
@@ -444,9 +472,7 @@ def prestart_process_pool(workers: int, fn: Callable[..., Any] | None = None) ->
     with _shared.lock:
         if (warming := _prestart_in_flight()) is not None:
             return warming
-        thread = threading.Thread(
-            target=_spawn, args=(workers, _shared.generation, function), name="concurrency_kit-prestart", daemon=True
-        )
+        thread = Prestart(workers, _shared.generation, function)
         _shared.warming = thread
         thread.start()  # under the lock, so that nobody sees it set but not yet alive
     return thread

@@ -31,6 +31,7 @@ from .._errors import UnpicklableTaskError
 from .._outcomes import Feed, Outcomes, run_span
 from .._pickling import why_not_picklable
 from .._pools import (
+    Prestart,
     discard_process_pool,
     kill_process_pool,
     needs_main,
@@ -202,11 +203,12 @@ class ProcessBackend:
 
         A cold pool takes a fifth of a second or more to start: rather than wait, the
         calling thread runs items from the front of the feed, a few milliseconds' worth
-        at a time, as a loop would. The moment the workers are up, a thread of ours sends
-        them their first chunks, even while the calling thread is still in the middle of
-        an item (which may be long); the calling thread then finishes its span and sends
-        the rest. With no deadline only: an item running in the calling thread could not
-        be stopped in time.
+        at a time, as a loop would. The moment a first worker is up, a thread of ours
+        sends the pool its first chunks (workers still starting take theirs as they
+        come), even while the calling thread is still in the middle of an item (which
+        may be long); the calling thread then finishes its span and sends the rest. With
+        no deadline only: an item running in the calling thread could not be stopped in
+        time.
 
         Between spans the calling thread lets go of the GIL: the pool is started by
         threads of this process (ours, the executor's), each step of which needs it, and
@@ -233,7 +235,7 @@ class ProcessBackend:
 HELP_SPAN = 1 / 32
 
 
-def _help_while_starting(chunks: _Chunks, chunksize: int, starting: threading.Thread) -> None:
+def _help_while_starting(chunks: _Chunks, chunksize: int, starting: Prestart) -> None:
     """Run spans in the calling thread while ``starting`` (the pool's pre-start) runs."""
     first = _FirstChunks(chunks, chunksize)
     submit_daemon(first.send_when_up, starting, name="concurrency_kit-first-chunks")
@@ -261,9 +263,12 @@ class _FirstChunks:
         #: What sending them raised (an item that cannot be pickled), for the caller.
         self.error: Exception | None = None
 
-    def send_when_up(self, starting: threading.Thread) -> None:
-        """Wait for the pre-start to end, then send chunks unless the caller closed first."""
-        starting.join()
+    def send_when_up(self, starting: Prestart) -> None:
+        """Wait for a first worker to be up, then send chunks unless the caller closed first.
+
+        Not for every worker: those still starting take chunks from the queue as they come.
+        """
+        starting.up.wait()
         with self._lock:
             if self._closed:
                 return
