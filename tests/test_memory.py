@@ -17,7 +17,7 @@ from concurrency_kit import TaskKind, _api, _memory, _pools, _probe
 from concurrency_kit._memory import LoopVerdict, Memo, recall, remember
 from concurrency_kit._pickling import pickled
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
-from helpers import double, factorize_and_pid, needs_two_cpus, slow_if_positive
+from helpers import double, factorize_and_pid, needs_two_cpus, slow_if_positive, spin_and_pid
 
 REMEMBERED = "what an earlier call measured"
 
@@ -156,6 +156,38 @@ def test_a_few_items_of_remembered_gil_holding_work_go_straight_to_a_warm_pool()
     results = plan.run()
     assert [r[0] for r in results] == [factorize(n) for n in SEED_NUMBERS]
     assert os.getpid() not in {r[1] for r in results}
+
+
+@pytest.mark.slow
+@needs_two_cpus
+def test_short_items_of_remembered_gil_holding_work_are_checked_in_the_calling_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With a pool warm for them, no probe thread: it would hold the GIL for a switch
+    # interval (5 ms) before the calling thread could decide, while the workers wait.
+    items = [3000] * 600
+    ck.run_parallel(spin_and_pid, items)
+    _warm_pool()
+    memo = recall(spin_and_pid)
+    assert memo is not None
+    assert memo.kind is TaskKind.CPU
+    assert memo.item_seconds <= _probe.QUICK_WINDOW
+
+    def no_probe(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a probe thread measured the items")
+
+    monkeypatch.setattr(_api, "probe", no_probe)
+    plan = ck.plan(spin_and_pid, items)
+    assert (plan.mode, plan.kind) == ("process", "cpu"), plan.reason
+    assert plan.measurement is not None
+    assert plan.measurement.exact
+    assert plan.reason.startswith("measured "), plan.reason
+    measured = plan.measurement.items
+    results = plan.run()
+    assert [total for total, _ in results] == [spin_and_pid(3000)[0]] * len(items)
+    pids = [pid for _, pid in results]
+    assert set(pids[:measured]) == {os.getpid()}
+    assert os.getpid() not in pids[measured:]
 
 
 @needs_two_cpus

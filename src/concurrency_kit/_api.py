@@ -58,7 +58,7 @@ from ._pools import (
     submit_daemon,
 )
 from ._pools import shutdown as stop_pools
-from ._probe import PROBE_THREADS, Measurement, ProbeRun, probe
+from ._probe import PROBE_THREADS, QUICK_WINDOW, Measurement, ProbeRun, probe
 from ._worker import in_worker
 
 __all__ = ["plan", "run_parallel", "shutdown"]
@@ -172,9 +172,10 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     """Decide how ``fn`` should be mapped over ``items``, without running the rest.
 
     In ``"auto"`` mode the first items are run to measure the task (in up to two
-    threads; in the calling thread first when an earlier call found the items tiny or
-    the input is long; not at all for a few items of work an earlier call found
-    holding the GIL, when a warm process pool takes them; see docs/how-auto-decides.md);
+    threads; in the calling thread first when an earlier call found the items tiny, or
+    short and holding the GIL with a process pool warm for them, or the input is long;
+    not at all for a few items of work an earlier call found holding the GIL, when a
+    warm process pool takes them; see docs/how-auto-decides.md);
     their results are kept, and the plan's first ``run()`` returns them in their place,
     so ``fn`` is still called exactly once per item.
 
@@ -294,6 +295,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         return declared or kind_from_measurement(m.cpu_share, m.gil_share, None if memo is None else memo.kind)
 
     run: ProbeRun | None = None
+    short_cpu = False
     measurement: Measurement | None = None
     kind: TaskKind | None = None
     chosen: Choice | None = None
@@ -305,12 +307,16 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     elif deadline is None and (
         (memo is not None and (expected := _loop_expected(fn, memo, count, setting, decide)) is not None)
         or (memo is None and count >= LONG_INPUT * io_cap)
+        or (short_cpu := _short_cpu_for_warm_pool(fn, memo, declared, count=count, workers=workers, cpus=cpus))
     ):
         # An earlier call found items this small, or the input is so long that its first
         # item costs a small share of the call even if slow: run the first items here,
         # for INLINE_CHECK_SECONDS, and keep to the loop if the cost model still says so.
+        # Or it found short items computing, and a pool is warm for them: run them here
+        # for QUICK_WINDOW, and go to the pool at once if they still compute, as long.
         # Not with a timeout: an item running in the calling thread could outlast it.
-        measurement = _measure_inline(fn, sequence, outcomes, count - 1, INLINE_CHECK_SECONDS)
+        budget = QUICK_WINDOW if short_cpu else INLINE_CHECK_SECONDS
+        measurement = _measure_inline(fn, sequence, outcomes, count - 1, budget)
         resume_at = measurement.items
         # One thread gives no GIL samples: the remembered kind stands, else the measured one.
         guessed = measured_kind(measurement) if memo is None else declared or memo.kind
@@ -318,7 +324,9 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         memo = expected or memo  # with the verdict it may have kept
         loop = None if grew or outcomes.failed else _kept_loop(memo, count - resume_at, measurement, setting)
         checked = loop or decide(measurement, resume_at, guessed)
-        if outcomes.failed or (not grew and checked.mode == "serial"):
+        if outcomes.failed or (
+            not grew and (checked.mode == "serial" or (short_cpu and agrees(guessed, measurement.cpu_share)))
+        ):
             kind, chosen = guessed, checked
             if memo is not None:
                 source = _from_memory(memo)
@@ -485,6 +493,27 @@ def _remembered_pool(  # noqa: PLR0913 - what the choice depends on
         return f"nothing measured → {kind} (from {source()}); {choice.reason} → process"
 
     return attrs.evolve(choice, why=reason)
+
+
+def _short_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
+    fn: Callable[[Any], Any],
+    memo: Memo | None,
+    declared: TaskKind | None,
+    *,
+    count: int,
+    workers: int | None,
+    cpus: int,
+) -> bool:
+    """Whether an earlier call found ``fn``'s items computing, shorter than QUICK_WINDOW, and a pool is warm.
+
+    Then the calling thread checks the first items itself: a probe thread, which the
+    calling thread watches, holds the GIL for a switch interval (5 ms) before the check
+    can end, while the warm workers wait. An item longer than remembered runs whole
+    before the check ends, so only short ones are checked so.
+    """
+    if memo is None or (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds > QUICK_WINDOW:
+        return False
+    return not in_worker() and process_pool_ready(workers or min(count, cpus), main=needs_main(pickled(fn)))
 
 
 def _setting(  # noqa: PLR0913 - every input the cost model's choice depends on, but the items
