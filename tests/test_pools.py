@@ -407,7 +407,7 @@ def test_a_pre_start_is_up_once_a_first_worker_answers() -> None:
     up = threading.Event()
     warm: list[bool] = []
     warming = threading.Thread(
-        target=lambda: warm.append(_pools._warm_up(Pool(), 2, _pools._shared.generation, None, up))  # type: ignore[arg-type]
+        target=lambda: warm.append(_pools._warm_up(Pool(), 2, _pools._shared.generation, None, up.set))  # type: ignore[arg-type]
     )
     warming.start()
     try:
@@ -422,6 +422,40 @@ def test_a_pre_start_is_up_once_a_first_worker_answers() -> None:
                 future.set_result(pid)
         warming.join(timeout=10)
     assert warm == [True]
+
+
+def test_the_switch_interval_is_put_back_once_a_first_worker_is_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The workers are all started by then; the rest of the warm-up, which may wait behind
+    # a call's long chunks, needs the GIL rarely.
+    submitted: list[Future[int]] = []
+    both = threading.Event()
+
+    class Pool:
+        def submit(self, _fn: Any, /, *_args: Any) -> Future[int]:
+            submitted.append(Future())
+            if len(submitted) == 2:
+                both.set()
+            return submitted[-1]
+
+    monkeypatch.setattr(_pools, "process_pool", lambda *_args, **_kwargs: Pool())
+    before = sys.getswitchinterval()
+    up = threading.Event()
+    starting = threading.Thread(target=_pools._spawn, args=(2, _pools._shared.generation, None, up))
+    starting.start()
+    try:
+        assert both.wait(timeout=10)
+        assert sys.getswitchinterval() == _pools.QUICK_SWITCH_INTERVAL
+        submitted[0].set_result(101)
+        assert up.wait(timeout=10)
+        assert starting.is_alive()  # still waiting for the other worker
+        assert sys.getswitchinterval() == pytest.approx(before)
+    finally:
+        for future, pid in zip(submitted, (101, 102), strict=True):
+            if not future.done():
+                future.set_result(pid)
+        starting.join(timeout=10)
+        sys.setswitchinterval(before)
+    assert not starting.is_alive()
 
 
 def pid_after_a_little_work(_: object) -> int:

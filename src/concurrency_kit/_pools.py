@@ -336,13 +336,14 @@ WARM_UP_PAUSE = 0.005
 
 
 def _warm_up(
-    pool: ProcessPoolExecutor, workers: int, generation: int, function: bytes | None, up: threading.Event
+    pool: ProcessPoolExecutor, workers: int, generation: int, function: bytes | None, on_up: Callable[[], object]
 ) -> bool:
     """Run warm-up tasks on ``pool`` until each of its ``workers`` workers has run one.
 
     ``function`` (pickled by reference, or ``None``) is the function the pool is started
-    for: each worker imports its module now, not on its first chunk. ``up`` is set as
-    soon as the first task comes back: a worker is up, and work sent now is taken.
+    for: each worker imports its module now, not on its first chunk. ``on_up`` is called
+    as soon as the first task comes back: a worker is up, and work sent now is taken
+    (every worker was started by then, by the first round's submissions).
 
     One round of ``workers`` tasks is not enough: the first worker up can take them all
     while another is still starting. Stops, returning ``False``, once :func:`shutdown`
@@ -353,14 +354,14 @@ def _warm_up(
         RuntimeError: the pool was shut down meanwhile.
     """
     seen: set[int] = set()
-    for _ in range(WARM_UP_ROUNDS):
+    for round_ in range(WARM_UP_ROUNDS):
         with _shared.start_lock:  # so that shutdown() cannot begin between the check and the submissions
             if generation != _shared.generation:
                 return False
             futures = [pool.submit(warm_up_worker, function) for _ in range(workers)]
-        if not up.is_set():
+        if not round_:
             wait(futures, return_when=FIRST_COMPLETED)
-            up.set()
+            on_up()
         done, _ = wait(futures)
         for future in done:
             if future.cancelled() or future.exception() is not None:
@@ -375,26 +376,32 @@ def _warm_up(
 #: While a pool starts in the background, the thread starting it needs the GIL back
 #: after each of its many system calls, and waits up to a switch interval (5 ms) each
 #: time behind the threads running items: a pool that starts in ~80 ms idle took ~210
-#: ms beside one busy thread. The interval is this meanwhile (~115 ms), then put back.
+#: ms beside one busy thread. The interval is this meanwhile (~115 ms), until a first
+#: worker is up, then put back.
 QUICK_SWITCH_INTERVAL = 0.001
 
 
 @contextlib.contextmanager
-def _quick_switches() -> Iterator[None]:
+def _quick_switches() -> Iterator[Callable[[], None]]:
     """Lower the GIL switch interval to :data:`QUICK_SWITCH_INTERVAL` meanwhile.
 
-    Put back afterwards, unless somebody set another meanwhile (theirs then stands).
+    Put back at the end, or sooner by calling the function yielded; unless somebody set
+    another meanwhile (theirs then stands).
     """
     before = sys.getswitchinterval()
     if before <= QUICK_SWITCH_INTERVAL:
-        yield
+        yield lambda: None
         return
     sys.setswitchinterval(QUICK_SWITCH_INTERVAL)
-    try:
-        yield
-    finally:
+
+    def put_back() -> None:
         if sys.getswitchinterval() == QUICK_SWITCH_INTERVAL:
             sys.setswitchinterval(before)
+
+    try:
+        yield put_back
+    finally:
+        put_back()
 
 
 class Prestart(threading.Thread):
@@ -419,7 +426,12 @@ class Prestart(threading.Thread):
 
 
 def _spawn(workers: int, generation: int, function: bytes | None, up: threading.Event) -> None:
-    with _quick_switches():
+    with _quick_switches() as put_back:
+
+        def first_up() -> None:
+            put_back()  # the workers are started: what is left needs the GIL rarely
+            up.set()
+
         try:
             pool = process_pool(workers, generation, main=needs_main(function))
         except RuntimeError:  # the interpreter began to exit (no pool can start now): nothing to warm
@@ -427,7 +439,7 @@ def _spawn(workers: int, generation: int, function: bytes | None, up: threading.
         if pool is None:
             return  # shutdown() came first
         try:
-            warm = _warm_up(pool, workers, generation, _reference(function), up)
+            warm = _warm_up(pool, workers, generation, _reference(function), first_up)
         except RuntimeError:
             # The pool was shut down meanwhile, or the interpreter began to exit in the middle
             # of the first submission, which then started workers but (Python 3.12+) not the
