@@ -188,7 +188,11 @@ def test_the_probe_runs_items_that_hold_the_gil_one_at_a_time() -> None:
     fn, most = _concurrency_tracker(spin)
     plan = ck.plan(fn, range(40))
     assert plan.kind == "cpu", plan.reason
-    assert most == [1]
+    assert plan.measurement is not None
+    # On a machine so busy that the probe thread waits for a CPU, the GIL it leaves
+    # free meanwhile is seen free (seen once in CI): the second thread may then join.
+    gil_always_held = plan.measurement.gil_share in (None, 1.0)
+    assert most == [1] or not gil_always_held, plan.reason
     assert plan.run() == list(range(40))
 
 

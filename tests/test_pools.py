@@ -391,35 +391,43 @@ def test_a_prestart_in_flight_is_not_repeated_and_ends_with_a_ready_pool() -> No
     assert _pools.prestart_process_pool(2) is None
 
 
+class _AnsweredPool:
+    """A stand-in pool of two workers whose warm-up tasks the test answers, one by one."""
+
+    def __init__(self) -> None:
+        self.submitted: list[Future[int]] = []
+        self.round_in = threading.Event()  # both tasks of the first round submitted
+
+    def submit(self, _fn: Any, /, *_args: Any) -> Future[int]:
+        self.submitted.append(Future())
+        if len(self.submitted) == 2:
+            self.round_in.set()
+        return self.submitted[-1]
+
+    def answer_the_rest(self) -> None:
+        for pid, future in enumerate(self.submitted, 101):
+            if not future.done():
+                future.set_result(pid)
+
+
 def test_a_pre_start_is_up_once_a_first_worker_answers() -> None:
     # Work sent then is taken at once: the first chunks need not wait for every worker
     # (on a machine of many cores, the last of many workers to start).
-    submitted: list[Future[int]] = []
-    both = threading.Event()
-
-    class Pool:
-        def submit(self, _fn: Any, /, *_args: Any) -> Future[int]:
-            submitted.append(Future())
-            if len(submitted) == 2:
-                both.set()
-            return submitted[-1]
-
+    pool = _AnsweredPool()
     up = threading.Event()
     warm: list[bool] = []
     warming = threading.Thread(
-        target=lambda: warm.append(_pools._warm_up(Pool(), 2, _pools._shared.generation, None, up.set))  # type: ignore[arg-type]
+        target=lambda: warm.append(_pools._warm_up(pool, 2, _pools._shared.generation, None, up.set))  # type: ignore[arg-type]
     )
     warming.start()
     try:
-        assert both.wait(timeout=10)
+        assert pool.round_in.wait(timeout=10)
         assert not up.is_set()
-        submitted[0].set_result(101)
+        pool.submitted[0].set_result(100)
         assert up.wait(timeout=10), "the pre-start was not up once a worker answered"
         assert warming.is_alive()  # still waiting for the other worker
     finally:
-        for future, pid in zip(submitted, (101, 102), strict=True):
-            if not future.done():
-                future.set_result(pid)
+        pool.answer_the_rest()
         warming.join(timeout=10)
     assert warm == [True]
 
@@ -427,32 +435,21 @@ def test_a_pre_start_is_up_once_a_first_worker_answers() -> None:
 def test_the_switch_interval_is_put_back_once_a_first_worker_is_up(monkeypatch: pytest.MonkeyPatch) -> None:
     # The workers are all started by then; the rest of the warm-up, which may wait behind
     # a call's long chunks, needs the GIL rarely.
-    submitted: list[Future[int]] = []
-    both = threading.Event()
-
-    class Pool:
-        def submit(self, _fn: Any, /, *_args: Any) -> Future[int]:
-            submitted.append(Future())
-            if len(submitted) == 2:
-                both.set()
-            return submitted[-1]
-
-    monkeypatch.setattr(_pools, "process_pool", lambda *_args, **_kwargs: Pool())
+    pool = _AnsweredPool()
+    monkeypatch.setattr(_pools, "process_pool", lambda *_args, **_kwargs: pool)
     before = sys.getswitchinterval()
     up = threading.Event()
     starting = threading.Thread(target=_pools._spawn, args=(2, _pools._shared.generation, None, up))
     starting.start()
     try:
-        assert both.wait(timeout=10)
+        assert pool.round_in.wait(timeout=10)
         assert sys.getswitchinterval() == _pools.QUICK_SWITCH_INTERVAL
-        submitted[0].set_result(101)
+        pool.submitted[0].set_result(100)
         assert up.wait(timeout=10)
         assert starting.is_alive()  # still waiting for the other worker
         assert sys.getswitchinterval() == pytest.approx(before)
     finally:
-        for future, pid in zip(submitted, (101, 102), strict=True):
-            if not future.done():
-                future.set_result(pid)
+        pool.answer_the_rest()
         starting.join(timeout=10)
         sys.setswitchinterval(before)
     assert not starting.is_alive()
