@@ -199,7 +199,7 @@ class ProcessBackend:
     def run_helping(
         self, fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, *, workers: int, chunksize: int
     ) -> None:
-        """:meth:`run`, with the calling thread running items itself until the pool is up.
+        """:meth:`run`, with the calling thread running items itself until a worker is up.
 
         A cold pool takes a fifth of a second or more to start: rather than wait, the
         calling thread runs items from the front of the feed, a few milliseconds' worth
@@ -231,7 +231,7 @@ class ProcessBackend:
 
 
 #: While the process pool starts, the calling thread runs spans of this fraction of a
-#: chunk (about a millisecond of work), checking in between whether the workers are up.
+#: chunk (about a millisecond of work), checking in between whether a worker is up.
 HELP_SPAN = 1 / 32
 
 
@@ -252,7 +252,7 @@ def _help_while_starting(chunks: _Chunks, chunksize: int, starting: Prestart) ->
 
 
 class _FirstChunks:
-    """A call's first chunks, sent by a thread of ours the moment the pool is up."""
+    """A call's first chunks, sent by a thread of ours the moment a worker of the pool is up."""
 
     def __init__(self, chunks: _Chunks, chunksize: int) -> None:
         self._chunks, self._chunksize = chunks, chunksize
