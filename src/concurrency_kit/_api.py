@@ -35,7 +35,7 @@ from ._cpu import planning_cpus
 from ._errors import UnpicklableTaskError
 from ._memory import LoopVerdict, Memo, forget, forget_all, recall, remember
 from ._outcomes import EMPTY, Feed, Outcomes, run_span
-from ._pickling import pickled, pickled_size, why_not_picklable
+from ._pickling import pickled_size, why_not_picklable
 from ._plan import (
     MODES,
     PROCESS_COLD_START,
@@ -51,10 +51,9 @@ from ._plan import (
 )
 from ._pools import (
     forkserver_started,
-    needs_main,
     prestart_process_pool,
     process_pool_age,
-    process_pool_ready,
+    process_pool_ready_for,
     submit_daemon,
 )
 from ._pools import shutdown as stop_pools
@@ -481,7 +480,7 @@ def _remembered_pool(  # noqa: PLR0913 - what the choice depends on
     size = workers or min(count, cpus)
     if kind is not TaskKind.CPU or in_worker() or not 1 < count <= TRUSTED_ROUNDS * size:
         return None
-    if not process_pool_ready(size, main=needs_main(pickled(fn))):
+    if not process_pool_ready_for(size, fn):
         return None
     choice = decide(_as_measured(memo), 0, kind)
     if choice.mode != "process":
@@ -513,7 +512,7 @@ def _short_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
     """
     if memo is None or (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds > QUICK_WINDOW:
         return False
-    return not in_worker() and process_pool_ready(workers or min(count, cpus), main=needs_main(pickled(fn)))
+    return not in_worker() and process_pool_ready_for(workers or min(count, cpus), fn)
 
 
 def _setting(  # noqa: PLR0913 - every input the cost model's choice depends on, but the items

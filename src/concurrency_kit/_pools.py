@@ -42,6 +42,7 @@ __all__ = [
     "process_pool",
     "process_pool_age",
     "process_pool_ready",
+    "process_pool_ready_for",
     "process_pool_size",
     "shutdown",
     "submit_daemon",
@@ -219,6 +220,11 @@ def process_pool_ready(workers: int, *, main: bool = False) -> bool:
     """
     with _shared.lock:
         return _serves(workers, main=main) and _shared.processes in _shared.warm
+
+
+def process_pool_ready_for(workers: int, fn: Callable[..., Any]) -> bool:
+    """:func:`process_pool_ready`, for ``fn``: with workers that import the main module if it needs them."""
+    return process_pool_ready(workers, main=needs_main(pickled(fn)))
 
 
 def _serves(workers: int, *, main: bool) -> bool:
