@@ -483,6 +483,35 @@ def test_auto_runs_items_in_the_calling_process_while_the_pool_starts() -> None:
     assert os.getpid() not in {outcomes.values[index] for index in sent}
 
 
+def test_the_calling_thread_runs_no_item_while_the_probe_still_runs_its_own() -> None:
+    # Items holding the GIL gain nothing from a second thread of the same process: the
+    # calling thread waits for the probe's threads, and the pool takes the items.
+    ck.shutdown()
+    count = 200_000
+    outcomes = Outcomes(count)
+    feed = Feed(outcomes, 0, count)
+    chunks = _Chunks(pid_after_a_little_work, range(count), feed, 2)
+    asked = threading.Semaphore(0)
+    never = threading.Event()
+
+    def probe_still_running(timeout: float) -> bool:
+        asked.release()
+        return never.wait(timeout)
+
+    starting = _pools.prestart_process_pool(2, pid_after_a_little_work)
+    assert starting is not None
+    _help_while_starting(chunks, 64, starting, probe_still_running)
+    assert asked.acquire(timeout=0), "the calling thread did not ask whether the probe was done"
+    assert starting.up.is_set()
+    here = [index for index, value in enumerate(outcomes.values) if value is not EMPTY]
+    assert here == []
+    sent = [index for _, span in chunks.running.values() for index in span]
+    assert sorted(sent) == list(range(count - feed.remaining))
+    assert sent
+    chunks.finish()
+    assert os.getpid() not in {outcomes.values[index] for index in sent}
+
+
 def test_a_forced_process_call_runs_nothing_in_the_calling_process() -> None:
     ck.shutdown()
     assert os.getpid() not in ck.run_parallel(worker_pid, range(200), "process")

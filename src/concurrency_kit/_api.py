@@ -641,7 +641,7 @@ def _execute(plan: Plan) -> list[Any]:
     try:
         if not outcomes.failed and feed.remaining:
             try:
-                _run_backend(plan, call, feed, deadline)
+                _run_backend(plan, call, feed, deadline, run)
             except UnpicklableTaskError:
                 if not call.auto:
                     raise
@@ -664,12 +664,20 @@ def _execute(plan: Plan) -> list[Any]:
     return outcomes.values
 
 
-def _run_backend(plan: Plan, call: _Call, feed: Feed, deadline: float | None) -> None:
-    """Run the feed's items in the plan's mode."""
+def _run_backend(plan: Plan, call: _Call, feed: Feed, deadline: float | None, run: ProbeRun | None) -> None:
+    """Run the feed's items in the plan's mode (``run``: the probe, whose threads may still run items)."""
     if call.auto and plan.mode == "process" and deadline is None:
         # Auto turned the loop down: the calling thread runs items until the pool is up,
-        # so that auto never does much worse than that loop while a cold pool starts.
-        PROCESS_BACKEND.run_helping(call.fn, call.items, feed, workers=plan.workers, chunksize=plan.chunksize)
+        # so that auto never does much worse than that loop while a cold pool starts
+        # (once the probe's threads are through the items they took).
+        PROCESS_BACKEND.run_helping(
+            call.fn,
+            call.items,
+            feed,
+            workers=plan.workers,
+            chunksize=plan.chunksize,
+            others_done=None if run is None else run.finished,
+        )
         return
     BACKENDS[plan.mode].run(
         call.fn, call.items, feed, workers=plan.workers, chunksize=plan.chunksize, deadline=deadline

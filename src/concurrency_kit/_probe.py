@@ -177,6 +177,10 @@ class ProbeRun:
             future.result()
         return not pending
 
+    def finished(self, timeout: float) -> bool:
+        """Whether the probe threads are done, waiting up to ``timeout`` seconds; raises nothing."""
+        return not wait(self._futures, timeout=timeout).not_done
+
     def final(self) -> Measurement:
         """The figures of every item the probe took, once :meth:`join` said they are done.
 

@@ -196,8 +196,15 @@ class ProcessBackend:
         _check_function(fn)
         _drain(_Chunks(fn, items, feed, workers), chunksize, deadline)
 
-    def run_helping(
-        self, fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, *, workers: int, chunksize: int
+    def run_helping(  # noqa: PLR0913 - run()'s, and what else runs items here
+        self,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        feed: Feed,
+        *,
+        workers: int,
+        chunksize: int,
+        others_done: Callable[[float], bool] | None = None,
     ) -> None:
         """:meth:`run`, with the calling thread running items itself until a worker is up.
 
@@ -215,6 +222,12 @@ class ProcessBackend:
         a caller that held it for all but the forced switch every 5 ms made a pool start
         take 2-3 times as long (in exchange, about a tenth of the caller's time).
 
+        ``others_done(timeout)`` says, waiting up to ``timeout`` seconds, whether other
+        threads of this process that run the call's items (the probe's) are done: the
+        calling thread starts on items only once they are. Items that hold the GIL gain
+        nothing from a second thread of the same process, which would take turns with
+        them, and with the threads starting the pool.
+
         Raises:
             The same as :meth:`run`, without the timeout.
         """
@@ -223,7 +236,7 @@ class ProcessBackend:
         starting = prestart_process_pool(workers, fn)
         if starting is not None:
             try:
-                _help_while_starting(chunks, chunksize, starting)
+                _help_while_starting(chunks, chunksize, starting, others_done)
             except KeyboardInterrupt:  # between spans (one inside an item is recorded)
                 _abandon(chunks, kill=True)
                 raise
@@ -233,14 +246,26 @@ class ProcessBackend:
 #: While the process pool starts, the calling thread runs spans of this fraction of a
 #: chunk (about a millisecond of work), checking in between whether a worker is up.
 HELP_SPAN = 1 / 32
+#: ... and, while other threads of the call still run items here, checks this often
+#: whether they are done.
+HELP_WAIT = 0.001
 
 
-def _help_while_starting(chunks: _Chunks, chunksize: int, starting: Prestart) -> None:
-    """Run spans in the calling thread while ``starting`` (the pool's pre-start) runs."""
+def _help_while_starting(
+    chunks: _Chunks, chunksize: int, starting: Prestart, others_done: Callable[[float], bool] | None = None
+) -> None:
+    """Run spans in the calling thread while ``starting`` (the pool's pre-start) runs.
+
+    Not before ``others_done`` says the call's other threads here have finished their
+    items (see :meth:`ProcessBackend.run_helping`).
+    """
     first = _FirstChunks(chunks, chunksize)
     submit_daemon(first.send_when_up, starting, name="concurrency_kit-first-chunks")
     feed, span_size = chunks.feed, max(1, int(chunksize * HELP_SPAN))
     try:
+        while others_done is not None and not first.sent and starting.is_alive():
+            if others_done(HELP_WAIT):
+                break
         while not first.sent and starting.is_alive() and (span := feed.take(span_size)):
             if not run_span(chunks.fn, chunks.items, feed, span, check_each=False):
                 break
