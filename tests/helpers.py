@@ -86,6 +86,15 @@ def wait_io(item: object = None) -> object:
     return item
 
 
+def wait_then_compute(milliseconds: int) -> int:
+    """Block 20 ms in select, then compute for ``milliseconds`` of CPU time, holding the GIL."""
+    select.select([], [], [], 0.02)
+    began = time.thread_time()
+    while time.thread_time() - began < milliseconds / 1000:
+        pass
+    return milliseconds
+
+
 def nested_plan(_: object) -> tuple[str, str, bool]:
     """Plan and run an I/O call from inside a worker; report its mode and reason."""
     plan = ck.plan(wait_io, range(4))

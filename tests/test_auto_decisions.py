@@ -10,9 +10,10 @@ from collections.abc import Callable
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import _api, _probe
+from concurrency_kit import TaskKind, _api, _pools, _probe
+from concurrency_kit._memory import Memo, recall, remember
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
-from helpers import double, factorize_first, needs_two_cpus, wait_io
+from helpers import double, factorize_first, needs_two_cpus, wait_io, wait_then_compute
 
 
 def _is_divisor_list(number: int, divisors: list[int]) -> bool:
@@ -66,6 +67,44 @@ def test_derive_key_releases_the_gil_so_threads_one_per_cpu() -> None:
     assert (plan.mode, plan.kind) == ("thread", "gil_free"), plan.reason
     assert plan.workers == cpus
     assert plan.run() == [derive_key(p) for p in passwords]
+
+
+def test_an_io_call_remembers_how_long_its_items_compute() -> None:
+    plan = ck.plan(wait_then_compute, [1] * 8)
+    assert (plan.mode, plan.kind) == ("thread", "io"), plan.reason
+    assert plan.run() == [1] * 8
+    memo = recall(wait_then_compute)
+    assert memo is not None
+    assert memo.kind is TaskKind.IO
+    assert memo.item_cpu is not None
+    assert 0.0009 < memo.item_cpu < memo.item_seconds, memo
+
+
+def test_io_items_that_compute_much_warm_a_process_pool_on_many_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On 4 CPUs, 14 items that wait 20 ms and then compute 15 ms take 14 × 15 ms in
+    # threads, which take turns for the GIL, and 4 rounds of 35 ms in a warm pool of 4.
+    monkeypatch.setattr(_api, "planning_cpus", lambda: 4)
+    monkeypatch.setattr(_api, "forkserver_started", lambda: False)  # as in a fresh program: a pool's start is dear
+    ck.shutdown()
+    # As an earlier call measured them. (What a call in threads measures, and remembers,
+    # is longer: its items computed taking turns with the others.)
+    measured = Memo(TaskKind.IO, 0.035, item_cpu=0.015)
+    remember(wait_then_compute, measured)
+    items = [15] * 16
+    cold = ck.plan(wait_then_compute, items)
+    # A cold pool's start costs more than processes gain in this call: threads, and the
+    # pool starts in the background for the next calls.
+    assert (cold.mode, cold.kind) == ("thread", "io"), cold.reason
+    assert "taking turns for the GIL" in cold.reason
+    warming = _pools._shared.warming  # the pre-start this call began
+    assert warming is not None, "no process pool was started for the next calls"
+    assert cold.run() == items
+    warming.join(timeout=30)
+    assert _pools.process_pool_ready(4)
+    remember(wait_then_compute, measured)
+    warm = ck.plan(wait_then_compute, items)
+    assert (warm.mode, warm.kind, warm.workers) == ("process", "io", 4), warm.reason
+    assert warm.run() == items
 
 
 def test_twenty_thousand_squares_run_in_a_loop() -> None:

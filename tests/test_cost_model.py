@@ -49,8 +49,50 @@ def test_nothing_to_overlap_runs_in_a_loop(args: dict[str, Any], count: int) -> 
 
 
 @given(choices, st.sampled_from([TaskKind.IO, TaskKind.GIL_FREE]))
-def test_io_and_gil_free_work_never_go_to_processes(args: dict[str, Any], kind: TaskKind) -> None:
+def test_io_work_that_does_not_compute_and_gil_free_work_never_go_to_processes(
+    args: dict[str, Any], kind: TaskKind
+) -> None:
     assert choose(**{**args, "kind": kind}).mode != "process"
+
+
+@given(choices, st.floats(min_value=0.0, max_value=0.5, exclude_max=True), st.integers(min_value=1, max_value=2))
+def test_io_work_never_goes_to_processes_on_two_cpus(args: dict[str, Any], share: float, cpus: int) -> None:
+    # However much of its time it computes (less than half: else it is not I/O-bound).
+    args.update(kind=TaskKind.IO, cpus=cpus, item_cpu=share * args["item_seconds"])
+    assert choose(**args).mode != "process"
+
+
+#: 40 items that wait 20 ms, then compute 2 ms holding the GIL.
+_WAIT_THEN_COMPUTE: dict[str, Any] = {
+    "kind": TaskKind.IO,
+    "item_seconds": 0.022,
+    "item_cpu": 0.002,
+    "count": 40,
+    "io_cap": 64,
+    "unpicklable": None,
+    "bytes_per_item": 100,
+}
+
+
+def test_threads_are_estimated_to_take_turns_for_the_gil_while_io_items_compute() -> None:
+    choice = choose(**_WAIT_THEN_COMPUTE, cpus=2, process_age=100.0)
+    assert choice.mode == "thread"
+    # 40 × 2 ms of computing, one thread at a time, rather than one round of 22 ms.
+    assert "≈ 84.0 ms on 40 threads taking turns for the GIL" in choice.reason, choice.reason
+
+
+def test_io_items_that_compute_go_to_a_warm_process_pool_on_many_cpus() -> None:
+    warm = choose(**_WAIT_THEN_COMPUTE, cpus=16, process_age=100.0)
+    assert (warm.mode, warm.workers) == ("process", 16), warm.reason
+    assert "40 threads taking turns for the GIL: ≈ 84.0 ms" in warm.reason
+    # Not from a cold pool, whose start costs more than they gain; not on 8 CPUs (5
+    # rounds of 22 ms lose to 40 × 2 ms); not when the items do not compute, cannot be
+    # pickled, or the caller sized the pool.
+    assert choose(**_WAIT_THEN_COMPUTE, cpus=16, process_age=None).mode == "thread"
+    assert choose(**_WAIT_THEN_COMPUTE, cpus=8, process_age=100.0).mode == "thread"
+    assert choose(**{**_WAIT_THEN_COMPUTE, "item_cpu": 0.0}, cpus=16, process_age=100.0).mode == "thread"
+    assert choose(**{**_WAIT_THEN_COMPUTE, "unpicklable": "a lambda"}, cpus=16, process_age=100.0).mode == "thread"
+    assert choose(**_WAIT_THEN_COMPUTE, cpus=16, process_age=100.0, workers=16).mode == "thread"
 
 
 @given(choices)

@@ -251,8 +251,13 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
 
     fitness: list[tuple[str | None, int]] = []  # computed once, when first needed
 
-    def decide(measurement: Measurement, resume_at: int, kind: TaskKind, *, free: bool = False) -> Choice:
-        """The cost model's choice for the items after ``resume_at`` (``free``: were pickling free)."""
+    def decide(
+        measurement: Measurement, resume_at: int, kind: TaskKind, *, free: bool = False, warm: bool = False
+    ) -> Choice:
+        """The cost model's choice for the items after ``resume_at``.
+
+        ``free``: were pickling free; ``warm``: were a process pool warm for them.
+        """
         left = count - resume_at
         if outcomes.failed:
             return Choice("serial", 1, 1, f"item {outcomes.error_index} raised while measuring")
@@ -263,11 +268,12 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
             return choose(
                 kind=kind,
                 item_seconds=_item_seconds(kind, measurement, memo),
+                item_cpu=_item_cpu(kind, measurement, memo) or 0.0,
                 count=left,
                 cpus=cpus,
                 io_cap=io_cap,
                 unpicklable=unpicklable,
-                process_age=process_pool_age(workers or min(left, cpus)),
+                process_age=math.inf if warm else process_pool_age(workers or min(left, cpus)),
                 server_started=forkserver_started(),
                 bytes_per_item=item_bytes,
                 workers=workers,
@@ -363,9 +369,17 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     choice = chosen or decide(measurement, resume_at, kind)
     if not outcomes.failed and not in_worker() and measurement.exact:  # else: once run() has the rest
         kept = None if memo is None or memo.loop is None or memo.loop.setting != setting else memo.loop
-        item_seconds = _item_seconds(kind, measurement, memo)
-        if memo is None or memo.kind is not kind or memo.loop is not kept or _changed(memo.item_seconds, item_seconds):
-            remember(fn, Memo(kind, item_seconds, kept))
+        fresh = _memo(kind, measurement, kept)
+        if (
+            memo is None
+            or memo.kind is not kind
+            or memo.loop is not kept
+            or _changed(memo.item_seconds, fresh.item_seconds)
+            or _changed(memo.item_cpu or 0.0, fresh.item_cpu or 0.0)
+        ):
+            remember(fn, fresh)
+    if choice.mode == "thread" and kind is TaskKind.IO:
+        _warm_for_next_calls(fn, decide(measurement, resume_at, kind, warm=True))
 
     def explain() -> str:
         return f"{describe_measurement(measurement)} → {kind} (from {render(source)}); {choice.reason} → {choice.mode}"
@@ -440,16 +454,22 @@ def _loop_expected(
 
 def _as_measured(memo: Memo) -> Measurement:
     """What an earlier call measured, as the cost model takes it (exact, one item)."""
+    cpu = memo.item_seconds if memo.item_cpu is None else memo.item_cpu
     return Measurement(
         items=0,
         completed=1,
         seconds=0.0,
         item_wall=memo.item_seconds,
-        item_cpu=memo.item_seconds,
-        cpu_share=1.0,
+        item_cpu=cpu,
+        cpu_share=min(1.0, cpu / memo.item_seconds) if memo.item_seconds > 0 else 1.0,
         gil_share=None,
         exact=True,
     )
+
+
+def _memo(kind: TaskKind, m: Measurement, loop: LoopVerdict | None = None) -> Memo:
+    """What to remember of exact figures ``m`` of items of ``kind``."""
+    return Memo(kind, _item_seconds(kind, m), loop, _item_cpu(kind, m))
 
 
 #: A call of at most this many items per worker, of a function an earlier call found
@@ -572,6 +592,31 @@ def _item_seconds(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> f
     return seconds * (1 + (m.items - m.completed) / m.items)
 
 
+def _item_cpu(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> float | None:
+    """Of an I/O-bound item's time, the seconds it computes (``None`` for other kinds).
+
+    Threads take turns for the GIL while I/O items compute. Items still running have
+    not computed all they will (an item that waits first may compute last): the figure
+    is then at least what an earlier call measured.
+    """
+    if kind is not TaskKind.IO:
+        return None
+    if m.exact or memo is None or memo.kind is not kind or memo.item_cpu is None:
+        return m.item_cpu
+    return max(m.item_cpu, memo.item_cpu)
+
+
+def _warm_for_next_calls(fn: Callable[[Any], Any], warm: Choice) -> None:
+    """Start the process pool in the background when ``warm`` (the choice were one warm) is processes.
+
+    For I/O-bound items that compute, on many CPUs: threads take turns for the GIL
+    while the items compute, and processes, once warm, would finish sooner; a cold
+    pool's start costs more than they would gain in this call, but not in the next.
+    """
+    if warm.mode == "process":
+        prestart_process_pool(warm.workers, fn)
+
+
 def _forget_if_shorter(call: _Call, workers: int, seconds: float) -> None:
     """After a call sent to the pool unmeasured: forget items far shorter than remembered.
 
@@ -654,7 +699,7 @@ def _execute(plan: Plan) -> list[Any]:
                 raise TimeoutError
             if not run.measurement.exact and plan.kind is not None and not outcomes.failed:
                 # The plan was made on lower bounds; now the probe's items are done.
-                remember(call.fn, Memo(plan.kind, _item_seconds(plan.kind, run.final())))
+                remember(call.fn, _memo(plan.kind, run.final()))
         if first and not outcomes.failed:
             _forget_if_shorter(call, plan.workers, time.perf_counter() - began)
     except TimeoutError:  # only the backends' and the probe's own: fn's exceptions are recorded, not raised

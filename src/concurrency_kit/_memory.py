@@ -53,12 +53,14 @@ class Memo:
     """A function's kind and the serial time of one of its items, as last measured.
 
     ``loop`` keeps the cost model's last verdict for a loop, so that the next calls no
-    larger need not ask it again.
+    larger need not ask it again. ``item_cpu``: of an I/O-bound item's time, the seconds
+    it computed (threads take turns for the GIL then); ``None`` for other kinds.
     """
 
     kind: TaskKind
     item_seconds: float
     loop: LoopVerdict | None = None
+    item_cpu: float | None = None
 
 
 _lock = threading.Lock()

@@ -131,6 +131,7 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
     server_started: bool = False,
     workers: int | None = None,
     chunksize: int | None = None,
+    item_cpu: float = 0.0,
 ) -> Choice:
     """Pick a mode for ``count`` items of ``item_seconds`` each (serial time).
 
@@ -148,6 +149,10 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
         bytes_per_item: pickled size of an item plus its result.
         workers: the caller's worker count, if given.
         chunksize: the caller's chunk size, if given.
+        item_cpu: of an I/O item's time, the seconds it computes (holding the GIL, as
+            Python code does): threads overlap the waits but take turns for these.
+            When taking turns bounds the threads, and processes on the CPUs would
+            finish sooner still, the items go to processes.
 
     Returns:
         The choice, with a reason that quotes the estimates.
@@ -160,8 +165,29 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
     if kind is TaskKind.IO:
         mode, w = "thread", workers or min(count, io_cap)
         chunk = chunksize or 1
-        estimate = math.ceil(count / w) * item_seconds + w * THREAD_START
-        label = f"{w} threads"
+        waits = math.ceil(count / w) * item_seconds
+        # Threads overlap the waits, but take turns for the GIL while the items compute.
+        turns = count * min(item_cpu, item_seconds)
+        estimate = max(waits, turns) + w * THREAD_START
+        label = f"{w} threads" if turns <= waits else f"{w} threads taking turns for the GIL"
+        if turns > waits and unpicklable is None and workers is None and cpus > 1:
+            # A process a CPU: each computes its items' share side by side with the others.
+            by_process = _process_choice(
+                count=count,
+                item_seconds=item_seconds,
+                w=min(count, cpus),
+                chunksize=chunksize,
+                process_age=process_age,
+                server_started=server_started,
+                bytes_per_item=bytes_per_item,
+                rounds=True,
+            )
+            # Against the threads' work alone (their start is paid once, in a warm pool),
+            # so that processes must win clearly: never on two CPUs, where they run at
+            # most two items at a time and I/O items compute less than half their time.
+            if by_process[0] < turns * (1 - MIN_GAIN):
+                label = f"{by_process[3]} ({label}: ≈ {format_seconds(estimate)})"
+                mode, (estimate, w, chunk, _) = "process", by_process
     elif cpus == 1 and workers is None:
         return Choice("serial", 1, loop, "one usable CPU: CPU work gains nothing from a pool")
     elif kind is TaskKind.GIL_FREE:
@@ -174,21 +200,16 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
             "serial", 1, loop, f"processes are not an option ({unpicklable}) and threads cannot share the GIL"
         )
     else:
-        mode, w = "process", workers or min(count, cpus)
-        chunk = chunksize or _chunks(count, w, item_seconds, PROCESS_CHUNK_SECONDS)
-        full_start = PROCESS_RESTART if server_started else PROCESS_COLD_START
-        start = full_start if process_age is None else max(0.0, full_start - process_age)
-        # Round trips: counted with the unrounded chunk size, so that longer items never
-        # make the estimate jump up when the chunk size steps down.
-        per_chunk = min(max(1.0, PROCESS_CHUNK_SECONDS / item_seconds) if item_seconds > 0 else count, chunk)
-        estimate = (
-            start
-            + count * item_seconds / w
-            + count / per_chunk * PROCESS_ROUND_TRIP / w
-            + count * (bytes_per_item * BYTE_COST + PROCESS_ITEM)
+        mode = "process"
+        estimate, w, chunk, label = _process_choice(
+            count=count,
+            item_seconds=item_seconds,
+            w=workers or min(count, cpus),
+            chunksize=chunksize,
+            process_age=process_age,
+            server_started=server_started,
+            bytes_per_item=bytes_per_item,
         )
-        warmth = "warm" if start == 0 else f"{format_seconds(start)} from warm"
-        label = f"{w} processes ({warmth})"
 
     def figures() -> str:
         return f"{count} item(s) left: ≈ {format_seconds(serial)} in a loop vs ≈ {format_seconds(estimate)} on {label}"
@@ -196,6 +217,36 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
     if estimate < serial * (1 - MIN_GAIN):
         return Choice(mode, w, chunk, figures)
     return Choice("serial", 1, loop, lambda: f"{figures()}; too little work to pay for a pool", by_cost=True)
+
+
+def _process_choice(  # noqa: PLR0913 - the process pool's inputs of the cost model, by name
+    *,
+    count: int,
+    item_seconds: float,
+    w: int,
+    chunksize: int | None,
+    process_age: float | None,
+    server_started: bool,
+    bytes_per_item: int,
+    rounds: bool = False,
+) -> tuple[float, int, int, str]:
+    """The estimate, workers, chunk size and label of ``count`` items on ``w`` processes.
+
+    ``rounds``: the items take whole rounds of chunks, as waiting items, whose time does
+    not spread over workers, do.
+    """
+    chunk = chunksize or _chunks(count, w, item_seconds, PROCESS_CHUNK_SECONDS)
+    full_start = PROCESS_RESTART if server_started else PROCESS_COLD_START
+    start = full_start if process_age is None else max(0.0, full_start - process_age)
+    # Round trips: counted with the unrounded chunk size, so that longer items never
+    # make the estimate jump up when the chunk size steps down.
+    per_chunk = min(max(1.0, PROCESS_CHUNK_SECONDS / item_seconds) if item_seconds > 0 else count, chunk)
+    work = math.ceil(count / (w * chunk)) * chunk * item_seconds if rounds else count * item_seconds / w
+    estimate = (
+        start + work + count / per_chunk * PROCESS_ROUND_TRIP / w + count * (bytes_per_item * BYTE_COST + PROCESS_ITEM)
+    )
+    warmth = "warm" if start == 0 else f"{format_seconds(start)} from warm"
+    return estimate, w, chunk, f"{w} processes ({warmth})"
 
 
 def forced_choice(  # noqa: PLR0913 - every input, by name
