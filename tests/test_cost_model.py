@@ -84,7 +84,7 @@ def test_threads_are_estimated_to_take_turns_for_the_gil_while_io_items_compute(
 def test_io_items_that_compute_go_to_a_warm_process_pool_on_many_cpus() -> None:
     warm = choose(**_WAIT_THEN_COMPUTE, cpus=16, process_age=100.0)
     assert (warm.mode, warm.workers) == ("process", 16), warm.reason
-    assert "40 threads taking turns for the GIL: ≈ 84.0 ms" in warm.reason
+    assert "on 16 processes (warm), against ≈ 84.0 ms on 40 threads taking turns for the GIL" in warm.reason
     # Not from a cold pool, whose start costs more than they gain; not on 8 CPUs (5
     # rounds of 22 ms lose to 40 × 2 ms); not when the items do not compute, cannot be
     # pickled, or the caller sized the pool.

@@ -151,8 +151,9 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
         chunksize: the caller's chunk size, if given.
         item_cpu: of an I/O item's time, the seconds it computes (holding the GIL, as
             Python code does): threads overlap the waits but take turns for these.
-            When taking turns bounds the threads, and processes on the CPUs would
-            finish sooner still, the items go to processes.
+            When taking turns bounds the threads, and processes, one per CPU, would
+            finish sooner still, the items go to processes (unless the caller gave
+            ``workers``).
 
     Returns:
         The choice, with a reason that quotes the estimates.
@@ -172,7 +173,7 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
         label = f"{w} threads" if turns <= waits else f"{w} threads taking turns for the GIL"
         if turns > waits and unpicklable is None and workers is None and cpus > 1:
             # A process a CPU: each computes its items' share side by side with the others.
-            by_process = _process_choice(
+            by_process, w_p, chunk_p, label_p = _process_choice(
                 count=count,
                 item_seconds=item_seconds,
                 w=min(count, cpus),
@@ -185,9 +186,9 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
             # Against the threads' work alone (their start is paid once, in a warm pool),
             # so that processes must win clearly: never on two CPUs, where they run at
             # most two items at a time and I/O items compute less than half their time.
-            if by_process[0] < turns * (1 - MIN_GAIN):
-                label = f"{by_process[3]} ({label}: ≈ {format_seconds(estimate)})"
-                mode, (estimate, w, chunk, _) = "process", by_process
+            if by_process < turns * (1 - MIN_GAIN):
+                label = f"{label_p}, against ≈ {format_seconds(estimate)} on {label}"
+                mode, estimate, w, chunk = "process", by_process, w_p, chunk_p
     elif cpus == 1 and workers is None:
         return Choice("serial", 1, loop, "one usable CPU: CPU work gains nothing from a pool")
     elif kind is TaskKind.GIL_FREE:
