@@ -173,10 +173,11 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
         label = f"{w} threads" if turns <= waits else f"{w} threads taking turns for the GIL"
         if turns > waits and unpicklable is None and workers is None and cpus > 1:
             # A process a CPU: each computes its items' share side by side with the others.
-            by_process, w_p, chunk_p, label_p = _process_choice(
+            w_p = min(count, cpus)
+            by_process, chunk_p, label_p = _process_choice(
                 count=count,
                 item_seconds=item_seconds,
-                w=min(count, cpus),
+                w=w_p,
                 chunksize=chunksize,
                 process_age=process_age,
                 server_started=server_started,
@@ -201,11 +202,11 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
             "serial", 1, loop, f"processes are not an option ({unpicklable}) and threads cannot share the GIL"
         )
     else:
-        mode = "process"
-        estimate, w, chunk, label = _process_choice(
+        mode, w = "process", workers or min(count, cpus)
+        estimate, chunk, label = _process_choice(
             count=count,
             item_seconds=item_seconds,
-            w=workers or min(count, cpus),
+            w=w,
             chunksize=chunksize,
             process_age=process_age,
             server_started=server_started,
@@ -230,8 +231,8 @@ def _process_choice(  # noqa: PLR0913 - the process pool's inputs of the cost mo
     server_started: bool,
     bytes_per_item: int,
     rounds: bool = False,
-) -> tuple[float, int, int, str]:
-    """The estimate, workers, chunk size and label of ``count`` items on ``w`` processes.
+) -> tuple[float, int, str]:
+    """The estimate, chunk size and label of ``count`` items on ``w`` processes.
 
     ``rounds``: the items take whole rounds of chunks, as waiting items, whose time does
     not spread over workers, do.
@@ -247,7 +248,7 @@ def _process_choice(  # noqa: PLR0913 - the process pool's inputs of the cost mo
         start + work + count / per_chunk * PROCESS_ROUND_TRIP / w + count * (bytes_per_item * BYTE_COST + PROCESS_ITEM)
     )
     warmth = "warm" if start == 0 else f"{format_seconds(start)} from warm"
-    return estimate, w, chunk, f"{w} processes ({warmth})"
+    return estimate, chunk, f"{w} processes ({warmth})"
 
 
 def forced_choice(  # noqa: PLR0913 - every input, by name
