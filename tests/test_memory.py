@@ -11,6 +11,7 @@ import weakref
 from collections import Counter
 from typing import Any
 
+import attrs
 import pytest
 
 import concurrency_kit as ck
@@ -18,7 +19,7 @@ from concurrency_kit import TaskKind, _api, _memory, _pools, _probe
 from concurrency_kit._memory import LoopVerdict, Memo, recall, remember
 from concurrency_kit._pickling import pickled
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
-from helpers import double, factorize_and_pid, needs_two_cpus, slow_if_positive, spin_and_pid
+from helpers import double, factorize_and_pid, needs_two_cpus, slow_if_positive, spin_and_pid, wait_then_compute
 
 REMEMBERED = "what an earlier call measured"
 
@@ -290,3 +291,89 @@ def test_what_was_remembered_goes_with_the_function() -> None:
     gc.collect()
     assert code() is None
     assert all(key() is not None for key, _ in _memory._memos.values())  # no entry outlives its function
+
+
+def _io_plan(mode: str, workers: int, chunksize: int = 1) -> Any:
+    return ck.Plan(mode=mode, kind=TaskKind.IO, workers=workers, chunksize=chunksize, reason="test")  # type: ignore[arg-type]
+
+
+#: Two probe items that waited 20 ms, then computed 10 ms taking turns for the GIL with
+#: 22 other threads: their wall time, 150 ms, is mostly turns.
+_TURNS = Memo(TaskKind.IO, 0.150, item_cpu=0.010)
+
+
+def test_io_items_in_threads_are_remembered_without_their_turns_for_the_gil() -> None:
+    # 24 items computing 10 ms each one after another, after a 20 ms wait: 260 ms.
+    memo = _api._io_memo(_TURNS, None, _io_plan("thread", 24), count=24, seconds=0.260, cpu=0.240, warm=False)
+    assert memo.item_seconds == pytest.approx(0.030)
+    assert memo.item_cpu == 0.010
+    assert memo.item_alone is None
+
+
+def test_an_io_items_length_from_threads_is_at_least_twice_its_computing() -> None:
+    # Threads' own CPU time (waking to ask for the GIL) can leave less time than a wait.
+    memo = _api._io_memo(_TURNS, None, _io_plan("thread", 24), count=24, seconds=0.250, cpu=0.255, warm=False)
+    assert memo.item_seconds == pytest.approx(0.020)
+
+
+def test_an_io_items_length_from_threads_is_never_less_than_processes_measured() -> None:
+    earlier = Memo(TaskKind.IO, 0.060, item_cpu=0.010, item_alone=0.060)
+    memo = _api._io_memo(_TURNS, earlier, _io_plan("thread", 24), count=24, seconds=0.260, cpu=0.240, warm=False)
+    assert (memo.item_seconds, memo.item_alone) == (0.060, 0.060)
+    # Nor more than the probe items' own wall time.
+    memo = _api._io_memo(
+        attrs.evolve(_TURNS, item_seconds=0.040),
+        earlier,
+        _io_plan("thread", 24),
+        count=24,
+        seconds=0.260,
+        cpu=0.240,
+        warm=False,
+    )
+    assert memo.item_seconds == 0.040
+
+
+def test_io_items_in_a_warm_pool_are_remembered_by_the_calls_time_per_round() -> None:
+    alone = Memo(TaskKind.IO, 0.012, item_cpu=0.001)  # the probe's first items were short ones
+    plan = _io_plan("process", 16)
+    # 40 items on 16 processes: 3 rounds, in 75 ms.
+    warm = _api._io_memo(alone, None, plan, count=40, seconds=0.075, cpu=0.0, warm=True)
+    assert warm.item_seconds == warm.item_alone == pytest.approx(0.025)
+    # A pool that was starting: its start is in the call's time; the probe items' time stands.
+    cold = _api._io_memo(alone, None, plan, count=40, seconds=0.500, cpu=0.0, warm=False)
+    assert cold.item_seconds == cold.item_alone == 0.012
+
+
+def test_the_cost_model_takes_io_items_no_shorter_than_processes_measured() -> None:
+    probed = _probe.Measurement(
+        items=2, completed=2, seconds=0.01, item_wall=0.008, item_cpu=0.001, cpu_share=0.1, gil_share=None, exact=True
+    )
+    assert _api._item_seconds(TaskKind.IO, probed, Memo(TaskKind.IO, 0.030, item_cpu=0.001)) == 0.008
+    measured = Memo(TaskKind.IO, 0.030, item_cpu=0.001, item_alone=0.030)
+    assert _api._item_seconds(TaskKind.IO, probed, measured) == 0.030
+    assert _api._item_seconds(TaskKind.CPU, probed, attrs.evolve(measured, kind=TaskKind.CPU)) < 0.030
+
+
+def test_a_thread_call_of_io_items_gives_their_length_the_whole_calls_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 24 items wait 20 ms, then compute 15 ms of CPU time holding the GIL. What the
+    # memory makes of the figures is checked above; here, that it gets the right ones:
+    # every item's CPU time (the probe's items' and the pool threads'), and the call's.
+    seen: list[tuple[dict[str, Any], Memo]] = []
+    made = _api._io_memo
+
+    def spy(*args: Any, **figures: Any) -> Memo:
+        seen.append((figures, made(*args, **figures)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(_api, "_io_memo", spy)
+    start = time.perf_counter()
+    plan = ck.plan(wait_then_compute, [15] * 24)
+    assert (plan.mode, plan.kind) == ("thread", "io"), plan.reason
+    assert plan.run() == [15] * 24
+    took = time.perf_counter() - start
+    assert len(seen) == 1
+    figures, memo = seen[0]
+    assert figures["count"] == 24
+    assert 24 * 0.015 <= figures["seconds"] <= took, figures
+    assert 24 * 0.015 <= figures["cpu"] < 2 * took, figures
+    assert recall(wait_then_compute) is memo

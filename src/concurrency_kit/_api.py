@@ -370,6 +370,8 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     if not outcomes.failed and not in_worker() and measurement.exact:  # else: once run() has the rest
         kept = None if memo is None or memo.loop is None or memo.loop.setting != setting else memo.loop
         fresh = _memo(kind, measurement, kept)
+        if memo is not None and memo.kind is kind:
+            fresh = attrs.evolve(fresh, item_alone=memo.item_alone)
         if (
             memo is None
             or memo.kind is not kind
@@ -581,15 +583,17 @@ def _item_seconds(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> f
     bounds: an item that has run for L seconds is, on a scale-free prior, expected to
     take about 2·L in all. So the mean is scaled by 1 + (share of items still running):
     2 when none has finished, unless an earlier call measured items of this kind longer,
-    and close to 1 when most have.
+    and close to 1 when most have. I/O items are never taken shorter than a call in
+    processes measured them (:attr:`Memo.item_alone`): the first items can be short
+    ones.
     """
     seconds = m.item_wall if kind is TaskKind.IO else max(m.item_cpu, m.item_wall / PROBE_THREADS)
-    if m.exact:
-        return seconds
-    if m.completed == 0:
-        remembered = memo.item_seconds if memo is not None and memo.kind is kind else 0.0
-        return max(2 * seconds, remembered)
-    return seconds * (1 + (m.items - m.completed) / m.items)
+    if not m.exact and m.completed == 0:
+        seconds = max(2 * seconds, memo.item_seconds if memo is not None and memo.kind is kind else 0.0)
+    elif not m.exact:
+        seconds *= 1 + (m.items - m.completed) / m.items
+    alone = memo.item_alone if kind is TaskKind.IO and memo is not None and memo.kind is kind else None
+    return seconds if alone is None else max(seconds, alone)
 
 
 def _item_cpu(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> float | None:
@@ -604,6 +608,39 @@ def _item_cpu(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> float
     if m.exact or memo is None or memo.kind is not kind or memo.item_cpu is None:
         return m.item_cpu
     return max(m.item_cpu, memo.item_cpu)
+
+
+def _io_memo(  # noqa: PLR0913 - the call's figures, by name
+    memo: Memo, earlier: Memo | None, plan: Plan, *, count: int, seconds: float, cpu: float, warm: bool
+) -> Memo:
+    """``memo`` of the ``count`` I/O items of a call run as ``plan`` says, with their own length.
+
+    The call took ``seconds`` from the probe's start, and its items computed ``cpu``.
+
+    In processes, an item's own length is the probe items' wall time, or, when the
+    pool was ``warm``, the call's time per round of chunks if longer (which counts
+    every item, not only the first ones, and what it cost to send them):
+    :attr:`Memo.item_alone`.
+
+    In threads, a probe item's wall time counts the turns it waited for the GIL while
+    the other threads' items computed. While they take turns, the GIL runs their
+    computing one after another, so no item computed for ``seconds - cpu``: an
+    item's wait. An item's own length is that wait plus its share of the computing,
+    and at least twice its computing (an I/O-bound item waits at least half its time:
+    the cost model then never picks processes on two CPUs). The threads' own CPU time
+    (waking to ask for the GIL), and items that overlap their waits unevenly, can make
+    this too short: so it is never less than what a call in processes measured, and a
+    call that tries processes on it settles it.
+    """
+    alone = None if earlier is None or earlier.kind is not TaskKind.IO else earlier.item_alone
+    if plan.mode == "process":
+        rounds = math.ceil(count / (plan.workers * plan.chunksize)) * plan.chunksize
+        own = max(memo.item_seconds, seconds / rounds if warm else 0.0)
+        return attrs.evolve(memo, item_seconds=own, item_alone=own)
+    if plan.mode != "thread" or not memo.item_cpu or count < 2:
+        return attrs.evolve(memo, item_alone=alone)
+    own = max(2 * memo.item_cpu, seconds - cpu + cpu / count, alone or 0.0)
+    return attrs.evolve(memo, item_seconds=min(memo.item_seconds, own), item_alone=alone)
 
 
 def _warm_for_next_calls(fn: Callable[[Any], Any], warm: Choice) -> None:
@@ -683,6 +720,7 @@ def _execute(plan: Plan) -> list[Any]:
         deadline = None if call.timeout is None else time.monotonic() + call.timeout
     feed = Feed(outcomes, resume_at, len(call.items), in_order=plan.mode == "serial")
     began = time.perf_counter()
+    age = process_pool_age(plan.workers) if plan.mode == "process" and plan.kind is TaskKind.IO else None
     try:
         if not outcomes.failed and feed.remaining:
             try:
@@ -699,7 +737,19 @@ def _execute(plan: Plan) -> list[Any]:
                 raise TimeoutError
             if not run.measurement.exact and plan.kind is not None and not outcomes.failed:
                 # The plan was made on lower bounds; now the probe's items are done.
-                remember(call.fn, _memo(plan.kind, run.final()))
+                final = run.final()
+                memo = _memo(plan.kind, final)
+                if plan.kind is TaskKind.IO:
+                    memo = _io_memo(
+                        memo,
+                        recall(call.fn),
+                        plan,
+                        count=len(call.items) - run.first,
+                        seconds=time.perf_counter() - run.started,
+                        cpu=feed.cpu + final.item_cpu * final.completed,
+                        warm=age is not None and age >= PROCESS_COLD_START,
+                    )
+                remember(call.fn, memo)
         if first and not outcomes.failed:
             _forget_if_shorter(call, plan.workers, time.perf_counter() - began)
     except TimeoutError:  # only the backends' and the probe's own: fn's exceptions are recorded, not raised

@@ -55,12 +55,15 @@ class Memo:
     ``loop`` keeps the cost model's last verdict for a loop, so that the next calls no
     larger need not ask it again. ``item_cpu``: of an I/O-bound item's time, the seconds
     it computed (threads take turns for the GIL then); ``None`` for other kinds.
+    ``item_alone``: an I/O-bound item's time as last measured in a call that ran in
+    processes, with no threads taking turns for the GIL beside it; ``None`` until then.
     """
 
     kind: TaskKind
     item_seconds: float
     loop: LoopVerdict | None = None
     item_cpu: float | None = None
+    item_alone: float | None = None
 
 
 _lock = threading.Lock()

@@ -93,7 +93,7 @@ class Feed:
     feed makes its outcomes dense (one slot per item) when it is made.
     """
 
-    __slots__ = ("_lock", "next", "outcomes", "stop_at", "stopped")
+    __slots__ = ("_lock", "cpu", "next", "outcomes", "stop_at", "stopped")
 
     def __init__(self, outcomes: Outcomes, start: int, stop: int, *, in_order: bool = False) -> None:
         if not in_order:
@@ -102,6 +102,8 @@ class Feed:
         self.next = start
         self.stop_at = stop
         self.stopped = False
+        #: CPU seconds the threads that drained it spent, where they say (:meth:`spent`).
+        self.cpu = 0.0
         self._lock = threading.Lock()
 
     def take(self, count: int) -> range:
@@ -118,6 +120,11 @@ class Feed:
         with self._lock:
             self.stopped = True
             return self.next
+
+    def spent(self, seconds: float) -> None:
+        """Count ``seconds`` of a draining thread's CPU time."""
+        with self._lock:
+            self.cpu += seconds
 
     @property
     def remaining(self) -> int:

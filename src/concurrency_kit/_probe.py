@@ -181,6 +181,16 @@ class ProbeRun:
         """Whether the probe threads are done, waiting up to ``timeout`` seconds; raises nothing."""
         return not wait(self._futures, timeout=timeout).not_done
 
+    @property
+    def started(self) -> float:
+        """When the probe began (``time.perf_counter()``)."""
+        return self._monitor.start
+
+    @property
+    def first(self) -> int:
+        """The first item the probe took."""
+        return self.resume_at - self.measurement.items
+
     def final(self) -> Measurement:
         """The figures of every item the probe took, once :meth:`join` said they are done.
 

@@ -15,8 +15,12 @@ __all__ = ["ThreadBackend"]
 
 
 def _drain(fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, chunksize: int) -> None:
-    while (span := feed.take(chunksize)) and run_span(fn, items, feed, span):
-        pass
+    began = time.thread_time()
+    try:
+        while (span := feed.take(chunksize)) and run_span(fn, items, feed, span):
+            pass
+    finally:
+        feed.spent(time.thread_time() - began)
 
 
 class ThreadBackend:
