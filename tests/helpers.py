@@ -375,3 +375,12 @@ def wait_here_for_a_worker(item: tuple[str, int, int]) -> str:
     if not wait_for_path(os.path.join(directory, "worker-ran"), limit=20):
         raise HelperError("no worker ran an item while the calling thread was running one")
     return "caller"
+
+
+def compute_then_wait(milliseconds: int) -> int:
+    """Compute for ``milliseconds`` of CPU time, holding the GIL, then block 20 ms in select."""
+    began = time.thread_time()
+    while time.thread_time() - began < milliseconds / 1000:
+        pass
+    select.select([], [], [], 0.02)
+    return milliseconds

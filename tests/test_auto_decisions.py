@@ -13,7 +13,7 @@ import concurrency_kit as ck
 from concurrency_kit import TaskKind, _api, _pools, _probe
 from concurrency_kit._memory import Memo, recall, remember
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
-from helpers import double, factorize_first, needs_two_cpus, wait_io, wait_then_compute
+from helpers import compute_then_wait, double, factorize_first, needs_two_cpus, wait_io, wait_then_compute
 
 
 def _is_divisor_list(number: int, divisors: list[int]) -> bool:
@@ -67,6 +67,16 @@ def test_derive_key_releases_the_gil_so_threads_one_per_cpu() -> None:
     assert (plan.mode, plan.kind) == ("thread", "gil_free"), plan.reason
     assert plan.workers == cpus
     assert plan.run() == [derive_key(p) for p in passwords]
+
+
+def test_items_that_compute_first_and_then_wait_are_io_bound() -> None:
+    # 6 ms holding the GIL, then 20 ms waiting. When the probe's window ends, its items
+    # have computed about half their time so far: too much for I/O, with the GIL free
+    # as far as the monitor saw. They now wait, so the probe waits for that to show.
+    plan = ck.plan(compute_then_wait, [6] * 32)
+    assert (plan.mode, plan.kind) == ("thread", "io"), plan.reason
+    assert plan.workers >= 16, plan.reason  # not a thread per CPU
+    assert plan.run() == [6] * 32
 
 
 def test_an_io_call_remembers_how_long_its_items_compute() -> None:

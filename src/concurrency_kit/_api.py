@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ._backends import BACKENDS, PROCESS_BACKEND
-from ._classify import TaskKind, agrees, declared_kind, kind_from_measurement
+from ._classify import COMPUTE_SHARE, TaskKind, agrees, declared_kind, kind_from_measurement, partly_waits
 from ._config import get_config
 from ._cpu import planning_cpus
 from ._errors import UnpicklableTaskError
@@ -341,8 +341,19 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         start = resume_at
         prior = declared or (None if memo is None else memo.kind)
 
+        seen: list[Measurement] = []
+
         def settles(m: Measurement) -> bool:
-            return _settled(decide(m, start + m.items, measured_kind(m)))
+            kind = measured_kind(m)
+            if declared is None and m.completed == 0 and partly_waits(kind, m.cpu_share, m.gil_share):
+                # Items that computed first may be waiting now: if they do not compute
+                # since the last look, an item's end tells.
+                since = seen[-1] if seen else None
+                seen.append(m)
+                share = None if since is None else m.share_since(since)
+                if share is None or share < COMPUTE_SHARE:
+                    return False
+            return _settled(decide(m, start + m.items, kind))
 
         try:
             run = probe(

@@ -32,6 +32,7 @@ __all__ = [
     "gil_free",
     "io_bound",
     "kind_from_measurement",
+    "partly_waits",
     "register_classifier",
     "unregister_classifier",
 ]
@@ -238,6 +239,11 @@ GIL_BOUND_SHARE = 0.5
 #: Two threads taking turns at the GIL each show about 0.5 (the probe runs such items in
 #: one thread, once it has seen the GIL held); waiting items near 0.
 COMPUTE_SHARE = 0.3
+#: Items that compute show about 1 in each probe thread when nothing else wants the GIL
+#: (or they release it), 0.5 when two threads take turns for it, a busy machine less.
+COMPUTING_SHARE = 0.7
+#: Share of late monitor samples that says the GIL was held all along.
+GIL_HELD_THROUGHOUT = 0.9
 
 
 def kind_from_measurement(cpu_share: float, gil_share: float | None, prior: TaskKind | None = None) -> TaskKind:
@@ -264,6 +270,19 @@ def kind_from_measurement(cpu_share: float, gil_share: float | None, prior: Task
     if gil_share >= GIL_BOUND_SHARE:
         return TaskKind.CPU
     return TaskKind.GIL_FREE
+
+
+def partly_waits(kind: TaskKind, cpu_share: float, gil_share: float | None) -> bool:
+    """Whether items named ``kind`` from shares measured while they ran may yet turn out to be I/O-bound.
+
+    Items that compute first and wait after show a CPU share that falls as they run: by
+    their middle, it can be above :data:`COMPUTE_SHARE` although they mostly wait. So
+    a computing kind on a share below :data:`COMPUTING_SHARE` is in doubt, unless the
+    GIL was held throughout (computing items that take turns for it show 0.5).
+    """
+    if kind is TaskKind.IO or cpu_share >= COMPUTING_SHARE:
+        return False
+    return kind is TaskKind.GIL_FREE or (gil_share is not None and gil_share < GIL_HELD_THROUGHOUT)
 
 
 def agrees(kind: TaskKind, cpu_share: float) -> bool:
