@@ -15,7 +15,7 @@ import attrs
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import TaskKind, _api, _memory, _pools, _probe
+from concurrency_kit import TaskKind, _api, _classify, _memory, _pools, _probe
 from concurrency_kit._memory import LoopVerdict, Memo, recall, remember
 from concurrency_kit._pickling import pickled
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
@@ -377,3 +377,19 @@ def test_a_thread_call_of_io_items_gives_their_length_the_whole_calls_figures(mo
     assert 24 * 0.015 <= figures["seconds"] <= took, figures
     assert 24 * 0.015 <= figures["cpu"] < 2 * took, figures
     assert recall(wait_then_compute) is memo
+
+
+@needs_two_cpus
+def test_items_an_earlier_call_found_gil_free_are_not_doubted_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A computing kind on a middling CPU share is checked by a second look, which waits
+    # for an item to end if they seem to have stopped computing; not when it is the kind
+    # an earlier call found (on a busy machine its share can be middling).
+    monkeypatch.setattr(_classify, "COMPUTING_SHARE", 2.0)  # every share is middling
+    monkeypatch.setattr(_probe.Measurement, "share_since", lambda *_: 0.0)  # and looks like waiting
+    passwords = [f"p{i}" for i in range(8)]
+    remember(derive_key, Memo(TaskKind.GIL_FREE, 0.03))
+    plan = ck.plan(derive_key, passwords)
+    assert (plan.mode, plan.kind) == ("thread", "gil_free"), plan.reason
+    assert plan.measurement is not None
+    assert plan.measurement.completed == 0, plan.reason  # decided while the items ran
+    assert plan.run() == [derive_key(p) for p in passwords]

@@ -345,9 +345,10 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
 
         def settles(m: Measurement) -> bool:
             kind = measured_kind(m)
-            if declared is None and m.completed == 0 and partly_waits(kind, m.cpu_share, m.gil_share):
-                # Items that computed first may be waiting now: if they do not compute
-                # since the last look, an item's end tells.
+            if kind is not prior and m.completed == 0 and partly_waits(kind, m.cpu_share, m.gil_share):
+                # Items that computed first may be waiting now (unless declared, or as
+                # an earlier call found them): if they do not compute since the last
+                # look, an item's end tells.
                 since = seen[-1] if seen else None
                 seen.append(m)
                 share = None if since is None else m.share_since(since)
