@@ -109,3 +109,32 @@ def test_the_command_line_runs(tmp_path: Path) -> None:
 def test_unknown_names_are_refused(bench_run, tmp_path: Path) -> None:
     assert bench_run(["--smoke", "--runners", "nope", "--out", str(tmp_path)], out=io.StringIO()) == 2
     assert not (tmp_path / "latest.json").exists()
+
+
+def test_the_mixed_items_command_runs() -> None:
+    # In a process of its own, as people run it (its functions come from a `-m` module).
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.mixed", "--calls", "1", "--workloads", "unevenwait_compute1_x40"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    line = completed.stdout.splitlines()[-1]
+    assert line.startswith("unevenwait_compute1_x40"), completed.stdout
+    assert "auto/best" in line
+
+
+def test_the_mixed_items_command_refuses_unknown_workloads() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.mixed", "--workloads", "nonesuch"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert "unknown workloads: nonesuch" in completed.stderr

@@ -10,7 +10,6 @@ import pytest
 import concurrency_kit as ck
 from concurrency_kit import TaskKind
 from concurrency_kit._classify import partly_waits
-from concurrency_kit._probe import Measurement
 from helpers import declared_cpu, declared_gil_free, declared_io, double, wait_io
 
 
@@ -189,14 +188,3 @@ def test_a_computing_verdict_on_a_middling_cpu_share_may_yet_turn_to_io(
     kind: TaskKind, share: float, gil: float | None, verdict: str
 ) -> None:
     assert partly_waits(kind, share, gil) is (verdict == "may wait")
-
-
-def test_the_cpu_share_since_an_earlier_look_at_the_same_items() -> None:
-    def looked(items: int, wall: float, cpu: float) -> Measurement:
-        return Measurement(items, 0, 0.0, wall, cpu, cpu / wall, None, exact=False)
-
-    computed_then_waited = looked(2, 0.014, 0.006)
-    assert looked(2, 0.019, 0.0061).share_since(computed_then_waited) == pytest.approx(0.02)
-    assert looked(2, 0.019, 0.010).share_since(computed_then_waited) == pytest.approx(0.8)
-    assert looked(3, 0.019, 0.010).share_since(computed_then_waited) is None  # other items
-    assert computed_then_waited.share_since(computed_then_waited) is None  # no time passed

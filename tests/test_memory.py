@@ -381,11 +381,10 @@ def test_a_thread_call_of_io_items_gives_their_length_the_whole_calls_figures(mo
 
 @needs_two_cpus
 def test_items_an_earlier_call_found_gil_free_are_not_doubted_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A computing kind on a middling CPU share is checked by a second look, which waits
-    # for an item to end if they seem to have stopped computing; not when it is the kind
-    # an earlier call found (on a busy machine its share can be middling).
+    # A computing kind on a middling CPU share waits for an item to end, as the items may
+    # have computed first and wait now; not when it is the kind an earlier call found
+    # (on a busy machine its share can be middling).
     monkeypatch.setattr(_classify, "COMPUTING_SHARE", 2.0)  # every share is middling
-    monkeypatch.setattr(_probe.Measurement, "share_since", lambda *_: 0.0)  # and looks like waiting
     passwords = [f"p{i}" for i in range(8)]
     remember(derive_key, Memo(TaskKind.GIL_FREE, 0.03))
     plan = ck.plan(derive_key, passwords)
@@ -393,3 +392,17 @@ def test_items_an_earlier_call_found_gil_free_are_not_doubted_again(monkeypatch:
     assert plan.measurement is not None
     assert plan.measurement.completed == 0, plan.reason  # decided while the items ran
     assert plan.run() == [derive_key(p) for p in passwords]
+
+
+def _finished(cpu_share: float, gil_share: float | None) -> _probe.Measurement:
+    return _probe.Measurement(2, 2, 0.03, 0.026, 0.026 * cpu_share, cpu_share, gil_share, exact=True)
+
+
+def test_items_misread_as_computing_are_remembered_by_their_figures_once_done() -> None:
+    # Decided gil_free while they computed; done, they waited three quarters of their time.
+    assert _api._final_kind(TaskKind.GIL_FREE, _finished(0.23, 0.0)) is TaskKind.IO
+    assert _api._final_kind(TaskKind.CPU, _finished(0.23, 0.2)) is TaskKind.IO
+    # Items that computed, or that the monitor saw hold the GIL, keep their kind.
+    assert _api._final_kind(TaskKind.GIL_FREE, _finished(0.9, 0.0)) is TaskKind.GIL_FREE
+    assert _api._final_kind(TaskKind.CPU, _finished(0.25, 1.0)) is TaskKind.CPU
+    assert _api._final_kind(TaskKind.IO, _finished(0.9, 1.0)) is TaskKind.IO

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ._backends import BACKENDS, PROCESS_BACKEND
-from ._classify import COMPUTE_SHARE, TaskKind, agrees, declared_kind, kind_from_measurement, partly_waits
+from ._classify import GIL_BOUND_SHARE, TaskKind, agrees, declared_kind, kind_from_measurement, partly_waits
 from ._config import get_config
 from ._cpu import planning_cpus
 from ._errors import UnpicklableTaskError
@@ -341,19 +341,12 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         start = resume_at
         prior = declared or (None if memo is None else memo.kind)
 
-        seen: list[Measurement] = []
-
         def settles(m: Measurement) -> bool:
             kind = measured_kind(m)
             if kind is not prior and m.completed == 0 and partly_waits(kind, m.cpu_share, m.gil_share):
                 # Items that computed first may be waiting now (unless declared, or as
-                # an earlier call found them): if they do not compute since the last
-                # look, an item's end tells.
-                since = seen[-1] if seen else None
-                seen.append(m)
-                share = None if since is None else m.share_since(since)
-                if share is None or share < COMPUTE_SHARE:
-                    return False
+                # an earlier call found them): an item's end tells.
+                return False
             return _settled(decide(m, start + m.items, kind))
 
         try:
@@ -622,6 +615,18 @@ def _item_cpu(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> float
     return max(m.item_cpu, memo.item_cpu)
 
 
+def _final_kind(kind: TaskKind, final: Measurement) -> TaskKind:
+    """The kind to remember of items decided to be ``kind`` while they ran, now that ``final`` has their figures.
+
+    Computing items that the GIL monitor did not see holding the GIL, but that waited
+    most of their time once done, are I/O-bound (they computed first, then waited): a
+    call that misread them does not teach the next ones.
+    """
+    if kind is TaskKind.IO or kind_from_measurement(final.cpu_share, None) is not TaskKind.IO:
+        return kind
+    return TaskKind.IO if final.gil_share is None or final.gil_share < GIL_BOUND_SHARE else kind
+
+
 def _io_memo(  # noqa: PLR0913 - the call's figures, by name
     memo: Memo, earlier: Memo | None, plan: Plan, *, count: int, seconds: float, cpu: float, warm: bool
 ) -> Memo:
@@ -750,7 +755,7 @@ def _execute(plan: Plan) -> list[Any]:
             if not run.measurement.exact and plan.kind is not None and not outcomes.failed:
                 # The plan was made on lower bounds; now the probe's items are done.
                 final = run.final()
-                memo = _memo(plan.kind, final)
+                memo = _memo(_final_kind(plan.kind, final), final)
                 if plan.kind is TaskKind.IO:
                     memo = _io_memo(
                         memo,

@@ -86,13 +86,6 @@ class Measurement:
     gil_share: float | None
     exact: bool
 
-    def share_since(self, earlier: Measurement) -> float | None:
-        """The items' CPU share since ``earlier`` (of the same items), or ``None`` when no time passed."""
-        wall = self.item_wall - earlier.item_wall
-        if earlier.items != self.items or wall <= 0:
-            return None
-        return (self.item_cpu - earlier.item_cpu) / wall
-
 
 class _Slot:
     """One probe thread's running tally; updated under its lock."""
