@@ -111,16 +111,21 @@ def test_unknown_names_are_refused(bench_run, tmp_path: Path) -> None:
     assert not (tmp_path / "latest.json").exists()
 
 
-def test_the_mixed_items_command_runs() -> None:
-    # In a process of its own, as people run it (its functions come from a `-m` module).
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.mixed", "--calls", "1", "--workloads", "unevenwait_compute1_x40"],
+def _mixed(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks.mixed ARGS`` in a process of its own, as people run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.mixed", *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_the_mixed_items_command_runs() -> None:
+    # Its functions then come from a `-m` module, which worker processes must import.
+    completed = _mixed("--calls", "1", "--workloads", "unevenwait_compute1_x40")
     assert completed.returncode == 0, completed.stderr
     line = completed.stdout.splitlines()[-1]
     assert line.startswith("unevenwait_compute1_x40"), completed.stdout
@@ -128,13 +133,6 @@ def test_the_mixed_items_command_runs() -> None:
 
 
 def test_the_mixed_items_command_refuses_unknown_workloads() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.mixed", "--workloads", "nonesuch"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = _mixed("--workloads", "nonesuch")
     assert completed.returncode == 2
     assert "unknown workloads: nonesuch" in completed.stderr
