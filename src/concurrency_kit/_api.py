@@ -375,7 +375,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     if not outcomes.failed and not in_worker() and measurement.exact:  # else: once run() has the rest
         kept = None if memo is None or memo.loop is None or memo.loop.setting != setting else memo.loop
         fresh = _memo(kind, measurement, kept)
-        if memo is not None and memo.kind is kind:
+        if memo is not None and memo.kind is kind and memo.item_alone is not None:
             fresh = attrs.evolve(fresh, item_alone=memo.item_alone)
         if (
             memo is None
@@ -622,7 +622,7 @@ def _final_kind(kind: TaskKind, final: Measurement) -> TaskKind:
     most of their time once done, are I/O-bound (they computed first, then waited): a
     call that misread them does not teach the next ones.
     """
-    if kind is TaskKind.IO or kind_from_measurement(final.cpu_share, None) is not TaskKind.IO:
+    if kind is TaskKind.IO or not agrees(TaskKind.IO, final.cpu_share):
         return kind
     return TaskKind.IO if final.gil_share is None or final.gil_share < GIL_BOUND_SHARE else kind
 
