@@ -9,6 +9,7 @@ import sys
 import time
 import weakref
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -18,6 +19,7 @@ import concurrency_kit as ck
 from concurrency_kit import TaskKind, _api, _classify, _memory, _pools, _probe
 from concurrency_kit._memory import LoopVerdict, Memo, recall, remember
 from concurrency_kit._pickling import pickled
+from concurrency_kit._plan import Choice
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
 from helpers import double, factorize_and_pid, needs_two_cpus, slow_if_positive, spin_and_pid, wait_then_compute
 
@@ -65,6 +67,51 @@ def test_a_kept_loop_verdict_spares_the_cost_model_until_the_call_outgrows_it(
     asked.clear()
     ck.plan(square, items, workers=3).run()
     assert asked
+
+
+def test_a_loop_verdict_covers_items_a_drift_longer_where_the_cost_model_still_says_loop() -> None:
+    memo = Memo(TaskKind.CPU, 1e-6)
+    setting = ("a setting",)
+    asked: list[float] = []
+
+    def loop_below(most: float) -> Callable[..., Choice]:
+        def decide(m: _probe.Measurement, resume_at: int, kind: TaskKind, *, free: bool = False) -> Choice:
+            asked.append(m.item_wall)
+            return Choice("serial" if m.item_wall <= most else "process", 1, 1, "a test's")
+
+        return decide
+
+    kept = _api._loop_expected(square, memo, 100, setting, loop_below(1.0))
+    assert kept is not None
+    assert kept.loop == LoopVerdict(100, _api.DRIFT * 1e-6, setting)
+    assert recall(square) == kept
+    asked.clear()
+    kept = _api._loop_expected(square, memo, 100, setting, loop_below(2e-6))  # a loop at 1 µs, not at 4
+    assert kept is not None
+    assert kept.loop == LoopVerdict(100, 1e-6, setting)
+    assert asked == [1e-6, _api.DRIFT * 1e-6]
+
+
+def test_a_loop_a_kept_verdict_covers_is_not_remembered_anew_for_a_swing_in_item_time() -> None:
+    items = range(20_000)
+    ck.run_parallel(double, items)
+    ck.run_parallel(double, items)
+    memo = recall(double)
+    assert memo is not None
+    assert memo.loop is not None
+    # A verdict for items of up to a second; the remembered time a swing (not a drift) off
+    # what the items take.
+    verdict = LoopVerdict(memo.loop.count, 1.0, memo.loop.setting)
+    swung = Memo(memo.kind, memo.item_seconds * _api.SAME_TIME * 1.2, verdict)
+    remember(double, swung)
+    kept = ck.plan(double, items)
+    assert "an earlier call's cost model chose a loop" in kept.reason, kept.reason
+    assert kept.run() == [2 * x for x in items]
+    assert recall(double) is swung
+    # A drift is remembered (and a stale time too: see the test below).
+    remember(double, attrs.evolve(swung, item_seconds=swung.item_seconds * 100))
+    ck.run_parallel(double, items)
+    assert recall(double).item_seconds < swung.item_seconds * 10  # type: ignore[union-attr]
 
 
 def test_the_remembered_run_calls_every_item_exactly_once() -> None:

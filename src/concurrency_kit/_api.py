@@ -114,8 +114,10 @@ def _check_arguments(  # noqa: PLR0913, PLR0917 - checks every argument of the p
         raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
-    _check_count("workers", workers)
-    _check_count("chunksize", chunksize)
+    if workers is not None:
+        _check_count("workers", workers)
+    if chunksize is not None:
+        _check_count("chunksize", chunksize)
     if classifier is not None and not callable(classifier):
         raise TypeError(f"classifier must be callable or None, got {type(classifier).__name__}")
     if isinstance(items, list | tuple | range):
@@ -207,7 +209,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         TimeoutError: ``timeout`` passed while the first items were measured.
     """
     started = time.monotonic()
-    seconds = _check_timeout(timeout)
+    seconds = None if timeout is None else _check_timeout(timeout)
     sequence = _check_arguments(fn, items, mode, workers, chunksize, classifier)
     deadline = None if seconds is None else started + seconds
     count = len(sequence)
@@ -306,6 +308,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     chosen: Choice | None = None
     resume_at = 0
     expected: Memo | None = None
+    covered = False  # by a loop verdict an earlier call kept, at about the remembered item time
     source: Reason = "the measurement" if decision is None else decision.source
     if count == 1 or in_worker():
         measurement, resume_at = _measure_inline(fn, sequence, outcomes, 1), 1
@@ -335,6 +338,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
             kind, chosen = guessed, checked
             if memo is not None:
                 source = _from_memory(memo)
+                covered = loop is not None and not _changed(memo.item_seconds, measurement.item_wall, DRIFT)
         else:  # a pool may pay, or the items grew: the probe measures the rest afresh
             measurement, memo = None, None
     if measurement is None:
@@ -372,7 +376,11 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     if kind is None:
         kind = measured_kind(measurement)
     choice = chosen or decide(measurement, resume_at, kind)
-    if not outcomes.failed and not in_worker() and measurement.exact:  # else: once run() has the rest
+    # Once run() has the rest, where items were still running; and not for a loop that a
+    # kept verdict covers at about the remembered time: the verdict holds for these items
+    # (on a busy machine their time swings, and the write would cost a tiny call more
+    # than its own decision).
+    if not covered and not outcomes.failed and not in_worker() and measurement.exact:
         kept = None if memo is None or memo.loop is None or memo.loop.setting != setting else memo.loop
         fresh = _memo(kind, measurement, kept)
         if memo is not None and memo.kind is kind and memo.item_alone is not None:
@@ -415,9 +423,9 @@ LONG_INPUT = 10
 SAME_TIME = 1.25
 
 
-def _changed(remembered: float, seconds: float) -> bool:
-    """Whether ``seconds`` differs from the ``remembered`` item time by more than :data:`SAME_TIME`."""
-    return not remembered / SAME_TIME <= seconds <= remembered * SAME_TIME
+def _changed(remembered: float, seconds: float, factor: float = SAME_TIME) -> bool:
+    """Whether ``seconds`` differs from the ``remembered`` item time by more than ``factor``."""
+    return not remembered / factor <= seconds <= remembered * factor
 
 
 def _describe(memo: Memo) -> str:
@@ -453,22 +461,27 @@ def _loop_expected(
     if decide(guess, 0, memo.kind, free=True).mode == "serial":
         if setting is None:
             return memo
-        memo = attrs.evolve(memo, loop=LoopVerdict(count, memo.item_seconds, setting))
+        # Items measured slower on a busy machine would ask the cost model again, and be
+        # remembered anew: the verdict covers items DRIFT times as long where it holds.
+        roomy = decide(_as_measured(memo, DRIFT), 0, memo.kind, free=True).mode == "serial"
+        most = memo.item_seconds * DRIFT if roomy else memo.item_seconds
+        memo = attrs.evolve(memo, loop=LoopVerdict(count, most, setting))
         remember(fn, memo)
         return memo
     return memo if decide(guess, 0, memo.kind).mode == "serial" else None
 
 
-def _as_measured(memo: Memo) -> Measurement:
-    """What an earlier call measured, as the cost model takes it (exact, one item)."""
-    cpu = memo.item_seconds if memo.item_cpu is None else memo.item_cpu
+def _as_measured(memo: Memo, scale: float = 1.0) -> Measurement:
+    """What an earlier call measured, as the cost model takes it (exact, one item), ``scale`` times as long."""
+    seconds = memo.item_seconds * scale
+    cpu = seconds if memo.item_cpu is None else memo.item_cpu * scale
     return Measurement(
         items=0,
         completed=1,
         seconds=0.0,
-        item_wall=memo.item_seconds,
+        item_wall=seconds,
         item_cpu=cpu,
-        cpu_share=min(1.0, cpu / memo.item_seconds) if memo.item_seconds > 0 else 1.0,
+        cpu_share=min(1.0, cpu / seconds) if seconds > 0 else 1.0,
         gil_share=None,
         exact=True,
     )
@@ -505,7 +518,7 @@ def _remembered_pool(  # noqa: PLR0913 - what the choice depends on
     """
     kind = declared or memo.kind
     size = workers or min(count, cpus)
-    if kind is not TaskKind.CPU or in_worker() or not 1 < count <= TRUSTED_ROUNDS * size:
+    if kind is not TaskKind.CPU or not 1 < count <= TRUSTED_ROUNDS * size or in_worker():
         return None
     if not process_pool_ready_for(size, fn):
         return None
