@@ -55,11 +55,44 @@ def test_io_work_that_does_not_compute_and_gil_free_work_never_go_to_processes(
     assert choose(**{**args, "kind": kind}).mode != "process"
 
 
-@given(choices, st.floats(min_value=0.0, max_value=0.5, exclude_max=True), st.integers(min_value=1, max_value=2))
-def test_io_work_never_goes_to_processes_on_two_cpus(args: dict[str, Any], share: float, cpus: int) -> None:
-    # However much of its time it computes (less than half: else it is not I/O-bound).
-    args.update(kind=TaskKind.IO, cpus=cpus, item_cpu=share * args["item_seconds"])
+#: Items of a second on two CPUs, a warm process pool: nothing but the items counts.
+_LONG_ITEMS: dict[str, Any] = {
+    "kind": TaskKind.IO,
+    "item_seconds": 1.0,
+    "count": 4,
+    "cpus": 2,
+    "io_cap": 64,
+    "unpicklable": None,
+    "process_age": 100.0,
+    "bytes_per_item": 100,
+    "workers": None,
+    "chunksize": None,
+}
+
+
+@given(choices, st.floats(min_value=0.0, max_value=0.4, exclude_max=True), st.integers(min_value=1, max_value=2))
+@example(  # four long items computing just under 40 % of their time, a warm pool: the closest call
+    {**_LONG_ITEMS, "count": 4}, 0.399, 2
+)
+def test_three_io_items_or_more_never_go_to_processes_on_two_cpus(
+    args: dict[str, Any], share: float, cpus: int
+) -> None:
+    # Two processes run two items at a time; threads overlap the waits and take turns
+    # computing: processes would win only for two items, or four to eight items that
+    # compute 40 % of their time or more (an I/O-bound item computes less than half).
+    args.update(kind=TaskKind.IO, cpus=cpus, item_cpu=share * args["item_seconds"], count=max(3, args["count"]))
     assert choose(**args).mode != "process"
+
+
+def test_two_long_io_items_that_compute_go_to_a_warm_process_pool_on_two_cpus() -> None:
+    # Each waits 0.7 s, then computes 0.3 s: threads take 0.7 + 2 × 0.3 s, two
+    # processes 1 s. Not from a cold pool, nor for three such items (two rounds: 2 s,
+    # against 0.7 + 3 × 0.3 s).
+    two = {**_LONG_ITEMS, "count": 2, "item_cpu": 0.3}
+    assert choose(**two).mode == "process"
+    assert "≈ 1.30 s on 2 threads taking turns for the GIL" in choose(**two).reason
+    assert choose(**{**two, "process_age": None}).mode == "thread"
+    assert choose(**{**two, "count": 3}).mode == "thread"
 
 
 #: 40 items that wait 20 ms, then compute 2 ms holding the GIL.
@@ -77,16 +110,17 @@ _WAIT_THEN_COMPUTE: dict[str, Any] = {
 def test_threads_are_estimated_to_take_turns_for_the_gil_while_io_items_compute() -> None:
     choice = choose(**_WAIT_THEN_COMPUTE, cpus=2, process_age=100.0)
     assert choice.mode == "thread"
-    # 40 × 2 ms of computing, one thread at a time, rather than one round of 22 ms.
-    assert "≈ 84.0 ms on 40 threads taking turns for the GIL" in choice.reason, choice.reason
+    # One wait of 20 ms (all at once), then 40 × 2 ms of computing, one thread at a time,
+    # rather than one round of 22 ms; and 40 thread starts.
+    assert "≈ 104.0 ms on 40 threads taking turns for the GIL" in choice.reason, choice.reason
 
 
 def test_io_items_that_compute_go_to_a_warm_process_pool_on_many_cpus() -> None:
     warm = choose(**_WAIT_THEN_COMPUTE, cpus=16, process_age=100.0)
     assert (warm.mode, warm.workers) == ("process", 16), warm.reason
-    assert "on 16 processes (warm), against ≈ 84.0 ms on 40 threads taking turns for the GIL" in warm.reason
+    assert "on 16 processes (warm), against ≈ 104.0 ms on 40 threads taking turns for the GIL" in warm.reason
     # Not from a cold pool, whose start costs more than they gain; not on 8 CPUs (5
-    # rounds of 22 ms lose to 40 × 2 ms); not when the items do not compute, cannot be
+    # rounds of 22 ms lose to 20 + 40 × 2 ms); not when the items do not compute, cannot be
     # pickled, or the caller sized the pool.
     assert choose(**_WAIT_THEN_COMPUTE, cpus=16, process_age=None).mode == "thread"
     assert choose(**_WAIT_THEN_COMPUTE, cpus=8, process_age=100.0).mode == "thread"

@@ -657,7 +657,8 @@ def _io_memo(  # noqa: PLR0913 - the call's figures, by name
     computing one after another, so no item computed for ``seconds - cpu``: an
     item's wait. An item's own length is that wait plus its share of the computing,
     and at least twice its computing (an I/O-bound item waits at least half its time:
-    the cost model then never picks processes on two CPUs). The threads' own CPU time
+    on two CPUs the cost model then picks processes only for a few items, two, or four
+    to eight computing 40 % of their time or more). The threads' own CPU time
     (waking to ask for the GIL), and items that overlap their waits unevenly, can make
     this too short: so it is never less than what a call in processes measured, and a
     call that tries processes on it settles it.

@@ -167,8 +167,11 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
         mode, w = "thread", workers or min(count, io_cap)
         chunk = chunksize or 1
         waits = math.ceil(count / w) * item_seconds
-        # Threads overlap the waits, but take turns for the GIL while the items compute.
-        turns = count * min(item_cpu, item_seconds)
+        # Threads overlap the waits, but take turns for the GIL while the items compute:
+        # one item's wait (all wait side by side), then every item's computing, one at
+        # a time (as long in whichever order an item waits and computes).
+        computing = min(item_cpu, item_seconds)
+        turns = item_seconds - computing + count * computing
         estimate = max(waits, turns) + w * THREAD_START
         label = f"{w} threads" if turns <= waits else f"{w} threads taking turns for the GIL"
         if turns > waits and unpicklable is None and workers is None and cpus > 1:
@@ -185,8 +188,9 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
                 rounds=True,
             )
             # Against the threads' work alone (their start is paid once, in a warm pool),
-            # so that processes must win clearly: never on two CPUs, where they run at
-            # most two items at a time and I/O items compute less than half their time.
+            # so that processes must win clearly. On two CPUs they run at most two items
+            # at a time: they win only for two items, or items that compute 40 % of their
+            # time or more.
             if by_process < turns * (1 - MIN_GAIN):
                 label = f"{label_p}, against ≈ {format_seconds(estimate)} on {label}"
                 mode, estimate, w, chunk = "process", by_process, w_p, chunk_p
