@@ -79,6 +79,29 @@ def test_items_that_compute_first_and_then_wait_are_io_bound() -> None:
     assert plan.run() == [6] * 32
 
 
+@pytest.mark.skipif(_probe._thread_clock is None, reason="needs another thread's CPU clock")
+def test_once_an_item_finished_the_share_is_the_finished_items_own() -> None:
+    # One item computed 6 ms, then waited 20 ms, and finished; the other has computed 9
+    # of its 10 ms so far. Together they show a computing share (15 / 36 ms), though
+    # both will have waited most of their time: the finished one's share (6 / 26 ms)
+    # is the one to go by while the other runs. (On a sandboxed kernel pinned to two
+    # CPUs, such items were named `cpu` from the mixed share, with the GIL held in most
+    # samples taken while they computed.)
+    finished, running = _probe._Slot(), _probe._Slot()
+    finished.wall, finished.cpu, finished.items = 0.026, 0.006, 1
+    own_clock = time.clock_gettime(_probe._thread_clock(threading.get_ident()))  # type: ignore[misc]
+    running.ident, running.live, running.busy = threading.get_ident(), True, 1
+    running.t0, running.c0 = time.perf_counter() - 0.010, own_clock - 0.009
+    measured = _probe._Monitor([finished, running]).measure(2)
+    assert (measured.completed, measured.exact) == (1, False)
+    assert measured.cpu_share == pytest.approx(6 / 26, abs=0.02)
+    assert measured.item_wall == pytest.approx(0.036 / 2, abs=0.002)  # the running one counts here
+    # Once none runs, the share is everyone's.
+    running.busy = 0
+    running.wall, running.cpu, running.items = 0.026, 0.010, 1
+    assert _probe._Monitor([finished, running]).measure(2).cpu_share == pytest.approx(16 / 52)
+
+
 def test_an_io_call_remembers_how_long_its_items_compute() -> None:
     plan = ck.plan(wait_then_compute, [1] * 8)
     assert (plan.mode, plan.kind) == ("thread", "io"), plan.reason

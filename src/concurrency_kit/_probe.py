@@ -70,7 +70,8 @@ class Measurement:
         seconds: how long the probe watched.
         item_wall: mean wall seconds an item spent in ``fn``.
         item_cpu: mean CPU seconds an item spent in ``fn``.
-        cpu_share: CPU time over time spent in ``fn`` (0: waiting, 1: computing).
+        cpu_share: CPU time over time spent in ``fn`` (0: waiting, 1: computing); while
+            items still run, that of the finished ones where there are any.
         gil_share: share of monitor wake-ups delayed by a GIL holder, or ``None``
             when there were too few samples to tell.
         exact: ``False`` when items were still running, so per-item figures are lower
@@ -101,15 +102,15 @@ class _Slot:
         self.wall = self.cpu = 0.0
         self.items = 0
 
-    def snapshot(self, now: float) -> tuple[float, float, int, int]:
-        """(wall, cpu, finished items, running items) including the running batch."""
+    def snapshot(self, now: float) -> tuple[float, float, int, float, float, int]:
+        """(wall, cpu, items) of the finished batches, then of the running batch so far."""
         with self.lock:
-            wall, cpu, items, busy = self.wall, self.cpu, self.items, self.busy
-            if busy:
-                wall += now - self.t0
+            wall = cpu = 0.0
+            if self.busy:
+                wall = now - self.t0
                 if _thread_clock is not None and self.live:
-                    cpu += time.clock_gettime(_thread_clock(self.ident)) - self.c0
-            return wall, cpu, items, busy
+                    cpu = time.clock_gettime(_thread_clock(self.ident)) - self.c0
+            return self.wall, self.cpu, self.items, wall, cpu, self.busy
 
 
 def _work(  # noqa: PLR0913, PLR0917 - the probe thread's whole state, by name
@@ -243,18 +244,23 @@ class _Monitor:
     def measure(self, taken: int) -> Measurement:
         now = time.perf_counter()
         tallies = [slot.snapshot(now) for slot in self.slots]
-        wall = sum(t[0] for t in tallies)
-        cpu = min(wall, sum(t[1] for t in tallies))
+        done_wall = sum(t[0] for t in tallies)
+        done_cpu = min(done_wall, sum(t[1] for t in tallies))
         completed = sum(t[2] for t in tallies)
-        running = sum(t[3] for t in tallies)
+        wall = done_wall + sum(t[3] for t in tallies)
+        cpu = min(wall, done_cpu + sum(t[4] for t in tallies))
+        running = sum(t[5] for t in tallies)
         counted = max(1, completed + running)
+        # A running item's share is that of the phase it is in (one that computed first
+        # shows a share falling as it waits): once some have finished, theirs is the share.
+        share_cpu, share_wall = (done_cpu, done_wall) if completed and running else (cpu, wall)
         return Measurement(
             items=taken,
             completed=completed,
             seconds=now - self.start,
             item_wall=wall / counted,
             item_cpu=cpu / counted,
-            cpu_share=cpu / wall if wall > 0 else 0.0,
+            cpu_share=share_cpu / share_wall if share_wall > 0 else 0.0,
             gil_share=self.late / self.samples if self.samples >= 2 else None,
             exact=running == 0,
         )
@@ -327,7 +333,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
             now = time.perf_counter()
             tallies = [slot.snapshot(now) for slot in slots]
             finished = sum(t[2] for t in tallies)
-            left = feed.remaining * sum(t[0] for t in tallies) / max(finished, 1)
+            left = feed.remaining * sum(t[0] + t[3] for t in tallies) / max(finished, 1)
             if finished >= min(3, total - start) and left < TRIVIAL_SECONDS:
                 break  # too little left to be worth measuring, let alone a pool
             if len(futures) < len(slots) and monitor.samples > monitor.late and feed.remaining:
