@@ -2,8 +2,9 @@
 
 :class:`Outcomes` holds one slot per item; :class:`Feed` hands out the indices of a
 span of items, each once, to whichever workers ask, and :func:`run_span` runs a span
-into the outcomes. The probe and then a backend each draw from a feed of their own over
-the same outcomes, so no item runs twice.
+into the outcomes (:func:`run_items` runs items that nothing else can take). The probe
+and then a backend each draw from a feed of their own over the same outcomes, so no
+item runs twice.
 
 A call whose items may all run in the calling thread, in order (a loop, or the timed
 check before one), starts its outcomes *in order*: the results so far are a list that
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from operator import length_hint
 from typing import Any, Final
 
-__all__ = ["EMPTY", "Feed", "Outcomes", "run_span"]
+__all__ = ["EMPTY", "Feed", "Outcomes", "run_items", "run_span"]
 
 #: Marks a slot that has no result yet.
 EMPTY: Any = object()
@@ -143,13 +144,24 @@ def run_span(
     it the span runs as a list comprehension (for the calling thread's own loop, and
     for the probe's short batches).
     """
-    outcomes = feed.outcomes
-    index, stop = span.start, span.stop
+    if not check_each:
+        return run_items(fn, items, feed.outcomes, span.start, span.stop)
+    feed.outcomes.dense()
+    return _run_each(fn, items, feed.outcomes, span.start, span.stop, feed=feed)
+
+
+def run_items(fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, index: int, stop: int) -> bool:
+    """Run items ``index … stop-1`` in order, unchecked; return ``False`` once the call stops.
+
+    The items of a span a feed handed out, or, in the calling thread, ones nothing else
+    can take (the timed check of a loop: no feed needed). The call stops on a failure,
+    unless exceptions are collected.
+    """
     if outcomes.in_order:
-        if not check_each and index == len(outcomes.values):
+        if index == len(outcomes.values):
             return _extend(fn, items, outcomes, index, stop)
         outcomes.dense()
-    if not check_each and not outcomes.collect:
+    if not outcomes.collect:
         # The fastest loop Python has. A failure ends the call, whose other results are
         # then never read: only which item failed matters, and the iterator knows.
         remaining = iter(items[index:stop])
@@ -159,18 +171,23 @@ def run_span(
             outcomes.fail(stop - length_hint(remaining) - 1, exc)
             return False
         return True
-    return _run_each(fn, items, feed, index, stop, check_each=check_each)
+    return _run_each(fn, items, outcomes, index, stop)
 
 
 def _run_each(  # noqa: PLR0913 - run_span's inputs
-    fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, index: int, stop: int, *, check_each: bool
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    outcomes: Outcomes,
+    index: int,
+    stop: int,
+    *,
+    feed: Feed | None = None,
 ) -> bool:
-    """run_span for dense outcomes, item by item: checking the feed, or collecting exceptions."""
-    outcomes = feed.outcomes
+    """Run items into dense outcomes one by one: checking ``feed`` between them, or else collecting exceptions."""
     values = outcomes.values
     while index < stop:
         try:
-            if check_each:
+            if feed is not None:
                 for index in range(index, stop):  # noqa: B020, PLR1704 - resumes after a collected failure
                     if feed.stopped or outcomes.error is not None:
                         return False
