@@ -85,19 +85,16 @@ class _Call:
     lock: threading.Lock = attrs.field(factory=threading.Lock)
 
 
-def _check_count(name: str, value: object) -> int | None:
-    if value is None:
-        return None
+def _check_count(name: str, value: object) -> None:
+    """Check a count the caller gave (``None``, not given, is not checked)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int or None, got {type(value).__name__} {value!r}")
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
-    return value
 
 
 def _check_timeout(timeout: object) -> float | None:
-    if timeout is None:
-        return None
+    """A timeout the caller gave, in seconds; ``None`` for one no wait can reach."""
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
         raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__} {timeout!r}")
     if not timeout > 0:  # also rejects NaN
