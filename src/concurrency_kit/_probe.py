@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
-from typing import Any, final
+from typing import Any, NamedTuple, final
 
 import attrs
 
@@ -88,6 +88,17 @@ class Measurement:
     exact: bool
 
 
+class _Tally(NamedTuple):
+    """A probe thread's figures: its finished batches', then its running batch's so far."""
+
+    wall: float
+    cpu: float
+    items: int
+    running_wall: float
+    running_cpu: float
+    running: int
+
+
 class _Slot:
     """One probe thread's running tally; updated under its lock."""
 
@@ -102,15 +113,15 @@ class _Slot:
         self.wall = self.cpu = 0.0
         self.items = 0
 
-    def snapshot(self, now: float) -> tuple[float, float, int, float, float, int]:
-        """(wall, cpu, items) of the finished batches, then of the running batch so far."""
+    def snapshot(self, now: float) -> _Tally:
+        """The figures so far, the running batch's up to ``now``."""
         with self.lock:
             wall = cpu = 0.0
             if self.busy:
                 wall = now - self.t0
                 if _thread_clock is not None and self.live:
                     cpu = time.clock_gettime(_thread_clock(self.ident)) - self.c0
-            return self.wall, self.cpu, self.items, wall, cpu, self.busy
+            return _Tally(self.wall, self.cpu, self.items, wall, cpu, self.busy)
 
 
 def _work(  # noqa: PLR0913, PLR0917 - the probe thread's whole state, by name
@@ -244,12 +255,12 @@ class _Monitor:
     def measure(self, taken: int) -> Measurement:
         now = time.perf_counter()
         tallies = [slot.snapshot(now) for slot in self.slots]
-        done_wall = sum(t[0] for t in tallies)
-        done_cpu = min(done_wall, sum(t[1] for t in tallies))
-        completed = sum(t[2] for t in tallies)
-        wall = done_wall + sum(t[3] for t in tallies)
-        cpu = min(wall, done_cpu + sum(t[4] for t in tallies))
-        running = sum(t[5] for t in tallies)
+        done_wall = sum(t.wall for t in tallies)
+        done_cpu = min(done_wall, sum(t.cpu for t in tallies))
+        completed = sum(t.items for t in tallies)
+        wall = done_wall + sum(t.running_wall for t in tallies)
+        cpu = min(wall, done_cpu + sum(t.running_cpu for t in tallies))
+        running = sum(t.running for t in tallies)
         counted = max(1, completed + running)
         # A running item's share is that of the phase it is in (one that computed first
         # shows a share falling as it waits): once some have finished, theirs is the share.
@@ -332,8 +343,8 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
                 break
             now = time.perf_counter()
             tallies = [slot.snapshot(now) for slot in slots]
-            finished = sum(t[2] for t in tallies)
-            left = feed.remaining * sum(t[0] + t[3] for t in tallies) / max(finished, 1)
+            finished = sum(t.items for t in tallies)
+            left = feed.remaining * sum(t.wall + t.running_wall for t in tallies) / max(finished, 1)
             if finished >= min(3, total - start) and left < TRIVIAL_SECONDS:
                 break  # too little left to be worth measuring, let alone a pool
             if len(futures) < len(slots) and monitor.samples > monitor.late and feed.remaining:
