@@ -86,13 +86,18 @@ def wait_io(item: object = None) -> object:
     return item
 
 
-def wait_then_compute(milliseconds: int) -> int:
-    """Block 20 ms in select, then compute for ``milliseconds`` of CPU time, holding the GIL."""
-    select.select([], [], [], 0.02)
+def compute(milliseconds: int) -> int:
+    """Compute for ``milliseconds`` of this thread's CPU time, holding the GIL."""
     began = time.thread_time()
     while time.thread_time() - began < milliseconds / 1000:
         pass
     return milliseconds
+
+
+def wait_then_compute(milliseconds: int) -> int:
+    """Block 20 ms in select, then compute for ``milliseconds`` of CPU time, holding the GIL."""
+    select.select([], [], [], 0.02)
+    return compute(milliseconds)
 
 
 def nested_plan(_: object) -> tuple[str, str, bool]:
@@ -379,8 +384,6 @@ def wait_here_for_a_worker(item: tuple[str, int, int]) -> str:
 
 def compute_then_wait(milliseconds: int) -> int:
     """Compute for ``milliseconds`` of CPU time, holding the GIL, then block 20 ms in select."""
-    began = time.thread_time()
-    while time.thread_time() - began < milliseconds / 1000:
-        pass
+    compute(milliseconds)
     select.select([], [], [], 0.02)
     return milliseconds

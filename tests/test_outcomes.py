@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 import concurrency_kit as ck
 from concurrency_kit._backends._thread import ThreadBackend
 from concurrency_kit._outcomes import EMPTY, Feed, Outcomes, _iterate_from, run_span
-from helpers import HelperError, double
+from helpers import HelperError, compute, double
 
 
 class Items(list[int]):
@@ -117,12 +116,6 @@ def test_a_remembered_loop_that_fails_after_its_check_names_the_item(kind: str, 
 
 
 def test_threads_draining_a_feed_count_their_cpu_time() -> None:
-    def compute(milliseconds: int) -> int:
-        began = time.thread_time()
-        while time.thread_time() - began < milliseconds / 1000:
-            pass
-        return milliseconds
-
     outcomes = Outcomes(4)
     feed = Feed(outcomes, 0, 4)
     ThreadBackend().run(compute, [5] * 4, feed, workers=2, chunksize=1)
