@@ -140,6 +140,28 @@ def test_work_that_grew_is_measured_afresh() -> None:
     assert elapsed < 0.5, f"40 waits of 20 ms took {elapsed:.2f} s: the drift check ran them in a loop"
 
 
+def test_work_that_outgrew_a_kept_loop_verdict_runs_each_item_once_measured_afresh() -> None:
+    calls: list[int] = []
+
+    def record(x: int) -> int:
+        calls.append(x)
+        return slow_if_positive(x)
+
+    for _ in ("measured", "verdict kept"):
+        assert ck.run_parallel(record, range(-20_000, 0)) == list(range(-20_000, 0))
+    memo = recall(record)
+    assert memo is not None
+    assert memo.loop is not None
+    calls.clear()
+    # The verdict covers 40 items at the remembered time: the calling thread checks the
+    # first, finds it far longer, and hands the rest to the probe.
+    plan = ck.plan(record, range(40))
+    assert plan.run() == list(range(40))
+    assert Counter(calls) == dict.fromkeys(range(40), 1)
+    assert REMEMBERED not in plan.reason, plan.reason
+    assert (plan.mode, plan.kind) == ("thread", "io"), plan.reason
+
+
 def test_shutdown_forgets() -> None:
     ck.run_parallel(square, range(20_000))
     ck.shutdown()

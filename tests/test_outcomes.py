@@ -9,7 +9,7 @@ import pytest
 
 import concurrency_kit as ck
 from concurrency_kit._backends._thread import ThreadBackend
-from concurrency_kit._outcomes import EMPTY, Feed, Outcomes, _iterate_from, run_span
+from concurrency_kit._outcomes import EMPTY, Feed, Outcomes, _iterate_from, run_span, run_timed
 from helpers import HelperError, compute, double
 
 
@@ -112,6 +112,33 @@ def test_a_remembered_loop_that_fails_after_its_check_names_the_item(kind: str, 
     with pytest.raises(HelperError) as caught:
         ck.run_parallel(tiny, items)
     assert caught.value.__notes__ == [f"concurrency_kit: raised by item {failing}: {failing}"]
+    assert calls == list(range(failing + 1))
+
+
+@pytest.mark.parametrize("failures", ["raised", "collected"])
+def test_a_timed_run_stops_at_its_span_after_the_budget(failures: str) -> None:
+    collect = failures == "collected"
+    outcomes = Outcomes(100, collect=collect, in_order=True)
+    assert run_timed(double, range(100), outcomes, 99, budget=-1.0, growth=4) == 1  # the budget is spent at once
+    assert outcomes.values[:1] == [0]
+    outcomes = Outcomes(100, collect=collect, in_order=True)
+    assert run_timed(double, range(100), outcomes, 99, budget=float("inf"), growth=4) == 99
+    assert outcomes.values[:99] == [2 * x for x in range(99)]
+
+
+@pytest.mark.parametrize("failing", [0, 1, 4, 20, 98])
+def test_a_failure_in_a_timed_run_names_its_item_and_stops_there(failing: int) -> None:
+    outcomes = Outcomes(100, in_order=True)
+    calls: list[int] = []
+
+    def record_or_fail(x: int) -> int:
+        calls.append(x)
+        if x == failing:
+            raise HelperError(x)
+        return x
+
+    assert run_timed(record_or_fail, range(100), outcomes, 99, budget=float("inf"), growth=4) > failing
+    assert outcomes.error_index == failing
     assert calls == list(range(failing + 1))
 
 

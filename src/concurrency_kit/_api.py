@@ -34,7 +34,7 @@ from ._config import get_config
 from ._cpu import planning_cpus
 from ._errors import UnpicklableTaskError
 from ._memory import LoopVerdict, Memo, forget, forget_all, recall, remember
-from ._outcomes import EMPTY, Feed, Outcomes, run_items
+from ._outcomes import EMPTY, Feed, Outcomes, run_items, run_timed
 from ._pickling import pickled_size, why_not_picklable
 from ._plan import (
     MODES,
@@ -138,15 +138,7 @@ def _measure_inline(
     # Nothing else runs this call's items yet: no feed is needed to hand them out.
     clock = time.perf_counter
     t0, c0 = clock(), time.thread_time()
-    end = t0 + budget
-    done, count = 0, 1
-    while done < stop:
-        span_end = min(done + count, stop)
-        going = run_items(fn, items, outcomes, done, span_end)
-        done = span_end
-        if not going or clock() > end:
-            break
-        count *= SPAN_GROWTH
+    done = run_timed(fn, items, outcomes, stop, budget=budget, growth=SPAN_GROWTH)
     wall, cpu = clock() - t0, time.thread_time() - c0
     return Measurement(
         items=done,
@@ -252,6 +244,26 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         choice = Choice("serial", 1, 1, "no items")
         return _make_plan(choice, declared, None, call())
 
+    memo = recall(fn)
+    setting = _setting(declared, workers, chunksize, cpus=cpus, io_cap=io_cap, count=count)
+    inline: Measurement | None = None  # the calling thread's check, run for a verdict an earlier call kept
+    if (
+        deadline is None
+        and memo is not None
+        and memo.loop is not None
+        and count > 1
+        and memo.loop.covers(count, memo.item_seconds, setting)
+    ):
+        # A loop verdict an earlier call kept covers the call, at the remembered item time:
+        # check it on the first items, and keep to the loop at once if it covers them as
+        # measured (as the flow below would, with fewer steps: a tiny call's overhead).
+        inline = _measure_inline(fn, sequence, outcomes, count - 1, INLINE_CHECK_SECONDS)
+        loop = _kept_loop(memo, count - inline.items, inline, setting)
+        if loop is not None and not outcomes.failed and not _changed(memo.item_seconds, inline.item_wall, DRIFT):
+            known = declared or memo.kind
+            plain = _Call(fn, sequence, outcomes, inline.items, None, auto=True, collect=outcomes.collect)
+            return _make_plan(loop, known, inline, plain, _explained(inline, known, _from_memory(memo), loop))
+
     fitness: list[tuple[str | None, int]] = []  # computed once, when first needed
 
     def decide(
@@ -292,12 +304,10 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
             fitness.append(_process_fitness(fn, sequence, outcomes, resume_at))
         return cost_model(*fitness[0])
 
-    memo = recall(fn)
     if deadline is None and memo is not None:
         pooled = _remembered_pool(fn, memo, declared, count=count, workers=workers, cpus=cpus, decide=decide)
         if pooled is not None:
             return _make_plan(pooled, declared or memo.kind, None, call(remembered=memo.item_seconds))
-    setting = _setting(declared, workers, chunksize, cpus=cpus, io_cap=io_cap, count=count)
 
     def measured_kind(m: Measurement) -> TaskKind:
         return declared or kind_from_measurement(m.cpu_share, m.gil_share, None if memo is None else memo.kind)
@@ -314,7 +324,11 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     if count == 1 or in_worker():
         measurement, resume_at = _measure_inline(fn, sequence, outcomes, 1), 1
     elif deadline is None and (
-        (memo is not None and (expected := _loop_expected(fn, memo, count, setting, decide)) is not None)
+        (
+            memo is not None
+            and (expected := memo if inline is not None else _loop_expected(fn, memo, count, setting, decide))
+            is not None
+        )
         or (memo is None and count >= LONG_INPUT * io_cap)
         or (short_cpu := _short_cpu_for_warm_pool(fn, memo, declared, count=count, workers=workers, cpus=cpus))
     ):
@@ -325,7 +339,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         # for QUICK_WINDOW, and go to the pool at once if they still compute, as long.
         # Not with a timeout: an item running in the calling thread could outlast it.
         budget = QUICK_WINDOW if short_cpu else INLINE_CHECK_SECONDS
-        measurement = _measure_inline(fn, sequence, outcomes, count - 1, budget)
+        measurement = inline or _measure_inline(fn, sequence, outcomes, count - 1, budget)
         resume_at = measurement.items
         # One thread gives no GIL samples: the remembered kind stands, else the measured one.
         guessed = measured_kind(measurement) if memo is None else declared or memo.kind
@@ -397,10 +411,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     if choice.mode == "thread" and kind is TaskKind.IO:
         _warm_for_next_calls(fn, decide(measurement, resume_at, kind, warm=True))
 
-    def explain() -> str:
-        return f"{describe_measurement(measurement)} → {kind} (from {render(source)}); {choice.reason} → {choice.mode}"
-
-    return _make_plan(choice, kind, measurement, call(resume_at, run), explain)
+    return _make_plan(choice, kind, measurement, call(resume_at, run), _explained(measurement, kind, source, choice))
 
 
 #: Each span of the calling thread's timed check is this many times the last.
@@ -427,6 +438,15 @@ SAME_TIME = 1.25
 def _changed(remembered: float, seconds: float, factor: float = SAME_TIME) -> bool:
     """Whether ``seconds`` differs from the ``remembered`` item time by more than ``factor``."""
     return not remembered / factor <= seconds <= remembered * factor
+
+
+def _explained(measurement: Measurement, kind: TaskKind, source: Reason, choice: Choice) -> Callable[[], str]:
+    """The reason of a plan made on ``measurement``: the figures, the kind and where it came from, the choice."""
+
+    def text() -> str:
+        return f"{describe_measurement(measurement)} → {kind} (from {render(source)}); {choice.reason} → {choice.mode}"
+
+    return text
 
 
 def _describe(memo: Memo) -> str:
@@ -750,6 +770,28 @@ def _execute(plan: Plan) -> list[Any]:
         outcomes = Outcomes(len(call.items), collect=call.collect, in_order=True)
         resume_at = 0
         deadline = None if call.timeout is None else time.monotonic() + call.timeout
+    if plan.mode == "serial" and deadline is None and outcomes.in_order:
+        # A loop's items in order, which nothing but the calling thread runs: nothing can
+        # stop the call meanwhile, so the rest run at once, as a list comprehension would.
+        run_items(call.fn, call.items, outcomes, resume_at, len(call.items))
+    else:
+        _run_rest(plan, call, outcomes, resume_at=resume_at, deadline=deadline, run=run, first=first)
+    if outcomes.error is not None:
+        raise _noted(outcomes.error, outcomes.error_index, call.items)
+    return outcomes.values
+
+
+def _run_rest(  # noqa: PLR0913 - what _execute took from the plan
+    plan: Plan,
+    call: _Call,
+    outcomes: Outcomes,
+    *,
+    resume_at: int,
+    deadline: float | None,
+    run: ProbeRun | None,
+    first: bool,
+) -> None:
+    """Run the items from ``resume_at`` on in the plan's mode, and finish the probe's (``run``)."""
     feed = Feed(outcomes, resume_at, len(call.items), in_order=plan.mode == "serial")
     began = time.perf_counter()
     age = process_pool_age(plan.workers) if plan.mode == "process" and plan.kind is TaskKind.IO else None
@@ -786,9 +828,6 @@ def _execute(plan: Plan) -> list[Any]:
             _forget_if_shorter(call, plan.workers, time.perf_counter() - began)
     except TimeoutError:  # only the backends' and the probe's own: fn's exceptions are recorded, not raised
         raise _timed_out(call.timeout, outcomes) from None
-    if outcomes.error is not None:
-        raise _noted(outcomes.error, outcomes.error_index, call.items)
-    return outcomes.values
 
 
 def _run_backend(plan: Plan, call: _Call, feed: Feed, deadline: float | None, run: ProbeRun | None) -> None:

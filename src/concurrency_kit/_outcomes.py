@@ -18,11 +18,12 @@ per item, as before.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from operator import length_hint
 from typing import Any, Final
 
-__all__ = ["EMPTY", "Feed", "Outcomes", "run_items", "run_span"]
+__all__ = ["EMPTY", "Feed", "Outcomes", "run_items", "run_span", "run_timed"]
 
 #: Marks a slot that has no result yet.
 EMPTY: Any = object()
@@ -172,6 +173,42 @@ def run_items(fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes
             return False
         return True
     return _run_each(fn, items, outcomes, index, stop)
+
+
+def run_timed(  # noqa: PLR0913 - the items, and when to stop
+    fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, stop: int, *, budget: float, growth: int
+) -> int:
+    """Run items from the first on in the calling thread, until ``stop``, a failure, or ``budget`` seconds.
+
+    Nothing else may take these items. They run in spans of 1, ``growth``,
+    ``growth``² … items, with the clock read between spans: a check of items that
+    turned out slow costs one item, and tiny ones run about as fast as in a loop.
+
+    Returns:
+        How many items were run (a failed one included).
+    """
+    clock = time.perf_counter
+    end = clock() + budget
+    done, count = 0, 1
+    # Fresh in-order outcomes take each span's results at their end, with no call per span.
+    values = outcomes.values if outcomes.in_order and not outcomes.values else None
+    while done < stop:
+        span_end = min(done + count, stop)
+        if values is None:
+            if not run_items(fn, items, outcomes, done, span_end):
+                return span_end
+        else:
+            remaining = iter(items[done:span_end])
+            try:
+                values += [fn(item) for item in remaining]
+            except BaseException as exc:  # noqa: BLE001 - recorded; the call re-raises it
+                outcomes.fail(span_end - length_hint(remaining) - 1, exc)
+                return span_end
+        done = span_end
+        if clock() > end:
+            break
+        count *= growth
+    return done
 
 
 def _run_each(  # noqa: PLR0913 - run_span's inputs
