@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -18,6 +18,19 @@ class Items(list[int]):
 
     def __iter__(self) -> Iterator[int]:
         yield from (self[index] for index in range(len(self)))
+
+
+def _recording(failing: int) -> tuple[list[int], Callable[[int], int]]:
+    """A function that records every item it gets and raises on item ``failing``; and its record."""
+    calls: list[int] = []
+
+    def record_or_fail(x: int) -> int:
+        calls.append(x)
+        if x == failing:
+            raise HelperError(x)
+        return x
+
+    return calls, record_or_fail
 
 
 SEQUENCES = {
@@ -75,14 +88,7 @@ def test_a_failure_in_an_in_order_span_names_its_item(kind: str, failing: int) -
     items = SEQUENCES[kind]
     outcomes = Outcomes(50, in_order=True)
     feed = Feed(outcomes, 0, 50, in_order=True)
-    calls: list[int] = []
-
-    def record_or_fail(x: int) -> int:
-        calls.append(x)
-        if x == failing:
-            raise HelperError(x)
-        return x
-
+    calls, record_or_fail = _recording(failing)
     going = run_span(record_or_fail, items, feed, feed.take(3), check_each=False)
     going = going and run_span(record_or_fail, items, feed, feed.take(50), check_each=False)
     assert not going
@@ -129,14 +135,7 @@ def test_a_timed_run_stops_at_its_span_after_the_budget(failures: str) -> None:
 @pytest.mark.parametrize("failing", [0, 1, 4, 20, 98])
 def test_a_failure_in_a_timed_run_names_its_item_and_stops_there(failing: int) -> None:
     outcomes = Outcomes(100, in_order=True)
-    calls: list[int] = []
-
-    def record_or_fail(x: int) -> int:
-        calls.append(x)
-        if x == failing:
-            raise HelperError(x)
-        return x
-
+    calls, record_or_fail = _recording(failing)
     assert run_timed(record_or_fail, range(100), outcomes, 99, budget=float("inf"), growth=4) > failing
     assert outcomes.error_index == failing
     assert calls == list(range(failing + 1))
