@@ -185,7 +185,8 @@ def run_timed(  # noqa: PLR0913 - the items, and when to stop
     turned out slow costs one item, and tiny ones run about as fast as in a loop.
 
     Returns:
-        How many items were run (a failed one included).
+        How many items were handed out: on a failure, up to the end of its span (the
+        items after it in the span never ran, and the call stops).
     """
     clock = time.perf_counter
     end = clock() + budget
