@@ -21,7 +21,16 @@ from concurrency_kit._memory import LoopVerdict, Memo, recall, remember
 from concurrency_kit._pickling import pickled
 from concurrency_kit._plan import Choice
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
-from helpers import double, factorize_and_pid, needs_two_cpus, slow_if_positive, spin_and_pid, wait_then_compute
+from helpers import (
+    HelperError,
+    double,
+    factorize_and_pid,
+    fail_on_13,
+    needs_two_cpus,
+    slow_if_positive,
+    spin_and_pid,
+    wait_then_compute,
+)
 
 REMEMBERED = "what an earlier call measured"
 
@@ -61,6 +70,7 @@ def test_a_kept_loop_verdict_spares_the_cost_model_until_the_call_outgrows_it(
     assert not asked, kept.reason
     assert "an earlier call's cost model chose a loop" in kept.reason, kept.reason
     assert kept.run() == [x * x for x in items]
+    assert kept.run() == [x * x for x in items]  # a second run() runs every item again
     # More items than the verdict covered, or another setting: the cost model is asked.
     ck.plan(square, range(40_000)).run()
     assert asked
@@ -112,6 +122,20 @@ def test_a_loop_a_kept_verdict_covers_is_not_remembered_anew_for_a_swing_in_item
     remember(double, attrs.evolve(swung, item_seconds=swung.item_seconds * 100))
     ck.run_parallel(double, items)
     assert recall(double).item_seconds < swung.item_seconds * 10  # type: ignore[union-attr]
+
+
+def test_a_call_a_kept_verdict_covers_returns_exceptions_in_place() -> None:
+    items = range(2_000)
+    for _ in ("measured", "verdict kept"):
+        ck.run_parallel(fail_on_13, items, return_exceptions=True)
+    memo = recall(fail_on_13)
+    assert memo is not None
+    assert memo.loop is not None
+    plan = ck.plan(fail_on_13, items, return_exceptions=True)
+    assert "an earlier call's cost model chose a loop" in plan.reason, plan.reason
+    results = plan.run()
+    assert [r for i, r in enumerate(results) if i != 13] == [2 * x for x in items if x != 13]
+    assert type(results[13]) is HelperError
 
 
 def test_the_remembered_run_calls_every_item_exactly_once() -> None:
