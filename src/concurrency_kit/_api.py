@@ -261,8 +261,9 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         loop = _kept_loop(memo, count - inline.items, inline, setting)
         if loop is not None and not outcomes.failed and not _changed(memo.item_seconds, inline.item_wall, DRIFT):
             known = declared or memo.kind
-            plain = _Call(fn, sequence, outcomes, inline.items, None, auto=True, collect=outcomes.collect)
-            return _make_plan(loop, known, inline, plain, _explained(inline, known, _from_memory(memo), loop))
+            return _make_plan(
+                loop, known, inline, call(inline.items), _explained(inline, known, _from_memory(memo), loop)
+            )
 
     fitness: list[tuple[str | None, int]] = []  # computed once, when first needed
 
