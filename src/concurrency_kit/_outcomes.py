@@ -191,20 +191,13 @@ def run_timed(  # noqa: PLR0913 - the items, and when to stop
     clock = time.perf_counter
     end = clock() + budget
     done, count = 0, 1
-    # Fresh in-order outcomes take each span's results at their end, with no call per span.
-    values = outcomes.values if outcomes.in_order and not outcomes.values else None
+    # Fresh in-order outcomes take each span's results at their end (run_items' own
+    # path for them, without its check per span).
+    run = _extend if outcomes.in_order and not outcomes.values else run_items
     while done < stop:
         span_end = min(done + count, stop)
-        if values is None:
-            if not run_items(fn, items, outcomes, done, span_end):
-                return span_end
-        else:
-            remaining = iter(items[done:span_end])
-            try:
-                values += [fn(item) for item in remaining]
-            except BaseException as exc:  # noqa: BLE001 - recorded; the call re-raises it
-                outcomes.fail(span_end - length_hint(remaining) - 1, exc)
-                return span_end
+        if not run(fn, items, outcomes, done, span_end):
+            return span_end
         done = span_end
         if clock() > end:
             break
