@@ -45,9 +45,9 @@ class SerialBackend:
 
             ThreadBackend().run(fn, items, feed, workers=1, chunksize=chunksize, deadline=deadline)
             return
-        # Nothing else writes in-order outcomes, so nothing can stop the call meanwhile:
-        # the loop takes whole chunks (by default, every item at once).
-        step = chunksize if feed.outcomes.in_order else min(chunksize, FIRST_SPAN)
+        # (A loop's in-order items, which nothing else runs, never get here: the plan runs
+        # them at once, with no feed.)
+        step = min(chunksize, FIRST_SPAN)
         clock = time.perf_counter
         while span := feed.take(step):
             began = clock()
