@@ -129,6 +129,20 @@ def test_io_items_that_compute_go_to_a_warm_process_pool_on_many_cpus() -> None:
     assert choose(**_WAIT_THEN_COMPUTE, cpus=16, process_age=100.0, workers=16).mode == "thread"
 
 
+def test_io_items_near_break_even_stay_in_the_mode_of_the_last_call() -> None:
+    # 40 items on 16 warm processes: 3 rounds of 22 ms, ≈ 67 ms. Threads: one 20 ms wait,
+    # then 40 × 1.2 ms of computing in turns, ≈ 69 ms. Neither wins by a tenth: the
+    # items stay where the last call ran them, threads or processes.
+    near = {**_WAIT_THEN_COMPUTE, "item_cpu": 0.0012, "cpus": 16, "process_age": 100.0}
+    assert choose(**near).mode == "thread"
+    assert choose(**near, processes_last=True).mode == "process"
+    # Either wins clearly: the last call does not matter.
+    assert choose(**{**near, "item_cpu": 0.0005}, processes_last=True).mode == "thread"
+    assert choose(**{**near, "item_cpu": 0.002}).mode == "process"
+    # Nor on two CPUs, where processes lose by far.
+    assert choose(**{**near, "cpus": 2}, processes_last=True).mode == "thread"
+
+
 @given(choices)
 def test_cpu_work_never_goes_to_threads(args: dict[str, Any]) -> None:
     assert choose(**{**args, "kind": TaskKind.CPU}).mode != "thread"

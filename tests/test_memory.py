@@ -437,6 +437,39 @@ def test_io_items_in_a_warm_pool_are_remembered_by_the_calls_time_per_round() ->
     assert cold.item_seconds == cold.item_alone == 0.012
 
 
+def test_io_items_are_remembered_with_the_mode_they_ran_in() -> None:
+    probed = Memo(TaskKind.IO, 0.025, item_cpu=0.002)
+    in_processes = _api._io_memo(probed, None, _io_plan("process", 16), count=40, seconds=0.075, cpu=0.0, warm=True)
+    assert in_processes.in_processes
+    threads = _io_plan("thread", 40)
+    in_threads = _api._io_memo(probed, in_processes, threads, count=40, seconds=0.1, cpu=0.08, warm=False)
+    assert not in_threads.in_processes
+    # A call run in the calling thread tells nothing of which pool wins: the last pool's stands.
+    for earlier in (in_processes, in_threads):
+        serial = _api._io_memo(probed, earlier, _io_plan("serial", 1), count=40, seconds=1.0, cpu=0.08, warm=False)
+        assert serial.in_processes is earlier.in_processes
+
+
+def test_a_call_weighs_io_items_by_the_mode_the_last_call_ran_them_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[bool] = []
+    chosen = _api.choose
+
+    def spy(**inputs: Any) -> Choice:
+        asked.append(inputs["processes_last"])
+        return chosen(**inputs)
+
+    monkeypatch.setattr(_api, "choose", spy)
+    remember(wait_then_compute, Memo(TaskKind.IO, 0.004, item_cpu=0.001, in_processes=True))
+    plan = ck.plan(wait_then_compute, [1] * 8)
+    assert plan.kind == "io", plan.reason
+    assert asked, "the cost model was not asked"
+    assert all(asked), asked
+    assert plan.run() == [1] * 8
+    memo = recall(wait_then_compute)
+    assert memo is not None
+    assert memo.in_processes is (plan.mode == "process"), (plan.mode, memo)
+
+
 def test_the_cost_model_takes_io_items_no_shorter_than_processes_measured() -> None:
     probed = _probe.Measurement(
         items=2, completed=2, seconds=0.01, item_wall=0.008, item_cpu=0.001, cpu_share=0.1, gil_share=None, exact=True

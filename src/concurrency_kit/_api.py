@@ -294,6 +294,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
                 bytes_per_item=item_bytes,
                 workers=workers,
                 chunksize=chunksize,
+                processes_last=memo is not None and memo.kind is kind and memo.in_processes,
             )
 
         # Pickling the function and an item (which may be large) is only worth it when
@@ -399,12 +400,15 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     if not covered and not outcomes.failed and not in_worker() and measurement.exact:
         kept = None if memo is None or memo.loop is None or memo.loop.setting != setting else memo.loop
         fresh = _memo(kind, measurement, kept)
-        if memo is not None and memo.kind is kind and memo.item_alone is not None:
-            fresh = attrs.evolve(fresh, item_alone=memo.item_alone)
+        if memo is not None and memo.kind is kind and (memo.item_alone is not None or memo.in_processes):
+            fresh = attrs.evolve(fresh, item_alone=memo.item_alone, in_processes=memo.in_processes)
+        if kind is TaskKind.IO and choice.mode != "serial":
+            fresh = attrs.evolve(fresh, in_processes=choice.mode == "process")
         if (
             memo is None
             or memo.kind is not kind
             or memo.loop is not kept
+            or memo.in_processes != fresh.in_processes
             or _changed(memo.item_seconds, fresh.item_seconds)
             or _changed(memo.item_cpu or 0.0, fresh.item_cpu or 0.0)
         ):
@@ -685,15 +689,18 @@ def _io_memo(  # noqa: PLR0913 - the call's figures, by name
     this too short: so it is never less than what a call in processes measured, and a
     call that tries processes on it settles it.
     """
-    alone = None if earlier is None or earlier.kind is not TaskKind.IO else earlier.item_alone
+    io = earlier if earlier is not None and earlier.kind is TaskKind.IO else None
+    alone = None if io is None else io.item_alone
     if plan.mode == "process":
         rounds = math.ceil(count / (plan.workers * plan.chunksize)) * plan.chunksize
         own = max(memo.item_seconds, seconds / rounds if warm else 0.0)
-        return attrs.evolve(memo, item_seconds=own, item_alone=own)
-    if plan.mode != "thread" or not memo.item_cpu or count < 2:
-        return attrs.evolve(memo, item_alone=alone)
+        return attrs.evolve(memo, item_seconds=own, item_alone=own, in_processes=True)
+    if plan.mode != "thread":
+        return attrs.evolve(memo, item_alone=alone, in_processes=io is not None and io.in_processes)
+    if not memo.item_cpu or count < 2:
+        return attrs.evolve(memo, item_alone=alone, in_processes=False)
     own = max(2 * memo.item_cpu, seconds - cpu + cpu / count, alone or 0.0)
-    return attrs.evolve(memo, item_seconds=min(memo.item_seconds, own), item_alone=alone)
+    return attrs.evolve(memo, item_seconds=min(memo.item_seconds, own), item_alone=alone, in_processes=False)
 
 
 def _warm_for_next_calls(fn: Callable[[Any], Any], warm: Choice) -> None:

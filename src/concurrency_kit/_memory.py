@@ -57,6 +57,8 @@ class Memo:
     it computed (threads take turns for the GIL then); ``None`` for other kinds.
     ``item_alone``: an I/O-bound item's time as last measured in a call that ran in
     processes, with no threads taking turns for the GIL beside it; ``None`` until then.
+    ``in_processes``: whether the last call that ran I/O-bound items in a pool ran them
+    in processes (rather than threads).
     """
 
     kind: TaskKind
@@ -64,6 +66,7 @@ class Memo:
     loop: LoopVerdict | None = None
     item_cpu: float | None = None
     item_alone: float | None = None
+    in_processes: bool = False
 
 
 _lock = threading.Lock()

@@ -132,6 +132,7 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
     workers: int | None = None,
     chunksize: int | None = None,
     item_cpu: float = 0.0,
+    processes_last: bool = False,
 ) -> Choice:
     """Pick a mode for ``count`` items of ``item_seconds`` each (serial time).
 
@@ -154,6 +155,11 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
             When taking turns bounds the threads, and processes, one per CPU, would
             finish sooner still, the items go to processes (unless the caller gave
             ``workers``).
+        processes_last: whether the function's last call ran such items in processes.
+            Near the point where processes and threads break even, it stays there
+            unless threads win clearly, as it moves there only when processes do: the
+            computing measured swings by a third from call to call on a busy machine,
+            which would otherwise flip the mode call by call.
 
     Returns:
         The choice, with a reason that quotes the estimates.
@@ -188,10 +194,10 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
                 rounds=True,
             )
             # Against the threads' work alone (their start is paid once, in a warm pool),
-            # so that processes must win clearly. On two CPUs they run at most two items
-            # at a time: they win only for two items, or items that compute 40 % of their
-            # time or more.
-            if by_process < turns * (1 - MIN_GAIN):
+            # so that processes must win clearly, or, once there, threads must. On two
+            # CPUs processes run at most two items at a time: they win only for two
+            # items, or items that compute 40 % of their time or more.
+            if by_process < (turns / (1 - MIN_GAIN) if processes_last else turns * (1 - MIN_GAIN)):
                 label = f"{label_p}, against ≈ {format_seconds(estimate)} on {label}"
                 mode, estimate, w, chunk = "process", by_process, w_p, chunk_p
     elif cpus == 1 and workers is None:
