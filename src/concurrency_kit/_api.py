@@ -400,10 +400,10 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     if not covered and not outcomes.failed and not in_worker() and measurement.exact:
         kept = None if memo is None or memo.loop is None or memo.loop.setting != setting else memo.loop
         fresh = _memo(kind, measurement, kept)
-        if memo is not None and memo.kind is kind and (memo.item_alone is not None or memo.in_processes):
-            fresh = attrs.evolve(fresh, item_alone=memo.item_alone, in_processes=memo.in_processes)
-        if kind is TaskKind.IO and choice.mode != "serial":
-            fresh = attrs.evolve(fresh, in_processes=choice.mode == "process")
+        if memo is not None and memo.kind is kind and memo.item_alone is not None:
+            fresh = attrs.evolve(fresh, item_alone=memo.item_alone)
+        if kind is TaskKind.IO and _in_processes(choice.mode, memo):
+            fresh = attrs.evolve(fresh, in_processes=True)
         if (
             memo is None
             or memo.kind is not kind
@@ -689,18 +689,27 @@ def _io_memo(  # noqa: PLR0913 - the call's figures, by name
     this too short: so it is never less than what a call in processes measured, and a
     call that tries processes on it settles it.
     """
-    io = earlier if earlier is not None and earlier.kind is TaskKind.IO else None
-    alone = None if io is None else io.item_alone
+    alone = None if earlier is None or earlier.kind is not TaskKind.IO else earlier.item_alone
+    pooled = _in_processes(plan.mode, earlier)
     if plan.mode == "process":
         rounds = math.ceil(count / (plan.workers * plan.chunksize)) * plan.chunksize
         own = max(memo.item_seconds, seconds / rounds if warm else 0.0)
-        return attrs.evolve(memo, item_seconds=own, item_alone=own, in_processes=True)
-    if plan.mode != "thread":
-        return attrs.evolve(memo, item_alone=alone, in_processes=io is not None and io.in_processes)
-    if not memo.item_cpu or count < 2:
-        return attrs.evolve(memo, item_alone=alone, in_processes=False)
+        return attrs.evolve(memo, item_seconds=own, item_alone=own, in_processes=pooled)
+    if plan.mode != "thread" or not memo.item_cpu or count < 2:
+        return attrs.evolve(memo, item_alone=alone, in_processes=pooled)
     own = max(2 * memo.item_cpu, seconds - cpu + cpu / count, alone or 0.0)
-    return attrs.evolve(memo, item_seconds=min(memo.item_seconds, own), item_alone=alone, in_processes=False)
+    return attrs.evolve(memo, item_seconds=min(memo.item_seconds, own), item_alone=alone, in_processes=pooled)
+
+
+def _in_processes(mode: str, earlier: Memo | None) -> bool:
+    """:attr:`Memo.in_processes` of I/O-bound items after a call that ran them in ``mode``.
+
+    A pool's mode is the answer; a call run in the calling thread tells nothing of which
+    pool wins, so the last pool's (``earlier``'s) stands.
+    """
+    if mode in ("thread", "process"):
+        return mode == "process"
+    return earlier is not None and earlier.kind is TaskKind.IO and earlier.in_processes
 
 
 def _warm_for_next_calls(fn: Callable[[Any], Any], warm: Choice) -> None:
