@@ -787,7 +787,9 @@ def _execute(plan: Plan) -> list[Any]:
         outcomes = Outcomes(len(call.items), collect=call.collect, in_order=True)
         resume_at = 0
         deadline = None if call.timeout is None else time.monotonic() + call.timeout
-    if plan.mode == "serial" and deadline is None and outcomes.in_order:
+    if outcomes.failed:
+        pass  # an item failed while it was measured: nothing more starts
+    elif plan.mode == "serial" and deadline is None and outcomes.in_order:
         # A loop's items in order, which nothing but the calling thread runs: nothing can
         # stop the call meanwhile, so the rest run at once, as a list comprehension would.
         run_items(call.fn, call.items, outcomes, resume_at, len(call.items))
