@@ -12,6 +12,7 @@ import hashlib
 import os
 import select
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 import concurrency_kit as ck
@@ -258,6 +260,40 @@ def started_items(directory: str) -> list[tuple[int, int]]:
     return found
 
 
+def still_running(pids: set[int]) -> set[int]:
+    """The pids among ``pids`` that still run (a zombie has stopped running)."""
+    alive = set()
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.add(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def wait_until_gone(pids: set[int], limit: float) -> set[int]:
+    """Poll until none of ``pids`` runs or ``limit`` seconds pass; return those still running."""
+    deadline = time.monotonic() + limit
+    while (alive := still_running(pids)) and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling, not synchronisation
+    return alive
+
+
+def wait_for_starts(
+    directory: str, count: int, limit: float = 30.0, child: subprocess.Popen[str] | None = None
+) -> None:
+    """Poll until ``count`` items have recorded their start in ``directory``."""
+    deadline = time.monotonic() + limit
+    while len(os.listdir(directory)) < count:
+        if child is not None and child.poll() is not None:
+            _, err = child.communicate()
+            pytest.fail(f"the child exited early ({child.returncode}): {err}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"only {len(os.listdir(directory))} of {count} items started within {limit} s")
+        time.sleep(0.01)  # polling, not synchronisation
+
+
 def wait_for_release(item: tuple[str, int, str]) -> int:
     """Record the start of ``(directory, index, release)``, then wait for ``release`` (up to 30 s)."""
     directory, index, release = item
@@ -273,6 +309,37 @@ def spin_until_released(item: tuple[str, int, str]) -> int:
     end = time.monotonic() + WAIT_LIMIT
     while not os.path.exists(release) and time.monotonic() < end:
         pass
+    return index
+
+
+def compute_until_released(item: tuple[str, int, str]) -> int:
+    """Record the start, then compute in bytecode, holding the GIL, until ``release`` exists (up to 30 s).
+
+    Unlike :func:`spin_until_released`, it looks for the file only every 10 ms: a
+    look is a system call, which lets the GIL go, and auto would see the items as
+    partly GIL-free.
+    """
+    directory, index, release = item
+    _record((directory, index))
+    end = time.monotonic() + WAIT_LIMIT
+    look = 0.0
+    while (now := time.monotonic()) < end:
+        if now >= look:
+            if os.path.exists(release):
+                break
+            look = now + 0.010
+    return index
+
+
+def hold_gil_in_c(item: tuple[str, int, str]) -> int:
+    """Record the start, then sleep in one C call that keeps the GIL (for WAIT_LIMIT seconds).
+
+    ``ctypes.PyDLL`` calls do not release the GIL: no other thread of the process runs
+    meanwhile, and nothing but a signal's default action can end the process early.
+    """
+    directory, index, _ = item
+    _record((directory, index))
+    ctypes.PyDLL(None).sleep(int(WAIT_LIMIT))
     return index
 
 

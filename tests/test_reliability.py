@@ -51,8 +51,11 @@ from helpers import (
     sigkill_on_3,
     spin_until_released,
     started_items,
+    still_running,
     wait_for_release,
+    wait_for_starts,
     wait_io,
+    wait_until_gone,
 )
 
 TESTS_DIR = str(Path(__file__).parent)
@@ -73,38 +76,6 @@ def release(tmp_path: Path) -> Iterator[str]:
         yield path
     finally:
         _release(path)
-
-
-def _still_running(pids: set[int]) -> set[int]:
-    """The pids among ``pids`` that still run (a zombie has stopped running)."""
-    alive = set()
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                alive.add(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return alive
-
-
-def _wait_until_gone(pids: set[int], limit: float) -> set[int]:
-    """Poll until none of ``pids`` runs or ``limit`` seconds pass; return those still running."""
-    deadline = time.monotonic() + limit
-    while (alive := _still_running(pids)) and time.monotonic() < deadline:
-        time.sleep(0.02)  # polling, not synchronisation
-    return alive
-
-
-def _wait_for_starts(directory: str, count: int, limit: float = 30.0, child: subprocess.Popen | None = None) -> None:
-    """Poll until ``count`` items have recorded their start in ``directory``."""
-    deadline = time.monotonic() + limit
-    while len(os.listdir(directory)) < count:
-        if child is not None and child.poll() is not None:
-            _, err = child.communicate()
-            pytest.fail(f"the child exited early ({child.returncode}): {err}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"only {len(os.listdir(directory))} of {count} items started within {limit} s")
-        time.sleep(0.01)  # polling, not synchronisation
 
 
 # --- exceptions raised by fn ------------------------------------------------------------
@@ -234,7 +205,7 @@ def test_a_process_mode_timeout_kills_the_workers_running_the_call(calls_dir: st
     assert pids, "no item started within the timeout"
     assert len(ran) <= 4, f"{len(ran)} items started"
     # The items spin for 30 s unless released; killed workers stop at once.
-    alive = _wait_until_gone(pids, 2.0)
+    alive = wait_until_gone(pids, 2.0)
     assert not alive, f"worker processes still running their items after the timeout: {alive}"
     results = ck.run_parallel(double, range(10), "process", workers=2)
     assert results == [2 * x for x in range(10)]
@@ -343,7 +314,7 @@ def _interrupt_child(
     )
     descendants: set[int] = set()
     try:
-        _wait_for_starts(str(directory), workers, child=child)
+        wait_for_starts(str(directory), workers, child=child)
         descendants = {p.pid for p in psutil.Process(child.pid).children(recursive=True)}
         sent = time.monotonic()
         if group:
@@ -360,7 +331,7 @@ def _interrupt_child(
         if child.poll() is None:
             child.kill()
             child.communicate()
-        for pid in _still_running(descendants):  # only what this test started, so nothing leaks
+        for pid in still_running(descendants):  # only what this test started, so nothing leaks
             psutil.Process(pid).kill()
 
 
@@ -371,7 +342,7 @@ def test_ctrl_c_in_process_mode_exits_promptly_and_leaves_no_orphan_workers(tmp_
     assert took < 5, f"the child took {took:.1f} s to exit after SIGINT"
     workers = {pid for _, pid in started_items(directory)}
     assert workers <= descendants
-    alive = _wait_until_gone(descendants, 3.0)
+    alive = wait_until_gone(descendants, 3.0)
     assert not alive, f"processes of the interrupted child still running: {alive}"
     assert len(started_items(directory)) <= 8, "queued items went on starting after Ctrl-C"
 
@@ -555,7 +526,7 @@ def test_a_call_goes_on_when_another_call_grows_the_shared_process_pool(tmp_path
     items = [(directory, i, release) for i in range(6)]
     thread, outcome = _in_thread(lambda: ck.run_parallel(wait_for_release, items, "process", workers=1, chunksize=1))
     try:
-        _wait_for_starts(directory, 1)
+        wait_for_starts(directory, 1)
         assert ck.run_parallel(double, range(4), "process", workers=2) == [0, 2, 4, 6]
     finally:
         _release(release)
@@ -576,7 +547,7 @@ def test_a_timeout_stops_only_the_workers_of_its_own_call(tmp_path: Path, releas
         lambda: ck.run_parallel(wait_for_release, [(first_dir, 0, release)], "process", workers=1)
     )
     try:
-        _wait_for_starts(first_dir, 1)
+        wait_for_starts(first_dir, 1)
         second = [(second_dir, i, release) for i in range(2)]
         with pytest.raises(TimeoutError):
             ck.run_parallel(wait_for_release, second, "process", workers=1, timeout=1.0)

@@ -29,6 +29,7 @@ from ._worker import init_process_worker, init_thread_worker, warm_up_worker
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
+    from multiprocessing.connection import Connection
 
 T = TypeVar("T")
 
@@ -116,6 +117,7 @@ class _Shared:
         self.warm: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # every worker has run a task
         self.warming: Prestart | None = None  # the pre-start in flight
         self.exit_wait_registered = False
+        self.parent_watch: tuple[Connection, Connection] | None = None  # read end, write end
 
 
 _shared = _Shared()
@@ -280,7 +282,7 @@ def process_pool(workers: int, generation: int | None = None, *, main: bool = Fa
         if current is not None and _shared.start_method == start_method:
             workers = max(workers, _shared.process_size)
         _shared.processes = ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=init_process_worker
+            max_workers=workers, mp_context=context, initializer=init_process_worker, initargs=(_parent_watch(),)
         )
         _shared.process_size = workers
         _shared.process_main = with_main
@@ -572,10 +574,63 @@ def shutdown(wait: bool = True) -> None:  # noqa: FBT001, FBT002 - mirrors Execu
         threads.shutdown(wait=wait, cancel_futures=True)
 
 
+def _parent_watch() -> Connection:
+    """The read end of the pipe by which worker processes learn that this process died.
+
+    This process holds the only write end: the kernel closes it when the process dies,
+    however it dies, and every worker watching the read end then ends itself (see
+    :func:`~concurrency_kit._worker.watch_parent`). Both ends are not inherited by
+    programs it executes; a child it forks closes its copy of the write end
+    (:func:`_forget_after_fork`). Called under ``_shared.lock``.
+    """
+    if _shared.parent_watch is None:
+        _shared.parent_watch = multiprocessing.Pipe(duplex=False)
+    return _shared.parent_watch[0]
+
+
 def _forget_after_fork() -> None:
-    # A forked child inherits the pool objects but none of their threads or pipes.
-    global _shared  # noqa: PLW0603 - replaced whole in a forked child
-    _shared = _Shared()
+    """In a child made by ``os.fork()``: none of the parent's pools, and no hold on its processes.
+
+    The child inherits the pool objects but none of their threads; its pools start
+    afresh when first needed. It must not keep the parent's workers or forkserver
+    alive after the parent dies: it closes its copy of the write end they watch, and
+    multiprocessing's record of the parent's forkserver (which the child cannot wait
+    for: ``ChildProcessError``, and whose "alive" pipe it would hold open).
+    """
+    global _shared
+    inherited, _shared = _shared, _Shared()
+    if inherited.parent_watch is not None:
+        # The read end stays open: a worker started by fork watches it. Elsewhere it
+        # closes when the inherited pools are collected.
+        inherited.parent_watch[1].close()
+    _detach_forkserver()
+
+
+#: The attributes of multiprocessing's forkserver client that name a running server
+#: (``_forkserver_authkey`` from Python 3.14).
+_SERVER_STATE = ("_forkserver_address", "_forkserver_alive_fd", "_forkserver_pid", "_forkserver_authkey")
+
+
+def _detach_forkserver() -> None:
+    """Have multiprocessing start a forkserver of this process's own when one is next needed.
+
+    For a child made by ``os.fork()``. Private attributes, read defensively: where they
+    are missing nothing is done (and a process pool in such a child may then fail).
+    """
+    module = sys.modules.get("multiprocessing.forkserver")
+    server = getattr(module, "_forkserver", None)
+    if server is None:
+        return
+    alive = getattr(server, "_forkserver_alive_fd", None)
+    if isinstance(alive, int):
+        with contextlib.suppress(OSError):
+            os.close(alive)
+    for name in _SERVER_STATE:
+        if hasattr(server, name):
+            setattr(server, name, None)
+    reinit = getattr(getattr(server, "_lock", None), "_at_fork_reinit", None)
+    if reinit is not None:
+        reinit()  # another thread of the parent may have held it while it forked
 
 
 atexit.register(shutdown)

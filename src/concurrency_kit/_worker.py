@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import sys
 import threading
 
 from ._errors import UnpicklableTaskError
@@ -17,6 +18,7 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from multiprocessing.connection import Connection
     from typing import Any
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "init_thread_worker",
     "run_pickled_chunk",
     "warm_up_worker",
+    "watch_parent",
 ]
 
 
@@ -57,12 +60,132 @@ def init_thread_worker() -> None:
     _local.in_worker = True
 
 
-def init_process_worker() -> None:
-    """Prepare a freshly started worker process."""
+def init_process_worker(parent: Connection | None = None) -> None:
+    """Prepare a freshly started worker process.
+
+    Args:
+        parent: the read end of a pipe whose write end only the parent process holds
+            (see :func:`watch_parent`); ``None`` to watch nothing.
+    """
     global _in_worker_process  # noqa: PLW0603 - one flag per process
     _in_worker_process = True
     for name in _THREAD_LIMIT_VARIABLES:
         os.environ.setdefault(name, "1")
+    if parent is not None:
+        watch_parent(parent)
+
+
+# --- the watch on the parent ---------------------------------------------------------------
+# A worker of a process pool waits for tasks on a queue whose write end it holds itself,
+# so it never learns that the parent is gone: killed by SIGKILL (the OOM killer, a
+# supervisor, a CI timeout) or by SIGTERM's default action, which runs no clean-up. And
+# while any worker lives, the forkserver (whose "alive" pipe every worker holds a write
+# end of) and the resource tracker live too. So each worker watches a pipe of its own:
+# the parent holds its only write end, and the pipe reads as ended (EOF) the moment the
+# parent is gone, by whatever means, since the kernel closes a dead process's files.
+#
+# On Linux the kernel itself ends the worker then: the worker opens the pipe anew (a
+# file description of its own, through /proc) and asks for SIGIO on it (O_ASYNC), whose
+# default action ends the process at once, even in the middle of a C call that holds
+# the GIL. Where that cannot be set up, or a self-test finds the signal is not
+# delivered (some sandboxes), a daemon thread blocks on the pipe and ends the process
+# when it reads EOF (within a switch interval of an item that runs bytecode).
+# prctl(PR_SET_PDEATHSIG) does not serve: a forkserver's workers are the server's
+# children, not the parent's, and the signal fires when the *thread* that started a
+# process ends, not the process (pools here start from short-lived threads).
+
+#: The exit status of a worker that found its parent gone (the watch thread's; the
+#: kernel's SIGIO ends it with that signal).
+ORPHAN_EXIT = 70
+
+
+def watch_parent(parent: Connection) -> None:
+    """End this process as soon as ``parent``'s write end is closed everywhere (the parent died).
+
+    Args:
+        parent: the read end of the pipe; nothing is ever written to it.
+    """
+    if not _signal_on_eof(parent.fileno()):
+        threading.Thread(target=_exit_on_eof, args=(parent,), name="concurrency_kit-parent-watch", daemon=True).start()
+
+
+def _exit_on_eof(parent: Connection) -> None:
+    with contextlib.suppress(EOFError, OSError):  # the end of the pipe, or of the worker
+        parent.recv_bytes()
+    os._exit(ORPHAN_EXIT)
+
+
+def _signal_on_eof(fd: int) -> bool:
+    """Have the kernel send this process SIGIO (default action: end it) when ``fd``'s pipe ends.
+
+    Returns:
+        Whether that is set up (the descriptor opened for it stays open for the process's life).
+    """
+    import signal  # noqa: PLC0415 - only a worker's start needs it
+
+    if (
+        sys.platform == "win32"
+        or not hasattr(signal, "sigtimedwait")  # for the self-test; not on macOS
+        or signal.getsignal(signal.SIGIO) is not signal.SIG_DFL
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return False
+    try:
+        # Flags and the owner of a signal belong to a file description, which every
+        # worker (and the parent) would share through the inherited descriptor: each
+        # worker opens its own.
+        own = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if not _sigio_delivered():
+            os.close(own)
+            return False
+        _ask_for_sigio(own)
+        ended = os.read(own, 1) == b""  # the parent may have died before the signal was asked for
+    except BlockingIOError:  # nothing to read, and a writer left: the parent lives
+        return True
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.close(own)
+        return False
+    if ended:
+        os._exit(ORPHAN_EXIT)
+    return True
+
+
+def _ask_for_sigio(fd: int) -> None:
+    """Have this process get SIGIO when ``fd`` (a pipe's read end, with a description of its own) is ready."""
+    import fcntl  # noqa: PLC0415 - POSIX only
+
+    fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+
+
+def _sigio_delivered() -> bool:
+    """Whether a pipe of our own whose writer closes brings this process SIGIO (a self-test).
+
+    The signal is blocked in this thread and caught by a handler meanwhile: another
+    thread of the process may be the one it goes to.
+    """
+    import signal  # noqa: PLC0415 - only a worker's start needs it
+
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGIO, lambda signum, _frame: caught.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGIO})
+    read_end, write_end = os.pipe()
+    try:
+        _ask_for_sigio(read_end)
+        os.close(write_end)
+        write_end = -1
+        taken = signal.sigtimedwait({signal.SIGIO}, 0)
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGIO, previous)
+    return taken is not None or bool(caught)
 
 
 def warm_up_worker(function: bytes | None) -> int:

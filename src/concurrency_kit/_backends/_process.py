@@ -237,8 +237,8 @@ class ProcessBackend:
         if starting is not None:
             try:
                 _help_while_starting(chunks, chunksize, starting, others_done)
-            except KeyboardInterrupt:  # between spans (one inside an item is recorded)
-                _abandon(chunks, kill=True)
+            except BaseException as exc:  # between spans (one inside an item is recorded)
+                _abandon(chunks, kill=_ends_the_program(exc))
                 raise
         _drain(chunks, chunksize, None)
 
@@ -332,12 +332,21 @@ def _drain(chunks: _Chunks, chunksize: int, deadline: float | None) -> None:
             if not done:
                 raise TimeoutError  # the caller words it
             chunks.collect(done)
-        kill = isinstance(feed.outcomes.error, KeyboardInterrupt)  # Ctrl-C in an item run here
-    except (KeyboardInterrupt, TimeoutError):
-        kill = True
+        kill = _ends_the_program(feed.outcomes.error)  # Ctrl-C in an item run here
+    except BaseException as exc:
+        kill = _ends_the_program(exc) or isinstance(exc, TimeoutError)
         raise
     finally:
         _abandon(chunks, kill=kill)
+
+
+def _ends_the_program(exc: BaseException | None) -> bool:
+    """Whether ``exc`` ends the program rather than the call: Ctrl-C, or ``SystemExit`` from a signal handler.
+
+    The workers running the call's chunks are then killed: the interpreter's exit would
+    otherwise wait for them to finish items whose results nobody will read.
+    """
+    return exc is not None and not isinstance(exc, Exception)
 
 
 def _abandon(chunks: _Chunks, *, kill: bool) -> None:
