@@ -10,6 +10,7 @@ import ctypes
 import faulthandler
 import hashlib
 import os
+import re
 import select
 import signal
 import subprocess
@@ -329,6 +330,31 @@ def compute_until_released(item: tuple[str, int, str]) -> int:
                 break
             look = now + 0.010
     return index
+
+
+#: A search that fails after backtracking over the whole text: about half a millisecond
+#: in the regular expression engine, C code that keeps the GIL throughout.
+_BACKTRACKING = re.compile(r"a*b")
+_NO_MATCH = "a" * 1000
+
+
+def backtrack_between_sleeps(rounds: int) -> int:
+    """``rounds`` short C calls that keep the GIL, each followed by a 50 µs sleep that lets it go.
+
+    Like parsing files read one by one: the GIL monitor, whose wake-up is due while a
+    C call runs, gets the GIL at the next sleep, less than its lateness threshold later.
+    """
+    for _ in range(rounds):
+        _BACKTRACKING.search(_NO_MATCH)
+        time.sleep(0.00005)
+    return rounds
+
+
+def backtrack(rounds: int) -> int:
+    """``rounds`` of the C calls of :func:`backtrack_between_sleeps`, without the sleeps."""
+    for _ in range(rounds):
+        _BACKTRACKING.search(_NO_MATCH)
+    return rounds
 
 
 def hold_gil_in_c(item: tuple[str, int, str]) -> int:

@@ -13,7 +13,16 @@ import concurrency_kit as ck
 from concurrency_kit import TaskKind, _api, _pools, _probe
 from concurrency_kit._memory import Memo, recall, remember
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
-from helpers import compute_then_wait, double, factorize_first, needs_two_cpus, wait_io, wait_then_compute
+from helpers import (
+    backtrack,
+    backtrack_between_sleeps,
+    compute_then_wait,
+    double,
+    factorize_first,
+    needs_two_cpus,
+    wait_io,
+    wait_then_compute,
+)
 
 
 def _is_divisor_list(number: int, divisors: list[int]) -> bool:
@@ -67,6 +76,43 @@ def test_derive_key_releases_the_gil_so_threads_one_per_cpu() -> None:
     assert (plan.mode, plan.kind) == ("thread", "gil_free"), plan.reason
     assert plan.workers == cpus
     assert plan.run() == [derive_key(p) for p in passwords]
+
+
+def _cpus_busy(fn: Callable[[int], int], rounds: int) -> float:
+    """CPU seconds per second of two threads running ``fn(rounds)`` side by side."""
+    barrier = threading.Barrier(3)
+
+    def run() -> None:
+        barrier.wait(timeout=10)
+        fn(rounds)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    began, cpu = time.perf_counter(), time.process_time()
+    barrier.wait(timeout=10)
+    for thread in threads:
+        thread.join(timeout=30)
+    return (time.process_time() - cpu) / (time.perf_counter() - began)
+
+
+@pytest.mark.slow
+@needs_two_cpus
+def test_c_code_that_keeps_the_gil_in_short_calls_is_cpu_bound_call_after_call() -> None:
+    # First, that the C calls keep the GIL: two threads compute one CPU's worth between
+    # them (derive_key, which lets it go, makes about two on two idle CPUs).
+    assert _cpus_busy(backtrack, 60) < 1.15
+    # The GIL monitor alone wakes nearly on time behind them (it gets the GIL at the
+    # sleeps): what the two probe threads computed side by side tells. Fresh, and
+    # remembered: no call may flip the kind.
+    items = [10] * 40
+    for fresh in (True, True, True, False, False, False):
+        if fresh:
+            ck.shutdown()
+        plan = ck.plan(backtrack_between_sleeps, items)
+        assert plan.kind == "cpu", plan.reason
+        assert plan.mode != "thread", plan.reason
+        assert plan.run() == items
 
 
 def test_items_that_compute_first_and_then_wait_are_io_bound() -> None:

@@ -298,31 +298,66 @@ def test_a_classifier_answer_that_is_not_a_kind_is_rejected(answer: str) -> None
     raise AssertionError(f"{answer!r} was accepted as a kind")
 
 
-@given(st.floats(min_value=0.0, max_value=1.0), st.none() | st.floats(min_value=0.0, max_value=1.0))
-def test_kind_from_measurement_is_always_a_kind(cpu_share: float, gil_share: float | None) -> None:
-    kind = _classify.kind_from_measurement(cpu_share, gil_share)
+_SHARES = st.floats(min_value=0.0, max_value=1.0)
+_GIL_SHARES = st.none() | _SHARES
+#: CPUs' worth of two probe threads computing side by side: up to 2 (and a little over, as measured).
+_PARALLELISM = st.none() | st.floats(min_value=0.0, max_value=2.2)
+_PRIORS = st.none() | st.sampled_from(list(TaskKind))
+
+
+@given(_SHARES, _GIL_SHARES, _PRIORS, _PARALLELISM)
+def test_kind_from_measurement_is_always_a_kind(
+    cpu_share: float, gil_share: float | None, prior: TaskKind | None, parallelism: float | None
+) -> None:
+    kind = _classify.kind_from_measurement(cpu_share, gil_share, prior, parallelism)
     assert isinstance(kind, TaskKind)
     # Mostly waiting is I/O, whatever else the monitor saw (threads overlap the waits).
-    if cpu_share < _classify.COMPUTE_SHARE:
-        assert kind is TaskKind.IO
-    # Computing with the GIL held (or too few samples to tell) is CPU work; with the GIL free, GIL-free work.
-    elif gil_share is None or gil_share >= _classify.GIL_BOUND_SHARE:
-        assert kind is TaskKind.CPU
-    else:
-        assert kind is TaskKind.GIL_FREE
+    assert (kind is TaskKind.IO) == (cpu_share < _classify.COMPUTE_SHARE)
 
 
-@given(
-    st.floats(min_value=0.0, max_value=1.0),
-    st.none() | st.floats(min_value=0.0, max_value=1.0),
-    st.sampled_from(list(TaskKind)),
-)
-def test_a_prior_kind_only_settles_what_the_gil_samples_cannot(
-    cpu_share: float, gil_share: float | None, prior: TaskKind
+@given(_SHARES, _GIL_SHARES, _PRIORS, _PARALLELISM)
+def test_only_two_threads_computing_side_by_side_make_computing_items_gil_free(
+    cpu_share: float, gil_share: float | None, prior: TaskKind | None, parallelism: float | None
 ) -> None:
-    kind = _classify.kind_from_measurement(cpu_share, gil_share, prior)
-    if gil_share is not None or not _classify.agrees(prior, cpu_share):
-        # The measurement speaks for itself, or contradicts the prior: the prior is ignored.
-        assert kind is _classify.kind_from_measurement(cpu_share, gil_share)
-    else:
-        assert kind is prior
+    # The GIL monitor can be fooled into reading the GIL free (C code that keeps it in
+    # short calls); two threads computing more than a CPU's worth between them cannot.
+    kind = _classify.kind_from_measurement(cpu_share, gil_share, prior, parallelism)
+    if cpu_share < _classify.COMPUTE_SHARE:
+        return
+    proven = parallelism is not None and parallelism >= _classify.PARALLEL_SHARE
+    if proven:
+        assert kind is TaskKind.GIL_FREE
+    elif kind is TaskKind.GIL_FREE:
+        # Only a GIL-free prior that nothing contradicts keeps it.
+        assert prior is TaskKind.GIL_FREE
+        assert gil_share is None or gil_share < _classify.GIL_BOUND_SHARE
+
+
+@given(_SHARES, _GIL_SHARES, _PARALLELISM)
+def test_a_computing_prior_stands_unless_the_measurement_proves_otherwise(
+    cpu_share: float, gil_share: float | None, parallelism: float | None
+) -> None:
+    if cpu_share < _classify.COMPUTE_SHARE:
+        return
+    proven = parallelism is not None and parallelism >= _classify.PARALLEL_SHARE
+    held = gil_share is not None and gil_share >= _classify.GIL_BOUND_SHARE
+    # CPU becomes GIL-free only on the proof; GIL-free becomes CPU only when the monitor saw the GIL held.
+    assert (_classify.kind_from_measurement(cpu_share, gil_share, TaskKind.CPU, parallelism) is TaskKind.CPU) == (
+        not proven
+    )
+    assert (
+        _classify.kind_from_measurement(cpu_share, gil_share, TaskKind.GIL_FREE, parallelism) is TaskKind.GIL_FREE
+    ) == (proven or not held)
+
+
+@given(_SHARES, _GIL_SHARES, _PARALLELISM)
+def test_without_a_prior_computing_items_are_cpu_unless_proven_gil_free(
+    cpu_share: float, gil_share: float | None, parallelism: float | None
+) -> None:
+    if cpu_share < _classify.COMPUTE_SHARE:
+        return
+    proven = parallelism is not None and parallelism >= _classify.PARALLEL_SHARE
+    expected = TaskKind.GIL_FREE if proven else TaskKind.CPU
+    assert _classify.kind_from_measurement(cpu_share, gil_share, None, parallelism) is expected
+    # A waiting prior does not agree with computing items: as if there were none.
+    assert _classify.kind_from_measurement(cpu_share, gil_share, TaskKind.IO, parallelism) is expected

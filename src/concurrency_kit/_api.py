@@ -312,7 +312,8 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
             return _make_plan(pooled, declared or memo.kind, None, call(remembered=memo.item_seconds))
 
     def measured_kind(m: Measurement) -> TaskKind:
-        return declared or kind_from_measurement(m.cpu_share, m.gil_share, None if memo is None else memo.kind)
+        prior = None if memo is None else memo.kind
+        return declared or kind_from_measurement(m.cpu_share, m.gil_share, prior, m.parallelism)
 
     run: ProbeRun | None = None
     short_cpu = False

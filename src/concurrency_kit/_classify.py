@@ -242,11 +242,18 @@ COMPUTE_SHARE = 0.3
 #: Items that compute show about 1 in each probe thread when nothing else wants the GIL
 #: (or they release it), 0.5 when two threads take turns for it, a busy machine less.
 COMPUTING_SHARE = 0.7
+#: Two probe threads that computed more than this many CPUs' worth between them while
+#: both ran items cannot have been taking turns for the GIL (that is at most 1, a CPU
+#: at a time; free, on two idle CPUs, about 2). Below it the GIL may still have been
+#: free, with the other CPUs busy elsewhere, but threads would then gain little.
+PARALLEL_SHARE = 1.25
 #: Share of late monitor samples that says the GIL was held all along.
 GIL_HELD_THROUGHOUT = 0.9
 
 
-def kind_from_measurement(cpu_share: float, gil_share: float | None, prior: TaskKind | None = None) -> TaskKind:
+def kind_from_measurement(
+    cpu_share: float, gil_share: float | None, prior: TaskKind | None = None, parallelism: float | None = None
+) -> TaskKind:
     """Name the kind from what the probe measured.
 
     Args:
@@ -256,20 +263,27 @@ def kind_from_measurement(cpu_share: float, gil_share: float | None, prior: Task
             thread held the GIL, or ``None`` when there were too few.
         prior: the kind an earlier call measured, if any: it settles what the GIL
             samples cannot, provided the CPU share agrees with it.
+        parallelism: the probe threads' CPU seconds per second while two of them ran
+            items, or ``None`` when they did not run side by side long enough.
 
     Returns:
-        ``IO`` when the items mostly waited; otherwise ``CPU`` when bytecode held the GIL
-        most of the time, ``GIL_FREE`` when it did not. Computing items without enough
-        GIL samples to tell keep a computing prior, else count as ``CPU`` (the common
-        case).
+        ``IO`` when the items mostly waited. Computing items are ``GIL_FREE`` when two
+        threads computed side by side (:data:`PARALLEL_SHARE`), a proof that the GIL
+        was let go. Otherwise they are ``CPU`` when bytecode held the GIL most of the
+        time; a computing prior stands, so that one call's reading does not flip a
+        remembered kind. Else they count as ``CPU`` (the common case): the GIL monitor
+        alone does not make them ``GIL_FREE``, since C code that keeps the GIL in short
+        calls and lets it go between them (a system call) wakes it nearly on time.
     """
     if cpu_share < COMPUTE_SHARE:
         return TaskKind.IO
-    if gil_share is None:
-        return prior if prior is not None and agrees(prior, cpu_share) else TaskKind.CPU
-    if gil_share >= GIL_BOUND_SHARE:
+    if parallelism is not None and parallelism >= PARALLEL_SHARE:
+        return TaskKind.GIL_FREE
+    if gil_share is not None and gil_share >= GIL_BOUND_SHARE:
         return TaskKind.CPU
-    return TaskKind.GIL_FREE
+    if prior is not None and agrees(prior, cpu_share):
+        return prior
+    return TaskKind.CPU
 
 
 def partly_waits(kind: TaskKind, cpu_share: float, gil_share: float | None) -> bool:

@@ -112,9 +112,10 @@ def describe_measurement(m: Measurement) -> str:
     """One clause with the probe's figures."""
     bound = "" if m.exact else "≥ "
     gil = "GIL held n/a" if m.gil_share is None else f"GIL held {m.gil_share:.0%}"
+    side = "" if m.parallelism is None else f", {m.parallelism:.2f} CPUs busy with 2 items at once"
     return (
         f"measured {m.items} item(s) in {format_seconds(m.seconds)}: {bound}{format_seconds(m.item_wall)} per item, "
-        f"CPU share {m.cpu_share:.2f}, {gil}"
+        f"CPU share {m.cpu_share:.2f}, {gil}{side}"
     )
 
 

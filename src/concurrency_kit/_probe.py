@@ -49,6 +49,9 @@ MAX_WINDOW = 0.050
 LATE_ENOUGH = 2
 #: The monitor's tick.
 TICK = 0.001
+#: The CPU time of the probe threads is read off ticks during which both ran items, of
+#: at least this many seconds in all (two ticks): fewer leave the reading to chance.
+MIN_PAIR_SECONDS = 2 * TICK
 #: The monitor's tick while it waits for running items to settle a decision.
 SETTLE_TICK = 0.005
 #: Remaining work below this many seconds is not worth a pool: stop probing at once.
@@ -76,6 +79,9 @@ class Measurement:
             when there were too few samples to tell.
         exact: ``False`` when items were still running, so per-item figures are lower
             bounds.
+        parallelism: the probe threads' CPU seconds per second while both ran items
+            (about 1 when they took turns for the GIL, up to 2 when it was free and two
+            CPUs were), or ``None`` when they did not run side by side long enough to tell.
     """
 
     items: int
@@ -86,6 +92,7 @@ class Measurement:
     cpu_share: float
     gil_share: float | None
     exact: bool
+    parallelism: float | None = None
 
 
 class _Tally(NamedTuple):
@@ -218,20 +225,28 @@ class _Monitor:
         self.slots = slots
         self.start = time.perf_counter()
         self.samples = self.late = 0
+        #: Wall and CPU seconds of the ticks during which every probe thread ran items.
+        self.pair_wall = self.pair_cpu = 0.0
 
     def tick(self, wake: threading.Event, seconds: float) -> bool:
         """Wait up to ``seconds``; count a GIL sample if items ran throughout. True if late.
 
         Throughout means items were running both when the wait began and after it: a
         probe thread that ran out of items meanwhile may have left the GIL free for
-        reasons that say nothing about the items.
+        reasons that say nothing about the items. A tick during which both probe
+        threads ran items also counts their CPU time (see :attr:`Measurement.parallelism`).
         """
         busy = any(slot.busy for slot in self.slots)
         interval = sys.getswitchinterval()
+        pair = self._pair_clock()
         began = time.perf_counter()
         if wake.wait(seconds) or not busy:
             return False
-        lateness = time.perf_counter() - began - seconds
+        ended = time.perf_counter()
+        lateness = ended - began - seconds
+        if pair is not None and (after := self._pair_clock()) is not None:
+            self.pair_wall += ended - began
+            self.pair_cpu += after - pair
         if not any(slot.busy for slot in self.slots):
             return False
         self.samples += 1
@@ -241,6 +256,24 @@ class _Monitor:
             self.late += 1
             return True
         return False
+
+    def _pair_clock(self) -> float | None:
+        """The probe threads' CPU time so far, when there are two and both are running items; else ``None``.
+
+        The GIL monitor alone is fooled by C code that keeps the GIL in calls shorter
+        than its lateness threshold and lets it go between them (a system call): it
+        then wakes nearly on time. Two threads that take turns for the GIL cannot
+        compute more than one CPU's worth between them, whatever the monitor sees.
+        """
+        if _thread_clock is None or len(self.slots) < PROBE_THREADS:
+            return None
+        total = 0.0
+        for slot in self.slots:
+            with slot.lock:
+                if not (slot.live and slot.busy):
+                    return None
+                total += time.clock_gettime(_thread_clock(slot.ident))
+        return total
 
     def plainly_waiting(self, taken: int) -> bool:
         """Whether enough GIL samples, none late, and the CPU share say the items wait.
@@ -274,6 +307,7 @@ class _Monitor:
             cpu_share=share_cpu / share_wall if share_wall > 0 else 0.0,
             gil_share=self.late / self.samples if self.samples >= 2 else None,
             exact=running == 0,
+            parallelism=self.pair_cpu / self.pair_wall if self.pair_wall >= MIN_PAIR_SECONDS else None,
         )
 
 
