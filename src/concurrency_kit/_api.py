@@ -33,7 +33,7 @@ from ._classify import GIL_BOUND_SHARE, TaskKind, agrees, declared_kind, kind_fr
 from ._config import get_config
 from ._cpu import planning_cpus
 from ._errors import UnpicklableTaskError
-from ._memory import LoopVerdict, Memo, forget, forget_all, recall, remember
+from ._memory import LoopVerdict, Memo, forget_all, recall, remember
 from ._outcomes import EMPTY, Feed, Outcomes, run_items, run_timed
 from ._pickling import pickled_size, why_not_picklable
 from ._plan import (
@@ -81,7 +81,6 @@ class _Call:
     collect: bool = False  # return_exceptions
     timeout: float | None = None
     deadline: float | None = None  # time.monotonic() the first run must end by
-    remembered: float | None = None  # sent to the pool unmeasured, on this remembered item time
     lock: threading.Lock = attrs.field(factory=threading.Lock)
 
 
@@ -168,8 +167,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     In ``"auto"`` mode the first items are run to measure the task (in up to two
     threads; in the calling thread first when an earlier call found the items tiny, or
     short and holding the GIL with a process pool warm for them, or the input is long;
-    not at all for a few items of work an earlier call found holding the GIL, when a
-    warm process pool takes them; see docs/how-auto-decides.md);
+    see docs/how-auto-decides.md);
     their results are kept, and the plan's first ``run()`` returns them in their place,
     so ``fn`` is still called exactly once per item.
 
@@ -210,7 +208,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     io_cap = get_config().max_io_workers
     outcomes = Outcomes(count, collect=bool(return_exceptions), in_order=True)
 
-    def call(resume_at: int = 0, run: ProbeRun | None = None, remembered: float | None = None) -> _Call:
+    def call(resume_at: int = 0, run: ProbeRun | None = None) -> _Call:
         return _Call(
             fn,
             sequence,
@@ -221,7 +219,6 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
             collect=outcomes.collect,
             timeout=seconds,
             deadline=deadline,
-            remembered=remembered,
         )
 
     decision = declared_kind(fn, sequence, classifier)
@@ -305,11 +302,6 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         if not fitness:
             fitness.append(_process_fitness(fn, sequence, outcomes, resume_at))
         return cost_model(*fitness[0])
-
-    if deadline is None and memo is not None:
-        pooled = _remembered_pool(fn, memo, declared, count=count, workers=workers, cpus=cpus, decide=decide)
-        if pooled is not None:
-            return _make_plan(pooled, declared or memo.kind, None, call(remembered=memo.item_seconds))
 
     def measured_kind(m: Measurement) -> TaskKind:
         prior = None if memo is None else memo.kind
@@ -519,48 +511,6 @@ def _memo(kind: TaskKind, m: Measurement, loop: LoopVerdict | None = None) -> Me
     return Memo(kind, _item_seconds(kind, m), loop, _item_cpu(kind, m))
 
 
-#: A call of at most this many items per worker, of a function an earlier call found
-#: holding the GIL long enough for a warm process pool, goes to the pool unmeasured: a
-#: probe thread would run an item beside the workers, three on two cores, while a stale
-#: estimate costs at most this many round trips per worker.
-TRUSTED_ROUNDS = 2
-
-
-def _remembered_pool(  # noqa: PLR0913 - what the choice depends on
-    fn: Callable[[Any], Any],
-    memo: Memo,
-    declared: TaskKind | None,
-    *,
-    count: int,
-    workers: int | None,
-    cpus: int,
-    decide: Callable[..., Choice],
-) -> Choice | None:
-    """The process pool for the whole call, when memory alone can tell; else ``None``.
-
-    Only for a few items (see :data:`TRUSTED_ROUNDS`) of work remembered as holding the
-    GIL, with the pool warm (and its workers importing the main module, when ``fn``
-    comes from it), and when the cost model, fed the remembered time and what the first
-    item pickles to, picks processes. The choice comes with its reason.
-    """
-    kind = declared or memo.kind
-    size = workers or min(count, cpus)
-    if kind is not TaskKind.CPU or not 1 < count <= TRUSTED_ROUNDS * size or in_worker():
-        return None
-    if not process_pool_ready_for(size, fn):
-        return None
-    choice = decide(_as_measured(memo), 0, kind)
-    if choice.mode != "process":
-        return None
-
-    source = _from_memory(memo)
-
-    def reason() -> str:
-        return f"nothing measured → {kind} (from {source()}); {choice.reason} → process"
-
-    return attrs.evolve(choice, why=reason)
-
-
 def _short_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
     fn: Callable[[Any], Any],
     memo: Memo | None,
@@ -724,17 +674,6 @@ def _warm_for_next_calls(fn: Callable[[Any], Any], warm: Choice) -> None:
         prestart_process_pool(warm.workers, fn)
 
 
-def _forget_if_shorter(call: _Call, workers: int, seconds: float) -> None:
-    """After a call sent to the pool unmeasured: forget items far shorter than remembered.
-
-    The call's time, spread over its items a worker each, bounds an item's time from
-    above; when even that is a :data:`DRIFT` of what was remembered, the next call
-    measures the function afresh.
-    """
-    if call.remembered is not None and seconds * workers / max(1, len(call.items)) * DRIFT < call.remembered:
-        forget(call.fn)
-
-
 def _prestarter(
     fn: Callable[[Any], Any], declared: TaskKind | None, workers: int | None, cpus: int
 ) -> Callable[[], object] | None:
@@ -781,7 +720,6 @@ def _execute(plan: Plan) -> list[Any]:
     with call.lock:
         taken, run = call.outcomes, call.probe
         call.outcomes = call.probe = None
-    first = taken is not None
     if taken is not None:
         outcomes, resume_at, deadline = taken, call.resume_at, call.deadline
     else:  # a second run() runs everything again, with the whole timeout
@@ -795,7 +733,7 @@ def _execute(plan: Plan) -> list[Any]:
         # stop the call meanwhile, so the rest run at once, as a list comprehension would.
         run_items(call.fn, call.items, outcomes, resume_at, len(call.items))
     else:
-        _run_rest(plan, call, outcomes, resume_at=resume_at, deadline=deadline, run=run, first=first)
+        _run_rest(plan, call, outcomes, resume_at=resume_at, deadline=deadline, run=run)
     if outcomes.error is not None:
         raise _noted(outcomes.error, outcomes.error_index, call.items)
     return outcomes.values
@@ -809,11 +747,9 @@ def _run_rest(  # noqa: PLR0913 - what _execute took from the plan
     resume_at: int,
     deadline: float | None,
     run: ProbeRun | None,
-    first: bool,
 ) -> None:
     """Run the items from ``resume_at`` on in the plan's mode, and finish the probe's (``run``)."""
     feed = Feed(outcomes, resume_at, len(call.items), in_order=plan.mode == "serial")
-    began = time.perf_counter()
     age = process_pool_age(plan.workers) if plan.mode == "process" and plan.kind is TaskKind.IO else None
     try:
         if not outcomes.failed and feed.remaining:
@@ -844,8 +780,6 @@ def _run_rest(  # noqa: PLR0913 - what _execute took from the plan
                         warm=age is not None and age >= PROCESS_COLD_START,
                     )
                 remember(call.fn, memo)
-        if first and not outcomes.failed:
-            _forget_if_shorter(call, plan.workers, time.perf_counter() - began)
     except TimeoutError:  # only the backends' and the probe's own: fn's exceptions are recorded, not raised
         raise _timed_out(call.timeout, outcomes) from None
 

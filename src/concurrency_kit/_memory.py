@@ -24,7 +24,7 @@ import attrs
 
 from ._classify import TaskKind
 
-__all__ = ["LoopVerdict", "Memo", "forget", "forget_all", "recall", "remember"]
+__all__ = ["LoopVerdict", "Memo", "forget_all", "recall", "remember"]
 
 
 @final
@@ -121,14 +121,6 @@ def recall(fn: Callable[..., Any]) -> Memo | None:
     """What was remembered about ``fn``, if anything."""
     entry = _entry(_key(fn))
     return None if entry is None else entry[1]
-
-
-def forget(fn: Callable[..., Any]) -> None:
-    """Forget ``fn``: its next call measures it afresh."""
-    key = _key(fn)
-    with _lock:
-        if _entry(key) is not None:
-            del _memos[id(key)]
 
 
 def forget_all() -> None:
