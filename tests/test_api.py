@@ -216,6 +216,17 @@ def test_default_start_method_is_forkserver_on_linux() -> None:
     assert ck.get_config().resolved_start_method() == "forkserver"
 
 
+def test_by_default_the_cost_model_sizes_io_threads_up_to_the_ceiling() -> None:
+    from concurrency_kit._config import IO_THREADS_MAX
+
+    assert ck.get_config().max_io_workers is None
+    assert ck.get_config().io_thread_cap() == IO_THREADS_MAX
+    ck.configure(max_io_workers=8)
+    assert ck.get_config().io_thread_cap() == 8
+    ck.configure(max_io_workers=None)  # back to the cost model's choice
+    assert ck.get_config().io_thread_cap() == IO_THREADS_MAX
+
+
 def test_max_io_workers_caps_auto_threads() -> None:
     from helpers import wait_io
 

@@ -55,6 +55,15 @@ def test_five_slow_systemcalls_use_threads_and_overlap() -> None:
     assert took < 0.35, f"{took:.2f} s; serial would take 0.5 s"
 
 
+def test_a_hundred_waits_get_a_thread_each_in_one_round() -> None:
+    # More items than the old fixed cap of 64 threads: one round of waits, not two.
+    plan = ck.plan(wait_io, range(100))
+    assert (plan.mode, plan.kind) == ("thread", "io"), plan.reason
+    assert plan.measurement is not None
+    assert plan.workers >= 100 - plan.measurement.items, plan.reason
+    assert plan.run() == list(range(100))
+
+
 def test_fifty_slow_systemcalls_get_a_thread_each() -> None:
     start = time.perf_counter()
     plan = ck.plan(slow_systemcall, range(50))
@@ -336,7 +345,7 @@ def test_a_long_input_of_tiny_items_runs_in_the_calling_thread_without_probe_thr
         threads.append(threading.current_thread().name)
         return x
 
-    count = _api.LONG_INPUT * ck.get_config().max_io_workers
+    count = _api.LONG_INPUT * ck.get_config().io_thread_cap()
     plan = ck.plan(record_thread, range(count))
     assert plan.mode == "serial", plan.reason
     assert plan.run() == list(range(count))
@@ -347,7 +356,7 @@ def test_a_long_input_of_tiny_items_runs_in_the_calling_thread_without_probe_thr
 def test_a_long_input_of_waits_still_gets_threads() -> None:
     # Its first item runs in the calling thread (10 ms); the probe then finds the rest
     # waiting and gives them threads: far from the loop's 6.4 s.
-    count = _api.LONG_INPUT * ck.get_config().max_io_workers
+    count = _api.LONG_INPUT * ck.get_config().io_thread_cap()
     started = time.perf_counter()
     plan = ck.plan(wait_io, range(count))
     results = plan.run()

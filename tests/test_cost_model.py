@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from concurrency_kit import TaskKind, _classify
-from concurrency_kit._plan import choose, forced_choice
+from concurrency_kit._plan import THREAD_START, choose, forced_choice, io_threads
 
 kinds = st.sampled_from(list(TaskKind))
 item_seconds = st.floats(min_value=1e-8, max_value=100.0, allow_nan=False, allow_infinity=False)
@@ -361,3 +362,53 @@ def test_without_a_prior_computing_items_are_cpu_unless_proven_gil_free(
     assert _classify.kind_from_measurement(cpu_share, gil_share, None, parallelism) is expected
     # A waiting prior does not agree with computing items: as if there were none.
     assert _classify.kind_from_measurement(cpu_share, gil_share, TaskKind.IO, parallelism) is expected
+
+
+def _io_cost(count: int, seconds: float, threads: int) -> float:
+    return math.ceil(count / threads) * seconds + threads * THREAD_START
+
+
+@given(
+    st.integers(min_value=1, max_value=3000),
+    st.floats(min_value=0.0, max_value=1.0),
+    st.integers(min_value=1, max_value=2000),
+)
+def test_io_threads_are_within_the_cap_and_cost_least(count: int, seconds: float, cap: int) -> None:
+    threads = io_threads(count, seconds, cap)
+    assert 1 <= threads <= min(count, cap)
+    # No other thread count under the cap costs less (rounds of waits plus thread starts).
+    best = min(_io_cost(count, seconds, w) for w in range(1, min(count, cap) + 1))
+    assert _io_cost(count, seconds, threads) <= best * (1 + 1e-9) + 1e-12
+
+
+@given(st.integers(min_value=2, max_value=5000), st.integers(min_value=1, max_value=2000))
+def test_waits_longer_than_starting_a_thread_per_item_get_one_round(count: int, cap: int) -> None:
+    # A second round costs a whole wait; a thread per item costs count × THREAD_START less than that.
+    seconds = 2 * count * THREAD_START
+    assert math.ceil(count / io_threads(count, seconds, cap)) == math.ceil(count / min(count, cap))
+
+
+def test_a_hundred_waits_of_50_ms_get_a_thread_each_in_one_round() -> None:
+    choice = choose(
+        kind=TaskKind.IO,
+        item_seconds=0.05,
+        count=100,
+        cpus=2,
+        io_cap=512,
+        unpicklable=None,
+        process_age=None,
+        bytes_per_item=100,
+    )
+    assert (choice.mode, choice.workers) == ("thread", 100), choice.reason
+    # A user's cap is a hard limit.
+    capped = choose(
+        kind=TaskKind.IO,
+        item_seconds=0.05,
+        count=100,
+        cpus=2,
+        io_cap=64,
+        unpicklable=None,
+        process_age=None,
+        bytes_per_item=100,
+    )
+    assert (capped.mode, capped.workers) == ("thread", 50), capped.reason  # two even rounds

@@ -205,7 +205,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     deadline = None if seconds is None else started + seconds
     count = len(sequence)
     cpus = planning_cpus()
-    io_cap = get_config().max_io_workers
+    io_cap = get_config().io_thread_cap()
     outcomes = Outcomes(count, collect=bool(return_exceptions), in_order=True)
 
     def call(resume_at: int = 0, run: ProbeRun | None = None) -> _Call:
@@ -420,11 +420,11 @@ INLINE_CHECK_SECONDS = 0.0001
 #: Items that now take this many times longer than remembered (plus 20 µs) have
 #: drifted: the function is measured afresh, its kind too.
 DRIFT = 4.0
-#: An input of at least this many times ``max_io_workers`` items is checked in the
-#: calling thread first, as remembered tiny items are: starting probe threads costs
-#: more than the whole loop when the items are tiny, and a slow first item delays a
-#: call that long by at most a tenth (even I/O items, a thread each, take that many
-#: rounds).
+#: An input of at least this many times the most threads an I/O-bound call may get
+#: (``max_io_workers``, else 512) is checked in the calling thread first, as
+#: remembered tiny items are: starting probe threads costs more than the whole loop when
+#: the items are tiny, and a slow first item delays a call that long by at most a tenth
+#: (even I/O items, a thread each, take that many rounds).
 LONG_INPUT = 10
 
 

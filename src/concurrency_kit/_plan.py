@@ -41,6 +41,9 @@ MODES = ("auto", "serial", "thread", "process")
 MIN_GAIN = 0.10
 #: Starting (or waking) one pool thread.
 THREAD_START = 100e-6
+#: Threads a forced ``mode="thread"`` call gets for work of no declared computing kind:
+#: nothing measured sizes a round, so a fixed number (``max_io_workers``, when lower).
+FORCED_THREADS = 64
 #: One chunk's round trip through a warm process pool.
 PROCESS_ROUND_TRIP = 0.5e-3
 #: Starting a process pool when none is warm: the forkserver and the workers ...
@@ -108,6 +111,30 @@ def _chunks(count: int, workers: int, item_seconds: float, target: float) -> int
     return max(1, min(by_time, by_balance))
 
 
+def io_threads(count: int, item_seconds: float, cap: int) -> int:
+    """Threads for ``count`` waits of ``item_seconds`` each: what makes the fewest rounds pay.
+
+    ``w`` threads take ``⌈count / w⌉`` rounds of waits, and cost :data:`THREAD_START`
+    each: one thread per item, unless fewer, in more rounds, cost less in all (tens of
+    thousands of short waits), and never more than ``cap``. Rounds are evened out: 1,000
+    items of 50 ms under a cap of 512 get two rounds of 500.
+    """
+    most = max(1, min(count, cap))
+    fewest_rounds = math.ceil(count / most)
+    candidates = {math.ceil(count / fewest_rounds)}
+    # k·t + (count / k)·THREAD_START is least at k = √(count·THREAD_START / t) rounds
+    # (never more rounds than items).
+    best = count if item_seconds <= 0 else min(count, math.sqrt(count * THREAD_START / item_seconds))
+    candidates.update(
+        math.ceil(count / rounds) for rounds in {math.floor(best), math.ceil(best)} if rounds >= fewest_rounds
+    )
+
+    def cost(w: int) -> tuple[float, int]:
+        return math.ceil(count / w) * item_seconds + w * THREAD_START, w
+
+    return min(candidates, key=cost)
+
+
 def describe_measurement(m: Measurement) -> str:
     """One clause with the probe's figures."""
     bound = "" if m.exact else "≥ "
@@ -142,7 +169,7 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
         item_seconds: estimated time of one item run alone.
         count: how many items are left to run.
         cpus: usable CPUs.
-        io_cap: the most threads an I/O-bound call gets.
+        io_cap: the most threads an I/O-bound call gets (see :func:`io_threads`).
         unpicklable: why the task cannot go to processes, or ``None``.
         process_age: seconds since a large enough process pool was started, or
             ``None`` when there is none.
@@ -171,7 +198,7 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
         return Choice("serial", 1, loop, f"{count} item(s) left: nothing to run side by side")
     mode: Mode
     if kind is TaskKind.IO:
-        mode, w = "thread", workers or min(count, io_cap)
+        mode, w = "thread", workers or io_threads(count, item_seconds, io_cap)
         chunk = chunksize or 1
         waits = math.ceil(count / w) * item_seconds
         # Threads overlap the waits, but take turns for the GIL while the items compute:
@@ -276,7 +303,7 @@ def forced_choice(  # noqa: PLR0913 - every input, by name
     if mode == "serial":
         return Choice("serial", 1, chunksize or max(1, count), "mode='serial' was asked for")
     if mode == "thread":
-        default = min(count, cpus) if kind in (TaskKind.CPU, TaskKind.GIL_FREE) else min(count, io_cap)
+        default = min(count, cpus) if kind in (TaskKind.CPU, TaskKind.GIL_FREE) else min(count, io_cap, FORCED_THREADS)
         w = workers or max(1, default)
         return Choice("thread", w, chunksize or 1, "mode='thread' was asked for")
     w = workers or max(1, min(count, cpus))

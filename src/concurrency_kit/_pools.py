@@ -130,7 +130,8 @@ def thread_pool(workers: int) -> ThreadPoolExecutor:
             from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
             old = _shared.threads
-            _shared.thread_size = max(workers, get_config().max_io_workers)
+            # Threads start only as tasks need them: room for the largest call costs nothing.
+            _shared.thread_size = max(workers, get_config().io_thread_cap())
             _shared.threads = ThreadPoolExecutor(
                 max_workers=_shared.thread_size,
                 thread_name_prefix="concurrency_kit",
