@@ -59,7 +59,7 @@ def _environment() -> dict[str, str]:
 def _start_call(
     tmp_path: Path, fn: str, mode: str, start_method: str, handling: str
 ) -> tuple[subprocess.Popen[str], str]:
-    """Start the program running a call; return it once two items run in workers, and the release path."""
+    """Start the program running a call; return it once items run in workers, and the release path."""
     script = tmp_path / "program.py"
     script.write_text(_CALL_SCRIPT)
     directory = tmp_path / "started"
@@ -73,19 +73,21 @@ def _start_call(
         env=_environment(),
         start_new_session=True,
     )
-    _wait_for_items_in_workers(str(directory), child)
+    # Auto runs its first item in a probe thread of the program, and beside it (on two
+    # CPUs) one worker: the others wait for a CPU.
+    _wait_for_items_in_workers(str(directory), child, 1 if mode == "auto" else 2)
     return child, release
 
 
-def _wait_for_items_in_workers(directory: str, child: subprocess.Popen[str], limit: float = 30.0) -> None:
-    """Poll until two items run in worker processes (auto runs its first ones in the program's threads)."""
+def _wait_for_items_in_workers(directory: str, child: subprocess.Popen[str], workers: int, limit: float = 30.0) -> None:
+    """Poll until items run in ``workers`` worker processes (not in the program itself)."""
     deadline = time.monotonic() + limit
-    while len({pid for _, pid in started_items(directory)} - {child.pid}) < 2:
+    while len({pid for _, pid in started_items(directory)} - {child.pid}) < workers:
         if child.poll() is not None:
             _, err = child.communicate()
             pytest.fail(f"the program exited early ({child.returncode}): {err}")
         if time.monotonic() > deadline:
-            pytest.fail(f"items started in no two worker processes within {limit} s: {started_items(directory)}")
+            pytest.fail(f"items started in fewer than {workers} workers within {limit} s: {started_items(directory)}")
         time.sleep(0.01)  # polling, not synchronisation
 
 

@@ -235,8 +235,8 @@ def test_work_known_to_hold_the_gil_is_probed_in_one_thread(monkeypatch: pytest.
     assert plan.run() == [factorize(n) for n in numbers]
 
 
-def _warm_pool() -> None:
-    starting = _pools.prestart_process_pool(ck.usable_cpus())
+def _warm_pool(fn: Callable[[Any], Any] | None = None) -> None:
+    starting = _pools.prestart_process_pool(ck.usable_cpus(), fn)
     if starting is not None:
         starting.join(timeout=60)
 
@@ -246,7 +246,7 @@ def _warm_pool() -> None:
 def test_small_items_of_a_function_remembered_as_long_run_in_a_loop() -> None:
     # The same function's items can differ in cost by orders of magnitude: after
     # factorizing the seed numbers (~0.1 s each), with the pool warm for them, three
-    # small numbers are measured, and take the loop, in this process.
+    # small numbers are measured (the first in a worker), and the rest take the loop.
     ck.run_parallel(factorize_and_pid, SEED_NUMBERS)
     _warm_pool()
     memo = recall(factorize_and_pid)
@@ -256,9 +256,12 @@ def test_small_items_of_a_function_remembered_as_long_run_in_a_loop() -> None:
         plan = ck.plan(factorize_and_pid, [10, 20, 30])
         assert plan.mode == "serial", plan.reason
         assert plan.measurement is not None, plan.reason
+        assert plan.measurement.in_pool, plan.reason
+        assert plan.measurement.exact, plan.reason
         results = plan.run()
         assert [r[0] for r in results] == [factorize(n) for n in (10, 20, 30)]
-        assert {r[1] for r in results} == {os.getpid()}
+        assert results[0][1] != os.getpid()
+        assert {pid for _, pid in results[1:]} == {os.getpid()}
         ck.run_parallel(factorize_and_pid, SEED_NUMBERS)  # remembered long again
 
 
@@ -270,9 +273,14 @@ def test_a_few_long_items_of_remembered_gil_holding_work_are_measured_and_go_to_
     plan = ck.plan(factorize_and_pid, SEED_NUMBERS)
     assert (plan.mode, plan.kind) == ("process", "cpu"), plan.reason
     assert plan.measurement is not None, plan.reason
+    # Measured in a worker: a probe thread here would take a CPU and the GIL from the
+    # threads feeding the pool. Still running when the plan is made, it is taken over.
+    assert plan.measurement.in_pool, plan.reason
+    assert not plan.measurement.exact, plan.reason
+    assert plan.reason.startswith("measured 1 item(s) in a worker process"), plan.reason
     results = plan.run()
     assert [r[0] for r in results] == [factorize(n) for n in SEED_NUMBERS]
-    assert {r[1] for r in results} - {os.getpid()}, "no item ran in a worker process"
+    assert os.getpid() not in {r[1] for r in results}
 
 
 @pytest.mark.slow
@@ -347,7 +355,7 @@ def test_remembered_work_from_the_main_module_is_measured_while_the_pool_lacks_i
 @needs_two_cpus
 def test_items_far_shorter_than_remembered_are_measured_and_remembered_afresh() -> None:
     remember(double, Memo(TaskKind.CPU, 10.0))  # as if an earlier call took 10 s per item
-    _warm_pool()
+    _warm_pool(double)  # its workers imported its module, as after an earlier call in processes
     plan = ck.plan(double, range(4))
     assert plan.measurement is not None, plan.reason
     assert plan.mode == "serial", plan.reason

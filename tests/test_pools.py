@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import warnings
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import pytest
 
 import concurrency_kit as ck
 from concurrency_kit import _pools, _worker
+from concurrency_kit._backends import _process
 from concurrency_kit._backends._process import _Chunks, _help_while_starting
 from concurrency_kit._outcomes import EMPTY, Feed, Outcomes
 from helpers import (
@@ -491,17 +492,11 @@ def test_the_calling_thread_runs_no_item_while_the_probe_still_runs_its_own() ->
     outcomes = Outcomes(count)
     feed = Feed(outcomes, 0, count)
     chunks = _Chunks(pid_after_a_little_work, range(count), feed, 2)
-    asked = threading.Semaphore(0)
-    never = threading.Event()
-
-    def probe_still_running(timeout: float) -> bool:
-        asked.release()
-        return never.wait(timeout)
+    probe_thread: Future[None] = Future()  # still running throughout
 
     starting = _pools.prestart_process_pool(2, pid_after_a_little_work)
     assert starting is not None
-    _help_while_starting(chunks, 64, starting, probe_still_running)
-    assert asked.acquire(timeout=0), "the calling thread did not ask whether the probe was done"
+    _help_while_starting(chunks, 64, starting, (probe_thread,))
     assert starting.up.is_set()
     here = [index for index, value in enumerate(outcomes.values) if value is not EMPTY]
     assert here == []
@@ -513,6 +508,26 @@ def test_the_calling_thread_runs_no_item_while_the_probe_still_runs_its_own() ->
     assert sorted(sent) == list(range(count - feed.remaining))
     chunks.finish()
     assert os.getpid() not in {outcomes.values[index] for index in sent}
+    probe_thread.set_result(None)
+
+
+def test_while_threads_here_compute_the_calls_items_the_pool_runs_a_chunk_fewer() -> None:
+    # They take a CPU (one between them: they hold the GIL): one chunk fewer than the
+    # call has workers, none queued, until they are done; then the call's whole share.
+    ck.shutdown()
+    count = 64
+    feed = Feed(Outcomes(count), 0, count)
+    probe_thread: Future[None] = Future()
+    chunks = _Chunks(double, range(count), feed, 2, (probe_thread,))
+    _pools.process_pool(2)
+    chunks.fill(1)
+    assert len(chunks.running) == 1
+    probe_thread.set_result(None)
+    chunks.fill(1)
+    assert len(chunks.running) == 2 * _process.IN_FLIGHT_PER_WORKER
+    taken = count - feed.remaining
+    chunks.collect(wait(set(chunks.running)).done)
+    assert chunks.feed.outcomes.values[:taken] == [2 * x for x in range(taken)]
 
 
 def test_a_forced_process_call_runs_nothing_in_the_calling_process() -> None:

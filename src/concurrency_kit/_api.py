@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ._backends import BACKENDS, PROCESS_BACKEND
+from ._backends import BACKENDS, PROCESS_BACKEND, Sent
 from ._classify import GIL_BOUND_SHARE, TaskKind, agrees, declared_kind, kind_from_measurement, partly_waits
 from ._config import get_config
 from ._cpu import planning_cpus
@@ -77,6 +77,8 @@ class _Call:
     outcomes: Outcomes | None
     resume_at: int
     probe: ProbeRun | None
+    #: The first item, still running in the process pool that measured it.
+    sent: Sent | None
     auto: bool = False
     collect: bool = False  # return_exceptions
     timeout: float | None = None
@@ -208,13 +210,14 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     io_cap = get_config().io_thread_cap()
     outcomes = Outcomes(count, collect=bool(return_exceptions), in_order=True)
 
-    def call(resume_at: int = 0, run: ProbeRun | None = None) -> _Call:
+    def call(resume_at: int = 0, run: ProbeRun | None = None, sent: Sent | None = None) -> _Call:
         return _Call(
             fn,
             sequence,
             outcomes,
             resume_at,
             run,
+            sent,
             auto=mode == "auto",
             collect=outcomes.collect,
             timeout=seconds,
@@ -351,6 +354,25 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
                 covered = loop is not None and not _changed(memo.item_seconds, measurement.item_wall, DRIFT)
         else:  # a pool may pay, or the items grew: the probe measures the rest afresh
             measurement, memo = None, None
+    sent: Sent | None = None
+    if (
+        measurement is None
+        and deadline is None
+        and memo is not None
+        and _long_cpu_for_warm_pool(fn, memo, declared, count=count, workers=workers, cpus=cpus)
+    ):
+        # An earlier call found long items holding the GIL, and a pool is warm for them:
+        # the first item is measured in a worker. A probe thread here would take a CPU,
+        # and the GIL from the threads that feed the pool, while the workers run the rest.
+        try:
+            seconds, sent = PROCESS_BACKEND.send_first(
+                fn, sequence, outcomes, workers=workers or min(count, cpus), within=QUICK_WINDOW
+            )
+        except UnpicklableTaskError:
+            pass  # the probe measures it here instead
+        else:
+            measurement, resume_at = _in_pool(seconds, done=sent is None), 1
+            kind, source = declared or memo.kind, _from_memory(memo, source)
     if measurement is None:
         start = resume_at
         prior = declared or (None if memo is None else memo.kind)
@@ -409,7 +431,9 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     if choice.mode == "thread" and kind is TaskKind.IO:
         _warm_for_next_calls(fn, decide(measurement, resume_at, kind, warm=True))
 
-    return _make_plan(choice, kind, measurement, call(resume_at, run), _explained(measurement, kind, source, choice))
+    return _make_plan(
+        choice, kind, measurement, call(resume_at, run, sent), _explained(measurement, kind, source, choice)
+    )
 
 
 #: Each span of the calling thread's timed check is this many times the last.
@@ -530,6 +554,39 @@ def _short_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
     if memo is None or (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds > QUICK_WINDOW:
         return False
     return not in_worker() and process_pool_ready_for(workers or min(count, cpus), fn)
+
+
+def _long_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
+    fn: Callable[[Any], Any],
+    memo: Memo,
+    declared: TaskKind | None,
+    *,
+    count: int,
+    workers: int | None,
+    cpus: int,
+) -> bool:
+    """Whether an earlier call found ``fn``'s items computing, longer than QUICK_WINDOW, and a pool is warm.
+
+    Then the first item is measured in a worker (see :meth:`ProcessBackend.send_first`).
+    """
+    if (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds <= QUICK_WINDOW or cpus < 2:
+        return False
+    return not in_worker() and process_pool_ready_for(workers or min(count, cpus), fn)
+
+
+def _in_pool(seconds: float, *, done: bool) -> Measurement:
+    """What measuring the first item in a worker found: it took ``seconds`` there, or is still running then."""
+    return Measurement(
+        items=1,
+        completed=int(done),
+        seconds=seconds,
+        item_wall=seconds,
+        item_cpu=seconds,
+        cpu_share=1.0,
+        gil_share=None,
+        exact=done,
+        in_pool=True,
+    )
 
 
 def _setting(  # noqa: PLR0913 - every input the cost model's choice depends on, but the items
@@ -718,8 +775,11 @@ def _make_plan(
 def _execute(plan: Plan) -> list[Any]:
     call: _Call = plan._state  # noqa: SLF001 - the plan's own runner
     with call.lock:
-        taken, run = call.outcomes, call.probe
-        call.outcomes = call.probe = None
+        taken, run, sent = call.outcomes, call.probe, call.sent
+        call.outcomes = call.probe = call.sent = None
+    if sent is not None and plan.mode != "process":
+        sent.finish()  # nothing else takes it over
+        sent = None
     if taken is not None:
         outcomes, resume_at, deadline = taken, call.resume_at, call.deadline
     else:  # a second run() runs everything again, with the whole timeout
@@ -733,7 +793,7 @@ def _execute(plan: Plan) -> list[Any]:
         # stop the call meanwhile, so the rest run at once, as a list comprehension would.
         run_items(call.fn, call.items, outcomes, resume_at, len(call.items))
     else:
-        _run_rest(plan, call, outcomes, resume_at=resume_at, deadline=deadline, run=run)
+        _run_rest(plan, call, outcomes, resume_at=resume_at, deadline=deadline, run=run, sent=sent)
     if outcomes.error is not None:
         raise _noted(outcomes.error, outcomes.error_index, call.items)
     return outcomes.values
@@ -747,14 +807,15 @@ def _run_rest(  # noqa: PLR0913 - what _execute took from the plan
     resume_at: int,
     deadline: float | None,
     run: ProbeRun | None,
+    sent: Sent | None = None,
 ) -> None:
-    """Run the items from ``resume_at`` on in the plan's mode, and finish the probe's (``run``)."""
+    """Run the items from ``resume_at`` on in the plan's mode; finish the probe's (``run``) and the pool's."""
     feed = Feed(outcomes, resume_at, len(call.items), in_order=plan.mode == "serial")
     age = process_pool_age(plan.workers) if plan.mode == "process" and plan.kind is TaskKind.IO else None
     try:
         if not outcomes.failed and feed.remaining:
             try:
-                _run_backend(plan, call, feed, deadline, run)
+                _run_backend(plan, call, feed, deadline, run, sent=sent)
             except UnpicklableTaskError:
                 if not call.auto:
                     raise
@@ -784,8 +845,14 @@ def _run_rest(  # noqa: PLR0913 - what _execute took from the plan
         raise _timed_out(call.timeout, outcomes) from None
 
 
-def _run_backend(plan: Plan, call: _Call, feed: Feed, deadline: float | None, run: ProbeRun | None) -> None:
-    """Run the feed's items in the plan's mode (``run``: the probe, whose threads may still run items)."""
+def _run_backend(  # noqa: PLR0913 - what the run has in flight
+    plan: Plan, call: _Call, feed: Feed, deadline: float | None, run: ProbeRun | None, *, sent: Sent | None
+) -> None:
+    """Run the feed's items in the plan's mode.
+
+    ``run``: the probe, whose threads may still run items; ``sent``: the first item, still
+    running in the process pool (then the plan's mode is processes, with no deadline).
+    """
     if call.auto and plan.mode == "process" and deadline is None:
         # Auto turned the loop down: the calling thread runs items until the pool is up,
         # so that auto never does much worse than that loop while a cold pool starts
@@ -796,7 +863,9 @@ def _run_backend(plan: Plan, call: _Call, feed: Feed, deadline: float | None, ru
             feed,
             workers=plan.workers,
             chunksize=plan.chunksize,
-            others_done=None if run is None else run.finished,
+            others=() if run is None else run.threads,
+            others_compute=plan.kind is TaskKind.CPU,
+            sent=sent,
         )
         return
     BACKENDS[plan.mode].run(

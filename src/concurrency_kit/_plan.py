@@ -116,28 +116,30 @@ def io_threads(count: int, item_seconds: float, cap: int) -> int:
 
     ``w`` threads take ``⌈count / w⌉`` rounds of waits, and cost :data:`THREAD_START`
     each: one thread per item, unless fewer, in more rounds, cost less in all (tens of
-    thousands of short waits), and never more than ``cap``. Rounds are evened out: 1,000
-    items of 50 ms under a cap of 512 get two rounds of 500.
+    thousands of short waits), and never more than ``cap``. Of the thread counts that
+    make the same number of rounds, the fewest: 1,000 items of 50 ms under a cap of 512
+    get two rounds of 500.
     """
     most = max(1, min(count, cap))
-    fewest_rounds = math.ceil(count / most)
-    candidates = {math.ceil(count / fewest_rounds)}
-    # k·t + (count / k)·THREAD_START is least at k = √(count·THREAD_START / t) rounds
-    # (never more rounds than items).
-    best = count if item_seconds <= 0 else min(count, math.sqrt(count * THREAD_START / item_seconds))
-    candidates.update(
-        math.ceil(count / rounds) for rounds in {math.floor(best), math.ceil(best)} if rounds >= fewest_rounds
-    )
-
-    def cost(w: int) -> tuple[float, int]:
-        return math.ceil(count / w) * item_seconds + w * THREAD_START, w
-
-    return min(candidates, key=cost)
+    threads = math.ceil(count / math.ceil(count / most))
+    best, cost = threads, math.inf
+    while True:  # each number of rounds once, from the fewest: at most 2·√count of them
+        rounds = math.ceil(count / threads)
+        if rounds * item_seconds >= cost:
+            return best  # fewer threads cannot make up for these rounds' waits alone
+        this = rounds * item_seconds + threads * THREAD_START
+        if this <= cost:
+            best, cost = threads, this
+        if threads == 1:
+            return best
+        threads = min(threads - 1, math.ceil(count / (rounds + 1)))  # the most that take a round more
 
 
 def describe_measurement(m: Measurement) -> str:
     """One clause with the probe's figures."""
     bound = "" if m.exact else "≥ "
+    if m.in_pool:
+        return f"measured {m.items} item(s) in a worker process: {bound}{format_seconds(m.item_wall)} per item"
     gil = "GIL held n/a" if m.gil_share is None else f"GIL held {m.gil_share:.0%}"
     side = "" if m.parallelism is None else f", {m.parallelism:.2f} CPUs busy with 2 items at once"
     return (

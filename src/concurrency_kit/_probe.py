@@ -82,6 +82,8 @@ class Measurement:
         parallelism: the probe threads' CPU seconds per second while both ran items
             (about 1 when they took turns for the GIL, up to 2 when it was free and two
             CPUs were), or ``None`` when they did not run side by side long enough to tell.
+        in_pool: the item was measured in a worker process (its CPU time unknown:
+            ``item_cpu`` and ``cpu_share`` then assume it computed).
     """
 
     items: int
@@ -93,6 +95,7 @@ class Measurement:
     gil_share: float | None
     exact: bool
     parallelism: float | None = None
+    in_pool: bool = False
 
 
 class _Tally(NamedTuple):
@@ -196,9 +199,10 @@ class ProbeRun:
             future.result()
         return not pending
 
-    def finished(self, timeout: float) -> bool:
-        """Whether the probe threads are done, waiting up to ``timeout`` seconds; raises nothing."""
-        return not wait(self._futures, timeout=timeout).not_done
+    @property
+    def threads(self) -> tuple[Future[None], ...]:
+        """The probe threads, as futures done when they are (whatever their items raised)."""
+        return tuple(self._futures)
 
     @property
     def started(self) -> float:

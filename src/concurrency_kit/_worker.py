@@ -10,6 +10,7 @@ import os
 import pickle
 import sys
 import threading
+import time
 
 from ._errors import UnpicklableTaskError
 
@@ -251,12 +252,14 @@ def run_pickled_chunk(payload: bytes) -> bytes:
         payload: ``pickle.dumps((fn, start, items, collect))``.
 
     Returns:
-        A pickled list holding, per item run, ``pickle.dumps((True, result))`` or
+        Pickled: a list holding, per item run, ``pickle.dumps((True, result))`` or
         ``pickle.dumps((False, exception))``, each pickled on its own so that the
-        caller can tell which item's outcome fails to unpickle. The chunk stops at the
-        first exception unless ``collect`` (``return_exceptions=True``) is set.
+        caller can tell which item's outcome fails to unpickle; and the seconds the
+        items took here. The chunk stops at the first exception unless ``collect``
+        (``return_exceptions=True``) is set.
     """
     fn, start, items, collect = pickle.loads(payload)
+    began = time.perf_counter()
     packed: list[bytes] = []
     for offset, item in enumerate(items):
         try:
@@ -272,4 +275,4 @@ def run_pickled_chunk(payload: bytes) -> bytes:
             packed.append(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
         if not outcome[0] and not collect:
             break
-    return pickle.dumps(packed, protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps((packed, time.perf_counter() - began), protocol=pickle.HIGHEST_PROTOCOL)

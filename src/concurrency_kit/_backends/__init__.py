@@ -13,11 +13,11 @@ from typing import Any
 from typing_extensions import Protocol
 
 from .._outcomes import Feed
-from ._process import ProcessBackend
+from ._process import ProcessBackend, Sent
 from ._serial import SerialBackend
 from ._thread import ThreadBackend
 
-__all__ = ["BACKENDS", "PROCESS_BACKEND", "Backend"]
+__all__ = ["BACKENDS", "PROCESS_BACKEND", "Backend", "Sent"]
 
 
 class Backend(Protocol):

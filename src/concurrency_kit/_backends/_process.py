@@ -46,7 +46,7 @@ from .._worker import run_pickled_chunk
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["ProcessBackend"]
+__all__ = ["ProcessBackend", "Sent"]
 
 #: Chunks kept in flight per worker when the pool is this call's size: one running, one
 #: queued behind it. On a larger shared pool a queued chunk would start on an idle
@@ -74,9 +74,11 @@ def _pickle_chunk(fn: Callable[[Any], Any], items: Sequence[Any], span: range, *
         raise UnpicklableTaskError(f"a chunk cannot be sent to a worker process: {exc}") from exc
 
 
-def _store(outcomes: Outcomes, span: range, payload: bytes) -> None:
+def _store(outcomes: Outcomes, span: range, payload: bytes) -> float:
+    """Store a chunk's outcomes (what :func:`run_pickled_chunk` sent back); return the seconds its items took."""
     values = outcomes.values
-    for index, packed in zip(span, pickle.loads(payload), strict=False):
+    outcomes_packed, seconds = pickle.loads(payload)
+    for index, packed in zip(span, outcomes_packed, strict=False):
         try:
             ok, value = pickle.loads(packed)
         except Exception as exc:  # noqa: BLE001 - reported against its item
@@ -90,6 +92,7 @@ def _store(outcomes: Outcomes, span: range, payload: bytes) -> None:
             values[index] = value
         else:
             outcomes.fail(index, value)
+    return float(seconds)
 
 
 def _crashed(indices: Sequence[int], exc: BaseException) -> BaseException:
@@ -104,14 +107,38 @@ def _crashed(indices: Sequence[int], exc: BaseException) -> BaseException:
 class _Chunks:
     """One call's chunks in flight, and the spans to send again."""
 
-    def __init__(self, fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, workers: int) -> None:
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        feed: Feed,
+        workers: int,
+        computing: Sequence[Future[Any]] = (),
+    ) -> None:
         self.fn, self.items, self.feed, self.workers = fn, items, feed, workers
         self.running: dict[Future[bytes], tuple[ProcessPoolExecutor, range]] = {}
         self.again: list[range] = []  # lost to a pool another call killed: send again
+        #: Threads of this process computing the call's items meanwhile (see ProcessBackend.run_helping).
+        self.computing = computing
+        #: What the items of the chunks stored so far took in the workers.
+        self.seconds = 0.0
+
+    def others_computing(self) -> set[Future[Any]]:
+        """The threads of :attr:`computing` still running."""
+        return {future for future in self.computing if not future.done()}
 
     def fill(self, chunksize: int) -> None:
-        """Submit chunks until the call's share of the pool is busy."""
-        limit = self.workers * (IN_FLIGHT_PER_WORKER if process_pool_size() == self.workers else 1)
+        """Submit chunks until the call's share of the pool is busy.
+
+        While threads of this process still compute the call's items, they take a CPU
+        (one between them: they hold the GIL): the call then keeps one chunk fewer than
+        it has workers in flight, none queued, rather than run a process more than there
+        are CPUs. The rest follow as those threads finish.
+        """
+        if self.others_computing():
+            limit = max(1, self.workers - 1)
+        else:
+            limit = self.workers * (IN_FLIGHT_PER_WORKER if process_pool_size() == self.workers else 1)
         while len(self.running) < limit and (span := self.again.pop() if self.again else self._take(chunksize)):
             try:
                 payload = _pickle_chunk(self.fn, self.items, span, collect=self.feed.outcomes.collect)
@@ -140,7 +167,7 @@ class _Chunks:
         for future in done:
             pool, span = self.running.pop(future)
             try:
-                _store(self.feed.outcomes, span, future.result())
+                self.seconds += _store(self.feed.outcomes, span, future.result())
             except BrokenProcessPool as exc:
                 if was_killed(pool):  # another call's timeout or Ctrl-C, not our items
                     self.again.append(span)
@@ -173,8 +200,60 @@ class _Chunks:
             kill_process_pool(pool)
 
 
+class Sent:
+    """A call's first item, sent to the pool before its plan was made, still running there.
+
+    :meth:`ProcessBackend.run_helping` takes it over (its outcome is stored as the
+    call's other chunks' are); :meth:`finish` waits for it instead.
+    """
+
+    def __init__(self, chunks: _Chunks) -> None:
+        self._chunks = chunks
+
+    def adopt(self, chunks: _Chunks) -> None:
+        """Have ``chunks`` (the rest of the call's) wait for this one too."""
+        chunks.running.update(self._chunks.running)
+        self._chunks.running.clear()
+
+    def finish(self) -> None:
+        """Wait for it and store its outcome, where nothing took it over."""
+        self._chunks.finish()
+
+
 class ProcessBackend:
     """Runs chunks of items in the shared process pool."""
+
+    def send_first(
+        self, fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, *, workers: int, within: float
+    ) -> tuple[float, Sent | None]:
+        """Run ``items[0]`` in a worker of the shared pool (of ``workers``), waiting up to ``within`` seconds.
+
+        How the first item of work known to hold the GIL is measured when a pool is warm
+        for it: a probe thread here would take a CPU, and the GIL from the threads that
+        feed the pool, while the workers run the rest.
+
+        Returns:
+            The seconds it took in the worker (or, while it still runs, waited for it),
+            and, while it still runs, what :meth:`run_helping` takes over; ``None``
+            once its outcome (a result, or an exception) is stored in ``outcomes``.
+
+        Raises:
+            UnpicklableTaskError: ``fn`` or the item cannot be pickled (nothing was sent).
+            WorkerCrashedError: its worker died (unless exceptions are collected).
+        """
+        _check_function(fn)
+        chunks = _Chunks(fn, items, Feed(outcomes, 0, 1), workers)
+        began = time.perf_counter()
+        chunks.fill(1)
+        try:
+            done, _ = wait(chunks.running, timeout=within)
+            chunks.collect(done)
+        except BaseException as exc:
+            _abandon(chunks, kill=_ends_the_program(exc))
+            raise
+        if chunks.running:
+            return time.perf_counter() - began, Sent(chunks)
+        return chunks.seconds, None
 
     def run(  # noqa: PLR0913 - the backend protocol
         self,
@@ -204,7 +283,9 @@ class ProcessBackend:
         *,
         workers: int,
         chunksize: int,
-        others_done: Callable[[float], bool] | None = None,
+        others: Sequence[Future[Any]] = (),
+        others_compute: bool = False,
+        sent: Sent | None = None,
     ) -> None:
         """:meth:`run`, with the calling thread running items itself until a worker is up.
 
@@ -222,21 +303,26 @@ class ProcessBackend:
         a caller that held it for all but the forced switch every 5 ms made a pool start
         take 2-3 times as long (in exchange, about a tenth of the caller's time).
 
-        ``others_done(timeout)`` says, waiting up to ``timeout`` seconds, whether other
-        threads of this process that run the call's items (the probe's) are done: the
-        calling thread starts on items only once they are. Items that hold the GIL gain
-        nothing from a second thread of the same process, which would take turns with
-        them, and with the threads starting the pool.
+        ``others``: other threads of this process that run the call's items (the
+        probe's); the calling thread starts on items only once they are done. Items
+        that hold the GIL gain nothing from a second thread of the same process, which
+        would take turns with them, and with the threads starting the pool. With
+        ``others_compute`` (their items hold the GIL), those threads take a CPU
+        meanwhile, and the pool runs a chunk fewer until they are done (see
+        :meth:`_Chunks.fill`): on two CPUs, four items of 0.1 s ran three at a time.
+        ``sent``: the call's first item, already running in the pool (:meth:`send_first`).
 
         Raises:
             The same as :meth:`run`, without the timeout.
         """
         _check_function(fn)
-        chunks = _Chunks(fn, items, feed, workers)
+        chunks = _Chunks(fn, items, feed, workers, others if others_compute else ())
+        if sent is not None:
+            sent.adopt(chunks)
         starting = prestart_process_pool(workers, fn)
         if starting is not None:
             try:
-                _help_while_starting(chunks, chunksize, starting, others_done)
+                _help_while_starting(chunks, chunksize, starting, others)
             except BaseException as exc:  # between spans (one inside an item is recorded)
                 _abandon(chunks, kill=_ends_the_program(exc))
                 raise
@@ -252,19 +338,19 @@ HELP_WAIT = 0.001
 
 
 def _help_while_starting(
-    chunks: _Chunks, chunksize: int, starting: Prestart, others_done: Callable[[float], bool] | None = None
+    chunks: _Chunks, chunksize: int, starting: Prestart, others: Sequence[Future[Any]] = ()
 ) -> None:
     """Run spans in the calling thread while ``starting`` (the pool's pre-start) runs.
 
-    Not before ``others_done`` says the call's other threads here have finished their
+    Not before ``others``, the call's other threads here, have finished their
     items (see :meth:`ProcessBackend.run_helping`).
     """
     first = _FirstChunks(chunks, chunksize)
     submit_daemon(first.send_when_up, starting, name="concurrency_kit-first-chunks")
     feed, span_size = chunks.feed, max(1, int(chunksize * HELP_SPAN))
     try:
-        while others_done is not None and not first.sent and starting.is_alive():
-            if others_done(HELP_WAIT):
+        while others and not first.sent and starting.is_alive():
+            if not wait(others, timeout=HELP_WAIT).not_done:
                 break
         while not first.sent and starting.is_alive() and (span := feed.take(span_size)):
             if not run_span(chunks.fn, chunks.items, feed, span, check_each=False):
@@ -328,10 +414,11 @@ def _drain(chunks: _Chunks, chunksize: int, deadline: float | None) -> None:
             if not chunks.running:
                 return
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            done, _ = wait(chunks.running, timeout=timeout, return_when=FIRST_COMPLETED)
+            # Also woken when a thread computing the call's items here ends: a chunk more may go.
+            done, _ = wait(chunks.running.keys() | chunks.others_computing(), timeout, FIRST_COMPLETED)
             if not done:
                 raise TimeoutError  # the caller words it
-            chunks.collect(done)
+            chunks.collect(done & chunks.running.keys())
         kill = _ends_the_program(feed.outcomes.error)  # Ctrl-C in an item run here
     except BaseException as exc:
         kill = _ends_the_program(exc) or isinstance(exc, TimeoutError)
