@@ -50,7 +50,8 @@ LATE_ENOUGH = 2
 #: The monitor's tick.
 TICK = 0.001
 #: The CPU time of the probe threads is read off ticks during which both ran items, of
-#: at least this many seconds in all (two ticks): fewer leave the reading to chance.
+#: at least this many seconds in all (two ticks): fewer leave the reading to chance. The
+#: median tick counts, so that a few ticks with the CPUs busy elsewhere do not.
 MIN_PAIR_SECONDS = 2 * TICK
 #: The monitor's tick while it waits for running items to settle a decision.
 SETTLE_TICK = 0.005
@@ -229,8 +230,9 @@ class _Monitor:
         self.slots = slots
         self.start = time.perf_counter()
         self.samples = self.late = 0
-        #: Wall and CPU seconds of the ticks during which every probe thread ran items.
-        self.pair_wall = self.pair_cpu = 0.0
+        #: Per tick during which both probe threads ran items: their CPU seconds per second.
+        self.pair_rates: list[float] = []
+        self.pair_wall = 0.0  # those ticks' wall time in all
 
     def tick(self, wake: threading.Event, seconds: float) -> bool:
         """Wait up to ``seconds``; count a GIL sample if items ran throughout. True if late.
@@ -250,7 +252,7 @@ class _Monitor:
         lateness = ended - began - seconds
         if pair is not None and (after := self._pair_clock()) is not None:
             self.pair_wall += ended - began
-            self.pair_cpu += after - pair
+            self.pair_rates.append((after - pair) / (ended - began))
         if not any(slot.busy for slot in self.slots):
             return False
         self.samples += 1
@@ -311,8 +313,15 @@ class _Monitor:
             cpu_share=share_cpu / share_wall if share_wall > 0 else 0.0,
             gil_share=self.late / self.samples if self.samples >= 2 else None,
             exact=running == 0,
-            parallelism=self.pair_cpu / self.pair_wall if self.pair_wall >= MIN_PAIR_SECONDS else None,
+            parallelism=_median(self.pair_rates) if self.pair_wall >= MIN_PAIR_SECONDS else None,
         )
+
+
+def _median(values: list[float]) -> float:
+    """The median of ``values`` (not empty); ``statistics`` costs a cold call ~13 ms to import."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
