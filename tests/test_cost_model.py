@@ -389,26 +389,18 @@ def test_waits_longer_than_starting_a_thread_per_item_get_one_round(count: int, 
 
 
 def test_a_hundred_waits_of_50_ms_get_a_thread_each_in_one_round() -> None:
-    choice = choose(
-        kind=TaskKind.IO,
-        item_seconds=0.05,
-        count=100,
-        cpus=2,
-        io_cap=512,
-        unpicklable=None,
-        process_age=None,
-        bytes_per_item=100,
-    )
-    assert (choice.mode, choice.workers) == ("thread", 100), choice.reason
-    # A user's cap is a hard limit.
-    capped = choose(
-        kind=TaskKind.IO,
-        item_seconds=0.05,
-        count=100,
-        cpus=2,
-        io_cap=64,
-        unpicklable=None,
-        process_age=None,
-        bytes_per_item=100,
-    )
-    assert (capped.mode, capped.workers) == ("thread", 50), capped.reason  # two even rounds
+    def threads(io_cap: int) -> tuple[str, int]:
+        choice = choose(
+            kind=TaskKind.IO,
+            item_seconds=0.05,
+            count=100,
+            cpus=2,
+            io_cap=io_cap,
+            unpicklable=None,
+            process_age=None,
+            bytes_per_item=100,
+        )
+        return choice.mode, choice.workers
+
+    assert threads(512) == ("thread", 100)
+    assert threads(64) == ("thread", 50)  # a user's cap is a hard limit: two even rounds
