@@ -153,7 +153,7 @@ def _measure_inline(
     )
 
 
-def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, top to bottom, as the docstring draws it
+def plan(  # noqa: PLR0913 - the public signature
     fn: Callable[[T], R],
     items: Iterable[T],
     mode: Mode | str = "auto",
@@ -204,8 +204,40 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     started = time.monotonic()
     seconds = None if timeout is None else _check_timeout(timeout)
     sequence = _check_arguments(fn, items, mode, workers, chunksize, classifier)
-    deadline = None if seconds is None else started + seconds
+    return plan_sequence(
+        fn,
+        sequence,
+        mode,
+        workers=workers,
+        chunksize=chunksize,
+        classifier=classifier,
+        return_exceptions=return_exceptions,
+        seconds=seconds,
+        deadline=None if seconds is None else started + seconds,
+    )
+
+
+def plan_sequence(  # noqa: PLR0912, PLR0913, PLR0915 - one flow, top to bottom, as the module docstring draws it
+    fn: Callable[[Any], Any],
+    sequence: Sequence[Any],
+    mode: Mode | str,
+    *,
+    workers: int | None,
+    chunksize: int | None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None,
+    return_exceptions: bool,
+    seconds: float | None,
+    deadline: float | None,
+    expected: int | None = None,
+) -> Plan:
+    """:func:`plan`, on arguments already checked, for the items of ``sequence``.
+
+    ``expected``: how many items the call has in all, when ``sequence`` is only its head
+    (a stream's, see ``_stream``): the cost model decides for that many; the measuring
+    takes items from ``sequence`` alone.
+    """
     count = len(sequence)
+    planned = count if expected is None else max(count, expected)
     cpus = planning_cpus()
     io_cap = get_config().io_thread_cap()
     outcomes = Outcomes(count, collect=bool(return_exceptions), in_order=True)
@@ -231,7 +263,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         choice = forced_choice(
             mode,  # type: ignore[arg-type]
             kind=declared,
-            count=count,
+            count=planned,
             cpus=cpus,
             io_cap=io_cap,
             workers=workers,
@@ -245,20 +277,20 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         return _make_plan(choice, declared, None, call())
 
     memo = recall(fn)
-    setting = _setting(declared, workers, chunksize, cpus=cpus, io_cap=io_cap, count=count)
+    setting = _setting(declared, workers, chunksize, cpus=cpus, io_cap=io_cap, count=planned)
     inline: Measurement | None = None  # the calling thread's check, run for a verdict an earlier call kept
     if (
         deadline is None
         and memo is not None
         and memo.loop is not None
         and count > 1
-        and memo.loop.covers(count, memo.item_seconds, setting)
+        and memo.loop.covers(planned, memo.item_seconds, setting)
     ):
         # A loop verdict an earlier call kept covers the call, at the remembered item time:
         # check it on the first items, and keep to the loop at once if it covers them as
         # measured (as the flow below would, with fewer steps: a tiny call's overhead).
         inline = _measure_inline(fn, sequence, outcomes, count - 1, INLINE_CHECK_SECONDS)
-        loop = _kept_loop(memo, count - inline.items, inline, setting)
+        loop = _kept_loop(memo, planned - inline.items, inline, setting)
         if loop is not None and not outcomes.failed and not _changed(memo.item_seconds, inline.item_wall, DRIFT):
             known = declared or memo.kind
             return _make_plan(
@@ -274,7 +306,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
 
         ``free``: were pickling free; ``warm``: were a process pool warm for them.
         """
-        left = count - resume_at
+        left = planned - resume_at
         if outcomes.failed:
             return Choice("serial", 1, 1, f"item {outcomes.error_index} raised while measuring")
         if in_worker():
@@ -316,7 +348,7 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     kind: TaskKind | None = None
     chosen: Choice | None = None
     resume_at = 0
-    expected: Memo | None = None
+    with_verdict: Memo | None = None
     covered = False  # by a loop verdict an earlier call kept, at about the remembered item time
     source: Reason = "the measurement" if decision is None else decision.source
     if count == 1 or in_worker():
@@ -324,11 +356,11 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
     elif deadline is None and (
         (
             memo is not None
-            and (expected := memo if inline is not None else _loop_expected(fn, memo, count, setting, decide))
+            and (with_verdict := memo if inline is not None else _loop_expected(fn, memo, planned, setting, decide))
             is not None
         )
-        or (memo is None and count >= LONG_INPUT * io_cap)
-        or (short_cpu := _short_cpu_for_warm_pool(fn, memo, declared, count=count, workers=workers, cpus=cpus))
+        or (memo is None and planned >= LONG_INPUT * io_cap)
+        or (short_cpu := _short_cpu_for_warm_pool(fn, memo, declared, count=planned, workers=workers, cpus=cpus))
     ):
         # An earlier call found items this small, or the input is so long that its first
         # item costs a small share of the call even if slow: run the first items here,
@@ -342,8 +374,8 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         # One thread gives no GIL samples: the remembered kind stands, else the measured one.
         guessed = measured_kind(measurement) if memo is None else declared or memo.kind
         grew = memo is not None and measurement.item_wall > DRIFT * memo.item_seconds + 20e-6
-        memo = expected or memo  # with the verdict it may have kept
-        loop = None if grew or outcomes.failed else _kept_loop(memo, count - resume_at, measurement, setting)
+        memo = with_verdict or memo  # with the verdict it may have kept
+        loop = None if grew or outcomes.failed else _kept_loop(memo, planned - resume_at, measurement, setting)
         checked = loop or decide(measurement, resume_at, guessed)
         if outcomes.failed or (
             not grew and (checked.mode == "serial" or (short_cpu and agrees(guessed, measurement.cpu_share)))
@@ -359,14 +391,14 @@ def plan(  # noqa: PLR0912, PLR0913, PLR0915 - the public signature; one flow, t
         measurement is None
         and deadline is None
         and memo is not None
-        and _long_cpu_for_warm_pool(fn, memo, declared, count=count, workers=workers, cpus=cpus)
+        and _long_cpu_for_warm_pool(fn, memo, declared, count=planned, workers=workers, cpus=cpus)
     ):
         # An earlier call found long items holding the GIL, and a pool is warm for them:
         # the first item is measured in a worker. A probe thread here would take a CPU,
         # and the GIL from the threads that feed the pool, while the workers run the rest.
         try:
             seconds, sent = PROCESS_BACKEND.send_first(
-                fn, sequence, outcomes, workers=workers or min(count, cpus), within=QUICK_WINDOW
+                fn, sequence, outcomes, workers=workers or min(planned, cpus), within=QUICK_WINDOW
             )
         except UnpicklableTaskError:
             pass  # the probe measures it here instead
