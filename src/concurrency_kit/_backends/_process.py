@@ -46,7 +46,7 @@ from .._worker import run_pickled_chunk
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["ProcessBackend", "Sent"]
+__all__ = ["ProcessBackend", "Sent", "check_function", "crashed", "pickle_chunk", "unpack_outcomes"]
 
 #: Chunks kept in flight per worker when the pool is this call's size: one running, one
 #: queued behind it. On a larger shared pool a queued chunk would start on an idle
@@ -58,12 +58,16 @@ IN_FLIGHT_PER_WORKER = 2
 TAIL_SHARE = 2
 
 
-def _pickle_chunk(fn: Callable[[Any], Any], items: Sequence[Any], span: range, *, collect: bool) -> bytes:
-    chunk = [items[i] for i in span]
+def pickle_chunk(fn: Callable[[Any], Any], chunk: Sequence[Any], start: int, *, collect: bool) -> bytes:
+    """What a worker's :func:`run_pickled_chunk` takes: ``fn`` and the items ``start …`` of ``chunk``.
+
+    Raises:
+        UnpicklableTaskError: naming the first item that cannot be pickled.
+    """
     try:
-        return pickle.dumps((fn, span.start, chunk, collect), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((fn, start, list(chunk), collect), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
-        for index, item in zip(span, chunk, strict=True):
+        for index, item in enumerate(chunk, start):
             try:
                 pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as item_exc:
@@ -74,28 +78,45 @@ def _pickle_chunk(fn: Callable[[Any], Any], items: Sequence[Any], span: range, *
         raise UnpicklableTaskError(f"a chunk cannot be sent to a worker process: {exc}") from exc
 
 
-def _store(outcomes: Outcomes, span: range, payload: bytes) -> float:
-    """Store a chunk's outcomes (what :func:`run_pickled_chunk` sent back); return the seconds its items took."""
-    values = outcomes.values
-    outcomes_packed, seconds = pickle.loads(payload)
-    for index, packed in zip(span, outcomes_packed, strict=False):
+def _pickle_chunk(fn: Callable[[Any], Any], items: Sequence[Any], span: range, *, collect: bool) -> bytes:
+    return pickle_chunk(fn, [items[i] for i in span], span.start, collect=collect)
+
+
+def unpack_outcomes(payload: bytes, start: int) -> tuple[list[tuple[bool, Any]], float]:
+    """What :func:`run_pickled_chunk` sent back for items ``start …``: each one's outcome, and the seconds they took.
+
+    An outcome is ``(True, result)`` or ``(False, exception)``; one that cannot be
+    rebuilt here becomes an :class:`UnpicklableTaskError` naming its item.
+    """
+    packed_outcomes, seconds = pickle.loads(payload)
+    outcomes: list[tuple[bool, Any]] = []
+    for index, packed in enumerate(packed_outcomes, start):
         try:
-            ok, value = pickle.loads(packed)
+            outcomes.append(pickle.loads(packed))
         except Exception as exc:  # noqa: BLE001 - reported against its item
             error = UnpicklableTaskError(
                 f"the outcome of item {index} cannot be rebuilt in the calling process: {exc}. "
                 "Its result or exception must unpickle (an exception class must accept its own args)."
             )
             error.__cause__ = exc
-            ok, value = False, error
+            outcomes.append((False, error))
+    return outcomes, float(seconds)
+
+
+def _store(outcomes: Outcomes, span: range, payload: bytes) -> float:
+    """Store a chunk's outcomes (what :func:`run_pickled_chunk` sent back); return the seconds its items took."""
+    values = outcomes.values
+    unpacked, seconds = unpack_outcomes(payload, span.start)
+    for index, (ok, value) in zip(span, unpacked, strict=False):
         if ok:
             values[index] = value
         else:
             outcomes.fail(index, value)
-    return float(seconds)
+    return seconds
 
 
-def _crashed(indices: Sequence[int], exc: BaseException) -> BaseException:
+def crashed(indices: Sequence[int], exc: BaseException) -> BaseException:
+    """The :class:`WorkerCrashedError` for items ``indices``, lost with their worker (``exc``)."""
     shown = ", ".join(map(str, indices[:10])) + (", …" if len(indices) > 10 else "")
     error = WorkerCrashedError(
         f"a worker process died while running item(s) {shown} ({exc}); the pool was replaced", tuple(indices)
@@ -184,7 +205,7 @@ class _Chunks:
                 lost.extend(span)
         lost.sort()
         if not self.feed.outcomes.collect:
-            raise _crashed(lost, broken[1])
+            raise crashed(lost, broken[1])
         _isolate(self.fn, self.items, lost, self.feed.outcomes, self.workers)
 
     def finish(self) -> None:
@@ -241,7 +262,7 @@ class ProcessBackend:
             UnpicklableTaskError: ``fn`` or the item cannot be pickled (nothing was sent).
             WorkerCrashedError: its worker died (unless exceptions are collected).
         """
-        _check_function(fn)
+        check_function(fn)
         chunks = _Chunks(fn, items, Feed(outcomes, 0, 1), workers)
         began = time.perf_counter()
         chunks.fill(1)
@@ -272,7 +293,7 @@ class ProcessBackend:
             WorkerCrashedError: a worker died (unless exceptions are collected).
             TimeoutError: ``deadline`` (a ``time.monotonic()`` value) passed.
         """
-        _check_function(fn)
+        check_function(fn)
         _drain(_Chunks(fn, items, feed, workers), chunksize, deadline)
 
     def run_helping(  # noqa: PLR0913 - run()'s, and what else runs items here
@@ -315,7 +336,7 @@ class ProcessBackend:
         Raises:
             The same as :meth:`run`, without the timeout.
         """
-        _check_function(fn)
+        check_function(fn)
         chunks = _Chunks(fn, items, feed, workers, others if others_compute else ())
         if sent is not None:
             sent.adopt(chunks)
@@ -395,7 +416,8 @@ class _FirstChunks:
             self._closed = True
 
 
-def _check_function(fn: Callable[[Any], Any]) -> None:
+def check_function(fn: Callable[[Any], Any]) -> None:
+    """Raise :class:`UnpicklableTaskError` when ``fn`` cannot go to a worker process (a lambda, a closure)."""
     reason = why_not_picklable(fn)
     if reason is not None:
         raise UnpicklableTaskError(
@@ -456,5 +478,5 @@ def _isolate(
         try:
             _store(outcomes, span, future.result())
         except BrokenProcessPool as exc:
-            outcomes.fail(index, _crashed([index], exc))
+            outcomes.fail(index, crashed([index], exc))
             discard_process_pool(pool)
