@@ -14,6 +14,7 @@ import importlib
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from ._api import iter_parallel as iter_parallel
     from ._api import plan as plan
     from ._api import run_parallel as run_parallel
     from ._api import shutdown as shutdown
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from ._errors import UnpicklableTaskError as UnpicklableTaskError
     from ._plan import Plan as Plan
     from ._probe import Measurement as Measurement
+    from ._stream import ResultStream as ResultStream
 
 #: Where each public name lives. The package imports them when first asked for (PEP
 #: 562), not with the package: a worker process, or the forkserver that starts them,
@@ -43,6 +45,7 @@ _EXPORTS = {
     "Config": "_config",
     "Measurement": "_probe",
     "Plan": "_plan",
+    "ResultStream": "_stream",
     "TaskKind": "_classify",
     "UnpicklableTaskError": "_errors",
     "WorkerCrashedError": "_crash",
@@ -51,6 +54,7 @@ _EXPORTS = {
     "get_config": "_config",
     "gil_free": "_classify",
     "io_bound": "_classify",
+    "iter_parallel": "_api",
     "plan": "_api",
     "register_classifier": "_classify",
     "run_parallel": "_api",
@@ -79,6 +83,7 @@ __all__ = (
     "Config",
     "Measurement",
     "Plan",
+    "ResultStream",
     "TaskKind",
     "UnpicklableTaskError",
     "WorkerCrashedError",
@@ -87,6 +92,7 @@ __all__ = (
     "get_config",
     "gil_free",
     "io_bound",
+    "iter_parallel",
     "plan",
     "register_classifier",
     "run_parallel",

@@ -20,10 +20,11 @@ A call flows one way::
 from __future__ import annotations
 
 import math
-import reprlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from concurrent.futures import Future
+from itertools import chain, islice
 from typing import Any, TypeVar
 
 import attrs
@@ -34,7 +35,7 @@ from ._config import get_config
 from ._cpu import planning_cpus
 from ._errors import UnpicklableTaskError
 from ._memory import LoopVerdict, Memo, forget_all, recall, remember
-from ._outcomes import EMPTY, Feed, Outcomes, run_items, run_timed
+from ._outcomes import EMPTY, Feed, Outcomes, noted, run_items, run_timed
 from ._pickling import pickled_size, why_not_picklable
 from ._plan import (
     MODES,
@@ -58,9 +59,10 @@ from ._pools import (
 )
 from ._pools import shutdown as stop_pools
 from ._probe import PROBE_THREADS, QUICK_WINDOW, Measurement, ProbeRun, probe
+from ._stream import ProcessRunner, ResultStream, Runner, ThreadRunner, Unit, stream
 from ._worker import in_worker
 
-__all__ = ["plan", "run_parallel", "shutdown"]
+__all__ = ["iter_parallel", "plan", "run_parallel", "shutdown"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -108,6 +110,14 @@ def _check_timeout(timeout: object) -> float | None:
 def _check_arguments(  # noqa: PLR0913, PLR0917 - checks every argument of the public call
     fn: object, items: object, mode: object, workers: object, chunksize: object, classifier: object
 ) -> Sequence[Any]:
+    iterator = _check_options(fn, items, mode, workers, chunksize, classifier)
+    return items if iterator is None else list(iterator)  # type: ignore[return-value]
+
+
+def _check_options(  # noqa: PLR0913, PLR0917 - checks every argument of the public call
+    fn: object, items: object, mode: object, workers: object, chunksize: object, classifier: object
+) -> Iterator[Any] | None:
+    """Check the arguments; return an iterator over ``items``, or ``None`` when they are a list, tuple or range."""
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
     if mode not in MODES:
@@ -119,12 +129,11 @@ def _check_arguments(  # noqa: PLR0913, PLR0917 - checks every argument of the p
     if classifier is not None and not callable(classifier):
         raise TypeError(f"classifier must be callable or None, got {type(classifier).__name__}")
     if isinstance(items, list | tuple | range):
-        return items
+        return None
     try:
-        iterator = iter(items)  # type: ignore[call-overload]
+        return iter(items)  # type: ignore[call-overload, no-any-return]
     except TypeError:
         raise TypeError(f"items must be iterable, got {type(items).__name__}") from None
-    return list(iterator)
 
 
 def _measure_inline(
@@ -914,15 +923,9 @@ def _timed_out(timeout: float | None, outcomes: Outcomes) -> TimeoutError:
     )
 
 
-_NOTE = "concurrency_kit: raised by item {index}: {item}"
-
-
 def _noted(error: BaseException, index: int, items: Sequence[Any]) -> BaseException:
     """Add a note naming the item to ``error`` (once)."""
-    note = _NOTE.format(index=index, item=reprlib.repr(items[index]))
-    if note not in getattr(error, "__notes__", ()):
-        error.add_note(note)
-    return error
+    return noted(error, index, items[index])
 
 
 def _run_missing(call: _Call, outcomes: Outcomes, start: int, deadline: float | None) -> None:
@@ -1014,3 +1017,186 @@ def run_parallel(  # noqa: PLR0913 - the public signature
         return_exceptions=return_exceptions,
         timeout=timeout,
     ).run()
+
+
+#: The head of an input that auto measures and plans on: at most this many items (as
+#: many as ``max_in_flight`` allows). The probe takes a few items to tens of
+#: milliseconds' worth; the head is all there is to take from before the plan is made.
+STREAM_HEAD = 64
+#: How many items an input of unknown length, longer than its head, is planned for.
+#: More items only favour pools, and a stream's pool starts once: a long stream kept in
+#: a loop loses up to the CPUs' count in time, a short one sent to a pool loses its
+#: start-up, once.
+UNSIZED_ITEMS = 1_000_000
+#: A stream's default window: this many chunks a worker (one running, one queued) ...
+STREAM_CHUNKS_PER_WORKER = 2
+#: ... of this many items at most in a forced mode over an input of unknown length,
+#: where nothing measured sizes them.
+FORCED_STREAM_CHUNK = 16
+
+
+def iter_parallel(  # noqa: PLR0913 - the public signature
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    mode: Mode | str = "auto",
+    *,
+    ordered: bool = True,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    max_in_flight: int | None = None,
+) -> ResultStream[R]:
+    """Yield ``fn(item)`` for every item of ``items``, as the results come, reading ``items`` lazily.
+
+    In ``"auto"`` mode the head of the input (:data:`STREAM_HEAD` items at most) is
+    measured and planned on as :func:`run_parallel` plans a list, for the number of
+    items the input has (``len(items)`` when it has one; many when it has none and
+    is longer than its head); those results are kept, and the rest stream through the
+    mode chosen. Each item runs exactly once.
+
+    Args:
+        fn: a one-argument function (picklable for process mode, as in :func:`run_parallel`).
+        items: any iterable, endless ones included; read as the stream needs items.
+        mode: ``"auto"``, ``"serial"``, ``"thread"`` or ``"process"``.
+        ordered: results in input order; with ``False``, as they finish (a chunk's
+            results together, in its order).
+        workers: the number of threads or processes.
+        chunksize: how many items a worker takes at a time.
+        classifier: a callable ``classifier(fn, sample) -> TaskKind | str | None``.
+        return_exceptions: yield each exception ``fn`` raised in its item's place and
+            go on, instead of raising the first.
+        timeout: seconds the whole iteration may take, counted from this call; worker
+            processes still running its items are then killed.
+        max_in_flight: the most items taken from ``items`` and not yet yielded, at any
+            moment (workers wait for a slow consumer rather than pile up results).
+            Default: two chunks a worker, and at least the head auto measures (64
+            items); a loop takes one item at a time.
+
+    Returns:
+        The results, as a :class:`ResultStream`: iterate it, ``close()`` it, or use it
+        in a ``with`` block. Closing it early (or dropping it) stops taking items,
+        cancels what has not started and kills worker processes running its items;
+        an item running in a thread finishes in the background.
+
+    Raises:
+        TypeError: bad arguments (see :func:`plan`), or ``max_in_flight`` not an int.
+        ValueError: bad arguments (see :func:`plan`), or ``max_in_flight`` below 1.
+        UnpicklableTaskError: ``mode="process"`` with a function, item or result that
+            cannot be pickled.
+        WorkerCrashedError: a worker process died (see :func:`run_parallel`).
+        TimeoutError: ``timeout`` passed, measuring included.
+        Exception: while iterating, the first exception ``fn`` raised (in order: after
+            the results before its item), noted with its item; nothing new starts.
+    """
+    started = time.monotonic()
+    seconds = None if timeout is None else _check_timeout(timeout)
+    listed = _check_options(fn, items, mode, workers, chunksize, classifier)
+    if max_in_flight is not None:
+        _check_count("max_in_flight", max_in_flight)
+    source: Iterator[Any] = iter(items) if listed is None else listed
+    size = len(items) if isinstance(items, Sized) else None
+    head: list[Any] = []
+    expected = UNSIZED_ITEMS if size is None else size
+    if mode == "auto":
+        wanted = STREAM_HEAD if max_in_flight is None else min(STREAM_HEAD, max_in_flight)
+        head = list(islice(source, wanted))
+        if len(head) < wanted:
+            expected = len(head)
+    chosen = plan_sequence(
+        fn,
+        head,
+        mode,
+        workers=workers,
+        chunksize=chunksize,
+        classifier=classifier,
+        return_exceptions=return_exceptions,
+        seconds=seconds,
+        deadline=None if seconds is None else started + seconds,
+        expected=expected,
+    )
+    call: _Call = chosen._state  # noqa: SLF001 - the plan made here
+    with call.lock:
+        outcomes, run, sent = call.outcomes, call.probe, call.sent
+        call.outcomes = call.probe = call.sent = None
+    assert outcomes is not None
+    if sent is not None and chosen.mode != "process":
+        sent.finish()  # nothing else takes it over
+        sent = None
+    first: list[tuple[Unit, Future[Any] | None]] = []
+    measured_from = 0
+    if sent is not None:
+        future, pool = sent.take()
+        unit = Unit(0, head[:1])
+        unit.pool = pool
+        first.append((unit, future))
+        measured_from = 1
+    if call.resume_at > measured_from:
+        unit = Unit(measured_from, head[measured_from : call.resume_at])
+        unit.read = _measured_outcomes(chosen, call, outcomes, run, measured_from)
+        first.append((unit, None if run is None else _all_done(run.threads)))
+    chunk = chosen.chunksize
+    if mode != "auto" and chunksize is None and size is None:
+        chunk = min(chunk, FORCED_STREAM_CHUNK)
+    runner: Runner | None = None
+    if chosen.mode == "thread":
+        runner = ThreadRunner(fn, chosen.workers, collect=outcomes.collect)
+    elif chosen.mode == "process":
+        runner = ProcessRunner(fn, chosen.workers, collect=outcomes.collect, fallback=mode == "auto")
+    window = max_in_flight or max(len(head), STREAM_CHUNKS_PER_WORKER * chosen.workers * chunk)
+    results = stream(
+        runner,
+        fn,
+        chain(head[call.resume_at :], source),
+        start=call.resume_at,
+        first=first,
+        ordered=ordered,
+        collect=outcomes.collect,
+        window=window,
+        chunksize=chunk,
+        timeout=seconds,
+        deadline=call.deadline,
+    )
+    return ResultStream(results, chosen.mode, chosen.reason)
+
+
+def _measured_outcomes(
+    chosen: Plan, call: _Call, outcomes: Outcomes, run: ProbeRun | None, first: int
+) -> Callable[[Future[Any] | None], list[tuple[bool, Any]]]:
+    """What reads the outcomes of the items a stream's plan measured (``first …``), once the probe is done."""
+
+    def read(_: Future[Any] | None) -> list[tuple[bool, Any]]:
+        if run is not None:
+            run.join()  # re-raises what escaped a probe thread
+            if not run.measurement.exact and chosen.kind is not None and not outcomes.failed:
+                final = run.final()  # the plan was made on lower bounds: remember the real figures
+                remember(call.fn, _memo(_final_kind(chosen.kind, final), final))
+        values = outcomes.dense()
+        stop = call.resume_at if not outcomes.failed else min(call.resume_at, outcomes.error_index)
+        read_: list[tuple[bool, Any]] = [(True, values[index]) for index in range(first, stop)]
+        if outcomes.failed and outcomes.error is not None and first <= outcomes.error_index < call.resume_at:
+            read_.append((False, outcomes.error))
+        return read_
+
+    return read
+
+
+def _all_done(futures: Sequence[Future[Any]]) -> Future[None]:
+    """A future done once every one of ``futures`` is."""
+    done: Future[None] = Future()
+    left = [len(futures)]
+    lock = threading.Lock()
+
+    def one(_: Future[Any]) -> None:
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            done.set_result(None)
+
+    if not futures:
+        done.set_result(None)
+    for future in futures:
+        future.add_done_callback(one)
+    return done

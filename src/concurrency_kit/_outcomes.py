@@ -17,16 +17,27 @@ per item, as before.
 
 from __future__ import annotations
 
+import reprlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from operator import length_hint
 from typing import Any, Final
 
-__all__ = ["EMPTY", "Feed", "Outcomes", "run_items", "run_span", "run_timed"]
+__all__ = ["EMPTY", "Feed", "Outcomes", "noted", "run_items", "run_span", "run_timed"]
 
 #: Marks a slot that has no result yet.
 EMPTY: Any = object()
+
+_NOTE = "concurrency_kit: raised by item {index}: {item}"
+
+
+def noted(error: BaseException, index: int, item: object) -> BaseException:
+    """Add a note naming item ``index`` (``item``, shortened) to ``error``, once; return it."""
+    note = _NOTE.format(index=index, item=reprlib.repr(item))
+    if note not in getattr(error, "__notes__", ()):
+        error.add_note(note)
+    return error
 
 
 class Outcomes:

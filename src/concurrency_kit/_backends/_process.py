@@ -240,6 +240,11 @@ class Sent:
         """Wait for it and store its outcome, where nothing took it over."""
         self._chunks.finish()
 
+    def take(self) -> tuple[Future[bytes], ProcessPoolExecutor]:
+        """Its future (what :func:`run_pickled_chunk` sends back) and the pool running it, for a stream to wait on."""
+        future, (pool, _) = self._chunks.running.popitem()
+        return future, pool
+
 
 class ProcessBackend:
     """Runs chunks of items in the shared process pool."""

@@ -1,0 +1,405 @@
+"""The stream: results as they come, from an input read lazily, in bounded memory.
+
+A stream flows one way::
+
+    iter_parallel(fn, items)                                          (_api.py)
+      ├─ auto: the head of the input, planned as run_parallel plans a list,
+      │        for as many items as the whole input is expected to have
+      └─ stream()                                                     (this module)
+           ├─ units: the head's measured items (the probe may still run some),
+           │         then chunks of the rest, taken while fewer than `window`
+           │         items are taken and not yet yielded
+           │           thread  → the shared thread pool, one future a chunk
+           │           process → a pickled chunk to the shared process pool
+           │           serial  → no units: a generator in the consumer's thread
+           └─ yielded in input order, or unit by unit as they finish
+
+A failure (unless exceptions are collected) stops the taking: in order, the results
+before it are yielded first. Closing the stream (``break``, ``close()``, the end of a
+``with`` block, garbage collection), a timeout or Ctrl-C cancels the chunks not started
+and kills the worker processes running the stream's chunks; an item running in a thread
+finishes in the background.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+
+from typing_extensions import Protocol
+
+from ._backends import check_function, crashed, pickle_chunk, unpack_outcomes
+from ._errors import UnpicklableTaskError
+from ._outcomes import noted
+from ._pools import (
+    discard_process_pool,
+    kill_process_pool,
+    needs_main,
+    submit_to_processes,
+    submit_to_threads,
+    was_killed,
+)
+from ._worker import run_pickled_chunk
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+__all__ = ["ProcessRunner", "ResultStream", "Runner", "ThreadRunner", "Unit", "stream"]
+
+R = TypeVar("R")
+
+#: A chunk is sent to a fresh pool this many times at most when each breaks as it is submitted.
+SUBMIT_ATTEMPTS = 3
+#: One item's outcome: ``(True, result)`` or ``(False, exception)``.
+Outcome = tuple[bool, Any]
+#: What became of a finished unit: its outcomes; units to run instead (a tuple); or
+#: ``None``, to run it again.
+Read = list[Outcome] | tuple["Unit", ...] | None
+
+
+class Unit:
+    """Items ``start …`` of a stream, run together (a chunk), and what became of them."""
+
+    __slots__ = ("alone", "items", "outcomes", "pool", "read", "start")
+
+    def __init__(self, start: int, items: list[Any], *, alone: bool = False) -> None:
+        self.start = start
+        self.items = items
+        #: The items' outcomes, in order, once done; shorter than ``items`` after a
+        #: failure that stopped the unit (the failure last).
+        self.outcomes: list[Outcome] | None = None
+        #: The process pool running it, if any.
+        self.pool: ProcessPoolExecutor | None = None
+        #: Run by itself again, after its worker died with others: dying again is its own fault.
+        self.alone = alone
+        #: Makes the outcomes of the finished future (``None``: submit it again); the runner's by default.
+        self.read: Callable[[Future[Any] | None], list[Outcome]] | None = None
+
+    @property
+    def stop(self) -> int:
+        """The index after its last item."""
+        return self.start + len(self.items)
+
+
+class Runner(Protocol):
+    """Runs a stream's units on a pool."""
+
+    def submit(self, unit: Unit) -> Future[Any]:
+        """Start ``unit``; its future is done when it is."""
+        ...
+
+    def read(self, unit: Unit, future: Future[Any]) -> Read:
+        """The outcomes of ``unit``, whose ``future`` is done; units to run instead; or ``None`` to run it again.
+
+        Raises:
+            BaseException: what stops the stream (a dead worker, unless exceptions are collected).
+        """
+        ...
+
+    def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
+        """Cancel the units not started; with ``kill``, stop the workers running the others."""
+        ...
+
+
+def _run_chunk(fn: Callable[[Any], Any], items: list[Any], collect: bool) -> list[Outcome]:  # noqa: FBT001
+    """Run ``items`` in order in this thread; stop after the first exception unless ``collect``."""
+    outcomes: list[Outcome] = []
+    for item in items:
+        try:
+            outcomes.append((True, fn(item)))
+        except Exception as exc:  # noqa: BLE001 - an outcome, raised or yielded by the consumer
+            outcomes.append((False, exc))
+            if not collect:
+                break
+    return outcomes
+
+
+@final
+class ThreadRunner:
+    """Units as tasks of the shared thread pool (of ``workers`` threads at least)."""
+
+    def __init__(self, fn: Callable[[Any], Any], workers: int, *, collect: bool) -> None:
+        self._fn, self._workers, self._collect = fn, workers, collect
+
+    def submit(self, unit: Unit) -> Future[list[Outcome]]:
+        """Start ``unit`` on a thread."""
+        return submit_to_threads(self._workers, _run_chunk, self._fn, unit.items, self._collect)
+
+    def read(self, unit: Unit, future: Future[list[Outcome]]) -> list[Outcome]:  # noqa: ARG002 - the protocol
+        """Its outcomes."""
+        return future.result()
+
+    def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:  # noqa: ARG002 - threads cannot be killed
+        """Cancel what has not started; an item running in a thread finishes in the background."""
+        for future in running:
+            future.cancel()
+
+
+@final
+class ProcessRunner:
+    """Units as pickled chunks for the shared process pool (of ``workers`` workers at least).
+
+    With ``fallback`` (auto mode), a chunk that cannot be pickled runs in the calling
+    thread instead, as a loop would run it.
+    """
+
+    def __init__(self, fn: Callable[[Any], Any], workers: int, *, collect: bool, fallback: bool = False) -> None:
+        check_function(fn)
+        self._fn, self._workers, self._collect, self._fallback = fn, workers, collect, fallback
+
+    def submit(self, unit: Unit) -> Future[Any]:
+        """Send ``unit`` to a worker (or run it here, when it cannot be pickled and may fall back)."""
+        try:
+            payload = pickle_chunk(self._fn, unit.items, unit.start, collect=self._collect)
+        except UnpicklableTaskError:
+            if not self._fallback:
+                raise
+            done: Future[Any] = Future()
+            done.set_result(_run_chunk(self._fn, unit.items, self._collect))
+            return done
+        for attempt in range(SUBMIT_ATTEMPTS):
+            try:
+                unit.pool, future = submit_to_processes(
+                    self._workers, run_pickled_chunk, payload, main=needs_main(payload)
+                )
+            except BrokenProcessPool:
+                if attempt == SUBMIT_ATTEMPTS - 1:
+                    raise
+                continue  # a worker died since the last submission: a fresh pool takes it
+            return future
+        raise AssertionError("unreachable")
+
+    def read(self, unit: Unit, future: Future[Any]) -> Read:
+        """Its outcomes; the units to try alone after its worker died (with ``collect``); ``None`` to send it again."""
+        try:
+            result = future.result()
+        except BrokenProcessPool as exc:
+            pool = unit.pool
+            if pool is not None and was_killed(pool):
+                return None  # another call's timeout or Ctrl-C, not these items
+            if pool is not None:
+                discard_process_pool(pool)
+            indices = list(range(unit.start, unit.stop))
+            if not self._collect:
+                raise crashed(indices, exc) from None
+            if unit.alone:
+                return [(False, crashed(indices, exc))]
+            return tuple(Unit(index, [item], alone=True) for index, item in enumerate(unit.items, unit.start))
+        if isinstance(result, list):  # run here, unpicklable
+            return result
+        outcomes, _ = unpack_outcomes(result, unit.start)
+        return outcomes
+
+    def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
+        """Cancel the chunks not started; with ``kill``, kill the workers of the pools running the others."""
+        started = {future: unit for future, unit in running.items() if not future.cancel()}
+        if kill:
+            for pool in {unit.pool for unit in started.values() if unit.pool is not None}:
+                kill_process_pool(pool)
+
+
+def _timed_out(timeout: float | None, yielded: int) -> TimeoutError:
+    return TimeoutError(
+        f"the stream did not finish within its timeout of {timeout:g} s ({yielded} results yielded); worker "
+        "processes running its items were stopped; an item running in a thread finishes in the background "
+        "(threads cannot be stopped)"
+    )
+
+
+def _ends_the_stream(exc: BaseException) -> bool:
+    """Whether leaving the stream with ``exc`` should stop the workers running its chunks.
+
+    Closed by the consumer (``GeneratorExit``), Ctrl-C, ``SystemExit`` or a timeout:
+    nobody will read what they compute. Not for an exception of ``fn`` (as in
+    ``run_parallel``, what runs finishes; nothing new starts).
+    """
+    return not isinstance(exc, Exception) or isinstance(exc, TimeoutError)
+
+
+def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to bottom
+    runner: Runner | None,
+    fn: Callable[[Any], Any],
+    rest: Iterator[Any],
+    *,
+    start: int,
+    first: list[tuple[Unit, Future[Any] | None]],
+    ordered: bool,
+    collect: bool,
+    window: int,
+    chunksize: int,
+    timeout: float | None,
+    deadline: float | None,
+) -> Iterator[Any]:
+    """Yield the outcomes of ``first``'s units, then ``fn`` of every item of ``rest`` (items ``start …``).
+
+    Args:
+        runner: runs the units; ``None`` runs ``rest`` in this thread, item by item.
+        fn: the function.
+        rest: the items after the first units'.
+        start: the index of ``rest``'s first item.
+        first: units already under way (the measured head), each with the future it
+            is done with (``None``: done), and ``Unit.read`` set to make its outcomes.
+        ordered: in input order; else unit by unit as they finish.
+        collect: exceptions are yielded in their items' places (``return_exceptions``).
+        window: the most items taken from the input and not yet yielded.
+        chunksize: the most items a unit takes.
+        timeout: the seconds the whole stream may take (for the message).
+        deadline: the ``time.monotonic()`` it must end by.
+
+    Raises:
+        TimeoutError: the deadline passed.
+        Exception: the first exception ``fn`` raised (without ``collect``), noted with its item.
+    """
+    running: dict[Future[Any], Unit] = {}
+    ready: dict[int, Unit] = {}  # finished, by their first index (ordered)
+    finished: deque[Unit] = deque()  # finished, in the order they did (unordered)
+    next_index = min((unit.start for unit, _ in first), default=start)
+    taken, yielded = start, 0
+    failed_at: int | None = None
+    exhausted = runner is None
+
+    def store(unit: Unit, outcomes: list[Outcome]) -> None:
+        nonlocal failed_at
+        unit.outcomes = outcomes
+        if not collect and outcomes and not outcomes[-1][0]:
+            index = unit.start + len(outcomes) - 1
+            failed_at = index if failed_at is None else min(failed_at, index)
+        if ordered:
+            ready[unit.start] = unit
+        else:
+            finished.append(unit)
+
+    def read(unit: Unit, future: Future[Any] | None) -> None:
+        if unit.read is not None:
+            store(unit, unit.read(future))
+            return
+        assert runner is not None
+        assert future is not None
+        outcome = runner.read(unit, future)
+        if isinstance(outcome, list):
+            store(unit, outcome)
+            return
+        for again in (unit,) if outcome is None else outcome:
+            running[runner.submit(again)] = again
+
+    def wait_for(futures: set[Future[Any]] | dict[Future[Any], Unit]) -> set[Future[Any]]:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise _timed_out(timeout, yielded)
+        done, _ = wait(futures, timeout=remaining, return_when=FIRST_COMPLETED)
+        if not done:
+            raise _timed_out(timeout, yielded)
+        return done
+
+    kill = False
+    try:
+        for unit, future in first:
+            if future is None:
+                read(unit, None)
+            else:
+                running[future] = unit
+        # The items of `rest` in this thread: wait for the first units, yield theirs, then loop.
+        while runner is None and running:
+            for future in wait_for(running):
+                read(running.pop(future), future)
+        while True:
+            # Yield what is ready, in order or as finished.
+            while True:
+                done = ready.pop(next_index, None) if ordered else (finished.popleft() if finished else None)
+                if done is None:
+                    break
+                assert done.outcomes is not None
+                for offset, (ok, value) in enumerate(done.outcomes):
+                    if not ok and not collect:
+                        raise noted(value, done.start + offset, done.items[offset])
+                    yielded += 1
+                    yield value
+                next_index = done.stop
+            if runner is None:
+                break
+            # Take more items while the window has room.
+            while not exhausted and failed_at is None and (room := window - (taken - yielded)) > 0:
+                chunk = list(islice(rest, min(chunksize, room)))
+                if not chunk:
+                    exhausted = True
+                    break
+                unit = Unit(taken, chunk)
+                running[runner.submit(unit)] = unit
+                taken += len(chunk)
+            if failed_at is not None:
+                # Nothing new starts; in order, only the units before the failure still matter.
+                for future, unit in list(running.items()):
+                    if unit.start > failed_at and future.cancel():
+                        del running[future]
+            if not running:
+                if ordered and next_index in ready:
+                    continue
+                if not ordered and finished:
+                    continue
+                break
+            for future in wait_for(running):
+                read(running.pop(future), future)
+        # The items of `rest` in this thread.
+        if runner is None and failed_at is None:
+            for index, item in enumerate(rest, start):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise _timed_out(timeout, yielded)
+                try:
+                    value = fn(item)
+                except Exception as exc:  # noqa: BLE001 - raised with its item's note, or yielded in its place
+                    if not collect:
+                        raise noted(exc, index, item)  # noqa: B904 - the exception itself, noted
+                    value = exc
+                yielded += 1
+                yield value
+    except BaseException as exc:
+        kill = _ends_the_stream(exc)
+        raise
+    finally:
+        if runner is not None and running:
+            runner.stop(running, kill=kill)
+
+
+@final
+class ResultStream(Generic[R]):
+    """The results of :func:`~concurrency_kit.iter_parallel`, as they come.
+
+    An iterator (iterating it yields the results at a generator's speed), with
+    :meth:`close`; as a context manager, leaving the ``with`` block closes it. Closing
+    it, or dropping the last reference to it, stops taking items from the input,
+    cancels what has not started and kills the worker processes running its items.
+
+    Attributes:
+        mode: how the items run: ``"serial"``, ``"thread"`` or ``"process"``.
+        reason: why (the plan's reason).
+    """
+
+    __slots__ = ("_results", "mode", "reason")
+
+    def __init__(self, results: Iterator[R], mode: str, reason: str) -> None:
+        self._results = results
+        self.mode = mode
+        self.reason = reason
+
+    def __iter__(self) -> Iterator[R]:
+        return self._results
+
+    def __next__(self) -> R:
+        return next(self._results)
+
+    def close(self) -> None:
+        """Stop: take no more items, cancel what has not started, kill worker processes running its items."""
+        close = getattr(self._results, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> ResultStream[R]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
