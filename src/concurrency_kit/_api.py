@@ -243,13 +243,14 @@ def plan_sequence(  # noqa: PLR0912, PLR0913, PLR0915 - one flow, top to bottom,
 
     ``expected``: how many items the call has in all, when ``sequence`` is only its head
     (a stream's, see ``_stream``): the cost model decides for that many; the measuring
-    takes items from ``sequence`` alone.
+    takes items from ``sequence`` alone, and keeps every result it got before a
+    failure (a stream yields them).
     """
     count = len(sequence)
     planned = count if expected is None else max(count, expected)
     cpus = planning_cpus()
     io_cap = get_config().io_thread_cap()
-    outcomes = Outcomes(count, collect=bool(return_exceptions), in_order=True)
+    outcomes = Outcomes(count, collect=bool(return_exceptions), in_order=True, partial=expected is not None)
 
     def call(resume_at: int = 0, run: ProbeRun | None = None, sent: Sent | None = None) -> _Call:
         return _Call(
@@ -788,9 +789,10 @@ def _process_fitness(
     reason = why_not_picklable(fn)
     if reason is not None:
         return reason, 0
-    item_size = pickled_size(items[resume_at])
+    sample = min(resume_at, len(items) - 1)  # a stream's head may be measured whole
+    item_size = pickled_size(items[sample])
     if item_size is None:
-        return f"item {resume_at} cannot be pickled", 0
+        return f"item {sample} cannot be pickled", 0
     values = outcomes.values  # the first item's result, where it has one
     result = values[0] if values else EMPTY
     result_size = pickled_size(result) if result is not EMPTY else 0

@@ -48,17 +48,19 @@ class Outcomes:
     still stops the call.
     """
 
-    __slots__ = ("_lock", "collect", "error", "error_index", "total", "values")
+    __slots__ = ("_lock", "collect", "error", "error_index", "partial", "total", "values")
 
-    def __init__(self, total: int, *, collect: bool = False, in_order: bool = False) -> None:
+    def __init__(self, total: int, *, collect: bool = False, in_order: bool = False, partial: bool = False) -> None:
         """Slots for ``total`` items.
 
         With ``in_order`` (not with ``collect``), :attr:`values` starts empty and grows
         as in-order feeds run their spans, until a feed that may write out of order
-        makes it dense (:meth:`dense`).
+        makes it dense (:meth:`dense`). With ``partial``, the results of a span before
+        its failure are kept too (a stream yields them), not only which item failed.
         """
         self.total = total
         self.collect = collect
+        self.partial = partial
         self.values: list[Any] = [] if in_order and not collect else [EMPTY] * total
         self.error: BaseException | None = None
         self.error_index = -1
@@ -169,6 +171,9 @@ def run_items(fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes
     can take (the timed check of a loop: no feed needed). The call stops on a failure,
     unless exceptions are collected.
     """
+    if outcomes.partial:  # item by item, so that a failure leaves the results before it
+        outcomes.dense()
+        return _run_each(fn, items, outcomes, index, stop)
     if outcomes.in_order:
         if index == len(outcomes.values):
             return _extend(fn, items, outcomes, index, stop)
@@ -204,7 +209,7 @@ def run_timed(  # noqa: PLR0913 - the items, and when to stop
     done, count = 0, 1
     # Fresh in-order outcomes take each span's results at their end (run_items' own
     # path for them, without its check per span).
-    run = _extend if outcomes.in_order and not outcomes.values else run_items
+    run = _extend if outcomes.in_order and not outcomes.values and not outcomes.partial else run_items
     while done < stop:
         span_end = min(done + count, stop)
         if not run(fn, items, outcomes, done, span_end):

@@ -287,6 +287,19 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
         for again in (unit,) if outcome is None else outcome:
             running[runner.submit(again)] = again
 
+    def take() -> None:
+        """Take more items, a chunk at a time, while the window has room (and nothing failed)."""
+        nonlocal taken, exhausted
+        assert runner is not None
+        while not exhausted and failed_at is None and (room := window - (taken - yielded)) > 0:
+            chunk = list(islice(rest, min(chunksize, room)))
+            if not chunk:
+                exhausted = True
+                return
+            unit = Unit(taken, chunk)
+            running[runner.submit(unit)] = unit
+            taken += len(chunk)
+
     def wait_for(futures: set[Future[Any]] | dict[Future[Any], Unit]) -> set[Future[Any]]:
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
@@ -317,20 +330,14 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
                 for offset, (ok, value) in enumerate(done.outcomes):
                     if not ok and not collect:
                         raise noted(value, done.start + offset, done.items[offset])
+                    if runner is not None:
+                        take()  # the pools work on while the consumer has the result
                     yielded += 1
                     yield value
                 next_index = done.stop
             if runner is None:
                 break
-            # Take more items while the window has room.
-            while not exhausted and failed_at is None and (room := window - (taken - yielded)) > 0:
-                chunk = list(islice(rest, min(chunksize, room)))
-                if not chunk:
-                    exhausted = True
-                    break
-                unit = Unit(taken, chunk)
-                running[runner.submit(unit)] = unit
-                taken += len(chunk)
+            take()
             if failed_at is not None:
                 # Nothing new starts; in order, only the units before the failure still matter.
                 for future, unit in list(running.items()):
