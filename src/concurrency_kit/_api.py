@@ -1157,6 +1157,8 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         collect=outcomes.collect,
         window=window,
         chunksize=chunk,
+        workers=chosen.workers,
+        total=size,
         timeout=seconds,
         deadline=call.deadline,
     )

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from typing_extensions import Protocol
 
-from ._backends import check_function, crashed, pickle_chunk, unpack_outcomes
+from ._backends import TAIL_SHARE, check_function, crashed, pickle_chunk, unpack_outcomes
 from ._errors import UnpicklableTaskError
 from ._outcomes import noted
 from ._pools import (
@@ -232,6 +232,8 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
     collect: bool,
     window: int,
     chunksize: int,
+    workers: int = 1,
+    total: int | None = None,
     timeout: float | None,
     deadline: float | None,
 ) -> Iterator[Any]:
@@ -248,6 +250,9 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
         collect: exceptions are yielded in their items' places (``return_exceptions``).
         window: the most items taken from the input and not yet yielded.
         chunksize: the most items a unit takes.
+        workers: the threads or processes the units run on.
+        total: how many items the input has, when it says: chunks then shrink toward
+            its end, so that the workers finish together (as in ``run_parallel``).
         timeout: the seconds the whole stream may take (for the message).
         deadline: the ``time.monotonic()`` it must end by.
 
@@ -288,11 +293,18 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
             running[runner.submit(again)] = again
 
     def take() -> None:
-        """Take more items, a chunk at a time, while the window has room (and nothing failed)."""
+        """Take more items, a chunk at a time, while the window has room for one (and nothing failed).
+
+        A whole chunk, unless nothing runs: room for a few items, taken one by one as the
+        consumer reads, would make chunks of one.
+        """
         nonlocal taken, exhausted
         assert runner is not None
         while not exhausted and failed_at is None and (room := window - (taken - yielded)) > 0:
-            chunk = list(islice(rest, min(chunksize, room)))
+            size = chunksize if total is None else max(1, min(chunksize, -(-(total - taken) // (TAIL_SHARE * workers))))
+            if room < size and running:
+                return
+            chunk = list(islice(rest, min(size, room)))
             if not chunk:
                 exhausted = True
                 return

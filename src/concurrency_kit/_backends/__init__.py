@@ -13,13 +13,14 @@ from typing import Any
 from typing_extensions import Protocol
 
 from .._outcomes import Feed
-from ._process import ProcessBackend, Sent, check_function, crashed, pickle_chunk, unpack_outcomes
+from ._process import TAIL_SHARE, ProcessBackend, Sent, check_function, crashed, pickle_chunk, unpack_outcomes
 from ._serial import SerialBackend
 from ._thread import ThreadBackend
 
 __all__ = [
     "BACKENDS",
     "PROCESS_BACKEND",
+    "TAIL_SHARE",
     "Backend",
     "Sent",
     "check_function",
