@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import itertools
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -244,3 +245,65 @@ def test_forced_process_mode_with_a_lambda_is_an_unpicklable_task_error() -> Non
 def test_a_bad_max_in_flight_is_rejected(bound: object, error: type[Exception]) -> None:
     with pytest.raises(error, match="max_in_flight"):
         ck.iter_parallel(double, range(3), max_in_flight=bound)  # type: ignore[arg-type]
+
+
+# --- progress ---------------------------------------------------------------------------
+
+
+class Told:
+    """A progress callable that records what it was told, and in which thread."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int | None]] = []
+        self.threads: set[int] = set()
+
+    def __call__(self, done: int, total: int | None) -> None:
+        self.calls.append((done, total))
+        self.threads.add(threading.get_ident())
+
+
+@pytest.mark.parametrize("entry", ["run_parallel", "iter_parallel"])
+def test_progress_counts_items_not_chunks_in_the_calling_thread(mode: str, entry: str) -> None:
+    told = Told()
+    items = list(range(300))
+    if entry == "run_parallel":
+        results = ck.run_parallel(double, items, mode, chunksize=50, progress=told)
+    else:
+        results = list(ck.iter_parallel(double, items, mode, chunksize=50, progress=told))
+    assert results == [2 * x for x in items]
+    assert [done for done, _ in told.calls] == list(range(1, 301))  # only up, one item at a time
+    assert {total for _, total in told.calls} == {300}
+    assert told.threads == {threading.get_ident()}
+
+
+def test_progress_over_an_input_of_no_length_has_no_total() -> None:
+    told = Told()
+    assert list(ck.iter_parallel(double, (x for x in range(20)), progress=told)) == [2 * x for x in range(20)]
+    assert told.calls[-1] == (20, None)
+    # run_parallel reads the input whole: it knows the total.
+    told = Told()
+    ck.run_parallel(double, (x for x in range(20)), progress=told)
+    assert told.calls[-1] == (20, 20)
+
+
+def test_a_progress_bar_names_the_mode_and_counts_every_item(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tqdm
+
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)  # tqdm's own monitor thread would outlive the test
+    assert ck.run_parallel(double, range(100), "thread", progress=True) == [2 * x for x in range(100)]
+    err = capsys.readouterr().err
+    assert "concurrency_kit (thread)" in err
+    assert "100/100" in err
+
+
+def test_a_progress_bar_without_tqdm_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r'pip install "concurrency_kit\[progress\]"'):
+        ck.run_parallel(double, range(3), progress=True)
+
+
+def test_progress_must_be_a_bool_or_a_callable() -> None:
+    with pytest.raises(TypeError, match="progress"):
+        ck.iter_parallel(double, range(3), progress="yes")  # type: ignore[arg-type]

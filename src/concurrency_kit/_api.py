@@ -59,7 +59,7 @@ from ._pools import (
 )
 from ._pools import shutdown as stop_pools
 from ._probe import PROBE_THREADS, QUICK_WINDOW, Measurement, ProbeRun, probe
-from ._stream import ProcessRunner, ResultStream, Runner, ThreadRunner, Unit, stream
+from ._stream import ProcessRunner, Progress, ProgressBar, ResultStream, Runner, ThreadRunner, Unit, stream
 from ._worker import in_worker
 
 __all__ = ["iter_parallel", "plan", "run_parallel", "shutdown"]
@@ -967,6 +967,7 @@ def run_parallel(  # noqa: PLR0913 - the public signature
     classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
+    progress: bool | Callable[[int, int | None], object] | None = None,
 ) -> list[R]:
     """Return ``[fn(item) for item in items]``, computed the fastest way.
 
@@ -989,6 +990,9 @@ def run_parallel(  # noqa: PLR0913 - the public signature
             its items are then killed (the pool is rebuilt by the next call);
             threads cannot be killed, so an item running in a thread finishes in the
             background, but the call returns on time and nothing new starts.
+        progress: ``True`` for a tqdm progress bar, or a callable told ``(done,
+            total)`` in the calling thread (see :func:`iter_parallel`). With it the
+            call is ``list(iter_parallel(...))``, which returns the same.
 
     Returns:
         The results, in input order (with ``return_exceptions``, exceptions in the
@@ -1009,6 +1013,21 @@ def run_parallel(  # noqa: PLR0913 - the public signature
             a note naming the item (``add_note``) and, from a worker process, the
             worker's traceback as ``__cause__``. Nothing new starts after it.
     """
+    if progress is not None and progress is not False:
+        listed = items if isinstance(items, list | tuple | range) else list(items)  # a length to count to
+        return list(
+            iter_parallel(
+                fn,
+                listed,
+                mode,
+                workers=workers,
+                chunksize=chunksize,
+                classifier=classifier,
+                return_exceptions=return_exceptions,
+                timeout=timeout,
+                progress=progress,
+            )
+        )
     return plan(
         fn,
         items,
@@ -1049,6 +1068,7 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
     return_exceptions: bool = False,
     timeout: float | None = None,
     max_in_flight: int | None = None,
+    progress: bool | Callable[[int, int | None], object] | None = None,
 ) -> ResultStream[R]:
     """Yield ``fn(item)`` for every item of ``items``, as the results come, reading ``items`` lazily.
 
@@ -1075,6 +1095,11 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
             moment (workers wait for a slow consumer rather than pile up results).
             Default: two chunks a worker, and at least the head auto measures (64
             items); a loop takes one item at a time.
+        progress: ``True`` for a tqdm progress bar on stderr (the ``progress`` extra:
+            ``pip install "concurrency_kit[progress]"``), described by the mode chosen;
+            or a callable, called ``(done, total)`` in the consuming thread as each
+            result is yielded (``total`` is ``None`` when ``items`` has no length).
+            It counts items, whatever the chunks; the last call counts every result.
 
     Returns:
         The results, as a :class:`ResultStream`: iterate it, ``close()`` it, or use it
@@ -1083,7 +1108,9 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         an item running in a thread finishes in the background.
 
     Raises:
-        TypeError: bad arguments (see :func:`plan`), or ``max_in_flight`` not an int.
+        TypeError: bad arguments (see :func:`plan`), ``max_in_flight`` not an int,
+            or ``progress`` neither a bool nor a callable.
+        ImportError: ``progress=True`` without tqdm installed.
         ValueError: bad arguments (see :func:`plan`), or ``max_in_flight`` below 1.
         UnpicklableTaskError: ``mode="process"`` with a function, item or result that
             cannot be pickled.
@@ -1097,6 +1124,8 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
     listed = _check_options(fn, items, mode, workers, chunksize, classifier)
     if max_in_flight is not None:
         _check_count("max_in_flight", max_in_flight)
+    if progress is not None and not isinstance(progress, bool) and not callable(progress):
+        raise TypeError(f"progress must be True, False, None or a callable, got {type(progress).__name__}")
     source: Iterator[Any] = iter(items) if listed is None else listed
     size = len(items) if isinstance(items, Sized) else None
     head: list[Any] = []
@@ -1119,6 +1148,47 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         expected=expected,
     )
     call: _Call = chosen._state  # noqa: SLF001 - the plan made here
+    first, collect = _measured_units(chosen, call, head)
+    chunk = chosen.chunksize
+    if mode != "auto" and chunksize is None and size is None:
+        chunk = min(chunk, FORCED_STREAM_CHUNK)
+    runner: Runner | None = None
+    if chosen.mode == "thread":
+        runner = ThreadRunner(fn, chosen.workers, collect=collect)
+    elif chosen.mode == "process":
+        runner = ProcessRunner(fn, chosen.workers, collect=collect, fallback=mode == "auto")
+    window = max_in_flight or max(len(head), STREAM_CHUNKS_PER_WORKER * chosen.workers * chunk)
+    told: Progress | None = None
+    if progress is True:
+        told = ProgressBar(size, chosen.mode)
+    elif callable(progress):
+        told = progress
+    results = stream(
+        runner,
+        fn,
+        chain(head[call.resume_at :], source),
+        start=call.resume_at,
+        first=first,
+        ordered=ordered,
+        collect=collect,
+        window=window,
+        chunksize=chunk,
+        workers=chosen.workers,
+        total=size,
+        progress=told,
+        timeout=seconds,
+        deadline=call.deadline,
+    )
+    return ResultStream(results, chosen.mode, chosen.reason)
+
+
+def _measured_units(chosen: Plan, call: _Call, head: list[Any]) -> tuple[list[tuple[Unit, Future[Any] | None]], bool]:
+    """The stream's first units: the items ``chosen`` measured of ``head``, each with what it is done with.
+
+    Taken from the plan (its first ``run()`` would have them): the first item still
+    running in a worker, and the items the measuring ran (the probe's threads may still
+    run some). Also: whether exceptions are collected.
+    """
     with call.lock:
         outcomes, run, sent = call.outcomes, call.probe, call.sent
         call.outcomes = call.probe = call.sent = None
@@ -1138,31 +1208,7 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         unit = Unit(measured_from, head[measured_from : call.resume_at])
         unit.read = _measured_outcomes(chosen, call, outcomes, run, measured_from)
         first.append((unit, None if run is None else _all_done(run.threads)))
-    chunk = chosen.chunksize
-    if mode != "auto" and chunksize is None and size is None:
-        chunk = min(chunk, FORCED_STREAM_CHUNK)
-    runner: Runner | None = None
-    if chosen.mode == "thread":
-        runner = ThreadRunner(fn, chosen.workers, collect=outcomes.collect)
-    elif chosen.mode == "process":
-        runner = ProcessRunner(fn, chosen.workers, collect=outcomes.collect, fallback=mode == "auto")
-    window = max_in_flight or max(len(head), STREAM_CHUNKS_PER_WORKER * chosen.workers * chunk)
-    results = stream(
-        runner,
-        fn,
-        chain(head[call.resume_at :], source),
-        start=call.resume_at,
-        first=first,
-        ordered=ordered,
-        collect=outcomes.collect,
-        window=window,
-        chunksize=chunk,
-        workers=chosen.workers,
-        total=size,
-        timeout=seconds,
-        deadline=call.deadline,
-    )
-    return ResultStream(results, chosen.mode, chosen.reason)
+    return first, outcomes.collect
 
 
 def _measured_outcomes(

@@ -49,10 +49,12 @@ from ._worker import run_pickled_chunk
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["ProcessRunner", "ResultStream", "Runner", "ThreadRunner", "Unit", "stream"]
+__all__ = ["ProcessRunner", "Progress", "ProgressBar", "ResultStream", "Runner", "ThreadRunner", "Unit", "stream"]
 
 R = TypeVar("R")
 
+#: What ``progress=`` becomes: told ``(done, total)``, ``total`` ``None`` for an input of no length.
+Progress = Callable[[int, "int | None"], object]
 #: A chunk is sent to a fresh pool this many times at most when each breaks as it is submitted.
 SUBMIT_ATTEMPTS = 3
 #: One item's outcome: ``(True, result)`` or ``(False, exception)``.
@@ -203,6 +205,26 @@ class ProcessRunner:
                 kill_process_pool(pool)
 
 
+class ProgressBar:
+    """``progress=True``: a tqdm bar on stderr, counting items, described by the mode chosen."""
+
+    def __init__(self, total: int | None, mode: str) -> None:
+        try:
+            from tqdm import tqdm  # noqa: PLC0415 - an optional extra, imported when asked for
+        except ImportError as exc:
+            raise ImportError(
+                'progress=True needs tqdm: pip install "concurrency_kit[progress]" (or pass a callable)'
+            ) from exc
+        self._bar = tqdm(total=total, desc=f"concurrency_kit ({mode})", unit="item")
+
+    def __call__(self, done: int, total: int | None) -> None:  # noqa: ARG002 - the bar knows its total
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        """Leave the bar as it ended."""
+        self._bar.close()
+
+
 def _timed_out(timeout: float | None, yielded: int) -> TimeoutError:
     return TimeoutError(
         f"the stream did not finish within its timeout of {timeout:g} s ({yielded} results yielded); worker "
@@ -234,6 +256,7 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
     chunksize: int,
     workers: int = 1,
     total: int | None = None,
+    progress: Progress | None = None,
     timeout: float | None,
     deadline: float | None,
 ) -> Iterator[Any]:
@@ -253,6 +276,8 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
         workers: the threads or processes the units run on.
         total: how many items the input has, when it says: chunks then shrink toward
             its end, so that the workers finish together (as in ``run_parallel``).
+        progress: told ``(done, total)`` in this thread as each result is yielded;
+            its ``close()``, where it has one, is called when the stream ends.
         timeout: the seconds the whole stream may take (for the message).
         deadline: the ``time.monotonic()`` it must end by.
 
@@ -345,6 +370,8 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
                     if runner is not None:
                         take()  # the pools work on while the consumer has the result
                     yielded += 1
+                    if progress is not None:
+                        progress(yielded, total)
                     yield value
                 next_index = done.stop
             if runner is None:
@@ -375,6 +402,8 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
                         raise noted(exc, index, item)  # noqa: B904 - the exception itself, noted
                     value = exc
                 yielded += 1
+                if progress is not None:
+                    progress(yielded, total)
                 yield value
     except BaseException as exc:
         kill = _ends_the_stream(exc)
@@ -382,6 +411,9 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
     finally:
         if runner is not None and running:
             runner.stop(running, kill=kill)
+        close = getattr(progress, "close", None)
+        if close is not None:
+            close()
 
 
 @final
