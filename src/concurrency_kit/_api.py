@@ -35,7 +35,7 @@ from ._config import get_config
 from ._cpu import planning_cpus
 from ._errors import UnpicklableTaskError
 from ._memory import LoopVerdict, Memo, forget_all, recall, remember
-from ._outcomes import EMPTY, Feed, Outcomes, noted, run_items, run_timed
+from ._outcomes import EMPTY, Feed, Outcomes, iterate_from, noted, run_items, run_timed
 from ._pickling import pickled_size, why_not_picklable
 from ._plan import (
     MODES,
@@ -59,7 +59,7 @@ from ._pools import (
 )
 from ._pools import shutdown as stop_pools
 from ._probe import PROBE_THREADS, QUICK_WINDOW, Measurement, ProbeRun, probe
-from ._stream import ProcessRunner, Progress, ProgressBar, ResultStream, Runner, ThreadRunner, Unit, stream
+from ._stream import ProcessRunner, Progress, ProgressBar, ResultStream, Runner, ThreadRunner, Unit, loop, stream
 from ._worker import in_worker
 
 __all__ = ["iter_parallel", "plan", "run_parallel", "shutdown"]
@@ -1152,20 +1152,38 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
     chunk = chosen.chunksize
     if mode != "auto" and chunksize is None and size is None:
         chunk = min(chunk, FORCED_STREAM_CHUNK)
-    runner: Runner | None = None
-    if chosen.mode == "thread":
-        runner = ThreadRunner(fn, chosen.workers, collect=collect)
-    elif chosen.mode == "process":
-        runner = ProcessRunner(fn, chosen.workers, collect=collect, fallback=mode == "auto")
-    window = max_in_flight or max(len(head), STREAM_CHUNKS_PER_WORKER * chosen.workers * chunk)
     told: Progress | None = None
     if progress is True:
         told = ProgressBar(size, chosen.mode)
     elif callable(progress):
         told = progress
+    if chosen.mode == "serial":
+        if listed is None:  # a list, tuple or range: from where the measuring stopped, no copy
+            ahead: Sequence[Any] | None = items  # type: ignore[assignment]
+            rest: Iterator[Any] = iterate_from(items, call.resume_at)  # type: ignore[arg-type]
+        else:
+            ahead, rest = None, chain(head[call.resume_at :], source)
+        results: Iterator[Any] = loop(
+            fn,
+            ahead,
+            rest,
+            start=call.resume_at,
+            first=first,
+            collect=collect,
+            progress=told,
+            total=size,
+            timeout=seconds,
+            deadline=call.deadline,
+        )
+        return ResultStream(results, chosen.mode, chosen.reason)
+    runner: Runner
+    if chosen.mode == "thread":
+        runner = ThreadRunner(fn, chosen.workers, collect=collect)
+    else:
+        runner = ProcessRunner(fn, chosen.workers, collect=collect, fallback=mode == "auto")
+    window = max_in_flight or max(len(head), STREAM_CHUNKS_PER_WORKER * chosen.workers * chunk)
     results = stream(
         runner,
-        fn,
         chain(head[call.resume_at :], source),
         start=call.resume_at,
         first=first,

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from operator import length_hint
 from typing import Any, Final
 
-__all__ = ["EMPTY", "Feed", "Outcomes", "noted", "run_items", "run_span", "run_timed"]
+__all__ = ["EMPTY", "Feed", "Outcomes", "iterate_from", "noted", "run_items", "run_span", "run_timed"]
 
 #: Marks a slot that has no result yet.
 EMPTY: Any = object()
@@ -261,7 +261,7 @@ def _run_each(  # noqa: PLR0913 - run_span's inputs
 _RESUMABLE: Final = frozenset({type(iter([])), type(iter(())), type(iter(range(0)))})
 
 
-def _iterate_from(items: Sequence[Any], index: int) -> Iterator[Any]:
+def iterate_from(items: Sequence[Any], index: int) -> Iterator[Any]:
     """An iterator over ``items`` from ``index`` on, copying nothing where it can.
 
     A list's, tuple's or range's own iterator skips ahead; anything else (a subclass
@@ -282,7 +282,7 @@ def _extend(fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, 
     front of it: the items' results are never copied, as a list comprehension's are not.
     """
     last = stop == outcomes.total == len(items)
-    remaining = _iterate_from(items, index) if last else iter(items[index:stop])
+    remaining = iterate_from(items, index) if last else iter(items[index:stop])
     try:
         done = [fn(item) for item in remaining]
     except BaseException as exc:  # noqa: BLE001 - recorded; the call re-raises it

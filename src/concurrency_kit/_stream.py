@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
+from operator import length_hint
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from typing_extensions import Protocol
@@ -244,8 +245,7 @@ def _ends_the_stream(exc: BaseException) -> bool:
 
 
 def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to bottom
-    runner: Runner | None,
-    fn: Callable[[Any], Any],
+    runner: Runner,
     rest: Iterator[Any],
     *,
     start: int,
@@ -260,11 +260,10 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
     timeout: float | None,
     deadline: float | None,
 ) -> Iterator[Any]:
-    """Yield the outcomes of ``first``'s units, then ``fn`` of every item of ``rest`` (items ``start …``).
+    """Yield the outcomes of ``first``'s units, then ``fn`` of every item of ``rest`` (items ``start …``), on a pool.
 
     Args:
-        runner: runs the units; ``None`` runs ``rest`` in this thread, item by item.
-        fn: the function.
+        runner: runs the units, with the function (:func:`loop` runs a stream in this thread).
         rest: the items after the first units'.
         start: the index of ``rest``'s first item.
         first: units already under way (the measured head), each with the future it
@@ -291,7 +290,7 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
     next_index = min((unit.start for unit, _ in first), default=start)
     taken, yielded = start, 0
     failed_at: int | None = None
-    exhausted = runner is None
+    exhausted = False
 
     def store(unit: Unit, outcomes: list[Outcome]) -> None:
         nonlocal failed_at
@@ -308,7 +307,6 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
         if unit.read is not None:
             store(unit, unit.read(future))
             return
-        assert runner is not None
         assert future is not None
         outcome = runner.read(unit, future)
         if isinstance(outcome, list):
@@ -324,7 +322,6 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
         consumer reads, would make chunks of one.
         """
         nonlocal taken, exhausted
-        assert runner is not None
         while not exhausted and failed_at is None and (room := window - (taken - yielded)) > 0:
             size = chunksize if total is None else max(1, min(chunksize, -(-(total - taken) // (TAIL_SHARE * workers))))
             if room < size and running:
@@ -353,10 +350,6 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
                 read(unit, None)
             else:
                 running[future] = unit
-        # The items of `rest` in this thread: wait for the first units, yield theirs, then loop.
-        while runner is None and running:
-            for future in wait_for(running):
-                read(running.pop(future), future)
         while True:
             # Yield what is ready, in order or as finished.
             while True:
@@ -367,15 +360,12 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
                 for offset, (ok, value) in enumerate(done.outcomes):
                     if not ok and not collect:
                         raise noted(value, done.start + offset, done.items[offset])
-                    if runner is not None:
-                        take()  # the pools work on while the consumer has the result
+                    take()  # the pools work on while the consumer has the result
                     yielded += 1
                     if progress is not None:
                         progress(yielded, total)
                     yield value
                 next_index = done.stop
-            if runner is None:
-                break
             take()
             if failed_at is not None:
                 # Nothing new starts; in order, only the units before the failure still matter.
@@ -390,30 +380,112 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
                 break
             for future in wait_for(running):
                 read(running.pop(future), future)
-        # The items of `rest` in this thread.
-        if runner is None and failed_at is None:
-            for index, item in enumerate(rest, start):
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise _timed_out(timeout, yielded)
-                try:
-                    value = fn(item)
-                except Exception as exc:  # noqa: BLE001 - raised with its item's note, or yielded in its place
-                    if not collect:
-                        raise noted(exc, index, item)  # noqa: B904 - the exception itself, noted
-                    value = exc
-                yielded += 1
-                if progress is not None:
-                    progress(yielded, total)
-                yield value
     except BaseException as exc:
         kill = _ends_the_stream(exc)
         raise
     finally:
-        if runner is not None and running:
+        if running:
             runner.stop(running, kill=kill)
-        close = getattr(progress, "close", None)
-        if close is not None:
-            close()
+        _close(progress)
+
+
+def _close(progress: Progress | None) -> None:
+    close = getattr(progress, "close", None)
+    if close is not None:
+        close()
+
+
+def loop(  # noqa: PLR0913 - the loop's inputs, by name
+    fn: Callable[[Any], Any],
+    items: Sequence[Any] | None,
+    rest: Iterator[Any],
+    *,
+    start: int,
+    first: list[tuple[Unit, Future[Any] | None]],
+    collect: bool,
+    progress: Progress | None = None,
+    total: int | None = None,
+    timeout: float | None,
+    deadline: float | None,
+) -> Iterator[Any]:
+    """:func:`stream` in this thread: the first units' outcomes, then ``fn`` of each item of ``rest``, one at a time.
+
+    ``items``: the input, when it is a list, tuple or range: ``rest`` is then an
+    iterator over it from ``start`` on, whose length hint tells which item failed, and
+    the items run as ``map`` runs them (no step of ours per item). Else each item is
+    counted as it is taken.
+    """
+    try:
+        yielded = yield from _first_outcomes(first, collect, progress, total, timeout, deadline)
+        if deadline is not None or progress is not None:
+            yield from _checked(fn, rest, start, yielded, collect, progress, total, timeout, deadline)
+        elif items is not None:
+            while True:  # each map runs to a failure (collected: yielded in place, then the next map)
+                try:
+                    yield from map(fn, rest)
+                    return
+                except Exception as exc:  # noqa: BLE001 - raised with its item's note, or yielded in its place
+                    index = len(items) - length_hint(rest) - 1
+                    if not collect:
+                        raise noted(exc, index, items[index])  # noqa: B904 - the exception itself, noted
+                    yield exc
+        else:
+            yield from _checked(fn, rest, start, yielded, collect, None, None, None, None)
+    finally:
+        _close(progress)
+
+
+def _first_outcomes(  # noqa: PLR0913, PLR0917 - loop()'s
+    first: list[tuple[Unit, Future[Any] | None]],
+    collect: bool,  # noqa: FBT001
+    progress: Progress | None,
+    total: int | None,
+    timeout: float | None,
+    deadline: float | None,
+) -> Generator[Any, None, int]:
+    """Yield the outcomes of the first units, waiting for each; return how many were yielded."""
+    yielded = 0
+    for unit, future in first:
+        if future is not None:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if wait((future,), timeout=remaining).not_done:
+                raise _timed_out(timeout, yielded)
+        assert unit.read is not None
+        for offset, (ok, value) in enumerate(unit.read(future)):
+            if not ok and not collect:
+                raise noted(value, unit.start + offset, unit.items[offset])
+            yielded += 1
+            if progress is not None:
+                progress(yielded, total)
+            yield value
+    return yielded
+
+
+def _checked(  # noqa: PLR0913, PLR0917 - loop()'s, item by item
+    fn: Callable[[Any], Any],
+    rest: Iterator[Any],
+    start: int,
+    yielded: int,
+    collect: bool,  # noqa: FBT001
+    progress: Progress | None,
+    total: int | None,
+    timeout: float | None,
+    deadline: float | None,
+) -> Iterator[Any]:
+    """:func:`loop`'s items one at a time, counted: with the clock read and progress told, where there are."""
+    for index, item in enumerate(rest, start):
+        if deadline is not None and time.monotonic() >= deadline:
+            raise _timed_out(timeout, yielded)
+        try:
+            value = fn(item)
+        except Exception as exc:  # noqa: BLE001 - raised with its item's note, or yielded in its place
+            if not collect:
+                raise noted(exc, index, item)  # noqa: B904 - the exception itself, noted
+            value = exc
+        yielded += 1
+        if progress is not None:
+            progress(yielded, total)
+        yield value
 
 
 @final
