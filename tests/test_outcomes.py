@@ -9,7 +9,7 @@ import pytest
 
 import concurrency_kit as ck
 from concurrency_kit._backends._thread import ThreadBackend
-from concurrency_kit._outcomes import EMPTY, Feed, Outcomes, _iterate_from, run_span, run_timed
+from concurrency_kit._outcomes import EMPTY, Feed, Outcomes, iterate_from, run_span, run_timed
 from helpers import HelperError, compute, double
 
 
@@ -44,7 +44,7 @@ SEQUENCES = {
 @pytest.mark.parametrize("kind", SEQUENCES)
 @pytest.mark.parametrize("start", [0, 1, 49, 50])
 def test_iterating_from_an_index_yields_the_rest(kind: str, start: int) -> None:
-    assert list(_iterate_from(SEQUENCES[kind], start)) == list(range(start, 50))
+    assert list(iterate_from(SEQUENCES[kind], start)) == list(range(start, 50))
 
 
 def test_in_order_outcomes_grow_span_by_span_and_the_last_span_completes_them() -> None:
