@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import TaskKind, _api, _pools, _probe
+from concurrency_kit import TaskKind, _api, _decide, _pools, _probe
 from concurrency_kit._memory import Memo, recall, remember
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
 from helpers import (
@@ -172,7 +172,7 @@ def test_io_items_that_compute_much_warm_a_process_pool_on_many_cpus(monkeypatch
     # On 4 CPUs, 14 items that wait 20 ms and then compute 15 ms take 14 × 15 ms in
     # threads, which take turns for the GIL, and 4 rounds of 35 ms in a warm pool of 4.
     monkeypatch.setattr(_api, "planning_cpus", lambda: 4)
-    monkeypatch.setattr(_api, "forkserver_started", lambda: False)  # as in a fresh program: a pool's start is dear
+    monkeypatch.setattr(_decide, "forkserver_started", lambda: False)  # as in a fresh program: a pool's start is dear
     ck.shutdown()
     # As an earlier call measured them. (What a call in threads measures, and remembers,
     # is longer: its items computed taking turns with the others.)
@@ -345,7 +345,7 @@ def test_a_long_input_of_tiny_items_runs_in_the_calling_thread_without_probe_thr
         threads.append(threading.current_thread().name)
         return x
 
-    count = _api.LONG_INPUT * ck.get_config().io_thread_cap()
+    count = _decide.LONG_INPUT * ck.get_config().io_thread_cap()
     plan = ck.plan(record_thread, range(count))
     assert plan.mode == "serial", plan.reason
     assert plan.run() == list(range(count))
@@ -356,7 +356,7 @@ def test_a_long_input_of_tiny_items_runs_in_the_calling_thread_without_probe_thr
 def test_a_long_input_of_waits_still_gets_threads() -> None:
     # Its first item runs in the calling thread (10 ms); the probe then finds the rest
     # waiting and gives them threads: far from the loop's 6.4 s.
-    count = _api.LONG_INPUT * ck.get_config().io_thread_cap()
+    count = _decide.LONG_INPUT * ck.get_config().io_thread_cap()
     started = time.perf_counter()
     plan = ck.plan(wait_io, range(count))
     results = plan.run()

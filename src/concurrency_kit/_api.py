@@ -1,25 +1,25 @@
-"""The façade: :func:`run_parallel` and :func:`plan`.
+"""The façade: :func:`run_parallel`, :func:`iter_parallel` and :func:`plan`; and a plan's run.
 
 A call flows one way::
 
-    run_parallel(fn, items)
-      │
-      ├─ plan(fn, items)
-      │    ├─ check arguments, materialise items
-      │    ├─ classify: the call's classifier → @decorator → registered classifiers
-      │    ├─ probe:    the first items run in 2 threads while the caller watches the
-      │    │            GIL; their results are kept              (_probe.py)
-      │    └─ cost model: loop vs the pool the kind calls for     (_plan.py)
-      │
-      └─ Plan.run()
-           ├─ backend runs the items the probe did not take       (_backends/)
-           ├─ the probe's threads finish the items they took
+    run_parallel(fn, items)                 iter_parallel(fn, items)
+      │                                       │
+      ├─ plan(fn, items)                      ├─ the head of items (auto)
+      │    ├─ check arguments, materialise    ├─ plan_sequence(fn, head, expected=…)
+      │    ├─ classify: the call's classifier │
+      │    │  → @decorator → registered       │
+      │    ├─ forced mode: sized, no measuring│
+      │    └─ auto: decide()  (_decide.py: named steps, then the cost model in _plan.py)
+      │                                       │
+      └─ Plan.run()                           └─ the stream (_stream.py): the measured
+           ├─ the backend runs the rest          items first, then chunks of the rest
+           │  (_backends/)                       while the window has room, yielded
+           ├─ the probe's threads finish         in order or as they finish
            └─ results in input order, or the first failure re-raised
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
@@ -30,13 +30,13 @@ from typing import Any, TypeVar
 import attrs
 
 from ._backends import BACKENDS, PROCESS_BACKEND, Sent
-from ._classify import GIL_BOUND_SHARE, TaskKind, agrees, declared_kind, kind_from_measurement, partly_waits
+from ._classify import TaskKind, declared_kind
 from ._config import get_config
 from ._cpu import planning_cpus
+from ._decide import Question, decide, final_kind, io_memo, memo_of
 from ._errors import UnpicklableTaskError
-from ._memory import LoopVerdict, Memo, forget_all, recall, remember
-from ._outcomes import EMPTY, Feed, Outcomes, iterate_from, noted, run_items, run_timed
-from ._pickling import pickled_size, why_not_picklable
+from ._memory import forget_all, recall, remember
+from ._outcomes import EMPTY, Feed, Outcomes, iterate_from, noted, run_items, timed_out
 from ._plan import (
     MODES,
     PROCESS_COLD_START,
@@ -44,23 +44,14 @@ from ._plan import (
     Mode,
     Plan,
     Reason,
-    choose,
-    describe_measurement,
     forced_choice,
-    format_seconds,
-    render,
 )
 from ._pools import (
-    forkserver_started,
-    prestart_process_pool,
     process_pool_age,
-    process_pool_ready_for,
-    submit_daemon,
 )
 from ._pools import shutdown as stop_pools
-from ._probe import PROBE_THREADS, QUICK_WINDOW, Measurement, ProbeRun, probe
+from ._probe import Measurement, ProbeRun
 from ._stream import ProcessRunner, Progress, ProgressBar, ResultStream, Runner, ThreadRunner, Unit, loop, stream
-from ._worker import in_worker
 
 __all__ = ["iter_parallel", "plan", "run_parallel", "shutdown"]
 
@@ -136,32 +127,6 @@ def _check_options(  # noqa: PLR0913, PLR0917 - checks every argument of the pub
         raise TypeError(f"items must be iterable, got {type(items).__name__}") from None
 
 
-def _measure_inline(
-    fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, stop: int, budget: float = math.inf
-) -> Measurement:
-    """Run items from the first on in the calling thread, timing them.
-
-    Stops before ``stop``, after a failure, or once ``budget`` seconds have passed. The
-    items run in spans of 1, 4, 16 … items, with the clock read between spans: a check of
-    items that turned out slow costs one item, and tiny ones run as fast as in a loop.
-    """
-    # Nothing else runs this call's items yet: no feed is needed to hand them out.
-    clock = time.perf_counter
-    t0, c0 = clock(), time.thread_time()
-    done = run_timed(fn, items, outcomes, stop, budget=budget, growth=SPAN_GROWTH)
-    wall, cpu = clock() - t0, time.thread_time() - c0
-    return Measurement(
-        items=done,
-        completed=done,
-        seconds=wall,
-        item_wall=wall / done,
-        item_cpu=min(cpu, wall) / done,
-        cpu_share=min(1.0, cpu / wall) if wall > 0 else 0.0,
-        gil_share=None,
-        exact=True,
-    )
-
-
 def plan(  # noqa: PLR0913 - the public signature
     fn: Callable[[T], R],
     items: Iterable[T],
@@ -226,7 +191,7 @@ def plan(  # noqa: PLR0913 - the public signature
     )
 
 
-def plan_sequence(  # noqa: PLR0912, PLR0913, PLR0915 - one flow, top to bottom, as the module docstring draws it
+def plan_sequence(  # noqa: PLR0913 - one flow, top to bottom, as the module docstring draws it
     fn: Callable[[Any], Any],
     sequence: Sequence[Any],
     mode: Mode | str,
@@ -286,517 +251,16 @@ def plan_sequence(  # noqa: PLR0912, PLR0913, PLR0915 - one flow, top to bottom,
         choice = Choice("serial", 1, 1, "no items")
         return _make_plan(choice, declared, None, call())
 
-    memo = recall(fn)
-    setting = _setting(declared, workers, chunksize, cpus=cpus, io_cap=io_cap, count=planned)
-    inline: Measurement | None = None  # the calling thread's check, run for a verdict an earlier call kept
-    if (
-        deadline is None
-        and memo is not None
-        and memo.loop is not None
-        and count > 1
-        and memo.loop.covers(planned, memo.item_seconds, setting)
-    ):
-        # A loop verdict an earlier call kept covers the call, at the remembered item time:
-        # check it on the first items, and keep to the loop at once if it covers them as
-        # measured (as the flow below would, with fewer steps: a tiny call's overhead).
-        inline = _measure_inline(fn, sequence, outcomes, count - 1, INLINE_CHECK_SECONDS)
-        loop = _kept_loop(memo, planned - inline.items, inline, setting)
-        if loop is not None and not outcomes.failed and not _changed(memo.item_seconds, inline.item_wall, DRIFT):
-            known = declared or memo.kind
-            return _make_plan(
-                loop, known, inline, call(inline.items), _explained(inline, known, _from_memory(memo), loop)
-            )
-
-    fitness: list[tuple[str | None, int]] = []  # computed once, when first needed
-
-    def decide(
-        measurement: Measurement, resume_at: int, kind: TaskKind, *, free: bool = False, warm: bool = False
-    ) -> Choice:
-        """The cost model's choice for the items after ``resume_at``.
-
-        ``free``: were pickling free; ``warm``: were a process pool warm for them.
-        """
-        left = planned - resume_at
-        if outcomes.failed:
-            return Choice("serial", 1, 1, f"item {outcomes.error_index} raised while measuring")
-        if in_worker():
-            return Choice("serial", 1, max(1, left), "called inside a concurrency_kit worker: runs serially")
-
-        def cost_model(unpicklable: str | None, item_bytes: int) -> Choice:
-            return choose(
-                kind=kind,
-                item_seconds=_item_seconds(kind, measurement, memo),
-                item_cpu=_item_cpu(kind, measurement, memo) or 0.0,
-                count=left,
-                cpus=cpus,
-                io_cap=io_cap,
-                unpicklable=unpicklable,
-                process_age=math.inf if warm else process_pool_age(workers or min(left, cpus)),
-                server_started=forkserver_started(),
-                bytes_per_item=item_bytes,
-                workers=workers,
-                chunksize=chunksize,
-                processes_last=memo is not None and memo.kind is kind and memo.in_processes,
-            )
-
-        # Pickling the function and an item (which may be large) is only worth it when
-        # processes would win were pickling free: it can only make them lose.
-        unpickled = cost_model(None, 0)
-        if free or unpickled.mode != "process":
-            return unpickled
-        if not fitness:
-            fitness.append(_process_fitness(fn, sequence, outcomes, resume_at))
-        return cost_model(*fitness[0])
-
-    def measured_kind(m: Measurement) -> TaskKind:
-        prior = None if memo is None else memo.kind
-        return declared or kind_from_measurement(m.cpu_share, m.gil_share, prior, m.parallelism)
-
-    run: ProbeRun | None = None
-    short_cpu = False
-    measurement: Measurement | None = None
-    kind: TaskKind | None = None
-    chosen: Choice | None = None
-    resume_at = 0
-    with_verdict: Memo | None = None
-    covered = False  # by a loop verdict an earlier call kept, at about the remembered item time
-    source: Reason = "the measurement" if decision is None else decision.source
-    if count == 1 or in_worker():
-        measurement, resume_at = _measure_inline(fn, sequence, outcomes, 1), 1
-    elif deadline is None and (
-        (
-            memo is not None
-            and (with_verdict := memo if inline is not None else _loop_expected(fn, memo, planned, setting, decide))
-            is not None
-        )
-        or (memo is None and planned >= LONG_INPUT * io_cap)
-        or (short_cpu := _short_cpu_for_warm_pool(fn, memo, declared, count=planned, workers=workers, cpus=cpus))
-    ):
-        # An earlier call found items this small, or the input is so long that its first
-        # item costs a small share of the call even if slow: run the first items here,
-        # for INLINE_CHECK_SECONDS, and keep to the loop if the cost model still says so.
-        # Or it found short items computing, and a pool is warm for them: run them here
-        # for QUICK_WINDOW, and go to the pool at once if they still compute, as long.
-        # Not with a timeout: an item running in the calling thread could outlast it.
-        budget = QUICK_WINDOW if short_cpu else INLINE_CHECK_SECONDS
-        measurement = inline or _measure_inline(fn, sequence, outcomes, count - 1, budget)
-        resume_at = measurement.items
-        # One thread gives no GIL samples: the remembered kind stands, else the measured one.
-        guessed = measured_kind(measurement) if memo is None else declared or memo.kind
-        grew = memo is not None and measurement.item_wall > DRIFT * memo.item_seconds + 20e-6
-        memo = with_verdict or memo  # with the verdict it may have kept
-        loop = None if grew or outcomes.failed else _kept_loop(memo, planned - resume_at, measurement, setting)
-        checked = loop or decide(measurement, resume_at, guessed)
-        if outcomes.failed or (
-            not grew and (checked.mode == "serial" or (short_cpu and agrees(guessed, measurement.cpu_share)))
-        ):
-            kind, chosen = guessed, checked
-            if memo is not None:
-                source = _from_memory(memo)
-                covered = loop is not None and not _changed(memo.item_seconds, measurement.item_wall, DRIFT)
-        else:  # a pool may pay, or the items grew: the probe measures the rest afresh
-            measurement, memo = None, None
-    sent: Sent | None = None
-    if (
-        measurement is None
-        and deadline is None
-        and memo is not None
-        and _long_cpu_for_warm_pool(fn, memo, declared, count=planned, workers=workers, cpus=cpus)
-    ):
-        # An earlier call found long items holding the GIL, and a pool is warm for them:
-        # the first item is measured in a worker. A probe thread here would take a CPU,
-        # and the GIL from the threads that feed the pool, while the workers run the rest.
-        try:
-            seconds, sent = PROCESS_BACKEND.send_first(
-                fn, sequence, outcomes, workers=workers or min(planned, cpus), within=QUICK_WINDOW
-            )
-        except UnpicklableTaskError:
-            pass  # the probe measures it here instead
-        else:
-            measurement, resume_at = _in_pool(seconds, done=sent is None), 1
-            kind, source = declared or memo.kind, _from_memory(memo, source)
-    if measurement is None:
-        start = resume_at
-        prior = declared or (None if memo is None else memo.kind)
-
-        def settles(m: Measurement) -> bool:
-            kind = measured_kind(m)
-            if kind is not prior and m.completed == 0 and partly_waits(kind, m.cpu_share, m.gil_share):
-                # Items that computed first may be waiting now (unless declared, or as
-                # an earlier call found them): an item's end tells.
-                return False
-            return _settled(decide(m, start + m.items, kind))
-
-        try:
-            run = probe(
-                fn,
-                sequence,
-                outcomes,
-                submit_daemon,
-                on_gil_held=_prestarter(fn, declared, workers, cpus),
-                settled=settles,
-                # A kind known beforehand (declared, or from an earlier call) needs no GIL
-                # samples: the probe ends as soon as the CPU share agrees and the choice stands.
-                enough=None if prior is None else lambda m: agrees(prior, m.cpu_share) and settles(m),
-                threads=1 if prior is TaskKind.CPU else PROBE_THREADS,
-                deadline=deadline,
-                start=start,
-            )
-        except TimeoutError:  # the probe's own: fn's exceptions are recorded, not raised
-            raise _timed_out(seconds, outcomes) from None
-        measurement, resume_at = run.measurement, run.resume_at
-        if memo is not None:
-            source = _from_memory(memo, source)
-    if kind is None:
-        kind = measured_kind(measurement)
-    choice = chosen or decide(measurement, resume_at, kind)
-    # Once run() has the rest, where items were still running; and not for a loop that a
-    # kept verdict covers at about the remembered time: the verdict holds for these items
-    # (on a busy machine their time swings, and the write would cost a tiny call more
-    # than its own decision).
-    if not covered and not outcomes.failed and not in_worker() and measurement.exact:
-        kept = None if memo is None or memo.loop is None or memo.loop.setting != setting else memo.loop
-        fresh = _memo(kind, measurement, kept)
-        if memo is not None and memo.kind is kind and memo.item_alone is not None:
-            fresh = attrs.evolve(fresh, item_alone=memo.item_alone)
-        if kind is TaskKind.IO and _in_processes(choice.mode, memo):
-            fresh = attrs.evolve(fresh, in_processes=True)
-        if (
-            memo is None
-            or memo.kind is not kind
-            or memo.loop is not kept
-            or memo.in_processes != fresh.in_processes
-            or _changed(memo.item_seconds, fresh.item_seconds)
-            or _changed(memo.item_cpu or 0.0, fresh.item_cpu or 0.0)
-        ):
-            remember(fn, fresh)
-    if choice.mode == "thread" and kind is TaskKind.IO:
-        _warm_for_next_calls(fn, decide(measurement, resume_at, kind, warm=True))
-
+    decided = decide(
+        Question(fn, sequence, outcomes, planned, decision, workers, chunksize, cpus, io_cap, seconds, deadline)
+    )
     return _make_plan(
-        choice, kind, measurement, call(resume_at, run, sent), _explained(measurement, kind, source, choice)
+        decided.choice,
+        decided.kind,
+        decided.measurement,
+        call(decided.resume_at, decided.run, decided.sent),
+        decided.reason,
     )
-
-
-#: Each span of the calling thread's timed check is this many times the last.
-SPAN_GROWTH = 4
-#: When an earlier call says items are tiny, this much of the new call's work is run in
-#: the calling thread first, timed, to check the estimate before the loop goes on.
-INLINE_CHECK_SECONDS = 0.0001
-#: Items that now take this many times longer than remembered (plus 20 µs) have
-#: drifted: the function is measured afresh, its kind too.
-DRIFT = 4.0
-#: An input of at least this many times the most threads an I/O-bound call may get
-#: (``max_io_workers``, else 512) is checked in the calling thread first, as
-#: remembered tiny items are: starting probe threads costs more than the whole loop when
-#: the items are tiny, and a slow first item delays a call that long by at most a tenth
-#: (even I/O items, a thread each, take that many rounds).
-LONG_INPUT = 10
-
-
-#: A measured item time within this factor of the remembered one is not remembered anew
-#: (nothing that depends on it moves much; a tiny call saves the write).
-SAME_TIME = 1.25
-
-
-def _changed(remembered: float, seconds: float, factor: float = SAME_TIME) -> bool:
-    """Whether ``seconds`` differs from the ``remembered`` item time by more than ``factor``."""
-    return not remembered / factor <= seconds <= remembered * factor
-
-
-def _explained(measurement: Measurement, kind: TaskKind, source: Reason, choice: Choice) -> Callable[[], str]:
-    """The reason of a plan made on ``measurement``: the figures, the kind and where it came from, the choice."""
-
-    def text() -> str:
-        return f"{describe_measurement(measurement)} → {kind} (from {render(source)}); {choice.reason} → {choice.mode}"
-
-    return text
-
-
-def _describe(memo: Memo) -> str:
-    return f"{memo.kind}, {format_seconds(memo.item_seconds)} per item"
-
-
-def _from_memory(memo: Memo, measured: Reason | None = None) -> Callable[[], str]:
-    """Where a kind came from when an earlier call's figures count: what writes it."""
-
-    def text() -> str:
-        remembered = f"what an earlier call measured ({_describe(memo)})"
-        return remembered if measured is None else f"{render(measured)}, and {remembered}"
-
-    return text
-
-
-def _loop_expected(
-    fn: Callable[[Any], Any],
-    memo: Memo,
-    count: int,
-    setting: tuple[object, ...] | None,
-    decide: Callable[..., Choice],
-) -> Memo | None:
-    """Whether the cost model, fed the remembered estimate, picks the plain loop.
-
-    Returns the memo (with the verdict for a loop it kept: one that holds whatever the
-    items pickle to, for the next calls) when it does, else ``None``. A verdict kept
-    from an earlier call answers without asking it.
-    """
-    if memo.loop is not None and memo.loop.covers(count, memo.item_seconds, setting):
-        return memo
-    guess = _as_measured(memo)
-    if decide(guess, 0, memo.kind, free=True).mode == "serial":
-        if setting is None:
-            return memo
-        # Items measured slower on a busy machine would ask the cost model again, and be
-        # remembered anew: the verdict covers items DRIFT times as long where it holds.
-        roomy = decide(_as_measured(memo, DRIFT), 0, memo.kind, free=True).mode == "serial"
-        most = memo.item_seconds * DRIFT if roomy else memo.item_seconds
-        memo = attrs.evolve(memo, loop=LoopVerdict(count, most, setting))
-        remember(fn, memo)
-        return memo
-    return memo if decide(guess, 0, memo.kind).mode == "serial" else None
-
-
-def _as_measured(memo: Memo, scale: float = 1.0) -> Measurement:
-    """What an earlier call measured, as the cost model takes it (exact, one item), ``scale`` times as long."""
-    seconds = memo.item_seconds * scale
-    cpu = seconds if memo.item_cpu is None else memo.item_cpu * scale
-    return Measurement(
-        items=0,
-        completed=1,
-        seconds=0.0,
-        item_wall=seconds,
-        item_cpu=cpu,
-        cpu_share=min(1.0, cpu / seconds) if seconds > 0 else 1.0,
-        gil_share=None,
-        exact=True,
-    )
-
-
-def _memo(kind: TaskKind, m: Measurement, loop: LoopVerdict | None = None) -> Memo:
-    """What to remember of exact figures ``m`` of items of ``kind``."""
-    return Memo(kind, _item_seconds(kind, m), loop, _item_cpu(kind, m))
-
-
-def _short_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
-    fn: Callable[[Any], Any],
-    memo: Memo | None,
-    declared: TaskKind | None,
-    *,
-    count: int,
-    workers: int | None,
-    cpus: int,
-) -> bool:
-    """Whether an earlier call found ``fn``'s items computing, shorter than QUICK_WINDOW, and a pool is warm.
-
-    Then the calling thread checks the first items itself: a probe thread, which the
-    calling thread watches, holds the GIL for a switch interval (5 ms) before the check
-    can end, while the warm workers wait. An item longer than remembered runs whole
-    before the check ends, so only short ones are checked so.
-    """
-    if memo is None or (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds > QUICK_WINDOW:
-        return False
-    return not in_worker() and process_pool_ready_for(workers or min(count, cpus), fn)
-
-
-def _long_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
-    fn: Callable[[Any], Any],
-    memo: Memo,
-    declared: TaskKind | None,
-    *,
-    count: int,
-    workers: int | None,
-    cpus: int,
-) -> bool:
-    """Whether an earlier call found ``fn``'s items computing, longer than QUICK_WINDOW, and a pool is warm.
-
-    Then the first item is measured in a worker (see :meth:`ProcessBackend.send_first`).
-    """
-    if (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds <= QUICK_WINDOW or cpus < 2:
-        return False
-    return not in_worker() and process_pool_ready_for(workers or min(count, cpus), fn)
-
-
-def _in_pool(seconds: float, *, done: bool) -> Measurement:
-    """What measuring the first item in a worker found: it took ``seconds`` there, or is still running then."""
-    return Measurement(
-        items=1,
-        completed=int(done),
-        seconds=seconds,
-        item_wall=seconds,
-        item_cpu=seconds,
-        cpu_share=1.0,
-        gil_share=None,
-        exact=done,
-        in_pool=True,
-    )
-
-
-def _setting(  # noqa: PLR0913 - every input the cost model's choice depends on, but the items
-    declared: TaskKind | None, workers: int | None, chunksize: int | None, *, cpus: int, io_cap: int, count: int
-) -> tuple[object, ...] | None:
-    """What the cost model's choice depends on besides the items: a verdict's setting.
-
-    ``None`` while a process pool is warming up (its start-up cost falls by the moment).
-    """
-    age = process_pool_age(workers or max(1, min(count, cpus)))
-    if age is None:
-        pool = "server" if forkserver_started() else "none"
-    elif age >= PROCESS_COLD_START:
-        pool = "warm"
-    else:
-        return None
-    return (declared, workers, chunksize, cpus, io_cap, pool, in_worker())
-
-
-def _kept_loop(memo: Memo | None, left: int, m: Measurement, setting: tuple[object, ...] | None) -> Choice | None:
-    """The loop, when the verdict an earlier call kept covers the ``left`` items as measured."""
-    verdict = None if memo is None else memo.loop
-    if verdict is None or not verdict.covers(left, m.item_wall, setting):
-        return None
-    most, count = verdict.item_seconds, verdict.count
-
-    def reason() -> str:
-        return (
-            f"{left} item(s) left, of no more than the {format_seconds(most)} per item for which "
-            f"an earlier call's cost model chose a loop for {count} items; too little work to pay for a pool"
-        )
-
-    return Choice("serial", 1, max(1, left), reason, by_cost=True)
-
-
-def _settled(choice: Choice) -> bool:
-    """Whether a choice made on lower-bound figures stands (longer items only favour pools)."""
-    return not choice.by_cost
-
-
-def _item_seconds(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> float:
-    """How long one item takes run alone, from the probe's figures.
-
-    Items that run in two threads under the GIL take turns, so their wall time is
-    about twice their CPU time. When items were still running, the figures are lower
-    bounds: an item that has run for L seconds is, on a scale-free prior, expected to
-    take about 2·L in all. So the mean is scaled by 1 + (share of items still running):
-    2 when none has finished, unless an earlier call measured items of this kind longer,
-    and close to 1 when most have. I/O items are never taken shorter than a call in
-    processes measured them (:attr:`Memo.item_alone`): the first items can be short
-    ones.
-    """
-    seconds = m.item_wall if kind is TaskKind.IO else max(m.item_cpu, m.item_wall / PROBE_THREADS)
-    if not m.exact and m.completed == 0:
-        seconds = max(2 * seconds, memo.item_seconds if memo is not None and memo.kind is kind else 0.0)
-    elif not m.exact:
-        seconds *= 1 + (m.items - m.completed) / m.items
-    alone = memo.item_alone if kind is TaskKind.IO and memo is not None and memo.kind is kind else None
-    return seconds if alone is None else max(seconds, alone)
-
-
-def _item_cpu(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> float | None:
-    """Of an I/O-bound item's time, the seconds it computes (``None`` for other kinds).
-
-    Threads take turns for the GIL while I/O items compute. Items still running have
-    not computed all they will (an item that waits first may compute last): the figure
-    is then at least what an earlier call measured.
-    """
-    if kind is not TaskKind.IO:
-        return None
-    if m.exact or memo is None or memo.kind is not kind or memo.item_cpu is None:
-        return m.item_cpu
-    return max(m.item_cpu, memo.item_cpu)
-
-
-def _final_kind(kind: TaskKind, final: Measurement) -> TaskKind:
-    """The kind to remember of items decided to be ``kind`` while they ran, now that ``final`` has their figures.
-
-    Computing items that the GIL monitor did not see holding the GIL, but that waited
-    most of their time once done, are I/O-bound (they computed first, then waited): a
-    call that misread them does not teach the next ones.
-    """
-    if kind is TaskKind.IO or not agrees(TaskKind.IO, final.cpu_share):
-        return kind
-    return TaskKind.IO if final.gil_share is None or final.gil_share < GIL_BOUND_SHARE else kind
-
-
-def _io_memo(  # noqa: PLR0913 - the call's figures, by name
-    memo: Memo, earlier: Memo | None, plan: Plan, *, count: int, seconds: float, cpu: float, warm: bool
-) -> Memo:
-    """``memo`` of the ``count`` I/O items of a call run as ``plan`` says, with their own length.
-
-    The call took ``seconds`` from the probe's start, and its items computed ``cpu``.
-
-    In processes, an item's own length is the probe items' wall time, or, when the
-    pool was ``warm``, the call's time per round of chunks if longer (which counts
-    every item, not only the first ones, and what it cost to send them):
-    :attr:`Memo.item_alone`.
-
-    In threads, a probe item's wall time counts the turns it waited for the GIL while
-    the other threads' items computed. While they take turns, the GIL runs their
-    computing one after another, so no item computed for ``seconds - cpu``: an
-    item's wait. An item's own length is that wait plus its share of the computing,
-    and at least twice its computing (an I/O-bound item waits at least half its time:
-    on two CPUs the cost model then picks processes only for a few items, two, or four
-    to eight computing 40 % of their time or more). The threads' own CPU time
-    (waking to ask for the GIL), and items that overlap their waits unevenly, can make
-    this too short: so it is never less than what a call in processes measured, and a
-    call that tries processes on it settles it.
-    """
-    alone = None if earlier is None or earlier.kind is not TaskKind.IO else earlier.item_alone
-    pooled = _in_processes(plan.mode, earlier)
-    if plan.mode == "process":
-        rounds = math.ceil(count / (plan.workers * plan.chunksize)) * plan.chunksize
-        own = max(memo.item_seconds, seconds / rounds if warm else 0.0)
-        return attrs.evolve(memo, item_seconds=own, item_alone=own, in_processes=pooled)
-    if plan.mode != "thread" or not memo.item_cpu or count < 2:
-        return attrs.evolve(memo, item_alone=alone, in_processes=pooled)
-    own = max(2 * memo.item_cpu, seconds - cpu + cpu / count, alone or 0.0)
-    return attrs.evolve(memo, item_seconds=min(memo.item_seconds, own), item_alone=alone, in_processes=pooled)
-
-
-def _in_processes(mode: str, earlier: Memo | None) -> bool:
-    """:attr:`Memo.in_processes` of I/O-bound items after a call that ran them in ``mode``.
-
-    A pool's mode is the answer; a call run in the calling thread tells nothing of which
-    pool wins, so the last pool's (``earlier``'s) stands.
-    """
-    if mode in ("thread", "process"):
-        return mode == "process"
-    return earlier is not None and earlier.kind is TaskKind.IO and earlier.in_processes
-
-
-def _warm_for_next_calls(fn: Callable[[Any], Any], warm: Choice) -> None:
-    """Start the process pool in the background when ``warm`` (the choice were one warm) is processes.
-
-    For I/O-bound items that compute, on many CPUs: threads take turns for the GIL
-    while the items compute, and processes, once warm, would finish sooner; a cold
-    pool's start costs more than they would gain in this call, but not in the next.
-    """
-    if warm.mode == "process":
-        prestart_process_pool(warm.workers, fn)
-
-
-def _prestarter(
-    fn: Callable[[Any], Any], declared: TaskKind | None, workers: int | None, cpus: int
-) -> Callable[[], object] | None:
-    """What the probe calls when it sees the GIL held: warm a process pool meanwhile."""
-    if cpus == 1 or declared in (TaskKind.IO, TaskKind.GIL_FREE) or why_not_picklable(fn) is not None:
-        return None
-    return lambda: prestart_process_pool(workers or cpus, fn)
-
-
-def _process_fitness(
-    fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, resume_at: int
-) -> tuple[str | None, int]:
-    """Why processes cannot run this (or None), and the pickled bytes per item and result."""
-    reason = why_not_picklable(fn)
-    if reason is not None:
-        return reason, 0
-    sample = min(resume_at, len(items) - 1)  # a stream's head may be measured whole
-    item_size = pickled_size(items[sample])
-    if item_size is None:
-        return f"item {sample} cannot be pickled", 0
-    values = outcomes.values  # the first item's result, where it has one
-    result = values[0] if values else EMPTY
-    result_size = pickled_size(result) if result is not EMPTY else 0
-    return None, item_size + (result_size or 0)
 
 
 def _make_plan(
@@ -872,9 +336,9 @@ def _run_rest(  # noqa: PLR0913 - what _execute took from the plan
             if not run.measurement.exact and plan.kind is not None and not outcomes.failed:
                 # The plan was made on lower bounds; now the probe's items are done.
                 final = run.final()
-                memo = _memo(_final_kind(plan.kind, final), final)
+                memo = memo_of(final_kind(plan.kind, final), final)
                 if plan.kind is TaskKind.IO:
-                    memo = _io_memo(
+                    memo = io_memo(
                         memo,
                         recall(call.fn),
                         plan,
@@ -885,7 +349,7 @@ def _run_rest(  # noqa: PLR0913 - what _execute took from the plan
                     )
                 remember(call.fn, memo)
     except TimeoutError:  # only the backends' and the probe's own: fn's exceptions are recorded, not raised
-        raise _timed_out(call.timeout, outcomes) from None
+        raise timed_out(call.timeout, outcomes) from None
 
 
 def _run_backend(  # noqa: PLR0913 - what the run has in flight
@@ -913,15 +377,6 @@ def _run_backend(  # noqa: PLR0913 - what the run has in flight
         return
     BACKENDS[plan.mode].run(
         call.fn, call.items, feed, workers=plan.workers, chunksize=plan.chunksize, deadline=deadline
-    )
-
-
-def _timed_out(timeout: float | None, outcomes: Outcomes) -> TimeoutError:
-    done = sum(value is not EMPTY for value in outcomes.values)
-    return TimeoutError(
-        f"the call did not finish within its timeout of {timeout:g} s ({done} of {outcomes.total} items "
-        "done); worker processes running its items were stopped; an item running in a thread finishes in the "
-        "background (threads cannot be stopped)"
     )
 
 
@@ -1239,7 +694,7 @@ def _measured_outcomes(
             run.join()  # re-raises what escaped a probe thread
             if not run.measurement.exact and chosen.kind is not None and not outcomes.failed:
                 final = run.final()  # the plan was made on lower bounds: remember the real figures
-                remember(call.fn, _memo(_final_kind(chosen.kind, final), final))
+                remember(call.fn, memo_of(final_kind(chosen.kind, final), final))
         values = outcomes.dense()
         stop = call.resume_at if not outcomes.failed else min(call.resume_at, outcomes.error_index)
         read_: list[tuple[bool, Any]] = [(True, values[index]) for index in range(first, stop)]

@@ -24,12 +24,22 @@ from collections.abc import Callable, Iterator, Sequence
 from operator import length_hint
 from typing import Any, Final
 
-__all__ = ["EMPTY", "Feed", "Outcomes", "iterate_from", "noted", "run_items", "run_span", "run_timed"]
+__all__ = ["EMPTY", "Feed", "Outcomes", "iterate_from", "noted", "run_items", "run_span", "run_timed", "timed_out"]
 
 #: Marks a slot that has no result yet.
 EMPTY: Any = object()
 
 _NOTE = "concurrency_kit: raised by item {index}: {item}"
+
+
+def timed_out(timeout: float | None, outcomes: Outcomes) -> TimeoutError:
+    """The error of a call that ran past its ``timeout``, saying how far it got."""
+    done = sum(value is not EMPTY for value in outcomes.values)
+    return TimeoutError(
+        f"the call did not finish within its timeout of {timeout:g} s ({done} of {outcomes.total} items "
+        "done); worker processes running its items were stopped; an item running in a thread finishes in the "
+        "background (threads cannot be stopped)"
+    )
 
 
 def noted(error: BaseException, index: int, item: object) -> BaseException:
