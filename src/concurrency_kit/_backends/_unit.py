@@ -1,0 +1,77 @@
+"""What a stream hands a backend: units (chunks of items) to run, and the protocol a backend's runner keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from typing_extensions import Protocol
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+__all__ = ["Outcome", "Read", "Runner", "Unit", "run_chunk"]
+
+#: One item's outcome: ``(True, result)`` or ``(False, exception)``.
+Outcome = tuple[bool, Any]
+#: What became of a finished unit: its outcomes; units to run instead (a tuple); or
+#: ``None``, to run it again.
+Read = list[Outcome] | tuple["Unit", ...] | None
+
+
+class Unit:
+    """Items ``start …`` of a stream, run together (a chunk), and what became of them."""
+
+    __slots__ = ("alone", "items", "outcomes", "pool", "read", "start")
+
+    def __init__(self, start: int, items: list[Any], *, alone: bool = False) -> None:
+        self.start = start
+        self.items = items
+        #: The items' outcomes, in order, once done; shorter than ``items`` after a
+        #: failure that stopped the unit (the failure last).
+        self.outcomes: list[Outcome] | None = None
+        #: The process pool running it, if any.
+        self.pool: ProcessPoolExecutor | None = None
+        #: Run by itself again, after its worker died with others: dying again is its own fault.
+        self.alone = alone
+        #: Makes the outcomes of the finished future (``None``: submit it again); the runner's by default.
+        self.read: Callable[[Future[Any] | None], list[Outcome]] | None = None
+
+    @property
+    def stop(self) -> int:
+        """The index after its last item."""
+        return self.start + len(self.items)
+
+
+class Runner(Protocol):
+    """A backend's side of a stream: runs its units, reads what became of them, stops them."""
+
+    def submit(self, unit: Unit) -> Future[Any]:
+        """Start ``unit``; its future is done when it is."""
+        ...
+
+    def read(self, unit: Unit, future: Future[Any]) -> Read:
+        """The outcomes of ``unit``, whose ``future`` is done; units to run instead; or ``None`` to run it again.
+
+        Raises:
+            BaseException: what stops the stream (a dead worker, unless exceptions are collected).
+        """
+        ...
+
+    def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
+        """Cancel the units not started; with ``kill``, stop the workers running the others."""
+        ...
+
+
+def run_chunk(fn: Callable[[Any], Any], items: list[Any], collect: bool) -> list[Outcome]:  # noqa: FBT001
+    """Run ``items`` in order in this thread; stop after the first exception unless ``collect``."""
+    outcomes: list[Outcome] = []
+    for item in items:
+        try:
+            outcomes.append((True, fn(item)))
+        except Exception as exc:  # noqa: BLE001 - an outcome, raised or yielded by the consumer
+            outcomes.append((False, exc))
+            if not collect:
+                break
+    return outcomes

@@ -1,0 +1,344 @@
+"""A plan's run: the rest of a list through its backend, or a stream through the engine.
+
+Both take over what the measuring left in the plan (:class:`Call`): the items it ran,
+the probe's threads still running some, the first item still in a worker process.
+
+    Plan.run()  → execute()      the backend runs the items the measuring did not
+                                 (_backends/), the probe's threads finish, results in
+                                 order or the first failure re-raised
+    iter_parallel → open_stream()  the measured items become the stream's first units,
+                                 the mode's runner (_backends/) runs the rest as the
+                                 engine (_stream.py) takes them
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from itertools import chain
+from typing import Any
+
+import attrs
+
+from ._backends import BACKENDS, PROCESS_BACKEND, ProcessRunner, Runner, Sent, ThreadRunner, Unit
+from ._classify import TaskKind
+from ._decide import final_kind, io_memo, memo_of
+from ._errors import UnpicklableTaskError
+from ._memory import recall, remember
+from ._outcomes import EMPTY, Feed, Outcomes, iterate_from, noted, run_items, timed_out
+from ._plan import PROCESS_COLD_START, Plan
+from ._pools import process_pool_age
+from ._probe import ProbeRun
+from ._stream import Progress, ProgressBar, ResultStream, loop, stream
+
+__all__ = ["Call", "execute", "open_stream"]
+
+#: A stream's default window: this many chunks a worker (one running, one queued) ...
+STREAM_CHUNKS_PER_WORKER = 2
+#: ... of this many items at most in a forced mode over an input of unknown length,
+#: where nothing measured sizes them.
+FORCED_STREAM_CHUNK = 16
+
+
+@attrs.define(eq=False)
+class Call:
+    """What a plan needs to run: the inputs, and what the measurement already ran."""
+
+    fn: Callable[[Any], Any]
+    items: Sequence[Any]
+    #: The measured items' outcomes and the probe still running some: the first run()
+    #: takes them (and the plan then keeps no result alive).
+    outcomes: Outcomes | None
+    resume_at: int
+    probe: ProbeRun | None
+    #: The first item, still running in the process pool that measured it.
+    sent: Sent | None
+    auto: bool = False
+    collect: bool = False  # return_exceptions
+    timeout: float | None = None
+    deadline: float | None = None  # time.monotonic() the first run must end by
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+
+def execute(plan: Plan) -> list[Any]:
+    """Run ``plan`` to the end (its ``run()``): the items its measuring left, then the results in input order.
+
+    Raises:
+        TimeoutError: the plan's timeout passed.
+        Exception: the first exception ``fn`` raised (unless exceptions are collected), noted with its item.
+    """
+    call: Call = plan._state  # noqa: SLF001 - the plan's own runner
+    with call.lock:
+        taken, run, sent = call.outcomes, call.probe, call.sent
+        call.outcomes = call.probe = call.sent = None
+    if sent is not None and plan.mode != "process":
+        sent.finish()  # nothing else takes it over
+        sent = None
+    if taken is not None:
+        outcomes, resume_at, deadline = taken, call.resume_at, call.deadline
+    else:  # a second run() runs everything again, with the whole timeout
+        outcomes = Outcomes(len(call.items), collect=call.collect, in_order=True)
+        resume_at = 0
+        deadline = None if call.timeout is None else time.monotonic() + call.timeout
+    if outcomes.failed:
+        pass  # an item failed while it was measured: nothing more starts
+    elif plan.mode == "serial" and deadline is None and outcomes.in_order:
+        # A loop's items in order, which nothing but the calling thread runs: nothing can
+        # stop the call meanwhile, so the rest run at once, as a list comprehension would.
+        run_items(call.fn, call.items, outcomes, resume_at, len(call.items))
+    else:
+        _run_rest(plan, call, outcomes, resume_at=resume_at, deadline=deadline, run=run, sent=sent)
+    if outcomes.error is not None:
+        raise _noted(outcomes.error, outcomes.error_index, call.items)
+    return outcomes.values
+
+
+def _run_rest(  # noqa: PLR0913 - what _execute took from the plan
+    plan: Plan,
+    call: Call,
+    outcomes: Outcomes,
+    *,
+    resume_at: int,
+    deadline: float | None,
+    run: ProbeRun | None,
+    sent: Sent | None = None,
+) -> None:
+    """Run the items from ``resume_at`` on in the plan's mode; finish the probe's (``run``) and the pool's."""
+    feed = Feed(outcomes, resume_at, len(call.items), in_order=plan.mode == "serial")
+    age = process_pool_age(plan.workers) if plan.mode == "process" and plan.kind is TaskKind.IO else None
+    try:
+        if not outcomes.failed and feed.remaining:
+            try:
+                _run_backend(plan, call, feed, deadline, run, sent=sent)
+            except UnpicklableTaskError:
+                if not call.auto:
+                    raise
+                # Auto checked the function and one item; a later item would not pickle.
+                # The items not sent run here instead, as the loop would have run them.
+                _run_missing(call, outcomes, resume_at, deadline)
+        waited = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not outcomes.failed and run is not None:
+            if not run.join(waited):  # the items the probe took
+                raise TimeoutError
+            if not run.measurement.exact and plan.kind is not None and not outcomes.failed:
+                # The plan was made on lower bounds; now the probe's items are done.
+                final = run.final()
+                memo = memo_of(final_kind(plan.kind, final), final)
+                if plan.kind is TaskKind.IO:
+                    memo = io_memo(
+                        memo,
+                        recall(call.fn),
+                        plan,
+                        count=len(call.items) - run.first,
+                        seconds=time.perf_counter() - run.started,
+                        cpu=feed.cpu + final.item_cpu * final.completed,
+                        warm=age is not None and age >= PROCESS_COLD_START,
+                    )
+                remember(call.fn, memo)
+    except TimeoutError:  # only the backends' and the probe's own: fn's exceptions are recorded, not raised
+        raise timed_out(call.timeout, outcomes) from None
+
+
+def _run_backend(  # noqa: PLR0913 - what the run has in flight
+    plan: Plan, call: Call, feed: Feed, deadline: float | None, run: ProbeRun | None, *, sent: Sent | None
+) -> None:
+    """Run the feed's items in the plan's mode.
+
+    ``run``: the probe, whose threads may still run items; ``sent``: the first item, still
+    running in the process pool (then the plan's mode is processes, with no deadline).
+    """
+    if call.auto and plan.mode == "process" and deadline is None:
+        # Auto turned the loop down: the calling thread runs items until the pool is up,
+        # so that auto never does much worse than that loop while a cold pool starts
+        # (once the probe's threads are through the items they took).
+        PROCESS_BACKEND.run_helping(
+            call.fn,
+            call.items,
+            feed,
+            workers=plan.workers,
+            chunksize=plan.chunksize,
+            others=() if run is None else run.threads,
+            others_compute=plan.kind is TaskKind.CPU,
+            sent=sent,
+        )
+        return
+    BACKENDS[plan.mode].run(
+        call.fn, call.items, feed, workers=plan.workers, chunksize=plan.chunksize, deadline=deadline
+    )
+
+
+def _noted(error: BaseException, index: int, items: Sequence[Any]) -> BaseException:
+    """Add a note naming the item to ``error`` (once)."""
+    return noted(error, index, items[index])
+
+
+def _run_missing(call: Call, outcomes: Outcomes, start: int, deadline: float | None) -> None:
+    """Run, in the calling thread, every item from ``start`` on that has no result yet."""
+    values, index, total = outcomes.dense(), start, len(call.items)
+    while index < total and not outcomes.failed:
+        if values[index] is not EMPTY:
+            index += 1
+            continue
+        stop = index
+        while stop < total and values[stop] is EMPTY:
+            stop += 1
+        feed = Feed(outcomes, index, stop)
+        BACKENDS["serial"].run(call.fn, call.items, feed, workers=1, chunksize=stop - index, deadline=deadline)
+        index = stop
+
+
+def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
+    chosen: Plan,
+    items: Iterable[Any],
+    head: list[Any],
+    source: Iterator[Any],
+    *,
+    sequence: bool,
+    size: int | None,
+    mode: str,
+    chunksize: int | None,
+    ordered: bool,
+    max_in_flight: int | None,
+    progress: bool | Callable[[int, int | None], object] | None,
+    seconds: float | None,
+) -> ResultStream[Any]:
+    """The stream of ``chosen``'s results: the items it measured of ``head``, then the rest of ``head`` and ``source``.
+
+    Args:
+        chosen: the plan, made on ``head`` (auto) or on nothing (a forced mode).
+        items: the input.
+        head: the items taken from ``source`` to plan on.
+        source: the rest of the input.
+        sequence: ``items`` is a list, tuple or range: a loop reads it from where the
+            measuring stopped, without a copy.
+        size: ``len(items)``, where it has one.
+        mode: the mode asked for (``chosen.mode`` is the one chosen).
+        chunksize: the chunk size asked for, if any.
+        ordered: as :func:`~concurrency_kit.iter_parallel` takes it.
+        max_in_flight: as :func:`~concurrency_kit.iter_parallel` takes it.
+        progress: as :func:`~concurrency_kit.iter_parallel` takes it.
+        seconds: the timeout, checked.
+    """
+    call: Call = chosen._state  # noqa: SLF001 - the plan made for this stream
+    first, collect = _measured_units(chosen, call, head)
+    chunk = chosen.chunksize
+    if mode != "auto" and chunksize is None and size is None:
+        chunk = min(chunk, FORCED_STREAM_CHUNK)
+    told: Progress | None = None
+    if progress is True:
+        told = ProgressBar(size, chosen.mode)
+    elif callable(progress):
+        told = progress
+    if chosen.mode == "serial":
+        if sequence:  # a list, tuple or range: from where the measuring stopped, no copy
+            ahead: Sequence[Any] | None = items  # type: ignore[assignment]
+            rest: Iterator[Any] = iterate_from(items, call.resume_at)  # type: ignore[arg-type]
+        else:
+            ahead, rest = None, chain(head[call.resume_at :], source)
+        results: Iterator[Any] = loop(
+            call.fn,
+            ahead,
+            rest,
+            start=call.resume_at,
+            first=first,
+            collect=collect,
+            progress=told,
+            total=size,
+            timeout=seconds,
+            deadline=call.deadline,
+        )
+        return ResultStream(results, chosen.mode, chosen.reason)
+    runner: Runner
+    if chosen.mode == "thread":
+        runner = ThreadRunner(call.fn, chosen.workers, collect=collect)
+    else:
+        runner = ProcessRunner(call.fn, chosen.workers, collect=collect, fallback=mode == "auto")
+    window = max_in_flight or max(len(head), STREAM_CHUNKS_PER_WORKER * chosen.workers * chunk)
+    results = stream(
+        runner,
+        chain(head[call.resume_at :], source),
+        start=call.resume_at,
+        first=first,
+        ordered=ordered,
+        collect=collect,
+        window=window,
+        chunksize=chunk,
+        workers=chosen.workers,
+        total=size,
+        progress=told,
+        timeout=seconds,
+        deadline=call.deadline,
+    )
+    return ResultStream(results, chosen.mode, chosen.reason)
+
+
+def _measured_units(chosen: Plan, call: Call, head: list[Any]) -> tuple[list[tuple[Unit, Future[Any] | None]], bool]:
+    """The stream's first units: the items ``chosen`` measured of ``head``, each with what it is done with.
+
+    Taken from the plan (its first ``run()`` would have them): the first item still
+    running in a worker, and the items the measuring ran (the probe's threads may still
+    run some). Also: whether exceptions are collected.
+    """
+    with call.lock:
+        outcomes, run, sent = call.outcomes, call.probe, call.sent
+        call.outcomes = call.probe = call.sent = None
+    assert outcomes is not None
+    if sent is not None and chosen.mode != "process":
+        sent.finish()  # nothing else takes it over
+        sent = None
+    first: list[tuple[Unit, Future[Any] | None]] = []
+    measured_from = 0
+    if sent is not None:
+        future, pool = sent.take()
+        unit = Unit(0, head[:1])
+        unit.pool = pool
+        first.append((unit, future))
+        measured_from = 1
+    if call.resume_at > measured_from:
+        unit = Unit(measured_from, head[measured_from : call.resume_at])
+        unit.read = _measured_outcomes(chosen, call, outcomes, run, measured_from)
+        first.append((unit, None if run is None else _all_done(run.threads)))
+    return first, outcomes.collect
+
+
+def _measured_outcomes(
+    chosen: Plan, call: Call, outcomes: Outcomes, run: ProbeRun | None, first: int
+) -> Callable[[Future[Any] | None], list[tuple[bool, Any]]]:
+    """What reads the outcomes of the items a stream's plan measured (``first …``), once the probe is done."""
+
+    def read(_: Future[Any] | None) -> list[tuple[bool, Any]]:
+        if run is not None:
+            run.join()  # re-raises what escaped a probe thread
+            if not run.measurement.exact and chosen.kind is not None and not outcomes.failed:
+                final = run.final()  # the plan was made on lower bounds: remember the real figures
+                remember(call.fn, memo_of(final_kind(chosen.kind, final), final))
+        values = outcomes.dense()
+        stop = call.resume_at if not outcomes.failed else min(call.resume_at, outcomes.error_index)
+        read_: list[tuple[bool, Any]] = [(True, values[index]) for index in range(first, stop)]
+        if outcomes.failed and outcomes.error is not None and first <= outcomes.error_index < call.resume_at:
+            read_.append((False, outcomes.error))
+        return read_
+
+    return read
+
+
+def _all_done(futures: Sequence[Future[Any]]) -> Future[None]:
+    """A future done once every one of ``futures`` is."""
+    done: Future[None] = Future()
+    left = [len(futures)]
+    lock = threading.Lock()
+
+    def one(_: Future[Any]) -> None:
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            done.set_result(None)
+
+    if not futures:
+        done.set_result(None)
+    for future in futures:
+        future.add_done_callback(one)
+    return done
