@@ -16,7 +16,7 @@ import attrs
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import TaskKind, _api, _classify, _decide, _memory, _pools, _probe
+from concurrency_kit import TaskKind, _classify, _decide, _memory, _pools, _probe, _run
 from concurrency_kit._memory import LoopVerdict, Memo, recall, remember
 from concurrency_kit._pickling import pickled
 from concurrency_kit._plan import Choice
@@ -521,7 +521,7 @@ def test_a_thread_call_of_io_items_gives_their_length_the_whole_calls_figures(mo
         seen.append((figures, made(*args, **figures)))
         return seen[-1][1]
 
-    monkeypatch.setattr(_api, "io_memo", spy)
+    monkeypatch.setattr(_run, "io_memo", spy)
     start = time.perf_counter()
     plan = ck.plan(wait_then_compute, [15] * 24)
     assert (plan.mode, plan.kind) == ("thread", "io"), plan.reason

@@ -1,21 +1,17 @@
-"""The façade: :func:`run_parallel`, :func:`iter_parallel` and :func:`plan`; and a plan's run.
+"""The façade: :func:`run_parallel`, :func:`iter_parallel`, :func:`plan` and :func:`shutdown`.
 
-A call flows one way::
+Each call checks its arguments here, and then flows one way, through one module a step::
 
     run_parallel(fn, items)                 iter_parallel(fn, items)
-      │                                       │
-      ├─ plan(fn, items)                      ├─ the head of items (auto)
-      │    ├─ check arguments, materialise    ├─ plan_sequence(fn, head, expected=…)
-      │    ├─ classify: the call's classifier │
-      │    │  → @decorator → registered       │
-      │    ├─ forced mode: sized, no measuring│
-      │    └─ auto: decide()  (_decide.py: named steps, then the cost model in _plan.py)
-      │                                       │
-      └─ Plan.run()                           └─ the stream (_stream.py): the measured
-           ├─ the backend runs the rest          items first, then chunks of the rest
-           │  (_backends/)                       while the window has room, yielded
-           ├─ the probe's threads finish         in order or as they finish
-           └─ results in input order, or the first failure re-raised
+      │  the whole input, as a list            │  the head of the input (auto)
+      └─ plan_sequence()                       └─ plan_sequence(expected=…)        (this module)
+           ├─ a forced mode: sized, nothing measured                   (_plan.forced_choice)
+           └─ auto: decide(Question)    the named steps, then the cost model   (_decide.py)
+      │                                        │
+      └─ Plan.run() → execute()                └─ open_stream()                    (_run.py)
+           the backend runs the rest             the measured items first, then the
+           (_backends/: a feed per list)         mode's runner (_backends/) runs the
+           results in input order                rest as the engine takes them (_stream.py)
 """
 
 from __future__ import annotations
@@ -23,60 +19,33 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
-from concurrent.futures import Future
-from itertools import chain, islice
+from itertools import islice
 from typing import Any, TypeVar
 
-import attrs
-
-from ._backends import BACKENDS, PROCESS_BACKEND, Sent
+from ._backends import Sent
 from ._classify import TaskKind, declared_kind
 from ._config import get_config
 from ._cpu import planning_cpus
-from ._decide import Question, decide, final_kind, io_memo, memo_of
-from ._errors import UnpicklableTaskError
-from ._memory import forget_all, recall, remember
-from ._outcomes import EMPTY, Feed, Outcomes, iterate_from, noted, run_items, timed_out
+from ._decide import Question, decide
+from ._memory import forget_all
+from ._outcomes import Outcomes
 from ._plan import (
     MODES,
-    PROCESS_COLD_START,
     Choice,
     Mode,
     Plan,
     Reason,
     forced_choice,
 )
-from ._pools import (
-    process_pool_age,
-)
 from ._pools import shutdown as stop_pools
 from ._probe import Measurement, ProbeRun
-from ._stream import ProcessRunner, Progress, ProgressBar, ResultStream, Runner, ThreadRunner, Unit, loop, stream
+from ._run import Call, execute, open_stream
+from ._stream import ResultStream
 
 __all__ = ["iter_parallel", "plan", "run_parallel", "shutdown"]
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-@attrs.define(eq=False)
-class _Call:
-    """What a plan needs to run: the inputs, and what the measurement already ran."""
-
-    fn: Callable[[Any], Any]
-    items: Sequence[Any]
-    #: The measured items' outcomes and the probe still running some: the first run()
-    #: takes them (and the plan then keeps no result alive).
-    outcomes: Outcomes | None
-    resume_at: int
-    probe: ProbeRun | None
-    #: The first item, still running in the process pool that measured it.
-    sent: Sent | None
-    auto: bool = False
-    collect: bool = False  # return_exceptions
-    timeout: float | None = None
-    deadline: float | None = None  # time.monotonic() the first run must end by
-    lock: threading.Lock = attrs.field(factory=threading.Lock)
 
 
 def _check_count(name: str, value: object) -> None:
@@ -217,8 +186,8 @@ def plan_sequence(  # noqa: PLR0913 - one flow, top to bottom, as the module doc
     io_cap = get_config().io_thread_cap()
     outcomes = Outcomes(count, collect=bool(return_exceptions), in_order=True, partial=expected is not None)
 
-    def call(resume_at: int = 0, run: ProbeRun | None = None, sent: Sent | None = None) -> _Call:
-        return _Call(
+    def call(resume_at: int = 0, run: ProbeRun | None = None, sent: Sent | None = None) -> Call:
+        return Call(
             fn,
             sequence,
             outcomes,
@@ -264,7 +233,7 @@ def plan_sequence(  # noqa: PLR0913 - one flow, top to bottom, as the module doc
 
 
 def _make_plan(
-    choice: Choice, kind: TaskKind | None, measurement: Measurement | None, call: _Call, reason: Reason | None = None
+    choice: Choice, kind: TaskKind | None, measurement: Measurement | None, call: Call, reason: Reason | None = None
 ) -> Plan:
     """The plan for ``choice``, with ``reason`` (default: the choice's own)."""
     return Plan(
@@ -274,130 +243,9 @@ def _make_plan(
         chunksize=choice.chunksize,
         reason=choice.why if reason is None else reason,
         measurement=measurement,
-        runner=_execute,
+        runner=execute,
         state=call,
     )
-
-
-def _execute(plan: Plan) -> list[Any]:
-    call: _Call = plan._state  # noqa: SLF001 - the plan's own runner
-    with call.lock:
-        taken, run, sent = call.outcomes, call.probe, call.sent
-        call.outcomes = call.probe = call.sent = None
-    if sent is not None and plan.mode != "process":
-        sent.finish()  # nothing else takes it over
-        sent = None
-    if taken is not None:
-        outcomes, resume_at, deadline = taken, call.resume_at, call.deadline
-    else:  # a second run() runs everything again, with the whole timeout
-        outcomes = Outcomes(len(call.items), collect=call.collect, in_order=True)
-        resume_at = 0
-        deadline = None if call.timeout is None else time.monotonic() + call.timeout
-    if outcomes.failed:
-        pass  # an item failed while it was measured: nothing more starts
-    elif plan.mode == "serial" and deadline is None and outcomes.in_order:
-        # A loop's items in order, which nothing but the calling thread runs: nothing can
-        # stop the call meanwhile, so the rest run at once, as a list comprehension would.
-        run_items(call.fn, call.items, outcomes, resume_at, len(call.items))
-    else:
-        _run_rest(plan, call, outcomes, resume_at=resume_at, deadline=deadline, run=run, sent=sent)
-    if outcomes.error is not None:
-        raise _noted(outcomes.error, outcomes.error_index, call.items)
-    return outcomes.values
-
-
-def _run_rest(  # noqa: PLR0913 - what _execute took from the plan
-    plan: Plan,
-    call: _Call,
-    outcomes: Outcomes,
-    *,
-    resume_at: int,
-    deadline: float | None,
-    run: ProbeRun | None,
-    sent: Sent | None = None,
-) -> None:
-    """Run the items from ``resume_at`` on in the plan's mode; finish the probe's (``run``) and the pool's."""
-    feed = Feed(outcomes, resume_at, len(call.items), in_order=plan.mode == "serial")
-    age = process_pool_age(plan.workers) if plan.mode == "process" and plan.kind is TaskKind.IO else None
-    try:
-        if not outcomes.failed and feed.remaining:
-            try:
-                _run_backend(plan, call, feed, deadline, run, sent=sent)
-            except UnpicklableTaskError:
-                if not call.auto:
-                    raise
-                # Auto checked the function and one item; a later item would not pickle.
-                # The items not sent run here instead, as the loop would have run them.
-                _run_missing(call, outcomes, resume_at, deadline)
-        waited = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not outcomes.failed and run is not None:
-            if not run.join(waited):  # the items the probe took
-                raise TimeoutError
-            if not run.measurement.exact and plan.kind is not None and not outcomes.failed:
-                # The plan was made on lower bounds; now the probe's items are done.
-                final = run.final()
-                memo = memo_of(final_kind(plan.kind, final), final)
-                if plan.kind is TaskKind.IO:
-                    memo = io_memo(
-                        memo,
-                        recall(call.fn),
-                        plan,
-                        count=len(call.items) - run.first,
-                        seconds=time.perf_counter() - run.started,
-                        cpu=feed.cpu + final.item_cpu * final.completed,
-                        warm=age is not None and age >= PROCESS_COLD_START,
-                    )
-                remember(call.fn, memo)
-    except TimeoutError:  # only the backends' and the probe's own: fn's exceptions are recorded, not raised
-        raise timed_out(call.timeout, outcomes) from None
-
-
-def _run_backend(  # noqa: PLR0913 - what the run has in flight
-    plan: Plan, call: _Call, feed: Feed, deadline: float | None, run: ProbeRun | None, *, sent: Sent | None
-) -> None:
-    """Run the feed's items in the plan's mode.
-
-    ``run``: the probe, whose threads may still run items; ``sent``: the first item, still
-    running in the process pool (then the plan's mode is processes, with no deadline).
-    """
-    if call.auto and plan.mode == "process" and deadline is None:
-        # Auto turned the loop down: the calling thread runs items until the pool is up,
-        # so that auto never does much worse than that loop while a cold pool starts
-        # (once the probe's threads are through the items they took).
-        PROCESS_BACKEND.run_helping(
-            call.fn,
-            call.items,
-            feed,
-            workers=plan.workers,
-            chunksize=plan.chunksize,
-            others=() if run is None else run.threads,
-            others_compute=plan.kind is TaskKind.CPU,
-            sent=sent,
-        )
-        return
-    BACKENDS[plan.mode].run(
-        call.fn, call.items, feed, workers=plan.workers, chunksize=plan.chunksize, deadline=deadline
-    )
-
-
-def _noted(error: BaseException, index: int, items: Sequence[Any]) -> BaseException:
-    """Add a note naming the item to ``error`` (once)."""
-    return noted(error, index, items[index])
-
-
-def _run_missing(call: _Call, outcomes: Outcomes, start: int, deadline: float | None) -> None:
-    """Run, in the calling thread, every item from ``start`` on that has no result yet."""
-    values, index, total = outcomes.dense(), start, len(call.items)
-    while index < total and not outcomes.failed:
-        if values[index] is not EMPTY:
-            index += 1
-            continue
-        stop = index
-        while stop < total and values[stop] is EMPTY:
-            stop += 1
-        feed = Feed(outcomes, index, stop)
-        BACKENDS["serial"].run(call.fn, call.items, feed, workers=1, chunksize=stop - index, deadline=deadline)
-        index = stop
 
 
 def shutdown(wait: bool = True) -> None:  # noqa: FBT001, FBT002 - mirrors Executor.shutdown
@@ -504,11 +352,6 @@ STREAM_HEAD = 64
 #: a loop loses up to the CPUs' count in time, a short one sent to a pool loses its
 #: start-up, once.
 UNSIZED_ITEMS = 1_000_000
-#: A stream's default window: this many chunks a worker (one running, one queued) ...
-STREAM_CHUNKS_PER_WORKER = 2
-#: ... of this many items at most in a forced mode over an input of unknown length,
-#: where nothing measured sizes them.
-FORCED_STREAM_CHUNK = 16
 
 
 def iter_parallel(  # noqa: PLR0913 - the public signature
@@ -576,12 +419,12 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
     """
     started = time.monotonic()
     seconds = None if timeout is None else _check_timeout(timeout)
-    listed = _check_options(fn, items, mode, workers, chunksize, classifier)
+    iterator = _check_options(fn, items, mode, workers, chunksize, classifier)
     if max_in_flight is not None:
         _check_count("max_in_flight", max_in_flight)
     if progress is not None and not isinstance(progress, bool) and not callable(progress):
         raise TypeError(f"progress must be True, False, None or a callable, got {type(progress).__name__}")
-    source: Iterator[Any] = iter(items) if listed is None else listed
+    source: Iterator[Any] = iter(items) if iterator is None else iterator
     size = len(items) if isinstance(items, Sized) else None
     head: list[Any] = []
     expected = UNSIZED_ITEMS if size is None else size
@@ -602,124 +445,17 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         deadline=None if seconds is None else started + seconds,
         expected=expected,
     )
-    call: _Call = chosen._state  # noqa: SLF001 - the plan made here
-    first, collect = _measured_units(chosen, call, head)
-    chunk = chosen.chunksize
-    if mode != "auto" and chunksize is None and size is None:
-        chunk = min(chunk, FORCED_STREAM_CHUNK)
-    told: Progress | None = None
-    if progress is True:
-        told = ProgressBar(size, chosen.mode)
-    elif callable(progress):
-        told = progress
-    if chosen.mode == "serial":
-        if listed is None:  # a list, tuple or range: from where the measuring stopped, no copy
-            ahead: Sequence[Any] | None = items  # type: ignore[assignment]
-            rest: Iterator[Any] = iterate_from(items, call.resume_at)  # type: ignore[arg-type]
-        else:
-            ahead, rest = None, chain(head[call.resume_at :], source)
-        results: Iterator[Any] = loop(
-            fn,
-            ahead,
-            rest,
-            start=call.resume_at,
-            first=first,
-            collect=collect,
-            progress=told,
-            total=size,
-            timeout=seconds,
-            deadline=call.deadline,
-        )
-        return ResultStream(results, chosen.mode, chosen.reason)
-    runner: Runner
-    if chosen.mode == "thread":
-        runner = ThreadRunner(fn, chosen.workers, collect=collect)
-    else:
-        runner = ProcessRunner(fn, chosen.workers, collect=collect, fallback=mode == "auto")
-    window = max_in_flight or max(len(head), STREAM_CHUNKS_PER_WORKER * chosen.workers * chunk)
-    results = stream(
-        runner,
-        chain(head[call.resume_at :], source),
-        start=call.resume_at,
-        first=first,
+    return open_stream(
+        chosen,
+        items,
+        head,
+        source,
+        sequence=iterator is None,
+        size=size,
+        mode=mode,
+        chunksize=chunksize,
         ordered=ordered,
-        collect=collect,
-        window=window,
-        chunksize=chunk,
-        workers=chosen.workers,
-        total=size,
-        progress=told,
-        timeout=seconds,
-        deadline=call.deadline,
+        max_in_flight=max_in_flight,
+        progress=progress,
+        seconds=seconds,
     )
-    return ResultStream(results, chosen.mode, chosen.reason)
-
-
-def _measured_units(chosen: Plan, call: _Call, head: list[Any]) -> tuple[list[tuple[Unit, Future[Any] | None]], bool]:
-    """The stream's first units: the items ``chosen`` measured of ``head``, each with what it is done with.
-
-    Taken from the plan (its first ``run()`` would have them): the first item still
-    running in a worker, and the items the measuring ran (the probe's threads may still
-    run some). Also: whether exceptions are collected.
-    """
-    with call.lock:
-        outcomes, run, sent = call.outcomes, call.probe, call.sent
-        call.outcomes = call.probe = call.sent = None
-    assert outcomes is not None
-    if sent is not None and chosen.mode != "process":
-        sent.finish()  # nothing else takes it over
-        sent = None
-    first: list[tuple[Unit, Future[Any] | None]] = []
-    measured_from = 0
-    if sent is not None:
-        future, pool = sent.take()
-        unit = Unit(0, head[:1])
-        unit.pool = pool
-        first.append((unit, future))
-        measured_from = 1
-    if call.resume_at > measured_from:
-        unit = Unit(measured_from, head[measured_from : call.resume_at])
-        unit.read = _measured_outcomes(chosen, call, outcomes, run, measured_from)
-        first.append((unit, None if run is None else _all_done(run.threads)))
-    return first, outcomes.collect
-
-
-def _measured_outcomes(
-    chosen: Plan, call: _Call, outcomes: Outcomes, run: ProbeRun | None, first: int
-) -> Callable[[Future[Any] | None], list[tuple[bool, Any]]]:
-    """What reads the outcomes of the items a stream's plan measured (``first …``), once the probe is done."""
-
-    def read(_: Future[Any] | None) -> list[tuple[bool, Any]]:
-        if run is not None:
-            run.join()  # re-raises what escaped a probe thread
-            if not run.measurement.exact and chosen.kind is not None and not outcomes.failed:
-                final = run.final()  # the plan was made on lower bounds: remember the real figures
-                remember(call.fn, memo_of(final_kind(chosen.kind, final), final))
-        values = outcomes.dense()
-        stop = call.resume_at if not outcomes.failed else min(call.resume_at, outcomes.error_index)
-        read_: list[tuple[bool, Any]] = [(True, values[index]) for index in range(first, stop)]
-        if outcomes.failed and outcomes.error is not None and first <= outcomes.error_index < call.resume_at:
-            read_.append((False, outcomes.error))
-        return read_
-
-    return read
-
-
-def _all_done(futures: Sequence[Future[Any]]) -> Future[None]:
-    """A future done once every one of ``futures`` is."""
-    done: Future[None] = Future()
-    left = [len(futures)]
-    lock = threading.Lock()
-
-    def one(_: Future[Any]) -> None:
-        with lock:
-            left[0] -= 1
-            last = left[0] == 0
-        if last:
-            done.set_result(None)
-
-    if not futures:
-        done.set_result(None)
-    for future in futures:
-        future.add_done_callback(one)
-    return done

@@ -5,13 +5,15 @@ A stream flows one way::
     iter_parallel(fn, items)                                          (_api.py)
       ├─ auto: the head of the input, planned as run_parallel plans a list,
       │        for as many items as the whole input is expected to have
+      ├─ open_stream(): the plan's measured items, the mode's runner     (_run.py)
       └─ stream()                                                     (this module)
            ├─ units: the head's measured items (the probe may still run some),
            │         then chunks of the rest, taken while fewer than `window`
            │         items are taken and not yet yielded
-           │           thread  → the shared thread pool, one future a chunk
-           │           process → a pickled chunk to the shared process pool
-           │           serial  → no units: a generator in the consumer's thread
+           │         for the mode's runner (a backend's, _backends/):
+           │           thread  → ThreadRunner: the shared thread pool, a future a chunk
+           │           process → ProcessRunner: a pickled chunk to the shared process pool
+           │           serial  → no runner: loop(), a generator in the consumer's thread
            └─ yielded in input order, or unit by unit as they finish
 
 A failure (unless exceptions are collected) stops the taking: in order, the results
@@ -27,183 +29,19 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
 from operator import length_hint
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+from typing import Any, Generic, TypeVar, final
 
-from typing_extensions import Protocol
-
-from ._backends import TAIL_SHARE, check_function, crashed, pickle_chunk, unpack_outcomes
-from ._errors import UnpicklableTaskError
+from ._backends import TAIL_SHARE, Outcome, Runner, Unit
 from ._outcomes import noted
-from ._pools import (
-    discard_process_pool,
-    kill_process_pool,
-    needs_main,
-    submit_to_processes,
-    submit_to_threads,
-    was_killed,
-)
-from ._worker import run_pickled_chunk
 
-if TYPE_CHECKING:
-    from concurrent.futures import ProcessPoolExecutor
-
-__all__ = ["ProcessRunner", "Progress", "ProgressBar", "ResultStream", "Runner", "ThreadRunner", "Unit", "stream"]
+__all__ = ["Progress", "ProgressBar", "ResultStream", "loop", "stream"]
 
 R = TypeVar("R")
 
 #: What ``progress=`` becomes: told ``(done, total)``, ``total`` ``None`` for an input of no length.
 Progress = Callable[[int, "int | None"], object]
-#: A chunk is sent to a fresh pool this many times at most when each breaks as it is submitted.
-SUBMIT_ATTEMPTS = 3
-#: One item's outcome: ``(True, result)`` or ``(False, exception)``.
-Outcome = tuple[bool, Any]
-#: What became of a finished unit: its outcomes; units to run instead (a tuple); or
-#: ``None``, to run it again.
-Read = list[Outcome] | tuple["Unit", ...] | None
-
-
-class Unit:
-    """Items ``start …`` of a stream, run together (a chunk), and what became of them."""
-
-    __slots__ = ("alone", "items", "outcomes", "pool", "read", "start")
-
-    def __init__(self, start: int, items: list[Any], *, alone: bool = False) -> None:
-        self.start = start
-        self.items = items
-        #: The items' outcomes, in order, once done; shorter than ``items`` after a
-        #: failure that stopped the unit (the failure last).
-        self.outcomes: list[Outcome] | None = None
-        #: The process pool running it, if any.
-        self.pool: ProcessPoolExecutor | None = None
-        #: Run by itself again, after its worker died with others: dying again is its own fault.
-        self.alone = alone
-        #: Makes the outcomes of the finished future (``None``: submit it again); the runner's by default.
-        self.read: Callable[[Future[Any] | None], list[Outcome]] | None = None
-
-    @property
-    def stop(self) -> int:
-        """The index after its last item."""
-        return self.start + len(self.items)
-
-
-class Runner(Protocol):
-    """Runs a stream's units on a pool."""
-
-    def submit(self, unit: Unit) -> Future[Any]:
-        """Start ``unit``; its future is done when it is."""
-        ...
-
-    def read(self, unit: Unit, future: Future[Any]) -> Read:
-        """The outcomes of ``unit``, whose ``future`` is done; units to run instead; or ``None`` to run it again.
-
-        Raises:
-            BaseException: what stops the stream (a dead worker, unless exceptions are collected).
-        """
-        ...
-
-    def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
-        """Cancel the units not started; with ``kill``, stop the workers running the others."""
-        ...
-
-
-def _run_chunk(fn: Callable[[Any], Any], items: list[Any], collect: bool) -> list[Outcome]:  # noqa: FBT001
-    """Run ``items`` in order in this thread; stop after the first exception unless ``collect``."""
-    outcomes: list[Outcome] = []
-    for item in items:
-        try:
-            outcomes.append((True, fn(item)))
-        except Exception as exc:  # noqa: BLE001 - an outcome, raised or yielded by the consumer
-            outcomes.append((False, exc))
-            if not collect:
-                break
-    return outcomes
-
-
-@final
-class ThreadRunner:
-    """Units as tasks of the shared thread pool (of ``workers`` threads at least)."""
-
-    def __init__(self, fn: Callable[[Any], Any], workers: int, *, collect: bool) -> None:
-        self._fn, self._workers, self._collect = fn, workers, collect
-
-    def submit(self, unit: Unit) -> Future[list[Outcome]]:
-        """Start ``unit`` on a thread."""
-        return submit_to_threads(self._workers, _run_chunk, self._fn, unit.items, self._collect)
-
-    def read(self, unit: Unit, future: Future[list[Outcome]]) -> list[Outcome]:  # noqa: ARG002 - the protocol
-        """Its outcomes."""
-        return future.result()
-
-    def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:  # noqa: ARG002 - threads cannot be killed
-        """Cancel what has not started; an item running in a thread finishes in the background."""
-        for future in running:
-            future.cancel()
-
-
-@final
-class ProcessRunner:
-    """Units as pickled chunks for the shared process pool (of ``workers`` workers at least).
-
-    With ``fallback`` (auto mode), a chunk that cannot be pickled runs in the calling
-    thread instead, as a loop would run it.
-    """
-
-    def __init__(self, fn: Callable[[Any], Any], workers: int, *, collect: bool, fallback: bool = False) -> None:
-        check_function(fn)
-        self._fn, self._workers, self._collect, self._fallback = fn, workers, collect, fallback
-
-    def submit(self, unit: Unit) -> Future[Any]:
-        """Send ``unit`` to a worker (or run it here, when it cannot be pickled and may fall back)."""
-        try:
-            payload = pickle_chunk(self._fn, unit.items, unit.start, collect=self._collect)
-        except UnpicklableTaskError:
-            if not self._fallback:
-                raise
-            done: Future[Any] = Future()
-            done.set_result(_run_chunk(self._fn, unit.items, self._collect))
-            return done
-        for attempt in range(SUBMIT_ATTEMPTS):
-            try:
-                unit.pool, future = submit_to_processes(
-                    self._workers, run_pickled_chunk, payload, main=needs_main(payload)
-                )
-            except BrokenProcessPool:
-                if attempt == SUBMIT_ATTEMPTS - 1:
-                    raise
-                continue  # a worker died since the last submission: a fresh pool takes it
-            return future
-        raise AssertionError("unreachable")
-
-    def read(self, unit: Unit, future: Future[Any]) -> Read:
-        """Its outcomes; the units to try alone after its worker died (with ``collect``); ``None`` to send it again."""
-        try:
-            result = future.result()
-        except BrokenProcessPool as exc:
-            pool = unit.pool
-            if pool is not None and was_killed(pool):
-                return None  # another call's timeout or Ctrl-C, not these items
-            if pool is not None:
-                discard_process_pool(pool)
-            indices = list(range(unit.start, unit.stop))
-            if not self._collect:
-                raise crashed(indices, exc) from None
-            if unit.alone:
-                return [(False, crashed(indices, exc))]
-            return tuple(Unit(index, [item], alone=True) for index, item in enumerate(unit.items, unit.start))
-        if isinstance(result, list):  # run here, unpicklable
-            return result
-        outcomes, _ = unpack_outcomes(result, unit.start)
-        return outcomes
-
-    def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
-        """Cancel the chunks not started; with ``kill``, kill the workers of the pools running the others."""
-        started = {future: unit for future, unit in running.items() if not future.cancel()}
-        if kill:
-            for pool in {unit.pool for unit in started.values() if unit.pool is not None}:
-                kill_process_pool(pool)
 
 
 class ProgressBar:

@@ -1,8 +1,15 @@
-"""Ways of running items, one module each, behind one small protocol.
+"""Ways of running items, one module each, behind two small protocols.
 
-A backend takes the indices its :class:`~concurrency_kit._outcomes.Feed` hands out,
-runs ``fn`` on those items, and writes results (or the first failure) into the feed's
-outcomes. It knows nothing about how the mode was chosen.
+Each backend runs items two ways:
+
+- :class:`Backend` (``run_parallel`` over a list): takes the indices its
+  :class:`~concurrency_kit._outcomes.Feed` hands out, runs ``fn`` on those items, and
+  writes results (or the first failure) into the feed's outcomes;
+- :class:`Runner` (the stream engine, ``_stream.py``): runs the units (chunks,
+  :class:`Unit`) the engine hands it, and reads what became of each.
+
+The serial mode's stream needs no runner: the engine's loop runs it in the consumer's
+thread. A backend knows nothing about how the mode was chosen.
 """
 
 from __future__ import annotations
@@ -13,20 +20,23 @@ from typing import Any
 from typing_extensions import Protocol
 
 from .._outcomes import Feed
-from ._process import TAIL_SHARE, ProcessBackend, Sent, check_function, crashed, pickle_chunk, unpack_outcomes
+from ._process import TAIL_SHARE, ProcessBackend, ProcessRunner, Sent
 from ._serial import SerialBackend
-from ._thread import ThreadBackend
+from ._thread import ThreadBackend, ThreadRunner
+from ._unit import Outcome, Read, Runner, Unit
 
 __all__ = [
     "BACKENDS",
     "PROCESS_BACKEND",
     "TAIL_SHARE",
     "Backend",
+    "Outcome",
+    "ProcessRunner",
+    "Read",
+    "Runner",
     "Sent",
-    "check_function",
-    "crashed",
-    "pickle_chunk",
-    "unpack_outcomes",
+    "ThreadRunner",
+    "Unit",
 ]
 
 

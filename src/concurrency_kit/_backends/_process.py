@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 from .._crash import WorkerCrashedError
 from .._errors import UnpicklableTaskError
@@ -42,11 +42,12 @@ from .._pools import (
     was_killed,
 )
 from .._worker import run_pickled_chunk
+from ._unit import Read, Unit, run_chunk
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["ProcessBackend", "Sent", "check_function", "crashed", "pickle_chunk", "unpack_outcomes"]
+__all__ = ["ProcessBackend", "ProcessRunner", "Sent", "check_function", "crashed", "pickle_chunk", "unpack_outcomes"]
 
 #: Chunks kept in flight per worker when the pool is this call's size: one running, one
 #: queued behind it. On a larger shared pool a queued chunk would start on an idle
@@ -56,6 +57,8 @@ IN_FLIGHT_PER_WORKER = 2
 #: workers, so chunks shrink toward the end of the input and the workers finish together
 #: (a long item near the end does not share its chunk, and its worker, with many more).
 TAIL_SHARE = 2
+#: A stream's chunk is sent to a fresh pool this many times at most when each breaks as it is submitted.
+SUBMIT_ATTEMPTS = 3
 
 
 def pickle_chunk(fn: Callable[[Any], Any], chunk: Sequence[Any], start: int, *, collect: bool) -> bytes:
@@ -485,3 +488,66 @@ def _isolate(
         except BrokenProcessPool as exc:
             outcomes.fail(index, crashed([index], exc))
             discard_process_pool(pool)
+
+
+@final
+class ProcessRunner:
+    """A stream's units as pickled chunks for the shared process pool (of ``workers`` workers at least).
+
+    With ``fallback`` (auto mode), a chunk that cannot be pickled runs in the calling
+    thread instead, as a loop would run it.
+    """
+
+    def __init__(self, fn: Callable[[Any], Any], workers: int, *, collect: bool, fallback: bool = False) -> None:
+        check_function(fn)
+        self._fn, self._workers, self._collect, self._fallback = fn, workers, collect, fallback
+
+    def submit(self, unit: Unit) -> Future[Any]:
+        """Send ``unit`` to a worker (or run it here, when it cannot be pickled and may fall back)."""
+        try:
+            payload = pickle_chunk(self._fn, unit.items, unit.start, collect=self._collect)
+        except UnpicklableTaskError:
+            if not self._fallback:
+                raise
+            done: Future[Any] = Future()
+            done.set_result(run_chunk(self._fn, unit.items, self._collect))
+            return done
+        for attempt in range(SUBMIT_ATTEMPTS):
+            try:
+                unit.pool, future = submit_to_processes(
+                    self._workers, run_pickled_chunk, payload, main=needs_main(payload)
+                )
+            except BrokenProcessPool:
+                if attempt == SUBMIT_ATTEMPTS - 1:
+                    raise
+                continue  # a worker died since the last submission: a fresh pool takes it
+            return future
+        raise AssertionError("unreachable")
+
+    def read(self, unit: Unit, future: Future[Any]) -> Read:
+        """Its outcomes; the units to try alone after its worker died (with ``collect``); ``None`` to send it again."""
+        try:
+            result = future.result()
+        except BrokenProcessPool as exc:
+            pool = unit.pool
+            if pool is not None and was_killed(pool):
+                return None  # another call's timeout or Ctrl-C, not these items
+            if pool is not None:
+                discard_process_pool(pool)
+            indices = list(range(unit.start, unit.stop))
+            if not self._collect:
+                raise crashed(indices, exc) from None
+            if unit.alone:
+                return [(False, crashed(indices, exc))]
+            return tuple(Unit(index, [item], alone=True) for index, item in enumerate(unit.items, unit.start))
+        if isinstance(result, list):  # run here, unpicklable
+            return result
+        outcomes, _ = unpack_outcomes(result, unit.start)
+        return outcomes
+
+    def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
+        """Cancel the chunks not started; with ``kill``, kill the workers of the pools running the others."""
+        started = {future: unit for future, unit in running.items() if not future.cancel()}
+        if kill:
+            for pool in {unit.pool for unit in started.values() if unit.pool is not None}:
+                kill_process_pool(pool)

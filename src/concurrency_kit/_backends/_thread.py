@@ -1,17 +1,18 @@
-"""Threads of the shared pool, each draining chunks from the call's feed."""
+"""Threads of the shared pool: draining chunks from a list call's feed, or running a stream's units."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from typing import Any
+from typing import Any, final
 
 from .._outcomes import Feed, run_span
 from .._pools import submit_to_threads
 from .._worker import in_worker
+from ._unit import Outcome, Unit, run_chunk
 
-__all__ = ["ThreadBackend"]
+__all__ = ["ThreadBackend", "ThreadRunner"]
 
 
 def _drain(fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, chunksize: int) -> None:
@@ -79,3 +80,24 @@ def _watch(futures: list[Future[None]], feed: Feed, deadline: float | None) -> N
             raise TimeoutError  # the caller words it
         # A drainer ends when the feed is empty or when it records a failure.
         _, pending = wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
+
+
+@final
+class ThreadRunner:
+    """A stream's units as tasks of the shared thread pool (of ``workers`` threads at least)."""
+
+    def __init__(self, fn: Callable[[Any], Any], workers: int, *, collect: bool) -> None:
+        self._fn, self._workers, self._collect = fn, workers, collect
+
+    def submit(self, unit: Unit) -> Future[list[Outcome]]:
+        """Start ``unit`` on a thread."""
+        return submit_to_threads(self._workers, run_chunk, self._fn, unit.items, self._collect)
+
+    def read(self, unit: Unit, future: Future[list[Outcome]]) -> list[Outcome]:  # noqa: ARG002 - the protocol
+        """Its outcomes."""
+        return future.result()
+
+    def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:  # noqa: ARG002 - threads cannot be killed
+        """Cancel what has not started; an item running in a thread finishes in the background."""
+        for future in running:
+            future.cancel()
