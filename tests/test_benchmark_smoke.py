@@ -136,3 +136,19 @@ def test_the_mixed_items_command_refuses_unknown_workloads() -> None:
     completed = _mixed("--workloads", "nonesuch")
     assert completed.returncode == 2
     assert "unknown workloads: nonesuch" in completed.stderr
+
+
+def test_stream_throughput_smoke_prints_a_ratio_per_row() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.stream_throughput", "--smoke", "--workloads", "square_x20000"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=True,
+    )
+    rows = completed.stdout.splitlines()
+    assert rows[0].split() == ["workload", "run_parallel", "iter_parallel", "ratio"]
+    assert [row.split()[0] for row in rows[1:]] == ["square_x20000", "uneven:", "serial"]
+    for row in rows[1:]:
+        assert "x  (target <= " in row

@@ -182,14 +182,24 @@ def test_run_parallel_returns_what_the_stream_yields(mode: str, *, return_except
             expected: object = ck.run_parallel(fn, items, mode, return_exceptions=return_exceptions)
         except HelperError as exc:
             expected = (type(exc), str(exc), exc.__notes__)
-        try:
-            got: object = list(ck.iter_parallel(fn, iter(items), mode, return_exceptions=return_exceptions))
-        except HelperError as exc:
-            got = (type(exc), str(exc), exc.__notes__)
-        if return_exceptions and isinstance(expected, list) and isinstance(got, list):
-            expected = [repr(v) for v in expected]
-            got = [repr(v) for v in got]
-        assert got == expected
+        for source in (items, iter(items)):  # a list is measured whole, as run_parallel measures it
+            try:
+                got: object = list(ck.iter_parallel(fn, source, mode, return_exceptions=return_exceptions))
+            except HelperError as exc:
+                got = (type(exc), str(exc), exc.__notes__)
+            if return_exceptions and isinstance(expected, list) and isinstance(got, list):
+                assert [repr(v) for v in got] == [repr(v) for v in expected]
+            else:
+                assert got == expected
+
+
+def test_a_long_list_failing_while_it_is_measured_yields_the_results_before_it() -> None:
+    # 20,000 tiny items: auto times the first thousands in the calling thread, at a loop's speed.
+    results: list[int] = []
+    with pytest.raises(HelperError) as caught:
+        results.extend(ck.iter_parallel(fail_on_13, range(20_000)))
+    assert results == [2 * x for x in range(13)]
+    assert caught.value.__notes__ == ["concurrency_kit: raised by item 13: 13"]
 
 
 def test_as_finished_a_fast_item_comes_before_a_slow_earlier_one(mode: str, tmp_path: Path, release: str) -> None:
@@ -221,11 +231,13 @@ def test_a_timeout_ends_the_stream_on_time(mode: str, tmp_path: Path, release: s
 
 
 @pytest.mark.parametrize("record", [record_trivial, record_io, record_cpu], ids=["trivial", "io", "cpu"])
-def test_auto_runs_each_item_exactly_once(record: object, tmp_path: Path) -> None:
+@pytest.mark.parametrize("listed", [False, True])
+def test_auto_runs_each_item_exactly_once(record: object, tmp_path: Path, *, listed: bool) -> None:
     directory = tmp_path / "calls"
     directory.mkdir()
     count = 120
-    items = ((str(directory), i) for i in range(count))
+    generated = ((str(directory), i) for i in range(count))
+    items = list(generated) if listed else generated
     assert list(ck.iter_parallel(record, items)) == list(range(count))  # type: ignore[arg-type]
     assert calls_per_index(directory) == dict.fromkeys(range(count), 1)
 

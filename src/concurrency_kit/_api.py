@@ -370,11 +370,13 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
 ) -> ResultStream[R]:
     """Yield ``fn(item)`` for every item of ``items``, as the results come, reading ``items`` lazily.
 
-    In ``"auto"`` mode the head of the input (:data:`STREAM_HEAD` items at most) is
-    measured and planned on as :func:`run_parallel` plans a list, for the number of
-    items the input has (``len(items)`` when it has one; many when it has none and
-    is longer than its head); those results are kept, and the rest stream through the
-    mode chosen. Each item runs exactly once.
+    In ``"auto"`` mode the first items are measured and planned on as
+    :func:`run_parallel` plans a list, for the number of items the input has
+    (``len(items)`` when it has one; many when it has none and is longer than its
+    head); those results are kept, and the rest stream through the mode chosen. Each
+    item runs exactly once. From a list, tuple or range the measuring takes what it
+    needs, as in :func:`run_parallel`; from any other input (or with
+    ``max_in_flight``), only its head: :data:`STREAM_HEAD` items at most.
 
     Args:
         fn: a one-argument function (picklable for process mode, as in :func:`run_parallel`).
@@ -391,8 +393,9 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
             processes still running its items are then killed.
         max_in_flight: the most items taken from ``items`` and not yet yielded, at any
             moment (workers wait for a slow consumer rather than pile up results).
-            Default: two chunks a worker, and at least the head auto measures (64
-            items); a loop takes one item at a time.
+            Default: two chunks a worker, and at least the items auto measured (up to
+            64 of an input that is not a list, tuple or range); a loop takes one item
+            at a time.
         progress: ``True`` for a tqdm progress bar on stderr (the ``progress`` extra:
             ``pip install "concurrency_kit[progress]"``), described by the mode chosen;
             or a callable, called ``(done, total)`` in the consuming thread as each
@@ -426,9 +429,12 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         raise TypeError(f"progress must be True, False, None or a callable, got {type(progress).__name__}")
     source: Iterator[Any] = iter(items) if iterator is None else iterator
     size = len(items) if isinstance(items, Sized) else None
-    head: list[Any] = []
+    head: Sequence[Any] = []
     expected = UNSIZED_ITEMS if size is None else size
-    if mode == "auto":
+    if mode == "auto" and iterator is None and max_in_flight is None:
+        # A list, tuple or range is in memory already: measured as run_parallel measures it.
+        head, source = items, iter(())  # type: ignore[assignment]
+    elif mode == "auto":
         wanted = STREAM_HEAD if max_in_flight is None else min(STREAM_HEAD, max_in_flight)
         head = list(islice(source, wanted))
         if len(head) < wanted:

@@ -181,7 +181,9 @@ def run_items(fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes
     can take (the timed check of a loop: no feed needed). The call stops on a failure,
     unless exceptions are collected.
     """
-    if outcomes.partial:  # item by item, so that a failure leaves the results before it
+    if outcomes.partial:  # a failure must leave the results before it
+        if outcomes.in_order and index == len(outcomes.values):
+            return _extend_kept(fn, items, outcomes, index, stop)
         outcomes.dense()
         return _run_each(fn, items, outcomes, index, stop)
     if outcomes.in_order:
@@ -304,4 +306,20 @@ def _extend(fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, 
         if index:
             done[0:0] = outcomes.values
         outcomes.values = done
+    return True
+
+
+def _extend_kept(fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, index: int, stop: int) -> bool:
+    """:func:`_extend` for partial outcomes: on a failure, the results before it stay.
+
+    ``list.extend`` keeps what it appended before its iterator raised, so the span runs
+    at ``map``'s speed and the failing item is the one after the last result.
+    """
+    values = outcomes.values
+    remaining = iterate_from(items, index) if stop == len(items) else iter(items[index:stop])
+    try:
+        values.extend(map(fn, remaining))
+    except BaseException as exc:  # noqa: BLE001 - recorded; the call re-raises it
+        outcomes.fail(len(values), exc)
+        return False
     return True

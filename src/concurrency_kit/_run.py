@@ -192,7 +192,7 @@ def _run_missing(call: Call, outcomes: Outcomes, start: int, deadline: float | N
 def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
     chosen: Plan,
     items: Iterable[Any],
-    head: list[Any],
+    head: Sequence[Any],
     source: Iterator[Any],
     *,
     sequence: bool,
@@ -209,7 +209,7 @@ def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
     Args:
         chosen: the plan, made on ``head`` (auto) or on nothing (a forced mode).
         items: the input.
-        head: the items taken from ``source`` to plan on.
+        head: the items planned on: taken from ``source``, or ``items`` itself (a sequence).
         source: the rest of the input.
         sequence: ``items`` is a list, tuple or range: a loop reads it from where the
             measuring stopped, without a copy.
@@ -236,7 +236,7 @@ def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
             ahead: Sequence[Any] | None = items  # type: ignore[assignment]
             rest: Iterator[Any] = iterate_from(items, call.resume_at)  # type: ignore[arg-type]
         else:
-            ahead, rest = None, chain(head[call.resume_at :], source)
+            ahead, rest = None, chain(iterate_from(head, call.resume_at), source)
         results: Iterator[Any] = loop(
             call.fn,
             ahead,
@@ -255,10 +255,12 @@ def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
         runner = ThreadRunner(call.fn, chosen.workers, collect=collect)
     else:
         runner = ProcessRunner(call.fn, chosen.workers, collect=collect, fallback=mode == "auto")
-    window = max_in_flight or max(len(head), STREAM_CHUNKS_PER_WORKER * chosen.workers * chunk)
+    # Taken and not yet yielded when the stream starts: the head (or what was measured of a sequence).
+    ahead_of_stream = call.resume_at if head is items else len(head)
+    window = max_in_flight or max(ahead_of_stream, STREAM_CHUNKS_PER_WORKER * chosen.workers * chunk)
     results = stream(
         runner,
-        chain(head[call.resume_at :], source),
+        chain(iterate_from(head, call.resume_at), source),
         start=call.resume_at,
         first=first,
         ordered=ordered,
@@ -274,7 +276,9 @@ def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
     return ResultStream(results, chosen.mode, chosen.reason)
 
 
-def _measured_units(chosen: Plan, call: Call, head: list[Any]) -> tuple[list[tuple[Unit, Future[Any] | None]], bool]:
+def _measured_units(
+    chosen: Plan, call: Call, head: Sequence[Any]
+) -> tuple[list[tuple[Unit, Future[Any] | None]], bool]:
     """The stream's first units: the items ``chosen`` measured of ``head``, each with what it is done with.
 
     Taken from the plan (its first ``run()`` would have them): the first item still
@@ -292,34 +296,35 @@ def _measured_units(chosen: Plan, call: Call, head: list[Any]) -> tuple[list[tup
     measured_from = 0
     if sent is not None:
         future, pool = sent.take()
-        unit = Unit(0, head[:1])
+        unit = Unit(0, list(head[:1]))
         unit.pool = pool
         first.append((unit, future))
         measured_from = 1
     if call.resume_at > measured_from:
-        unit = Unit(measured_from, head[measured_from : call.resume_at])
-        unit.read = _measured_outcomes(chosen, call, outcomes, run, measured_from)
+        unit = Unit(measured_from, list(head[measured_from : call.resume_at]))
+        unit.results = _measured_outcomes(chosen, call, outcomes, run, measured_from)
         first.append((unit, None if run is None else _all_done(run.threads)))
     return first, outcomes.collect
 
 
 def _measured_outcomes(
     chosen: Plan, call: Call, outcomes: Outcomes, run: ProbeRun | None, first: int
-) -> Callable[[Future[Any] | None], list[tuple[bool, Any]]]:
-    """What reads the outcomes of the items a stream's plan measured (``first …``), once the probe is done."""
+) -> Callable[[Future[Any] | None], tuple[list[Any], BaseException | None]]:
+    """What reads the results of the items a stream's plan measured (``first …``), once the probe is done.
 
-    def read(_: Future[Any] | None) -> list[tuple[bool, Any]]:
+    The reader returns the results before the first failure (with exceptions collected:
+    every result, exceptions in place), and that failure (``None`` if there was none).
+    """
+
+    def read(_: Future[Any] | None) -> tuple[list[Any], BaseException | None]:
         if run is not None:
             run.join()  # re-raises what escaped a probe thread
             if not run.measurement.exact and chosen.kind is not None and not outcomes.failed:
                 final = run.final()  # the plan was made on lower bounds: remember the real figures
                 remember(call.fn, memo_of(final_kind(chosen.kind, final), final))
-        values = outcomes.dense()
         stop = call.resume_at if not outcomes.failed else min(call.resume_at, outcomes.error_index)
-        read_: list[tuple[bool, Any]] = [(True, values[index]) for index in range(first, stop)]
-        if outcomes.failed and outcomes.error is not None and first <= outcomes.error_index < call.resume_at:
-            read_.append((False, outcomes.error))
-        return read_
+        error = outcomes.error if outcomes.failed and first <= outcomes.error_index < call.resume_at else None
+        return outcomes.values[first:stop], error
 
     return read
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from itertools import islice
 from operator import length_hint
@@ -105,7 +105,7 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
         rest: the items after the first units'.
         start: the index of ``rest``'s first item.
         first: units already under way (the measured head), each with the future it
-            is done with (``None``: done), and ``Unit.read`` set to make its outcomes.
+            is done with (``None``: done), and ``Unit.results`` set to read them.
         ordered: in input order; else unit by unit as they finish.
         collect: exceptions are yielded in their items' places (``return_exceptions``).
         window: the most items taken from the input and not yet yielded.
@@ -142,8 +142,9 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
             finished.append(unit)
 
     def read(unit: Unit, future: Future[Any] | None) -> None:
-        if unit.read is not None:
-            store(unit, unit.read(future))
+        if unit.results is not None:
+            values, error = unit.results(future)
+            store(unit, [(True, value) for value in values] + ([] if error is None else [(False, error)]))
             return
         assert future is not None
         outcome = runner.read(unit, future)
@@ -254,7 +255,18 @@ def loop(  # noqa: PLR0913 - the loop's inputs, by name
     counted as it is taken.
     """
     try:
-        yielded = yield from _first_outcomes(first, collect, progress, total, timeout, deadline)
+        yielded = 0
+        for unit, future in first:  # the measured items: already run (the probe's threads may still run some)
+            if future is not None:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if wait((future,), timeout=remaining).not_done:
+                    raise _timed_out(timeout, yielded)
+            assert unit.results is not None
+            values, error = unit.results(future)
+            yield from values if progress is None else _told(values, yielded, progress, total)
+            yielded += len(values)
+            if error is not None:
+                raise noted(error, unit.start + len(values), unit.items[len(values)])
         if deadline is not None or progress is not None:
             yield from _checked(fn, rest, start, yielded, collect, progress, total, timeout, deadline)
         elif items is not None:
@@ -273,30 +285,11 @@ def loop(  # noqa: PLR0913 - the loop's inputs, by name
         _close(progress)
 
 
-def _first_outcomes(  # noqa: PLR0913, PLR0917 - loop()'s
-    first: list[tuple[Unit, Future[Any] | None]],
-    collect: bool,  # noqa: FBT001
-    progress: Progress | None,
-    total: int | None,
-    timeout: float | None,
-    deadline: float | None,
-) -> Generator[Any, None, int]:
-    """Yield the outcomes of the first units, waiting for each; return how many were yielded."""
-    yielded = 0
-    for unit, future in first:
-        if future is not None:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if wait((future,), timeout=remaining).not_done:
-                raise _timed_out(timeout, yielded)
-        assert unit.read is not None
-        for offset, (ok, value) in enumerate(unit.read(future)):
-            if not ok and not collect:
-                raise noted(value, unit.start + offset, unit.items[offset])
-            yielded += 1
-            if progress is not None:
-                progress(yielded, total)
-            yield value
-    return yielded
+def _told(values: list[Any], yielded: int, progress: Progress, total: int | None) -> Iterator[Any]:
+    """Yield ``values``, telling ``progress`` of each (``yielded`` before them)."""
+    for done, value in enumerate(values, yielded + 1):
+        progress(done, total)
+        yield value
 
 
 def _checked(  # noqa: PLR0913, PLR0917 - loop()'s, item by item

@@ -23,7 +23,7 @@ Read = list[Outcome] | tuple["Unit", ...] | None
 class Unit:
     """Items ``start …`` of a stream, run together (a chunk), and what became of them."""
 
-    __slots__ = ("alone", "items", "outcomes", "pool", "read", "start")
+    __slots__ = ("alone", "items", "outcomes", "pool", "read", "results", "start")
 
     def __init__(self, start: int, items: list[Any], *, alone: bool = False) -> None:
         self.start = start
@@ -35,8 +35,10 @@ class Unit:
         self.pool: ProcessPoolExecutor | None = None
         #: Run by itself again, after its worker died with others: dying again is its own fault.
         self.alone = alone
-        #: Makes the outcomes of the finished future (``None``: submit it again); the runner's by default.
-        self.read: Callable[[Future[Any] | None], list[Outcome]] | None = None
+        #: Its results, already run (the items a plan measured), once the future is done
+        #: (``None``: done): the results before the first failure, and that failure
+        #: (``None`` if none); exceptions collected are results. Else the runner reads it.
+        self.results: Callable[[Future[Any] | None], tuple[list[Any], BaseException | None]] | None = None
 
     @property
     def stop(self) -> int:
