@@ -218,18 +218,20 @@ def declared_gil_free(x: int) -> int:
 
 
 def multiprocessing_helper_pids() -> set[int]:
-    """Pids of the session-wide multiprocessing helpers: forkserver and resource tracker."""
+    """Pids of the session-wide multiprocessing helpers: forkserver and resource trackers."""
     pids: set[int] = set()
     forkserver = sys.modules.get("multiprocessing.forkserver")
     if forkserver is not None:
         pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
         if pid is not None:
             pids.add(pid)
-    tracker = sys.modules.get("multiprocessing.resource_tracker")
-    if tracker is not None:
-        pid = getattr(tracker._resource_tracker, "_pid", None)
-        if pid is not None:
-            pids.add(pid)
+    # loky (test_executors.py) keeps a resource tracker of its own for the session.
+    for name in ("multiprocessing.resource_tracker", "loky.backend.resource_tracker"):
+        tracker = sys.modules.get(name)
+        if tracker is not None:
+            pid = getattr(tracker._resource_tracker, "_pid", None)
+            if pid is not None:
+                pids.add(pid)
     return pids
 
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ._errors import UnpicklableTaskError as UnpicklableTaskError
     from ._plan import Plan as Plan
     from ._probe import Measurement as Measurement
+    from ._scope import use_executor as use_executor
     from ._stream import ResultStream as ResultStream
 
 #: Where each public name lives. The package imports them when first asked for (PEP
@@ -60,6 +61,7 @@ _EXPORTS = {
     "run_parallel": "_api",
     "shutdown": "_api",
     "unregister_classifier": "_classify",
+    "use_executor": "_scope",
     "usable_cpus": "_cpu",
 }
 
@@ -99,6 +101,7 @@ __all__ = (
     "shutdown",
     "unregister_classifier",
     "usable_cpus",
+    "use_executor",
 )
 
 __version__ = "0.1.0"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from concurrent.futures import Executor
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -26,7 +27,7 @@ from ._backends import Sent
 from ._classify import TaskKind, declared_kind
 from ._config import get_config
 from ._cpu import planning_cpus
-from ._decide import Question, decide
+from ._decide import Question, decide, for_executor
 from ._memory import forget_all
 from ._outcomes import Outcomes
 from ._plan import (
@@ -40,6 +41,7 @@ from ._plan import (
 from ._pools import shutdown as stop_pools
 from ._probe import Measurement, ProbeRun
 from ._run import Call, execute, open_stream
+from ._scope import check_executor, current_executor
 from ._stream import ResultStream
 
 __all__ = ["iter_parallel", "plan", "run_parallel", "shutdown"]
@@ -96,6 +98,23 @@ def _check_options(  # noqa: PLR0913, PLR0917 - checks every argument of the pub
         raise TypeError(f"items must be iterable, got {type(items).__name__}") from None
 
 
+def _executor_for(mode: object, executor: object) -> Executor | None:
+    """The executor a call runs on: the one given, else (in auto mode) its :func:`use_executor` block's."""
+    if executor is not None:
+        check_executor(executor)
+        if mode not in {"auto", "executor"}:
+            raise ValueError(
+                f"executor= runs the items on that executor: mode must be 'auto' or 'executor', got {mode!r}"
+            )
+        return executor  # type: ignore[return-value]
+    if mode not in {"auto", "executor"}:
+        return None
+    scoped = current_executor()
+    if scoped is None and mode == "executor":
+        raise ValueError("mode='executor' needs an executor: pass executor=, or call inside use_executor()")
+    return scoped
+
+
 def plan(  # noqa: PLR0913 - the public signature
     fn: Callable[[T], R],
     items: Iterable[T],
@@ -106,6 +125,7 @@ def plan(  # noqa: PLR0913 - the public signature
     classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
+    executor: Executor | None = None,
 ) -> Plan:
     """Decide how ``fn`` should be mapped over ``items``, without running the rest.
 
@@ -119,8 +139,8 @@ def plan(  # noqa: PLR0913 - the public signature
     Args:
         fn: a one-argument function.
         items: any iterable; it is read to the end at once.
-        mode: ``"auto"`` (measure and choose), ``"serial"``, ``"thread"`` or
-            ``"process"``.
+        mode: ``"auto"`` (measure and choose), ``"serial"``, ``"thread"``,
+            ``"process"``, or ``"executor"`` (an executor is required).
         workers: the number of threads or processes (default: chosen by the mode).
         chunksize: how many items a worker takes at a time (default: from the
             measured time per item); in process mode the last chunks are smaller, so
@@ -132,16 +152,24 @@ def plan(  # noqa: PLR0913 - the public signature
         timeout: seconds the whole call may take, measuring included, counted from
             this call (a later ``run()`` gets what is left; a second ``run()`` gets
             the whole timeout again).
+        executor: run the items on this :class:`concurrent.futures.Executor` (a Dask
+            client's ``get_executor()``, loky's ``get_reusable_executor()``, a pool of
+            your own; default: the one of the enclosing :func:`use_executor` block, in
+            auto mode). The first items are timed here and the rest go to it in chunks
+            that each carry ten times its per-task cost in work; the plan's mode is
+            ``"executor"``. It is never shut down.
 
     Returns:
         The :class:`Plan`, with the mode, kind, sizing and a reason.
 
     Raises:
         TypeError: ``fn`` or ``classifier`` is not callable, ``items`` is not
-            iterable, or ``workers``/``chunksize`` is not an int.
+            iterable, ``workers``/``chunksize`` is not an int, or ``executor`` is not
+            an executor.
         ValueError: an unknown mode, ``workers``/``chunksize`` below 1, a timeout
-            that is not positive, or a classifier that returned something that is not
-            a kind.
+            that is not positive, a classifier that returned something that is not
+            a kind, ``executor=`` with a mode other than ``"auto"`` or
+            ``"executor"``, or ``mode="executor"`` with no executor.
         TimeoutError: ``timeout`` passed while the first items were measured.
     """
     started = time.monotonic()
@@ -157,6 +185,7 @@ def plan(  # noqa: PLR0913 - the public signature
         return_exceptions=return_exceptions,
         seconds=seconds,
         deadline=None if seconds is None else started + seconds,
+        executor=_executor_for(mode, executor),
     )
 
 
@@ -172,8 +201,12 @@ def plan_sequence(  # noqa: PLR0913 - one flow, top to bottom, as the module doc
     seconds: float | None,
     deadline: float | None,
     expected: int | None = None,
+    executor: Executor | None = None,
 ) -> Plan:
     """:func:`plan`, on arguments already checked, for the items of ``sequence``.
+
+    ``executor``: the executor the call runs on (given, or its :func:`use_executor`
+    block's): the items it measures size the executor's tasks.
 
     ``expected``: how many items the call has in all, when ``sequence`` is only its head
     (a stream's, see ``_stream``): the cost model decides for that many; the measuring
@@ -198,10 +231,18 @@ def plan_sequence(  # noqa: PLR0913 - one flow, top to bottom, as the module doc
             collect=outcomes.collect,
             timeout=seconds,
             deadline=deadline,
+            executor=executor,
         )
 
     decision = declared_kind(fn, sequence, classifier)
     declared = None if decision is None else decision.kind
+
+    if executor is not None:
+        question = Question(
+            fn, sequence, outcomes, planned, decision, workers, chunksize, cpus, io_cap, seconds, deadline
+        )
+        decided = for_executor(question, executor)
+        return _make_plan(decided.choice, decided.kind, decided.measurement, call(decided.resume_at), decided.reason)
 
     if mode != "auto":
         choice = forced_choice(
@@ -271,6 +312,7 @@ def run_parallel(  # noqa: PLR0913 - the public signature
     return_exceptions: bool = False,
     timeout: float | None = None,
     progress: bool | Callable[[int, int | None], object] | None = None,
+    executor: Executor | None = None,
 ) -> list[R]:
     """Return ``[fn(item) for item in items]``, computed the fastest way.
 
@@ -282,7 +324,7 @@ def run_parallel(  # noqa: PLR0913 - the public signature
             module level); in auto mode it may be called from two threads at once
             while it is measured.
         items: any iterable.
-        mode: ``"auto"``, ``"serial"``, ``"thread"`` or ``"process"``.
+        mode: ``"auto"``, ``"serial"``, ``"thread"``, ``"process"`` or ``"executor"``.
         workers: the number of threads or processes.
         chunksize: how many items a worker takes at a time (at most: in process
             mode the last chunks shrink, so that the workers finish together).
@@ -296,6 +338,12 @@ def run_parallel(  # noqa: PLR0913 - the public signature
         progress: ``True`` for a tqdm progress bar, or a callable told ``(done,
             total)`` in the calling thread (see :func:`iter_parallel`). With it the
             call is ``list(iter_parallel(...))``, which returns the same.
+        executor: run the items on this :class:`concurrent.futures.Executor` (a Dask
+            client's ``get_executor()``, loky's ``get_reusable_executor()``, a pool of
+            your own; default: the one of the enclosing :func:`use_executor` block, in
+            auto mode). The first items are timed here and the rest go to it in chunks
+            that each carry ten times its per-task cost in work; the plan's mode is
+            ``"executor"``. It is never shut down.
 
     Returns:
         The results, in input order (with ``return_exceptions``, exceptions in the
@@ -329,6 +377,7 @@ def run_parallel(  # noqa: PLR0913 - the public signature
                 return_exceptions=return_exceptions,
                 timeout=timeout,
                 progress=progress,
+                executor=executor,
             )
         )
     return plan(
@@ -340,6 +389,7 @@ def run_parallel(  # noqa: PLR0913 - the public signature
         classifier=classifier,
         return_exceptions=return_exceptions,
         timeout=timeout,
+        executor=executor,
     ).run()
 
 
@@ -367,6 +417,7 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
     timeout: float | None = None,
     max_in_flight: int | None = None,
     progress: bool | Callable[[int, int | None], object] | None = None,
+    executor: Executor | None = None,
 ) -> ResultStream[R]:
     """Yield ``fn(item)`` for every item of ``items``, as the results come, reading ``items`` lazily.
 
@@ -381,7 +432,7 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
     Args:
         fn: a one-argument function (picklable for process mode, as in :func:`run_parallel`).
         items: any iterable, endless ones included; read as the stream needs items.
-        mode: ``"auto"``, ``"serial"``, ``"thread"`` or ``"process"``.
+        mode: ``"auto"``, ``"serial"``, ``"thread"``, ``"process"`` or ``"executor"``.
         ordered: results in input order; with ``False``, as they finish (a chunk's
             results together, in its order).
         workers: the number of threads or processes.
@@ -401,6 +452,12 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
             or a callable, called ``(done, total)`` in the consuming thread as each
             result is yielded (``total`` is ``None`` when ``items`` has no length).
             It counts items, whatever the chunks; the last call counts every result.
+        executor: run the items on this :class:`concurrent.futures.Executor` (a Dask
+            client's ``get_executor()``, loky's ``get_reusable_executor()``, a pool of
+            your own; default: the one of the enclosing :func:`use_executor` block, in
+            auto mode). The first items are timed here and the rest go to it in chunks
+            that each carry ten times its per-task cost in work; the plan's mode is
+            ``"executor"``. It is never shut down.
 
     Returns:
         The results, as a :class:`ResultStream`: iterate it, ``close()`` it, or use it
@@ -429,12 +486,14 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         raise TypeError(f"progress must be True, False, None or a callable, got {type(progress).__name__}")
     source: Iterator[Any] = iter(items) if iterator is None else iterator
     size = len(items) if isinstance(items, Sized) else None
+    on = _executor_for(mode, executor)
+    measures = mode == "auto" or on is not None
     head: Sequence[Any] = []
     expected = UNSIZED_ITEMS if size is None else size
-    if mode == "auto" and iterator is None and max_in_flight is None:
+    if measures and iterator is None and max_in_flight is None:
         # A list, tuple or range is in memory already: measured as run_parallel measures it.
         head, source = items, iter(())  # type: ignore[assignment]
-    elif mode == "auto":
+    elif measures:
         wanted = STREAM_HEAD if max_in_flight is None else min(STREAM_HEAD, max_in_flight)
         head = list(islice(source, wanted))
         if len(head) < wanted:
@@ -450,6 +509,7 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         seconds=seconds,
         deadline=None if seconds is None else started + seconds,
         expected=expected,
+        executor=on,
     )
     return open_stream(
         chosen,

@@ -24,17 +24,28 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from typing import Any, final
 
 import attrs
 
-from ._backends import PROCESS_BACKEND, Sent
+from ._backends import PROCESS_BACKEND, Sent, executor_name, executor_workers, task_overhead
 from ._classify import GIL_BOUND_SHARE, Decision, TaskKind, agrees, kind_from_measurement, partly_waits
 from ._errors import UnpicklableTaskError
 from ._memory import LoopVerdict, Memo, recall, remember
 from ._outcomes import EMPTY, Outcomes, run_timed, timed_out
 from ._pickling import pickled_size, why_not_picklable
-from ._plan import PROCESS_COLD_START, Choice, Plan, Reason, choose, describe_measurement, format_seconds, render
+from ._plan import (
+    PROCESS_COLD_START,
+    Choice,
+    Plan,
+    Reason,
+    choose,
+    describe_measurement,
+    executor_choice,
+    format_seconds,
+    render,
+)
 from ._pools import (
     forkserver_started,
     prestart_process_pool,
@@ -45,7 +56,7 @@ from ._pools import (
 from ._probe import PROBE_THREADS, QUICK_WINDOW, Measurement, ProbeRun, probe
 from ._worker import in_worker
 
-__all__ = ["Decided", "Question", "decide", "final_kind", "io_memo", "memo_of"]
+__all__ = ["Decided", "Question", "decide", "final_kind", "for_executor", "io_memo", "memo_of"]
 
 
 @final
@@ -54,8 +65,8 @@ class Decided:
     """What the steps decided, and what their measuring left under way."""
 
     choice: Choice
-    kind: TaskKind
-    measurement: Measurement
+    kind: TaskKind | None
+    measurement: Measurement | None
     reason: Reason
     #: The first item no step took: the rest of the call starts there.
     resume_at: int
@@ -353,6 +364,56 @@ def _conclude(d: _Decision) -> Decided:
         _warm_for_next_calls(d.fn, d.choose(measurement, d.resume_at, kind, warm=True))
     reason = _explained(measurement, kind, d.source, choice)
     return Decided(choice, kind, measurement, reason, d.resume_at, d.run, d.sent)
+
+
+#: Through an executor, the first items run in the calling thread for this long (at least
+#: one item), timed, to size the executor's tasks.
+EXECUTOR_CHECK_SECONDS = 0.002
+
+
+def for_executor(q: Question, executor: Executor) -> Decided:
+    """How a call runs through ``executor``: the first items timed here, then chunks sized for its task overhead.
+
+    The items run in the calling thread for :data:`EXECUTOR_CHECK_SECONDS` (at least
+    one), as a loop would; their results are kept. Not with a timeout, where an item
+    running here could outlast it, nor for a single item: the time an earlier call
+    measured sizes the tasks then, else every item is a task of its own.
+    """
+    fn, outcomes = q.fn, q.outcomes
+    memo = recall(fn)
+    measurement: Measurement | None = None
+    resume_at = 0
+    if q.deadline is None and len(q.sequence) > 1 and not in_worker():
+        measurement = _measure_inline(fn, q.sequence, outcomes, len(q.sequence) - 1, EXECUTOR_CHECK_SECONDS)
+        resume_at = measurement.items
+    declared = None if q.decision is None else q.decision.kind
+    kind: TaskKind | None = declared or (None if memo is None else memo.kind)
+    if measurement is not None:
+        kind = declared or kind_from_measurement(measurement.cpu_share, None, kind, None)
+        item_seconds: float | None = measurement.item_wall
+        measured = f"{measurement.items} item(s) timed here"
+        if not outcomes.failed and memo is None:
+            remember(fn, memo_of(kind, measurement))
+    elif memo is not None:
+        item_seconds, measured = memo.item_seconds, "what an earlier call measured"
+    else:
+        item_seconds, measured = None, ""
+    name = executor_name(executor)
+    if outcomes.failed:
+        choice = Choice("executor", 1, 1, f"item {outcomes.error_index} raised while measuring")
+    else:
+        workers = q.workers or executor_workers(executor) or q.cpus
+        overhead = None if item_seconds is None or q.chunksize is not None else task_overhead(executor)
+        choice = executor_choice(
+            name,
+            count=max(1, q.planned - resume_at),
+            workers=workers,
+            overhead=overhead,
+            item_seconds=item_seconds,
+            chunksize=q.chunksize,
+            measured=measured,
+        )
+    return Decided(choice, kind, measurement, choice.why, resume_at)
 
 
 def _measure_inline(

@@ -30,12 +30,12 @@ from ._classify import TaskKind
 if TYPE_CHECKING:
     from ._probe import Measurement
 
-__all__ = ["MODES", "Choice", "Mode", "Plan", "Reason", "choose", "forced_choice", "render"]
+__all__ = ["MODES", "Choice", "Mode", "Plan", "Reason", "choose", "executor_choice", "forced_choice", "render"]
 
-#: A concrete way of running a call.
-Mode = Literal["serial", "thread", "process"]
+#: A concrete way of running a call (``"executor"``: on an executor the caller gave).
+Mode = Literal["serial", "thread", "process", "executor"]
 #: Every mode a caller may ask for.
-MODES = ("auto", "serial", "thread", "process")
+MODES = ("auto", "serial", "thread", "process", "executor")
 
 #: A pool must beat the loop by this fraction of the loop's time to be chosen.
 MIN_GAIN = 0.10
@@ -313,6 +313,46 @@ def forced_choice(  # noqa: PLR0913 - every input, by name
     return Choice("process", w, chunk, "mode='process' was asked for")
 
 
+#: Through an executor, a task should carry at least this many times the executor's own
+#: per-task cost (an empty task's round trip) in work: that cost is then a tenth of the
+#: task's time at most. On a Dask cluster a task costs milliseconds, so 1 ms items go
+#: in chunks of tens; on a thread pool, microseconds, and nearly every item is a task.
+TASK_WORK_PER_OVERHEAD = 10
+
+
+def executor_choice(  # noqa: PLR0913 - every input of the rule, by name
+    name: str,
+    *,
+    count: int,
+    workers: int,
+    overhead: float | None,
+    item_seconds: float | None,
+    chunksize: int | None,
+    measured: str,
+) -> Choice:
+    """Size a call through an executor (``name``, its type) of ``workers`` slots.
+
+    A chunk carries :data:`TASK_WORK_PER_OVERHEAD` times the task ``overhead`` in work,
+    at ``item_seconds`` per item, and every slot gets :data:`CHUNKS_PER_WORKER` chunks
+    at least, to balance load; without an item time (nothing measured), a task an item.
+    ``measured``: what the item time came from, for the reason.
+    """
+    if chunksize is not None:
+        chunk, rule = chunksize, "the chunksize asked for"
+    elif overhead is None or not item_seconds:
+        chunk, rule = 1, "a task per item"
+    else:
+        wanted = math.ceil(TASK_WORK_PER_OVERHEAD * overhead / item_seconds)
+        balanced = max(1, math.ceil(count / (CHUNKS_PER_WORKER * workers)))
+        chunk = max(1, min(wanted, balanced))
+        rule = f"≥ {TASK_WORK_PER_OVERHEAD}× its task overhead of {format_seconds(overhead)} in work a task"
+        if chunk < wanted:
+            rule += f", but {CHUNKS_PER_WORKER} tasks a slot at least"
+    each = "" if item_seconds is None else f"{format_seconds(item_seconds)} per item ({measured}); "
+    why = f"executor={name} ({workers} at a time): {each}chunks of {chunk} ({rule})"
+    return Choice("executor", workers, chunk, why)
+
+
 @final
 @attrs.frozen
 class Plan:
@@ -323,7 +363,8 @@ class Plan:
     results in their place. A later ``run()`` runs every item again in this plan's mode.
 
     Attributes:
-        mode: ``"serial"``, ``"thread"`` or ``"process"``.
+        mode: ``"serial"``, ``"thread"``, ``"process"``, or ``"executor"`` (an
+            executor the caller gave, ``executor=`` or :func:`use_executor`).
         kind: the task's kind; ``None`` only when the caller forced a mode and nothing
             declared one.
         workers: how many threads or processes run the items (1 for serial).

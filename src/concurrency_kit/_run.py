@@ -16,13 +16,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from itertools import chain
 from typing import Any
 
 import attrs
 
-from ._backends import BACKENDS, PROCESS_BACKEND, ProcessRunner, Runner, Sent, ThreadRunner, Unit
+from ._backends import BACKENDS, PROCESS_BACKEND, ExecutorRunner, ProcessRunner, Runner, Sent, ThreadRunner, Unit
 from ._classify import TaskKind
 from ._decide import final_kind, io_memo, memo_of
 from ._errors import UnpicklableTaskError
@@ -59,6 +59,8 @@ class Call:
     collect: bool = False  # return_exceptions
     timeout: float | None = None
     deadline: float | None = None  # time.monotonic() the first run must end by
+    #: The executor the call runs on (mode "executor"), the caller's.
+    executor: Executor | None = None
     lock: threading.Lock = attrs.field(factory=threading.Lock)
 
 
@@ -70,6 +72,8 @@ def execute(plan: Plan) -> list[Any]:
         Exception: the first exception ``fn`` raised (unless exceptions are collected), noted with its item.
     """
     call: Call = plan._state  # noqa: SLF001 - the plan's own runner
+    if plan.mode == "executor":
+        return _through_executor(plan, call)
     with call.lock:
         taken, run, sent = call.outcomes, call.probe, call.sent
         call.outcomes = call.probe = call.sent = None
@@ -93,6 +97,36 @@ def execute(plan: Plan) -> list[Any]:
     if outcomes.error is not None:
         raise _noted(outcomes.error, outcomes.error_index, call.items)
     return outcomes.values
+
+
+def _through_executor(plan: Plan, call: Call) -> list[Any]:
+    """:func:`execute` on an executor: the stream, drained (the items it measured first).
+
+    A second ``run()`` streams every item again, with the whole timeout.
+    """
+    with call.lock:
+        first_run = call.outcomes is not None
+    if not first_run:
+        again = Outcomes(0, collect=call.collect, in_order=True)
+        deadline = None if call.timeout is None else time.monotonic() + call.timeout
+        call = attrs.evolve(call, outcomes=again, resume_at=0, probe=None, sent=None, deadline=deadline)
+        plan = attrs.evolve(plan, state=call)
+    return list(
+        open_stream(
+            plan,
+            call.items,
+            call.items,
+            iter(()),
+            sequence=True,
+            size=len(call.items),
+            mode="executor",
+            chunksize=plan.chunksize,
+            ordered=True,
+            max_in_flight=None,
+            progress=None,
+            seconds=call.timeout,
+        )
+    )
 
 
 def _run_rest(  # noqa: PLR0913 - what _execute took from the plan
@@ -224,7 +258,7 @@ def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
     call: Call = chosen._state  # noqa: SLF001 - the plan made for this stream
     first, collect = _measured_units(chosen, call, head)
     chunk = chosen.chunksize
-    if mode != "auto" and chunksize is None and size is None:
+    if mode not in {"auto", "executor"} and chunksize is None and size is None:
         chunk = min(chunk, FORCED_STREAM_CHUNK)
     told: Progress | None = None
     if progress is True:
@@ -251,7 +285,10 @@ def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
         )
         return ResultStream(results, chosen.mode, chosen.reason)
     runner: Runner
-    if chosen.mode == "thread":
+    if chosen.mode == "executor":
+        assert call.executor is not None
+        runner = ExecutorRunner(call.executor, call.fn, collect=collect)
+    elif chosen.mode == "thread":
         runner = ThreadRunner(call.fn, chosen.workers, collect=collect)
     else:
         runner = ProcessRunner(call.fn, chosen.workers, collect=collect, fallback=mode == "auto")

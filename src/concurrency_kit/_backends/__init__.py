@@ -8,7 +8,8 @@ Each backend runs items two ways:
 - :class:`Runner` (the stream engine, ``_stream.py``): runs the units (chunks,
   :class:`Unit`) the engine hands it, and reads what became of each.
 
-The serial mode's stream needs no runner: the engine's loop runs it in the consumer's
+An executor the caller gave (``executor=``) has a runner only: every call through it
+streams. The serial mode's stream needs no runner: the engine's loop runs it in the consumer's
 thread. A backend knows nothing about how the mode was chosen.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 from typing_extensions import Protocol
 
 from .._outcomes import Feed
+from ._executor import ExecutorRunner, executor_name, executor_workers, task_overhead
 from ._process import TAIL_SHARE, ProcessBackend, ProcessRunner, Sent
 from ._serial import SerialBackend
 from ._thread import ThreadBackend, ThreadRunner
@@ -30,6 +32,7 @@ __all__ = [
     "PROCESS_BACKEND",
     "TAIL_SHARE",
     "Backend",
+    "ExecutorRunner",
     "Outcome",
     "ProcessRunner",
     "Read",
@@ -37,6 +40,9 @@ __all__ = [
     "Sent",
     "ThreadRunner",
     "Unit",
+    "executor_name",
+    "executor_workers",
+    "task_overhead",
 ]
 
 

@@ -1,0 +1,148 @@
+"""Any ``concurrent.futures.Executor`` the caller gave: a stream's units as its tasks.
+
+Each unit goes to the executor as one task, submitted with ``submit`` (never ``map``:
+Dask's ``map`` wants every item at once, loky's ignores keywords it does not know),
+positional arguments only (Dask takes keywords such as ``key`` and ``pure`` for
+itself). A task runs :func:`~concurrency_kit._worker.run_pickled_chunk` on the chunk
+pickled here, so an item that cannot be pickled is named here, each item's outcome
+comes back on its own, and an exception raised by ``fn`` comes back as an outcome (the
+executor never sees a failed task; Dask logs none). An executor whose tasks run in
+this process (a ``ThreadPoolExecutor``) gets the chunk as it is, unpickled.
+
+concurrency_kit never shuts down, restarts or kills an executor it was given: closing a
+stream early or a timeout cancels the tasks not started; a task already running
+finishes on its worker.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Any, final
+
+from .._worker import run_pickled_chunk
+from ._process import pickle_chunk, unpack_outcomes
+from ._unit import Read, Unit, run_chunk
+
+__all__ = ["ExecutorRunner", "executor_name", "executor_workers", "in_process", "task_overhead"]
+
+#: Empty tasks timed to find an executor's per-task overhead (the median is kept).
+OVERHEAD_PINGS = 3
+#: ... each waited for this long at most (a cluster that does not answer is reported as slow).
+PING_TIMEOUT = 30.0
+
+
+def executor_name(executor: Executor) -> str:
+    """The executor's type, as a reason names it (``distributed.cfexecutor.ClientExecutor``)."""
+    kind = type(executor)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def in_process(executor: Executor) -> bool:
+    """Whether the executor's tasks run in this process (its threads), so that nothing needs pickling."""
+    return isinstance(executor, ThreadPoolExecutor)
+
+
+def executor_workers(executor: Executor) -> int | None:
+    """How many tasks the executor runs at once, where it says.
+
+    A Dask client's executor: the threads of the cluster's workers; the standard
+    executors, loky's and mpi4py's: their ``_max_workers``. ``None`` when it says nothing.
+    """
+    client = getattr(executor, "_client", None)
+    nthreads = getattr(client, "nthreads", None)
+    if callable(nthreads):
+        try:
+            threads = sum(nthreads().values())
+        except Exception:  # noqa: BLE001 - an executor we do not know: no figure
+            threads = 0
+        if threads > 0:
+            return int(threads)
+    count = getattr(executor, "_max_workers", None)
+    if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+        return count
+    return None
+
+
+def _ping() -> None:
+    """An empty task: what an executor's round trip costs without work."""
+
+
+_overheads: weakref.WeakKeyDictionary[Executor, float] = weakref.WeakKeyDictionary()
+_overheads_lock = threading.Lock()
+
+
+def task_overhead(executor: Executor) -> float:
+    """Seconds an empty task takes through ``executor``, submit to result (measured once per executor).
+
+    The median of :data:`OVERHEAD_PINGS` empty tasks, one after another; the first
+    call through an executor pays them (a lazily started pool's start-up included).
+    """
+    with _overheads_lock:
+        known = _overheads.get(executor)
+    if known is not None:
+        return known
+    times: list[float] = []
+    for _ in range(OVERHEAD_PINGS):
+        began = time.perf_counter()
+        executor.submit(_ping).result(timeout=PING_TIMEOUT)
+        times.append(time.perf_counter() - began)
+    overhead = statistics.median(times)
+    try:
+        with _overheads_lock:
+            _overheads[executor] = overhead
+    except TypeError:  # an executor that takes no weak reference: measured every call
+        pass
+    return overhead
+
+
+def _lost(unit: Unit, exc: BaseException) -> BaseException:
+    """The executor's own exception for a task it lost (a worker died, the task was cancelled), naming the items."""
+    last = unit.stop - 1
+    items = f"item {unit.start}" if last == unit.start else f"items {unit.start}-{last}"
+    exc.add_note(f"concurrency_kit: the executor's task for {items} failed ({type(exc).__name__})")
+    return exc
+
+
+@final
+class ExecutorRunner:
+    """A stream's units as tasks of ``executor``, each a chunk."""
+
+    def __init__(self, executor: Executor, fn: Callable[[Any], Any], *, collect: bool) -> None:
+        self._executor, self._fn, self._collect = executor, fn, collect
+        self._local = in_process(executor)
+
+    def submit(self, unit: Unit) -> Future[Any]:
+        """Send ``unit`` to the executor as one task.
+
+        Raises:
+            UnpicklableTaskError: an item (or the function) cannot be pickled.
+            RuntimeError: the executor was shut down.
+        """
+        if self._local:
+            return self._executor.submit(run_chunk, self._fn, unit.items, self._collect)
+        payload = pickle_chunk(self._fn, unit.items, unit.start, collect=self._collect)
+        return self._executor.submit(run_pickled_chunk, payload)
+
+    def read(self, unit: Unit, future: Future[Any]) -> Read:
+        """Its outcomes; a task the executor lost raises its exception (or, collected, is each item's)."""
+        try:
+            result = future.result()
+        except Exception as exc:  # noqa: BLE001 - the executor's, not fn's: fn's come back as outcomes
+            error = _lost(unit, exc)
+            if not self._collect:
+                raise error from None
+            return [(False, error)] * len(unit.items)
+        if self._local:
+            return result  # type: ignore[no-any-return]
+        outcomes, _ = unpack_outcomes(result, unit.start)
+        return outcomes
+
+    def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:  # noqa: ARG002 - never kills
+        """Cancel the tasks not started; the executor is not ours to stop, so running tasks finish there."""
+        for future in running:
+            future.cancel()
