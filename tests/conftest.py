@@ -104,6 +104,14 @@ def _clean_up(threads_before: set[threading.Thread], children_before: set[int]) 
     assert not alive, f"child processes left running after the test: {[(p.pid, p.cmdline()) for p in alive]}"
 
 
+@pytest.fixture
+def without_cloudpickle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if cloudpickle were not installed: lambdas and closures cannot go to worker processes."""
+    from concurrency_kit import _pickling
+
+    monkeypatch.setattr(_pickling, "_cloudpickle", None)
+
+
 @pytest.fixture(params=MODES)
 def mode(request: pytest.FixtureRequest) -> str:
     """Every mode a caller may ask for, one test each."""

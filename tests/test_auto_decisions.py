@@ -234,6 +234,7 @@ def _closure_over_factorize():
 EIGHT_NUMBERS = SEED_NUMBERS * 2
 
 
+@pytest.mark.usefixtures("without_cloudpickle")
 @pytest.mark.slow
 @needs_two_cpus
 def test_an_unpicklable_cpu_task_never_uses_processes() -> None:
@@ -244,6 +245,7 @@ def test_an_unpicklable_cpu_task_never_uses_processes() -> None:
     assert len(plan.run()) == len(EIGHT_NUMBERS)
 
 
+@pytest.mark.usefixtures("without_cloudpickle")
 @pytest.mark.slow
 @needs_two_cpus
 def test_a_measured_lambda_never_uses_processes() -> None:
@@ -254,6 +256,7 @@ def test_a_measured_lambda_never_uses_processes() -> None:
     assert len(plan.run()) == len(EIGHT_NUMBERS)
 
 
+@pytest.mark.usefixtures("without_cloudpickle")
 def test_forcing_processes_on_a_lambda_raises_unpicklable_task_error() -> None:
     with pytest.raises(ck.UnpicklableTaskError, match="pickle"):
         ck.run_parallel(lambda x: x, [1, 2, 3], "process")

@@ -371,6 +371,7 @@ def _make_closure():
     return add_offset
 
 
+@pytest.mark.usefixtures("without_cloudpickle")
 @pytest.mark.parametrize(
     ("fn", "name"),
     [(lambda x: x, "<lambda>"), (_make_closure(), "add_offset")],
@@ -387,6 +388,7 @@ def test_forced_process_mode_with_an_unpicklable_function_says_what_and_how_to_f
     assert name in message
     assert "module level" in message
     assert "mode='thread'" in message
+    assert "concurrency_kit[cloudpickle]" in message
     assert ck.run_parallel(double, range(6), "process") == [2 * x for x in range(6)]
 
 

@@ -248,6 +248,7 @@ def test_the_stream_says_how_it_runs() -> None:
     assert list(stream) == [2 * x for x in range(10)]
 
 
+@pytest.mark.usefixtures("without_cloudpickle")
 def test_forced_process_mode_with_a_lambda_is_an_unpicklable_task_error() -> None:
     with pytest.raises(ck.UnpicklableTaskError):
         ck.iter_parallel(lambda x: x, range(3), "process")

@@ -34,7 +34,7 @@ from ._classify import GIL_BOUND_SHARE, Decision, TaskKind, agrees, kind_from_me
 from ._errors import UnpicklableTaskError
 from ._memory import LoopVerdict, Memo, recall, remember
 from ._outcomes import EMPTY, Outcomes, run_timed, timed_out
-from ._pickling import pickled_size, why_not_picklable
+from ._pickling import ByValue, pickled_size, sendable, why_not_picklable
 from ._plan import (
     PROCESS_COLD_START,
     Choice,
@@ -363,7 +363,19 @@ def _conclude(d: _Decision) -> Decided:
     if choice.mode == "thread" and kind is TaskKind.IO:
         _warm_for_next_calls(d.fn, d.choose(measurement, d.resume_at, kind, warm=True))
     reason = _explained(measurement, kind, d.source, choice)
+    if choice.mode == "process":
+        reason = _with_pickler(reason, d.fn)
     return Decided(choice, kind, measurement, reason, d.resume_at, d.run, d.sent)
+
+
+def _with_pickler(reason: Reason, fn: Callable[[Any], Any]) -> Callable[[], str]:
+    """``reason``, saying so when ``fn`` goes to the workers by value (cloudpickle)."""
+
+    def text() -> str:
+        by_value = isinstance(sendable(fn), ByValue)
+        return render(reason) + ("; the function goes by value (cloudpickle)" if by_value else "")
+
+    return text
 
 
 #: Through an executor, the first items run in the calling thread for this long (at least

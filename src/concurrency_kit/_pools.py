@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._config import get_config
 from ._launch import forkserver_context_without_main
-from ._pickling import pickled
+from ._pickling import pickled, sendable
 from ._worker import init_process_worker, init_thread_worker, warm_up_worker
 
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ def process_pool_ready(workers: int, *, main: bool = False) -> bool:
 
 def process_pool_ready_for(workers: int, fn: Callable[..., Any]) -> bool:
     """:func:`process_pool_ready`, for ``fn``: with workers that import the main module if it needs them."""
-    return process_pool_ready(workers, main=needs_main(pickled(fn)))
+    return process_pool_ready(workers, main=needs_main(pickled(sendable(fn))))
 
 
 def _serves(workers: int, *, main: bool) -> bool:
@@ -487,7 +487,7 @@ def prestart_process_pool(workers: int, fn: Callable[..., Any] | None = None) ->
         The thread starting the pool (one already in flight is not repeated), or
         ``None`` when a pool of that size is ready.
     """
-    function = None if fn is None else pickled(fn)
+    function = None if fn is None else pickled(sendable(fn))
     if process_pool_ready(workers, main=needs_main(function)):
         return None
     with _shared.lock:

@@ -27,6 +27,7 @@ __all__ = [
     "in_worker",
     "init_process_worker",
     "init_thread_worker",
+    "load_by_value",
     "run_pickled_chunk",
     "warm_up_worker",
     "watch_parent",
@@ -243,6 +244,13 @@ def _pickle_error(what: str, index: int, exc: BaseException) -> UnpicklableTaskE
         f"the {what} of item {index} cannot be sent back from the worker process: {exc}. "
         "Return picklable values, or use mode='thread' or 'serial'."
     )
+
+
+def load_by_value(data: bytes) -> Any:
+    """A function sent by value (``_pickling.ByValue``): cloudpickle's bytes, compressed."""
+    import zlib  # noqa: PLC0415 - only for functions sent by value
+
+    return pickle.loads(zlib.decompress(data))
 
 
 def run_pickled_chunk(payload: bytes) -> bytes:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, final
 from .._crash import WorkerCrashedError
 from .._errors import UnpicklableTaskError
 from .._outcomes import Feed, Outcomes, run_span
-from .._pickling import why_not_picklable
+from .._pickling import sendable, why_not_picklable
 from .._pools import (
     Prestart,
     discard_process_pool,
@@ -68,7 +68,7 @@ def pickle_chunk(fn: Callable[[Any], Any], chunk: Sequence[Any], start: int, *, 
         UnpicklableTaskError: naming the first item that cannot be pickled.
     """
     try:
-        return pickle.dumps((fn, start, list(chunk), collect), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((sendable(fn), start, list(chunk), collect), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         for index, item in enumerate(chunk, start):
             try:
