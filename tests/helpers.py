@@ -209,6 +209,12 @@ def declared_cpu(x: int) -> int:
     return x
 
 
+@ck.cpu_bound
+def declared_compute(milliseconds: int) -> int:
+    """:func:`compute`, declared CPU-bound."""
+    return compute(milliseconds)
+
+
 @ck.gil_free
 def declared_gil_free(x: int) -> int:
     return x

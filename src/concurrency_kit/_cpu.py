@@ -1,11 +1,12 @@
-"""How many CPUs this process may use."""
+"""How many CPUs this process may use, and whether its threads can compute on them at once."""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 
-__all__ = ["planning_cpus", "usable_cpus"]
+__all__ = ["gil_enabled", "planning_cpus", "usable_cpus"]
 
 #: The planner re-reads the affinity mask at most this often (seconds): it is a system
 #: call, and a call on tiny items plans in tens of microseconds.
@@ -34,3 +35,12 @@ def planning_cpus() -> int:
     count = usable_cpus()
     _read[:] = [(now, count)]
     return count
+
+
+def gil_enabled() -> bool:
+    """Whether this interpreter has a GIL: ``False`` on free-threaded CPython (3.13t+) running without one.
+
+    Then bytecode runs in parallel in threads, and computing items need no processes.
+    """
+    is_enabled = getattr(sys, "_is_gil_enabled", None)
+    return True if is_enabled is None else bool(is_enabled())

@@ -31,6 +31,7 @@ import attrs
 
 from ._backends import PROCESS_BACKEND, Sent, executor_name, executor_workers, task_overhead
 from ._classify import GIL_BOUND_SHARE, Decision, TaskKind, agrees, kind_from_measurement, partly_waits
+from ._cpu import gil_enabled
 from ._errors import UnpicklableTaskError
 from ._memory import LoopVerdict, Memo, recall, remember
 from ._outcomes import EMPTY, Outcomes, run_timed, timed_out
@@ -147,6 +148,9 @@ class _Decision:
             return Choice("serial", 1, max(1, left), "called inside a concurrency_kit worker: runs serially")
         memo, workers = self.memo, self.workers
 
+        if kind is TaskKind.CPU and not gil_enabled():
+            kind = TaskKind.GIL_FREE  # declared or remembered: without a GIL, threads compute side by side
+
         def cost_model(unpicklable: str | None, item_bytes: int) -> Choice:
             return choose(
                 kind=kind,
@@ -174,9 +178,14 @@ class _Decision:
         return cost_model(*self._fitness)
 
     def measured_kind(self, m: Measurement) -> TaskKind:
-        """The kind ``m`` says (declared first; an earlier call's kind as the prior)."""
+        """The kind ``m`` says (declared first; an earlier call's kind as the prior).
+
+        Without a GIL (free-threaded CPython), computing items run side by side in
+        threads: they are ``gil_free`` whatever the figures.
+        """
         prior = None if self.memo is None else self.memo.kind
-        return self.declared or kind_from_measurement(m.cpu_share, m.gil_share, prior, m.parallelism)
+        kind = self.declared or kind_from_measurement(m.cpu_share, m.gil_share, prior, m.parallelism)
+        return TaskKind.GIL_FREE if kind is TaskKind.CPU and not gil_enabled() else kind
 
 
 def decide(question: Question) -> Decided:
@@ -365,7 +374,21 @@ def _conclude(d: _Decision) -> Decided:
     reason = _explained(measurement, kind, d.source, choice)
     if choice.mode == "process":
         reason = _with_pickler(reason, d.fn)
+    if not gil_enabled():
+        reason = _without_gil(reason)
     return Decided(choice, kind, measurement, reason, d.resume_at, d.run, d.sent)
+
+
+def _without_gil(reason: Reason) -> Callable[[], str]:
+    """``reason``, saying that this interpreter runs without a GIL."""
+
+    def text() -> str:
+        return render(reason) + (
+            "; the GIL is disabled (free-threaded CPython): computing items run side by side in threads, "
+            "and the probe reads no GIL"
+        )
+
+    return text
 
 
 def _with_pickler(reason: Reason, fn: Callable[[Any], Any]) -> Callable[[], str]:
@@ -571,6 +594,8 @@ def _short_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
     """
     if memo is None or (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds > QUICK_WINDOW:
         return False
+    if not gil_enabled():
+        return False  # threads compute side by side: no pool is the answer
     return not in_worker() and process_pool_ready_for(workers or min(count, cpus), fn)
 
 
@@ -588,6 +613,8 @@ def _long_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
     Then the first item is measured in a worker (see :meth:`ProcessBackend.send_first`).
     """
     if (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds <= QUICK_WINDOW or cpus < 2:
+        return False
+    if not gil_enabled():
         return False
     return not in_worker() and process_pool_ready_for(workers or min(count, cpus), fn)
 

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple, final
 import attrs
 
 from ._classify import LATE_FRACTION
+from ._cpu import gil_enabled
 from ._outcomes import Feed, Outcomes, run_span
 
 __all__ = ["Measurement", "ProbeRun", "probe"]
@@ -230,6 +231,10 @@ class _Monitor:
         self.slots = slots
         self.start = time.perf_counter()
         self.samples = self.late = 0
+        #: Whether there is a GIL to read: without one (free-threaded CPython) a tick
+        #: still counts as a sample (the window, the second thread and the I/O check go
+        #: by them) but never as late, and the measurement has no GIL share.
+        self.gil = gil_enabled()
         #: Per tick during which both probe threads ran items: their CPU seconds per second.
         self.pair_rates: list[float] = []
         self.pair_wall = 0.0  # those ticks' wall time in all
@@ -256,6 +261,8 @@ class _Monitor:
         if not any(slot.busy for slot in self.slots):
             return False
         self.samples += 1
+        if not self.gil:
+            return False
         # The interval may change meanwhile (a pool starting lowers it): a GIL holder
         # delays the wake-up by the shorter of the two at least.
         if lateness > max(0.0005, LATE_FRACTION * min(interval, sys.getswitchinterval())):
@@ -311,7 +318,7 @@ class _Monitor:
             item_wall=wall / counted,
             item_cpu=cpu / counted,
             cpu_share=share_cpu / share_wall if share_wall > 0 else 0.0,
-            gil_share=self.late / self.samples if self.samples >= 2 else None,
+            gil_share=self.late / self.samples if self.samples >= 2 and self.gil else None,
             exact=running == 0,
             parallelism=_median(self.pair_rates) if self.pair_wall >= MIN_PAIR_SECONDS else None,
         )
