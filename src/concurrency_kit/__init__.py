@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._cpu import usable_cpus as usable_cpus
     from ._crash import WorkerCrashedError as WorkerCrashedError
     from ._errors import ConcurrencyKitError as ConcurrencyKitError
+    from ._errors import MainGuardMissingError as MainGuardMissingError
     from ._errors import UnpicklableTaskError as UnpicklableTaskError
     from ._plan import Plan as Plan
     from ._probe import Measurement as Measurement
@@ -44,6 +45,7 @@ _EXPORTS = {
     "Classifier": "_classify",
     "ConcurrencyKitError": "_errors",
     "Config": "_config",
+    "MainGuardMissingError": "_errors",
     "Measurement": "_probe",
     "Plan": "_plan",
     "ResultStream": "_stream",
@@ -83,6 +85,7 @@ __all__ = (
     "Classifier",
     "ConcurrencyKitError",
     "Config",
+    "MainGuardMissingError",
     "Measurement",
     "Plan",
     "ResultStream",

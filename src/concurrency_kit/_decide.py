@@ -32,10 +32,10 @@ import attrs
 from ._backends import PROCESS_BACKEND, Sent, executor_name, executor_workers, task_overhead
 from ._classify import GIL_BOUND_SHARE, Decision, TaskKind, agrees, kind_from_measurement, partly_waits
 from ._cpu import gil_enabled
-from ._errors import UnpicklableTaskError
+from ._errors import MainGuardMissingError, UnpicklableTaskError
 from ._memory import LoopVerdict, Memo, recall, remember
 from ._outcomes import EMPTY, Outcomes, run_timed, timed_out
-from ._pickling import ByValue, pickled_size, sendable, why_not_picklable
+from ._pickling import ByValue, pickled, pickled_size, sendable, why_not_picklable
 from ._plan import (
     PROCESS_COLD_START,
     Choice,
@@ -48,7 +48,9 @@ from ._plan import (
     render,
 )
 from ._pools import (
+    check_main_guard,
     forkserver_started,
+    needs_main,
     prestart_process_pool,
     process_pool_age,
     process_pool_ready_for,
@@ -793,9 +795,18 @@ def _process_fitness(
     if reason is not None:
         return reason, 0
     sample = min(resume_at, len(items) - 1)  # a stream's head may be measured whole
-    item_size = pickled_size(items[sample])
-    if item_size is None:
+    item = pickled(items[sample])
+    if item is None:
         return f"item {sample} cannot be pickled", 0
+    item_size = len(item)
+    try:
+        check_main_guard(main=needs_main(item) or needs_main(pickled(sendable(fn))))
+    except MainGuardMissingError:
+        return (
+            "worker processes would import the main module, which runs this call outside "
+            '`if __name__ == "__main__":`, and run the script again',
+            0,
+        )
     values = outcomes.values  # the first item's result, where it has one
     result = values[0] if values else EMPTY
     result_size = pickled_size(result) if result is not EMPTY else 0

@@ -7,6 +7,7 @@ against ``concurrent.futures`` keeps working::
     Exception
      ├── ConcurrencyKitError
      │    ├── UnpicklableTaskError (also TypeError)
+     │    │    └── MainGuardMissingError
      │    └── WorkerCrashedError (also concurrent.futures.process.BrokenProcessPool)
      └── TimeoutError (builtin: a call ran past its ``timeout``)
 
@@ -20,7 +21,7 @@ its own type. In process mode it carries the worker's formatted traceback as
 
 from __future__ import annotations
 
-__all__ = ["ConcurrencyKitError", "UnpicklableTaskError"]
+__all__ = ["ConcurrencyKitError", "MainGuardMissingError", "UnpicklableTaskError"]
 
 
 class ConcurrencyKitError(Exception):
@@ -37,6 +38,16 @@ class UnpicklableTaskError(ConcurrencyKitError, TypeError):
     """
 
 
+class MainGuardMissingError(UnpicklableTaskError):
+    """A task needs the main module in its worker processes, and the main module lacks its guard.
+
+    Worker processes import the main module to find a function or an item class defined
+    there; a script whose call is not under ``if __name__ == "__main__":`` would run
+    again in each of them. Raised by ``mode="process"``; ``mode="auto"`` runs such a
+    task in threads or a loop instead, and says why in the plan's reason.
+    """
+
+
 # Shown as concurrency_kit.<Name> in tracebacks (and pickled by that public path).
-for _error in (ConcurrencyKitError, UnpicklableTaskError):
+for _error in (ConcurrencyKitError, UnpicklableTaskError, MainGuardMissingError):
     _error.__module__ = "concurrency_kit"

@@ -23,6 +23,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._config import get_config
+from ._errors import MainGuardMissingError
+from ._guard import GUARD_FIX, main_guard_missing
 from ._launch import forkserver_context_without_main
 from ._pickling import pickled, sendable
 from ._worker import init_process_worker, init_thread_worker, warm_up_worker
@@ -35,6 +37,7 @@ T = TypeVar("T")
 
 __all__ = [
     "Prestart",
+    "check_main_guard",
     "discard_process_pool",
     "forkserver_started",
     "kill_process_pool",
@@ -195,7 +198,10 @@ def submit_to_processes(
     Raises:
         BrokenProcessPool: the pool broke (a worker died) before it took the task; it
             is forgotten, so the next submission gets a fresh one.
+        MainGuardMissingError: the task needs the main module, which runs this call
+            outside its ``if __name__ == "__main__":`` guard (workers would run it again).
     """
+    check_main_guard(main=main)
     while True:
         pool = process_pool(workers, main=main)
         try:
@@ -206,6 +212,28 @@ def submit_to_processes(
         except RuntimeError:
             if _shared.processes is pool:
                 raise
+
+
+def check_main_guard(*, main: bool) -> None:
+    """Raise :class:`MainGuardMissingError` where workers importing the main module would run the script again.
+
+    ``main``: the task needs the main module. ``spawn`` workers import it whatever the
+    task; ``forkserver`` workers only for a task that needs it; ``fork`` workers never
+    (they have it already). Not for a call from a thread other than the script's own
+    (the script's line is not on its stack).
+    """
+    method = get_config().resolved_start_method()
+    if method == "fork" or (not main and method != "spawn"):
+        return
+    if main_guard_missing():
+        raise MainGuardMissingError(
+            "this task needs worker processes that import the main module (its function, or an item's class, "
+            f"is defined there{'' if main else ', or they start by spawn'}), and the main module runs this call "
+            "outside its guard: each worker would run "
+            f"the script again. {GUARD_FIX.capitalize()}, or define the function and classes in a module of "
+            'their own (pip install "concurrency_kit[cloudpickle]" sends a function by value); '
+            "mode='thread' or 'serial' need neither."
+        )
 
 
 def process_pool_age(workers: int) -> float | None:
@@ -488,6 +516,10 @@ def prestart_process_pool(workers: int, fn: Callable[..., Any] | None = None) ->
         ``None`` when a pool of that size is ready.
     """
     function = None if fn is None else pickled(sendable(fn))
+    try:
+        check_main_guard(main=needs_main(function))
+    except MainGuardMissingError:
+        return None  # its workers would run the script again: nothing to warm
     if process_pool_ready(workers, main=needs_main(function)):
         return None
     with _shared.lock:
