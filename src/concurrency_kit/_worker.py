@@ -28,6 +28,7 @@ __all__ = [
     "init_process_worker",
     "init_thread_worker",
     "load_by_value",
+    "ping",
     "run_pickled_chunk",
     "warm_up_worker",
     "watch_parent",
@@ -244,6 +245,10 @@ def _pickle_error(what: str, index: int, exc: BaseException) -> UnpicklableTaskE
         f"the {what} of item {index} cannot be sent back from the worker process: {exc}. "
         "Return picklable values, or use mode='thread' or 'serial'."
     )
+
+
+def ping() -> None:
+    """An empty task: what an executor's round trip costs without work (this module is light to import)."""
 
 
 def load_by_value(data: bytes) -> Any:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, final
 
-from .._worker import run_pickled_chunk
+from .._worker import ping, run_pickled_chunk
 from ._process import pickle_chunk, unpack_outcomes
 from ._unit import Read, Unit, run_chunk
 
@@ -68,10 +68,6 @@ def executor_workers(executor: Executor) -> int | None:
     return None
 
 
-def _ping() -> None:
-    """An empty task: what an executor's round trip costs without work."""
-
-
 _overheads: weakref.WeakKeyDictionary[Executor, float] = weakref.WeakKeyDictionary()
 _overheads_lock = threading.Lock()
 
@@ -89,7 +85,7 @@ def task_overhead(executor: Executor) -> float:
     times: list[float] = []
     for _ in range(OVERHEAD_PINGS):
         began = time.perf_counter()
-        executor.submit(_ping).result(timeout=PING_TIMEOUT)
+        executor.submit(ping).result(timeout=PING_TIMEOUT)
         times.append(time.perf_counter() - began)
     overhead = statistics.median(times)
     try:
