@@ -89,6 +89,12 @@ def wait_io(item: object = None) -> object:
     return item
 
 
+def thread_after_wait(milliseconds: int) -> str:
+    """Wait ``milliseconds`` (the GIL released), then name the thread that ran it."""
+    time.sleep(milliseconds / 1000)
+    return threading.current_thread().name
+
+
 def compute(milliseconds: int) -> int:
     """Compute for ``milliseconds`` of this thread's CPU time, holding the GIL."""
     began = time.thread_time()

@@ -24,7 +24,16 @@ import pytest
 import concurrency_kit as ck
 from concurrency_kit import tasks
 from concurrency_kit._worker import RemoteTraceback
-from helpers import HelperError, compute, double, fail_on_13, started_items, wait_for_release, wait_for_starts
+from helpers import (
+    HelperError,
+    compute,
+    double,
+    fail_on_13,
+    started_items,
+    thread_after_wait,
+    wait_for_release,
+    wait_for_starts,
+)
 
 distributed = pytest.importorskip("distributed")
 loky = pytest.importorskip("loky")
@@ -252,3 +261,13 @@ def test_chunks_carry_ten_times_the_task_overhead(dask_client: Any) -> None:
     assert (local.mode, cluster.mode) == ("executor", "executor")
     assert cluster.chunksize >= 4 * local.chunksize
     assert "task overhead" in cluster.reason
+
+
+def test_while_the_first_item_is_timed_here_the_next_ones_already_run_on_the_executor() -> None:
+    with ThreadPoolExecutor(2, thread_name_prefix="given") as executor:
+        names = ck.run_parallel(thread_after_wait, [30] * 6, executor=executor)
+        assert names[0] == threading.current_thread().name  # timed here
+        assert all(name.startswith("given") for name in names[1:])
+        # An earlier call measured the function: its items are sized from that, none runs here.
+        again = ck.run_parallel(thread_after_wait, [30] * 6, executor=executor)
+        assert all(name.startswith("given") for name in again)

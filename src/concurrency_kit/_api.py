@@ -242,7 +242,9 @@ def plan_sequence(  # noqa: PLR0913 - one flow, top to bottom, as the module doc
             fn, sequence, outcomes, planned, decision, workers, chunksize, cpus, io_cap, seconds, deadline
         )
         decided = for_executor(question, executor)
-        return _make_plan(decided.choice, decided.kind, decided.measurement, call(decided.resume_at), decided.reason)
+        made = call(decided.resume_at)
+        made.ahead = decided.ahead
+        return _make_plan(decided.choice, decided.kind, decided.measurement, made, decided.reason)
 
     if mode != "auto":
         choice = forced_choice(

@@ -22,14 +22,23 @@ costs a pool's round trips for tiny items, or a loop for long ones.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from typing import Any, final
 
 import attrs
 
-from ._backends import PROCESS_BACKEND, Sent, executor_name, executor_workers, task_overhead
+from ._backends import (
+    PROCESS_BACKEND,
+    ExecutorRunner,
+    Sent,
+    Unit,
+    executor_name,
+    executor_workers,
+    task_overhead,
+)
 from ._classify import GIL_BOUND_SHARE, Decision, TaskKind, agrees, kind_from_measurement, partly_waits
 from ._cpu import gil_enabled
 from ._errors import MainGuardMissingError, UnpicklableTaskError
@@ -77,6 +86,8 @@ class Decided:
     run: ProbeRun | None = None
     #: The first item, still running in the worker that measures it.
     sent: Sent | None = None
+    #: Items sent to an executor while the first was timed here, each a unit with its task.
+    ahead: tuple[tuple[Unit, Future[Any]], ...] = ()
 
 
 @final
@@ -412,17 +423,21 @@ def for_executor(q: Question, executor: Executor) -> Decided:
     """How a call runs through ``executor``: the first items timed here, then chunks sized for its task overhead.
 
     The items run in the calling thread for :data:`EXECUTOR_CHECK_SECONDS` (at least
-    one), as a loop would; their results are kept. Not with a timeout, where an item
-    running here could outlast it, nor for a single item: the time an earlier call
-    measured sizes the tasks then, else every item is a task of its own.
+    one), as a loop would; their results are kept. Not for a function an earlier call
+    measured (its item time sizes the tasks: a size off by a few times costs a few per
+    cent of overhead, while an item timed here takes a CPU, and time, from the
+    executor's start), with a timeout (an item running here could outlast it), nor for
+    a single item; with neither a measurement nor a memory, every item is a task.
     """
     fn, outcomes = q.fn, q.outcomes
     memo = recall(fn)
     measurement: Measurement | None = None
     resume_at = 0
-    if q.deadline is None and len(q.sequence) > 1 and not in_worker():
-        measurement = _measure_inline(fn, q.sequence, outcomes, len(q.sequence) - 1, EXECUTOR_CHECK_SECONDS)
-        resume_at = measurement.items
+    workers = q.workers or executor_workers(executor) or q.cpus
+    ahead: tuple[tuple[Unit, Future[Any]], ...] = ()
+    if memo is None and q.deadline is None and len(q.sequence) > 1 and not in_worker():
+        measurement, ahead = _time_first_items(q, executor, workers)
+        resume_at = measurement.items + sum(len(unit.items) for unit, _ in ahead)
     declared = None if q.decision is None else q.decision.kind
     kind: TaskKind | None = declared or (None if memo is None else memo.kind)
     if measurement is not None:
@@ -439,7 +454,6 @@ def for_executor(q: Question, executor: Executor) -> Decided:
     if outcomes.failed:
         choice = Choice("executor", 1, 1, f"item {outcomes.error_index} raised while measuring")
     else:
-        workers = q.workers or executor_workers(executor) or q.cpus
         overhead = None if item_seconds is None or q.chunksize is not None else task_overhead(executor)
         choice = executor_choice(
             name,
@@ -450,22 +464,101 @@ def for_executor(q: Question, executor: Executor) -> Decided:
             chunksize=q.chunksize,
             measured=measured,
         )
-    return Decided(choice, kind, measurement, choice.why, resume_at)
+    return Decided(choice, kind, measurement, choice.why, resume_at, ahead=ahead)
 
 
-def _measure_inline(
-    fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, stop: int, budget: float = math.inf
+def _time_first_items(
+    q: Question, executor: Executor, workers: int
+) -> tuple[Measurement, tuple[tuple[Unit, Future[Any]], ...]]:
+    """Time the first items here, for :data:`EXECUTOR_CHECK_SECONDS` (one at least).
+
+    While the first item runs here, the executor need not wait: if it is still running
+    after :data:`EXECUTOR_CHECK_SECONDS`, the next ``workers`` items go to the executor
+    as tasks of one item each (long items: a task each is the right size anyway), and
+    the measurement is that first item. Returns the measurement and those tasks.
+    """
+    fn, items, outcomes = q.fn, q.sequence, q.outcomes
+    runner = ExecutorRunner(executor, fn, collect=outcomes.collect)
+    sender = _SendAhead(runner, items, range(1, min(len(items), 1 + workers)))
+    timer = threading.Timer(EXECUTOR_CHECK_SECONDS, sender.send)
+    timer.daemon = True
+    timer.start()
+    try:
+        first = _measure_inline(fn, items, outcomes, 1)
+    finally:
+        timer.cancel()
+        ahead = sender.close()
+    if ahead or outcomes.failed or first.seconds >= EXECUTOR_CHECK_SECONDS or len(items) < 3:
+        return first, ahead
+    budget = EXECUTOR_CHECK_SECONDS - first.seconds
+    rest = _measure_inline(fn, items, outcomes, len(items) - 1, budget, start=1)
+    return _joined(first, rest), ()
+
+
+class _SendAhead:
+    """Items sent to the executor by a timer, unless closed first."""
+
+    def __init__(self, runner: ExecutorRunner, items: Sequence[Any], indices: range) -> None:
+        self._runner, self._items, self._indices = runner, items, indices
+        self._lock = threading.Lock()
+        self._closed = False
+        self._sent: list[tuple[Unit, Future[Any]]] = []
+
+    def send(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                for index in self._indices:
+                    unit = Unit(index, [self._items[index]])
+                    self._sent.append((unit, self._runner.submit(unit)))
+            except Exception:  # noqa: BLE001 - an item that will not go: the stream meets it again, and says so
+                return
+
+    def close(self) -> tuple[tuple[Unit, Future[Any]], ...]:
+        """Send nothing from now on (a sending under way ends first); what was sent."""
+        with self._lock:
+            self._closed = True
+            return tuple(self._sent)
+
+
+def _joined(a: Measurement, b: Measurement) -> Measurement:
+    """Two inline measurements of consecutive items, as one."""
+    items = a.items + b.items
+    seconds = a.seconds + b.seconds
+    cpu = a.item_cpu * a.items + b.item_cpu * b.items
+    return Measurement(
+        items=items,
+        completed=items,
+        seconds=seconds,
+        item_wall=seconds / items,
+        item_cpu=cpu / items,
+        cpu_share=min(1.0, cpu / seconds) if seconds > 0 else 0.0,
+        gil_share=None,
+        exact=True,
+    )
+
+
+def _measure_inline(  # noqa: PLR0913 - the items, and when to stop
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    outcomes: Outcomes,
+    stop: int,
+    budget: float = math.inf,
+    *,
+    start: int = 0,
 ) -> Measurement:
-    """Run items from the first on in the calling thread, timing them.
+    """Run items from ``start`` on in the calling thread, timing them.
 
     Stops before ``stop``, after a failure, or once ``budget`` seconds have passed. The
     items run in spans of 1, 4, 16 … items, with the clock read between spans: a check of
     items that turned out slow costs one item, and tiny ones run as fast as in a loop.
+    The measurement counts the items from ``start`` on.
     """
     # Nothing else runs this call's items yet: no feed is needed to hand them out.
     clock = time.perf_counter
     t0, c0 = clock(), time.thread_time()
-    done = run_timed(fn, items, outcomes, stop, budget=budget, growth=SPAN_GROWTH)
+    done = run_timed(fn, items, outcomes, stop, budget=budget, growth=SPAN_GROWTH, start=start) - start
     wall, cpu = clock() - t0, time.thread_time() - c0
     return Measurement(
         items=done,

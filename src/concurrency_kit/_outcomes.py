@@ -204,9 +204,16 @@ def run_items(fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes
 
 
 def run_timed(  # noqa: PLR0913 - the items, and when to stop
-    fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, stop: int, *, budget: float, growth: int
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    outcomes: Outcomes,
+    stop: int,
+    *,
+    budget: float,
+    growth: int,
+    start: int = 0,
 ) -> int:
-    """Run items from the first on in the calling thread, until ``stop``, a failure, or ``budget`` seconds.
+    """Run items from ``start`` on in the calling thread, until ``stop``, a failure, or ``budget`` seconds.
 
     Nothing else may take these items. They run in spans of 1, ``growth``,
     ``growth``² … items, with the clock read between spans: a check of items that
@@ -218,7 +225,7 @@ def run_timed(  # noqa: PLR0913 - the items, and when to stop
     """
     clock = time.perf_counter
     end = clock() + budget
-    done, count = 0, 1
+    done, count = start, 1
     # Fresh in-order outcomes take each span's results at their end (run_items' own
     # path for them, without its check per span).
     run = _extend if outcomes.in_order and not outcomes.values and not outcomes.partial else run_items

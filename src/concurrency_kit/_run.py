@@ -59,8 +59,10 @@ class Call:
     collect: bool = False  # return_exceptions
     timeout: float | None = None
     deadline: float | None = None  # time.monotonic() the first run must end by
-    #: The executor the call runs on (mode "executor"), the caller's.
+    #: The executor the call runs on (mode "executor"), the caller's ...
     executor: Executor | None = None
+    #: ... and the items sent to it while the first was timed here (a unit and its task each).
+    ahead: tuple[tuple[Unit, Future[Any]], ...] = ()
     lock: threading.Lock = attrs.field(factory=threading.Lock)
 
 
@@ -323,8 +325,9 @@ def _measured_units(
     run some). Also: whether exceptions are collected.
     """
     with call.lock:
-        outcomes, run, sent = call.outcomes, call.probe, call.sent
+        outcomes, run, sent, ahead = call.outcomes, call.probe, call.sent, call.ahead
         call.outcomes = call.probe = call.sent = None
+        call.ahead = ()
     assert outcomes is not None
     if sent is not None and chosen.mode != "process":
         sent.finish()  # nothing else takes it over
@@ -337,17 +340,19 @@ def _measured_units(
         unit.pool = pool
         first.append((unit, future))
         measured_from = 1
-    if call.resume_at > measured_from:
-        unit = Unit(measured_from, list(head[measured_from : call.resume_at]))
-        unit.results = _measured_outcomes(chosen, call, outcomes, run, measured_from)
+    measured_to = call.resume_at - sum(len(unit.items) for unit, _ in ahead)
+    if measured_to > measured_from:
+        unit = Unit(measured_from, list(head[measured_from:measured_to]))
+        unit.results = _measured_outcomes(chosen, call, outcomes, run, first=measured_from, last=measured_to)
         first.append((unit, None if run is None else _all_done(run.threads)))
+    first.extend(ahead)  # sent to the executor meanwhile: its runner reads them
     return first, outcomes.collect
 
 
-def _measured_outcomes(
-    chosen: Plan, call: Call, outcomes: Outcomes, run: ProbeRun | None, first: int
+def _measured_outcomes(  # noqa: PLR0913 - what the reader reads
+    chosen: Plan, call: Call, outcomes: Outcomes, run: ProbeRun | None, *, first: int, last: int
 ) -> Callable[[Future[Any] | None], tuple[list[Any], BaseException | None]]:
-    """What reads the results of the items a stream's plan measured (``first …``), once the probe is done.
+    """What reads the results of the items a stream's plan measured (``first … last-1``), once the probe is done.
 
     The reader returns the results before the first failure (with exceptions collected:
     every result, exceptions in place), and that failure (``None`` if there was none).
@@ -359,8 +364,8 @@ def _measured_outcomes(
             if not run.measurement.exact and chosen.kind is not None and not outcomes.failed:
                 final = run.final()  # the plan was made on lower bounds: remember the real figures
                 remember(call.fn, memo_of(final_kind(chosen.kind, final), final))
-        stop = call.resume_at if not outcomes.failed else min(call.resume_at, outcomes.error_index)
-        error = outcomes.error if outcomes.failed and first <= outcomes.error_index < call.resume_at else None
+        stop = last if not outcomes.failed else min(last, outcomes.error_index)
+        error = outcomes.error if outcomes.failed and first <= outcomes.error_index < last else None
         return outcomes.values[first:stop], error
 
     return read
