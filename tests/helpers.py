@@ -89,6 +89,14 @@ def wait_io(item: object = None) -> object:
     return item
 
 
+class Dummy:
+    """An object a weak reference can watch."""
+
+
+def make_dummy(_: object) -> Dummy:
+    return Dummy()
+
+
 def thread_after_wait(milliseconds: int) -> str:
     """Wait ``milliseconds`` (the GIL released), then name the thread that ran it."""
     time.sleep(milliseconds / 1000)

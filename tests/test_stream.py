@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from helpers import (
     calls_per_index,
     double,
     fail_on_13,
+    make_dummy,
     record_cpu,
     record_io,
     record_trivial,
@@ -240,6 +242,18 @@ def test_auto_runs_each_item_exactly_once(record: object, tmp_path: Path, *, lis
     items = list(generated) if listed else generated
     assert list(ck.iter_parallel(record, items)) == list(range(count))  # type: ignore[arg-type]
     assert calls_per_index(directory) == dict.fromkeys(range(count), 1)
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_the_stream_keeps_no_reference_to_a_result_it_yielded(mode: str, *, listed: bool) -> None:
+    # As CPython's executors promise of their map (test_free_reference): memory stays bounded
+    # by what the consumer keeps.
+    items = range(40) if listed else iter(range(40))
+    for result in ck.iter_parallel(make_dummy, items, mode):
+        watched = weakref.ref(result)
+        del result
+        gc.collect()
+        assert watched() is None
 
 
 def test_the_stream_says_how_it_runs() -> None:

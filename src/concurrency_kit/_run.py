@@ -366,7 +366,9 @@ def _measured_outcomes(  # noqa: PLR0913 - what the reader reads
                 remember(call.fn, memo_of(final_kind(chosen.kind, final), final))
         stop = last if not outcomes.failed else min(last, outcomes.error_index)
         error = outcomes.error if outcomes.failed and first <= outcomes.error_index < last else None
-        return outcomes.values[first:stop], error
+        values = outcomes.values[first:stop]
+        outcomes.values = []  # read once: the stream then holds each result only until it is yielded
+        return values, error
 
     return read
 

@@ -195,15 +195,16 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
                 done = ready.pop(next_index, None) if ordered else (finished.popleft() if finished else None)
                 if done is None:
                     break
-                assert done.outcomes is not None
-                for offset, (ok, value) in enumerate(done.outcomes):
-                    if not ok and not collect:
-                        raise noted(value, done.start + offset, done.items[offset])
+                outcomes = done.outcomes
+                assert outcomes is not None
+                for offset in range(len(outcomes)):
+                    if not outcomes[offset][0] and not collect:
+                        raise noted(outcomes[offset][1], done.start + offset, done.items[offset])
                     take()  # the pools work on while the consumer has the result
                     yielded += 1
                     if progress is not None:
                         progress(yielded, total)
-                    yield value
+                    yield _handed_over(outcomes, offset)  # the stream keeps no reference to it
                 next_index = done.stop
             take()
             if failed_at is not None:
@@ -226,6 +227,19 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
         if running:
             runner.stop(running, kill=kill)
         _close(progress)
+
+
+#: Marks the end of a list being handed over (:func:`_handing_over`).
+_END: Any = object()
+#: What a yielded outcome leaves in its place.
+_YIELDED: Outcome = (True, None)
+
+
+def _handed_over(outcomes: list[Outcome], offset: int) -> Any:
+    """The value of ``outcomes[offset]``, taken out of the list: once yielded, only the consumer holds it."""
+    value = outcomes[offset][1]
+    outcomes[offset] = _YIELDED
+    return value
 
 
 def _close(progress: Progress | None) -> None:
@@ -263,10 +277,11 @@ def loop(  # noqa: PLR0913 - the loop's inputs, by name
                     raise _timed_out(timeout, yielded)
             assert unit.results is not None
             values, error = unit.results(future)
-            yield from values if progress is None else _told(values, yielded, progress, total)
-            yielded += len(values)
+            count = len(values)
+            yield from _handing_over(values) if progress is None else _told(values, yielded, progress, total)
+            yielded += count
             if error is not None:
-                raise noted(error, unit.start + len(values), unit.items[len(values)])
+                raise noted(error, unit.start + count, unit.items[count])
         if deadline is not None or progress is not None:
             yield from _checked(fn, rest, start, yielded, collect, progress, total, timeout, deadline)
         elif items is not None:
@@ -285,11 +300,23 @@ def loop(  # noqa: PLR0913 - the loop's inputs, by name
         _close(progress)
 
 
+def _handing_over(values: list[Any]) -> Iterator[Any]:
+    """The items of ``values``, each taken out of the list as it is yielded (the list ends empty).
+
+    At ``list.pop``'s speed, no step of ours per item: the list is reversed behind an
+    end marker once, then popped from its end until the marker comes.
+    """
+    values.append(_END)
+    values.reverse()
+    return iter(values.pop, _END)
+
+
 def _told(values: list[Any], yielded: int, progress: Progress, total: int | None) -> Iterator[Any]:
-    """Yield ``values``, telling ``progress`` of each (``yielded`` before them)."""
-    for done, value in enumerate(values, yielded + 1):
+    """Yield ``values``, telling ``progress`` of each (``yielded`` before them), each taken out of the list."""
+    values.reverse()
+    for done in range(yielded + 1, yielded + 1 + len(values)):
         progress(done, total)
-        yield value
+        yield values.pop()
 
 
 def _checked(  # noqa: PLR0913, PLR0917 - loop()'s, item by item
@@ -303,20 +330,25 @@ def _checked(  # noqa: PLR0913, PLR0917 - loop()'s, item by item
     timeout: float | None,
     deadline: float | None,
 ) -> Iterator[Any]:
-    """:func:`loop`'s items one at a time, counted: with the clock read and progress told, where there are."""
+    """:func:`loop`'s items one at a time, counted: with the clock read and progress told, where there are.
+
+    Each result waits in ``box`` and leaves it as it is yielded: the generator keeps no
+    reference to a result the consumer has.
+    """
+    box: list[Any] = []
     for index, item in enumerate(rest, start):
         if deadline is not None and time.monotonic() >= deadline:
             raise _timed_out(timeout, yielded)
         try:
-            value = fn(item)
+            box.append(fn(item))
         except Exception as exc:  # noqa: BLE001 - raised with its item's note, or yielded in its place
             if not collect:
                 raise noted(exc, index, item)  # noqa: B904 - the exception itself, noted
-            value = exc
+            box.append(exc)
         yielded += 1
         if progress is not None:
             progress(yielded, total)
-        yield value
+        yield box.pop()
 
 
 @final
