@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ._api import plan as plan
     from ._api import run_parallel as run_parallel
     from ._api import shutdown as shutdown
+    from ._auto_executor import AutoExecutor as AutoExecutor
     from ._classify import Classifier as Classifier
     from ._classify import TaskKind as TaskKind
     from ._classify import cpu_bound as cpu_bound
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 #: 562), not with the package: a worker process, or the forkserver that starts them,
 #: imports ``concurrency_kit._worker`` alone, without attrs and the planner.
 _EXPORTS = {
+    "AutoExecutor": "_auto_executor",
     "Classifier": "_classify",
     "ConcurrencyKitError": "_errors",
     "Config": "_config",
@@ -82,6 +84,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = (
+    "AutoExecutor",
     "Classifier",
     "ConcurrencyKitError",
     "Config",

@@ -258,15 +258,10 @@ def _run_each(  # noqa: PLR0913 - run_span's inputs
                     if feed.stopped or outcomes.error is not None:
                         return False
                     values[index] = fn(items[index])
-            else:  # exceptions are collected: every result is kept, the loop goes on
-                done: list[Any] = []
-                append = done.append
-                try:
-                    for item in items[index:stop]:
-                        append(fn(item))
-                finally:  # what ran before a failure is kept; the failure is the next item
-                    values[index : index + len(done)] = done
-                    index += len(done)
+            else:  # each result written as it comes (a stream may read the finished ones meanwhile)
+                for item in items[index:stop]:
+                    values[index] = fn(item)
+                    index += 1
         except BaseException as exc:  # noqa: BLE001 - recorded; the call re-raises it
             if outcomes.fail(index, exc):
                 return False

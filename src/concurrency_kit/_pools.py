@@ -42,6 +42,7 @@ __all__ = [
     "forkserver_started",
     "kill_process_pool",
     "needs_main",
+    "new_process_pool",
     "prestart_process_pool",
     "process_pool",
     "process_pool_age",
@@ -212,6 +213,19 @@ def submit_to_processes(
         except RuntimeError:
             if _shared.processes is pool:
                 raise
+
+
+def new_process_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool of its own (not the shared one), for an ``AutoExecutor``: its caller shuts it down.
+
+    Its workers start by the configured method and watch this process, as the shared
+    pool's do (they end with it); they import the main module, as the standard
+    executor's do.
+    """
+    context = multiprocessing.get_context(get_config().resolved_start_method())
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=init_process_worker, initargs=(_parent_watch(),)
+    )
 
 
 def check_main_guard(*, main: bool) -> None:

@@ -63,6 +63,9 @@ class Call:
     executor: Executor | None = None
     #: ... and the items sent to it while the first was timed here (a unit and its task each).
     ahead: tuple[tuple[Unit, Future[Any]], ...] = ()
+    #: A stream whose timeout passed while its first items were measured: raised after
+    #: the results of those that finished (``resume_at`` of them).
+    timed_out: TimeoutError | None = None
     lock: threading.Lock = attrs.field(factory=threading.Lock)
 
 
@@ -341,7 +344,7 @@ def _measured_units(
         first.append((unit, future))
         measured_from = 1
     measured_to = call.resume_at - sum(len(unit.items) for unit, _ in ahead)
-    if measured_to > measured_from:
+    if measured_to > measured_from or call.timed_out is not None:
         unit = Unit(measured_from, list(head[measured_from:measured_to]))
         unit.results = _measured_outcomes(chosen, call, outcomes, run, first=measured_from, last=measured_to)
         first.append((unit, None if run is None else _all_done(run.threads)))
@@ -356,9 +359,18 @@ def _measured_outcomes(  # noqa: PLR0913 - what the reader reads
 
     The reader returns the results before the first failure (with exceptions collected:
     every result, exceptions in place), and that failure (``None`` if there was none).
+    Asked with no future while the probe's threads still run items (the stream's
+    deadline passed), it returns the results that came before the first still running.
     """
 
-    def read(_: Future[Any] | None) -> tuple[list[Any], BaseException | None]:
+    def read(future: Future[Any] | None) -> tuple[list[Any], BaseException | None]:
+        if future is None and run is not None and not all(thread.done() for thread in run.threads):
+            # The deadline passed with items still running: those that finished before, in order.
+            values = outcomes.dense()
+            stop = first
+            while stop < last and values[stop] is not EMPTY:
+                stop += 1
+            return values[first:stop], None
         if run is not None:
             run.join()  # re-raises what escaped a probe thread
             if not run.measurement.exact and chosen.kind is not None and not outcomes.failed:
@@ -366,6 +378,8 @@ def _measured_outcomes(  # noqa: PLR0913 - what the reader reads
                 remember(call.fn, memo_of(final_kind(chosen.kind, final), final))
         stop = last if not outcomes.failed else min(last, outcomes.error_index)
         error = outcomes.error if outcomes.failed and first <= outcomes.error_index < last else None
+        if call.timed_out is not None and error is None:
+            error = call.timed_out
         values = outcomes.values[first:stop]
         outcomes.values = []  # read once: the stream then holds each result only until it is yielded
         return values, error

@@ -218,7 +218,19 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
                 if not ordered and finished:
                     continue
                 break
-            for future in wait_for(running):
+            try:
+                ended = wait_for(running)
+            except TimeoutError:
+                # In order, the measured items that finished before the deadline come first.
+                front = next((u for u in running.values() if u.start == next_index and u.results), None)
+                if ordered and front is not None and front.results is not None:
+                    for value in _handing_over(front.results(None)[0]):
+                        yielded += 1
+                        if progress is not None:
+                            progress(yielded, total)
+                        yield value
+                raise _timed_out(timeout, yielded) from None
+            for future in ended:
                 read(running.pop(future), future)
     except BaseException as exc:
         kill = _ends_the_stream(exc)
@@ -274,6 +286,10 @@ def loop(  # noqa: PLR0913 - the loop's inputs, by name
             if future is not None:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if wait((future,), timeout=remaining).not_done:
+                    assert unit.results is not None
+                    finished = unit.results(None)[0]  # those that finished in time
+                    yielded += len(finished)
+                    yield from _handing_over(finished)
                     raise _timed_out(timeout, yielded)
             assert unit.results is not None
             values, error = unit.results(future)
@@ -281,6 +297,8 @@ def loop(  # noqa: PLR0913 - the loop's inputs, by name
             yield from _handing_over(values) if progress is None else _told(values, yielded, progress, total)
             yielded += count
             if error is not None:
+                if count == len(unit.items):  # past the unit's items: the stream's own (a timeout)
+                    raise error
                 raise noted(error, unit.start + count, unit.items[count])
         if deadline is not None or progress is not None:
             yield from _checked(fn, rest, start, yielded, collect, progress, total, timeout, deadline)

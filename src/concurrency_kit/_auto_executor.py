@@ -1,0 +1,258 @@
+"""``AutoExecutor``: a ``concurrent.futures.Executor`` that decides, call by call, where work runs.
+
+    submit(fn, *args)  → the kind of fn: declared (a decorator, a classifier), or what
+                         concurrency_kit measured of it (memory, shared with auto calls)
+                           io / gil_free / unknown  → the executor's threads
+                             (an unknown function's calls are timed there, and what
+                             they show is remembered)
+                           cpu, long enough to pay a process's round trip
+                                                    → the executor's worker processes
+    map(fn, *iterables) → auto's stream (iter_parallel): measured, chunked, bounded
+
+The executor owns its thread and process pools (started when first needed) and shuts
+them down with :meth:`AutoExecutor.shutdown`; ``map`` streams through concurrency_kit's
+shared pools, as every auto call does.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from typing_extensions import ParamSpec
+
+from ._classify import COMPUTE_SHARE, TaskKind, declared_kind
+from ._cpu import gil_enabled, planning_cpus
+from ._memory import Memo, recall, remember
+from ._pickling import why_not_picklable
+from ._plan import FORCED_THREADS, MODES, PROCESS_ROUND_TRIP
+from ._pools import new_process_pool
+
+__all__ = ["AutoExecutor"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: An unknown function's first calls are timed in a thread, this many, before its kind is remembered.
+TIMED_CALLS = 2
+#: A call goes to a worker process only if it computes at least this many process round
+#: trips' worth (pickling both ways, a pipe each way): its own cost is then a tenth at most.
+PROCESS_WORTH = 10
+
+
+class _Star:
+    """``fn(*args)`` as a one-argument function of ``args`` (picklable when ``fn`` is), for ``map``."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, args: tuple[Any, ...]) -> Any:
+        return self.fn(*args)
+
+    def __reduce__(self) -> tuple[type[_Star], tuple[Callable[..., Any]]]:
+        return _Star, (self.fn,)
+
+
+def _code_of(fn: Callable[..., Any]) -> object:
+    """What identifies a function's calls without keeping its object (or a bound method's instance) alive."""
+    inner = getattr(fn, "__func__", fn)
+    return getattr(inner, "__code__", None) or inner
+
+
+class AutoExecutor(Executor):
+    """A drop-in :class:`concurrent.futures.Executor` whose calls run where their kind says.
+
+    ``submit`` sends each call to threads or processes by what is known of its function:
+    its declared kind (``@cpu_bound``, ``@io_bound``, ``@gil_free``, a classifier), or
+    what concurrency_kit measured of it before (the same memory as ``run_parallel``'s).
+    A function nothing is known of runs in threads, timed, for its first calls; a
+    function then found computing, longer than ten process round trips (~5 ms), goes to
+    processes from its next call on (not on free-threaded CPython without a GIL, where
+    threads compute side by side). ``map`` is auto's streaming map: lazy, bounded,
+    ordered, with chunks sized by measuring.
+
+    Args:
+        max_workers: the most threads, and the most worker processes (default: 64 threads,
+            one process per CPU).
+        mode: ``"auto"``, or a mode every call takes: ``"thread"``, ``"process"`` or
+            ``"serial"`` (run in ``submit``'s caller).
+        classifier: a callable ``classifier(fn, sample) -> TaskKind | str | None``,
+            consulted first (``sample`` is the call's arguments).
+
+    Raises:
+        ValueError: ``max_workers`` below 1, or an unknown mode.
+        TypeError: ``max_workers`` not an int, or ``classifier`` not callable.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        mode: str = "auto",
+        classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    ) -> None:
+        if max_workers is not None:
+            if isinstance(max_workers, bool) or not isinstance(max_workers, int):
+                raise TypeError(f"max_workers must be an int or None, got {type(max_workers).__name__}")
+            if max_workers <= 0:
+                raise ValueError("max_workers must be greater than 0")
+        if mode not in MODES or mode == "executor":
+            raise ValueError(f"mode must be 'auto', 'serial', 'thread' or 'process', got {mode!r}")
+        if classifier is not None and not callable(classifier):
+            raise TypeError(f"classifier must be callable or None, got {type(classifier).__name__}")
+        self._max_workers = max_workers
+        self._mode = mode
+        self._classifier = classifier
+        self._lock = threading.Lock()
+        self._shutdown = False
+        self._threads: ThreadPoolExecutor | None = None
+        self._processes: ProcessPoolExecutor | None = None
+        self._timings: dict[object, list[tuple[float, float]]] = {}  # code → (wall, cpu) of timed calls
+
+    # -- where a call goes ----------------------------------------------------------
+
+    def _kind(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[TaskKind | None, Memo | None]:
+        decision = declared_kind(fn, args, self._classifier)
+        if decision is not None:
+            return decision.kind, None
+        memo = recall(fn)
+        return (None if memo is None else memo.kind), memo
+
+    def _in_processes(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+        if self._mode != "auto":
+            return self._mode == "process"
+        if not gil_enabled():
+            return False
+        kind, memo = self._kind(fn, args)
+        if kind is not TaskKind.CPU:
+            return False
+        worth = memo is None or memo.item_seconds >= PROCESS_WORTH * PROCESS_ROUND_TRIP
+        return worth and why_not_picklable(fn) is None
+
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(
+                max_workers=self._max_workers or FORCED_THREADS, thread_name_prefix="concurrency_kit-auto"
+            )
+        return self._threads
+
+    def _process_pool(self) -> ProcessPoolExecutor:
+        if self._processes is None:
+            self._processes = new_process_pool(self._max_workers or planning_cpus())
+        return self._processes
+
+    # -- the Executor interface ----------------------------------------------------------
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Schedule ``fn(*args, **kwargs)`` where its kind says; return its :class:`~concurrent.futures.Future`.
+
+        Raises:
+            RuntimeError: the executor was shut down.
+        """
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if self._mode == "serial":
+                return _run_here(fn, args, kwargs)
+            if self._in_processes(fn, args):
+                return self._process_pool().submit(fn, *args, **kwargs)
+            pool = self._thread_pool()
+            if self._mode == "auto" and self._kind(fn, args)[0] is None:
+                return pool.submit(self._timed, fn, args, kwargs)
+            return pool.submit(fn, *args, **kwargs)
+
+    def _timed(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        """Run an unknown function's call in this thread, timed; after :data:`TIMED_CALLS`, remember its kind."""
+        began, began_cpu = time.perf_counter(), time.thread_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            wall, cpu = time.perf_counter() - began, time.thread_time() - began_cpu
+            key = _code_of(fn)
+            with self._lock:
+                timings = self._timings.setdefault(key, [])
+                timings.append((wall, cpu))
+                done = len(timings) >= TIMED_CALLS
+                if done:
+                    del self._timings[key]
+            if done:
+                seconds = statistics.median(w for w, _ in timings)
+                share = min(1.0, sum(c for _, c in timings) / max(sum(w for w, _ in timings), 1e-9))
+                kind = TaskKind.CPU if share >= COMPUTE_SHARE else TaskKind.IO
+                remember(fn, Memo(kind, seconds, None, share * seconds if kind is TaskKind.IO else None))
+
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        buffersize: int | None = None,
+    ) -> Iterator[T]:
+        """``map(fn, *iterables)``, as auto streams it: lazy, bounded, in order.
+
+        Args:
+            fn: a function of as many arguments as there are iterables.
+            iterables: read lazily, as the stream needs items (endless ones too).
+            timeout: seconds the whole iteration may take, from this call; then
+                ``TimeoutError`` (worker processes running its items are stopped).
+            chunksize: kept for the standard signature: ``1`` (the default) lets auto
+                size the chunks by measuring; a larger value fixes them.
+            buffersize: the most items taken from the iterables and not yet yielded
+                (as Python 3.14's); default: auto's window.
+
+        Returns:
+            The results, in order.
+
+        Raises:
+            RuntimeError: the executor was shut down.
+            ValueError: ``chunksize`` or ``buffersize`` below 1.
+            TypeError: ``buffersize`` not an int.
+        """
+        from ._api import iter_parallel  # noqa: PLC0415 - the façade imports this module's users, not this one
+
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        if buffersize is not None:
+            if isinstance(buffersize, bool) or not isinstance(buffersize, int):
+                raise TypeError("buffersize must be an integer or None")
+            if buffersize < 1:
+                raise ValueError("buffersize must be None or > 0")
+        stream = iter_parallel(
+            _Star(fn),
+            zip(*iterables, strict=False),
+            self._mode,
+            workers=self._max_workers,
+            chunksize=None if chunksize == 1 else chunksize,
+            classifier=self._classifier,
+            timeout=timeout,
+            max_in_flight=buffersize,
+        )
+        return iter(stream)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:  # noqa: FBT001, FBT002 - the standard signature
+        """Stop taking calls; with ``wait``, wait for those running; with ``cancel_futures``, cancel those queued."""
+        with self._lock:
+            self._shutdown = True
+            pools: list[Executor] = [p for p in (self._threads, self._processes) if p is not None]
+        for pool in pools:
+            pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _run_here(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[T]:
+    """``fn(*args, **kwargs)`` run now, in this thread, as a done future (serial mode)."""
+    future: Future[T] = Future()
+    future.set_running_or_notify_cancel()
+    try:
+        future.set_result(fn(*args, **kwargs))
+    except Exception as exc:  # noqa: BLE001 - the future holds it, as an executor's would
+        future.set_exception(exc)
+    return future
