@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    from distributed import Client, LocalCluster  # noqa: PLC0415 - the dask extra, needed here only
+    from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
     client = Client(cluster)

@@ -16,10 +16,11 @@ shared pools, as every auto call does.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -44,19 +45,29 @@ TIMED_CALLS = 2
 PROCESS_WORTH = 10
 
 
-class _Star:
-    """``fn(*args)`` as a one-argument function of ``args`` (picklable when ``fn`` is), for ``map``."""
+class _Star(functools.partial):  # type: ignore[type-arg]
+    """``fn(*args)`` as a one-argument function of ``args``, for ``map`` over several iterables.
 
-    __slots__ = ("fn",)
+    A ``functools.partial`` of ``fn``, so that what concurrency_kit remembers of ``fn``
+    (kept under its code, through partials) and its declared kind serve this too; it
+    pickles when ``fn`` does.
+    """
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.fn = fn
+    def __call__(self, args: tuple[Any, ...], /) -> Any:
+        return self.func(*args)
 
-    def __call__(self, args: tuple[Any, ...]) -> Any:
-        return self.fn(*args)
 
-    def __reduce__(self) -> tuple[type[_Star], tuple[Callable[..., Any]]]:
-        return _Star, (self.fn,)
+class _Zipped:
+    """The argument tuples of ``map`` over several iterables, with their length where every one has one."""
+
+    def __init__(self, iterables: tuple[Iterable[Any], ...]) -> None:
+        self._iterables = iterables
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return zip(*self._iterables, strict=False)
+
+    def __len__(self) -> int:
+        return min(len(each) for each in self._iterables)  # type: ignore[arg-type]
 
 
 def _code_of(fn: Callable[..., Any]) -> object:
@@ -226,9 +237,16 @@ class AutoExecutor(Executor):
                 raise TypeError("buffersize must be an integer or None")
             if buffersize < 1:
                 raise ValueError("buffersize must be None or > 0")
+        if len(iterables) == 1:  # fn itself, over the iterable itself (a list is measured as run_parallel would)
+            function: Callable[[Any], Any] = fn
+            items: Iterable[Any] = iterables[0]
+        else:
+            function = _Star(fn)
+            sized = all(isinstance(each, Sized) for each in iterables)
+            items = _Zipped(iterables) if sized else zip(*iterables, strict=False)
         stream = iter_parallel(
-            _Star(fn),
-            zip(*iterables, strict=False),
+            function,
+            items,
             self._mode,
             workers=self._max_workers,
             chunksize=None if chunksize == 1 else chunksize,
