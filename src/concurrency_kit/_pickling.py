@@ -73,9 +73,8 @@ def sendable(fn: Any) -> Any:
     reference, or it lives in ``__main__``: workers then need not import the main
     module (which re-runs a script that lacks the ``if __name__ == "__main__":`` guard).
     """
-    cloudpickle = by_value_pickler()
-    if cloudpickle is None:
-        return fn
+    # By reference first: cloudpickle is imported only for a function that needs it (its
+    # import costs a fresh interpreter's first call milliseconds).
     if getattr(fn, "__module__", None) != "__main__":
         try:
             pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
@@ -83,6 +82,9 @@ def sendable(fn: Any) -> Any:
             pass
         else:
             return fn
+    cloudpickle = by_value_pickler()
+    if cloudpickle is None:
+        return fn
     try:
         return ByValue(zlib.compress(cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL), 1))
     except Exception:  # noqa: BLE001 - neither way: the caller's pickling says why
