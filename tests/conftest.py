@@ -14,6 +14,7 @@ import faulthandler
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -102,6 +103,16 @@ def _clean_up(threads_before: set[threading.Thread], children_before: set[int]) 
     _, alive = psutil.wait_procs(extra, timeout=5)  # workers of discarded pools exit soon
     alive = [p for p in alive if p.pid in {c.pid for c in _live_children()}]
     assert not alive, f"child processes left running after the test: {[(p.pid, p.cmdline()) for p in alive]}"
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> Iterator[str]:
+    """A path whose creation lets waiting items finish (``helpers.wait_for_release``); created at teardown anyway."""
+    path = str(tmp_path / "release")
+    try:
+        yield path
+    finally:
+        Path(path).touch()
 
 
 @pytest.fixture

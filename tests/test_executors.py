@@ -87,15 +87,6 @@ def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
         yield request.getfixturevalue("dask_client").get_executor(pure=False)
 
 
-@pytest.fixture
-def release(tmp_path: Path) -> Iterator[str]:
-    path = str(tmp_path / "release")
-    try:
-        yield path
-    finally:
-        Path(path).touch()
-
-
 def test_the_reference_workloads_run_on_it_and_the_plan_says_so(executor: Executor) -> None:
     plan = ck.plan(tasks.factorize, tasks.SEED_NUMBERS, executor=executor)
     assert plan.mode == "executor"

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -66,16 +66,6 @@ LATE = 1.5
 
 def _release(path: str) -> None:
     Path(path).touch()
-
-
-@pytest.fixture
-def release(tmp_path: Path) -> Iterator[str]:
-    """A path whose creation lets waiting helper items finish; created at teardown anyway."""
-    path = str(tmp_path / "release")
-    try:
-        yield path
-    finally:
-        _release(path)
 
 
 # --- exceptions raised by fn ------------------------------------------------------------

@@ -64,15 +64,6 @@ class Counted:
             return self.taken - 1
 
 
-@pytest.fixture
-def release(tmp_path: Path) -> Iterator[str]:
-    path = str(tmp_path / "release")
-    try:
-        yield path
-    finally:
-        Path(path).touch()
-
-
 def test_an_endless_input_streams(mode: str) -> None:
     results = list(itertools.islice(ck.iter_parallel(double, itertools.count(), mode), 1000))
     assert results == [2 * x for x in range(1000)]

@@ -29,7 +29,7 @@ from ._config import get_config
 from ._cpu import planning_cpus
 from ._decide import Question, decide, for_executor
 from ._memory import forget_all
-from ._outcomes import EMPTY, Outcomes
+from ._outcomes import Outcomes
 from ._plan import (
     MODES,
     Choice,
@@ -271,7 +271,7 @@ def plan_sequence(  # noqa: PLR0913 - one flow, top to bottom, as the module doc
         if expected is None:
             raise
         # A stream yields the results measured before the deadline, then raises this.
-        done = _done_prefix(outcomes)
+        done = outcomes.finished_until(0, count)
         made = call(done)
         made.timed_out = exc
         return _make_plan(Choice("serial", 1, 1, str(exc)), declared, None, made)
@@ -282,15 +282,6 @@ def plan_sequence(  # noqa: PLR0913 - one flow, top to bottom, as the module doc
         call(decided.resume_at, decided.run, decided.sent),
         decided.reason,
     )
-
-
-def _done_prefix(outcomes: Outcomes) -> int:
-    """How many items, from the first on, have a result (or failed: the failure ends the prefix's use)."""
-    values = outcomes.dense()
-    done = 0
-    while done < len(values) and values[done] is not EMPTY:
-        done += 1
-    return done
 
 
 def _make_plan(

@@ -17,7 +17,6 @@ shared pools, as every auto call does.
 from __future__ import annotations
 
 import functools
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sized
@@ -26,8 +25,9 @@ from typing import Any, TypeVar
 
 from typing_extensions import ParamSpec
 
-from ._classify import COMPUTE_SHARE, TaskKind, declared_kind
+from ._classify import TaskKind, declared_kind, kind_from_measurement
 from ._cpu import gil_enabled, planning_cpus
+from ._decide import memo_of, one_thread_measurement
 from ._memory import Memo, recall, remember
 from ._pickling import why_not_picklable
 from ._plan import FORCED_THREADS, MODES, PROCESS_ROUND_TRIP
@@ -135,13 +135,10 @@ class AutoExecutor(Executor):
         memo = recall(fn)
         return (None if memo is None else memo.kind), memo
 
-    def _in_processes(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+    def _in_processes(self, fn: Callable[..., Any], kind: TaskKind | None, memo: Memo | None) -> bool:
         if self._mode != "auto":
             return self._mode == "process"
-        if not gil_enabled():
-            return False
-        kind, memo = self._kind(fn, args)
-        if kind is not TaskKind.CPU:
+        if not gil_enabled() or kind is not TaskKind.CPU:
             return False
         worth = memo is None or memo.item_seconds >= PROCESS_WORTH * PROCESS_ROUND_TRIP
         return worth and why_not_picklable(fn) is None
@@ -171,10 +168,11 @@ class AutoExecutor(Executor):
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if self._mode == "serial":
                 return _run_here(fn, args, kwargs)
-            if self._in_processes(fn, args):
+            kind, memo = self._kind(fn, args) if self._mode == "auto" else (None, None)
+            if self._in_processes(fn, kind, memo):
                 return self._process_pool().submit(fn, *args, **kwargs)
             pool = self._thread_pool()
-            if self._mode == "auto" and self._kind(fn, args)[0] is None:
+            if self._mode == "auto" and kind is None:
                 return pool.submit(self._timed, fn, args, kwargs)
             return pool.submit(fn, *args, **kwargs)
 
@@ -193,10 +191,8 @@ class AutoExecutor(Executor):
                 if done:
                     del self._timings[key]
             if done:
-                seconds = statistics.median(w for w, _ in timings)
-                share = min(1.0, sum(c for _, c in timings) / max(sum(w for w, _ in timings), 1e-9))
-                kind = TaskKind.CPU if share >= COMPUTE_SHARE else TaskKind.IO
-                remember(fn, Memo(kind, seconds, None, share * seconds if kind is TaskKind.IO else None))
+                measured = one_thread_measurement(len(timings), sum(w for w, _ in timings), sum(c for _, c in timings))
+                remember(fn, memo_of(kind_from_measurement(measured.cpu_share, None), measured))
 
     def map(
         self,

@@ -68,7 +68,16 @@ from ._pools import (
 from ._probe import PROBE_THREADS, QUICK_WINDOW, Measurement, ProbeRun, probe
 from ._worker import in_worker
 
-__all__ = ["Decided", "Question", "decide", "final_kind", "for_executor", "io_memo", "memo_of"]
+__all__ = [
+    "Decided",
+    "Question",
+    "decide",
+    "final_kind",
+    "for_executor",
+    "io_memo",
+    "memo_of",
+    "one_thread_measurement",
+]
 
 
 @final
@@ -524,19 +533,7 @@ class _SendAhead:
 
 def _joined(a: Measurement, b: Measurement) -> Measurement:
     """Two inline measurements of consecutive items, as one."""
-    items = a.items + b.items
-    seconds = a.seconds + b.seconds
-    cpu = a.item_cpu * a.items + b.item_cpu * b.items
-    return Measurement(
-        items=items,
-        completed=items,
-        seconds=seconds,
-        item_wall=seconds / items,
-        item_cpu=cpu / items,
-        cpu_share=min(1.0, cpu / seconds) if seconds > 0 else 0.0,
-        gil_share=None,
-        exact=True,
-    )
+    return one_thread_measurement(a.items + b.items, a.seconds + b.seconds, a.item_cpu * a.items + b.item_cpu * b.items)
 
 
 def _measure_inline(  # noqa: PLR0913 - the items, and when to stop
@@ -559,13 +556,17 @@ def _measure_inline(  # noqa: PLR0913 - the items, and when to stop
     clock = time.perf_counter
     t0, c0 = clock(), time.thread_time()
     done = run_timed(fn, items, outcomes, stop, budget=budget, growth=SPAN_GROWTH, start=start) - start
-    wall, cpu = clock() - t0, time.thread_time() - c0
+    return one_thread_measurement(done, clock() - t0, time.thread_time() - c0)
+
+
+def one_thread_measurement(items: int, wall: float, cpu: float) -> Measurement:
+    """What ``items`` items run one after another in one thread measure, in ``wall`` seconds and ``cpu`` of CPU."""
     return Measurement(
-        items=done,
-        completed=done,
+        items=items,
+        completed=items,
         seconds=wall,
-        item_wall=wall / done,
-        item_cpu=min(cpu, wall) / done,
+        item_wall=wall / items,
+        item_cpu=min(cpu, wall) / items,
         cpu_share=min(1.0, cpu / wall) if wall > 0 else 0.0,
         gil_share=None,
         exact=True,

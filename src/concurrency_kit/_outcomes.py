@@ -89,6 +89,14 @@ class Outcomes:
                 values += [EMPTY] * (self.total - len(values))
             return values
 
+    def finished_until(self, start: int, stop: int) -> int:
+        """The first index from ``start`` on (before ``stop``) with no result yet; ``stop`` if all have one."""
+        values = self.dense()
+        index = start
+        while index < stop and values[index] is not EMPTY:
+            index += 1
+        return index
+
     def fail(self, index: int, error: BaseException) -> bool:
         """Record a failure of item ``index``.
 

@@ -366,11 +366,7 @@ def _measured_outcomes(  # noqa: PLR0913 - what the reader reads
     def read(future: Future[Any] | None) -> tuple[list[Any], BaseException | None]:
         if future is None and run is not None and not all(thread.done() for thread in run.threads):
             # The deadline passed with items still running: those that finished before, in order.
-            values = outcomes.dense()
-            stop = first
-            while stop < last and values[stop] is not EMPTY:
-                stop += 1
-            return values[first:stop], None
+            return outcomes.values[first : outcomes.finished_until(first, last)], None
         if run is not None:
             run.join()  # re-raises what escaped a probe thread
             if not run.measurement.exact and chosen.kind is not None and not outcomes.failed:

@@ -222,7 +222,7 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
                 ended = wait_for(running)
             except TimeoutError:
                 # In order, the measured items that finished before the deadline come first.
-                front = next((u for u in running.values() if u.start == next_index and u.results), None)
+                front = next((u for u in running.values() if u.start == next_index), None)
                 if ordered and front is not None and front.results is not None:
                     for value in _handing_over(front.results(None)[0]):
                         yielded += 1
@@ -283,19 +283,18 @@ def loop(  # noqa: PLR0913 - the loop's inputs, by name
     try:
         yielded = 0
         for unit, future in first:  # the measured items: already run (the probe's threads may still run some)
+            late = False
             if future is not None:
                 remaining = None if deadline is None else deadline - time.monotonic()
-                if wait((future,), timeout=remaining).not_done:
-                    assert unit.results is not None
-                    finished = unit.results(None)[0]  # those that finished in time
-                    yielded += len(finished)
-                    yield from _handing_over(finished)
-                    raise _timed_out(timeout, yielded)
+                late = bool(wait((future,), timeout=remaining).not_done)
             assert unit.results is not None
-            values, error = unit.results(future)
+            # Late: those that finished in time, then the timeout.
+            values, error = unit.results(None if late else future)
             count = len(values)
             yield from _handing_over(values) if progress is None else _told(values, yielded, progress, total)
             yielded += count
+            if late:
+                raise _timed_out(timeout, yielded)
             if error is not None:
                 if count == len(unit.items):  # past the unit's items: the stream's own (a timeout)
                     raise error
