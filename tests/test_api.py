@@ -49,7 +49,8 @@ def test_task_kind_members_equal_their_strings() -> None:
     assert TaskKind.IO == "io"
     assert TaskKind.CPU == "cpu"
     assert TaskKind.GIL_FREE == "gil_free"
-    assert {k.value for k in TaskKind} == {"io", "cpu", "gil_free"}
+    assert TaskKind.ASYNC == "async"
+    assert {k.value for k in TaskKind} == {"io", "cpu", "gil_free", "async"}
 
 
 def test_unpicklable_task_error_is_a_library_error_and_a_type_error() -> None:

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from ._api import plan as plan
     from ._api import run_parallel as run_parallel
     from ._api import shutdown as shutdown
+    from ._async_api import AsyncResultStream as AsyncResultStream
+    from ._async_api import aiter_parallel as aiter_parallel
+    from ._async_api import arun_parallel as arun_parallel
     from ._auto_executor import AutoExecutor as AutoExecutor
     from ._classify import Classifier as Classifier
     from ._classify import TaskKind as TaskKind
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
 #: 562), not with the package: a worker process, or the forkserver that starts them,
 #: imports ``concurrency_kit._worker`` alone, without attrs and the planner.
 _EXPORTS = {
+    "AsyncResultStream": "_async_api",
     "AutoExecutor": "_auto_executor",
     "Classifier": "_classify",
     "ConcurrencyKitError": "_errors",
@@ -54,6 +58,8 @@ _EXPORTS = {
     "TaskKind": "_classify",
     "UnpicklableTaskError": "_errors",
     "WorkerCrashedError": "_crash",
+    "aiter_parallel": "_async_api",
+    "arun_parallel": "_async_api",
     "configure": "_config",
     "cpu_bound": "_classify",
     "get_config": "_config",
@@ -84,6 +90,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = (
+    "AsyncResultStream",
     "AutoExecutor",
     "Classifier",
     "ConcurrencyKitError",
@@ -95,6 +102,8 @@ __all__ = (
     "TaskKind",
     "UnpicklableTaskError",
     "WorkerCrashedError",
+    "aiter_parallel",
+    "arun_parallel",
     "configure",
     "cpu_bound",
     "get_config",

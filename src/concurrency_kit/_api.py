@@ -19,23 +19,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
+from inspect import isawaitable
 from itertools import islice
 from typing import Any, TypeVar
 
 from ._backends import Sent
-from ._classify import TaskKind, declared_kind
+from ._classify import COROUTINE_SOURCE, TaskKind, declared_kind, is_coroutine_function
 from ._config import get_config
 from ._cpu import planning_cpus
 from ._decide import Question, decide, for_executor
 from ._memory import forget_all
-from ._outcomes import Outcomes
+from ._outcomes import EMPTY, Outcomes, check_not_awaitable
 from ._plan import (
     MODES,
     Choice,
     Mode,
     Plan,
     Reason,
+    async_choice,
     forced_choice,
 )
 from ._pools import shutdown as stop_pools
@@ -98,8 +100,16 @@ def _check_options(  # noqa: PLR0913, PLR0917 - checks every argument of the pub
         raise TypeError(f"items must be iterable, got {type(items).__name__}") from None
 
 
-def _executor_for(mode: object, executor: object) -> Executor | None:
-    """The executor a call runs on: the one given, else (in auto mode) its :func:`use_executor` block's."""
+def _executor_for(mode: object, executor: object, fn: object) -> Executor | None:
+    """The executor a call runs on: the one given, else (in auto mode) its :func:`use_executor` block's.
+
+    None for a coroutine function: its coroutines run on an event loop.
+    """
+    if is_coroutine_function(fn) and (executor is not None or mode == "executor"):
+        raise TypeError(
+            "fn is a coroutine function: its coroutines run on an event loop, not on an executor; "
+            "drop executor= (mode='auto' runs them on an event loop)"
+        )
     if executor is not None:
         check_executor(executor)
         if mode not in {"auto", "executor"}:
@@ -107,7 +117,7 @@ def _executor_for(mode: object, executor: object) -> Executor | None:
                 f"executor= runs the items on that executor: mode must be 'auto' or 'executor', got {mode!r}"
             )
         return executor  # type: ignore[return-value]
-    if mode not in {"auto", "executor"}:
+    if mode not in {"auto", "executor"} or is_coroutine_function(fn):
         return None
     scoped = current_executor()
     if scoped is None and mode == "executor":
@@ -185,7 +195,7 @@ def plan(  # noqa: PLR0913 - the public signature
         return_exceptions=return_exceptions,
         seconds=seconds,
         deadline=None if seconds is None else started + seconds,
-        executor=_executor_for(mode, executor),
+        executor=_executor_for(mode, executor, fn),
     )
 
 
@@ -237,6 +247,21 @@ def plan_sequence(  # noqa: PLR0913 - one flow, top to bottom, as the module doc
     decision = declared_kind(fn, sequence, classifier)
     declared = None if decision is None else decision.kind
 
+    if mode == "async" or declared is TaskKind.ASYNC:
+        if mode not in {"auto", "async"}:
+            raise TypeError(
+                f"fn is a coroutine function ({decision.source if decision else ''}): mode={mode!r} would return its "
+                "coroutines un-awaited. Use mode='auto' or 'async' (inside an event loop: await arun_parallel(...))"
+            )
+        if mode == "async":
+            why = "mode='async' was asked for"
+        elif decision is not None and decision.source == COROUTINE_SOURCE:
+            why = "fn is a coroutine function"
+        else:
+            why = f"kind async from {decision.source if decision else '?'}"
+        sized = None if expected == UNSIZED_ITEMS else planned
+        return _make_plan(async_choice(count=sized, workers=workers, why=why), TaskKind.ASYNC, None, call())
+
     if executor is not None:
         question = Question(
             fn, sequence, outcomes, planned, decision, workers, chunksize, cpus, io_cap, seconds, deadline
@@ -275,6 +300,11 @@ def plan_sequence(  # noqa: PLR0913 - one flow, top to bottom, as the module doc
         made = call(done)
         made.timed_out = exc
         return _make_plan(Choice("serial", 1, 1, str(exc)), declared, None, made)
+    measured = outcomes.values[0] if outcomes.values else EMPTY
+    if measured is not EMPTY and isawaitable(measured):  # a coroutine function in disguise
+        if decided.run is not None:
+            decided.run.join()  # the probe's last items, whose coroutines are closed too
+        check_not_awaitable(measured, 0, sequence[0], outcomes.values)
     return _make_plan(
         decided.choice,
         decided.kind,
@@ -488,17 +518,55 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         Exception: while iterating, the first exception ``fn`` raised (in order: after
             the results before its item), noted with its item; nothing new starts.
     """
-    started = time.monotonic()
-    seconds = None if timeout is None else _check_timeout(timeout)
-    iterator = _check_options(fn, items, mode, workers, chunksize, classifier)
+    return open_iter(
+        fn,
+        items,
+        mode,
+        ordered=ordered,
+        workers=workers,
+        chunksize=chunksize,
+        classifier=classifier,
+        return_exceptions=return_exceptions,
+        timeout=timeout,
+        max_in_flight=max_in_flight,
+        progress=progress,
+        executor=executor,
+    )
+
+
+def check_stream_options(max_in_flight: object, progress: object) -> None:
+    """Check the options only a stream takes."""
     if max_in_flight is not None:
         _check_count("max_in_flight", max_in_flight)
     if progress is not None and not isinstance(progress, bool) and not callable(progress):
         raise TypeError(f"progress must be True, False, None or a callable, got {type(progress).__name__}")
+
+
+def open_iter(  # noqa: PLR0913 - iter_parallel's arguments
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    mode: Mode | str,
+    *,
+    ordered: bool,
+    workers: int | None,
+    chunksize: int | None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None,
+    return_exceptions: bool,
+    timeout: float | None,
+    max_in_flight: int | None,
+    progress: bool | Callable[[int, int | None], object] | None,
+    executor: Executor | None,
+    stop: Future[None] | None = None,
+) -> ResultStream[Any]:
+    """:func:`iter_parallel`; ``stop``: once done, the stream stops as if closed (its reader is an event loop)."""
+    started = time.monotonic()
+    seconds = None if timeout is None else _check_timeout(timeout)
+    iterator = _check_options(fn, items, mode, workers, chunksize, classifier)
+    check_stream_options(max_in_flight, progress)
     source: Iterator[Any] = iter(items) if iterator is None else iterator
     size = len(items) if isinstance(items, Sized) else None
-    on = _executor_for(mode, executor)
-    measures = mode == "auto" or on is not None
+    on = _executor_for(mode, executor, fn)
+    measures = (mode == "auto" or on is not None) and not is_coroutine_function(fn)
     head: Sequence[Any] = []
     expected = UNSIZED_ITEMS if size is None else size
     if measures and iterator is None and max_in_flight is None:
@@ -535,4 +603,5 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         max_in_flight=max_in_flight,
         progress=progress,
         seconds=seconds,
+        stop=stop,
     )

@@ -2,6 +2,8 @@
 
 A kind comes from the first of these that gives one (see :func:`declared_kind`):
 
+0. the function's definition: a coroutine function is :attr:`TaskKind.ASYNC`, whatever
+   a classifier would say (:func:`is_coroutine_function`);
 1. the call's ``classifier=``;
 2. a declaration made with :func:`io_bound`, :func:`cpu_bound` or :func:`gil_free`;
 3. the classifiers added with :func:`register_classifier`, newest first;
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import inspect
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, final
@@ -31,6 +34,7 @@ __all__ = [
     "declared_kind",
     "gil_free",
     "io_bound",
+    "is_coroutine_function",
     "kind_from_measurement",
     "partly_waits",
     "register_classifier",
@@ -54,6 +58,9 @@ class TaskKind(enum.StrEnum):
     #: CPU work in C code that releases the GIL (hashlib, zlib on large buffers):
     #: threads, one per core.
     GIL_FREE = "gil_free"
+    #: A coroutine function (``async def``): its coroutines run on an event loop, many
+    #: at a time, in one thread.
+    ASYNC = "async"
 
 
 @runtime_checkable
@@ -198,14 +205,37 @@ def _declaration(fn: Callable[..., Any]) -> TaskKind | None:
     return None
 
 
+def is_coroutine_function(fn: object) -> bool:
+    """Whether calling ``fn`` makes a coroutine, told from its definition without calling it.
+
+    True for an ``async def`` function or method, a :func:`functools.partial` of one, a
+    callable object whose ``__call__`` is ``async def``, and a function marked with
+    :func:`inspect.markcoroutinefunction` (Python 3.12 and later).
+    """
+    target: Any = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    if inspect.iscoroutinefunction(target):
+        return True
+    if inspect.isfunction(target) or inspect.ismethod(target) or inspect.isbuiltin(target) or isinstance(target, type):
+        return False
+    call = getattr(type(target), "__call__", None)  # noqa: B004 - the instance's class, not callable()
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+#: Why a coroutine function is :attr:`TaskKind.ASYNC` (the plan's reason says it).
+COROUTINE_SOURCE = "its definition (a coroutine function)"
+
+
 def declared_kind(
     fn: Callable[..., Any],
     items: Sequence[Any],
     classifier: Callable[..., Any] | None = None,
 ) -> Decision | None:
-    """Consult the call's classifier, the declaration, then registered classifiers.
+    """A coroutine function's kind, else consult the call's classifier, the declaration, then registered classifiers.
 
-    Classifiers get the first :data:`SAMPLE_SIZE` items, as a tuple.
+    Classifiers get the first :data:`SAMPLE_SIZE` items, as a tuple; a coroutine
+    function is :attr:`TaskKind.ASYNC` before any is asked.
 
     Returns:
         The first kind given, with its source, or ``None`` when every one abstained
@@ -214,6 +244,8 @@ def declared_kind(
     Raises:
         ValueError: a classifier returned something that is not a kind.
     """
+    if is_coroutine_function(fn):
+        return Decision(TaskKind.ASYNC, COROUTINE_SOURCE)
     sample = tuple(items[:SAMPLE_SIZE]) if classifier is not None or _registry else ()
     if classifier is not None:
         kind = _coerce(classifier(fn, sample), f"the call's {_describe(classifier)}")

@@ -20,11 +20,24 @@ from __future__ import annotations
 import reprlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from inspect import isawaitable
 from operator import length_hint
 from typing import Any, Final
 
-__all__ = ["EMPTY", "Feed", "Outcomes", "iterate_from", "noted", "run_items", "run_span", "run_timed", "timed_out"]
+__all__ = [
+    "EMPTY",
+    "Feed",
+    "Outcomes",
+    "Stopped",
+    "check_not_awaitable",
+    "iterate_from",
+    "noted",
+    "run_items",
+    "run_span",
+    "run_timed",
+    "timed_out",
+]
 
 #: Marks a slot that has no result yet.
 EMPTY: Any = object()
@@ -48,6 +61,37 @@ def noted(error: BaseException, index: int, item: object) -> BaseException:
     if note not in getattr(error, "__notes__", ()):
         error.add_note(note)
     return error
+
+
+class Stopped(BaseException):
+    """Raised in a stream whose ``stop`` future was set (by an event loop's reader that went away).
+
+    A ``BaseException``, as ``GeneratorExit`` is: the stream stops its workers for it and
+    nobody catches it as a failure of ``fn``.
+    """
+
+
+def check_not_awaitable(value: object, index: int, item: object, results: Iterable[Any] = ()) -> None:
+    """Raise if ``value``, what a plain function returned for item ``index``, is awaitable.
+
+    A function that returns coroutines is a coroutine function in disguise (a lambda or
+    a wrapper around one): its results would be coroutines nobody awaits. They are
+    closed (``value`` and any of ``results``), so none warns that it was never awaited.
+
+    Raises:
+        TypeError: ``value`` is awaitable; the message names the item and the fix.
+    """
+    if not isawaitable(value):
+        return
+    for each in (value, *results):
+        close = getattr(each, "close", None)
+        if close is not None and isawaitable(each):
+            close()
+    raise TypeError(
+        f"fn returned an awaitable ({type(value).__name__}) for item {index} ({reprlib.repr(item)}), not a result: "
+        "it makes coroutines without being a coroutine function. Run it with mode='async' (or await "
+        "arun_parallel inside an event loop), or define it with async def, which auto recognises"
+    )
 
 
 class Outcomes:

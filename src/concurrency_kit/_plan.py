@@ -30,12 +30,25 @@ from ._classify import TaskKind
 if TYPE_CHECKING:
     from ._probe import Measurement
 
-__all__ = ["MODES", "Choice", "Mode", "Plan", "Reason", "choose", "executor_choice", "forced_choice", "render"]
+__all__ = [
+    "ASYNC_WORKERS",
+    "MODES",
+    "Choice",
+    "Mode",
+    "Plan",
+    "Reason",
+    "async_choice",
+    "choose",
+    "executor_choice",
+    "forced_choice",
+    "render",
+]
 
-#: A concrete way of running a call (``"executor"``: on an executor the caller gave).
-Mode = Literal["serial", "thread", "process", "executor"]
+#: A concrete way of running a call (``"executor"``: on an executor the caller gave;
+#: ``"async"``: coroutines on an event loop).
+Mode = Literal["serial", "thread", "process", "executor", "async"]
 #: Every mode a caller may ask for.
-MODES = ("auto", "serial", "thread", "process", "executor")
+MODES = ("auto", "serial", "thread", "process", "executor", "async")
 
 #: A pool must beat the loop by this fraction of the loop's time to be chosen.
 MIN_GAIN = 0.10
@@ -313,6 +326,31 @@ def forced_choice(  # noqa: PLR0913 - every input, by name
     return Choice("process", w, chunk, "mode='process' was asked for")
 
 
+#: Coroutines in flight at once, by default, in async mode. A waiting coroutine costs a
+#: few kilobytes and no thread, so the bound is not there for the loop's sake but for
+#: what each one holds open (a socket, a file, a server's attention): generous, yet
+#: below the connection limits servers and the operating system's file limit (often
+#: 1,024) commonly set. ``workers=`` raises it (10,000 waits at once are fine).
+ASYNC_WORKERS = 256
+
+
+def async_choice(*, count: int | None, workers: int | None, why: str) -> Choice:
+    """Size a call of coroutines: ``workers`` (default :data:`ASYNC_WORKERS`) at a time, an item each.
+
+    ``count``: how many items, where known; ``why``: why the call is async, for the reason.
+    """
+    w = workers or ASYNC_WORKERS
+    if count is not None:
+        w = max(1, min(w, count))
+    if workers:
+        limit = f"workers={workers}"
+    elif w < ASYNC_WORKERS:
+        limit = f"one an item; {ASYNC_WORKERS} at most by default"
+    else:
+        limit = "the default; workers= changes it"
+    return Choice("async", w, 1, f"{why}: its coroutines run on an event loop, at most {w} at a time ({limit})")
+
+
 #: Through an executor, a task should carry at least this many times the executor's own
 #: per-task cost (an empty task's round trip) in work: that cost is then a tenth of the
 #: task's time at most. On a Dask cluster a task costs milliseconds, so 1 ms items go
@@ -363,11 +401,13 @@ class Plan:
     results in their place. A later ``run()`` runs every item again in this plan's mode.
 
     Attributes:
-        mode: ``"serial"``, ``"thread"``, ``"process"``, or ``"executor"`` (an
-            executor the caller gave, ``executor=`` or :func:`use_executor`).
+        mode: ``"serial"``, ``"thread"``, ``"process"``, ``"executor"`` (an
+            executor the caller gave, ``executor=`` or :func:`use_executor`), or
+            ``"async"`` (coroutines on an event loop).
         kind: the task's kind; ``None`` only when the caller forced a mode and nothing
             declared one.
-        workers: how many threads or processes run the items (1 for serial).
+        workers: how many threads or processes run the items (1 for serial; in
+            async mode, the most coroutines in flight at once).
         chunksize: how many items a worker takes at a time (process mode's last
             chunks are smaller).
         reason: why, with the figures measured.

@@ -13,9 +13,10 @@ the probe's threads still running some, the first item still in a worker process
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from itertools import chain
 from typing import Any
@@ -23,11 +24,11 @@ from typing import Any
 import attrs
 
 from ._backends import BACKENDS, PROCESS_BACKEND, ExecutorRunner, ProcessRunner, Runner, Sent, ThreadRunner, Unit
-from ._classify import TaskKind
+from ._classify import TaskKind, is_coroutine_function
 from ._decide import final_kind, io_memo, memo_of
 from ._errors import UnpicklableTaskError
 from ._memory import recall, remember
-from ._outcomes import EMPTY, Feed, Outcomes, iterate_from, noted, run_items, timed_out
+from ._outcomes import EMPTY, Feed, Outcomes, check_not_awaitable, iterate_from, noted, run_items, timed_out
 from ._plan import PROCESS_COLD_START, Plan
 from ._pools import process_pool_age
 from ._probe import ProbeRun
@@ -79,6 +80,11 @@ def execute(plan: Plan) -> list[Any]:
     call: Call = plan._state  # noqa: SLF001 - the plan's own runner
     if plan.mode == "executor":
         return _through_executor(plan, call)
+    if plan.mode == "async":
+        values: list[Any] = []
+        for batch in _on_private_loop(plan, call, call.items, ordered=True, window=None, total=len(call.items)):
+            values += batch
+        return values
     with call.lock:
         taken, run, sent = call.outcomes, call.probe, call.sent
         call.outcomes = call.probe = call.sent = None
@@ -101,7 +107,45 @@ def execute(plan: Plan) -> list[Any]:
         _run_rest(plan, call, outcomes, resume_at=resume_at, deadline=deadline, run=run, sent=sent)
     if outcomes.error is not None:
         raise _noted(outcomes.error, outcomes.error_index, call.items)
-    return outcomes.values
+    values = outcomes.values
+    if values:
+        check_not_awaitable(values[0], 0, call.items[0], values)
+    return values
+
+
+def _on_private_loop(  # noqa: PLR0913 - the stream's shape, by name
+    plan: Plan, call: Call, items: Iterable[Any], *, ordered: bool, window: int | None, total: int | None
+) -> Generator[list[Any], None, None]:
+    """The batches of results of an async plan's coroutines, on an event loop of the call's own.
+
+    Raises:
+        RuntimeError: an event loop runs in this thread (checked now, not when the
+            batches are first read).
+    """
+    from ._backends._async import CoroutineStream, check_no_running_loop, private_loop  # noqa: PLC0415 - asyncio
+
+    check_no_running_loop("run_parallel" if total is not None and window is None else "iter_parallel")
+    with call.lock:
+        first_run, call.outcomes = call.outcomes is not None, None
+    deadline = call.deadline if first_run else None if call.timeout is None else time.monotonic() + call.timeout
+    context = contextvars.copy_context()  # the caller's, as a task would have it
+
+    def make() -> CoroutineStream:
+        return CoroutineStream(
+            call.fn,
+            items,
+            workers=plan.workers,
+            window=window,
+            ordered=ordered,
+            collect=call.collect,
+            total=total,
+            timeout=call.timeout,
+            deadline=deadline,
+            checked=plan.kind is not TaskKind.ASYNC or not is_coroutine_function(call.fn),
+            context=context,
+        )
+
+    return private_loop(make)
 
 
 def _through_executor(plan: Plan, call: Call) -> list[Any]:
@@ -242,6 +286,7 @@ def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
     max_in_flight: int | None,
     progress: bool | Callable[[int, int | None], object] | None,
     seconds: float | None,
+    stop: Future[None] | None = None,
 ) -> ResultStream[Any]:
     """The stream of ``chosen``'s results: the items it measured of ``head``, then the rest of ``head`` and ``source``.
 
@@ -259,17 +304,29 @@ def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
         max_in_flight: as :func:`~concurrency_kit.iter_parallel` takes it.
         progress: as :func:`~concurrency_kit.iter_parallel` takes it.
         seconds: the timeout, checked.
+        stop: once done, the stream stops as if closed (an event loop reads it from
+            another thread, see ``_offload``).
     """
     call: Call = chosen._state  # noqa: SLF001 - the plan made for this stream
-    first, collect = _measured_units(chosen, call, head)
-    chunk = chosen.chunksize
-    if mode not in {"auto", "executor"} and chunksize is None and size is None:
-        chunk = min(chunk, FORCED_STREAM_CHUNK)
     told: Progress | None = None
     if progress is True:
         told = ProgressBar(size, chosen.mode)
     elif callable(progress):
         told = progress
+    if chosen.mode == "async":
+        batches = _on_private_loop(
+            chosen,
+            call,
+            chain(iterate_from(head, call.resume_at), source),
+            ordered=ordered,
+            window=max_in_flight or STREAM_CHUNKS_PER_WORKER * chosen.workers,
+            total=size,
+        )
+        return ResultStream(_yielded(batches, told, size), chosen.mode, chosen.reason)
+    first, collect = _measured_units(chosen, call, head)
+    chunk = chosen.chunksize
+    if mode not in {"auto", "executor"} and chunksize is None and size is None:
+        chunk = min(chunk, FORCED_STREAM_CHUNK)
     if chosen.mode == "serial":
         if sequence:  # a list, tuple or range: from where the measuring stopped, no copy
             ahead: Sequence[Any] | None = items  # type: ignore[assignment]
@@ -287,6 +344,7 @@ def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
             total=size,
             timeout=seconds,
             deadline=call.deadline,
+            stop=stop,
         )
         return ResultStream(results, chosen.mode, chosen.reason)
     runner: Runner
@@ -314,8 +372,27 @@ def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
         progress=told,
         timeout=seconds,
         deadline=call.deadline,
+        stop=stop,
     )
     return ResultStream(results, chosen.mode, chosen.reason)
+
+
+def _yielded(batches: Generator[list[Any], None, None], told: Progress | None, size: int | None) -> Iterator[Any]:
+    """The results of ``batches``, one at a time, telling ``told`` of each (``size``: the total, if known)."""
+    done = 0
+    try:
+        for batch in batches:
+            batch.reverse()
+            while batch:
+                done += 1
+                if told is not None:
+                    told(done, size)
+                yield batch.pop()  # the stream keeps no reference to it
+    finally:
+        batches.close()
+        close = getattr(told, "close", None)
+        if close is not None:
+            close()
 
 
 def _measured_units(

@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from itertools import islice
 from operator import length_hint
 from typing import Any, Generic, TypeVar, final
 
 from ._backends import TAIL_SHARE, Outcome, Runner, Unit
-from ._outcomes import noted
+from ._outcomes import Stopped, check_not_awaitable, noted
 
 __all__ = ["Progress", "ProgressBar", "ResultStream", "loop", "stream"]
 
@@ -97,6 +97,7 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
     progress: Progress | None = None,
     timeout: float | None,
     deadline: float | None,
+    stop: Future[None] | None = None,
 ) -> Iterator[Any]:
     """Yield the outcomes of ``first``'s units, then ``fn`` of every item of ``rest`` (items ``start …``), on a pool.
 
@@ -117,9 +118,11 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
             its ``close()``, where it has one, is called when the stream ends.
         timeout: the seconds the whole stream may take (for the message).
         deadline: the ``time.monotonic()`` it must end by.
+        stop: once done, the stream stops as if closed (its reader is in another thread).
 
     Raises:
         TimeoutError: the deadline passed.
+        Stopped: ``stop`` was set.
         Exception: the first exception ``fn`` raised (without ``collect``), noted with its item.
     """
     running: dict[Future[Any], Unit] = {}
@@ -133,6 +136,8 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
     def store(unit: Unit, outcomes: list[Outcome]) -> None:
         nonlocal failed_at
         unit.outcomes = outcomes
+        if unit.start == 0 and outcomes and outcomes[0][0]:
+            check_not_awaitable(outcomes[0][1], 0, unit.items[0], (value for ok, value in outcomes if ok))
         if not collect and outcomes and not outcomes[-1][0]:
             index = unit.start + len(outcomes) - 1
             failed_at = index if failed_at is None else min(failed_at, index)
@@ -177,7 +182,9 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             raise _timed_out(timeout, yielded)
-        done, _ = wait(futures, timeout=remaining, return_when=FIRST_COMPLETED)
+        done, _ = wait(futures if stop is None else [*futures, stop], timeout=remaining, return_when=FIRST_COMPLETED)
+        if stop is not None and stop.done():
+            raise Stopped
         if not done:
             raise _timed_out(timeout, yielded)
         return done
@@ -272,35 +279,27 @@ def loop(  # noqa: PLR0913 - the loop's inputs, by name
     total: int | None = None,
     timeout: float | None,
     deadline: float | None,
+    stop: Future[None] | None = None,
 ) -> Iterator[Any]:
     """:func:`stream` in this thread: the first units' outcomes, then ``fn`` of each item of ``rest``, one at a time.
 
     ``items``: the input, when it is a list, tuple or range: ``rest`` is then an
     iterator over it from ``start`` on, whose length hint tells which item failed, and
     the items run as ``map`` runs them (no step of ours per item). Else each item is
-    counted as it is taken.
+    counted as it is taken. ``stop``: as :func:`stream` takes it, seen between items.
+
+    Without first units (a mode the caller forced), the first result is checked: a
+    coroutine there means ``fn`` is a coroutine function in disguise.
     """
     try:
-        yielded = 0
-        for unit, future in first:  # the measured items: already run (the probe's threads may still run some)
-            late = False
-            if future is not None:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                late = bool(wait((future,), timeout=remaining).not_done)
-            assert unit.results is not None
-            # Late: those that finished in time, then the timeout.
-            values, error = unit.results(None if late else future)
-            count = len(values)
-            yield from _handing_over(values) if progress is None else _told(values, yielded, progress, total)
-            yielded += count
-            if late:
-                raise _timed_out(timeout, yielded)
-            if error is not None:
-                if count == len(unit.items):  # past the unit's items: the stream's own (a timeout)
-                    raise error
-                raise noted(error, unit.start + count, unit.items[count])
-        if deadline is not None or progress is not None:
-            yield from _checked(fn, rest, start, yielded, collect, progress, total, timeout, deadline)
+        yielded = yield from _measured(first, progress, total, timeout, deadline, stop)
+        if start == 0 and not first:  # a forced mode: the first result is checked
+            yielded = yield from _checked(
+                fn, islice(rest, 1), 0, 0, collect, progress, total, timeout, deadline, stop, check_first=True
+            )
+            start = yielded
+        if deadline is not None or progress is not None or stop is not None:
+            yield from _checked(fn, rest, start, yielded, collect, progress, total, timeout, deadline, stop)
         elif items is not None:
             while True:  # each map runs to a failure (collected: yielded in place, then the next map)
                 try:
@@ -315,6 +314,42 @@ def loop(  # noqa: PLR0913 - the loop's inputs, by name
             yield from _checked(fn, rest, start, yielded, collect, None, None, None, None)
     finally:
         _close(progress)
+
+
+def _measured(  # noqa: PLR0913, PLR0917 - loop()'s, for its first units
+    first: list[tuple[Unit, Future[Any] | None]],
+    progress: Progress | None,
+    total: int | None,
+    timeout: float | None,
+    deadline: float | None,
+    stop: Future[None] | None,
+) -> Generator[Any, None, int]:
+    """:func:`loop`'s first units: the measured items, already run (the probe's threads may still run some).
+
+    Returns how many results it yielded.
+    """
+    yielded = 0
+    for unit, future in first:
+        late = False
+        if future is not None:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            wait((future,) if stop is None else (future, stop), timeout=remaining, return_when=FIRST_COMPLETED)
+            if stop is not None and stop.done():
+                raise Stopped
+            late = not future.done()
+        assert unit.results is not None
+        # Late: those that finished in time, then the timeout.
+        values, error = unit.results(None if late else future)
+        count = len(values)
+        yield from _handing_over(values) if progress is None else _told(values, yielded, progress, total)
+        yielded += count
+        if late:
+            raise _timed_out(timeout, yielded)
+        if error is not None:
+            if count == len(unit.items):  # past the unit's items: the stream's own (a timeout)
+                raise error
+            raise noted(error, unit.start + count, unit.items[count])
+    return yielded
 
 
 def _handing_over(values: list[Any]) -> Iterator[Any]:
@@ -346,26 +381,35 @@ def _checked(  # noqa: PLR0913, PLR0917 - loop()'s, item by item
     total: int | None,
     timeout: float | None,
     deadline: float | None,
-) -> Iterator[Any]:
-    """:func:`loop`'s items one at a time, counted: with the clock read and progress told, where there are.
+    stop: Future[None] | None = None,
+    *,
+    check_first: bool = False,
+) -> Generator[Any, None, int]:
+    """:func:`loop`'s items one at a time, counted, with the clock read, progress told and ``stop`` seen where given.
 
     Each result waits in ``box`` and leaves it as it is yielded: the generator keeps no
-    reference to a result the consumer has.
+    reference to a result the consumer has. ``check_first``: item 0's result must not be
+    awaitable. Returns the count of results yielded (``yielded`` included).
     """
     box: list[Any] = []
     for index, item in enumerate(rest, start):
         if deadline is not None and time.monotonic() >= deadline:
             raise _timed_out(timeout, yielded)
+        if stop is not None and stop.done():
+            raise Stopped
         try:
             box.append(fn(item))
         except Exception as exc:  # noqa: BLE001 - raised with its item's note, or yielded in its place
             if not collect:
                 raise noted(exc, index, item)  # noqa: B904 - the exception itself, noted
             box.append(exc)
+        if check_first and index == 0:
+            check_not_awaitable(box[0], 0, item)
         yielded += 1
         if progress is not None:
             progress(yielded, total)
         yield box.pop()
+    return yielded
 
 
 @final

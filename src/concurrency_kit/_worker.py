@@ -240,7 +240,18 @@ class _ExceptionCarrier:
         return _rebuild, (self.exc, self.text)
 
 
-def _pickle_error(what: str, index: int, exc: BaseException) -> UnpicklableTaskError:
+def _pickle_error(what: str, index: int, exc: BaseException, value: object) -> UnpicklableTaskError:
+    from inspect import isawaitable  # noqa: PLC0415 - only when a result cannot be sent back
+
+    if isawaitable(value):
+        close = getattr(value, "close", None)
+        if close is not None:
+            close()  # nobody awaits it: it must not warn that it was never awaited
+        return UnpicklableTaskError(
+            f"fn returned an awaitable ({type(value).__name__}) for item {index} (in a worker process), not a "
+            "result: it makes coroutines without being a coroutine function. Run it with mode='async', or "
+            "define it with async def, which auto recognises."
+        )
     return UnpicklableTaskError(
         f"the {what} of item {index} cannot be sent back from the worker process: {exc}. "
         "Return picklable values, or use mode='thread' or 'serial'."
@@ -283,7 +294,7 @@ def run_pickled_chunk(payload: bytes) -> bytes:
             packed.append(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception as exc:  # noqa: BLE001 - replaced by an error naming the item
             what = "result" if outcome[0] else "exception"
-            error = _pickle_error(what, start + offset, exc)
+            error = _pickle_error(what, start + offset, exc, outcome[1])
             outcome = (False, _ExceptionCarrier(error))
             packed.append(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
         if not outcome[0] and not collect:
