@@ -534,3 +534,30 @@ def test_under_trio_the_error_says_what_to_do() -> None:
             await ck.arun_parallel(double, [1])
 
     trio.run(main)
+
+
+# --- AutoExecutor: a coroutine function's calls are awaited on its own loop ----------------------
+
+
+def test_auto_executor_awaits_coroutine_functions() -> None:
+    with ck.AutoExecutor() as executor:
+        futures = [executor.submit(double, i) for i in range(5)]
+        assert [future.result(timeout=30) for future in futures] == [0, 2, 4, 6, 8]
+        assert list(executor.map(double, range(4))) == [0, 2, 4, 6]
+        assert executor.submit(plain_double, 3).result(timeout=30) == 6
+        with pytest.raises(ValueError, match="bad item 3"):
+            executor.submit(fail_on_3, 3).result(timeout=30)
+
+
+def test_auto_executor_in_async_mode_needs_awaitables() -> None:
+    with ck.AutoExecutor(mode="async") as executor:
+        with pytest.raises(TypeError, match="not a coroutine function"):
+            executor.submit(plain_double, 2).result(timeout=30)
+        assert executor.submit(functools.partial(double), 2).result(timeout=30) == 4
+
+
+def test_auto_executor_shutdown_cancels_waiting_coroutines() -> None:
+    executor = ck.AutoExecutor()
+    blocked = executor.submit(asyncio.sleep, 3600)  # a coroutine function of the standard library
+    executor.shutdown(wait=True, cancel_futures=True)
+    assert blocked.cancelled()

@@ -7,11 +7,13 @@
                              they show is remembered)
                            cpu, long enough to pay a process's round trip
                                                     → the executor's worker processes
+                           async (a coroutine function) → the executor's event loop,
+                             in a thread of its own: the future holds what it returns
     map(fn, *iterables) → auto's stream (iter_parallel): measured, chunked, bounded
 
-The executor owns its thread and process pools (started when first needed) and shuts
-them down with :meth:`AutoExecutor.shutdown`; ``map`` streams through concurrency_kit's
-shared pools, as every auto call does.
+The executor owns its thread and process pools and its event loop (each started when
+first needed) and shuts them down with :meth:`AutoExecutor.shutdown`; ``map`` streams
+through concurrency_kit's shared pools, as every auto call does.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any, TypeVar
+from concurrent.futures import wait as wait_for
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from typing_extensions import ParamSpec
 
@@ -32,6 +36,9 @@ from ._memory import Memo, recall, remember
 from ._pickling import why_not_picklable
 from ._plan import FORCED_THREADS, MODES, PROCESS_ROUND_TRIP
 from ._pools import new_process_pool
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["AutoExecutor"]
 
@@ -85,14 +92,17 @@ class AutoExecutor(Executor):
     A function nothing is known of runs in threads, timed, for its first calls; a
     function then found computing, longer than ten process round trips (~5 ms), goes to
     processes from its next call on (not on free-threaded CPython without a GIL, where
-    threads compute side by side). ``map`` is auto's streaming map: lazy, bounded,
-    ordered, with chunks sized by measuring.
+    threads compute side by side). A coroutine function's calls are awaited on the
+    executor's own event loop, in a thread of its own: its future holds the coroutine's
+    result, not the coroutine. ``map`` is auto's streaming map: lazy, bounded, ordered,
+    with chunks sized by measuring (coroutines on an event loop of the map's own).
 
     Args:
         max_workers: the most threads, and the most worker processes (default: 64 threads,
             one process per CPU).
-        mode: ``"auto"``, or a mode every call takes: ``"thread"``, ``"process"`` or
-            ``"serial"`` (run in ``submit``'s caller).
+        mode: ``"auto"``, or a mode every call takes: ``"thread"``, ``"process"``,
+            ``"serial"`` (run in ``submit``'s caller) or ``"async"`` (awaited on the
+            executor's event loop).
         classifier: a callable ``classifier(fn, sample) -> TaskKind | str | None``,
             consulted first (``sample`` is the call's arguments).
 
@@ -114,16 +124,19 @@ class AutoExecutor(Executor):
             if max_workers <= 0:
                 raise ValueError("max_workers must be greater than 0")
         if mode not in MODES or mode == "executor":
-            raise ValueError(f"mode must be 'auto', 'serial', 'thread' or 'process', got {mode!r}")
+            raise ValueError(f"mode must be 'auto', 'serial', 'thread', 'process' or 'async', got {mode!r}")
         if classifier is not None and not callable(classifier):
             raise TypeError(f"classifier must be callable or None, got {type(classifier).__name__}")
         self._max_workers = max_workers
         self._mode = mode
         self._classifier = classifier
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a coroutine's future may be done, its callback run, inside submit
         self._shutdown = False
         self._threads: ThreadPoolExecutor | None = None
         self._processes: ProcessPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._awaiting: set[Future[Any]] = set()  # coroutines' futures not yet done
         self._timings: dict[object, list[tuple[float, float]]] = {}  # code → (wall, cpu) of timed calls
 
     # -- where a call goes ----------------------------------------------------------
@@ -169,12 +182,39 @@ class AutoExecutor(Executor):
             if self._mode == "serial":
                 return _run_here(fn, args, kwargs)
             kind, memo = self._kind(fn, args) if self._mode == "auto" else (None, None)
+            if self._mode == "async" or kind is TaskKind.ASYNC:
+                return self._on_loop(fn, args, kwargs)
             if self._in_processes(fn, kind, memo):
                 return self._process_pool().submit(fn, *args, **kwargs)
             pool = self._thread_pool()
             if self._mode == "auto" and kind is None:
                 return pool.submit(self._timed, fn, args, kwargs)
             return pool.submit(fn, *args, **kwargs)
+
+    def _on_loop(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
+        """``await fn(*args, **kwargs)`` on the executor's event loop (called under the lock)."""
+        import asyncio  # noqa: PLC0415 - only for coroutine functions
+
+        from ._backends._async import awaited, start_loop  # noqa: PLC0415 - likewise
+
+        if self._loop is None:
+            self._loop, self._loop_thread = start_loop("concurrency_kit-auto-loop")
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(awaited(fn, args, kwargs), self._loop)
+        self._awaiting.add(future)
+        future.add_done_callback(self._awaited)
+        return future
+
+    def _awaited(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._awaiting.discard(future)
+            self._stop_loop_when_idle()
+
+    def _stop_loop_when_idle(self) -> None:
+        """After shutdown, once no coroutine is left: stop the event loop (its thread then closes it)."""
+        loop = self._loop
+        if self._shutdown and not self._awaiting and loop is not None and not loop.is_closed():
+            with suppress(RuntimeError):  # closed meanwhile
+                loop.call_soon_threadsafe(loop.stop)
 
     def _timed(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         """Run an unknown function's call in this thread, timed; after :data:`TIMED_CALLS`, remember its kind."""
@@ -257,8 +297,16 @@ class AutoExecutor(Executor):
         with self._lock:
             self._shutdown = True
             pools: list[Executor] = [p for p in (self._threads, self._processes) if p is not None]
+            awaiting = list(self._awaiting)
+            self._stop_loop_when_idle()
+        if cancel_futures:
+            for future in awaiting:
+                future.cancel()  # cancels its coroutine, even one that has started (an await can be interrupted)
         for pool in pools:
             pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        if wait and self._loop_thread is not None:
+            wait_for(awaiting)
+            self._loop_thread.join()
 
 
 def _run_here(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[T]:

@@ -31,7 +31,7 @@ from typing import Any, TypeVar, final
 from .._outcomes import noted
 from ._unit import Outcome
 
-__all__ = ["SLICE_SECONDS", "CoroutineStream", "check_no_running_loop", "private_loop"]
+__all__ = ["SLICE_SECONDS", "CoroutineStream", "awaited", "check_no_running_loop", "private_loop", "start_loop"]
 
 T = TypeVar("T")
 
@@ -67,6 +67,20 @@ def _not_awaitable(value: object, index: int, item: object) -> TypeError:
         f"{index} ({item!r:.60}): it is not a coroutine function. Use mode='auto' (or 'thread', 'process', "
         "'serial') for a plain function"
     )
+
+
+async def awaited(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``await fn(*args, **kwargs)``.
+
+    Raises:
+        TypeError: ``fn`` returned something that is not awaitable.
+    """
+    result = fn(*args, **kwargs)
+    if not isawaitable(result):
+        raise TypeError(
+            f"fn returned {type(result).__name__} {result!r:.60}, which cannot be awaited: it is not a coroutine function"
+        )
+    return await result
 
 
 @final
@@ -376,6 +390,17 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
             loop.close()
 
 
+def start_loop(name: str) -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
+    """A new event loop (the policy's: uvloop's, where it is installed), running in a daemon thread named ``name``.
+
+    Stop it with ``loop.call_soon_threadsafe(loop.stop)``: the thread then closes it and ends.
+    """
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=_serve, args=(loop,), name=name, daemon=True)
+    thread.start()
+    return loop, thread
+
+
 def _on(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) -> T:
     """Run ``coroutine`` on ``loop`` (another thread's) and wait for its result here."""
     future: ThreadFuture[T] = asyncio.run_coroutine_threadsafe(coroutine, loop)
@@ -393,9 +418,7 @@ def private_loop(make: Callable[[], CoroutineStream]) -> Generator[list[Any], No
     handles a batch. Closing the generator (or its end, an error, Ctrl-C) closes the
     stream (cancelling what is in flight) and the loop.
     """
-    loop = asyncio.new_event_loop()  # the policy's: uvloop's, where it is installed
-    thread = threading.Thread(target=_serve, args=(loop,), name="concurrency_kit-event-loop", daemon=True)
-    thread.start()
+    loop, thread = start_loop("concurrency_kit-event-loop")
     stream = None
     try:
         stream = make()
