@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import gc
 import inspect
 import os
+import signal
+import subprocess
 import sys
 import threading
 import warnings
@@ -561,3 +564,70 @@ def test_auto_executor_shutdown_cancels_waiting_coroutines() -> None:
     blocked = executor.submit(asyncio.sleep, 3600)  # a coroutine function of the standard library
     executor.shutdown(wait=True, cancel_futures=True)
     assert blocked.cancelled()
+
+
+_CTRL_C_SCRIPT = """
+import asyncio, os, sys
+import concurrency_kit as ck
+
+started, cancelled = sys.argv[1], sys.argv[2]
+
+async def forever(i):
+    open(os.path.join(started, f"{i}.{os.getpid()}"), "w").close()
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        open(os.path.join(cancelled, str(i)), "w").close()
+        raise
+
+if __name__ == "__main__":
+    ck.run_parallel(forever, range(4))
+"""
+
+
+def test_ctrl_c_cancels_the_coroutines_of_a_private_loop(tmp_path: Path) -> None:
+    script = tmp_path / "interrupted.py"
+    script.write_text(_CTRL_C_SCRIPT)
+    started, cancelled = tmp_path / "started", tmp_path / "cancelled"
+    started.mkdir()
+    cancelled.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(started), str(cancelled)], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for_starts(str(started), 4, child=child)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert "KeyboardInterrupt" in err, err
+    assert sorted(os.listdir(cancelled)) == ["0", "1", "2", "3"]
+
+
+def test_a_stream_dropped_unclosed_is_stopped() -> None:
+    cancelled: list[int] = []
+    all_cancelled = asyncio.Event()
+
+    async def slow_after_first(x: int) -> int:
+        if x == 0:
+            return x
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(x)
+            if len(cancelled) == 3:
+                all_cancelled.set()
+            raise
+        return x
+
+    async def main() -> None:
+        stream = ck.aiter_parallel(slow_after_first, range(4))
+        assert await anext(stream) == 0
+        del stream  # no aclose(): dropping it stops it
+        gc.collect()
+        await asyncio.wait_for(all_cancelled.wait(), 30)
+        assert sorted(cancelled) == [1, 2, 3]
+
+    asyncio.run(main())

@@ -144,14 +144,17 @@ def plan(  # noqa: PLR0913 - the public signature
     short and holding the GIL with a process pool warm for them, or the input is long;
     see docs/how-auto-decides.md);
     their results are kept, and the plan's first ``run()`` returns them in their place,
-    so ``fn`` is still called exactly once per item.
+    so ``fn`` is still called exactly once per item. A coroutine function is recognised
+    without running anything: its plan's mode is ``"async"`` (see docs/coroutines.md).
 
     Args:
-        fn: a one-argument function.
+        fn: a one-argument function, or a coroutine function.
         items: any iterable; it is read to the end at once.
         mode: ``"auto"`` (measure and choose), ``"serial"``, ``"thread"``,
-            ``"process"``, or ``"executor"`` (an executor is required).
-        workers: the number of threads or processes (default: chosen by the mode).
+            ``"process"``, ``"executor"`` (an executor is required), or ``"async"``
+            (await what ``fn`` returns, on an event loop).
+        workers: the number of threads or processes (default: chosen by the mode); in
+            async mode, the most coroutines in flight (default 256).
         chunksize: how many items a worker takes at a time (default: from the
             measured time per item); in process mode the last chunks are smaller, so
             that the workers finish together.
@@ -181,6 +184,10 @@ def plan(  # noqa: PLR0913 - the public signature
             a kind, ``executor=`` with a mode other than ``"auto"`` or
             ``"executor"``, or ``mode="executor"`` with no executor.
         TimeoutError: ``timeout`` passed while the first items were measured.
+        TypeError: a coroutine function with a mode that would not await it
+            (``"serial"``, ``"thread"``, ``"process"``, ``"executor"``, or
+            ``executor=``); or a plain function that returned a coroutine for a
+            measured item.
     """
     started = time.monotonic()
     seconds = None if timeout is None else _check_timeout(timeout)
@@ -358,15 +365,18 @@ def run_parallel(  # noqa: PLR0913 - the public signature
     """Return ``[fn(item) for item in items]``, computed the fastest way.
 
     ``mode="auto"`` measures the first items and picks a plain loop, threads or
-    processes (see :func:`plan`); ``run_parallel(...)`` is ``plan(...).run()``.
+    processes (see :func:`plan`); ``run_parallel(...)`` is ``plan(...).run()``. A
+    coroutine function's coroutines are awaited on an event loop of the call's own, in a
+    thread of its own, at most ``workers`` (default 256) at a time.
 
     Args:
         fn: a one-argument function. In process mode it must be picklable (defined at
             module level); in auto mode it may be called from two threads at once
-            while it is measured.
+            while it is measured. Or a coroutine function (see docs/coroutines.md).
         items: any iterable.
-        mode: ``"auto"``, ``"serial"``, ``"thread"``, ``"process"`` or ``"executor"``.
-        workers: the number of threads or processes.
+        mode: ``"auto"``, ``"serial"``, ``"thread"``, ``"process"``, ``"executor"`` or ``"async"``.
+        workers: the number of threads or processes; in async mode, the most
+            coroutines in flight.
         chunksize: how many items a worker takes at a time (at most: in process
             mode the last chunks shrink, so that the workers finish together).
         classifier: a callable ``classifier(fn, sample) -> TaskKind | str | None``.
@@ -399,8 +409,10 @@ def run_parallel(  # noqa: PLR0913 - the public signature
             was running (with ``return_exceptions``, the item that kills its worker
             gets this error in its place and the others complete).
         TimeoutError: ``timeout`` passed.
+        RuntimeError: a coroutine function, called inside a running event loop (await
+            :func:`arun_parallel` there).
         KeyboardInterrupt: Ctrl-C; worker processes running the call's items are
-            killed, queued items never start.
+            killed, queued items never start, coroutines in flight are cancelled.
         Exception: the first exception ``fn`` raised, with its own type and message,
             a note naming the item (``add_note``) and, from a worker process, the
             worker's traceback as ``__cause__``. Nothing new starts after it.
@@ -470,10 +482,14 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
     needs, as in :func:`run_parallel`; from any other input (or with
     ``max_in_flight``), only its head: :data:`STREAM_HEAD` items at most.
 
+    A coroutine function's coroutines are awaited on an event loop of the stream's own,
+    in a thread of its own, and go on while the consumer handles a result.
+
     Args:
-        fn: a one-argument function (picklable for process mode, as in :func:`run_parallel`).
+        fn: a one-argument function (picklable for process mode, as in
+            :func:`run_parallel`), or a coroutine function.
         items: any iterable, endless ones included; read as the stream needs items.
-        mode: ``"auto"``, ``"serial"``, ``"thread"``, ``"process"`` or ``"executor"``.
+        mode: ``"auto"``, ``"serial"``, ``"thread"``, ``"process"``, ``"executor"`` or ``"async"``.
         ordered: results in input order; with ``False``, as they finish (a chunk's
             results together, in its order).
         workers: the number of threads or processes.
@@ -515,6 +531,8 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
             cannot be pickled.
         WorkerCrashedError: a worker process died (see :func:`run_parallel`).
         TimeoutError: ``timeout`` passed, measuring included.
+        RuntimeError: a coroutine function, called inside a running event loop (use
+            :func:`aiter_parallel` there).
         Exception: while iterating, the first exception ``fn`` raised (in order: after
             the results before its item), noted with its item; nothing new starts.
     """

@@ -422,7 +422,8 @@ class ResultStream(Generic[R]):
     cancels what has not started and kills the worker processes running its items.
 
     Attributes:
-        mode: how the items run: ``"serial"``, ``"thread"`` or ``"process"``.
+        mode: how the items run: ``"serial"``, ``"thread"``, ``"process"``,
+            ``"executor"`` or ``"async"``.
         reason: why (the plan's reason).
     """
 

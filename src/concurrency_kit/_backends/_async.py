@@ -78,7 +78,8 @@ async def awaited(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[st
     result = fn(*args, **kwargs)
     if not isawaitable(result):
         raise TypeError(
-            f"fn returned {type(result).__name__} {result!r:.60}, which cannot be awaited: it is not a coroutine function"
+            f"fn returned {type(result).__name__} {result!r:.60}, which cannot be awaited: "
+            "it is not a coroutine function"
         )
     return await result
 
