@@ -103,9 +103,9 @@ def _check_options(  # noqa: PLR0913, PLR0917 - checks every argument of the pub
 def _executor_for(mode: object, executor: object, fn: object) -> Executor | None:
     """The executor a call runs on: the one given, else (in auto mode) its :func:`use_executor` block's.
 
-    None for a coroutine function: its coroutines run on an event loop.
+    None for a coroutine function in auto mode: its coroutines run on an event loop.
     """
-    if is_coroutine_function(fn) and (executor is not None or mode == "executor"):
+    if (executor is not None or mode == "executor") and is_coroutine_function(fn):
         raise TypeError(
             "fn is a coroutine function: its coroutines run on an event loop, not on an executor; "
             "drop executor= (mode='auto' runs them on an event loop)"
@@ -117,12 +117,12 @@ def _executor_for(mode: object, executor: object, fn: object) -> Executor | None
                 f"executor= runs the items on that executor: mode must be 'auto' or 'executor', got {mode!r}"
             )
         return executor  # type: ignore[return-value]
-    if mode not in {"auto", "executor"} or is_coroutine_function(fn):
+    if mode not in {"auto", "executor"}:
         return None
     scoped = current_executor()
     if scoped is None and mode == "executor":
         raise ValueError("mode='executor' needs an executor: pass executor=, or call inside use_executor()")
-    return scoped
+    return None if scoped is None or is_coroutine_function(fn) else scoped
 
 
 def plan(  # noqa: PLR0913 - the public signature

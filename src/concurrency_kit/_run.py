@@ -141,7 +141,7 @@ def _on_private_loop(  # noqa: PLR0913 - the stream's shape, by name
             total=total,
             timeout=call.timeout,
             deadline=deadline,
-            checked=plan.kind is not TaskKind.ASYNC or not is_coroutine_function(call.fn),
+            checked=not is_coroutine_function(call.fn),
             context=context,
         )
 
