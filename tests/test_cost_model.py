@@ -268,7 +268,7 @@ def test_first_kind_in_chain_order_wins(
         return x
 
     if declared is not None:
-        _classify._declare(declared)(fn)
+        _classify._declare(fn, declared)
     with _classify._registry_lock:
         saved = _classify._registry
         _classify._registry = tuple(Fixed(answer) for answer in registered)  # oldest first

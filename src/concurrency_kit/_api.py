@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import Executor, Future
 from inspect import isawaitable
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, cast, overload
 
 from ._backends import Sent
 from ._classify import COROUTINE_SOURCE, TaskKind, declared_kind, is_coroutine_function
@@ -51,6 +51,9 @@ __all__ = ["iter_parallel", "plan", "run_parallel", "shutdown"]
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: Every mode a caller may ask for (``mode=``).
+ModeName = Literal["auto", "serial", "thread", "process", "executor", "async"]
+
 
 def _check_count(name: str, value: object) -> None:
     """Check a count the caller gave (``None``, not given, is not checked)."""
@@ -60,7 +63,7 @@ def _check_count(name: str, value: object) -> None:
         raise ValueError(f"{name} must be at least 1, got {value}")
 
 
-def _check_timeout(timeout: object) -> float | None:
+def check_timeout(timeout: object) -> float | None:
     """A timeout the caller gave, in seconds; ``None`` for one no wait can reach."""
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
         raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__} {timeout!r}")
@@ -74,11 +77,11 @@ def _check_timeout(timeout: object) -> float | None:
 def _check_arguments(  # noqa: PLR0913, PLR0917 - checks every argument of the public call
     fn: object, items: object, mode: object, workers: object, chunksize: object, classifier: object
 ) -> Sequence[Any]:
-    iterator = _check_options(fn, items, mode, workers, chunksize, classifier)
+    iterator = check_options(fn, items, mode, workers, chunksize, classifier)
     return items if iterator is None else list(iterator)  # type: ignore[return-value]
 
 
-def _check_options(  # noqa: PLR0913, PLR0917 - checks every argument of the public call
+def check_options(  # noqa: PLR0913, PLR0917 - checks every argument of the public call
     fn: object, items: object, mode: object, workers: object, chunksize: object, classifier: object
 ) -> Iterator[Any] | None:
     """Check the arguments; return an iterator over ``items``, or ``None`` when they are a list, tuple or range."""
@@ -100,7 +103,7 @@ def _check_options(  # noqa: PLR0913, PLR0917 - checks every argument of the pub
         raise TypeError(f"items must be iterable, got {type(items).__name__}") from None
 
 
-def _executor_for(mode: object, executor: object, fn: object) -> Executor | None:
+def executor_for(mode: object, executor: object, fn: object) -> Executor | None:
     """The executor a call runs on: the one given, else (in auto mode) its :func:`use_executor` block's.
 
     None for a coroutine function in auto mode: its coroutines run on an event loop.
@@ -125,10 +128,11 @@ def _executor_for(mode: object, executor: object, fn: object) -> Executor | None
     return None if scoped is None or is_coroutine_function(fn) else scoped
 
 
-def plan(  # noqa: PLR0913 - the public signature
-    fn: Callable[[T], R],
+@overload
+def plan(
+    fn: Callable[[T], Awaitable[R]],
     items: Iterable[T],
-    mode: Mode | str = "auto",
+    mode: ModeName = "auto",
     *,
     workers: int | None = None,
     chunksize: int | None = None,
@@ -136,7 +140,36 @@ def plan(  # noqa: PLR0913 - the public signature
     return_exceptions: bool = False,
     timeout: float | None = None,
     executor: Executor | None = None,
-) -> Plan:
+) -> Plan[R]: ...
+
+
+@overload
+def plan(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    mode: ModeName = "auto",
+    *,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    executor: Executor | None = None,
+) -> Plan[R]: ...
+
+
+def plan(  # noqa: PLR0913 - the public signature
+    fn: Callable[[T], Any],
+    items: Iterable[T],
+    mode: ModeName | str = "auto",
+    *,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    executor: Executor | None = None,
+) -> Plan[Any]:
     """Decide how ``fn`` should be mapped over ``items``, without running the rest.
 
     In ``"auto"`` mode the first items are run to measure the task (in up to two
@@ -189,8 +222,34 @@ def plan(  # noqa: PLR0913 - the public signature
             ``executor=``); or a plain function that returned a coroutine for a
             measured item.
     """
+    return make_plan(
+        fn,
+        items,
+        mode,
+        workers=workers,
+        chunksize=chunksize,
+        classifier=classifier,
+        return_exceptions=return_exceptions,
+        timeout=timeout,
+        executor=executor,
+    )
+
+
+def make_plan(  # noqa: PLR0913 - plan()'s arguments
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    mode: str,
+    *,
+    workers: int | None,
+    chunksize: int | None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None,
+    return_exceptions: bool,
+    timeout: float | None,
+    executor: Executor | None,
+) -> Plan[Any]:
+    """:func:`plan`, for any mode string (checked here)."""
     started = time.monotonic()
-    seconds = None if timeout is None else _check_timeout(timeout)
+    seconds = None if timeout is None else check_timeout(timeout)
     sequence = _check_arguments(fn, items, mode, workers, chunksize, classifier)
     return plan_sequence(
         fn,
@@ -202,7 +261,7 @@ def plan(  # noqa: PLR0913 - the public signature
         return_exceptions=return_exceptions,
         seconds=seconds,
         deadline=None if seconds is None else started + seconds,
-        executor=_executor_for(mode, executor, fn),
+        executor=executor_for(mode, executor, fn),
     )
 
 
@@ -219,7 +278,7 @@ def plan_sequence(  # noqa: PLR0913 - one flow, top to bottom, as the module doc
     deadline: float | None,
     expected: int | None = None,
     executor: Executor | None = None,
-) -> Plan:
+) -> Plan[Any]:
     """:func:`plan`, on arguments already checked, for the items of ``sequence``.
 
     ``executor``: the executor the call runs on (given, or its :func:`use_executor`
@@ -323,7 +382,7 @@ def plan_sequence(  # noqa: PLR0913 - one flow, top to bottom, as the module doc
 
 def _make_plan(
     choice: Choice, kind: TaskKind | None, measurement: Measurement | None, call: Call, reason: Reason | None = None
-) -> Plan:
+) -> Plan[Any]:
     """The plan for ``choice``, with ``reason`` (default: the choice's own)."""
     return Plan(
         mode=choice.mode,
@@ -349,10 +408,11 @@ def shutdown(wait: bool = True) -> None:  # noqa: FBT001, FBT002 - mirrors Execu
     forget_all()
 
 
-def run_parallel(  # noqa: PLR0913 - the public signature
-    fn: Callable[[T], R],
+@overload
+def run_parallel(
+    fn: Callable[[T], Awaitable[R]],
     items: Iterable[T],
-    mode: Mode | str = "auto",
+    mode: ModeName = "auto",
     *,
     workers: int | None = None,
     chunksize: int | None = None,
@@ -361,7 +421,38 @@ def run_parallel(  # noqa: PLR0913 - the public signature
     timeout: float | None = None,
     progress: bool | Callable[[int, int | None], object] | None = None,
     executor: Executor | None = None,
-) -> list[R]:
+) -> list[R]: ...
+
+
+@overload
+def run_parallel(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    mode: ModeName = "auto",
+    *,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    progress: bool | Callable[[int, int | None], object] | None = None,
+    executor: Executor | None = None,
+) -> list[R]: ...
+
+
+def run_parallel(  # noqa: PLR0913 - the public signature
+    fn: Callable[[T], Any],
+    items: Iterable[T],
+    mode: ModeName | str = "auto",
+    *,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    progress: bool | Callable[[int, int | None], object] | None = None,
+    executor: Executor | None = None,
+) -> list[Any]:
     """Return ``[fn(item) for item in items]``, computed the fastest way.
 
     ``mode="auto"`` measures the first items and picks a plain loop, threads or
@@ -418,22 +509,24 @@ def run_parallel(  # noqa: PLR0913 - the public signature
             worker's traceback as ``__cause__``. Nothing new starts after it.
     """
     if progress is not None and progress is not False:
-        listed = items if isinstance(items, list | tuple | range) else list(items)  # a length to count to
+        listed = cast("Sequence[T]", items) if isinstance(items, list | tuple | range) else list(items)  # a length
         return list(
-            iter_parallel(
+            open_iter(
                 fn,
                 listed,
                 mode,
+                ordered=True,
                 workers=workers,
                 chunksize=chunksize,
                 classifier=classifier,
                 return_exceptions=return_exceptions,
                 timeout=timeout,
+                max_in_flight=None,
                 progress=progress,
                 executor=executor,
             )
         )
-    return plan(
+    return make_plan(
         fn,
         items,
         mode,
@@ -457,10 +550,11 @@ STREAM_HEAD = 64
 UNSIZED_ITEMS = 1_000_000
 
 
-def iter_parallel(  # noqa: PLR0913 - the public signature
-    fn: Callable[[T], R],
+@overload
+def iter_parallel(
+    fn: Callable[[T], Awaitable[R]],
     items: Iterable[T],
-    mode: Mode | str = "auto",
+    mode: ModeName = "auto",
     *,
     ordered: bool = True,
     workers: int | None = None,
@@ -471,7 +565,42 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
     max_in_flight: int | None = None,
     progress: bool | Callable[[int, int | None], object] | None = None,
     executor: Executor | None = None,
-) -> ResultStream[R]:
+) -> ResultStream[R]: ...
+
+
+@overload
+def iter_parallel(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    mode: ModeName = "auto",
+    *,
+    ordered: bool = True,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    max_in_flight: int | None = None,
+    progress: bool | Callable[[int, int | None], object] | None = None,
+    executor: Executor | None = None,
+) -> ResultStream[R]: ...
+
+
+def iter_parallel(  # noqa: PLR0913 - the public signature
+    fn: Callable[[T], Any],
+    items: Iterable[T],
+    mode: ModeName | str = "auto",
+    *,
+    ordered: bool = True,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    max_in_flight: int | None = None,
+    progress: bool | Callable[[int, int | None], object] | None = None,
+    executor: Executor | None = None,
+) -> ResultStream[Any]:
     """Yield ``fn(item)`` for every item of ``items``, as the results come, reading ``items`` lazily.
 
     In ``"auto"`` mode the first items are measured and planned on as
@@ -563,7 +692,7 @@ def check_stream_options(max_in_flight: object, progress: object) -> None:
 def open_iter(  # noqa: PLR0913 - iter_parallel's arguments
     fn: Callable[[Any], Any],
     items: Iterable[Any],
-    mode: Mode | str,
+    mode: str,
     *,
     ordered: bool,
     workers: int | None,
@@ -578,12 +707,12 @@ def open_iter(  # noqa: PLR0913 - iter_parallel's arguments
 ) -> ResultStream[Any]:
     """:func:`iter_parallel`; ``stop``: once done, the stream stops as if closed (its reader is an event loop)."""
     started = time.monotonic()
-    seconds = None if timeout is None else _check_timeout(timeout)
-    iterator = _check_options(fn, items, mode, workers, chunksize, classifier)
+    seconds = None if timeout is None else check_timeout(timeout)
+    iterator = check_options(fn, items, mode, workers, chunksize, classifier)
     check_stream_options(max_in_flight, progress)
     source: Iterator[Any] = iter(items) if iterator is None else iterator
     size = len(items) if isinstance(items, Sized) else None
-    on = _executor_for(mode, executor, fn)
+    on = executor_for(mode, executor, fn)
     measures = (mode == "auto" or on is not None) and not is_coroutine_function(fn)
     head: Sequence[Any] = []
     expected = UNSIZED_ITEMS if size is None else size

@@ -13,18 +13,19 @@ runs in its thread.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future
-from typing import Any, Generic, TypeVar, final
+from typing import Any, Generic, TypeVar, cast, final, overload
 
 from typing_extensions import Protocol
 
 from ._api import (
     UNSIZED_ITEMS,
-    _check_options,
-    _check_timeout,
-    _executor_for,
+    ModeName,
+    check_options,
     check_stream_options,
+    check_timeout,
+    executor_for,
     open_iter,
     plan_sequence,
 )
@@ -154,7 +155,7 @@ def _check_async_items(items: object) -> Sequence[Any] | None:
         TypeError: ``items`` is neither iterable nor async iterable.
     """
     if isinstance(items, list | tuple | range):
-        return items
+        return cast("Sequence[Any]", items)
     if isinstance(items, AsyncIterable | Iterable):
         return None
     raise TypeError(f"items must be iterable or async iterable, got {type(items).__name__}")
@@ -187,10 +188,46 @@ def _check_loop(what: str) -> None:
         raise RuntimeError(f"{what} must be used inside a running asyncio event loop. {hint}") from None
 
 
+@overload
+def aiter_parallel(
+    fn: Callable[[T], Awaitable[R]],
+    items: Iterable[T] | AsyncIterable[T],
+    mode: ModeName = "auto",
+    *,
+    ordered: bool = True,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    max_in_flight: int | None = None,
+    progress: bool | Callable[[int, int | None], object] | None = None,
+    executor: Executor | None = None,
+) -> AsyncResultStream[R]: ...
+
+
+@overload
+def aiter_parallel(
+    fn: Callable[[T], R],
+    items: Iterable[T] | AsyncIterable[T],
+    mode: ModeName = "auto",
+    *,
+    ordered: bool = True,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    max_in_flight: int | None = None,
+    progress: bool | Callable[[int, int | None], object] | None = None,
+    executor: Executor | None = None,
+) -> AsyncResultStream[R]: ...
+
+
 def aiter_parallel(  # noqa: PLR0913 - the public signature
     fn: Callable[[T], Any],
     items: Iterable[T] | AsyncIterable[T],
-    mode: Mode | str = "auto",
+    mode: ModeName | str = "auto",
     *,
     ordered: bool = True,
     workers: int | None = None,
@@ -261,10 +298,42 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
     )
 
 
+@overload
+async def arun_parallel(
+    fn: Callable[[T], Awaitable[R]],
+    items: Iterable[T] | AsyncIterable[T],
+    mode: ModeName = "auto",
+    *,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    progress: bool | Callable[[int, int | None], object] | None = None,
+    executor: Executor | None = None,
+) -> list[R]: ...
+
+
+@overload
+async def arun_parallel(
+    fn: Callable[[T], R],
+    items: Iterable[T] | AsyncIterable[T],
+    mode: ModeName = "auto",
+    *,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    progress: bool | Callable[[int, int | None], object] | None = None,
+    executor: Executor | None = None,
+) -> list[R]: ...
+
+
 async def arun_parallel(  # noqa: PLR0913 - the public signature
     fn: Callable[[T], Any],
     items: Iterable[T] | AsyncIterable[T],
-    mode: Mode | str = "auto",
+    mode: ModeName | str = "auto",
     *,
     workers: int | None = None,
     chunksize: int | None = None,
@@ -344,11 +413,11 @@ def _open(  # noqa: PLR0913 - the public calls' arguments
 ) -> AsyncResultStream[Any]:
     """The stream both calls read (``drained``: all of it, into a list: no window)."""
     _check_loop("arun_parallel" if drained else "aiter_parallel")
-    seconds = None if timeout is None else _check_timeout(timeout)
+    seconds = None if timeout is None else check_timeout(timeout)
     sequence = _check_async_items(items)
-    _check_options(fn, [] if sequence is None else sequence, mode, workers, chunksize, classifier)
+    check_options(fn, [] if sequence is None else sequence, mode, workers, chunksize, classifier)
     check_stream_options(max_in_flight, progress)
-    _executor_for(mode, executor, fn)  # a coroutine function with an executor: an error now
+    executor_for(mode, executor, fn)  # a coroutine function with an executor: an error now
     size = None if sequence is None else len(sequence)
     coroutines = mode == "async" or is_coroutine_function(fn)
     told: Progress | None = None

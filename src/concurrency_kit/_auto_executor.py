@@ -61,7 +61,8 @@ class _Star(functools.partial):  # type: ignore[type-arg]
     """
 
     def __call__(self, args: tuple[Any, ...], /) -> Any:
-        return self.func(*args)
+        fn: Callable[..., Any] = self.func
+        return fn(*args)
 
 
 class _Zipped:
@@ -79,8 +80,9 @@ class _Zipped:
 
 def _code_of(fn: Callable[..., Any]) -> object:
     """What identifies a function's calls without keeping its object (or a bound method's instance) alive."""
-    inner = getattr(fn, "__func__", fn)
-    return getattr(inner, "__code__", None) or inner
+    inner: Any = getattr(fn, "__func__", fn)
+    code: object = getattr(inner, "__code__", None)
+    return code or inner
 
 
 class AutoExecutor(Executor):
@@ -262,7 +264,7 @@ class AutoExecutor(Executor):
             ValueError: ``chunksize`` or ``buffersize`` below 1.
             TypeError: ``buffersize`` not an int.
         """
-        from ._api import iter_parallel  # noqa: PLC0415 - the façade imports this module's users, not this one
+        from ._api import open_iter  # noqa: PLC0415 - the façade imports this module's users, not this one
 
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
@@ -280,15 +282,19 @@ class AutoExecutor(Executor):
             function = _Star(fn)
             sized = all(isinstance(each, Sized) for each in iterables)
             items = _Zipped(iterables) if sized else zip(*iterables, strict=False)
-        stream = iter_parallel(
+        stream = open_iter(
             function,
             items,
             self._mode,
+            ordered=True,
             workers=self._max_workers,
             chunksize=None if chunksize == 1 else chunksize,
             classifier=self._classifier,
+            return_exceptions=False,
             timeout=timeout,
             max_in_flight=buffersize,
+            progress=None,
+            executor=None,
         )
         return iter(stream)
 

@@ -20,7 +20,7 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, final
+from typing import Any, TypeVar, cast, final
 
 import attrs
 from typing_extensions import Protocol, runtime_checkable
@@ -65,19 +65,23 @@ class TaskKind(enum.StrEnum):
 
 @runtime_checkable
 class Classifier(Protocol):
-    """A callable that names a task's kind without running it.
+    """A callable that names a task's kind without running it: ``classifier(fn, sample)``.
 
-    Args:
-        fn: the function that will be mapped over the items. Must not be called.
-        sample: the first few items (up to :data:`SAMPLE_SIZE`), as a tuple.
-
-    Returns:
-        A :class:`TaskKind` (or its string value), or ``None`` to abstain and let the
-        next classifier, and finally the measurement, decide.
+    Any function of that shape is one; this protocol names the shape for type checkers
+    (and ``isinstance``).
     """
 
     def __call__(self, fn: Callable[..., Any], sample: tuple[Any, ...], /) -> TaskKind | str | None:
-        """Classify ``fn`` from its first items."""
+        """Classify ``fn`` from its first items.
+
+        Args:
+            fn: the function that will be mapped over the items. Must not be called.
+            sample: the first few items (up to ``SAMPLE_SIZE``, 4), as a tuple.
+
+        Returns:
+            A :class:`TaskKind` (or its string value), or ``None`` to abstain and let
+            the next classifier, and finally the measurement, decide.
+        """
         ...
 
 
@@ -137,37 +141,51 @@ def unregister_classifier(classifier: Callable[..., Any]) -> None:
         _registry = tuple(each for each in _registry if each != classifier)
 
 
-def _declare(kind: TaskKind) -> Callable[[F], F]:
-    def decorator(fn: F) -> F:
-        if not callable(fn):
-            raise TypeError(f"@{_DECORATOR_NAMES[kind]} needs a callable, got {type(fn).__name__}")
-        try:
-            setattr(fn, _KIND_ATTRIBUTE, kind)
-        except (AttributeError, TypeError):  # builtins and other attribute-less callables
-            _declared[fn] = kind
-        return fn
-
-    return decorator
+def _declare(fn: F, kind: TaskKind) -> F:
+    if not callable(fn):
+        raise TypeError(f"@{_DECORATOR_NAMES[kind]} needs a callable, got {type(fn).__name__}")
+    try:
+        setattr(fn, _KIND_ATTRIBUTE, kind)
+    except (AttributeError, TypeError):  # builtins and other attribute-less callables
+        _declared[fn] = kind
+    return fn
 
 
 _DECORATOR_NAMES = {TaskKind.IO: "io_bound", TaskKind.CPU: "cpu_bound", TaskKind.GIL_FREE: "gil_free"}
 
-io_bound: Callable[[F], F] = _declare(TaskKind.IO)
-io_bound.__doc__ = """Declare that ``fn`` mostly waits (network, disk, sleeps, child processes).
 
-Returns ``fn`` itself, so it stays picklable by reference. Auto mode then skips the
-kind measurement (it still times the first items to size the pool).
-"""
-cpu_bound: Callable[[F], F] = _declare(TaskKind.CPU)
-cpu_bound.__doc__ = """Declare that ``fn`` computes in Python bytecode, holding the GIL.
+def io_bound(fn: F) -> F:
+    """Declare that ``fn`` mostly waits (network, disk, sleeps, child processes).
 
-Returns ``fn`` itself, so it stays picklable by reference.
-"""
-gil_free: Callable[[F], F] = _declare(TaskKind.GIL_FREE)
-gil_free.__doc__ = """Declare that ``fn`` computes in C code that releases the GIL.
+    Returns ``fn`` itself, so it stays picklable by reference. Auto mode then skips the
+    kind measurement (it still times the first items to size the pool).
 
-Returns ``fn`` itself, so it stays picklable by reference.
-"""
+    Raises:
+        TypeError: ``fn`` is not callable.
+    """
+    return _declare(fn, TaskKind.IO)
+
+
+def cpu_bound(fn: F) -> F:
+    """Declare that ``fn`` computes in Python bytecode, holding the GIL.
+
+    Returns ``fn`` itself, so it stays picklable by reference.
+
+    Raises:
+        TypeError: ``fn`` is not callable.
+    """
+    return _declare(fn, TaskKind.CPU)
+
+
+def gil_free(fn: F) -> F:
+    """Declare that ``fn`` computes in C code that releases the GIL.
+
+    Returns ``fn`` itself, so it stays picklable by reference.
+
+    Raises:
+        TypeError: ``fn`` is not callable.
+    """
+    return _declare(fn, TaskKind.GIL_FREE)
 
 
 def _coerce(value: object, who: str) -> TaskKind | None:
@@ -214,12 +232,13 @@ def is_coroutine_function(fn: object) -> bool:
     """
     target: Any = fn
     while isinstance(target, functools.partial):
-        target = target.func
+        target = cast(Any, target.func)
     if inspect.iscoroutinefunction(target):
         return True
     if inspect.isfunction(target) or inspect.ismethod(target) or inspect.isbuiltin(target) or isinstance(target, type):
         return False
-    call = getattr(type(target), "__call__", None)  # noqa: B004 - the instance's class, not callable()
+    klass: Any = target.__class__
+    call: Any = getattr(klass, "__call__", None)  # noqa: B004 - the instance's class, not callable()
     return call is not None and inspect.iscoroutinefunction(call)
 
 

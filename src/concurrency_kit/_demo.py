@@ -13,11 +13,11 @@ from typing import Any, TextIO, final
 import attrs
 
 from . import tasks
-from ._api import plan
+from ._api import ModeName, plan
 
 __all__ = ["WORKLOADS", "Workload", "run_demo"]
 
-_MODES = ("serial", "thread", "process", "auto")
+_MODES: tuple[ModeName, ...] = ("serial", "thread", "process", "auto")
 
 
 @final
@@ -42,7 +42,7 @@ WORKLOADS = (
 )
 
 
-def _time(workload: Workload, mode: str) -> tuple[float, str]:
+def _time(workload: Workload, mode: ModeName) -> tuple[float, str]:
     start = time.perf_counter()
     chosen = plan(workload.fn, workload.items, mode)
     chosen.run()

@@ -33,7 +33,7 @@ def main_guard_missing() -> bool:
     if main is None or not path:
         return False
     namespace = vars(main)
-    frame = sys._getframe(1)  # noqa: SLF001 - the stack is what says where the call is
+    frame = sys._getframe(1)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - the stack says where the call is
     while frame is not None:
         if frame.f_globals is namespace and frame.f_code.co_name == "<module>":
             break

@@ -1,3 +1,6 @@
+# pyright: reportUnknownMemberType=false, reportUntypedBaseClass=false, reportAttributeAccessIssue=false
+# pyright: reportUnknownVariableType=false, reportUnknownArgumentType=false
+# (This module repeats a private, untyped launch method of multiprocessing: see below.)
 """Forkserver workers that do not import the main module.
 
 multiprocessing has every worker of a ``forkserver`` (or ``spawn``) pool import the

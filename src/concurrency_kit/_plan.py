@@ -19,9 +19,10 @@ factor of two, since the margin between the options is wide wherever the choice 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, final
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, final
 
 import attrs
 
@@ -37,6 +38,7 @@ __all__ = [
     "Mode",
     "Plan",
     "Reason",
+    "alternatives",
     "async_choice",
     "choose",
     "executor_choice",
@@ -274,6 +276,87 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
     return Choice("serial", 1, loop, lambda: f"{figures()}; too little work to pay for a pool", by_cost=True)
 
 
+def alternatives(  # noqa: PLR0913 - every input of the cost model's estimates, by name
+    *,
+    kind: TaskKind,
+    item_seconds: float,
+    count: int,
+    cpus: int,
+    io_cap: int,
+    unpicklable: str | None,
+    process_age: float | None,
+    bytes_per_item: int,
+    server_started: bool = False,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    item_cpu: float = 0.0,
+) -> list[tuple[Mode, float, str]]:
+    """Every estimate :func:`choose` weighs for these inputs: the loop's, then each pool's.
+
+    For ``python -m concurrency_kit explain``, which shows a user the options auto had.
+    The arguments are :func:`choose`'s (all but ``processes_last``, which moves only
+    the bar a pool must clear, never an estimate). The estimates are the cost model's
+    own: the pools' come from :func:`io_threads` and the process-pool estimate that
+    :func:`choose` uses, and the threads' formulas are those of the table in this
+    module's docstring, as :func:`choose` writes them (tests/test_cli.py checks that
+    the two agree).
+
+    Args:
+        kind: the task's kind.
+        item_seconds: estimated time of one item run alone.
+        count: how many items are left to run.
+        cpus: usable CPUs.
+        io_cap: the most threads an I/O-bound call gets.
+        unpicklable: why the task cannot go to processes, or ``None``.
+        process_age: seconds since a large enough process pool was started, or ``None``.
+        bytes_per_item: pickled size of an item plus its result.
+        server_started: whether a forkserver is already running.
+        workers: the caller's worker count, if given.
+        chunksize: the caller's chunk size, if given.
+        item_cpu: of an I/O item's time, the seconds it computes.
+
+    Returns:
+        ``(mode, estimated seconds, label)`` for the plain loop (mode ``"serial"``,
+        always first), then for each pool :func:`choose` compares with it: threads
+        for ``io`` and ``gil_free`` items, processes for ``cpu`` items and for ``io``
+        items whose computing, in turns, outweighs their waits. Only the loop where
+        :func:`choose` decides without estimating: one item or none, one usable CPU
+        for computing items, or processes ruled out (``unpicklable``) for items that
+        hold the GIL.
+    """
+    weighed: list[tuple[Mode, float, str]] = [("serial", count * item_seconds, "a loop")]
+    if count <= 1:
+        return weighed
+    process = functools.partial(
+        _process_choice,
+        count=count,
+        item_seconds=item_seconds,
+        chunksize=chunksize,
+        process_age=process_age,
+        server_started=server_started,
+        bytes_per_item=bytes_per_item,
+    )
+    if kind is TaskKind.IO:
+        w = workers or io_threads(count, item_seconds, io_cap)
+        waits = math.ceil(count / w) * item_seconds
+        computing = min(item_cpu, item_seconds)
+        turns = item_seconds - computing + count * computing
+        label = f"{w} threads" if turns <= waits else f"{w} threads taking turns for the GIL"
+        weighed.append(("thread", max(waits, turns) + w * THREAD_START, label))
+        if turns > waits and unpicklable is None and workers is None and cpus > 1:
+            estimate, _, label = process(w=min(count, cpus), rounds=True)
+            weighed.append(("process", estimate, label))
+    elif cpus == 1 and workers is None:
+        pass  # one CPU: computing items gain nothing from a pool
+    elif kind is TaskKind.GIL_FREE:
+        w = workers or min(count, cpus)
+        weighed.append(("thread", count * item_seconds / w + w * THREAD_START, f"{w} threads"))
+    elif unpicklable is None:
+        estimate, _, label = process(w=workers or min(count, cpus))
+        weighed.append(("process", estimate, label))
+    return weighed
+
+
 def _process_choice(  # noqa: PLR0913 - the process pool's inputs of the cost model, by name
     *,
     count: int,
@@ -391,9 +474,12 @@ def executor_choice(  # noqa: PLR0913 - every input of the rule, by name
     return Choice("executor", workers, chunk, why)
 
 
+R = TypeVar("R")
+
+
 @final
 @attrs.frozen
-class Plan:
+class Plan(Generic[R]):
     """How a call will run, and why.
 
     Made by :func:`concurrency_kit.plan`; ``run()`` carries it out. Items the
@@ -420,7 +506,7 @@ class Plan:
     chunksize: int
     _reason: Reason = attrs.field(alias="reason", eq=render)
     measurement: Measurement | None = None
-    _runner: Callable[[Plan], list[Any]] | None = attrs.field(default=None, repr=False, eq=False, alias="runner")
+    _runner: Callable[[Plan[Any]], list[Any]] | None = attrs.field(default=None, repr=False, eq=False, alias="runner")
     _state: Any = attrs.field(default=None, repr=False, eq=False, alias="state")
 
     @property
@@ -436,7 +522,7 @@ class Plan:
             f"reason={self.reason!r}, measurement={self.measurement!r})"
         )
 
-    def run(self) -> list[Any]:
+    def run(self) -> list[R]:
         """Run the plan and return every result, in input order.
 
         Returns:

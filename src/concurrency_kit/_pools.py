@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -433,7 +433,7 @@ QUICK_SWITCH_INTERVAL = 0.001
 
 
 @contextlib.contextmanager
-def _quick_switches() -> Iterator[Callable[[], None]]:
+def _quick_switches() -> Generator[Callable[[], None], None, None]:
     """Lower the GIL switch interval to :data:`QUICK_SWITCH_INTERVAL` meanwhile.
 
     Put back at the end, or sooner by calling the function yielded; unless somebody set
@@ -578,7 +578,8 @@ def kill_process_pool(pool: ProcessPoolExecutor) -> None:
     ``ProcessPoolExecutor.kill_workers()``; before it the worker processes are only
     reachable through the executor's ``_processes`` mapping, read defensively here.
     """
-    processes = list((getattr(pool, "_processes", None) or {}).values())
+    running: dict[int, Any] = getattr(pool, "_processes", None) or {}
+    processes: list[Any] = list(running.values())
     with _shared.lock:
         _shared.killed.add(pool)
     discard_process_pool(pool)

@@ -70,14 +70,14 @@ class Call:
     lock: threading.Lock = attrs.field(factory=threading.Lock)
 
 
-def execute(plan: Plan) -> list[Any]:
+def execute(plan: Plan[Any]) -> list[Any]:
     """Run ``plan`` to the end (its ``run()``): the items its measuring left, then the results in input order.
 
     Raises:
         TimeoutError: the plan's timeout passed.
         Exception: the first exception ``fn`` raised (unless exceptions are collected), noted with its item.
     """
-    call: Call = plan._state  # noqa: SLF001 - the plan's own runner
+    call: Call = plan._state  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - the plan's own runner
     if plan.mode == "executor":
         return _through_executor(plan, call)
     if plan.mode == "async":
@@ -114,7 +114,7 @@ def execute(plan: Plan) -> list[Any]:
 
 
 def _on_private_loop(  # noqa: PLR0913 - the stream's shape, by name
-    plan: Plan, call: Call, items: Iterable[Any], *, ordered: bool, window: int | None, total: int | None
+    plan: Plan[Any], call: Call, items: Iterable[Any], *, ordered: bool, window: int | None, total: int | None
 ) -> Generator[list[Any], None, None]:
     """The batches of results of an async plan's coroutines, on an event loop of the call's own.
 
@@ -148,7 +148,7 @@ def _on_private_loop(  # noqa: PLR0913 - the stream's shape, by name
     return private_loop(make)
 
 
-def _through_executor(plan: Plan, call: Call) -> list[Any]:
+def _through_executor(plan: Plan[Any], call: Call) -> list[Any]:
     """:func:`execute` on an executor: the stream, drained (the items it measured first).
 
     A second ``run()`` streams every item again, with the whole timeout.
@@ -179,7 +179,7 @@ def _through_executor(plan: Plan, call: Call) -> list[Any]:
 
 
 def _run_rest(  # noqa: PLR0913 - what _execute took from the plan
-    plan: Plan,
+    plan: Plan[Any],
     call: Call,
     outcomes: Outcomes,
     *,
@@ -225,7 +225,7 @@ def _run_rest(  # noqa: PLR0913 - what _execute took from the plan
 
 
 def _run_backend(  # noqa: PLR0913 - what the run has in flight
-    plan: Plan, call: Call, feed: Feed, deadline: float | None, run: ProbeRun | None, *, sent: Sent | None
+    plan: Plan[Any], call: Call, feed: Feed, deadline: float | None, run: ProbeRun | None, *, sent: Sent | None
 ) -> None:
     """Run the feed's items in the plan's mode.
 
@@ -273,7 +273,7 @@ def _run_missing(call: Call, outcomes: Outcomes, start: int, deadline: float | N
 
 
 def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
-    chosen: Plan,
+    chosen: Plan[Any],
     items: Iterable[Any],
     head: Sequence[Any],
     source: Iterator[Any],
@@ -307,7 +307,7 @@ def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
         stop: once done, the stream stops as if closed (an event loop reads it from
             another thread, see ``_offload``).
     """
-    call: Call = chosen._state  # noqa: SLF001 - the plan made for this stream
+    call: Call = chosen._state  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - the plan made for this stream
     told: Progress | None = None
     if progress is True:
         told = ProgressBar(size, chosen.mode)
@@ -396,7 +396,7 @@ def _yielded(batches: Generator[list[Any], None, None], told: Progress | None, s
 
 
 def _measured_units(
-    chosen: Plan, call: Call, head: Sequence[Any]
+    chosen: Plan[Any], call: Call, head: Sequence[Any]
 ) -> tuple[list[tuple[Unit, Future[Any] | None]], bool]:
     """The stream's first units: the items ``chosen`` measured of ``head``, each with what it is done with.
 
@@ -430,7 +430,7 @@ def _measured_units(
 
 
 def _measured_outcomes(  # noqa: PLR0913 - what the reader reads
-    chosen: Plan, call: Call, outcomes: Outcomes, run: ProbeRun | None, *, first: int, last: int
+    chosen: Plan[Any], call: Call, outcomes: Outcomes, run: ProbeRun | None, *, first: int, last: int
 ) -> Callable[[Future[Any] | None], tuple[list[Any], BaseException | None]]:
     """What reads the results of the items a stream's plan measured (``first … last-1``), once the probe is done.
 

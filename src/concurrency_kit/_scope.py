@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import Executor
 from contextvars import ContextVar
 from typing import TypeVar
@@ -16,7 +16,7 @@ _executor: ContextVar[Executor | None] = ContextVar("concurrency_kit.executor", 
 
 
 @contextlib.contextmanager
-def use_executor(executor: E) -> Iterator[E]:
+def use_executor(executor: E) -> Generator[E, None, None]:
     """Run every auto call inside the block on ``executor``, as if each passed ``executor=executor``.
 
     The scope is a :mod:`contextvars` one: it covers this thread, and the asyncio tasks

@@ -22,11 +22,11 @@ import contextvars
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Generator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterable, Iterator
 from concurrent.futures import Future as ThreadFuture
 from inspect import isawaitable
 from types import CoroutineType
-from typing import Any, TypeVar, final
+from typing import Any, TypeVar, cast, final
 
 from .._outcomes import noted
 from ._unit import Outcome
@@ -271,7 +271,8 @@ class CoroutineStream:
                     if checked and type(awaitable) is not CoroutineType and not isawaitable(awaitable):
                         self._stop(_not_awaitable(awaitable, index, item))
                         return
-                    outcome: Outcome = (True, await awaitable)
+                    value: Any = await cast("Awaitable[Any]", awaitable)
+                    outcome: Outcome = (True, value)
                 except Exception as exc:  # noqa: BLE001 - an outcome, raised or returned by the reader
                     outcome = (False, noted(exc, index, item))
                 except asyncio.CancelledError as exc:

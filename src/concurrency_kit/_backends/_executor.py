@@ -53,11 +53,12 @@ def executor_workers(executor: Executor) -> int | None:
     A Dask client's executor: the threads of the cluster's workers; the standard
     executors, loky's and mpi4py's: their ``_max_workers``. ``None`` when it says nothing.
     """
-    client = getattr(executor, "_client", None)
-    nthreads = getattr(client, "nthreads", None)
+    client: Any = getattr(executor, "_client", None)
+    nthreads: Any = getattr(client, "nthreads", None)
     if callable(nthreads):
         try:
-            threads = sum(nthreads().values())
+            counts: Any = nthreads()
+            threads = sum(counts.values())
         except Exception:  # noqa: BLE001 - an executor we do not know: no figure
             threads = 0
         if threads > 0:

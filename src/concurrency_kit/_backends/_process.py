@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, cast, final
 
 from .._crash import WorkerCrashedError
 from .._errors import UnpicklableTaskError
@@ -541,7 +541,7 @@ class ProcessRunner:
                 return [(False, crashed(indices, exc))]
             return tuple(Unit(index, [item], alone=True) for index, item in enumerate(unit.items, unit.start))
         if isinstance(result, list):  # run here, unpicklable
-            return result
+            return cast("list[tuple[bool, Any]]", result)
         outcomes, _ = unpack_outcomes(result, unit.start)
         return outcomes
 
