@@ -816,7 +816,7 @@ def final_kind(kind: TaskKind, final: Measurement) -> TaskKind:
 
 
 def io_memo(  # noqa: PLR0913 - the call's figures, by name
-    memo: Memo, earlier: Memo | None, plan: Plan, *, count: int, seconds: float, cpu: float, warm: bool
+    memo: Memo, earlier: Memo | None, plan: Plan[Any], *, count: int, seconds: float, cpu: float, warm: bool
 ) -> Memo:
     """``memo`` of the ``count`` I/O items of a call run as ``plan`` says, with their own length.
 
