@@ -511,10 +511,10 @@ def test_the_cost_model_takes_io_items_no_shorter_than_processes_measured() -> N
     probed = _probe.Measurement(
         items=2, completed=2, seconds=0.01, item_wall=0.008, item_cpu=0.001, cpu_share=0.1, gil_share=None, exact=True
     )
-    assert _decide._item_seconds(TaskKind.IO, probed, Memo(TaskKind.IO, 0.030, item_cpu=0.001)) == 0.008
+    assert _decide.estimated_item_seconds(TaskKind.IO, probed, Memo(TaskKind.IO, 0.030, item_cpu=0.001)) == 0.008
     measured = Memo(TaskKind.IO, 0.030, item_cpu=0.001, item_alone=0.030)
-    assert _decide._item_seconds(TaskKind.IO, probed, measured) == 0.030
-    assert _decide._item_seconds(TaskKind.CPU, probed, attrs.evolve(measured, kind=TaskKind.CPU)) < 0.030
+    assert _decide.estimated_item_seconds(TaskKind.IO, probed, measured) == 0.030
+    assert _decide.estimated_item_seconds(TaskKind.CPU, probed, attrs.evolve(measured, kind=TaskKind.CPU)) < 0.030
 
 
 def test_a_thread_call_of_io_items_gives_their_length_the_whole_calls_figures(monkeypatch: pytest.MonkeyPatch) -> None:

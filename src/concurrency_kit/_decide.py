@@ -72,11 +72,14 @@ __all__ = [
     "Decided",
     "Question",
     "decide",
+    "estimated_item_cpu",
+    "estimated_item_seconds",
     "final_kind",
     "for_executor",
     "io_memo",
     "memo_of",
     "one_thread_measurement",
+    "process_fitness",
 ]
 
 
@@ -176,8 +179,8 @@ class _Decision:
         def cost_model(unpicklable: str | None, item_bytes: int) -> Choice:
             return choose(
                 kind=kind,
-                item_seconds=_item_seconds(kind, measurement, memo),
-                item_cpu=_item_cpu(kind, measurement, memo) or 0.0,
+                item_seconds=estimated_item_seconds(kind, measurement, memo),
+                item_cpu=estimated_item_cpu(kind, measurement, memo) or 0.0,
                 count=left,
                 cpus=self.cpus,
                 io_cap=self.io_cap,
@@ -196,7 +199,7 @@ class _Decision:
         if free or unpickled.mode != "process":
             return unpickled
         if self._fitness is None:
-            self._fitness = _process_fitness(self.fn, self.sequence, self.outcomes, resume_at)
+            self._fitness = process_fitness(self.fn, self.sequence, self.outcomes, resume_at)
         return cost_model(*self._fitness)
 
     def measured_kind(self, m: Measurement) -> TaskKind:
@@ -669,7 +672,7 @@ def _as_measured(memo: Memo, scale: float = 1.0) -> Measurement:
 
 def memo_of(kind: TaskKind, m: Measurement, loop: LoopVerdict | None = None) -> Memo:
     """What to remember of exact figures ``m`` of items of ``kind``."""
-    return Memo(kind, _item_seconds(kind, m), loop, _item_cpu(kind, m))
+    return Memo(kind, estimated_item_seconds(kind, m), loop, estimated_item_cpu(kind, m))
 
 
 def _short_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
@@ -768,7 +771,7 @@ def _settled(choice: Choice) -> bool:
     return not choice.by_cost
 
 
-def _item_seconds(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> float:
+def estimated_item_seconds(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> float:
     """How long one item takes run alone, from the probe's figures.
 
     Items that run in two threads under the GIL take turns, so their wall time is
@@ -789,7 +792,7 @@ def _item_seconds(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> f
     return seconds if alone is None else max(seconds, alone)
 
 
-def _item_cpu(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> float | None:
+def estimated_item_cpu(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> float | None:
     """Of an I/O-bound item's time, the seconds it computes (``None`` for other kinds).
 
     Threads take turns for the GIL while I/O items compute. Items still running have
@@ -881,7 +884,7 @@ def _prestarter(
     return lambda: prestart_process_pool(workers or cpus, fn)
 
 
-def _process_fitness(
+def process_fitness(
     fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, resume_at: int
 ) -> tuple[str | None, int]:
     """Why processes cannot run this (or None), and the pickled bytes per item and result."""

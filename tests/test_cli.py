@@ -1,0 +1,294 @@
+"""The command line: ``python -m concurrency_kit explain`` (and the cost model's estimates it prints)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import concurrency_kit as ck
+from concurrency_kit import TaskKind
+from concurrency_kit.__main__ import main
+from concurrency_kit._explain import UsageError, load_function, parse_item
+from concurrency_kit._plan import alternatives, choose, format_seconds
+from concurrency_kit.tasks import SEED_NUMBERS, factorize
+
+
+def explain(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """What ``python -m concurrency_kit explain ARGV`` prints, run in this process."""
+    assert main(["explain", *argv]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    return out
+
+
+def option(out: str, label: str) -> str:
+    """The estimates' line of the option labelled ``label`` (``"a loop"``, ``"threads"``, ``"processes"``)."""
+    lines = [line for line in out.splitlines() if "≈" in line and label in line.split("≈")[0]]
+    assert len(lines) == 1, (label, out)
+    return lines[0]
+
+
+def test_io_items_go_to_threads_and_the_estimates_say_why(capsys: pytest.CaptureFixture[str]) -> None:
+    out = explain(capsys, "concurrency_kit.tasks:slow_systemcall", "--count", "5")
+    assert out.startswith("concurrency_kit.tasks:slow_systemcall over 5 item(s) (mode='auto')\n")
+    assert "\n  mode       thread\n" in out
+    assert "\n  kind       io\n" in out
+    assert "planning ran the first" in out
+    assert "their results are discarded" in out
+    assert "chosen" not in option(out, "a loop")
+    threads = option(out, "threads")
+    assert threads.strip().startswith("→ ")
+    assert threads.endswith("← chosen")
+    assert "the loop's" in threads
+
+
+def test_cpu_items_go_to_processes_where_there_are_cpus(capsys: pytest.CaptureFixture[str]) -> None:
+    out = explain(capsys, "concurrency_kit.tasks:factorize", *map(str, SEED_NUMBERS))
+    assert "over 4 item(s)" in out
+    assert "\n  kind       cpu\n" in out
+    if ck.usable_cpus() > 1:
+        assert "\n  mode       process\n" in out
+        assert "threads: not weighed: items that hold the GIL take turns" in out
+        assert option(out, "processes").endswith("← chosen")
+        assert "chosen" not in option(out, "a loop")
+    else:  # one CPU: no pool is weighed for computing items
+        assert "\n  mode       serial\n" in out
+        assert option(out, "a loop").endswith("← chosen")
+        assert "no pool weighed" in out
+        assert "one usable CPU" in out
+
+
+def test_tiny_items_all_run_while_measuring_and_the_estimates_cover_them_all(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = explain(capsys, "concurrency_kit.tasks:square", "--count", "1000")
+    assert "\n  mode       serial\n" in out
+    assert "a loop" in option(out, "a loop")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["builtins:abs", "--", "-1", "-2", "3"],
+        ["builtins:abs", "-1", "-2", "3"],  # negative numbers need no --
+        ["--mode", "auto", "builtins:abs", "-1", "-2", "3"],
+        ["builtins:abs", "-1", "-2", "3", "--mode", "auto"],  # options after the items too
+    ],
+)
+def test_items_are_python_literals(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    out = explain(capsys, *argv)
+    assert "builtins:abs over 3 item(s)" in out
+    assert "raised" not in out  # abs("-1") would raise: the items are ints
+
+
+def test_an_item_that_is_not_a_literal_is_the_plain_string(capsys: pytest.CaptureFixture[str]) -> None:
+    out = explain(capsys, "builtins:len", "--", "hello", "-v", "a b")
+    assert "builtins:len over 3 item(s)" in out
+    assert "raised" not in out
+    out = explain(capsys, "builtins:abs", "hello", "world")
+    assert "item 0 raised while measuring (TypeError: bad operand type for abs(): 'str')" in out  # a string it was
+
+
+@pytest.mark.parametrize(
+    ("text", "item"),
+    [
+        ("3", 3),
+        ("-1.5", -1.5),
+        ("'a'", "a"),
+        ("(1, 2)", (1, 2)),
+        ("[None]", [None]),
+        ("hello", "hello"),
+        ("a b", "a b"),
+    ],
+)
+def test_parse_item(text: str, item: object) -> None:
+    assert parse_item(text) == item
+
+
+def test_a_coroutine_function_is_async_and_nothing_is_measured(capsys: pytest.CaptureFixture[str]) -> None:
+    out = explain(capsys, "asyncio:sleep", "0", "0")
+    assert "\n  mode       async\n" in out
+    assert "nothing was measured" in out
+    assert "no alternatives to estimate" in out
+    assert "planning ran" not in out
+    assert "≈" not in out
+
+
+def test_a_forced_mode_measures_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    out = explain(capsys, "concurrency_kit.tasks:square", "--mode", "thread", "--workers", "2", "1", "2", "3")
+    assert "(mode='thread', workers=2)" in out
+    assert "\n  mode       thread\n  kind       none (nothing declared it)\n  workers    2\n" in out
+    assert "nothing was measured (mode='thread' was forced)" in out
+    assert "≈" not in out
+
+
+def test_dotted_names_reach_into_modules_and_classes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert load_function("concurrency_kit.tasks:factorize") is factorize
+    assert load_function("pathlib:Path.home") == Path.home
+    out = explain(capsys, "os.path:basename", "a/b", "c/d")
+    assert "os.path:basename over 2 item(s)" in out
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("concurrency_kit.tasks", "is not MODULE:FUNCTION"),
+        (":factorize", "is not MODULE:FUNCTION"),
+        ("concurrency_kit.tasks:", "is not MODULE:FUNCTION"),
+        ("no_such_module_of_concurrency_kit:f", "cannot import 'no_such_module_of_concurrency_kit'"),
+        ("concurrency_kit.tasks:no_such_task", "'concurrency_kit.tasks' has no attribute 'no_such_task'"),
+        ("pathlib:Path.no_such", "'pathlib:Path' has no attribute 'no_such'"),
+        ("concurrency_kit.tasks:SEED_NUMBERS", "is a list, not a function"),
+    ],
+)
+def test_a_bad_target_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], target: str, message: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["explain", target])
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("python -m concurrency_kit explain: error: ")
+    assert message in err
+    assert "Traceback" not in err
+    with pytest.raises(UsageError, match=message.replace("(", r"\(")):
+        load_function(target)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--mode", "thread", "asyncio:sleep", "0"], "TypeError: fn is a coroutine function"),
+        (["builtins:abs", "1", "--count", "3"], "give ITEMS or --count, not both"),
+        (["builtins:abs", "--workers", "0"], "must be 1 or more"),
+        (["builtins:abs", "--count", "x"], "not a whole number"),
+    ],
+)
+def test_arguments_that_cannot_be_planned_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["explain", *argv])
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_the_current_directory_is_importable(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "concurrency_kit_explain_target"
+    (tmp_path / f"{name}.py").write_text("def double(x):\n    return 2 * x\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if entry not in ("", str(tmp_path))])
+    try:
+        out = explain(capsys, f"{name}:double", "1", "2")
+    finally:
+        sys.modules.pop(name, None)
+    assert f"{name}:double over 2 item(s)" in out
+    assert sys.path[0] == str(tmp_path)
+
+
+def test_explain_runs_as_a_program() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "concurrency_kit", "explain", "concurrency_kit.tasks:square", "--count", "1000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""
+    out = completed.stdout
+    assert out.startswith("concurrency_kit.tasks:square over 1000 item(s) (mode='auto')\n")
+    assert "\n  mode       serial\n" in out
+    assert "a loop" in out
+    assert "≈" in out
+
+
+def test_a_bad_target_exits_2_as_a_program() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "concurrency_kit", "explain", "concurrency_kit.tasks:no_such_task"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert completed.stderr.count("\n") == 1
+    assert "has no attribute 'no_such_task'" in completed.stderr
+
+
+def test_demo_is_still_a_command() -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--help"])
+    assert exited.value.code == 0
+
+
+# The estimates explain prints are the cost model's: each one choose() quotes is the same.
+
+estimate_inputs = st.fixed_dictionaries(
+    {
+        "kind": st.sampled_from(list(TaskKind)),
+        "item_seconds": st.floats(min_value=1e-8, max_value=100.0, allow_nan=False, allow_infinity=False),
+        "count": st.integers(min_value=0, max_value=1_000_000),
+        "cpus": st.integers(min_value=1, max_value=256),
+        "io_cap": st.integers(min_value=1, max_value=1024),
+        "unpicklable": st.none() | st.just("fn cannot be pickled"),
+        "process_age": st.none() | st.floats(min_value=0.0, max_value=1e4),
+        "bytes_per_item": st.integers(min_value=0, max_value=10**8),
+        "server_started": st.booleans(),
+        "workers": st.none() | st.integers(min_value=1, max_value=1024),
+        "chunksize": st.none() | st.integers(min_value=1, max_value=1024),
+        "item_cpu_share": st.floats(min_value=0.0, max_value=1.0),
+    }
+)
+
+
+@given(estimate_inputs)
+def test_alternatives_are_the_estimates_choose_weighs(drawn: dict[str, Any]) -> None:
+    share = drawn.pop("item_cpu_share")
+    args = {**drawn, "item_cpu": drawn["item_seconds"] * share}
+    choice = choose(**args)
+    weighed = alternatives(**args)
+    loop_mode, loop, loop_label = weighed[0]
+    assert (loop_mode, loop_label) == ("serial", "a loop")
+    assert loop == args["count"] * args["item_seconds"]
+    pools = weighed[1:]
+    assert [mode for mode, _, _ in pools] in ([], ["thread"], ["process"], ["thread", "process"])
+    reason = choice.reason
+    if not pools:  # decided without estimates
+        assert choice.mode == "serial"
+        assert "in a loop vs" not in reason
+        return
+    assert f"≈ {format_seconds(loop)} in a loop vs ≈ " in reason
+    quoted = [mode for mode, estimate, label in pools if f"≈ {format_seconds(estimate)} on {label}" in reason]
+    assert quoted
+    if choice.mode != "serial":
+        assert choice.mode in quoted
+
+
+def test_alternatives_of_io_items_that_compute_weigh_threads_and_processes() -> None:
+    weighed = alternatives(
+        kind=TaskKind.IO,
+        item_seconds=0.02,
+        item_cpu=0.012,
+        count=64,
+        cpus=16,
+        io_cap=512,
+        unpicklable=None,
+        process_age=None,
+        bytes_per_item=100,
+    )
+    assert [mode for mode, _, _ in weighed] == ["serial", "thread", "process"]
+    assert weighed[1][2] == "64 threads taking turns for the GIL"
+    assert weighed[2][1] < weighed[1][1] < weighed[0][1]
