@@ -59,6 +59,28 @@ async def numbers(count: int) -> AsyncIterator[int]:
         yield i
 
 
+class Waiters:
+    """Coroutines that wait until cancelled (item 0 of ``all_but_the_first`` returns at once), noting which were."""
+
+    def __init__(self, expected: int = 0) -> None:
+        self.cancelled: list[int] = []
+        self.all_cancelled = asyncio.Event()  # set once ``expected`` were cancelled
+        self._expected = expected
+
+    async def forever(self, x: int) -> int:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(x)
+            if len(self.cancelled) == self._expected:
+                self.all_cancelled.set()
+            raise
+        return x
+
+    async def all_but_the_first(self, x: int) -> int:
+        return x if x == 0 else await self.forever(x)
+
+
 # --- recognising a coroutine function, without calling it ---------------------------------
 
 
@@ -195,39 +217,18 @@ def test_a_stream_yields_the_results_before_the_failure_first() -> None:
 
 
 def test_a_timeout_cancels_the_coroutines_in_flight() -> None:
-    cancelled: list[int] = []
-
-    async def forever(x: int) -> int:
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.append(x)
-            raise
-        return x
-
+    waiters = Waiters()
     with pytest.raises(TimeoutError, match="cancelled"):
-        ck.run_parallel(forever, range(4), timeout=0.05)
-    assert sorted(cancelled) == [0, 1, 2, 3]
+        ck.run_parallel(waiters.forever, range(4), timeout=0.05)
+    assert sorted(waiters.cancelled) == [0, 1, 2, 3]
 
 
 def test_closing_a_stream_early_cancels_what_is_in_flight() -> None:
-    cancelled: list[int] = []
-    go = asyncio.Event()
-
-    async def slow_after_first(x: int) -> int:
-        if x == 0:
-            return x
-        try:
-            await go.wait()
-        except asyncio.CancelledError:
-            cancelled.append(x)
-            raise
-        return x
-
-    results = ck.iter_parallel(slow_after_first, range(6))
+    waiters = Waiters()
+    results = ck.iter_parallel(waiters.all_but_the_first, range(6))
     assert next(results) == 0
     results.close()
-    assert sorted(cancelled) == [1, 2, 3, 4, 5]
+    assert sorted(waiters.cancelled) == [1, 2, 3, 4, 5]
 
 
 def test_the_callers_context_reaches_the_coroutines() -> None:
@@ -398,24 +399,14 @@ def test_max_in_flight_bounds_the_coroutines_taken() -> None:
 
 
 def test_break_and_aclose_cancel_what_is_in_flight() -> None:
-    cancelled: list[int] = []
-
-    async def slow_after_first(x: int) -> int:
-        if x == 0:
-            return x
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.append(x)
-            raise
-        return x
+    waiters = Waiters()
 
     async def main() -> None:
-        async with ck.aiter_parallel(slow_after_first, range(5)) as stream:
+        async with ck.aiter_parallel(waiters.all_but_the_first, range(5)) as stream:
             async for value in stream:
                 assert value == 0
                 break
-        assert sorted(cancelled) == [1, 2, 3, 4]
+        assert sorted(waiters.cancelled) == [1, 2, 3, 4]
         assert asyncio.all_tasks() == {asyncio.current_task()}
 
     asyncio.run(main())
@@ -607,27 +598,14 @@ def test_ctrl_c_cancels_the_coroutines_of_a_private_loop(tmp_path: Path) -> None
 
 
 def test_a_stream_dropped_unclosed_is_stopped() -> None:
-    cancelled: list[int] = []
-    all_cancelled = asyncio.Event()
-
-    async def slow_after_first(x: int) -> int:
-        if x == 0:
-            return x
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.append(x)
-            if len(cancelled) == 3:
-                all_cancelled.set()
-            raise
-        return x
+    waiters = Waiters(expected=3)
 
     async def main() -> None:
-        stream = ck.aiter_parallel(slow_after_first, range(4))
+        stream = ck.aiter_parallel(waiters.all_but_the_first, range(4))
         assert await anext(stream) == 0
         del stream  # no aclose(): dropping it stops it
         gc.collect()
-        await asyncio.wait_for(all_cancelled.wait(), 30)
-        assert sorted(cancelled) == [1, 2, 3]
+        await asyncio.wait_for(waiters.all_cancelled.wait(), 30)
+        assert sorted(waiters.cancelled) == [1, 2, 3]
 
     asyncio.run(main())
