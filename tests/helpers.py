@@ -325,6 +325,13 @@ def wait_for_release(item: tuple[str, int, str]) -> int:
     return index
 
 
+def released(item: tuple[str, int, str]) -> bool:
+    """Record the start of ``(directory, index, release)``, then wait for ``release``: whether it came (within 30 s)."""
+    directory, index, release = item
+    _record((directory, index))
+    return wait_for_path(release)
+
+
 def spin_until_released(item: tuple[str, int, str]) -> int:
     """Record the start, then burn CPU until ``release`` exists (up to 30 s)."""
     directory, index, release = item
