@@ -181,6 +181,16 @@ def test_a_timeout_returns_on_time_though_threads_cannot_be_stopped(sizing: str,
     assert ck.run_parallel(double, range(10), mode, timeout=30, **kwargs) == [2 * x for x in range(10)]
 
 
+@pytest.mark.parametrize("mode", ["auto", "serial", "thread"])
+def test_a_timeout_holds_for_a_single_item(mode: str, calls_dir: str, release: str) -> None:
+    # A lone item used to run in the calling thread in auto mode, where no deadline can stop it.
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="timeout"):
+        ck.run_parallel(wait_for_release, [(calls_dir, 0, release)], mode, timeout=0.3)
+    took = time.monotonic() - started
+    assert took < 0.3 + LATE, f"took {took:.2f} s with a timeout of 0.3 s"
+
+
 def test_a_process_mode_timeout_kills_the_workers_running_the_call(calls_dir: str, release: str) -> None:
     ck.run_parallel(double, range(4), "process", workers=2)  # warm: the items start at once
     timeout = 2.0

@@ -257,15 +257,15 @@ def kept_loop(d: _Decision) -> Decided | None:
 def check_here(d: _Decision) -> Decided | None:
     """Run the first items in the calling thread, timed, where a thread would cost more than it could tell.
 
-    A single item, or a call inside a worker. Or: an earlier call found the items this
-    small, or the input is so long that its first item costs a small share of the call
-    even if slow: they run for INLINE_CHECK_SECONDS, and the loop stands if the cost
-    model still says so. Or it found short items computing, and a pool is warm for
+    A single item (without a timeout), or a call inside a worker. Or: an earlier call
+    found the items this small, or the input is so long that its first item costs a
+    small share of the call even if slow: they run for INLINE_CHECK_SECONDS, and the
+    loop stands if the cost model still says so. Or it found short items computing, and a pool is warm for
     them: they run for QUICK_WINDOW, and go to the pool at once if they still compute,
     as long. Not with a timeout: an item running in the calling thread could outlast it.
     """
     memo, fn = d.memo, d.fn
-    if d.count == 1 or in_worker():
+    if (d.count == 1 and d.deadline is None) or in_worker():
         d.measurement, d.resume_at = _measure_inline(fn, d.sequence, d.outcomes, 1), 1
         return _conclude(d)
     if d.deadline is not None:
