@@ -322,6 +322,12 @@ def test_under_uvloop() -> None:
         return await ck.arun_parallel(on_uvloop, range(3))
 
     assert uvloop.run(main()) == [True] * 3
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # as uvloop.install() does
+    try:
+        assert ck.run_parallel(on_uvloop, range(3)) == [True] * 3  # the private loop is the policy's
+    finally:
+        asyncio.set_event_loop_policy(previous)
 
 
 # --- inside a running loop: arun_parallel and aiter_parallel -------------------------------------
