@@ -217,14 +217,7 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
     if kind is TaskKind.IO:
         mode, w = "thread", workers or io_threads(count, item_seconds, io_cap)
         chunk = chunksize or 1
-        waits = math.ceil(count / w) * item_seconds
-        # Threads overlap the waits, but take turns for the GIL while the items compute:
-        # one item's wait (all wait side by side), then every item's computing, one at
-        # a time (as long in whichever order an item waits and computes).
-        computing = min(item_cpu, item_seconds)
-        turns = item_seconds - computing + count * computing
-        estimate = max(waits, turns) + w * THREAD_START
-        label = f"{w} threads" if turns <= waits else f"{w} threads taking turns for the GIL"
+        estimate, turns, waits, label = _io_threads_estimate(count, item_seconds, item_cpu, w)
         if turns > waits and unpicklable is None and workers is None and cpus > 1:
             # A process a CPU: each computes its items' share side by side with the others.
             w_p = min(count, cpus)
@@ -250,8 +243,7 @@ def choose(  # noqa: PLR0913 - every input of the cost model, by name
     elif kind is TaskKind.GIL_FREE:
         mode, w = "thread", workers or min(count, cpus)
         chunk = chunksize or _chunks(count, w, item_seconds, THREAD_CHUNK_SECONDS)
-        estimate = count * item_seconds / w + w * THREAD_START
-        label = f"{w} threads"
+        estimate, label = _gil_free_threads_estimate(count, item_seconds, w)
     elif unpicklable is not None:
         return Choice(
             "serial", 1, loop, f"processes are not an option ({unpicklable}) and threads cannot share the GIL"
@@ -296,10 +288,9 @@ def alternatives(  # noqa: PLR0913 - every input of the cost model's estimates, 
     For ``python -m concurrency_kit explain``, which shows a user the options auto had.
     The arguments are :func:`choose`'s (all but ``processes_last``, which moves only
     the bar a pool must clear, never an estimate). The estimates are the cost model's
-    own: the pools' come from :func:`io_threads` and the process-pool estimate that
-    :func:`choose` uses, and the threads' formulas are those of the table in this
-    module's docstring, as :func:`choose` writes them (tests/test_cli.py checks that
-    the two agree).
+    own: both take them from the same helpers (threads for waits, threads for GIL-free
+    work, processes), and tests/test_cli.py checks that they agree with the figures
+    :func:`choose` quotes.
 
     Args:
         kind: the task's kind.
@@ -338,23 +329,38 @@ def alternatives(  # noqa: PLR0913 - every input of the cost model's estimates, 
     )
     if kind is TaskKind.IO:
         w = workers or io_threads(count, item_seconds, io_cap)
-        waits = math.ceil(count / w) * item_seconds
-        computing = min(item_cpu, item_seconds)
-        turns = item_seconds - computing + count * computing
-        label = f"{w} threads" if turns <= waits else f"{w} threads taking turns for the GIL"
-        weighed.append(("thread", max(waits, turns) + w * THREAD_START, label))
+        estimate, turns, waits, label = _io_threads_estimate(count, item_seconds, item_cpu, w)
+        weighed.append(("thread", estimate, label))
         if turns > waits and unpicklable is None and workers is None and cpus > 1:
             estimate, _, label = process(w=min(count, cpus), rounds=True)
             weighed.append(("process", estimate, label))
     elif cpus == 1 and workers is None:
         pass  # one CPU: computing items gain nothing from a pool
     elif kind is TaskKind.GIL_FREE:
-        w = workers or min(count, cpus)
-        weighed.append(("thread", count * item_seconds / w + w * THREAD_START, f"{w} threads"))
+        weighed.append(("thread", *_gil_free_threads_estimate(count, item_seconds, workers or min(count, cpus))))
     elif unpicklable is None:
         estimate, _, label = process(w=workers or min(count, cpus))
         weighed.append(("process", estimate, label))
     return weighed
+
+
+def _io_threads_estimate(count: int, item_seconds: float, item_cpu: float, w: int) -> tuple[float, float, float, str]:
+    """``count`` waiting items on ``w`` threads: the estimate, its two bounds (turns, waits) and a label.
+
+    Threads overlap the waits, but take turns for the GIL while the items compute: one
+    item's wait (all wait side by side), then every item's computing, one at a time (as
+    long in whichever order an item waits and computes).
+    """
+    waits = math.ceil(count / w) * item_seconds
+    computing = min(item_cpu, item_seconds)
+    turns = item_seconds - computing + count * computing
+    label = f"{w} threads" if turns <= waits else f"{w} threads taking turns for the GIL"
+    return max(waits, turns) + w * THREAD_START, turns, waits, label
+
+
+def _gil_free_threads_estimate(count: int, item_seconds: float, w: int) -> tuple[float, str]:
+    """``count`` items computing with the GIL released, on ``w`` threads side by side: the estimate and a label."""
+    return count * item_seconds / w + w * THREAD_START, f"{w} threads"
 
 
 def _process_choice(  # noqa: PLR0913 - the process pool's inputs of the cost model, by name
