@@ -589,6 +589,12 @@ def kill_process_pool(pool: ProcessPoolExecutor) -> None:
     for process in processes:
         with contextlib.suppress(Exception):
             process.join(timeout=1.0)
+    # The pool's manager thread, seeing its workers gone, closes the pool's wake-up pipe.
+    # Let it finish: at interpreter exit CPython's own hook writes to that pipe without
+    # its lock (3.11-3.13), and a close racing with it prints an EBADF traceback there.
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if isinstance(manager, threading.Thread) and manager is not threading.current_thread():
+        manager.join(timeout=1.0)
 
 
 def was_killed(pool: ProcessPoolExecutor) -> bool:
