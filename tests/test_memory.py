@@ -365,6 +365,11 @@ def test_items_far_shorter_than_remembered_are_measured_and_remembered_afresh() 
     _warm_pool(double)  # its workers imported its module, as after an earlier call in processes
     plan = ck.plan(double, range(4))
     assert plan.measurement is not None, plan.reason
+    if not plan.measurement.exact:
+        # The warm worker did not answer within the 2 ms window (a busy machine): auto then
+        # rightly keeps the items in the pool, and what this test checks cannot be seen.
+        assert plan.run() == [0, 2, 4, 6]
+        pytest.skip(f"the warm worker's round trip took over 2 ms: {plan.reason}")
     assert plan.mode == "serial", plan.reason
     assert plan.run() == [0, 2, 4, 6]
     memo = recall(double)
