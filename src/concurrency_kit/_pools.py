@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Generator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -373,6 +373,25 @@ def _stop_prestart() -> Prestart | None:
         return _prestart_in_flight()
 
 
+#: A warm-up waiting for its tasks looks this often whether shutdown() (or the exit) began.
+WARM_UP_POLL_SECONDS = 0.05
+
+
+def _waited(futures: list[Future[Any]], generation: int, return_when: str) -> bool:
+    """Wait for ``futures`` (``return_when`` as :func:`concurrent.futures.wait`); ``False`` once a shutdown began.
+
+    A pool killed or shut down as the interpreter exits may never settle its tasks' futures
+    (its manager thread can no longer start): a warm-up must not wait for them for ever,
+    nor keep the exit waiting.
+    """
+    while True:
+        done, pending = wait(futures, timeout=WARM_UP_POLL_SECONDS, return_when=return_when)
+        if not pending or (return_when == FIRST_COMPLETED and done):
+            return True
+        if generation != _shared.generation:
+            return False
+
+
 def _wait_for_prestart() -> None:
     """Stop a pre-start in flight from submitting more, and wait for it to end."""
     warming = _stop_prestart()
@@ -411,10 +430,12 @@ def _warm_up(
                 return False
             futures = [pool.submit(warm_up_worker, function) for _ in range(workers)]
         if not round_:
-            wait(futures, return_when=FIRST_COMPLETED)
+            if not _waited(futures, generation, FIRST_COMPLETED):
+                return False
             on_up()
-        done, _ = wait(futures)
-        for future in done:
+        if not _waited(futures, generation, ALL_COMPLETED):
+            return False
+        for future in futures:
             if future.cancelled() or future.exception() is not None:
                 return False
             seen.add(future.result())
