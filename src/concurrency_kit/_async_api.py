@@ -32,7 +32,7 @@ from ._api import (
 from ._classify import TaskKind, is_coroutine_function
 from ._plan import Mode
 from ._run import STREAM_CHUNKS_PER_WORKER
-from ._stream import Progress, ProgressBar, ResultStream
+from ._stream import Progress, ResultStream, told_by
 
 __all__ = ["AsyncResultStream", "aiter_parallel", "arun_parallel"]
 
@@ -420,11 +420,7 @@ def _open(  # noqa: PLR0913 - the public calls' arguments
     executor_for(mode, executor, fn)  # a coroutine function with an executor: an error now
     size = None if sequence is None else len(sequence)
     coroutines = mode == "async" or is_coroutine_function(fn)
-    told: Progress | None = None
-    if progress is True:
-        told = ProgressBar(size, "async" if coroutines else str(mode))
-    elif callable(progress):
-        told = progress
+    told = told_by(progress, size, "async" if coroutines else str(mode))
     if coroutines:
         return _coroutines(
             fn,

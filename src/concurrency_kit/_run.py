@@ -32,7 +32,7 @@ from ._outcomes import EMPTY, Feed, Outcomes, check_not_awaitable, iterate_from,
 from ._plan import PROCESS_COLD_START, Plan
 from ._pools import process_pool_age
 from ._probe import ProbeRun
-from ._stream import Progress, ProgressBar, ResultStream, loop, stream
+from ._stream import Progress, ResultStream, loop, stream, told_by
 
 __all__ = ["Call", "execute", "open_stream"]
 
@@ -308,11 +308,7 @@ def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
             another thread, see ``_offload``).
     """
     call: Call = chosen._state  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - the plan made for this stream
-    told: Progress | None = None
-    if progress is True:
-        told = ProgressBar(size, chosen.mode)
-    elif callable(progress):
-        told = progress
+    told = told_by(progress, size, chosen.mode)
     if chosen.mode == "async":
         batches = _on_private_loop(
             chosen,

@@ -36,7 +36,7 @@ from typing import Any, Generic, TypeVar, final
 from ._backends import TAIL_SHARE, Outcome, Runner, Unit
 from ._outcomes import Stopped, check_not_awaitable, noted
 
-__all__ = ["Progress", "ProgressBar", "ResultStream", "loop", "stream"]
+__all__ = ["Progress", "ProgressBar", "ResultStream", "loop", "stream", "told_by"]
 
 R = TypeVar("R")
 
@@ -62,6 +62,17 @@ class ProgressBar:
     def close(self) -> None:
         """Leave the bar as it ended."""
         self._bar.close()
+
+
+def told_by(
+    progress: bool | Callable[[int, int | None], object] | None,  # noqa: FBT001 - the public calls' progress=
+    total: int | None,
+    mode: str,
+) -> Progress | None:
+    """What ``progress=`` (as the public calls take it) becomes: a tqdm bar for ``True``, the callable, or nothing."""
+    if progress is True:
+        return ProgressBar(total, mode)
+    return progress if callable(progress) else None
 
 
 def _timed_out(timeout: float | None, yielded: int) -> TimeoutError:
