@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import faulthandler
 import hashlib
+import importlib
 import os
 import re
 import select
@@ -19,6 +20,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import psutil
@@ -31,6 +33,18 @@ from concurrency_kit.tasks import factorize
 #: For tests of choices that only a machine with two CPUs or more makes (on one, auto
 #: runs CPU work in a loop, and says so).
 needs_two_cpus = pytest.mark.skipif(ck.usable_cpus() < 2, reason="needs two usable CPUs")
+
+#: Set by .ci/run, which installs the whole [test] extra: there a missing dependency is
+#: a failure, not a skip (a skipped test would hide a broken install step).
+STRICT_DEPENDENCIES = os.environ.get("CONCURRENCY_KIT_STRICT_TESTS") == "1"
+
+
+def extra_module(name: str) -> ModuleType:
+    """Import ``name``, a module of the [test] extra: without it the test skips, except under .ci/run."""
+    if STRICT_DEPENDENCIES:
+        return importlib.import_module(name)
+    return pytest.importorskip(name)
+
 
 # --- plain work ------------------------------------------------------------------------
 

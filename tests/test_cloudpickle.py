@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import concurrency_kit as ck
-from helpers import compute
+from helpers import compute, extra_module
 
-pytest.importorskip("cloudpickle")
+extra_module("cloudpickle")
 
 REPO_SRC = str(Path(__file__).resolve().parent.parent / "src")
 

@@ -22,7 +22,7 @@ import pytest
 import concurrency_kit as ck
 from concurrency_kit import TaskKind
 from concurrency_kit._classify import is_coroutine_function
-from helpers import released, started_items, wait_for_release, wait_for_starts, wait_until_gone
+from helpers import extra_module, released, started_items, wait_for_release, wait_for_starts, wait_until_gone
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -313,7 +313,7 @@ def _returns_coroutine(x: int) -> Any:
 
 
 def test_under_uvloop() -> None:
-    uvloop = pytest.importorskip("uvloop")
+    uvloop = extra_module("uvloop")
 
     async def on_uvloop(x: int) -> bool:
         return isinstance(asyncio.get_running_loop(), uvloop.Loop)
@@ -527,7 +527,7 @@ def test_bad_arguments_are_reported_at_once() -> None:
 
 
 def test_under_trio_the_error_says_what_to_do() -> None:
-    trio = pytest.importorskip("trio")
+    trio = extra_module("trio")
 
     async def main() -> None:
         with pytest.raises(RuntimeError, match=r"trio\.to_thread\.run_sync"):

@@ -28,6 +28,7 @@ from helpers import (
     HelperError,
     compute,
     double,
+    extra_module,
     fail_on_13,
     started_items,
     thread_after_wait,
@@ -35,8 +36,8 @@ from helpers import (
     wait_for_starts,
 )
 
-distributed = pytest.importorskip("distributed")
-loky = pytest.importorskip("loky")
+distributed = extra_module("distributed")
+loky = extra_module("loky")
 
 KINDS = ("threads", "loky", "dask")
 #: How late a timeout may be (the promise: about half a second).
