@@ -16,116 +16,30 @@ Each call checks its arguments here, and then flows one way, through one module 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import Executor, Future
 from inspect import isawaitable
 from itertools import islice
-from typing import Any, Literal, TypeVar, cast, overload
+from typing import Any, TypeVar, cast, overload
 
-from ._backends import Sent
-from ._classify import COROUTINE_SOURCE, TaskKind, declared_kind, is_coroutine_function
+from ._classify import COROUTINE_SOURCE, Decision, TaskKind, declared_kind, is_coroutine_function
 from ._config import get_config
 from ._cpu import planning_cpus
 from ._decide import Question, decide, for_executor
 from ._memory import forget_all
+from ._options import CallOptions, ClassifierFn, ModeName, ProgressOption, call_options
 from ._outcomes import EMPTY, Outcomes, check_not_awaitable
-from ._plan import (
-    MODES,
-    Choice,
-    Mode,
-    Plan,
-    Reason,
-    async_choice,
-    forced_choice,
-)
+from ._plan import Choice, Plan, Reason, async_choice, forced_choice
 from ._pools import shutdown as stop_pools
-from ._probe import Measurement, ProbeRun
+from ._probe import Measurement
 from ._run import Call, execute, open_stream
-from ._scope import check_executor, current_executor
 from ._stream import ResultStream
 
-__all__ = ["iter_parallel", "plan", "run_parallel", "shutdown"]
+__all__ = ["ModeName", "iter_parallel", "open_iter", "plan", "plan_sequence", "run_parallel", "shutdown"]
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-#: Every mode a caller may ask for (``mode=``).
-ModeName = Literal["auto", "serial", "thread", "process", "executor", "async"]
-
-
-def _check_count(name: str, value: object) -> None:
-    """Check a count the caller gave (``None``, not given, is not checked)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int or None, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-
-
-def check_timeout(timeout: object) -> float | None:
-    """A timeout the caller gave, in seconds; ``None`` for one no wait can reach."""
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__} {timeout!r}")
-    if not timeout > 0:  # also rejects NaN
-        raise ValueError(f"timeout must be more than 0 seconds, got {timeout}")
-    if timeout >= threading.TIMEOUT_MAX:  # inf, or more than any wait can take: no limit
-        return None
-    return float(timeout)
-
-
-def _check_arguments(  # noqa: PLR0913, PLR0917 - checks every argument of the public call
-    fn: object, items: object, mode: object, workers: object, chunksize: object, classifier: object
-) -> Sequence[Any]:
-    iterator = check_options(fn, items, mode, workers, chunksize, classifier)
-    return items if iterator is None else list(iterator)  # type: ignore[return-value]
-
-
-def check_options(  # noqa: PLR0913, PLR0917 - checks every argument of the public call
-    fn: object, items: object, mode: object, workers: object, chunksize: object, classifier: object
-) -> Iterator[Any] | None:
-    """Check the arguments; return an iterator over ``items``, or ``None`` when they are a list, tuple or range."""
-    if not callable(fn):
-        raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
-    if workers is not None:
-        _check_count("workers", workers)
-    if chunksize is not None:
-        _check_count("chunksize", chunksize)
-    if classifier is not None and not callable(classifier):
-        raise TypeError(f"classifier must be callable or None, got {type(classifier).__name__}")
-    if isinstance(items, list | tuple | range):
-        return None
-    try:
-        return iter(items)  # type: ignore[call-overload, no-any-return]
-    except TypeError:
-        raise TypeError(f"items must be iterable, got {type(items).__name__}") from None
-
-
-def executor_for(mode: object, executor: object, fn: object) -> Executor | None:
-    """The executor a call runs on: the one given, else (in auto mode) its :func:`use_executor` block's.
-
-    None for a coroutine function in auto mode: its coroutines run on an event loop.
-    """
-    if (executor is not None or mode == "executor") and is_coroutine_function(fn):
-        raise TypeError(
-            "fn is a coroutine function: its coroutines run on an event loop, not on an executor; "
-            "drop executor= (mode='auto' runs them on an event loop)"
-        )
-    if executor is not None:
-        check_executor(executor)
-        if mode not in {"auto", "executor"}:
-            raise ValueError(
-                f"executor= runs the items on that executor: mode must be 'auto' or 'executor', got {mode!r}"
-            )
-        return executor  # type: ignore[return-value]
-    if mode not in {"auto", "executor"}:
-        return None
-    scoped = current_executor()
-    if scoped is None and mode == "executor":
-        raise ValueError("mode='executor' needs an executor: pass executor=, or call inside use_executor()")
-    return None if scoped is None or is_coroutine_function(fn) else scoped
 
 
 @overload
@@ -136,7 +50,7 @@ def plan(
     *,
     workers: int | None = None,
     chunksize: int | None = None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    classifier: ClassifierFn | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
     executor: Executor | None = None,
@@ -151,7 +65,7 @@ def plan(
     *,
     workers: int | None = None,
     chunksize: int | None = None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    classifier: ClassifierFn | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
     executor: Executor | None = None,
@@ -165,7 +79,7 @@ def plan(  # noqa: PLR0913 - the public signature
     *,
     workers: int | None = None,
     chunksize: int | None = None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    classifier: ClassifierFn | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
     executor: Executor | None = None,
@@ -222,10 +136,12 @@ def plan(  # noqa: PLR0913 - the public signature
             ``executor=``); or a plain function that returned a coroutine for a
             measured item.
     """
-    return make_plan(
+    started = time.monotonic()
+    options, iterator = call_options(
         fn,
         items,
-        mode,
+        started=started,
+        mode=mode,
         workers=workers,
         chunksize=chunksize,
         classifier=classifier,
@@ -233,56 +149,13 @@ def plan(  # noqa: PLR0913 - the public signature
         timeout=timeout,
         executor=executor,
     )
+    return plan_sequence(fn, items if iterator is None else list(iterator), options)  # type: ignore[arg-type]
 
 
-def make_plan(  # noqa: PLR0913 - plan()'s arguments
-    fn: Callable[[Any], Any],
-    items: Iterable[Any],
-    mode: str,
-    *,
-    workers: int | None,
-    chunksize: int | None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None,
-    return_exceptions: bool,
-    timeout: float | None,
-    executor: Executor | None,
-) -> Plan[Any]:
-    """:func:`plan`, for any mode string (checked here)."""
-    started = time.monotonic()
-    seconds = None if timeout is None else check_timeout(timeout)
-    sequence = _check_arguments(fn, items, mode, workers, chunksize, classifier)
-    return plan_sequence(
-        fn,
-        sequence,
-        mode,
-        workers=workers,
-        chunksize=chunksize,
-        classifier=classifier,
-        return_exceptions=return_exceptions,
-        seconds=seconds,
-        deadline=None if seconds is None else started + seconds,
-        executor=executor_for(mode, executor, fn),
-    )
-
-
-def plan_sequence(  # noqa: PLR0913 - one flow, top to bottom, as the module docstring draws it
-    fn: Callable[[Any], Any],
-    sequence: Sequence[Any],
-    mode: Mode | str,
-    *,
-    workers: int | None,
-    chunksize: int | None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None,
-    return_exceptions: bool,
-    seconds: float | None,
-    deadline: float | None,
-    expected: int | None = None,
-    executor: Executor | None = None,
+def plan_sequence(
+    fn: Callable[[Any], Any], sequence: Sequence[Any], options: CallOptions, expected: int | None = None
 ) -> Plan[Any]:
     """:func:`plan`, on arguments already checked, for the items of ``sequence``.
-
-    ``executor``: the executor the call runs on (given, or its :func:`use_executor`
-    block's): the items it measures size the executor's tasks.
 
     ``expected``: how many items the call has in all, when ``sequence`` is only its head
     (a stream's, see ``_stream``): the cost model decides for that many; the measuring
@@ -290,80 +163,84 @@ def plan_sequence(  # noqa: PLR0913 - one flow, top to bottom, as the module doc
     failure (a stream yields them).
     """
     count = len(sequence)
-    planned = count if expected is None else max(count, expected)
-    cpus = planning_cpus()
-    io_cap = get_config().io_thread_cap()
-    outcomes = Outcomes(count, collect=bool(return_exceptions), in_order=True, partial=expected is not None)
-
-    def call(resume_at: int = 0, run: ProbeRun | None = None, sent: Sent | None = None) -> Call:
-        return Call(
-            fn,
-            sequence,
-            outcomes,
-            resume_at,
-            run,
-            sent,
-            auto=mode == "auto",
-            collect=outcomes.collect,
-            timeout=seconds,
-            deadline=deadline,
-            executor=executor,
-        )
-
-    decision = declared_kind(fn, sequence, classifier)
+    outcomes = Outcomes(count, collect=options.return_exceptions, in_order=True, partial=expected is not None)
+    decision = declared_kind(fn, sequence, options.classifier)
     declared = None if decision is None else decision.kind
-
-    if mode == "async" or declared is TaskKind.ASYNC:
-        if mode not in {"auto", "async"}:
-            raise TypeError(
-                f"fn is a coroutine function ({decision.source if decision else ''}): mode={mode!r} would return its "
-                "coroutines un-awaited. Use mode='auto' or 'async' (inside an event loop: await arun_parallel(...))"
-            )
-        if mode == "async":
-            why = "mode='async' was asked for"
-        elif decision is not None and decision.source == COROUTINE_SOURCE:
-            why = "fn is a coroutine function"
-        else:
-            why = f"kind async from {decision.source if decision else '?'}"
-        sized = None if expected == UNSIZED_ITEMS else planned
-        return _make_plan(async_choice(count=sized, workers=workers, why=why), TaskKind.ASYNC, None, call())
-
-    if executor is not None:
-        question = Question(
-            fn, sequence, outcomes, planned, decision, workers, chunksize, cpus, io_cap, seconds, deadline
-        )
-        decided = for_executor(question, executor)
-        made = call(decided.resume_at)
-        made.ahead = decided.ahead
+    planned = count if expected is None else max(count, expected)
+    if options.mode == "async" or declared is TaskKind.ASYNC:
+        choice = _async_choice(options, decision, None if expected == UNSIZED_ITEMS else planned)
+        return _make_plan(choice, TaskKind.ASYNC, None, Call(fn, sequence, outcomes, options))
+    question = Question(
+        fn=fn,
+        sequence=sequence,
+        outcomes=outcomes,
+        planned=planned,
+        decision=decision,
+        workers=options.workers,
+        chunksize=options.chunksize,
+        cpus=planning_cpus(),
+        io_cap=get_config().io_thread_cap(),
+        seconds=options.timeout,
+        deadline=options.deadline,
+    )
+    if options.executor is not None:
+        decided = for_executor(question, options.executor)
+        made = Call(fn, sequence, outcomes, options, resume_at=decided.resume_at, ahead=decided.ahead)
         return _make_plan(decided.choice, decided.kind, decided.measurement, made, decided.reason)
-
-    if mode != "auto":
+    if options.mode != "auto":
         choice = forced_choice(
-            mode,  # type: ignore[arg-type]
+            options.mode,  # type: ignore[arg-type]
             kind=declared,
             count=planned,
-            cpus=cpus,
-            io_cap=io_cap,
-            workers=workers,
-            chunksize=chunksize,
+            cpus=question.cpus,
+            io_cap=question.io_cap,
+            workers=options.workers,
+            chunksize=options.chunksize,
         )
         reason = choice.reason if decision is None else f"{choice.reason}; kind {declared} from {decision.source}"
-        return _make_plan(choice, declared, None, call(), reason)
-
+        return _make_plan(choice, declared, None, Call(fn, sequence, outcomes, options), reason)
     if count == 0:
-        choice = Choice("serial", 1, 1, "no items")
-        return _make_plan(choice, declared, None, call())
+        return _make_plan(Choice("serial", 1, 1, "no items"), declared, None, Call(fn, sequence, outcomes, options))
+    return _auto_plan(question, options, declared, streamed=expected is not None)
 
-    try:
-        decided = decide(
-            Question(fn, sequence, outcomes, planned, decision, workers, chunksize, cpus, io_cap, seconds, deadline)
+
+def _async_choice(options: CallOptions, decision: Decision | None, count: int | None) -> Choice:
+    """The choice for a coroutine function (or ``mode="async"``): nothing to measure.
+
+    Raises:
+        TypeError: a coroutine function with a mode that would not await it.
+    """
+    source = decision.source if decision is not None else ""
+    if options.mode not in {"auto", "async"}:
+        raise TypeError(
+            f"fn is a coroutine function ({source}): mode={options.mode!r} would return its "
+            "coroutines un-awaited. Use mode='auto' or 'async' (inside an event loop: await arun_parallel(...))"
         )
+    if options.mode == "async":
+        why = "mode='async' was asked for"
+    elif source == COROUTINE_SOURCE:
+        why = "fn is a coroutine function"
+    else:
+        why = f"kind async from {source or '?'}"
+    return async_choice(count=count, workers=options.workers, why=why)
+
+
+def _auto_plan(question: Question, options: CallOptions, declared: TaskKind | None, *, streamed: bool) -> Plan[Any]:
+    """Auto's plan: the decision's steps measure the first items (``streamed``: of a stream's head).
+
+    Raises:
+        TimeoutError: the timeout passed while measuring (a stream instead yields what
+            finished in time, then raises it).
+        TypeError: a measured item returned an awaitable.
+    """
+    fn, sequence, outcomes = question.fn, question.sequence, question.outcomes
+    try:
+        decided = decide(question)
     except TimeoutError as exc:
-        if expected is None:
+        if not streamed:
             raise
         # A stream yields the results measured before the deadline, then raises this.
-        done = outcomes.finished_until(0, count)
-        made = call(done)
+        made = Call(fn, sequence, outcomes, options, resume_at=outcomes.finished_until(0, len(sequence)))
         made.timed_out = exc
         return _make_plan(Choice("serial", 1, 1, str(exc)), declared, None, made)
     measured = outcomes.values[0] if outcomes.values else EMPTY
@@ -371,13 +248,8 @@ def plan_sequence(  # noqa: PLR0913 - one flow, top to bottom, as the module doc
         if decided.run is not None:
             decided.run.join()  # the probe's last items, whose coroutines are closed too
         check_not_awaitable(measured, 0, sequence[0], outcomes.values)
-    return _make_plan(
-        decided.choice,
-        decided.kind,
-        decided.measurement,
-        call(decided.resume_at, decided.run, decided.sent),
-        decided.reason,
-    )
+    made = Call(fn, sequence, outcomes, options, resume_at=decided.resume_at, probe=decided.run, sent=decided.sent)
+    return _make_plan(decided.choice, decided.kind, decided.measurement, made, decided.reason)
 
 
 def _make_plan(
@@ -416,10 +288,10 @@ def run_parallel(
     *,
     workers: int | None = None,
     chunksize: int | None = None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    classifier: ClassifierFn | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
-    progress: bool | Callable[[int, int | None], object] | None = None,
+    progress: ProgressOption = None,
     executor: Executor | None = None,
 ) -> list[R]: ...
 
@@ -432,10 +304,10 @@ def run_parallel(
     *,
     workers: int | None = None,
     chunksize: int | None = None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    classifier: ClassifierFn | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
-    progress: bool | Callable[[int, int | None], object] | None = None,
+    progress: ProgressOption = None,
     executor: Executor | None = None,
 ) -> list[R]: ...
 
@@ -447,10 +319,10 @@ def run_parallel(  # noqa: PLR0913 - the public signature
     *,
     workers: int | None = None,
     chunksize: int | None = None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    classifier: ClassifierFn | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
-    progress: bool | Callable[[int, int | None], object] | None = None,
+    progress: ProgressOption = None,
     executor: Executor | None = None,
 ) -> list[Any]:
     """Return ``[fn(item) for item in items]``, computed the fastest way.
@@ -508,35 +380,24 @@ def run_parallel(  # noqa: PLR0913 - the public signature
             a note naming the item (``add_note``) and, from a worker process, the
             worker's traceback as ``__cause__``. Nothing new starts after it.
     """
-    if progress is not None and progress is not False:
-        listed = cast("Sequence[T]", items) if isinstance(items, list | tuple | range) else list(items)  # a length
-        return list(
-            open_iter(
-                fn,
-                listed,
-                mode,
-                ordered=True,
-                workers=workers,
-                chunksize=chunksize,
-                classifier=classifier,
-                return_exceptions=return_exceptions,
-                timeout=timeout,
-                max_in_flight=None,
-                progress=progress,
-                executor=executor,
-            )
-        )
-    return make_plan(
+    started = time.monotonic()
+    options, iterator = call_options(
         fn,
         items,
-        mode,
+        started=started,
+        mode=mode,
         workers=workers,
         chunksize=chunksize,
         classifier=classifier,
         return_exceptions=return_exceptions,
         timeout=timeout,
         executor=executor,
-    ).run()
+        progress=progress,
+    )
+    listed = cast("Sequence[T]", items) if iterator is None else list(iterator)
+    if progress is not None and progress is not False:
+        return list(open_iter(fn, listed, options, iterator=None))  # with a length: the bar knows its total
+    return plan_sequence(fn, listed, options).run()
 
 
 #: The head of an input that auto measures and plans on: at most this many items (as
@@ -559,11 +420,11 @@ def iter_parallel(
     ordered: bool = True,
     workers: int | None = None,
     chunksize: int | None = None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    classifier: ClassifierFn | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
     max_in_flight: int | None = None,
-    progress: bool | Callable[[int, int | None], object] | None = None,
+    progress: ProgressOption = None,
     executor: Executor | None = None,
 ) -> ResultStream[R]: ...
 
@@ -577,11 +438,11 @@ def iter_parallel(
     ordered: bool = True,
     workers: int | None = None,
     chunksize: int | None = None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    classifier: ClassifierFn | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
     max_in_flight: int | None = None,
-    progress: bool | Callable[[int, int | None], object] | None = None,
+    progress: ProgressOption = None,
     executor: Executor | None = None,
 ) -> ResultStream[R]: ...
 
@@ -594,11 +455,11 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
     ordered: bool = True,
     workers: int | None = None,
     chunksize: int | None = None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    classifier: ClassifierFn | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
     max_in_flight: int | None = None,
-    progress: bool | Callable[[int, int | None], object] | None = None,
+    progress: ProgressOption = None,
     executor: Executor | None = None,
 ) -> ResultStream[Any]:
     """Yield ``fn(item)`` for every item of ``items``, as the results come, reading ``items`` lazily.
@@ -665,90 +526,55 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         Exception: while iterating, the first exception ``fn`` raised (in order: after
             the results before its item), noted with its item; nothing new starts.
     """
-    return open_iter(
+    started = time.monotonic()
+    options, iterator = call_options(
         fn,
         items,
-        mode,
-        ordered=ordered,
+        started=started,
+        mode=mode,
         workers=workers,
         chunksize=chunksize,
         classifier=classifier,
         return_exceptions=return_exceptions,
         timeout=timeout,
-        max_in_flight=max_in_flight,
-        progress=progress,
         executor=executor,
-    )
-
-
-def check_stream_options(max_in_flight: object, progress: object) -> None:
-    """Check the options only a stream takes."""
-    if max_in_flight is not None:
-        _check_count("max_in_flight", max_in_flight)
-    if progress is not None and not isinstance(progress, bool) and not callable(progress):
-        raise TypeError(f"progress must be True, False, None or a callable, got {type(progress).__name__}")
-
-
-def open_iter(  # noqa: PLR0913 - iter_parallel's arguments
-    fn: Callable[[Any], Any],
-    items: Iterable[Any],
-    mode: str,
-    *,
-    ordered: bool,
-    workers: int | None,
-    chunksize: int | None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None,
-    return_exceptions: bool,
-    timeout: float | None,
-    max_in_flight: int | None,
-    progress: bool | Callable[[int, int | None], object] | None,
-    executor: Executor | None,
-    stop: Future[None] | None = None,
-) -> ResultStream[Any]:
-    """:func:`iter_parallel`; ``stop``: once done, the stream stops as if closed (its reader is an event loop)."""
-    started = time.monotonic()
-    seconds = None if timeout is None else check_timeout(timeout)
-    iterator = check_options(fn, items, mode, workers, chunksize, classifier)
-    check_stream_options(max_in_flight, progress)
-    source: Iterator[Any] = iter(items) if iterator is None else iterator
-    size = len(items) if isinstance(items, Sized) else None
-    on = executor_for(mode, executor, fn)
-    measures = (mode == "auto" or on is not None) and not is_coroutine_function(fn)
-    head: Sequence[Any] = []
-    expected = UNSIZED_ITEMS if size is None else size
-    if measures and iterator is None and max_in_flight is None:
-        # A list, tuple or range is in memory already: measured as run_parallel measures it.
-        head, source = items, iter(())  # type: ignore[assignment]
-    elif measures:
-        wanted = STREAM_HEAD if max_in_flight is None else min(STREAM_HEAD, max_in_flight)
-        head = list(islice(source, wanted))
-        if len(head) < wanted:
-            expected = len(head)
-    chosen = plan_sequence(
-        fn,
-        head,
-        mode,
-        workers=workers,
-        chunksize=chunksize,
-        classifier=classifier,
-        return_exceptions=return_exceptions,
-        seconds=seconds,
-        deadline=None if seconds is None else started + seconds,
-        expected=expected,
-        executor=on,
-    )
-    return open_stream(
-        chosen,
-        items,
-        head,
-        source,
-        sequence=iterator is None,
-        size=size,
-        mode=mode,
-        chunksize=chunksize,
         ordered=ordered,
         max_in_flight=max_in_flight,
         progress=progress,
-        seconds=seconds,
-        stop=stop,
     )
+    return open_iter(fn, items, options, iterator=iterator)
+
+
+def open_iter(
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    options: CallOptions,
+    *,
+    iterator: Iterator[Any] | None,
+    stop: Future[None] | None = None,
+) -> ResultStream[Any]:
+    """:func:`iter_parallel` on checked options.
+
+    Args:
+        fn: the function.
+        items: the input.
+        options: the call's options.
+        iterator: an iterator over ``items``, or ``None`` when they are a list, tuple
+            or range (read in place).
+        stop: once done, the stream stops as if closed (its reader is an event loop).
+    """
+    source: Iterator[Any] = iter(items) if iterator is None else iterator
+    size = len(items) if isinstance(items, Sized) else None
+    measures = (options.auto or options.executor is not None) and not is_coroutine_function(fn)
+    head: Sequence[Any] = []
+    expected = UNSIZED_ITEMS if size is None else size
+    if measures and iterator is None and options.max_in_flight is None:
+        # A list, tuple or range is in memory already: measured as run_parallel measures it.
+        head, source = items, iter(())  # type: ignore[assignment]
+    elif measures:
+        wanted = STREAM_HEAD if options.max_in_flight is None else min(STREAM_HEAD, options.max_in_flight)
+        head = list(islice(source, wanted))
+        if len(head) < wanted:
+            expected = len(head)
+    chosen = plan_sequence(fn, head, options, expected=expected)
+    return open_stream(chosen, items, head, source, sequence=iterator is None, size=size, stop=stop)

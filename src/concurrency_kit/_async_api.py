@@ -13,23 +13,17 @@ runs in its thread.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any, Generic, TypeVar, cast, final, overload
 
+import attrs
 from typing_extensions import Protocol
 
-from ._api import (
-    UNSIZED_ITEMS,
-    ModeName,
-    check_options,
-    check_stream_options,
-    check_timeout,
-    executor_for,
-    open_iter,
-    plan_sequence,
-)
-from ._classify import TaskKind, is_coroutine_function
+from ._api import UNSIZED_ITEMS, open_iter, plan_sequence
+from ._classify import is_coroutine_function
+from ._options import CallOptions, ClassifierFn, ModeName, ProgressOption, call_options
 from ._plan import Mode
 from ._run import STREAM_CHUNKS_PER_WORKER
 from ._stream import Progress, ResultStream, told_by
@@ -197,11 +191,11 @@ def aiter_parallel(
     ordered: bool = True,
     workers: int | None = None,
     chunksize: int | None = None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    classifier: ClassifierFn | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
     max_in_flight: int | None = None,
-    progress: bool | Callable[[int, int | None], object] | None = None,
+    progress: ProgressOption = None,
     executor: Executor | None = None,
 ) -> AsyncResultStream[R]: ...
 
@@ -215,11 +209,11 @@ def aiter_parallel(
     ordered: bool = True,
     workers: int | None = None,
     chunksize: int | None = None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    classifier: ClassifierFn | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
     max_in_flight: int | None = None,
-    progress: bool | Callable[[int, int | None], object] | None = None,
+    progress: ProgressOption = None,
     executor: Executor | None = None,
 ) -> AsyncResultStream[R]: ...
 
@@ -232,11 +226,11 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
     ordered: bool = True,
     workers: int | None = None,
     chunksize: int | None = None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    classifier: ClassifierFn | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
     max_in_flight: int | None = None,
-    progress: bool | Callable[[int, int | None], object] | None = None,
+    progress: ProgressOption = None,
     executor: Executor | None = None,
 ) -> AsyncResultStream[Any]:
     """Yield ``fn(item)`` for every item, as the results come, inside a running event loop: ``async for``.
@@ -306,10 +300,10 @@ async def arun_parallel(
     *,
     workers: int | None = None,
     chunksize: int | None = None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    classifier: ClassifierFn | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
-    progress: bool | Callable[[int, int | None], object] | None = None,
+    progress: ProgressOption = None,
     executor: Executor | None = None,
 ) -> list[R]: ...
 
@@ -322,10 +316,10 @@ async def arun_parallel(
     *,
     workers: int | None = None,
     chunksize: int | None = None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    classifier: ClassifierFn | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
-    progress: bool | Callable[[int, int | None], object] | None = None,
+    progress: ProgressOption = None,
     executor: Executor | None = None,
 ) -> list[R]: ...
 
@@ -337,10 +331,10 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
     *,
     workers: int | None = None,
     chunksize: int | None = None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+    classifier: ClassifierFn | None = None,
     return_exceptions: bool = False,
     timeout: float | None = None,
-    progress: bool | Callable[[int, int | None], object] | None = None,
+    progress: ProgressOption = None,
     executor: Executor | None = None,
 ) -> list[Any]:
     """Return the results of ``fn`` over ``items``, in input order, without blocking the running event loop.
@@ -403,102 +397,82 @@ def _open(  # noqa: PLR0913 - the public calls' arguments
     ordered: bool,
     workers: int | None,
     chunksize: int | None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None,
+    classifier: ClassifierFn | None,
     return_exceptions: bool,
     timeout: float | None,
     max_in_flight: int | None,
-    progress: bool | Callable[[int, int | None], object] | None,
+    progress: ProgressOption,
     executor: Executor | None,
     drained: bool,
 ) -> AsyncResultStream[Any]:
     """The stream both calls read (``drained``: all of it, into a list: no window)."""
+    started = time.monotonic()
     _check_loop("arun_parallel" if drained else "aiter_parallel")
-    seconds = None if timeout is None else check_timeout(timeout)
     sequence = _check_async_items(items)
-    check_options(fn, [] if sequence is None else sequence, mode, workers, chunksize, classifier)
-    check_stream_options(max_in_flight, progress)
-    executor_for(mode, executor, fn)  # a coroutine function with an executor: an error now
+    options, _ = call_options(
+        fn,
+        [] if sequence is None else sequence,
+        started=started,
+        mode=mode,
+        workers=workers,
+        chunksize=chunksize,
+        classifier=classifier,
+        return_exceptions=return_exceptions,
+        timeout=timeout,
+        executor=executor,
+        ordered=ordered,
+        max_in_flight=max_in_flight,
+        progress=progress,
+    )
     size = None if sequence is None else len(sequence)
     coroutines = mode == "async" or is_coroutine_function(fn)
     told = told_by(progress, size, "async" if coroutines else str(mode))
     if coroutines:
-        return _coroutines(
-            fn,
-            items,
-            sequence,
-            mode,
-            ordered=ordered,
-            workers=workers,
-            classifier=classifier,
-            return_exceptions=return_exceptions,
-            seconds=seconds,
-            max_in_flight=max_in_flight,
-            drained=drained,
-            progress=told,
-        )
+        return _coroutines(fn, items, options, drained=drained, progress=told)
     from ._offload import HANDOFF_BOUND, Offloaded  # noqa: PLC0415 - threads, only for plain functions
 
+    driven = attrs.evolve(options, progress=None)  # told here, in the loop's thread
+
     def open_stream(stop: Future[None], source: Iterable[Any]) -> ResultStream[Any]:
+        # The timeout counts from the driver's start, as when it checked the arguments itself.
         return open_iter(
-            fn,
-            source,
-            mode,
-            ordered=ordered,
-            workers=workers,
-            chunksize=chunksize,
-            classifier=classifier,
-            return_exceptions=return_exceptions,
-            timeout=timeout,
-            max_in_flight=max_in_flight,
-            progress=None,  # told here, in the loop's thread
-            executor=executor,
-            stop=stop,
+            fn, source, attrs.evolve(driven, started=time.monotonic()), iterator=_iterator(source), stop=stop
         )
 
     bound = 1 if max_in_flight is not None else HANDOFF_BOUND
     return AsyncResultStream(Offloaded(open_stream, items, bound=bound), progress=told, total=size)
 
 
-def _coroutines(  # noqa: PLR0913 - what the plan needs
+def _iterator(source: Iterable[Any]) -> Iterator[Any] | None:
+    """An iterator over ``source``; ``None`` when it is a list, tuple or range (read in place)."""
+    return None if isinstance(source, list | tuple | range) else iter(source)
+
+
+def _coroutines(
     fn: Callable[[Any], Any],
     items: Iterable[Any] | AsyncIterable[Any],
-    sequence: Sequence[Any] | None,
-    mode: Mode | str,
+    options: CallOptions,
     *,
-    ordered: bool,
-    workers: int | None,
-    classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None,
-    return_exceptions: bool,
-    seconds: float | None,
-    max_in_flight: int | None,
     drained: bool,
     progress: Progress | None,
 ) -> AsyncResultStream[Any]:
     """A coroutine function's stream on the running loop, planned here (an async plan measures nothing)."""
     from ._backends._async import CoroutineStream  # noqa: PLC0415 - asyncio, only for coroutines
 
+    sequence = _check_async_items(items)
     chosen = plan_sequence(
-        fn,
-        [] if sequence is None else sequence,
-        mode,
-        workers=workers,
-        chunksize=None,
-        classifier=classifier,
-        return_exceptions=return_exceptions,
-        seconds=seconds,
-        deadline=None,
-        expected=None if sequence is not None else UNSIZED_ITEMS,
+        fn, [] if sequence is None else sequence, options, expected=None if sequence is not None else UNSIZED_ITEMS
     )
     total = None if sequence is None else len(sequence)
     stream = CoroutineStream(
         fn,
         items,
         workers=chosen.workers,
-        window=None if drained else max_in_flight or STREAM_CHUNKS_PER_WORKER * chosen.workers,
-        ordered=ordered,
-        collect=return_exceptions,
+        window=None if drained else options.max_in_flight or STREAM_CHUNKS_PER_WORKER * chosen.workers,
+        ordered=options.ordered,
+        collect=options.return_exceptions,
         total=total,
-        timeout=seconds,
+        timeout=options.timeout,
         checked=not is_coroutine_function(fn),
     )
     return AsyncResultStream(stream, progress=progress, total=total, mode=chosen.mode, reason=chosen.reason)

@@ -33,8 +33,9 @@ from ._classify import TaskKind, declared_kind, kind_from_measurement
 from ._cpu import gil_enabled, planning_cpus
 from ._decide import memo_of, one_thread_measurement
 from ._memory import Memo, recall, remember
+from ._options import MODES
 from ._pickling import why_not_picklable
-from ._plan import FORCED_THREADS, MODES, PROCESS_ROUND_TRIP
+from ._plan import FORCED_THREADS, PROCESS_ROUND_TRIP
 from ._pools import new_process_pool
 
 if TYPE_CHECKING:
@@ -265,6 +266,7 @@ class AutoExecutor(Executor):
             TypeError: ``buffersize`` not an int.
         """
         from ._api import open_iter  # noqa: PLC0415 - the façade imports this module's users, not this one
+        from ._options import call_options  # noqa: PLC0415 - with the façade
 
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
@@ -282,20 +284,18 @@ class AutoExecutor(Executor):
             function = _Star(fn)
             sized = all(isinstance(each, Sized) for each in iterables)
             items = _Zipped(iterables) if sized else zip(*iterables, strict=False)
-        stream = open_iter(
+        options, iterator = call_options(
             function,
             items,
-            self._mode,
-            ordered=True,
+            started=time.monotonic(),
+            mode=self._mode,
             workers=self._max_workers,
             chunksize=None if chunksize == 1 else chunksize,
             classifier=self._classifier,
-            return_exceptions=False,
             timeout=timeout,
             max_in_flight=buffersize,
-            progress=None,
-            executor=None,
         )
+        stream = open_iter(function, items, options, iterator=iterator)
         return iter(stream)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:  # noqa: FBT001, FBT002 - the standard signature

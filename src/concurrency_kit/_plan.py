@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ASYNC_WORKERS",
-    "MODES",
     "Choice",
     "Mode",
     "Plan",
@@ -49,8 +48,6 @@ __all__ = [
 #: A concrete way of running a call (``"executor"``: on an executor the caller gave;
 #: ``"async"``: coroutines on an event loop).
 Mode = Literal["serial", "thread", "process", "executor", "async"]
-#: Every mode a caller may ask for.
-MODES = ("auto", "serial", "thread", "process", "executor", "async")
 
 #: A pool must beat the loop by this fraction of the loop's time to be chosen.
 MIN_GAIN = 0.10

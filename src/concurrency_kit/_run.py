@@ -28,6 +28,7 @@ from ._classify import TaskKind, is_coroutine_function
 from ._decide import final_kind, io_memo, memo_of
 from ._errors import UnpicklableTaskError
 from ._memory import recall, remember
+from ._options import CallOptions
 from ._outcomes import EMPTY, Feed, Outcomes, check_not_awaitable, iterate_from, noted, run_items, timed_out
 from ._plan import PROCESS_COLD_START, Plan
 from ._pools import process_pool_age
@@ -45,29 +46,46 @@ FORCED_STREAM_CHUNK = 16
 
 @attrs.define(eq=False)
 class Call:
-    """What a plan needs to run: the inputs, and what the measurement already ran."""
+    """What a plan needs to run: the inputs, the options, and what the measurement already ran."""
 
     fn: Callable[[Any], Any]
     items: Sequence[Any]
     #: The measured items' outcomes and the probe still running some: the first run()
     #: takes them (and the plan then keeps no result alive).
     outcomes: Outcomes | None
-    resume_at: int
-    probe: ProbeRun | None
+    options: CallOptions
+    resume_at: int = 0
+    probe: ProbeRun | None = None
     #: The first item, still running in the process pool that measured it.
-    sent: Sent | None
-    auto: bool = False
-    collect: bool = False  # return_exceptions
-    timeout: float | None = None
-    deadline: float | None = None  # time.monotonic() the first run must end by
-    #: The executor the call runs on (mode "executor"), the caller's ...
-    executor: Executor | None = None
-    #: ... and the items sent to it while the first was timed here (a unit and its task each).
+    sent: Sent | None = None
+    #: The items sent to the executor while the first was timed here (a unit and its task each).
     ahead: tuple[tuple[Unit, Future[Any]], ...] = ()
     #: A stream whose timeout passed while its first items were measured: raised after
     #: the results of those that finished (``resume_at`` of them).
     timed_out: TimeoutError | None = None
+    #: The ``time.monotonic()`` the first run must end by.
+    deadline: float | None = attrs.field(default=attrs.Factory(lambda self: self.options.deadline, takes_self=True))
     lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    @property
+    def auto(self) -> bool:
+        """Whether auto chose the mode."""
+        return self.options.auto
+
+    @property
+    def collect(self) -> bool:
+        """Whether exceptions are collected (``return_exceptions``)."""
+        return self.options.return_exceptions
+
+    @property
+    def timeout(self) -> float | None:
+        """The call's timeout, in seconds."""
+        return self.options.timeout
+
+    @property
+    def executor(self) -> Executor | None:
+        """The executor the call runs on (mode ``"executor"``)."""
+        return self.options.executor
 
 
 def execute(plan: Plan[Any]) -> list[Any]:
@@ -160,22 +178,10 @@ def _through_executor(plan: Plan[Any], call: Call) -> list[Any]:
         deadline = None if call.timeout is None else time.monotonic() + call.timeout
         call = attrs.evolve(call, outcomes=again, resume_at=0, probe=None, sent=None, deadline=deadline)
         plan = attrs.evolve(plan, state=call)
-    return list(
-        open_stream(
-            plan,
-            call.items,
-            call.items,
-            iter(()),
-            sequence=True,
-            size=len(call.items),
-            mode="executor",
-            chunksize=plan.chunksize,
-            ordered=True,
-            max_in_flight=None,
-            progress=None,
-            seconds=call.timeout,
-        )
-    )
+    options = attrs.evolve(call.options, ordered=True, max_in_flight=None, progress=None)
+    call = attrs.evolve(call, options=options)
+    plan = attrs.evolve(plan, state=call)
+    return list(open_stream(plan, call.items, call.items, iter(()), sequence=True, size=len(call.items)))
 
 
 def _run_rest(  # noqa: PLR0913 - what _execute took from the plan
@@ -272,7 +278,7 @@ def _run_missing(call: Call, outcomes: Outcomes, start: int, deadline: float | N
         index = stop
 
 
-def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
+def open_stream(  # noqa: PLR0913 - the input, as iter_parallel split it
     chosen: Plan[Any],
     items: Iterable[Any],
     head: Sequence[Any],
@@ -280,35 +286,26 @@ def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
     *,
     sequence: bool,
     size: int | None,
-    mode: str,
-    chunksize: int | None,
-    ordered: bool,
-    max_in_flight: int | None,
-    progress: bool | Callable[[int, int | None], object] | None,
-    seconds: float | None,
     stop: Future[None] | None = None,
 ) -> ResultStream[Any]:
     """The stream of ``chosen``'s results: the items it measured of ``head``, then the rest of ``head`` and ``source``.
 
     Args:
-        chosen: the plan, made on ``head`` (auto) or on nothing (a forced mode).
+        chosen: the plan, made on ``head`` (auto) or on nothing (a forced mode); its
+            call's options say how to stream (order, window, progress, timeout).
         items: the input.
         head: the items planned on: taken from ``source``, or ``items`` itself (a sequence).
         source: the rest of the input.
         sequence: ``items`` is a list, tuple or range: a loop reads it from where the
             measuring stopped, without a copy.
         size: ``len(items)``, where it has one.
-        mode: the mode asked for (``chosen.mode`` is the one chosen).
-        chunksize: the chunk size asked for, if any.
-        ordered: as :func:`~concurrency_kit.iter_parallel` takes it.
-        max_in_flight: as :func:`~concurrency_kit.iter_parallel` takes it.
-        progress: as :func:`~concurrency_kit.iter_parallel` takes it.
-        seconds: the timeout, checked.
         stop: once done, the stream stops as if closed (an event loop reads it from
             another thread, see ``_offload``).
     """
     call: Call = chosen._state  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - the plan made for this stream
-    told = told_by(progress, size, chosen.mode)
+    options = call.options
+    ordered, max_in_flight, seconds = options.ordered, options.max_in_flight, options.timeout
+    told = told_by(options.progress, size, chosen.mode)
     if chosen.mode == "async":
         batches = _on_private_loop(
             chosen,
@@ -321,7 +318,7 @@ def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
         return ResultStream(_yielded(batches, told, size), chosen.mode, chosen.reason)
     first, collect = _measured_units(chosen, call, head)
     chunk = chosen.chunksize
-    if mode not in {"auto", "executor"} and chunksize is None and size is None:
+    if options.mode not in {"auto", "executor"} and options.chunksize is None and size is None:
         chunk = min(chunk, FORCED_STREAM_CHUNK)
     if chosen.mode == "serial":
         if sequence:  # a list, tuple or range: from where the measuring stopped, no copy
@@ -350,7 +347,7 @@ def open_stream(  # noqa: PLR0913 - what iter_parallel checked and took
     elif chosen.mode == "thread":
         runner = ThreadRunner(call.fn, chosen.workers, collect=collect)
     else:
-        runner = ProcessRunner(call.fn, chosen.workers, collect=collect, fallback=mode == "auto")
+        runner = ProcessRunner(call.fn, chosen.workers, collect=collect, fallback=options.auto)
     # Taken and not yet yielded when the stream starts: the head (or what was measured of a sequence).
     ahead_of_stream = call.resume_at if head is items else len(head)
     window = max_in_flight or max(ahead_of_stream, STREAM_CHUNKS_PER_WORKER * chosen.workers * chunk)

@@ -12,7 +12,7 @@ from typing import Literal, assert_type, get_args
 
 import concurrency_kit as ck
 from concurrency_kit._api import ModeName
-from concurrency_kit._plan import MODES
+from concurrency_kit._options import MODES
 
 
 def double(x: int) -> int:
