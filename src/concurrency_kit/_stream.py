@@ -29,9 +29,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from itertools import islice
+from itertools import chain, islice
 from operator import length_hint
-from typing import Any, Generic, TypeVar, final
+from typing import Any, Self, TypeVar, final
 
 from ._backends import TAIL_SHARE, Outcome, Runner, Unit
 from ._outcomes import Stopped, check_not_awaitable, noted
@@ -424,13 +424,15 @@ def _checked(  # noqa: PLR0913, PLR0917 - loop()'s, item by item
 
 
 @final
-class ResultStream(Generic[R]):
+class ResultStream(chain[R]):
     """The results of :func:`~concurrency_kit.iter_parallel`, as they come.
 
-    An iterator (iterating it yields the results at a generator's speed), with
-    :meth:`close`; as a context manager, leaving the ``with`` block closes it. Closing
-    it, or dropping the last reference to it, stops taking items from the input,
-    cancels what has not started and kills the worker processes running its items.
+    An iterator: ``iter(stream) is stream``, and iterating it yields the results at a
+    generator's speed (it is an :class:`itertools.chain` of the one generator that runs
+    the stream, so each step is the generator's own, with no Python call of ours). It
+    has :meth:`close`; as a context manager, leaving the ``with`` block closes it.
+    Closing it, or dropping the last reference to it, stops taking items from the
+    input, cancels what has not started and kills the worker processes running its items.
 
     Attributes:
         mode: how the items run: ``"serial"``, ``"thread"``, ``"process"``,
@@ -440,16 +442,16 @@ class ResultStream(Generic[R]):
 
     __slots__ = ("_results", "mode", "reason")
 
-    def __init__(self, results: Iterator[R], mode: str, reason: str) -> None:
-        self._results = results
-        self.mode = mode
-        self.reason = reason
+    _results: Iterator[R]
+    mode: str
+    reason: str
 
-    def __iter__(self) -> Iterator[R]:
-        return self._results
-
-    def __next__(self) -> R:
-        return next(self._results)
+    def __new__(cls, results: Iterator[R], mode: str, reason: str) -> Self:
+        stream = super().__new__(cls, results)
+        stream._results = results
+        stream.mode = mode
+        stream.reason = reason
+        return stream
 
     def close(self) -> None:
         """Stop: take no more items, cancel what has not started, kill worker processes running its items."""
@@ -457,7 +459,7 @@ class ResultStream(Generic[R]):
         if close is not None:
             close()
 
-    def __enter__(self) -> ResultStream[R]:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
