@@ -8,6 +8,7 @@ fixture checks that no thread or child process is left.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import itertools
 import os
@@ -251,6 +252,36 @@ def test_the_stream_says_how_it_runs() -> None:
     stream = ck.iter_parallel(double, range(10), "thread")
     assert (stream.mode, stream.reason) == ("thread", "mode='thread' was asked for")
     assert list(stream) == [2 * x for x in range(10)]
+
+
+def test_a_stream_is_its_own_iterator(mode: str) -> None:
+    # An iterator's __iter__ returns itself: next(), a for loop and close() act on one object.
+    source = Counted()
+    stream = ck.iter_parallel(double, source, mode, max_in_flight=4)
+    assert iter(stream) is stream
+    assert next(stream) == 0
+    for value in stream:  # goes on from where next() left it
+        assert value == 2
+        break
+    assert next(iter(stream)) == 4
+    stream.close()
+    taken = source.taken
+    assert list(stream) == []  # closed: nothing more comes, and nothing more is taken
+    assert source.taken == taken
+
+
+def test_an_async_stream_is_its_own_async_iterator() -> None:
+    async def main() -> None:
+        stream = ck.aiter_parallel(double, range(5), "thread")
+        assert aiter(stream) is stream
+        assert await anext(stream) == 0
+        async for value in stream:
+            assert value == 2
+            break
+        await stream.aclose()
+        assert [value async for value in stream] == []
+
+    asyncio.run(main())
 
 
 @pytest.mark.usefixtures("without_cloudpickle")

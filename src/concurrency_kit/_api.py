@@ -19,17 +19,17 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import Executor, Future
-from inspect import isawaitable
 from itertools import islice
 from typing import Any, TypeVar, cast, overload
 
+from ._awaitable import check_not_awaitable, is_awaitable
 from ._classify import COROUTINE_SOURCE, Decision, TaskKind, declared_kind, is_coroutine_function
 from ._config import get_config
 from ._cpu import planning_cpus
 from ._decide import Question, decide, for_executor
 from ._memory import forget_all
 from ._options import CallOptions, ClassifierFn, ModeName, ProgressOption, call_options
-from ._outcomes import EMPTY, Outcomes, check_not_awaitable
+from ._outcomes import EMPTY, Outcomes
 from ._plan import Choice, Plan, Reason, async_choice, forced_choice
 from ._pools import shutdown as stop_pools
 from ._probe import Measurement
@@ -133,8 +133,8 @@ def plan(  # noqa: PLR0913 - the public signature
         TimeoutError: ``timeout`` passed while the first items were measured.
         TypeError: a coroutine function with a mode that would not await it
             (``"serial"``, ``"thread"``, ``"process"``, ``"executor"``, or
-            ``executor=``); or a plain function that returned a coroutine for a
-            measured item.
+            ``executor=``); or a plain function that returned an awaitable (a
+            coroutine) for a measured item.
     """
     started = time.monotonic()
     options, iterator = call_options(
@@ -244,7 +244,7 @@ def _auto_plan(question: Question, options: CallOptions, declared: TaskKind | No
         made.timed_out = exc
         return _make_plan(Choice("serial", 1, 1, str(exc)), declared, None, made)
     measured = outcomes.values[0] if outcomes.values else EMPTY
-    if measured is not EMPTY and isawaitable(measured):  # a coroutine function in disguise
+    if measured is not EMPTY and is_awaitable(measured):  # a coroutine function in disguise
         if decided.run is not None:
             decided.run.join()  # the probe's last items, whose coroutines are closed too
         check_not_awaitable(measured, 0, sequence[0], outcomes.values)
@@ -364,7 +364,9 @@ def run_parallel(  # noqa: PLR0913 - the public signature
         places of the items that raised them).
 
     Raises:
-        TypeError: bad arguments (see :func:`plan`).
+        TypeError: bad arguments (see :func:`plan`); a plain ``fn`` that returned an
+            awaitable (a coroutine) for an item, which the error names (never
+            collected by ``return_exceptions``: the call is wrong, not the item).
         ValueError: bad arguments (see :func:`plan`).
         UnpicklableTaskError: ``mode="process"`` with a function, item or result that
             cannot be pickled.
@@ -514,7 +516,10 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
 
     Raises:
         TypeError: bad arguments (see :func:`plan`), ``max_in_flight`` not an int,
-            or ``progress`` neither a bool nor a callable.
+            or ``progress`` neither a bool nor a callable; while iterating, a plain
+            ``fn`` that returned an awaitable (a coroutine) for an item, which the
+            error names (after the results before it; never collected by
+            ``return_exceptions``).
         ImportError: ``progress=True`` without tqdm installed.
         ValueError: bad arguments (see :func:`plan`), or ``max_in_flight`` below 1.
         UnpicklableTaskError: ``mode="process"`` with a function, item or result that

@@ -268,7 +268,9 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
 
     Raises:
         TypeError: bad arguments (see :func:`plan`); a coroutine function with a
-            mode other than ``"auto"`` or ``"async"``, or with ``executor=``.
+            mode other than ``"auto"`` or ``"async"``, or with ``executor=``; while
+            iterating, a plain ``fn`` that returned an awaitable for an item (see
+            :func:`iter_parallel`).
         ValueError: bad arguments (see :func:`plan`).
         RuntimeError: no asyncio event loop is running (raised when iterating).
         TimeoutError: while iterating, ``timeout`` passed.
@@ -363,7 +365,8 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
         The results, in input order.
 
     Raises:
-        TypeError: bad arguments (see :func:`aiter_parallel`).
+        TypeError: bad arguments (see :func:`aiter_parallel`); a plain ``fn`` that
+            returned an awaitable for an item (see :func:`run_parallel`).
         ValueError: bad arguments (see :func:`plan`).
         RuntimeError: no asyncio event loop is running.
         TimeoutError: ``timeout`` passed.

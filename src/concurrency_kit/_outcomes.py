@@ -20,8 +20,7 @@ from __future__ import annotations
 import reprlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from inspect import isawaitable
+from collections.abc import Callable, Iterator, Sequence
 from operator import length_hint
 from typing import Any, Final
 
@@ -30,7 +29,6 @@ __all__ = [
     "Feed",
     "Outcomes",
     "Stopped",
-    "check_not_awaitable",
     "iterate_from",
     "noted",
     "run_items",
@@ -69,29 +67,6 @@ class Stopped(BaseException):
     A ``BaseException``, as ``GeneratorExit`` is: the stream stops its workers for it and
     nobody catches it as a failure of ``fn``.
     """
-
-
-def check_not_awaitable(value: object, index: int, item: object, results: Iterable[Any] = ()) -> None:
-    """Raise if ``value``, what a plain function returned for item ``index``, is awaitable.
-
-    A function that returns coroutines is a coroutine function in disguise (a lambda or
-    a wrapper around one): its results would be coroutines nobody awaits. They are
-    closed (``value`` and any of ``results``), so none warns that it was never awaited.
-
-    Raises:
-        TypeError: ``value`` is awaitable; the message names the item and the fix.
-    """
-    if not isawaitable(value):
-        return
-    for each in (value, *results):
-        close = getattr(each, "close", None)
-        if close is not None and isawaitable(each):
-            close()
-    raise TypeError(
-        f"fn returned an awaitable ({type(value).__name__}) for item {index} ({reprlib.repr(item)}), not a result: "
-        "it makes coroutines without being a coroutine function. Run it with mode='async' (or await "
-        "arun_parallel inside an event loop), or define it with async def, which auto recognises"
-    )
 
 
 class Outcomes:

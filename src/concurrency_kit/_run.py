@@ -23,13 +23,14 @@ from typing import Any
 
 import attrs
 
+from ._awaitable import check_results, close_awaitables
 from ._backends import BACKENDS, PROCESS_BACKEND, ExecutorRunner, ProcessRunner, Runner, Sent, ThreadRunner, Unit
 from ._classify import TaskKind, is_coroutine_function
 from ._decide import final_kind, io_memo, memo_of
 from ._errors import UnpicklableTaskError
 from ._memory import recall, remember
 from ._options import CallOptions
-from ._outcomes import EMPTY, Feed, Outcomes, check_not_awaitable, iterate_from, noted, run_items, timed_out
+from ._outcomes import EMPTY, Feed, Outcomes, iterate_from, noted, run_items, timed_out
 from ._plan import PROCESS_COLD_START, Plan
 from ._pools import process_pool_age
 from ._probe import ProbeRun
@@ -93,6 +94,8 @@ def execute(plan: Plan[Any]) -> list[Any]:
 
     Raises:
         TimeoutError: the plan's timeout passed.
+        TypeError: a plain ``fn`` returned an awaitable (the first such item named;
+            not collected with ``return_exceptions``).
         Exception: the first exception ``fn`` raised (unless exceptions are collected), noted with its item.
     """
     call: Call = plan._state  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - the plan's own runner
@@ -123,11 +126,13 @@ def execute(plan: Plan[Any]) -> list[Any]:
         run_items(call.fn, call.items, outcomes, resume_at, len(call.items))
     else:
         _run_rest(plan, call, outcomes, resume_at=resume_at, deadline=deadline, run=run, sent=sent)
-    if outcomes.error is not None:
-        raise _noted(outcomes.error, outcomes.error_index, call.items)
     values = outcomes.values
-    if values:
-        check_not_awaitable(values[0], 0, call.items[0], values)
+    if outcomes.error is not None:
+        # An awaitable before the failing item went wrong first; any after it are closed.
+        check_results(values[: outcomes.error_index], call.items)
+        close_awaitables(values)
+        raise _noted(outcomes.error, outcomes.error_index, call.items)
+    check_results(values, call.items)  # every result: a coroutine in the middle is an error too
     return values
 
 

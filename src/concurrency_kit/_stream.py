@@ -29,12 +29,21 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from itertools import islice
-from operator import length_hint
-from typing import Any, Generic, TypeVar, final
+from itertools import chain, groupby, islice
+from operator import itemgetter, length_hint
+from typing import Any, Self, TypeVar, final
 
+from ._awaitable import (
+    awaitable_result,
+    close_awaitables,
+    cut_at_awaitable,
+    is_awaitable,
+    may_await,
+    settled_type,
+    until_awaitable,
+)
 from ._backends import TAIL_SHARE, Outcome, Runner, Unit
-from ._outcomes import Stopped, check_not_awaitable, noted
+from ._outcomes import Stopped, noted
 
 __all__ = ["Progress", "ProgressBar", "ResultStream", "loop", "stream", "told_by"]
 
@@ -142,14 +151,18 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
     next_index = min((unit.start for unit, _ in first), default=start)
     taken, yielded = start, 0
     failed_at: int | None = None
+    misused: set[int] = set()  # items whose result was awaitable: raised even when exceptions are collected
     exhausted = False
 
     def store(unit: Unit, outcomes: list[Outcome]) -> None:
         nonlocal failed_at
         unit.outcomes = outcomes
-        if unit.start == 0 and outcomes and outcomes[0][0]:
-            check_not_awaitable(outcomes[0][1], 0, unit.items[0], (value for ok, value in outcomes if ok))
-        if not collect and outcomes and not outcomes[-1][0]:
+        values = list(map(itemgetter(1), outcomes))
+        misuse = cut_at_awaitable(values, unit.items, unit.start)
+        if misuse is not None:  # an error in the awaitable's place; what came after it is dropped
+            outcomes[len(values) :] = [(False, misuse)]
+            misused.add(unit.start + len(values))
+        if (not collect or misuse is not None) and outcomes and not outcomes[-1][0]:
             index = unit.start + len(outcomes) - 1
             failed_at = index if failed_at is None else min(failed_at, index)
         if ordered:
@@ -216,8 +229,11 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
                 outcomes = done.outcomes
                 assert outcomes is not None
                 for offset in range(len(outcomes)):
-                    if not outcomes[offset][0] and not collect:
-                        raise noted(outcomes[offset][1], done.start + offset, done.items[offset])
+                    if not outcomes[offset][0] and (not collect or done.start + offset in misused):
+                        error = outcomes[offset][1]
+                        if done.start + offset in misused:  # the call's error, not fn's: it names its item
+                            raise error
+                        raise noted(error, done.start + offset, done.items[offset])
                     take()  # the pools work on while the consumer has the result
                     yielded += 1
                     if progress is not None:
@@ -241,13 +257,16 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
             except TimeoutError:
                 # In order, the measured items that finished before the deadline come first.
                 front = next((u for u in running.values() if u.start == next_index), None)
+                misuse = None
                 if ordered and front is not None and front.results is not None:
-                    for value in _handing_over(front.results(None)[0]):
+                    values = front.results(None)[0]
+                    misuse = cut_at_awaitable(values, front.items, front.start)
+                    for value in _handing_over(values):
                         yielded += 1
                         if progress is not None:
                             progress(yielded, total)
                         yield value
-                raise _timed_out(timeout, yielded) from None
+                raise misuse or _timed_out(timeout, yielded) from None
             for future in ended:
                 read(running.pop(future), future)
     except BaseException as exc:
@@ -296,33 +315,38 @@ def loop(  # noqa: PLR0913 - the loop's inputs, by name
 
     ``items``: the input, when it is a list, tuple or range: ``rest`` is then an
     iterator over it from ``start`` on, whose length hint tells which item failed, and
-    the items run as ``map`` runs them (no step of ours per item). Else each item is
-    counted as it is taken. ``stop``: as :func:`stream` takes it, seen between items.
+    the items run as ``map`` runs them, their results taken in runs of one type
+    (``itertools.groupby``: no step of ours per result). Else each item is counted as
+    it is taken. ``stop``: as :func:`stream` takes it, seen between items.
 
-    Without first units (a mode the caller forced), the first result is checked: a
-    coroutine there means ``fn`` is a coroutine function in disguise.
+    Every result is checked: an awaitable means ``fn`` is a coroutine function in
+    disguise, a ``TypeError`` raised in its place (after the results before it).
     """
     try:
         yielded = yield from _measured(first, progress, total, timeout, deadline, stop)
-        if start == 0 and not first:  # a forced mode: the first result is checked
-            yielded = yield from _checked(
-                fn, islice(rest, 1), 0, 0, collect, progress, total, timeout, deadline, stop, check_first=True
-            )
-            start = yielded
-        if deadline is not None or progress is not None or stop is not None:
+        if items is None or deadline is not None or progress is not None or stop is not None:
             yield from _checked(fn, rest, start, yielded, collect, progress, total, timeout, deadline, stop)
-        elif items is not None:
-            while True:  # each map runs to a failure (collected: yielded in place, then the next map)
-                try:
-                    yield from map(fn, rest)
+            return
+        # As map runs them, in runs of results of one type: each run's type is asked once
+        # whether it may be awaitable, and a run of any other type is yielded at C speed.
+        while True:  # each map runs to a failure (collected: yielded in place, then the next map)
+            try:
+                for kind, run in groupby(map(fn, rest), type):
+                    if not may_await(kind):
+                        yield from run
+                    elif (found := (yield from until_awaitable(run))) is not None:
+                        break
+                else:
                     return
-                except Exception as exc:  # noqa: BLE001 - raised with its item's note, or yielded in its place
-                    index = len(items) - length_hint(rest) - 1
-                    if not collect:
-                        raise noted(exc, index, items[index])  # noqa: B904 - the exception itself, noted
-                    yield exc
-        else:
-            yield from _checked(fn, rest, start, yielded, collect, None, None, None, None)
+            except Exception as exc:  # noqa: BLE001 - raised with its item's note, or yielded in its place
+                index = len(items) - length_hint(rest) - 1
+                if not collect:
+                    raise noted(exc, index, items[index])  # noqa: B904 - the exception itself, noted
+                yield exc
+                continue
+            index = len(items) - length_hint(rest) - 1  # the run stopped at it: nothing after it was taken
+            close_awaitables((found,))
+            raise awaitable_result(found, index, items[index])
     finally:
         _close(progress)
 
@@ -351,9 +375,12 @@ def _measured(  # noqa: PLR0913, PLR0917 - loop()'s, for its first units
         assert unit.results is not None
         # Late: those that finished in time, then the timeout.
         values, error = unit.results(None if late else future)
+        misuse = cut_at_awaitable(values, unit.items, unit.start)
         count = len(values)
         yield from _handing_over(values) if progress is None else _told(values, yielded, progress, total)
         yielded += count
+        if misuse is not None:
+            raise misuse
         if late:
             raise _timed_out(timeout, yielded)
         if error is not None:
@@ -393,16 +420,16 @@ def _checked(  # noqa: PLR0913, PLR0917 - loop()'s, item by item
     timeout: float | None,
     deadline: float | None,
     stop: Future[None] | None = None,
-    *,
-    check_first: bool = False,
 ) -> Generator[Any, None, int]:
     """:func:`loop`'s items one at a time, counted, with the clock read, progress told and ``stop`` seen where given.
 
     Each result waits in ``box`` and leaves it as it is yielded: the generator keeps no
-    reference to a result the consumer has. ``check_first``: item 0's result must not be
-    awaitable. Returns the count of results yielded (``yielded`` included).
+    reference to a result the consumer has. Each is checked: its type is the one before,
+    or it is asked whether it may be awaitable. Returns the count of results yielded
+    (``yielded`` included).
     """
     box: list[Any] = []
+    kind: type | None = None
     for index, item in enumerate(rest, start):
         if deadline is not None and time.monotonic() >= deadline:
             raise _timed_out(timeout, yielded)
@@ -414,8 +441,9 @@ def _checked(  # noqa: PLR0913, PLR0917 - loop()'s, item by item
             if not collect:
                 raise noted(exc, index, item)  # noqa: B904 - the exception itself, noted
             box.append(exc)
-        if check_first and index == 0:
-            check_not_awaitable(box[0], 0, item)
+        if type(box[0]) is not kind and (kind := settled_type(box[0])) is None and is_awaitable(box[0]):
+            close_awaitables(box)
+            raise awaitable_result(box.pop(), index, item)
         yielded += 1
         if progress is not None:
             progress(yielded, total)
@@ -424,13 +452,15 @@ def _checked(  # noqa: PLR0913, PLR0917 - loop()'s, item by item
 
 
 @final
-class ResultStream(Generic[R]):
+class ResultStream(chain[R]):
     """The results of :func:`~concurrency_kit.iter_parallel`, as they come.
 
-    An iterator (iterating it yields the results at a generator's speed), with
-    :meth:`close`; as a context manager, leaving the ``with`` block closes it. Closing
-    it, or dropping the last reference to it, stops taking items from the input,
-    cancels what has not started and kills the worker processes running its items.
+    An iterator: ``iter(stream) is stream``, and iterating it yields the results at a
+    generator's speed (it is an :class:`itertools.chain` of the one generator that runs
+    the stream, so each step is the generator's own, with no Python call of ours). It
+    has :meth:`close`; as a context manager, leaving the ``with`` block closes it.
+    Closing it, or dropping the last reference to it, stops taking items from the
+    input, cancels what has not started and kills the worker processes running its items.
 
     Attributes:
         mode: how the items run: ``"serial"``, ``"thread"``, ``"process"``,
@@ -440,16 +470,16 @@ class ResultStream(Generic[R]):
 
     __slots__ = ("_results", "mode", "reason")
 
-    def __init__(self, results: Iterator[R], mode: str, reason: str) -> None:
-        self._results = results
-        self.mode = mode
-        self.reason = reason
+    _results: Iterator[R]
+    mode: str
+    reason: str
 
-    def __iter__(self) -> Iterator[R]:
-        return self._results
-
-    def __next__(self) -> R:
-        return next(self._results)
+    def __new__(cls, results: Iterator[R], mode: str, reason: str) -> Self:
+        stream = super().__new__(cls, results)
+        stream._results = results
+        stream.mode = mode
+        stream.reason = reason
+        return stream
 
     def close(self) -> None:
         """Stop: take no more items, cancel what has not started, kill worker processes running its items."""
@@ -457,7 +487,7 @@ class ResultStream(Generic[R]):
         if close is not None:
             close()
 
-    def __enter__(self) -> ResultStream[R]:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "AwaitableResult",
     "RemoteTraceback",
     "in_worker",
     "init_process_worker",
@@ -240,22 +241,39 @@ class _ExceptionCarrier:
         return _rebuild, (self.exc, self.text)
 
 
-def _pickle_error(what: str, index: int, exc: BaseException, value: object) -> UnpicklableTaskError:
-    from inspect import isawaitable  # noqa: PLC0415 - only when a result cannot be sent back
+class AwaitableResult:
+    """Sent back in place of an awaitable that ``fn`` returned in a worker process (it cannot be pickled).
 
-    if isawaitable(value):
-        close = getattr(value, "close", None)
-        if close is not None:
-            close()  # nobody awaits it: it must not warn that it was never awaited
-        return UnpicklableTaskError(
-            f"fn returned an awaitable ({type(value).__name__}) for item {index} (in a worker process), not a "
-            "result: it makes coroutines without being a coroutine function. Run it with mode='async', or "
-            "define it with async def, which auto recognises."
-        )
-    return UnpicklableTaskError(
-        f"the {what} of item {index} cannot be sent back from the worker process: {exc}. "
-        "Return picklable values, or use mode='thread' or 'serial'."
+    Awaitable itself, so that the calling process finds it among the results as it
+    finds an awaitable returned there, and raises the ``TypeError`` that names the item.
+    """
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        #: The type of what ``fn`` returned (``"coroutine"``).
+        self.kind = kind
+
+    def __await__(self) -> Any:
+        raise TypeError(f"fn returned an awaitable ({self.kind}) in a worker process: it could not be sent back")
+
+
+def _unsent(outcome: tuple[bool, Any], index: int, exc: BaseException) -> tuple[bool, Any]:
+    """What goes back in place of ``outcome`` (of item ``index``), which cannot be pickled (``exc``)."""
+    ok, value = outcome
+    if ok:
+        from inspect import isawaitable  # noqa: PLC0415 - only when a result cannot be sent back
+
+        if isawaitable(value):
+            close = getattr(value, "close", None)
+            if close is not None:
+                close()  # nobody awaits it: it must not warn that it was never awaited
+            return True, AwaitableResult(type(value).__name__)
+    error = UnpicklableTaskError(
+        f"the {'result' if ok else 'exception'} of item {index} cannot be sent back from the worker process: "
+        f"{exc}. Return picklable values, or use mode='thread' or 'serial'."
     )
+    return False, _ExceptionCarrier(error)
 
 
 def ping() -> None:
@@ -292,10 +310,8 @@ def run_pickled_chunk(payload: bytes) -> bytes:
             outcome = (False, _ExceptionCarrier(exc))
         try:
             packed.append(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
-        except Exception as exc:  # noqa: BLE001 - replaced by an error naming the item
-            what = "result" if outcome[0] else "exception"
-            error = _pickle_error(what, start + offset, exc, outcome[1])
-            outcome = (False, _ExceptionCarrier(error))
+        except Exception as exc:  # noqa: BLE001 - replaced by an error naming the item, or an AwaitableResult
+            outcome = _unsent(outcome, start + offset, exc)
             packed.append(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
         if not outcome[0] and not collect:
             break
