@@ -878,10 +878,21 @@ def _warm_for_next_calls(fn: Callable[[Any], Any], warm: Choice) -> None:
 def _prestarter(
     fn: Callable[[Any], Any], declared: TaskKind | None, workers: int | None, cpus: int
 ) -> Callable[[], object] | None:
-    """What the probe calls when it sees the GIL held: warm a process pool meanwhile."""
-    if cpus == 1 or declared in (TaskKind.IO, TaskKind.GIL_FREE) or why_not_picklable(fn) is not None:
+    """What the probe calls when it sees the GIL held: warm a process pool meanwhile, if ``fn`` can go to one.
+
+    Whether it can is asked then, not before the probe: asking pickles it (by value, with
+    cloudpickle imported for it, when it lives in ``__main__``: milliseconds on a fresh
+    interpreter's first call), which items too cheap for any pool never need. The probe
+    threads start no new batch meanwhile (``probe``'s ``on_gil_held``).
+    """
+    if cpus == 1 or declared in (TaskKind.IO, TaskKind.GIL_FREE):
         return None
-    return lambda: prestart_process_pool(workers or cpus, fn)
+
+    def prestart() -> None:
+        if why_not_picklable(fn) is None:
+            prestart_process_pool(workers or cpus, fn)
+
+    return prestart
 
 
 def process_fitness(

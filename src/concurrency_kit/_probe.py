@@ -143,6 +143,7 @@ def _work(  # noqa: PLR0913, PLR0917 - the probe thread's whole state, by name
     slot: _Slot,
     wake: threading.Event,
     window_end: float,
+    hold: threading.Lock,
 ) -> None:
     with slot.lock:
         slot.ident = threading.get_ident()
@@ -150,8 +151,13 @@ def _work(  # noqa: PLR0913, PLR0917 - the probe thread's whole state, by name
     count = 1
     try:
         # Past the longest window no new batch starts, even before the monitor (which may
-        # wait long for the GIL behind two busy threads) has stopped the feed.
-        while time.perf_counter() < window_end and (span := feed.take(count)):
+        # wait long for the GIL behind two busy threads) has stopped the feed; nor while
+        # the monitor holds ``hold``.
+        while True:
+            with hold:
+                span = feed.take(count) if time.perf_counter() < window_end else range(0)
+            if not span:
+                break
             with slot.lock:
                 slot.busy = len(span)
                 slot.t0 = time.perf_counter()
@@ -352,7 +358,8 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
         outcomes: where the probed items' results (or first failure) go.
         submit: starts a probe thread, as ``Executor.submit`` does.
         on_gil_held: called once, as soon as the monitor has seen the GIL held twice
-            while more items remain (the caller may start a process pool meanwhile).
+            while more items remain (the caller may start a process pool meanwhile). The
+            probe threads start no new batch while it runs.
         settled: asked, once the window is over, whether a measurement whose items
             are still running is enough to decide on. While it says no, the probe
             takes no new items but keeps watching the running ones, until they finish.
@@ -375,6 +382,10 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
     total = len(items)
     feed = Feed(outcomes, start, total)
     wake = threading.Event()
+    # Held while on_gil_held runs: the probe threads start no new batch meanwhile, so that
+    # the hook (which pickles the function, and may import cloudpickle for it) does not
+    # take turns for the GIL with items that hold it, a switch interval (5 ms) at a time.
+    hold = threading.Lock()
     slots = [_Slot() for _ in range(min(threads, total - start))]
     monitor = _Monitor(slots)
     # The second thread joins once a GIL sample (a tick at the earliest) found the GIL
@@ -383,7 +394,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
     # run two at a time, taking turns with each other and with the thread that starts a
     # process pool meanwhile.
     window_end = monitor.start + MAX_WINDOW
-    futures = [submit(_work, fn, items, feed, slots[0], wake, window_end)]
+    futures = [submit(_work, fn, items, feed, slots[0], wake, window_end, hold)]
 
     def check_deadline() -> None:
         if deadline is not None and time.monotonic() >= deadline:
@@ -402,7 +413,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
             if finished >= min(3, total - start) and left < TRIVIAL_SECONDS:
                 break  # too little left to be worth measuring, let alone a pool
             if len(futures) < len(slots) and monitor.samples > monitor.late and feed.remaining:
-                futures.append(submit(_work, fn, items, feed, slots[len(futures)], wake, window_end))
+                futures.append(submit(_work, fn, items, feed, slots[len(futures)], wake, window_end, hold))
             if now - monitor.start >= MIN_WINDOW and (monitor.samples >= MIN_SAMPLES or monitor.late >= LATE_ENOUGH):
                 break
             if monitor.plainly_waiting(feed.next - start):
@@ -421,7 +432,8 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
                 and on_gil_held is not None
                 and feed.remaining > 1
             ):
-                on_gil_held()
+                with hold:
+                    on_gil_held()
     except BaseException:
         feed.stop()  # Ctrl-C in the monitor: the probe threads take nothing more
         raise
