@@ -5,7 +5,7 @@ Each call checks its arguments here, and then flows one way, through one module 
     run_parallel(fn, items)                 iter_parallel(fn, items)
       │  the whole input, as a list            │  the head of the input (auto)
       └─ plan_sequence()                       └─ plan_sequence(expected=…)        (this module)
-           ├─ a forced mode: sized, nothing measured                   (_plan.forced_choice)
+           ├─ a forced mode: sized, nothing measured                 (_sizing.forced_choice)
            └─ auto: decide(Question)    the named steps, then the cost model   (_decide.py)
       │                                        │
       └─ Plan.run() → execute()                └─ open_stream()                    (_run.py)
@@ -31,19 +31,12 @@ from ._cpu import planning_cpus
 from ._decide import Question, decide, for_executor
 from ._memory import forget_all
 from ._outcomes import EMPTY, Outcomes, check_not_awaitable
-from ._plan import (
-    MODES,
-    Choice,
-    Mode,
-    Plan,
-    Reason,
-    async_choice,
-    forced_choice,
-)
+from ._plan import MODES, Choice, Mode, Plan, Reason
 from ._pools import shutdown as stop_pools
 from ._probe import Measurement, ProbeRun
 from ._run import Call, execute, open_stream
 from ._scope import check_executor, current_executor
+from ._sizing import async_choice, forced_choice
 from ._stream import ResultStream
 
 __all__ = ["iter_parallel", "plan", "run_parallel", "shutdown"]
