@@ -27,6 +27,7 @@ Tests pass a model in (:func:`using_model`, or the decision's ``Question.model``
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 from collections import deque
@@ -222,9 +223,15 @@ class Observed:
             self._seen.clear()
             self._models.clear()
 
+    def after_fork(self) -> None:
+        """In a child made by ``os.fork()``: a lock of its own (another thread may have held the parent's)."""
+        self._lock = threading.Lock()
 
-#: What this process's runs observed.
+
+#: What this process's runs observed (a child made by ``os.fork()`` keeps it: the same machine).
 OBSERVED = Observed()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=OBSERVED.after_fork)
 
 
 def observe_pool_start(seconds: float, *, start_method: str, server_was_running: bool) -> None:
