@@ -21,7 +21,7 @@ import pytest
 from hypothesis import settings
 
 import concurrency_kit as ck
-from concurrency_kit import _classify
+from concurrency_kit import _classify, _costmodel
 from helpers import multiprocessing_helper_pids
 
 settings.register_profile("concurrency_kit", deadline=None, database=None, print_blob=True)
@@ -57,13 +57,14 @@ def _live_children() -> list[psutil.Process]:
 
 @pytest.fixture(autouse=True)
 def isolation() -> Iterator[None]:
-    """Deadline, restored global state, and nothing left running after the test."""
+    """Deadline, restored global state (the cost model's figures unrefined), and nothing left running after."""
     threads_before = set(threading.enumerate())
     children_before = {p.pid for p in _live_children()}
     config = ck.get_config()
     with _classify._registry_lock:
         registry = _classify._registry
     declared = dict(_classify._declared)
+    _costmodel.OBSERVED.clear()  # each test starts from the cost model's starting values
 
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(TEST_DEADLINE)

@@ -8,10 +8,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pytest
 
 import concurrency_kit as ck
 from concurrency_kit import TaskKind, _api, _decide, _pools, _probe
+from concurrency_kit._costmodel import starting_model, using_model
 from concurrency_kit._cpu import gil_enabled
 from concurrency_kit._memory import Memo, recall, remember
 from concurrency_kit._outcomes import Outcomes
@@ -150,14 +152,14 @@ def test_once_an_item_finished_the_share_is_the_finished_items_own() -> None:
     own_clock = time.clock_gettime(_probe._thread_clock(threading.get_ident()))  # type: ignore[misc]
     running.ident, running.live, running.busy = threading.get_ident(), True, 1
     running.t0, running.c0 = time.perf_counter() - 0.010, own_clock - 0.009
-    measured = _probe._Monitor([finished, running]).measure(2)
+    measured = _probe._Monitor([finished, running], _probe.ProbePolicy()).measure(2)
     assert (measured.completed, measured.exact) == (1, False)
     assert measured.cpu_share == pytest.approx(6 / 26, abs=0.02)
     assert measured.item_wall == pytest.approx(0.036 / 2, abs=0.002)  # the running one counts here
     # Once none runs, the share is everyone's.
     running.busy = 0
     running.wall, running.cpu, running.items = 0.026, 0.010, 1
-    assert _probe._Monitor([finished, running]).measure(2).cpu_share == pytest.approx(16 / 52)
+    assert _probe._Monitor([finished, running], _probe.ProbePolicy()).measure(2).cpu_share == pytest.approx(16 / 52)
 
 
 def test_an_io_call_remembers_how_long_its_items_compute() -> None:
@@ -175,27 +177,28 @@ def test_io_items_that_compute_much_warm_a_process_pool_on_many_cpus(monkeypatch
     # On 4 CPUs, 14 items that wait 20 ms and then compute 15 ms take 14 × 15 ms in
     # threads, which take turns for the GIL, and 4 rounds of 35 ms in a warm pool of 4.
     monkeypatch.setattr(_api, "planning_cpus", lambda: 4)
-    monkeypatch.setattr(_decide, "forkserver_started", lambda: False)  # as in a fresh program: a pool's start is dear
-    ck.shutdown()
-    # As an earlier call measured them. (What a call in threads measures, and remembers,
-    # is longer: its items computed taking turns with the others.)
-    measured = Memo(TaskKind.IO, 0.035, item_cpu=0.015)
-    remember(wait_then_compute, measured)
-    items = [15] * 16
-    cold = ck.plan(wait_then_compute, items)
-    # A cold pool's start costs more than processes gain in this call: threads, and the
-    # pool starts in the background for the next calls.
-    assert (cold.mode, cold.kind) == ("thread", "io"), cold.reason
-    assert "taking turns for the GIL" in cold.reason
-    warming = _pools._shared.warming  # the pre-start this call began
-    assert warming is not None, "no process pool was started for the next calls"
-    assert cold.run() == items
-    warming.join(timeout=30)
-    assert _pools.process_pool_ready(4)
-    remember(wait_then_compute, measured)
-    warm = ck.plan(wait_then_compute, items)
-    assert (warm.mode, warm.kind, warm.workers) == ("process", "io", 4), warm.reason
-    assert warm.run() == items
+    model = starting_model("forkserver")
+    with using_model(attrs.evolve(model, restart=model.cold_start)):  # as in a fresh program: a pool's start is dear
+        ck.shutdown()
+        # As an earlier call measured them. (What a call in threads measures, and remembers,
+        # is longer: its items computed taking turns with the others.)
+        measured = Memo(TaskKind.IO, 0.035, item_cpu=0.015)
+        remember(wait_then_compute, measured)
+        items = [15] * 16
+        cold = ck.plan(wait_then_compute, items)
+        # A cold pool's start costs more than processes gain in this call: threads, and the
+        # pool starts in the background for the next calls.
+        assert (cold.mode, cold.kind) == ("thread", "io"), cold.reason
+        assert "taking turns for the GIL" in cold.reason
+        warming = _pools._shared.warming  # the pre-start this call began
+        assert warming is not None, "no process pool was started for the next calls"
+        assert cold.run() == items
+        warming.join(timeout=30)
+        assert _pools.process_pool_ready(4)
+        remember(wait_then_compute, measured)
+        warm = ck.plan(wait_then_compute, items)
+        assert (warm.mode, warm.kind, warm.workers) == ("process", "io", 4), warm.reason
+        assert warm.run() == items
 
 
 def test_twenty_thousand_squares_run_in_a_loop() -> None:
@@ -381,7 +384,7 @@ def test_a_long_input_of_tiny_items_runs_in_the_calling_thread_without_probe_thr
         threads.append(threading.current_thread().name)
         return x
 
-    count = _decide.LONG_INPUT * ck.get_config().io_thread_cap()
+    count = _decide.POLICY.long_input * ck.get_config().io_thread_cap()
     plan = ck.plan(record_thread, range(count))
     assert plan.mode == "serial", plan.reason
     assert plan.run() == list(range(count))
@@ -433,7 +436,7 @@ def test_trivial_work_over_big_items_is_decided_without_pickling_the_function(mo
 def test_a_long_input_of_waits_still_gets_threads() -> None:
     # Its first item runs in the calling thread (10 ms); the probe then finds the rest
     # waiting and gives them threads: far from the loop's 6.4 s.
-    count = _decide.LONG_INPUT * ck.get_config().io_thread_cap()
+    count = _decide.POLICY.long_input * ck.get_config().io_thread_cap()
     started = time.perf_counter()
     plan = ck.plan(wait_io, range(count))
     results = plan.run()
@@ -444,20 +447,19 @@ def test_a_long_input_of_waits_still_gets_threads() -> None:
 
 
 @pytest.mark.skipif(_probe._thread_clock is None, reason="needs the CPU time of a running thread")
-def test_items_that_plainly_wait_are_decided_on_without_the_full_window(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_items_that_plainly_wait_are_decided_on_without_the_full_window() -> None:
     # With the usual windows out of reach, only the plain-wait rule can end the probe:
     # a few GIL samples, none late, and items that compute almost nothing so far. The
     # items wait until the plan is made (a probe that waited for them would hit the
     # test's deadline).
-    monkeypatch.setattr(_probe, "MIN_WINDOW", 600.0)
-    monkeypatch.setattr(_probe, "MAX_WINDOW", 600.0)
     planned = threading.Event()
 
     def wait_for_the_plan(x: int) -> int:
         planned.wait(timeout=30)
         return x
 
-    plan = ck.plan(wait_for_the_plan, range(20))
+    with _probe.PROBING.using(_probe.ProbePolicy(min_window=600.0, max_window=600.0)):
+        plan = ck.plan(wait_for_the_plan, range(20))
     planned.set()
     assert plan.mode == "thread", plan.reason
     assert plan.kind is ck.TaskKind.IO

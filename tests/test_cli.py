@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 import concurrency_kit as ck
 from concurrency_kit import TaskKind
 from concurrency_kit.__main__ import main
+from concurrency_kit._choose import alternatives, choose
+from concurrency_kit._costmodel import STARTING, starting_model
 from concurrency_kit._explain import UsageError, load_function, parse_item
-from concurrency_kit._plan import alternatives, choose, format_seconds
+from concurrency_kit._plan import format_seconds
 from concurrency_kit.tasks import SEED_NUMBERS, factorize
 
 
@@ -234,7 +236,7 @@ def test_demo_is_still_a_command() -> None:
     assert exited.value.code == 0
 
 
-# The estimates explain prints are the cost model's: each one choose() quotes is the same.
+# The estimates explain prints are the cost model's candidates: choose() picks from them, and quotes their estimates.
 
 estimate_inputs = st.fixed_dictionaries(
     {
@@ -250,6 +252,8 @@ estimate_inputs = st.fixed_dictionaries(
         "workers": st.none() | st.integers(min_value=1, max_value=1024),
         "chunksize": st.none() | st.integers(min_value=1, max_value=1024),
         "item_cpu_share": st.floats(min_value=0.0, max_value=1.0),
+        "processes_last": st.booleans(),
+        "model": st.sampled_from(list(STARTING.values())),
     }
 )
 
@@ -260,18 +264,22 @@ def test_alternatives_are_the_estimates_choose_weighs(drawn: dict[str, Any]) -> 
     args = {**drawn, "item_cpu": drawn["item_seconds"] * share}
     choice = choose(**args)
     weighed = alternatives(**args)
-    loop_mode, loop, loop_label = weighed[0]
-    assert (loop_mode, loop_label) == ("serial", "a loop")
-    assert loop == args["count"] * args["item_seconds"]
+    loop = weighed[0]
+    assert (loop.mode, loop.label) == ("serial", "a loop")
+    assert loop.estimate == args["count"] * args["item_seconds"]
+    # One candidate is chosen, sized as choose() sizes it; every other says why it lost.
+    chosen = [candidate for candidate in weighed if candidate.lost is None]
+    assert len(chosen) == 1
+    assert (chosen[0].mode, chosen[0].workers, chosen[0].chunksize) == (choice.mode, choice.workers, choice.chunksize)
     pools = weighed[1:]
-    assert [mode for mode, _, _ in pools] in ([], ["thread"], ["process"], ["thread", "process"])
+    assert [pool.mode for pool in pools] in ([], ["thread"], ["process"], ["thread", "process"])
     reason = choice.reason
     if not pools:  # decided without estimates
         assert choice.mode == "serial"
         assert "in a loop vs" not in reason
         return
-    assert f"≈ {format_seconds(loop)} in a loop vs ≈ " in reason
-    quoted = [mode for mode, estimate, label in pools if f"≈ {format_seconds(estimate)} on {label}" in reason]
+    assert f"≈ {format_seconds(loop.estimate)} in a loop vs ≈ " in reason
+    quoted = [pool.mode for pool in pools if f"≈ {format_seconds(pool.estimate)} on {pool.label}" in reason]
     assert quoted
     if choice.mode != "serial":
         assert choice.mode in quoted
@@ -288,7 +296,8 @@ def test_alternatives_of_io_items_that_compute_weigh_threads_and_processes() -> 
         unpicklable=None,
         process_age=None,
         bytes_per_item=100,
+        model=starting_model("forkserver"),
     )
-    assert [mode for mode, _, _ in weighed] == ["serial", "thread", "process"]
-    assert weighed[1][2] == "64 threads taking turns for the GIL"
-    assert weighed[2][1] < weighed[1][1] < weighed[0][1]
+    assert [candidate.mode for candidate in weighed] == ["serial", "thread", "process"]
+    assert weighed[1].label == "64 threads taking turns for the GIL"
+    assert weighed[2].estimate < weighed[1].estimate < weighed[0].estimate

@@ -1,4 +1,8 @@
-"""Properties of the cost model (_plan.choose, _plan.forced_choice) and the classifier chain."""
+"""Properties of the cost model (_choose.choose, _sizing.forced_choice) and the classifier chain.
+
+The model's machine figures are passed in: the forkserver's starting values where a test quotes a
+figure, every start method's where a property must hold whatever the figures.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,13 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from concurrency_kit import TaskKind, _classify
-from concurrency_kit._plan import THREAD_START, choose, forced_choice, io_threads
+from concurrency_kit._choose import choose
+from concurrency_kit._costmodel import STARTING, starting_model
+from concurrency_kit._sizing import forced_choice, io_threads
+
+#: The figures the quoted estimates are made of.
+FORKSERVER = starting_model("forkserver")
+THREAD_START = FORKSERVER.thread_start
 
 kinds = st.sampled_from(list(TaskKind))
 item_seconds = st.floats(min_value=1e-8, max_value=100.0, allow_nan=False, allow_infinity=False)
@@ -29,6 +39,7 @@ choices = st.fixed_dictionaries(
         "bytes_per_item": st.integers(min_value=0, max_value=10**8),
         "workers": optional_count,
         "chunksize": optional_count,
+        "model": st.sampled_from(list(STARTING.values())),
     }
 )
 
@@ -68,6 +79,7 @@ _LONG_ITEMS: dict[str, Any] = {
     "bytes_per_item": 100,
     "workers": None,
     "chunksize": None,
+    "model": FORKSERVER,
 }
 
 
@@ -105,6 +117,7 @@ _WAIT_THEN_COMPUTE: dict[str, Any] = {
     "io_cap": 64,
     "unpicklable": None,
     "bytes_per_item": 100,
+    "model": FORKSERVER,
 }
 
 
@@ -163,6 +176,7 @@ def test_sub_microsecond_items_never_go_to_processes(count: int, cpus: int) -> N
         process_age=100.0,
         server_started=True,
         bytes_per_item=0,
+        model=FORKSERVER,
     )
     assert choice.mode == "serial", choice.reason
 
@@ -205,6 +219,7 @@ _CHUNK_BOUNDARY = {
     "bytes_per_item": 4_900_000,
     "workers": None,
     "chunksize": None,
+    "model": FORKSERVER,
 }
 
 
@@ -303,6 +318,8 @@ def test_a_classifier_answer_that_is_not_a_kind_is_rejected(answer: str) -> None
     raise AssertionError(f"{answer!r} was accepted as a kind")
 
 
+#: The thresholds the kind is read by.
+READ = _classify.Reading()
 _SHARES = st.floats(min_value=0.0, max_value=1.0)
 _GIL_SHARES = st.none() | _SHARES
 #: CPUs' worth of two probe threads computing side by side: up to 2 (and a little over, as measured).
@@ -317,7 +334,7 @@ def test_kind_from_measurement_is_always_a_kind(
     kind = _classify.kind_from_measurement(cpu_share, gil_share, prior, parallelism)
     assert isinstance(kind, TaskKind)
     # Mostly waiting is I/O, whatever else the monitor saw (threads overlap the waits).
-    assert (kind is TaskKind.IO) == (cpu_share < _classify.COMPUTE_SHARE)
+    assert (kind is TaskKind.IO) == (cpu_share < READ.compute_share)
 
 
 @given(_SHARES, _GIL_SHARES, _PRIORS, _PARALLELISM)
@@ -327,25 +344,25 @@ def test_only_two_threads_computing_side_by_side_make_computing_items_gil_free(
     # The GIL monitor can be fooled into reading the GIL free (C code that keeps it in
     # short calls); two threads computing more than a CPU's worth between them cannot.
     kind = _classify.kind_from_measurement(cpu_share, gil_share, prior, parallelism)
-    if cpu_share < _classify.COMPUTE_SHARE:
+    if cpu_share < READ.compute_share:
         return
-    proven = parallelism is not None and parallelism >= _classify.PARALLEL_SHARE
+    proven = parallelism is not None and parallelism >= READ.parallel_share
     if proven:
         assert kind is TaskKind.GIL_FREE
     elif kind is TaskKind.GIL_FREE:
         # Only a GIL-free prior that nothing contradicts keeps it.
         assert prior is TaskKind.GIL_FREE
-        assert gil_share is None or gil_share < _classify.GIL_BOUND_SHARE
+        assert gil_share is None or gil_share < READ.gil_bound_share
 
 
 @given(_SHARES, _GIL_SHARES, _PARALLELISM)
 def test_a_computing_prior_stands_unless_the_measurement_proves_otherwise(
     cpu_share: float, gil_share: float | None, parallelism: float | None
 ) -> None:
-    if cpu_share < _classify.COMPUTE_SHARE:
+    if cpu_share < READ.compute_share:
         return
-    proven = parallelism is not None and parallelism >= _classify.PARALLEL_SHARE
-    held = gil_share is not None and gil_share >= _classify.GIL_BOUND_SHARE
+    proven = parallelism is not None and parallelism >= READ.parallel_share
+    held = gil_share is not None and gil_share >= READ.gil_bound_share
     # CPU becomes GIL-free only on the proof; GIL-free becomes CPU only when the monitor saw the GIL held.
     assert (_classify.kind_from_measurement(cpu_share, gil_share, TaskKind.CPU, parallelism) is TaskKind.CPU) == (
         not proven
@@ -359,9 +376,9 @@ def test_a_computing_prior_stands_unless_the_measurement_proves_otherwise(
 def test_without_a_prior_computing_items_are_cpu_unless_proven_gil_free(
     cpu_share: float, gil_share: float | None, parallelism: float | None
 ) -> None:
-    if cpu_share < _classify.COMPUTE_SHARE:
+    if cpu_share < READ.compute_share:
         return
-    proven = parallelism is not None and parallelism >= _classify.PARALLEL_SHARE
+    proven = parallelism is not None and parallelism >= READ.parallel_share
     expected = TaskKind.GIL_FREE if proven else TaskKind.CPU
     assert _classify.kind_from_measurement(cpu_share, gil_share, None, parallelism) is expected
     # A waiting prior does not agree with computing items: as if there were none.
@@ -378,7 +395,7 @@ def _io_cost(count: int, seconds: float, threads: int) -> float:
     st.integers(min_value=1, max_value=2000),
 )
 def test_io_threads_are_within_the_cap_and_cost_least(count: int, seconds: float, cap: int) -> None:
-    threads = io_threads(count, seconds, cap)
+    threads = io_threads(count, seconds, cap, THREAD_START)
     assert 1 <= threads <= min(count, cap)
     # No other thread count under the cap costs less (rounds of waits plus thread starts).
     best = min(_io_cost(count, seconds, w) for w in range(1, min(count, cap) + 1))
@@ -389,7 +406,7 @@ def test_io_threads_are_within_the_cap_and_cost_least(count: int, seconds: float
 def test_waits_longer_than_starting_a_thread_per_item_get_one_round(count: int, cap: int) -> None:
     # A second round costs a whole wait; a thread per item costs count × THREAD_START less than that.
     seconds = 2 * count * THREAD_START
-    assert math.ceil(count / io_threads(count, seconds, cap)) == math.ceil(count / min(count, cap))
+    assert math.ceil(count / io_threads(count, seconds, cap, THREAD_START)) == math.ceil(count / min(count, cap))
 
 
 def test_a_hundred_waits_of_50_ms_get_a_thread_each_in_one_round() -> None:
@@ -403,6 +420,7 @@ def test_a_hundred_waits_of_50_ms_get_a_thread_each_in_one_round() -> None:
             unpicklable=None,
             process_age=None,
             bytes_per_item=100,
+            model=FORKSERVER,
         )
         return choice.mode, choice.workers
 

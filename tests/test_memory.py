@@ -93,13 +93,13 @@ def test_a_loop_verdict_covers_items_a_drift_longer_where_the_cost_model_still_s
 
     kept = _decide._loop_expected(square, memo, 100, setting, loop_below(1.0))
     assert kept is not None
-    assert kept.loop == LoopVerdict(100, _decide.DRIFT * 1e-6, setting)
+    assert kept.loop == LoopVerdict(100, _decide.POLICY.drift * 1e-6, setting)
     assert recall(square) == kept
     asked.clear()
     kept = _decide._loop_expected(square, memo, 100, setting, loop_below(2e-6))  # a loop at 1 µs, not at 4
     assert kept is not None
     assert kept.loop == LoopVerdict(100, 1e-6, setting)
-    assert asked == [1e-6, _decide.DRIFT * 1e-6]
+    assert asked == [1e-6, _decide.POLICY.drift * 1e-6]
 
 
 def test_a_loop_a_kept_verdict_covers_is_not_remembered_anew_for_a_swing_in_item_time() -> None:
@@ -116,7 +116,7 @@ def test_a_loop_a_kept_verdict_covers_is_not_remembered_anew_for_a_swing_in_item
     [double(x) for x in items]
     now = (time.perf_counter() - start) / len(items)
     verdict = LoopVerdict(memo.loop.count, 1.0, memo.loop.setting)
-    swung = Memo(memo.kind, now * _decide.SAME_TIME * 1.2, verdict)
+    swung = Memo(memo.kind, now * _decide.POLICY.same_time * 1.2, verdict)
     remember(double, swung)
     kept = ck.plan(double, items)
     assert "an earlier call's cost model chose a loop" in kept.reason, kept.reason
@@ -215,13 +215,12 @@ def test_a_call_decided_on_running_items_remembers_how_long_they_took() -> None:
 
 @pytest.mark.slow
 @needs_two_cpus
-def test_a_known_kind_decides_without_waiting_for_gil_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_known_kind_decides_without_waiting_for_gil_samples() -> None:
     assert len(ck.run_parallel(derive_key, [f"p{i}" for i in range(8)])) == 8
     # Were the probe to wait for its window now, it would run every item itself and
     # leave nothing to a pool: only the earlier call's figures let it stop sooner.
-    monkeypatch.setattr(_probe, "MIN_WINDOW", 60.0)
-    monkeypatch.setattr(_probe, "MAX_WINDOW", 60.0)
-    plan = ck.plan(derive_key, [f"p{i}" for i in range(8)])
+    with _probe.PROBING.using(_probe.ProbePolicy(min_window=60.0, max_window=60.0)):
+        plan = ck.plan(derive_key, [f"p{i}" for i in range(8)])
     assert REMEMBERED in plan.reason, plan.reason
     assert (plan.mode, plan.kind) == ("thread", "gil_free"), plan.reason
     assert plan.run() == [derive_key(f"p{i}") for i in range(8)]
@@ -229,13 +228,12 @@ def test_a_known_kind_decides_without_waiting_for_gil_samples(monkeypatch: pytes
 
 @pytest.mark.slow
 @needs_two_cpus
-def test_work_known_to_hold_the_gil_is_probed_in_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_work_known_to_hold_the_gil_is_probed_in_one_thread() -> None:
     ck.run_parallel(double, range(2), "process")  # the forkserver running, as in test_auto_decisions
     ck.run_parallel(factorize, SEED_NUMBERS)
-    monkeypatch.setattr(_probe, "MIN_WINDOW", 60.0)
-    monkeypatch.setattr(_probe, "MAX_WINDOW", 60.0)
     numbers = [SEED_NUMBERS[i % len(SEED_NUMBERS)] for i in range(2 * ck.usable_cpus() + 1)]
-    plan = ck.plan(factorize, numbers)
+    with _probe.PROBING.using(_probe.ProbePolicy(min_window=60.0, max_window=60.0)):
+        plan = ck.plan(factorize, numbers)
     assert (plan.mode, plan.kind) == ("process", "cpu"), plan.reason
     assert plan.measurement is not None
     assert plan.measurement.items == 1, plan.reason  # a second thread would only take turns for the GIL
@@ -303,7 +301,7 @@ def test_short_items_of_remembered_gil_holding_work_are_checked_in_the_calling_t
     memo = recall(spin_and_pid)
     assert memo is not None
     assert memo.kind is TaskKind.CPU
-    assert memo.item_seconds <= _probe.QUICK_WINDOW
+    assert memo.item_seconds <= _probe.ProbePolicy().quick_window
 
     probed: list[object] = []
     real_probe = _decide.probe
@@ -398,10 +396,10 @@ def test_a_bound_method_and_a_partial_are_remembered() -> None:
 
 
 def test_only_an_item_time_far_from_the_remembered_one_is_remembered_anew() -> None:
-    assert not _decide._changed(1e-6, 1e-6 * _decide.SAME_TIME * 0.99)
-    assert not _decide._changed(1e-6, 1e-6 / _decide.SAME_TIME * 1.01)
-    assert _decide._changed(1e-6, 1e-6 * _decide.SAME_TIME * 1.01)
-    assert _decide._changed(1e-6, 1e-6 / _decide.SAME_TIME / 1.01)
+    assert not _decide._changed(1e-6, 1e-6 * _decide.POLICY.same_time * 0.99)
+    assert not _decide._changed(1e-6, 1e-6 / _decide.POLICY.same_time * 1.01)
+    assert _decide._changed(1e-6, 1e-6 * _decide.POLICY.same_time * 1.01)
+    assert _decide._changed(1e-6, 1e-6 / _decide.POLICY.same_time / 1.01)
     ck.run_parallel(double, range(20_000))
     memo = recall(double)
     assert memo is not None
@@ -548,14 +546,14 @@ def test_a_thread_call_of_io_items_gives_their_length_the_whole_calls_figures(mo
 
 
 @needs_two_cpus
-def test_items_an_earlier_call_found_gil_free_are_not_doubted_again(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_items_an_earlier_call_found_gil_free_are_not_doubted_again() -> None:
     # A computing kind on a middling CPU share waits for an item to end, as the items may
     # have computed first and wait now; not when it is the kind an earlier call found
     # (on a busy machine its share can be middling).
-    monkeypatch.setattr(_classify, "COMPUTING_SHARE", 2.0)  # every share is middling
     passwords = [f"p{i}" for i in range(8)]
     remember(derive_key, Memo(TaskKind.GIL_FREE, 0.03))
-    plan = ck.plan(derive_key, passwords)
+    with _classify.READING.using(_classify.Reading(computing_share=2.0)):  # every share is middling
+        plan = ck.plan(derive_key, passwords)
     assert (plan.mode, plan.kind) == ("thread", "gil_free"), plan.reason
     assert plan.measurement is not None
     assert plan.measurement.completed == 0, plan.reason  # decided while the items ran

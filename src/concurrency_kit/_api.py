@@ -5,7 +5,7 @@ Each call checks its arguments here, and then flows one way, through one module 
     run_parallel(fn, items)                 iter_parallel(fn, items)
       │  the whole input, as a list            │  the head of the input (auto)
       └─ plan_sequence()                       └─ plan_sequence(expected=…)        (this module)
-           ├─ a forced mode: sized, nothing measured                   (_plan.forced_choice)
+           ├─ a forced mode: sized, nothing measured                 (_sizing.forced_choice)
            └─ auto: decide(Question)    the named steps, then the cost model   (_decide.py)
       │                                        │
       └─ Plan.run() → execute()                └─ open_stream()                    (_run.py)
@@ -30,10 +30,11 @@ from ._decide import Question, decide, for_executor
 from ._memory import forget_all
 from ._options import CallOptions, ClassifierFn, ModeName, ProgressOption, call_options
 from ._outcomes import EMPTY, Outcomes
-from ._plan import Choice, Plan, Reason, async_choice, forced_choice
+from ._plan import Choice, Plan, Reason
 from ._pools import shutdown as stop_pools
 from ._probe import Measurement
 from ._run import Call, execute, open_stream
+from ._sizing import async_choice, forced_choice
 from ._stream import ResultStream
 
 __all__ = ["ModeName", "iter_parallel", "open_iter", "plan", "plan_sequence", "run_parallel", "shutdown"]

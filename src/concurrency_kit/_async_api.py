@@ -237,7 +237,7 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
 
     The streaming form of :func:`arun_parallel`, with :func:`iter_parallel`'s options.
     A coroutine function's coroutines run on the caller's loop, at most ``workers`` at
-    a time (default :data:`~concurrency_kit._plan.ASYNC_WORKERS`, 256); a plain function
+    a time (default :attr:`~concurrency_kit._sizing.Sizing.async_workers`, 256); a plain function
     streams in the mode auto picks (or the one forced), measured and run in a thread of
     its own, so the loop never waits for it.
 

@@ -30,13 +30,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from typing_extensions import ParamSpec
 
 from ._classify import TaskKind, declared_kind, kind_from_measurement
+from ._costmodel import model_in_force
 from ._cpu import gil_enabled, planning_cpus
 from ._decide import memo_of, one_thread_measurement
 from ._memory import Memo, recall, remember
 from ._options import MODES
 from ._pickling import why_not_picklable
-from ._plan import FORCED_THREADS, PROCESS_ROUND_TRIP
 from ._pools import new_process_pool
+from ._sizing import SIZING
 
 if TYPE_CHECKING:
     import asyncio
@@ -156,13 +157,13 @@ class AutoExecutor(Executor):
             return self._mode == "process"
         if not gil_enabled() or kind is not TaskKind.CPU:
             return False
-        worth = memo is None or memo.item_seconds >= PROCESS_WORTH * PROCESS_ROUND_TRIP
+        worth = memo is None or memo.item_seconds >= PROCESS_WORTH * model_in_force().process_round_trip
         return worth and why_not_picklable(fn) is None
 
     def _thread_pool(self) -> ThreadPoolExecutor:
         if self._threads is None:
             self._threads = ThreadPoolExecutor(
-                max_workers=self._max_workers or FORCED_THREADS, thread_name_prefix="concurrency_kit-auto"
+                max_workers=self._max_workers or SIZING.forced_threads, thread_name_prefix="concurrency_kit-auto"
             )
         return self._threads
 

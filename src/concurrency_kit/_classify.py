@@ -25,9 +25,13 @@ from typing import Any, TypeVar, cast, final
 import attrs
 from typing_extensions import Protocol, runtime_checkable
 
+from ._in_force import InForce
+
 __all__ = [
+    "READING",
     "Classifier",
     "Decision",
+    "Reading",
     "TaskKind",
     "agrees",
     "cpu_bound",
@@ -280,26 +284,36 @@ def declared_kind(
     return None
 
 
-#: A monitor wake-up later than this fraction of the switch interval counts as "GIL held".
-#: (A wake-up with the GIL free is late by a tenth of a millisecond or so; one behind
-#: a GIL holder by anything up to the whole interval, 5 ms.)
-LATE_FRACTION = 0.2
-#: Share of monitor samples that must be late for the task to count as GIL-bound.
-GIL_BOUND_SHARE = 0.5
-#: Share of a running item's time spent on CPU above which it counts as computing.
-#: Two threads taking turns at the GIL each show about 0.5 (the probe runs such items in
-#: one thread, once it has seen the GIL held); waiting items near 0.
-COMPUTE_SHARE = 0.3
-#: Items that compute show about 1 in each probe thread when nothing else wants the GIL
-#: (or they release it), 0.5 when two threads take turns for it, a busy machine less.
-COMPUTING_SHARE = 0.7
-#: Two probe threads that computed more than this many CPUs' worth between them while
-#: both ran items cannot have been taking turns for the GIL (that is at most 1, a CPU
-#: at a time; free, on two idle CPUs, about 2). Below it the GIL may still have been
-#: free, with the other CPUs busy elsewhere, but threads would then gain little.
-PARALLEL_SHARE = 1.25
-#: Share of late monitor samples that says the GIL was held all along.
-GIL_HELD_THROUGHOUT = 0.9
+@final
+@attrs.frozen
+class Reading:
+    """The thresholds by which a measurement names a kind."""
+
+    #: A monitor wake-up later than this fraction of the switch interval counts as "GIL
+    #: held". (A wake-up with the GIL free is late by a tenth of a millisecond or so; one
+    #: behind a GIL holder by anything up to the whole interval, 5 ms.)
+    late_fraction: float = 0.2
+    #: Share of monitor samples that must be late for the task to count as GIL-bound.
+    gil_bound_share: float = 0.5
+    #: Share of a running item's time spent on CPU above which it counts as computing.
+    #: Two threads taking turns at the GIL each show about 0.5 (the probe runs such items
+    #: in one thread, once it has seen the GIL held); waiting items near 0.
+    compute_share: float = 0.3
+    #: Items that compute show about 1 in each probe thread when nothing else wants the
+    #: GIL (or they release it), 0.5 when two threads take turns for it, a busy machine less.
+    computing_share: float = 0.7
+    #: Two probe threads that computed more than this many CPUs' worth between them while
+    #: both ran items cannot have been taking turns for the GIL (that is at most 1, a CPU
+    #: at a time; free, on two idle CPUs, about 2). Below it the GIL may still have been
+    #: free, with the other CPUs busy elsewhere, but threads would then gain little.
+    parallel_share: float = 1.25
+    #: Share of late monitor samples that says the GIL was held all along.
+    gil_held_throughout: float = 0.9
+
+
+_DEFAULT_READING = Reading()
+#: The thresholds in force (tests set others for a block with ``READING.using``).
+READING: InForce[Reading] = InForce("reading", lambda: _DEFAULT_READING)
 
 
 def kind_from_measurement(
@@ -319,18 +333,19 @@ def kind_from_measurement(
 
     Returns:
         ``IO`` when the items mostly waited. Computing items are ``GIL_FREE`` when two
-        threads computed side by side (:data:`PARALLEL_SHARE`), a proof that the GIL
+        threads computed side by side (:attr:`Reading.parallel_share`), a proof that the GIL
         was let go. Otherwise they are ``CPU`` when bytecode held the GIL most of the
         time; a computing prior stands, so that one call's reading does not flip a
         remembered kind. Else they count as ``CPU`` (the common case): the GIL monitor
         alone does not make them ``GIL_FREE``, since C code that keeps the GIL in short
         calls and lets it go between them (a system call) wakes it nearly on time.
     """
-    if cpu_share < COMPUTE_SHARE:
+    reading = READING.get()
+    if cpu_share < reading.compute_share:
         return TaskKind.IO
-    if parallelism is not None and parallelism >= PARALLEL_SHARE:
+    if parallelism is not None and parallelism >= reading.parallel_share:
         return TaskKind.GIL_FREE
-    if gil_share is not None and gil_share >= GIL_BOUND_SHARE:
+    if gil_share is not None and gil_share >= reading.gil_bound_share:
         return TaskKind.CPU
     if prior is not None and agrees(prior, cpu_share):
         return prior
@@ -341,15 +356,16 @@ def partly_waits(kind: TaskKind, cpu_share: float, gil_share: float | None) -> b
     """Whether items named ``kind`` from shares measured while they ran may yet turn out to be I/O-bound.
 
     Items that compute first and wait after show a CPU share that falls as they run: by
-    their middle, it can be above :data:`COMPUTE_SHARE` although they mostly wait. So
-    a computing kind on a share below :data:`COMPUTING_SHARE` is in doubt, unless the
+    their middle, it can be above :attr:`Reading.compute_share` although they mostly wait. So
+    a computing kind on a share below :attr:`Reading.computing_share` is in doubt, unless the
     GIL was held throughout (computing items that take turns for it show 0.5).
     """
-    if kind is TaskKind.IO or cpu_share >= COMPUTING_SHARE:
+    reading = READING.get()
+    if kind is TaskKind.IO or cpu_share >= reading.computing_share:
         return False
-    return kind is TaskKind.GIL_FREE or (gil_share is not None and gil_share < GIL_HELD_THROUGHOUT)
+    return kind is TaskKind.GIL_FREE or (gil_share is not None and gil_share < reading.gil_held_throughout)
 
 
 def agrees(kind: TaskKind, cpu_share: float) -> bool:
     """Whether a measured CPU share fits ``kind`` (waiting for I/O, computing otherwise)."""
-    return (kind is TaskKind.IO) == (cpu_share < COMPUTE_SHARE)
+    return (kind is TaskKind.IO) == (cpu_share < READING.get().compute_share)

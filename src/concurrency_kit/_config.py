@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import final
 
@@ -12,6 +13,7 @@ __all__ = ["IO_THREADS_MAX", "Config", "configure", "get_config"]
 _START_METHODS = ("fork", "forkserver", "spawn")
 
 
+@functools.cache  # the platform's: read once (the cost model asks on every decision)
 def _default_start_method() -> str:
     import multiprocessing  # noqa: PLC0415 - kept out of package import
 
@@ -26,7 +28,7 @@ def _check_start_method(_: object, __: object, value: str | None) -> None:
 
 
 #: The most threads auto mode gives I/O-bound items when ``max_io_workers`` is not set.
-#: Within it the cost model sizes each call (see ``_plan.io_threads``). The ceiling
+#: Within it the cost model sizes each call (see ``_sizing.io_threads``). The ceiling
 #: holds on any number of CPUs, since the GIL serialises what every thread does between
 #: its waits: taking an item and handing back its result cost about 45 µs an item here
 #: (a round of 1,024 warm waits of 50 ms took 96 ms, of 256 took 62 ms), so past a few

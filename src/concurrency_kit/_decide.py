@@ -10,7 +10,7 @@
       │                    for them: the first item runs in a worker
       └─ in_probe_threads  the probe: up to two threads run the first items while the
                            calling thread watches the GIL                     (_probe.py)
-    then the cost model picks the mode for the rest (_plan.choose), and what was measured
+    then the cost model picks the mode for the rest (_choose.choose), and what was measured
     is remembered for the next calls (_memory.py).
 
 A step that cannot answer leaves what it found (a measurement too short to trust, the
@@ -39,23 +39,15 @@ from ._backends import (
     executor_workers,
     task_overhead,
 )
-from ._classify import GIL_BOUND_SHARE, Decision, TaskKind, agrees, kind_from_measurement, partly_waits
+from ._choose import choose
+from ._classify import READING, Decision, TaskKind, agrees, kind_from_measurement, partly_waits
+from ._costmodel import CostModel, model_in_force
 from ._cpu import gil_enabled
 from ._errors import MainGuardMissingError, UnpicklableTaskError
 from ._memory import LoopVerdict, Memo, recall, remember
 from ._outcomes import EMPTY, Outcomes, run_timed, timed_out
 from ._pickling import ByValue, pickled, pickled_size, sendable, why_not_picklable
-from ._plan import (
-    PROCESS_COLD_START,
-    Choice,
-    Plan,
-    Reason,
-    choose,
-    describe_measurement,
-    executor_choice,
-    format_seconds,
-    render,
-)
+from ._plan import Choice, Plan, Reason, describe_measurement, format_seconds, render
 from ._pools import (
     check_main_guard,
     forkserver_started,
@@ -65,7 +57,8 @@ from ._pools import (
     process_pool_ready_for,
     submit_daemon,
 )
-from ._probe import PROBE_THREADS, QUICK_WINDOW, Measurement, ProbeRun, probe
+from ._probe import PROBING, Measurement, ProbePolicy, ProbeRun, probe
+from ._sizing import executor_choice
 from ._worker import in_worker
 
 __all__ = [
@@ -120,6 +113,8 @@ class Question:
         io_cap: the most threads an I/O-bound call may get.
         seconds: the call's timeout, for messages.
         deadline: the ``time.monotonic()`` the call must end by.
+        model: the machine figures the cost model weighs (by default, those in force).
+        probing: the probe's policy (by default, that in force).
     """
 
     fn: Callable[[Any], Any]
@@ -133,6 +128,8 @@ class Question:
     io_cap: int
     seconds: float | None
     deadline: float | None
+    model: CostModel = attrs.field(factory=model_in_force)
+    probing: ProbePolicy = attrs.field(factory=PROBING.get)
 
 
 class _Decision:
@@ -146,7 +143,10 @@ class _Decision:
         self.workers, self.chunksize, self.cpus, self.io_cap = workers, chunksize, cpus, io_cap
         self.seconds, self.deadline = q.seconds, q.deadline
         self.memo = recall(fn)
-        self.setting = _setting(self.declared, workers, chunksize, cpus=cpus, io_cap=io_cap, count=q.planned)
+        self.model, self.probing = q.model, q.probing
+        self.setting = _setting(
+            self.declared, workers, chunksize, cpus=cpus, io_cap=io_cap, count=q.planned, warm_after=q.model.cold_start
+        )
         # What the steps found.
         self.source: Reason = "the measurement" if decision is None else decision.source
         self.inline: Measurement | None = None  # the calling thread's check, run for a verdict an earlier call kept
@@ -191,6 +191,7 @@ class _Decision:
                 workers=workers,
                 chunksize=self.chunksize,
                 processes_last=memo is not None and memo.kind is kind and memo.in_processes,
+                model=self.model,
             )
 
         # Pickling the function and an item (which may be large) is only worth it when
@@ -232,7 +233,7 @@ def decide(question: Question) -> Decided:
 def kept_loop(d: _Decision) -> Decided | None:
     """A loop verdict an earlier call kept covers the call, at the remembered item time: check it here.
 
-    The first items run in the calling thread for INLINE_CHECK_SECONDS; the loop stands
+    The first items run in the calling thread for the policy's ``inline_check_seconds``; the loop stands
     when the verdict covers them as measured (as the later steps would find, with fewer
     of them: a tiny call's overhead). Not with a timeout: an item running in the calling
     thread could outlast it.
@@ -246,9 +247,9 @@ def kept_loop(d: _Decision) -> Decided | None:
         or not memo.loop.covers(d.planned, memo.item_seconds, d.setting)
     ):
         return None
-    d.inline = inline = _measure_inline(d.fn, d.sequence, d.outcomes, d.count - 1, INLINE_CHECK_SECONDS)
+    d.inline = inline = _measure_inline(d.fn, d.sequence, d.outcomes, d.count - 1, POLICY.inline_check_seconds)
     loop = _kept_loop(memo, d.planned - inline.items, inline, d.setting)
-    if loop is None or d.outcomes.failed or _changed(memo.item_seconds, inline.item_wall, DRIFT):
+    if loop is None or d.outcomes.failed or _changed(memo.item_seconds, inline.item_wall, POLICY.drift):
         return None  # the next step takes the check's figures
     known = d.declared or memo.kind
     return Decided(loop, known, inline, _explained(inline, known, _from_memory(memo), loop), inline.items)
@@ -259,9 +260,9 @@ def check_here(d: _Decision) -> Decided | None:
 
     A single item (without a timeout), or a call inside a worker. Or: an earlier call
     found the items this small, or the input is so long that its first item costs a
-    small share of the call even if slow: they run for INLINE_CHECK_SECONDS, and the
+    small share of the call even if slow: they run for ``inline_check_seconds``, and the
     loop stands if the cost model still says so. Or it found short items computing, and a pool is warm for
-    them: they run for QUICK_WINDOW, and go to the pool at once if they still compute,
+    them: they run for the probe's ``quick_window``, and go to the pool at once if they still compute,
     as long. Not with a timeout: an item running in the calling thread could outlast it.
     """
     memo, fn = d.memo, d.fn
@@ -274,16 +275,18 @@ def check_here(d: _Decision) -> Decided | None:
     short_cpu = False
     if memo is not None:
         with_verdict = memo if d.inline is not None else _loop_expected(fn, memo, d.planned, d.setting, d.choose)
-    if with_verdict is None and not (memo is None and d.planned >= LONG_INPUT * d.io_cap):
-        short_cpu = _short_cpu_for_warm_pool(fn, memo, d.declared, count=d.planned, workers=d.workers, cpus=d.cpus)
+    if with_verdict is None and not (memo is None and d.planned >= POLICY.long_input * d.io_cap):
+        short_cpu = _short_cpu_for_warm_pool(
+            fn, memo, d.declared, count=d.planned, workers=d.workers, cpus=d.cpus, window=d.probing.quick_window
+        )
         if not short_cpu:
             return None
-    budget = QUICK_WINDOW if short_cpu else INLINE_CHECK_SECONDS
+    budget = d.probing.quick_window if short_cpu else POLICY.inline_check_seconds
     measurement = d.inline or _measure_inline(fn, d.sequence, d.outcomes, d.count - 1, budget)
     d.resume_at = measurement.items
     # One thread gives no GIL samples: the remembered kind stands, else the measured one.
     guessed = d.measured_kind(measurement) if memo is None else d.declared or memo.kind
-    grew = memo is not None and measurement.item_wall > DRIFT * memo.item_seconds + 20e-6
+    grew = memo is not None and measurement.item_wall > POLICY.drift * memo.item_seconds + 20e-6
     memo = d.memo = with_verdict or memo  # with the verdict it may have kept
     loop = None if grew or d.outcomes.failed else _kept_loop(memo, d.planned - d.resume_at, measurement, d.setting)
     checked = loop or d.choose(measurement, d.resume_at, guessed)
@@ -293,7 +296,7 @@ def check_here(d: _Decision) -> Decided | None:
         d.measurement, d.kind, d.chosen = measurement, guessed, checked
         if memo is not None:
             d.source = _from_memory(memo)
-            d.covered = loop is not None and not _changed(memo.item_seconds, measurement.item_wall, DRIFT)
+            d.covered = loop is not None and not _changed(memo.item_seconds, measurement.item_wall, POLICY.drift)
         return _conclude(d)
     d.memo = None  # a pool may pay, or the items grew: the probe measures the rest afresh
     return None
@@ -303,19 +306,21 @@ def in_a_worker(d: _Decision) -> Decided | None:
     """An earlier call found long items holding the GIL, and a pool is warm for them: measure the first in a worker.
 
     A probe thread here would take a CPU, and the GIL from the threads that feed the
-    pool, while the workers run the rest. Back within QUICK_WINDOW, the cost model
+    pool, while the workers run the rest. Back within the probe's ``quick_window``, the cost model
     decides on the time it took there; still running, the rest go to the pool.
     """
     memo = d.memo
     if (
         d.deadline is not None
         or memo is None
-        or not _long_cpu_for_warm_pool(d.fn, memo, d.declared, count=d.planned, workers=d.workers, cpus=d.cpus)
+        or not _long_cpu_for_warm_pool(
+            d.fn, memo, d.declared, count=d.planned, workers=d.workers, cpus=d.cpus, window=d.probing.quick_window
+        )
     ):
         return None
     try:
         seconds, d.sent = PROCESS_BACKEND.send_first(
-            d.fn, d.sequence, d.outcomes, workers=d.workers or min(d.planned, d.cpus), within=QUICK_WINDOW
+            d.fn, d.sequence, d.outcomes, workers=d.workers or min(d.planned, d.cpus), within=d.probing.quick_window
         )
     except UnpicklableTaskError:
         return None  # the probe measures it here instead
@@ -352,7 +357,8 @@ def in_probe_threads(d: _Decision) -> Decided:
             # A kind known beforehand (declared, or from an earlier call) needs no GIL
             # samples: the probe ends as soon as the CPU share agrees and the choice stands.
             enough=None if prior is None else lambda m: agrees(prior, m.cpu_share) and settles(m),
-            threads=1 if prior is TaskKind.CPU else PROBE_THREADS,
+            threads=1 if prior is TaskKind.CPU else d.probing.threads,
+            policy=d.probing,
             deadline=d.deadline,
             start=start,
         )
@@ -426,15 +432,10 @@ def _with_pickler(reason: Reason, fn: Callable[[Any], Any]) -> Callable[[], str]
     return text
 
 
-#: Through an executor, the first items run in the calling thread for this long (at least
-#: one item), timed, to size the executor's tasks.
-EXECUTOR_CHECK_SECONDS = 0.002
-
-
 def for_executor(q: Question, executor: Executor) -> Decided:
     """How a call runs through ``executor``: the first items timed here, then chunks sized for its task overhead.
 
-    The items run in the calling thread for :data:`EXECUTOR_CHECK_SECONDS` (at least
+    The items run in the calling thread for :attr:`DecisionPolicy.executor_check_seconds` (at least
     one), as a loop would; their results are kept. Not for a function an earlier call
     measured (its item time sizes the tasks: a size off by a few times costs a few per
     cent of overhead, while an item timed here takes a CPU, and time, from the
@@ -482,17 +483,17 @@ def for_executor(q: Question, executor: Executor) -> Decided:
 def _time_first_items(
     q: Question, executor: Executor, workers: int
 ) -> tuple[Measurement, tuple[tuple[Unit, Future[Any]], ...]]:
-    """Time the first items here, for :data:`EXECUTOR_CHECK_SECONDS` (one at least).
+    """Time the first items here, for :attr:`DecisionPolicy.executor_check_seconds` (one at least).
 
     While the first item runs here, the executor need not wait: if it is still running
-    after :data:`EXECUTOR_CHECK_SECONDS`, the next ``workers`` items go to the executor
+    after :attr:`DecisionPolicy.executor_check_seconds`, the next ``workers`` items go to the executor
     as tasks of one item each (long items: a task each is the right size anyway), and
     the measurement is that first item. Returns the measurement and those tasks.
     """
     fn, items, outcomes = q.fn, q.sequence, q.outcomes
     runner = ExecutorRunner(executor, fn, collect=outcomes.collect)
     sender = _SendAhead(runner, items, range(1, min(len(items), 1 + workers)))
-    timer = threading.Timer(EXECUTOR_CHECK_SECONDS, sender.send)
+    timer = threading.Timer(POLICY.executor_check_seconds, sender.send)
     timer.daemon = True
     timer.start()
     try:
@@ -500,9 +501,9 @@ def _time_first_items(
     finally:
         timer.cancel()
         ahead = sender.close()
-    if ahead or outcomes.failed or first.seconds >= EXECUTOR_CHECK_SECONDS or len(items) < 3:
+    if ahead or outcomes.failed or first.seconds >= POLICY.executor_check_seconds or len(items) < 3:
         return first, ahead
-    budget = EXECUTOR_CHECK_SECONDS - first.seconds
+    budget = POLICY.executor_check_seconds - first.seconds
     rest = _measure_inline(fn, items, outcomes, len(items) - 1, budget, start=1)
     return _joined(first, rest), ()
 
@@ -558,7 +559,7 @@ def _measure_inline(  # noqa: PLR0913 - the items, and when to stop
     # Nothing else runs this call's items yet: no feed is needed to hand them out.
     clock = time.perf_counter
     t0, c0 = clock(), time.thread_time()
-    done = run_timed(fn, items, outcomes, stop, budget=budget, growth=SPAN_GROWTH, start=start) - start
+    done = run_timed(fn, items, outcomes, stop, budget=budget, growth=POLICY.span_growth, start=start) - start
     return one_thread_measurement(done, clock() - t0, time.thread_time() - c0)
 
 
@@ -576,28 +577,38 @@ def one_thread_measurement(items: int, wall: float, cpu: float) -> Measurement:
     )
 
 
-#: Each span of the calling thread's timed check is this many times the last.
-SPAN_GROWTH = 4
-#: When an earlier call says items are tiny, this much of the new call's work is run in
-#: the calling thread first, timed, to check the estimate before the loop goes on.
-INLINE_CHECK_SECONDS = 0.0001
-#: Items that now take this many times longer than remembered (plus 20 µs) have
-#: drifted: the function is measured afresh, its kind too.
-DRIFT = 4.0
-#: An input of at least this many times the most threads an I/O-bound call may get
-#: (``max_io_workers``, else 512) is checked in the calling thread first, as
-#: remembered tiny items are: starting probe threads costs more than the whole loop when
-#: the items are tiny, and a slow first item delays a call that long by at most a tenth
-#: (even I/O items, a thread each, take that many rounds).
-LONG_INPUT = 10
+@final
+@attrs.frozen
+class DecisionPolicy:
+    """The steps' policy numbers."""
+
+    #: Each span of the calling thread's timed check is this many times the last.
+    span_growth: int = 4
+    #: When an earlier call says items are tiny, this much of the new call's work is run
+    #: in the calling thread first, timed, to check the estimate before the loop goes on.
+    inline_check_seconds: float = 0.0001
+    #: Items that now take this many times longer than remembered (plus 20 µs) have
+    #: drifted: the function is measured afresh, its kind too.
+    drift: float = 4.0
+    #: An input of at least this many times the most threads an I/O-bound call may get
+    #: (``max_io_workers``, else 512) is checked in the calling thread first, as
+    #: remembered tiny items are: starting probe threads costs more than the whole loop
+    #: when the items are tiny, and a slow first item delays a call that long by at most
+    #: a tenth (even I/O items, a thread each, take that many rounds).
+    long_input: int = 10
+    #: A measured item time within this factor of the remembered one is not remembered
+    #: anew (nothing that depends on it moves much; a tiny call saves the write).
+    same_time: float = 1.25
+    #: Through an executor, the first items run in the calling thread for this long (at
+    #: least one item), timed, to size the executor's tasks.
+    executor_check_seconds: float = 0.002
 
 
-#: A measured item time within this factor of the remembered one is not remembered anew
-#: (nothing that depends on it moves much; a tiny call saves the write).
-SAME_TIME = 1.25
+#: The steps' policy in force.
+POLICY = DecisionPolicy()
 
 
-def _changed(remembered: float, seconds: float, factor: float = SAME_TIME) -> bool:
+def _changed(remembered: float, seconds: float, factor: float = POLICY.same_time) -> bool:
     """Whether ``seconds`` differs from the ``remembered`` item time by more than ``factor``."""
     return not remembered / factor <= seconds <= remembered * factor
 
@@ -645,9 +656,9 @@ def _loop_expected(
         if setting is None:
             return memo
         # Items measured slower on a busy machine would ask the cost model again, and be
-        # remembered anew: the verdict covers items DRIFT times as long where it holds.
-        roomy = decide(_as_measured(memo, DRIFT), 0, memo.kind, free=True).mode == "serial"
-        most = memo.item_seconds * DRIFT if roomy else memo.item_seconds
+        # remembered anew: the verdict covers items ``drift`` times as long where it holds.
+        roomy = decide(_as_measured(memo, POLICY.drift), 0, memo.kind, free=True).mode == "serial"
+        most = memo.item_seconds * POLICY.drift if roomy else memo.item_seconds
         memo = attrs.evolve(memo, loop=LoopVerdict(count, most, setting))
         remember(fn, memo)
         return memo
@@ -683,15 +694,16 @@ def _short_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
     count: int,
     workers: int | None,
     cpus: int,
+    window: float,
 ) -> bool:
-    """Whether an earlier call found ``fn``'s items computing, shorter than QUICK_WINDOW, and a pool is warm.
+    """Whether an earlier call found ``fn``'s items computing, shorter than ``window``, and a pool is warm.
 
     Then the calling thread checks the first items itself: a probe thread, which the
     calling thread watches, holds the GIL for a switch interval (5 ms) before the check
     can end, while the warm workers wait. An item longer than remembered runs whole
     before the check ends, so only short ones are checked so.
     """
-    if memo is None or (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds > QUICK_WINDOW:
+    if memo is None or (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds > window:
         return False
     if not gil_enabled():
         return False  # threads compute side by side: no pool is the answer
@@ -706,12 +718,13 @@ def _long_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
     count: int,
     workers: int | None,
     cpus: int,
+    window: float,
 ) -> bool:
-    """Whether an earlier call found ``fn``'s items computing, longer than QUICK_WINDOW, and a pool is warm.
+    """Whether an earlier call found ``fn``'s items computing, longer than ``window``, and a pool is warm.
 
     Then the first item is measured in a worker (see :meth:`ProcessBackend.send_first`).
     """
-    if (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds <= QUICK_WINDOW or cpus < 2:
+    if (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds <= window or cpus < 2:
         return False
     if not gil_enabled():
         return False
@@ -734,16 +747,24 @@ def _in_pool(seconds: float, *, done: bool) -> Measurement:
 
 
 def _setting(  # noqa: PLR0913 - every input the cost model's choice depends on, but the items
-    declared: TaskKind | None, workers: int | None, chunksize: int | None, *, cpus: int, io_cap: int, count: int
+    declared: TaskKind | None,
+    workers: int | None,
+    chunksize: int | None,
+    *,
+    cpus: int,
+    io_cap: int,
+    count: int,
+    warm_after: float,
 ) -> tuple[object, ...] | None:
     """What the cost model's choice depends on besides the items: a verdict's setting.
 
-    ``None`` while a process pool is warming up (its start-up cost falls by the moment).
+    ``None`` while a process pool is warming up (its start-up cost falls by the moment):
+    for ``warm_after`` seconds (the cost model's cold start) after it was made.
     """
     age = process_pool_age(workers or max(1, min(count, cpus)))
     if age is None:
         pool = "server" if forkserver_started() else "none"
-    elif age >= PROCESS_COLD_START:
+    elif age >= warm_after:
         pool = "warm"
     else:
         return None
@@ -783,7 +804,7 @@ def estimated_item_seconds(kind: TaskKind, m: Measurement, memo: Memo | None = N
     processes measured them (:attr:`Memo.item_alone`): the first items can be short
     ones.
     """
-    seconds = m.item_wall if kind is TaskKind.IO else max(m.item_cpu, m.item_wall / PROBE_THREADS)
+    seconds = m.item_wall if kind is TaskKind.IO else max(m.item_cpu, m.item_wall / PROBING.get().threads)
     if not m.exact and m.completed == 0:
         seconds = max(2 * seconds, memo.item_seconds if memo is not None and memo.kind is kind else 0.0)
     elif not m.exact:
@@ -815,7 +836,7 @@ def final_kind(kind: TaskKind, final: Measurement) -> TaskKind:
     """
     if kind is TaskKind.IO or not agrees(TaskKind.IO, final.cpu_share):
         return kind
-    return TaskKind.IO if final.gil_share is None or final.gil_share < GIL_BOUND_SHARE else kind
+    return TaskKind.IO if final.gil_share is None or final.gil_share < READING.get().gil_bound_share else kind
 
 
 def io_memo(  # noqa: PLR0913 - the call's figures, by name

@@ -2,9 +2,10 @@
 
 The command imports the function, plans it with :func:`concurrency_kit.plan` on the
 items given (or ``range(N)``), and prints the plan with the estimates the cost model
-weighed: the plain loop and each pool it could pick for what was measured
-(:func:`concurrency_kit._plan.alternatives`), the chosen one marked. Planning runs the
-first items to measure them; the command never runs the plan, so their results are
+weighed: the plain loop and each pool it could pick for what was measured (the
+candidates of ``_choose.weigh``), the chosen one marked and why each other lost; then the
+machine figures in force (``_costmodel``), each with where it came from. Planning runs
+the first items to measure them; the command never runs the plan, so their results are
 discarded and the other items never run.
 """
 
@@ -18,14 +19,16 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from ._api import ModeName, plan
+from ._choose import CHOOSING, Candidate, alternatives
 from ._classify import TaskKind
 from ._config import get_config
+from ._costmodel import CostModel, Figure, model_in_force, using_model
 from ._cpu import gil_enabled, planning_cpus
 
 # The decision's own readings of a measurement, so that the estimates are the ones it weighed.
 from ._decide import estimated_item_cpu, estimated_item_seconds, process_fitness
 from ._memory import recall
-from ._plan import MIN_GAIN, Mode, Plan, alternatives, format_seconds
+from ._plan import Mode, Plan, format_seconds
 from ._pools import forkserver_started, process_pool_age
 from ._run import Call
 
@@ -42,6 +45,15 @@ _NOT_WEIGHED: dict[tuple[TaskKind, Mode], str] = {
 }
 #: A pool's name in the text.
 _POOLS: dict[Mode, str] = {"thread": "threads", "process": "processes"}
+#: A machine figure's name in the text.
+_FIGURES: dict[Figure, str] = {
+    "thread_start": "a thread's start",
+    "process_round_trip": "a chunk's round trip through a warm process pool",
+    "cold_start": "a process pool's start, cold",
+    "restart": "a process pool's start, its server running",
+    "byte_cost": "a byte pickled and piped, both ways",
+    "process_item": "an item's outcome pickled on its own",
+}
 
 
 class UsageError(ValueError):
@@ -118,8 +130,10 @@ def explain(  # noqa: PLR0913 - the command's options, by name
             ``TypeError`` or ``ValueError``, such as a coroutine function with a mode
             that would not await it), named in the message.
     """
+    model = model_in_force()  # the estimates below are the decision's: on the same figures
     try:
-        chosen = plan(fn, items, mode, workers=workers)
+        with using_model(model):
+            chosen = plan(fn, items, mode, workers=workers)
     except (TypeError, ValueError) as exc:  # plan()'s checks of its arguments (fn's own errors are recorded)
         raise UsageError(f"{type(exc).__name__}: {exc}") from exc
     write = out.write
@@ -145,7 +159,8 @@ def explain(  # noqa: PLR0913 - the command's options, by name
         why = "no items" if not items else f"mode={mode!r} was forced"
         write(f"nothing was measured ({why}), so there are no estimates: auto measures and weighs them\n")
     elif chosen.kind is not None:
-        _write_estimates(fn, items, chosen, chosen.kind, out, workers=workers)
+        _write_estimates(fn, items, chosen, chosen.kind, out, workers=workers, model=model)
+        _write_figures(model, out)
     out.flush()
 
 
@@ -157,43 +172,21 @@ def _write_estimates(  # noqa: PLR0913 - the plan and what it was made of, by na
     out: TextIO,
     *,
     workers: int | None,
+    model: CostModel,
 ) -> None:
     """The cost model's estimates for the items the measurement left, as it weighed them."""
-    measurement = chosen.measurement
-    assert measurement is not None
     call: Call = chosen._state  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - where the measuring stopped
     if kind is TaskKind.CPU and not gil_enabled():
         kind = TaskKind.GIL_FREE  # as the decision does: without a GIL, threads compute side by side
-    memo = recall(fn)
-    item_seconds = estimated_item_seconds(kind, measurement, memo)
-    item_cpu = estimated_item_cpu(kind, measurement, memo) or 0.0
-    cpus = planning_cpus()
     unpicklable, item_bytes = (None, 0)
     if call.outcomes is not None:
         unpicklable, item_bytes = process_fitness(fn, items, call.outcomes, call.resume_at)
-
-    def weigh(count: int) -> list[tuple[Mode, float, str]]:
-        return alternatives(
-            kind=kind,
-            item_seconds=item_seconds,
-            item_cpu=item_cpu,
-            count=count,
-            cpus=cpus,
-            io_cap=get_config().io_thread_cap(),
-            unpicklable=unpicklable,
-            process_age=process_pool_age(workers or min(count, cpus)),
-            server_started=forkserver_started(),
-            bytes_per_item=item_bytes,
-            workers=workers,
-            chunksize=None,
-        )
-
+    weigh = _Weigher(fn, chosen, kind, workers=workers, model=model, unpicklable=unpicklable, item_bytes=item_bytes)
     left = len(items) - call.resume_at
-    computing = f", of which {format_seconds(item_cpu)} computing" if kind is TaskKind.IO else ""
     write = out.write
     write(
-        f"estimates, at {format_seconds(item_seconds)} per item{computing} (from the measurement), as the cost "
-        f"model weighed them (a pool must beat the loop by {MIN_GAIN:.0%}):\n"
+        f"estimates, at {weigh.describe()} (from the measurement), as the cost model weighed them (a pool must "
+        f"beat the loop by {CHOOSING.min_gain:.0%}):\n"
     )
     if call.outcomes is not None and call.outcomes.failed:
         error = call.outcomes.error
@@ -201,7 +194,7 @@ def _write_estimates(  # noqa: PLR0913 - the plan and what it was made of, by na
             f"  item {call.outcomes.error_index} raised while measuring ({type(error).__name__}: {error}): the rest "
             "run in a loop, whatever these say\n"
         )
-    shown: list[tuple[Mode, float, str]] = []
+    shown: tuple[Candidate, ...] = ()
     if left == 0:
         write("  none: the measurement ran every item\n")
     else:
@@ -214,13 +207,77 @@ def _write_estimates(  # noqa: PLR0913 - the plan and what it was made of, by na
         write(f"  had none been measured first, for all {len(items)} items:\n")
         shown = weigh(len(items))
         _write_rows(shown, None, out)
-    for mode, pool in _POOLS.items() if len(shown) > 1 else ():
-        if any(weighed == mode for weighed, _, _ in shown):
+    _write_not_weighed(shown, kind, unpicklable, out)
+
+
+class _Weigher:
+    """The cost model's candidates for the plan's items, as the decision weighed them, for any count."""
+
+    def __init__(  # noqa: PLR0913 - what the decision weighed, by name
+        self,
+        fn: Callable[[Any], Any],
+        chosen: Plan[Any],
+        kind: TaskKind,
+        *,
+        workers: int | None,
+        model: CostModel,
+        unpicklable: str | None,
+        item_bytes: int,
+    ) -> None:
+        measurement = chosen.measurement
+        assert measurement is not None
+        memo = recall(fn)
+        self.kind, self.workers, self.model = kind, workers, model
+        self.unpicklable, self.item_bytes = unpicklable, item_bytes
+        self.item_seconds = estimated_item_seconds(kind, measurement, memo)
+        self.item_cpu = estimated_item_cpu(kind, measurement, memo) or 0.0
+        self.processes_last = memo is not None and memo.kind is kind and memo.in_processes
+        self.cpus = planning_cpus()
+
+    def describe(self) -> str:
+        """The item time weighed, for the text."""
+        computing = f", of which {format_seconds(self.item_cpu)} computing" if self.kind is TaskKind.IO else ""
+        return f"{format_seconds(self.item_seconds)} per item{computing}"
+
+    def __call__(self, count: int) -> tuple[Candidate, ...]:
+        return alternatives(
+            kind=self.kind,
+            item_seconds=self.item_seconds,
+            item_cpu=self.item_cpu,
+            count=count,
+            cpus=self.cpus,
+            io_cap=get_config().io_thread_cap(),
+            unpicklable=self.unpicklable,
+            process_age=process_pool_age(self.workers or min(count, self.cpus)),
+            server_started=forkserver_started(),
+            bytes_per_item=self.item_bytes,
+            workers=self.workers,
+            chunksize=None,
+            processes_last=self.processes_last,
+            model=self.model,
+        )
+
+
+def _write_not_weighed(shown: tuple[Candidate, ...], kind: TaskKind, unpicklable: str | None, out: TextIO) -> None:
+    """Why a pool the candidates leave out was not weighed (where any pool was)."""
+    if len(shown) <= 1:
+        return
+    for mode, pool in _POOLS.items():
+        if any(candidate.mode == mode for candidate in shown):
             continue
         if mode == "process" and unpicklable is not None:
-            write(f"  {pool}: not an option ({unpicklable})\n")
+            out.write(f"  {pool}: not an option ({unpicklable})\n")
         elif (note := _NOT_WEIGHED.get((kind, mode))) is not None:
-            write(f"  {pool}: not weighed: {note}\n")
+            out.write(f"  {pool}: not weighed: {note}\n")
+
+
+def _write_figures(model: CostModel, out: TextIO) -> None:
+    """The machine figures the estimates were made of, each with where it came from."""
+    out.write(f"\nfigures in force (the cost model's, for the {model.start_method} start method):\n")
+    width = max(map(len, _FIGURES.values()))
+    for figure, value in model.figures():
+        shown = f"{value * 1e9:.1f} ns" if figure == "byte_cost" else format_seconds(value)
+        out.write(f"  {_FIGURES[figure]:<{width}}  {shown:>9}  {model.source(figure)}\n")
 
 
 def _times(ratio: float) -> str:
@@ -228,11 +285,14 @@ def _times(ratio: float) -> str:
     return f"{ratio:.2f}×" if ratio < 1 else f"{ratio:.2g}×" if ratio < 10 else f"{ratio:.0f}×"
 
 
-def _write_rows(weighed: list[tuple[Mode, float, str]], chosen: Mode | None, out: TextIO) -> None:
-    """One line an option, the ``chosen`` one's marked, with its estimate and how it compares with the loop's."""
-    width = max(len(label) for _, _, label in weighed)
-    loop = weighed[0][1]
-    for mode, estimate, label in weighed:
+def _write_rows(weighed: tuple[Candidate, ...], chosen: Mode | None, out: TextIO) -> None:
+    """One line an option, the ``chosen`` one's marked, with its estimate, against the loop's, and why it lost."""
+    width = max(len(candidate.label) for candidate in weighed)
+    loop = weighed[0].estimate
+    for candidate in weighed:
+        mode, estimate, label = candidate.mode, candidate.estimate, candidate.label
         than = "" if mode == "serial" or loop <= 0 else f"  ({_times(estimate / loop)} the loop's)"
-        mark, chosen_note = ("→ ", "  ← chosen") if mode == chosen else ("  ", "")
-        out.write(f"    {mark}{label:<{width}}  ≈ {format_seconds(estimate):>9}{than}{chosen_note}\n")
+        mark, note = ("→ ", "  ← chosen") if mode == chosen else ("  ", "")
+        if mode != chosen and candidate.lost is not None:
+            note = f"  (lost: {candidate.lost})"
+        out.write(f"    {mark}{label:<{width}}  ≈ {format_seconds(estimate):>9}{than}{note}\n")

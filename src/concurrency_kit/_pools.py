@@ -23,6 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._config import get_config
+from ._costmodel import observe_pool_start
 from ._errors import MainGuardMissingError
 from ._guard import GUARD_FIX, main_guard_missing
 from ._launch import forkserver_context_without_main
@@ -499,17 +500,22 @@ class Prestart(threading.Thread):
 
 def _spawn(workers: int, generation: int, function: bytes | None, up: threading.Event) -> None:
     with _quick_switches() as put_back:
-
-        def first_up() -> None:
-            put_back()  # the workers are started: what is left needs the GIL rarely
-            up.set()
-
+        began, before, server_running = time.monotonic(), _shared.processes, _shared.forkserver_started
         try:
             pool = process_pool(workers, generation, main=needs_main(function))
         except RuntimeError:  # the interpreter began to exit (no pool can start now): nothing to warm
             return
         if pool is None:
             return  # shutdown() came first
+
+        def first_up() -> None:
+            put_back()  # the workers are started: what is left needs the GIL rarely
+            up.set()
+            if pool is not before:  # a pool made here: the cost model learns what its start took
+                observe_pool_start(
+                    time.monotonic() - began, start_method=_shared.start_method, server_was_running=server_running
+                )
+
         try:
             warm = _warm_up(pool, workers, generation, _reference(function), first_up)
         except RuntimeError:

@@ -26,40 +26,52 @@ from typing import Any, NamedTuple, final
 
 import attrs
 
-from ._classify import LATE_FRACTION
+from ._classify import READING
 from ._cpu import gil_enabled
+from ._in_force import InForce
 from ._outcomes import Feed, Outcomes, run_span
 
-__all__ = ["Measurement", "ProbeRun", "probe"]
+__all__ = ["PROBING", "Measurement", "ProbePolicy", "ProbeRun", "probe"]
 
-#: Threads the probe runs items in: two, so I/O already overlaps while it is measured.
-PROBE_THREADS = 2
-#: The probe watches at least this long before deciding (unless the input runs out).
-MIN_WINDOW = 0.010
-#: ... and collects at least this many GIL samples.
-MIN_SAMPLES = 4
-#: ... unless the caller says sooner that what it has is enough (it may know the task
-#: from an earlier call), which it is asked from this much on.
-QUICK_WINDOW = 0.002
-#: ... or, once it has that many GIL samples, none late, sooner when the items plainly
-#: wait: their CPU share so far is below this (they compute a tenth of the time or less).
-PLAIN_WAIT_SHARE = 0.1
-#: ... but never watches longer than this before deciding on what it has.
-MAX_WINDOW = 0.050
-#: ... or this many late wake-ups: the GIL is plainly held.
-LATE_ENOUGH = 2
-#: The monitor's tick.
-TICK = 0.001
-#: The CPU time of the probe threads is read off ticks during which both ran items, of
-#: at least this many seconds in all (two ticks): fewer leave the reading to chance. The
-#: median tick counts, so that a few ticks with the CPUs busy elsewhere do not.
-MIN_PAIR_SECONDS = 2 * TICK
-#: The monitor's tick while it waits for running items to settle a decision.
-SETTLE_TICK = 0.005
-#: Remaining work below this many seconds is not worth a pool: stop probing at once.
-TRIVIAL_SECONDS = 0.002
-#: A probe batch grows until it takes about this long (keeps per-item overhead low).
-BATCH_SECONDS = 0.001
+
+@final
+@attrs.frozen
+class ProbePolicy:
+    """The probe's windows and thresholds."""
+
+    #: Threads the probe runs items in: two, so I/O already overlaps while it is measured.
+    threads: int = 2
+    #: The probe watches at least this long before deciding (unless the input runs out) ...
+    min_window: float = 0.010
+    #: ... and collects at least this many GIL samples ...
+    min_samples: int = 4
+    #: ... unless the caller says sooner that what it has is enough (it may know the task
+    #: from an earlier call), which it is asked from this much on ...
+    quick_window: float = 0.002
+    #: ... or, once it has that many GIL samples, none late, sooner when the items plainly
+    #: wait: their CPU share so far is below this (they compute a tenth of the time or less) ...
+    plain_wait_share: float = 0.1
+    #: ... but never watches longer than this before deciding on what it has ...
+    max_window: float = 0.050
+    #: ... or this many late wake-ups: the GIL is plainly held.
+    late_enough: int = 2
+    #: The monitor's tick.
+    tick: float = 0.001
+    #: The CPU time of the probe threads is read off ticks during which both ran items, of
+    #: at least this many seconds in all (two ticks): fewer leave the reading to chance.
+    #: The median tick counts, so that a few ticks with the CPUs busy elsewhere do not.
+    min_pair_seconds: float = 0.002
+    #: The monitor's tick while it waits for running items to settle a decision.
+    settle_tick: float = 0.005
+    #: Remaining work below this many seconds is not worth a pool: stop probing at once.
+    trivial_seconds: float = 0.002
+    #: A probe batch grows until it takes about this long (keeps per-item overhead low).
+    batch_seconds: float = 0.001
+
+
+_DEFAULT_PROBING = ProbePolicy()
+#: The probe's policy in force (tests set another for a block with ``PROBING.using``).
+PROBING: InForce[ProbePolicy] = InForce("probe_policy", lambda: _DEFAULT_PROBING)
 
 _thread_clock = getattr(time, "pthread_getcpuclockid", None)
 
@@ -143,6 +155,7 @@ def _work(  # noqa: PLR0913, PLR0917 - the probe thread's whole state, by name
     slot: _Slot,
     wake: threading.Event,
     window_end: float,
+    batch_seconds: float,
     hold: threading.Lock,
 ) -> None:
     with slot.lock:
@@ -171,7 +184,7 @@ def _work(  # noqa: PLR0913, PLR0917 - the probe thread's whole state, by name
                 slot.items += len(span)
                 slot.busy = 0
             per_item = wall / len(span)
-            count = max(1, min(count * 2, int(BATCH_SECONDS / per_item))) if per_item > 0 else count * 2
+            count = max(1, min(count * 2, int(batch_seconds / per_item))) if per_item > 0 else count * 2
             if not going:
                 break
             # No wake-up per batch: it would cut the monitor's tick short and spoil its GIL sample.
@@ -233,8 +246,8 @@ class ProbeRun:
 class _Monitor:
     """The calling thread's side of the probe: GIL samples and the figures so far."""
 
-    def __init__(self, slots: list[_Slot]) -> None:
-        self.slots = slots
+    def __init__(self, slots: list[_Slot], policy: ProbePolicy) -> None:
+        self.slots, self.policy = slots, policy
         self.start = time.perf_counter()
         self.samples = self.late = 0
         #: Whether there is a GIL to read: without one (free-threaded CPython) a tick
@@ -254,7 +267,7 @@ class _Monitor:
         threads ran items also counts their CPU time (see :attr:`Measurement.parallelism`).
         """
         busy = any(slot.busy for slot in self.slots)
-        interval = sys.getswitchinterval()
+        interval, late_fraction = sys.getswitchinterval(), READING.get().late_fraction
         pair = self._pair_clock()
         began = time.perf_counter()
         if wake.wait(seconds) or not busy:
@@ -271,7 +284,7 @@ class _Monitor:
             return False
         # The interval may change meanwhile (a pool starting lowers it): a GIL holder
         # delays the wake-up by the shorter of the two at least.
-        if lateness > max(0.0005, LATE_FRACTION * min(interval, sys.getswitchinterval())):
+        if lateness > max(0.0005, late_fraction * min(interval, sys.getswitchinterval())):
             self.late += 1
             return True
         return False
@@ -284,7 +297,7 @@ class _Monitor:
         then wakes nearly on time. Two threads that take turns for the GIL cannot
         compute more than one CPU's worth between them, whatever the monitor sees.
         """
-        if _thread_clock is None or len(self.slots) < PROBE_THREADS:
+        if _thread_clock is None or len(self.slots) < 2:
             return None
         total = 0.0
         for slot in self.slots:
@@ -294,15 +307,19 @@ class _Monitor:
                 total += time.clock_gettime(_thread_clock(slot.ident))
         return total
 
+    def enough_samples(self) -> bool:
+        """Whether the monitor has the GIL samples a decision needs, or plainly saw the GIL held."""
+        return self.samples >= self.policy.min_samples or self.late >= self.policy.late_enough
+
     def plainly_waiting(self, taken: int) -> bool:
         """Whether enough GIL samples, none late, and the CPU share say the items wait.
 
         Only where the CPU time of a running item can be read: else a computing item
         still running would look as if it waited.
         """
-        if _thread_clock is None or self.samples < MIN_SAMPLES or self.late:
+        if _thread_clock is None or self.samples < self.policy.min_samples or self.late:
             return False
-        return self.measure(taken).cpu_share < PLAIN_WAIT_SHARE
+        return self.measure(taken).cpu_share < self.policy.plain_wait_share
 
     def measure(self, taken: int) -> Measurement:
         now = time.perf_counter()
@@ -326,7 +343,7 @@ class _Monitor:
             cpu_share=share_cpu / share_wall if share_wall > 0 else 0.0,
             gil_share=self.late / self.samples if self.samples >= 2 and self.gil else None,
             exact=running == 0,
-            parallelism=_median(self.pair_rates) if self.pair_wall >= MIN_PAIR_SECONDS else None,
+            parallelism=_median(self.pair_rates) if self.pair_wall >= self.policy.min_pair_seconds else None,
         )
 
 
@@ -346,9 +363,10 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
     on_gil_held: Callable[[], object] | None = None,
     settled: Callable[[Measurement], bool] | None = None,
     enough: Callable[[Measurement], bool] | None = None,
-    threads: int = PROBE_THREADS,
+    threads: int | None = None,
     deadline: float | None = None,
     start: int = 0,
+    policy: ProbePolicy | None = None,
 ) -> ProbeRun:
     """Run the first items of ``items`` in probe threads and measure them.
 
@@ -363,14 +381,15 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
         settled: asked, once the window is over, whether a measurement whose items
             are still running is enough to decide on. While it says no, the probe
             takes no new items but keeps watching the running ones, until they finish.
-        enough: asked at every tick from :data:`QUICK_WINDOW` on whether the figures so
+        enough: asked at every tick from :attr:`ProbePolicy.quick_window` on whether the figures so
             far are enough to decide on; yes ends the probe at once.
         threads: how many probe threads may run items (the second joins once the
             monitor has seen the GIL free while items ran); one when the items are
             known to hold the GIL, which a second thread would only take turns with,
-            starving the monitor.
+            starving the monitor (default: the policy's ``threads``).
         deadline: a ``time.monotonic()`` value past which the probe gives up.
         start: the first item to take (those before it already ran).
+        policy: the probe's windows and thresholds (default: those in force).
 
     Returns:
         The measurement and where the rest of the call resumes.
@@ -379,6 +398,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
         TimeoutError: the deadline passed while measuring (the items already taken
             finish in the background; nothing new starts).
     """
+    policy = policy or PROBING.get()
     total = len(items)
     feed = Feed(outcomes, start, total)
     wake = threading.Event()
@@ -386,23 +406,18 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
     # the hook (which pickles the function, and may import cloudpickle for it) does not
     # take turns for the GIL with items that hold it, a switch interval (5 ms) at a time.
     hold = threading.Lock()
-    slots = [_Slot() for _ in range(min(threads, total - start))]
-    monitor = _Monitor(slots)
+    slots = [_Slot() for _ in range(min(policy.threads if threads is None else threads, total - start))]
+    monitor = _Monitor(slots, policy)
     # The second thread joins once a GIL sample (a tick at the earliest) found the GIL
     # free while the first ran items: work so small that one thread is through it by
     # then never pays for two threads contending, and items that hold the GIL are not
     # run two at a time, taking turns with each other and with the thread that starts a
     # process pool meanwhile.
-    window_end = monitor.start + MAX_WINDOW
-    futures = [submit(_work, fn, items, feed, slots[0], wake, window_end, hold)]
-
-    def check_deadline() -> None:
-        if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError  # the caller words it
-
+    window_end, batch = monitor.start + policy.max_window, policy.batch_seconds
+    futures = [submit(_work, fn, items, feed, slots[0], wake, window_end, batch, hold)]
     try:
         while not outcomes.failed:
-            check_deadline()
+            _check(deadline)
             wake.clear()
             if all(f.done() for f in futures) and (len(futures) == len(slots) or not feed.remaining):
                 break
@@ -410,25 +425,25 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
             tallies = [slot.snapshot(now) for slot in slots]
             finished = sum(t.items for t in tallies)
             left = feed.remaining * sum(t.wall + t.running_wall for t in tallies) / max(finished, 1)
-            if finished >= min(3, total - start) and left < TRIVIAL_SECONDS:
+            if finished >= min(3, total - start) and left < policy.trivial_seconds:
                 break  # too little left to be worth measuring, let alone a pool
             if len(futures) < len(slots) and monitor.samples > monitor.late and feed.remaining:
-                futures.append(submit(_work, fn, items, feed, slots[len(futures)], wake, window_end, hold))
-            if now - monitor.start >= MIN_WINDOW and (monitor.samples >= MIN_SAMPLES or monitor.late >= LATE_ENOUGH):
+                futures.append(submit(_work, fn, items, feed, slots[len(futures)], wake, window_end, batch, hold))
+            if now - monitor.start >= policy.min_window and monitor.enough_samples():
                 break
             if monitor.plainly_waiting(feed.next - start):
                 break  # I/O: every item waiting is time the rest of the input could overlap
             if (
                 enough is not None
-                and now - monitor.start >= QUICK_WINDOW
+                and now - monitor.start >= policy.quick_window
                 and enough(monitor.measure(feed.next - start))
             ):
                 break
-            if now - monitor.start >= MAX_WINDOW:
+            if now - monitor.start >= policy.max_window:
                 break  # decide on what there is, rather than keep the items in two threads
             if (
-                monitor.tick(wake, TICK)
-                and monitor.late == LATE_ENOUGH
+                monitor.tick(wake, policy.tick)
+                and monitor.late == policy.late_enough
                 and on_gil_held is not None
                 and feed.remaining > 1
             ):
@@ -440,8 +455,14 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
     resume_at = feed.stop()
     measurement = monitor.measure(resume_at - start)
     while settled is not None and not measurement.exact and not outcomes.failed and not settled(measurement):
-        check_deadline()
+        _check(deadline)
         wake.clear()
-        monitor.tick(wake, SETTLE_TICK)
+        monitor.tick(wake, policy.settle_tick)
         measurement = monitor.measure(resume_at - start)
     return ProbeRun(measurement, resume_at, futures, monitor)
+
+
+def _check(deadline: float | None) -> None:
+    """Raise ``TimeoutError`` once ``deadline`` (a ``time.monotonic()`` value) has passed."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise TimeoutError  # the caller words it

@@ -26,12 +26,13 @@ import attrs
 from ._awaitable import check_results, close_awaitables
 from ._backends import BACKENDS, PROCESS_BACKEND, ExecutorRunner, ProcessRunner, Runner, Sent, ThreadRunner, Unit
 from ._classify import TaskKind, is_coroutine_function
+from ._costmodel import model_in_force
 from ._decide import final_kind, io_memo, memo_of
 from ._errors import UnpicklableTaskError
 from ._memory import recall, remember
 from ._options import CallOptions
 from ._outcomes import EMPTY, Feed, Outcomes, iterate_from, noted, run_items, timed_out
-from ._plan import PROCESS_COLD_START, Plan
+from ._plan import Plan
 from ._pools import process_pool_age
 from ._probe import ProbeRun
 from ._stream import Progress, ResultStream, loop, stream, told_by
@@ -228,7 +229,7 @@ def _run_rest(  # noqa: PLR0913 - what _execute took from the plan
                         count=len(call.items) - run.first,
                         seconds=time.perf_counter() - run.started,
                         cpu=feed.cpu + final.item_cpu * final.completed,
-                        warm=age is not None and age >= PROCESS_COLD_START,
+                        warm=age is not None and age >= model_in_force().cold_start,
                     )
                 remember(call.fn, memo)
     except TimeoutError:  # only the backends' and the probe's own: fn's exceptions are recorded, not raised

@@ -26,6 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, cast, final
 
+from .._costmodel import observe_round_trip
 from .._crash import WorkerCrashedError
 from .._errors import UnpicklableTaskError
 from .._outcomes import Feed, Outcomes, run_span
@@ -282,6 +283,7 @@ class ProcessBackend:
             raise
         if chunks.running:
             return time.perf_counter() - began, Sent(chunks)
+        observe_round_trip(time.perf_counter() - began - chunks.seconds)  # a warm pool's, for the cost model
         return chunks.seconds, None
 
     def run(  # noqa: PLR0913 - the backend protocol
