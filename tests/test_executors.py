@@ -228,9 +228,9 @@ def test_use_executor_reaches_asyncio_tasks_and_copied_contexts_not_bare_threads
 def test_use_executor_blocks_nest_and_the_argument_wins() -> None:
     with ThreadPoolExecutor(1) as outer, ThreadPoolExecutor(1) as inner, ck.use_executor(outer):
         with ck.use_executor(inner):
-            assert ck.plan(double, range(3))._state.executor is inner
-        assert ck.plan(double, range(3))._state.executor is outer
-        assert ck.plan(double, range(3), executor=inner)._state.executor is inner
+            assert ck.plan(double, range(3))._handover.options.executor is inner
+        assert ck.plan(double, range(3))._handover.options.executor is outer
+        assert ck.plan(double, range(3), executor=inner)._handover.options.executor is inner
 
 
 def test_bad_executor_arguments_are_rejected() -> None:

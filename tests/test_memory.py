@@ -16,7 +16,7 @@ import attrs
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import TaskKind, _classify, _decide, _memory, _pools, _probe, _run
+from concurrency_kit import TaskKind, _classify, _decide, _learning, _memory, _pools, _probe
 from concurrency_kit._memory import LoopVerdict, Memo, recall, remember
 from concurrency_kit._pickling import pickled
 from concurrency_kit._plan import Choice
@@ -116,7 +116,7 @@ def test_a_loop_a_kept_verdict_covers_is_not_remembered_anew_for_a_swing_in_item
     [double(x) for x in items]
     now = (time.perf_counter() - start) / len(items)
     verdict = LoopVerdict(memo.loop.count, 1.0, memo.loop.setting)
-    swung = Memo(memo.kind, now * _decide.POLICY.same_time * 1.2, verdict)
+    swung = Memo(memo.kind, now * _learning.REMEMBERING.same_time * 1.2, verdict)
     remember(double, swung)
     kept = ck.plan(double, items)
     assert "an earlier call's cost model chose a loop" in kept.reason, kept.reason
@@ -396,10 +396,10 @@ def test_a_bound_method_and_a_partial_are_remembered() -> None:
 
 
 def test_only_an_item_time_far_from_the_remembered_one_is_remembered_anew() -> None:
-    assert not _decide._changed(1e-6, 1e-6 * _decide.POLICY.same_time * 0.99)
-    assert not _decide._changed(1e-6, 1e-6 / _decide.POLICY.same_time * 1.01)
-    assert _decide._changed(1e-6, 1e-6 * _decide.POLICY.same_time * 1.01)
-    assert _decide._changed(1e-6, 1e-6 / _decide.POLICY.same_time / 1.01)
+    assert not _learning.changed(1e-6, 1e-6 * _learning.REMEMBERING.same_time * 0.99)
+    assert not _learning.changed(1e-6, 1e-6 / _learning.REMEMBERING.same_time * 1.01)
+    assert _learning.changed(1e-6, 1e-6 * _learning.REMEMBERING.same_time * 1.01)
+    assert _learning.changed(1e-6, 1e-6 / _learning.REMEMBERING.same_time / 1.01)
     ck.run_parallel(double, range(20_000))
     memo = recall(double)
     assert memo is not None
@@ -430,6 +430,11 @@ def _io_plan(mode: str, workers: int, chunksize: int = 1) -> Any:
     return ck.Plan(mode=mode, kind=TaskKind.IO, workers=workers, chunksize=chunksize, reason="test")  # type: ignore[arg-type]
 
 
+def _io_memo(memo: Memo, earlier: Memo | None, plan: Any, **figures: Any) -> Memo:
+    """What memory keeps of I/O items that ran as ``plan`` says, with the call's ``figures``."""
+    return _learning._own_length(memo, earlier, _learning.PoolRun(plan.mode, plan.workers, plan.chunksize, **figures))
+
+
 #: Two probe items that waited 20 ms, then computed 10 ms taking turns for the GIL with
 #: 22 other threads: their wall time, 150 ms, is mostly turns.
 _TURNS = Memo(TaskKind.IO, 0.150, item_cpu=0.010)
@@ -437,7 +442,7 @@ _TURNS = Memo(TaskKind.IO, 0.150, item_cpu=0.010)
 
 def test_io_items_in_threads_are_remembered_without_their_turns_for_the_gil() -> None:
     # 24 items computing 10 ms each one after another, after a 20 ms wait: 260 ms.
-    memo = _decide.io_memo(_TURNS, None, _io_plan("thread", 24), count=24, seconds=0.260, cpu=0.240, warm=False)
+    memo = _io_memo(_TURNS, None, _io_plan("thread", 24), count=24, seconds=0.260, cpu=0.240, warm=False)
     assert memo.item_seconds == pytest.approx(0.030)
     assert memo.item_cpu == 0.010
     assert memo.item_alone is None
@@ -445,16 +450,16 @@ def test_io_items_in_threads_are_remembered_without_their_turns_for_the_gil() ->
 
 def test_an_io_items_length_from_threads_is_at_least_twice_its_computing() -> None:
     # Threads' own CPU time (waking to ask for the GIL) can leave less time than a wait.
-    memo = _decide.io_memo(_TURNS, None, _io_plan("thread", 24), count=24, seconds=0.250, cpu=0.255, warm=False)
+    memo = _io_memo(_TURNS, None, _io_plan("thread", 24), count=24, seconds=0.250, cpu=0.255, warm=False)
     assert memo.item_seconds == pytest.approx(0.020)
 
 
 def test_an_io_items_length_from_threads_is_never_less_than_processes_measured() -> None:
     earlier = Memo(TaskKind.IO, 0.060, item_cpu=0.010, item_alone=0.060)
-    memo = _decide.io_memo(_TURNS, earlier, _io_plan("thread", 24), count=24, seconds=0.260, cpu=0.240, warm=False)
+    memo = _io_memo(_TURNS, earlier, _io_plan("thread", 24), count=24, seconds=0.260, cpu=0.240, warm=False)
     assert (memo.item_seconds, memo.item_alone) == (0.060, 0.060)
     # Nor more than the probe items' own wall time.
-    memo = _decide.io_memo(
+    memo = _io_memo(
         attrs.evolve(_TURNS, item_seconds=0.040),
         earlier,
         _io_plan("thread", 24),
@@ -470,23 +475,23 @@ def test_io_items_in_a_warm_pool_are_remembered_by_the_calls_time_per_round() ->
     alone = Memo(TaskKind.IO, 0.012, item_cpu=0.001)  # the probe's first items were short ones
     plan = _io_plan("process", 16)
     # 40 items on 16 processes: 3 rounds, in 75 ms.
-    warm = _decide.io_memo(alone, None, plan, count=40, seconds=0.075, cpu=0.0, warm=True)
+    warm = _io_memo(alone, None, plan, count=40, seconds=0.075, cpu=0.0, warm=True)
     assert warm.item_seconds == warm.item_alone == pytest.approx(0.025)
     # A pool that was starting: its start is in the call's time; the probe items' time stands.
-    cold = _decide.io_memo(alone, None, plan, count=40, seconds=0.500, cpu=0.0, warm=False)
+    cold = _io_memo(alone, None, plan, count=40, seconds=0.500, cpu=0.0, warm=False)
     assert cold.item_seconds == cold.item_alone == 0.012
 
 
 def test_io_items_are_remembered_with_the_mode_they_ran_in() -> None:
     probed = Memo(TaskKind.IO, 0.025, item_cpu=0.002)
-    in_processes = _decide.io_memo(probed, None, _io_plan("process", 16), count=40, seconds=0.075, cpu=0.0, warm=True)
+    in_processes = _io_memo(probed, None, _io_plan("process", 16), count=40, seconds=0.075, cpu=0.0, warm=True)
     assert in_processes.in_processes
     threads = _io_plan("thread", 40)
-    in_threads = _decide.io_memo(probed, in_processes, threads, count=40, seconds=0.1, cpu=0.08, warm=False)
+    in_threads = _io_memo(probed, in_processes, threads, count=40, seconds=0.1, cpu=0.08, warm=False)
     assert not in_threads.in_processes
     # A call run in the calling thread tells nothing of which pool wins: the last pool's stands.
     for earlier in (in_processes, in_threads):
-        serial = _decide.io_memo(probed, earlier, _io_plan("serial", 1), count=40, seconds=1.0, cpu=0.08, warm=False)
+        serial = _io_memo(probed, earlier, _io_plan("serial", 1), count=40, seconds=1.0, cpu=0.08, warm=False)
         assert serial.in_processes is earlier.in_processes
 
 
@@ -514,10 +519,10 @@ def test_the_cost_model_takes_io_items_no_shorter_than_processes_measured() -> N
     probed = _probe.Measurement(
         items=2, completed=2, seconds=0.01, item_wall=0.008, item_cpu=0.001, cpu_share=0.1, gil_share=None, exact=True
     )
-    assert _decide.estimated_item_seconds(TaskKind.IO, probed, Memo(TaskKind.IO, 0.030, item_cpu=0.001)) == 0.008
+    assert _learning.estimated_item_seconds(TaskKind.IO, probed, Memo(TaskKind.IO, 0.030, item_cpu=0.001)) == 0.008
     measured = Memo(TaskKind.IO, 0.030, item_cpu=0.001, item_alone=0.030)
-    assert _decide.estimated_item_seconds(TaskKind.IO, probed, measured) == 0.030
-    assert _decide.estimated_item_seconds(TaskKind.CPU, probed, attrs.evolve(measured, kind=TaskKind.CPU)) < 0.030
+    assert _learning.estimated_item_seconds(TaskKind.IO, probed, measured) == 0.030
+    assert _learning.estimated_item_seconds(TaskKind.CPU, probed, attrs.evolve(measured, kind=TaskKind.CPU)) < 0.030
 
 
 def test_a_thread_call_of_io_items_gives_their_length_the_whole_calls_figures(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -525,13 +530,13 @@ def test_a_thread_call_of_io_items_gives_their_length_the_whole_calls_figures(mo
     # memory makes of the figures is checked above; here, that it gets the right ones:
     # every item's CPU time (the probe's items' and the pool threads'), and the call's.
     seen: list[tuple[dict[str, Any], Memo]] = []
-    made = _decide.io_memo
+    made = _learning._own_length
 
-    def spy(*args: Any, **figures: Any) -> Memo:
-        seen.append((figures, made(*args, **figures)))
+    def spy(memo: Memo, earlier: Memo | None, pool: _learning.PoolRun) -> Memo:
+        seen.append((attrs.asdict(pool), made(memo, earlier, pool)))
         return seen[-1][1]
 
-    monkeypatch.setattr(_run, "io_memo", spy)
+    monkeypatch.setattr(_learning, "_own_length", spy)
     start = time.perf_counter()
     plan = ck.plan(wait_then_compute, [15] * 24)
     assert (plan.mode, plan.kind) == ("thread", "io"), plan.reason
@@ -566,9 +571,9 @@ def _finished(cpu_share: float, gil_share: float | None) -> _probe.Measurement:
 
 def test_items_misread_as_computing_are_remembered_by_their_figures_once_done() -> None:
     # Decided gil_free while they computed; done, they waited three quarters of their time.
-    assert _decide.final_kind(TaskKind.GIL_FREE, _finished(0.23, 0.0)) is TaskKind.IO
-    assert _decide.final_kind(TaskKind.CPU, _finished(0.23, 0.2)) is TaskKind.IO
+    assert _learning._final_kind(TaskKind.GIL_FREE, _finished(0.23, 0.0)) is TaskKind.IO
+    assert _learning._final_kind(TaskKind.CPU, _finished(0.23, 0.2)) is TaskKind.IO
     # Items that computed, or that the monitor saw hold the GIL, keep their kind.
-    assert _decide.final_kind(TaskKind.GIL_FREE, _finished(0.9, 0.0)) is TaskKind.GIL_FREE
-    assert _decide.final_kind(TaskKind.CPU, _finished(0.25, 1.0)) is TaskKind.CPU
-    assert _decide.final_kind(TaskKind.IO, _finished(0.9, 1.0)) is TaskKind.IO
+    assert _learning._final_kind(TaskKind.GIL_FREE, _finished(0.9, 0.0)) is TaskKind.GIL_FREE
+    assert _learning._final_kind(TaskKind.CPU, _finished(0.25, 1.0)) is TaskKind.CPU
+    assert _learning._final_kind(TaskKind.IO, _finished(0.9, 1.0)) is TaskKind.IO

@@ -16,28 +16,40 @@ Each call checks its arguments here, and then flows one way, through one module 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import Executor, Future
 from itertools import islice
-from typing import Any, TypeVar, cast, overload
+from typing import Any, NamedTuple, TypeVar, cast, overload
 
 from ._awaitable import check_not_awaitable, is_awaitable
 from ._classify import COROUTINE_SOURCE, Decision, TaskKind, declared_kind, is_coroutine_function
 from ._config import get_config
 from ._cpu import planning_cpus
 from ._decide import Question, decide, for_executor
+from ._handover import Handover
 from ._memory import forget_all
 from ._options import CallOptions, ClassifierFn, ModeName, ProgressOption, call_options
 from ._outcomes import EMPTY, Outcomes
 from ._plan import Choice, Plan, Reason
 from ._pools import shutdown as stop_pools
 from ._probe import Measurement
-from ._run import Call, execute, open_stream
+from ._run import execute, open_stream
 from ._sizing import async_choice, forced_choice
 from ._stream import ResultStream
 
-__all__ = ["ModeName", "iter_parallel", "open_iter", "plan", "plan_sequence", "run_parallel", "shutdown"]
+__all__ = [
+    "ModeName",
+    "Planned",
+    "iter_parallel",
+    "open_iter",
+    "plan",
+    "plan_call",
+    "plan_sequence",
+    "run_parallel",
+    "shutdown",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -156,7 +168,14 @@ def plan(  # noqa: PLR0913 - the public signature
 def plan_sequence(
     fn: Callable[[Any], Any], sequence: Sequence[Any], options: CallOptions, expected: int | None = None
 ) -> Plan[Any]:
-    """:func:`plan`, on arguments already checked, for the items of ``sequence``.
+    """:func:`plan`, on arguments already checked, for the items of ``sequence`` (see :func:`plan_call`)."""
+    return plan_call(fn, sequence, options, expected)[0]
+
+
+def plan_call(
+    fn: Callable[[Any], Any], sequence: Sequence[Any], options: CallOptions, expected: int | None = None
+) -> Planned:
+    """The plan of a call on checked options, for the items of ``sequence``, and what its run takes over.
 
     ``expected``: how many items the call has in all, when ``sequence`` is only its head
     (a stream's, see ``_stream``): the cost model decides for that many; the measuring
@@ -170,7 +189,7 @@ def plan_sequence(
     planned = count if expected is None else max(count, expected)
     if options.mode == "async" or declared is TaskKind.ASYNC:
         choice = _async_choice(options, decision, None if expected == UNSIZED_ITEMS else planned)
-        return _make_plan(choice, TaskKind.ASYNC, None, Call(fn, sequence, outcomes, options))
+        return _make_plan(choice, TaskKind.ASYNC, None, Handover(fn, sequence, options, outcomes))
     question = Question(
         fn=fn,
         sequence=sequence,
@@ -186,7 +205,7 @@ def plan_sequence(
     )
     if options.executor is not None:
         decided = for_executor(question, options.executor)
-        made = Call(fn, sequence, outcomes, options, resume_at=decided.resume_at, ahead=decided.ahead)
+        made = Handover(fn, sequence, options, outcomes, resume_at=decided.resume_at, ahead=decided.ahead)
         return _make_plan(decided.choice, decided.kind, decided.measurement, made, decided.reason)
     if options.mode != "auto":
         choice = forced_choice(
@@ -199,9 +218,10 @@ def plan_sequence(
             chunksize=options.chunksize,
         )
         reason = choice.reason if decision is None else f"{choice.reason}; kind {declared} from {decision.source}"
-        return _make_plan(choice, declared, None, Call(fn, sequence, outcomes, options), reason)
+        return _make_plan(choice, declared, None, Handover(fn, sequence, options, outcomes), reason)
     if count == 0:
-        return _make_plan(Choice("serial", 1, 1, "no items"), declared, None, Call(fn, sequence, outcomes, options))
+        none = Handover(fn, sequence, options, outcomes)
+        return _make_plan(Choice("serial", 1, 1, "no items"), declared, None, none)
     return _auto_plan(question, options, declared, streamed=expected is not None)
 
 
@@ -226,7 +246,7 @@ def _async_choice(options: CallOptions, decision: Decision | None, count: int | 
     return async_choice(count=count, workers=options.workers, why=why)
 
 
-def _auto_plan(question: Question, options: CallOptions, declared: TaskKind | None, *, streamed: bool) -> Plan[Any]:
+def _auto_plan(question: Question, options: CallOptions, declared: TaskKind | None, *, streamed: bool) -> Planned:
     """Auto's plan: the decision's steps measure the first items (``streamed``: of a stream's head).
 
     Raises:
@@ -241,32 +261,52 @@ def _auto_plan(question: Question, options: CallOptions, declared: TaskKind | No
         if not streamed:
             raise
         # A stream yields the results measured before the deadline, then raises this.
-        made = Call(fn, sequence, outcomes, options, resume_at=outcomes.finished_until(0, len(sequence)))
-        made.timed_out = exc
+        done = outcomes.finished_until(0, len(sequence))
+        made = Handover(fn, sequence, options, outcomes, resume_at=done, timed_out=exc)
         return _make_plan(Choice("serial", 1, 1, str(exc)), declared, None, made)
     measured = outcomes.values[0] if outcomes.values else EMPTY
     if measured is not EMPTY and is_awaitable(measured):  # a coroutine function in disguise
-        if decided.run is not None:
-            decided.run.join()  # the probe's last items, whose coroutines are closed too
+        if decided.measuring is not None:
+            decided.measuring.join()  # the probe's last items, whose coroutines are closed too
         check_not_awaitable(measured, 0, sequence[0], outcomes.values)
-    made = Call(fn, sequence, outcomes, options, resume_at=decided.resume_at, probe=decided.run, sent=decided.sent)
+    made = Handover(
+        fn,
+        sequence,
+        options,
+        outcomes,
+        resume_at=decided.resume_at,
+        measuring=decided.measuring,
+        sent=decided.sent,
+    )
     return _make_plan(decided.choice, decided.kind, decided.measurement, made, decided.reason)
 
 
+class Planned(NamedTuple):
+    """A call's plan, and the hand-over its run takes (the plan runs it itself; a stream takes it here)."""
+
+    plan: Plan[Any]
+    handover: Handover
+
+
 def _make_plan(
-    choice: Choice, kind: TaskKind | None, measurement: Measurement | None, call: Call, reason: Reason | None = None
-) -> Plan[Any]:
-    """The plan for ``choice``, with ``reason`` (default: the choice's own)."""
-    return Plan(
+    choice: Choice,
+    kind: TaskKind | None,
+    measurement: Measurement | None,
+    handover: Handover,
+    reason: Reason | None = None,
+) -> Planned:
+    """The plan for ``choice``, with ``reason`` (default: the choice's own), and its hand-over."""
+    made: Plan[Any] = Plan(
         mode=choice.mode,
         kind=kind,
         workers=choice.workers,
         chunksize=choice.chunksize,
         reason=choice.why if reason is None else reason,
         measurement=measurement,
-        runner=execute,
-        state=call,
+        runner=functools.partial(execute, handover),
+        handover=handover,
     )
+    return Planned(made, handover)
 
 
 def shutdown(wait: bool = True) -> None:  # noqa: FBT001, FBT002 - mirrors Executor.shutdown
@@ -582,5 +622,15 @@ def open_iter(
         head = list(islice(source, wanted))
         if len(head) < wanted:
             expected = len(head)
-    chosen = plan_sequence(fn, head, options, expected=expected)
-    return open_stream(chosen, items, head, source, sequence=iterator is None, size=size, stop=stop)
+    chosen, handover = plan_call(fn, head, options, expected=expected)
+    return open_stream(
+        handover,
+        chosen.sizing,
+        chosen.reason,
+        items=items,
+        head=head,
+        source=source,
+        sequence=iterator is None,
+        size=size,
+        stop=stop,
+    )

@@ -32,8 +32,9 @@ from typing_extensions import ParamSpec
 from ._classify import TaskKind, declared_kind, kind_from_measurement
 from ._costmodel import model_in_force
 from ._cpu import gil_enabled, planning_cpus
-from ._decide import memo_of, one_thread_measurement
-from ._memory import Memo, recall, remember
+from ._decide import one_thread_measurement
+from ._learning import Finished, learn
+from ._memory import Memo, recall
 from ._options import MODES
 from ._pickling import why_not_picklable
 from ._pools import new_process_pool
@@ -236,7 +237,7 @@ class AutoExecutor(Executor):
                     del self._timings[key]
             if done:
                 measured = one_thread_measurement(len(timings), sum(w for w, _ in timings), sum(c for _, c in timings))
-                remember(fn, memo_of(kind_from_measurement(measured.cpu_share, None), measured))
+                learn(fn, Finished(kind_from_measurement(measured.cpu_share, None), measured))
 
     def map(
         self,

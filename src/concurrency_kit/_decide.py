@@ -40,14 +40,25 @@ from ._backends import (
     task_overhead,
 )
 from ._choose import choose
-from ._classify import READING, Decision, TaskKind, agrees, kind_from_measurement, partly_waits
+from ._classify import Decision, TaskKind, agrees, kind_from_measurement, partly_waits
 from ._costmodel import CostModel, model_in_force
 from ._cpu import gil_enabled
 from ._errors import MainGuardMissingError, UnpicklableTaskError
-from ._memory import LoopVerdict, Memo, recall, remember
+from ._handover import RunFacts
+from ._learning import (
+    Finished,
+    LoopKept,
+    Measured,
+    PoolRun,
+    changed,
+    estimated_item_cpu,
+    estimated_item_seconds,
+    learn,
+)
+from ._memory import LoopVerdict, Memo, recall
 from ._outcomes import EMPTY, Outcomes, run_timed, timed_out
 from ._pickling import ByValue, pickled, pickled_size, sendable, why_not_picklable
-from ._plan import Choice, Plan, Reason, describe_measurement, format_seconds, render
+from ._plan import Choice, Reason, describe_measurement, format_seconds, render
 from ._pools import (
     check_main_guard,
     forkserver_started,
@@ -63,14 +74,10 @@ from ._worker import in_worker
 
 __all__ = [
     "Decided",
+    "ProbeLeft",
     "Question",
     "decide",
-    "estimated_item_cpu",
-    "estimated_item_seconds",
-    "final_kind",
     "for_executor",
-    "io_memo",
-    "memo_of",
     "one_thread_measurement",
     "process_fitness",
 ]
@@ -87,12 +94,57 @@ class Decided:
     reason: Reason
     #: The first item no step took: the rest of the call starts there.
     resume_at: int
-    #: The probe, whose threads may still run items it took.
-    run: ProbeRun | None = None
+    #: The probe, whose threads may still run items it took, for the run to take over.
+    measuring: ProbeLeft | None = None
     #: The first item, still running in the worker that measures it.
     sent: Sent | None = None
     #: Items sent to an executor while the first was timed here, each a unit with its task.
     ahead: tuple[tuple[Unit, Future[Any]], ...] = ()
+
+
+class ProbeLeft:
+    """The probe's threads still running measured items, as the run takes them over (a ``Measuring``).
+
+    When they are done, the run says so (:meth:`finished`): a plan made on lower bounds
+    (items still running) learns their final figures then.
+    """
+
+    def __init__(self, fn: Callable[[Any], Any], run: ProbeRun, kind: TaskKind, outcomes: Outcomes) -> None:
+        self._fn, self._run, self._kind, self._outcomes = fn, run, kind, outcomes
+
+    @property
+    def threads(self) -> tuple[Future[None], ...]:
+        """The probe threads' futures."""
+        return self._run.threads
+
+    @property
+    def computing(self) -> bool:
+        """Whether the items compute holding the GIL."""
+        return self._kind is TaskKind.CPU
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the probe's threads (see ``ProbeRun.join``)."""
+        return self._run.join(timeout)
+
+    def finished(self, facts: RunFacts | None) -> None:
+        """The measured items are done: learn their final figures, where the plan had lower bounds only."""
+        run = self._run
+        if run.measurement.exact or self._outcomes.failed:
+            return
+        final = run.final()
+        pool = None
+        if facts is not None and self._kind is TaskKind.IO:
+            sizing, age = facts.sizing, facts.pool_age
+            pool = PoolRun(
+                mode=sizing.mode,
+                workers=sizing.workers,
+                chunksize=sizing.chunksize,
+                count=facts.total - run.first,
+                seconds=facts.ended - run.started,
+                cpu=facts.cpu + final.item_cpu * final.completed,
+                warm=age is not None and age >= model_in_force().cold_start,
+            )
+        learn(self._fn, Finished(self._kind, final, pool))
 
 
 @final
@@ -200,7 +252,8 @@ class _Decision:
         if free or unpickled.mode != "process":
             return unpickled
         if self._fitness is None:
-            self._fitness = process_fitness(self.fn, self.sequence, self.outcomes, resume_at)
+            values = self.outcomes.values
+            self._fitness = process_fitness(self.fn, self.sequence, resume_at, values[0] if values else EMPTY)
         return cost_model(*self._fitness)
 
     def measured_kind(self, m: Measurement) -> TaskKind:
@@ -249,7 +302,7 @@ def kept_loop(d: _Decision) -> Decided | None:
         return None
     d.inline = inline = _measure_inline(d.fn, d.sequence, d.outcomes, d.count - 1, POLICY.inline_check_seconds)
     loop = _kept_loop(memo, d.planned - inline.items, inline, d.setting)
-    if loop is None or d.outcomes.failed or _changed(memo.item_seconds, inline.item_wall, POLICY.drift):
+    if loop is None or d.outcomes.failed or changed(memo.item_seconds, inline.item_wall, POLICY.drift):
         return None  # the next step takes the check's figures
     known = d.declared or memo.kind
     return Decided(loop, known, inline, _explained(inline, known, _from_memory(memo), loop), inline.items)
@@ -296,7 +349,7 @@ def check_here(d: _Decision) -> Decided | None:
         d.measurement, d.kind, d.chosen = measurement, guessed, checked
         if memo is not None:
             d.source = _from_memory(memo)
-            d.covered = loop is not None and not _changed(memo.item_seconds, measurement.item_wall, POLICY.drift)
+            d.covered = loop is not None and not changed(memo.item_seconds, measurement.item_wall, POLICY.drift)
         return _conclude(d)
     d.memo = None  # a pool may pay, or the items grew: the probe measures the rest afresh
     return None
@@ -385,21 +438,7 @@ def _conclude(d: _Decision) -> Decided:
     # (on a busy machine their time swings, and the write would cost a tiny call more
     # than its own decision).
     if not d.covered and not d.outcomes.failed and not in_worker() and measurement.exact:
-        kept = None if memo is None or memo.loop is None or memo.loop.setting != d.setting else memo.loop
-        fresh = memo_of(kind, measurement, kept)
-        if memo is not None and memo.kind is kind and memo.item_alone is not None:
-            fresh = attrs.evolve(fresh, item_alone=memo.item_alone)
-        if kind is TaskKind.IO and _in_processes(choice.mode, memo):
-            fresh = attrs.evolve(fresh, in_processes=True)
-        if (
-            memo is None
-            or memo.kind is not kind
-            or memo.loop is not kept
-            or memo.in_processes != fresh.in_processes
-            or _changed(memo.item_seconds, fresh.item_seconds)
-            or _changed(memo.item_cpu or 0.0, fresh.item_cpu or 0.0)
-        ):
-            remember(d.fn, fresh)
+        learn(d.fn, Measured(kind, measurement, choice.mode, memo, d.setting))
     if choice.mode == "thread" and kind is TaskKind.IO:
         _warm_for_next_calls(d.fn, d.choose(measurement, d.resume_at, kind, warm=True))
     reason = _explained(measurement, kind, d.source, choice)
@@ -407,7 +446,8 @@ def _conclude(d: _Decision) -> Decided:
         reason = _with_pickler(reason, d.fn)
     if not gil_enabled():
         reason = _without_gil(reason)
-    return Decided(choice, kind, measurement, reason, d.resume_at, d.run, d.sent)
+    left = None if d.run is None else ProbeLeft(d.fn, d.run, kind, d.outcomes)
+    return Decided(choice, kind, measurement, reason, d.resume_at, left, d.sent)
 
 
 def _without_gil(reason: Reason) -> Callable[[], str]:
@@ -458,7 +498,7 @@ def for_executor(q: Question, executor: Executor) -> Decided:
         item_seconds: float | None = measurement.item_wall
         measured = f"{measurement.items} item(s) timed here"
         if not outcomes.failed and memo is None:
-            remember(fn, memo_of(kind, measurement))
+            learn(fn, Measured(kind, measurement, "executor", None, None))
     elif memo is not None:
         item_seconds, measured = memo.item_seconds, "what an earlier call measured"
     else:
@@ -596,9 +636,6 @@ class DecisionPolicy:
     #: when the items are tiny, and a slow first item delays a call that long by at most
     #: a tenth (even I/O items, a thread each, take that many rounds).
     long_input: int = 10
-    #: A measured item time within this factor of the remembered one is not remembered
-    #: anew (nothing that depends on it moves much; a tiny call saves the write).
-    same_time: float = 1.25
     #: Through an executor, the first items run in the calling thread for this long (at
     #: least one item), timed, to size the executor's tasks.
     executor_check_seconds: float = 0.002
@@ -606,11 +643,6 @@ class DecisionPolicy:
 
 #: The steps' policy in force.
 POLICY = DecisionPolicy()
-
-
-def _changed(remembered: float, seconds: float, factor: float = POLICY.same_time) -> bool:
-    """Whether ``seconds`` differs from the ``remembered`` item time by more than ``factor``."""
-    return not remembered / factor <= seconds <= remembered * factor
 
 
 def _explained(measurement: Measurement, kind: TaskKind, source: Reason, choice: Choice) -> Callable[[], str]:
@@ -659,9 +691,7 @@ def _loop_expected(
         # remembered anew: the verdict covers items ``drift`` times as long where it holds.
         roomy = decide(_as_measured(memo, POLICY.drift), 0, memo.kind, free=True).mode == "serial"
         most = memo.item_seconds * POLICY.drift if roomy else memo.item_seconds
-        memo = attrs.evolve(memo, loop=LoopVerdict(count, most, setting))
-        remember(fn, memo)
-        return memo
+        return learn(fn, LoopKept(memo, LoopVerdict(count, most, setting)))
     return memo if decide(guess, 0, memo.kind).mode == "serial" else None
 
 
@@ -679,11 +709,6 @@ def _as_measured(memo: Memo, scale: float = 1.0) -> Measurement:
         gil_share=None,
         exact=True,
     )
-
-
-def memo_of(kind: TaskKind, m: Measurement, loop: LoopVerdict | None = None) -> Memo:
-    """What to remember of exact figures ``m`` of items of ``kind``."""
-    return Memo(kind, estimated_item_seconds(kind, m), loop, estimated_item_cpu(kind, m))
 
 
 def _short_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
@@ -792,99 +817,6 @@ def _settled(choice: Choice) -> bool:
     return not choice.by_cost
 
 
-def estimated_item_seconds(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> float:
-    """How long one item takes run alone, from the probe's figures.
-
-    Items that run in two threads under the GIL take turns, so their wall time is
-    about twice their CPU time. When items were still running, the figures are lower
-    bounds: an item that has run for L seconds is, on a scale-free prior, expected to
-    take about 2·L in all. So the mean is scaled by 1 + (share of items still running):
-    2 when none has finished, unless an earlier call measured items of this kind longer,
-    and close to 1 when most have. I/O items are never taken shorter than a call in
-    processes measured them (:attr:`Memo.item_alone`): the first items can be short
-    ones.
-    """
-    seconds = m.item_wall if kind is TaskKind.IO else max(m.item_cpu, m.item_wall / PROBING.get().threads)
-    if not m.exact and m.completed == 0:
-        seconds = max(2 * seconds, memo.item_seconds if memo is not None and memo.kind is kind else 0.0)
-    elif not m.exact:
-        seconds *= 1 + (m.items - m.completed) / m.items
-    alone = memo.item_alone if kind is TaskKind.IO and memo is not None and memo.kind is kind else None
-    return seconds if alone is None else max(seconds, alone)
-
-
-def estimated_item_cpu(kind: TaskKind, m: Measurement, memo: Memo | None = None) -> float | None:
-    """Of an I/O-bound item's time, the seconds it computes (``None`` for other kinds).
-
-    Threads take turns for the GIL while I/O items compute. Items still running have
-    not computed all they will (an item that waits first may compute last): the figure
-    is then at least what an earlier call measured.
-    """
-    if kind is not TaskKind.IO:
-        return None
-    if m.exact or memo is None or memo.kind is not kind or memo.item_cpu is None:
-        return m.item_cpu
-    return max(m.item_cpu, memo.item_cpu)
-
-
-def final_kind(kind: TaskKind, final: Measurement) -> TaskKind:
-    """The kind to remember of items decided to be ``kind`` while they ran, now that ``final`` has their figures.
-
-    Computing items that the GIL monitor did not see holding the GIL, but that waited
-    most of their time once done, are I/O-bound (they computed first, then waited): a
-    call that misread them does not teach the next ones.
-    """
-    if kind is TaskKind.IO or not agrees(TaskKind.IO, final.cpu_share):
-        return kind
-    return TaskKind.IO if final.gil_share is None or final.gil_share < READING.get().gil_bound_share else kind
-
-
-def io_memo(  # noqa: PLR0913 - the call's figures, by name
-    memo: Memo, earlier: Memo | None, plan: Plan[Any], *, count: int, seconds: float, cpu: float, warm: bool
-) -> Memo:
-    """``memo`` of the ``count`` I/O items of a call run as ``plan`` says, with their own length.
-
-    The call took ``seconds`` from the probe's start, and its items computed ``cpu``.
-
-    In processes, an item's own length is the probe items' wall time, or, when the
-    pool was ``warm``, the call's time per round of chunks if longer (which counts
-    every item, not only the first ones, and what it cost to send them):
-    :attr:`Memo.item_alone`.
-
-    In threads, a probe item's wall time counts the turns it waited for the GIL while
-    the other threads' items computed. While they take turns, the GIL runs their
-    computing one after another, so no item computed for ``seconds - cpu``: an
-    item's wait. An item's own length is that wait plus its share of the computing,
-    and at least twice its computing (an I/O-bound item waits at least half its time:
-    on two CPUs the cost model then picks processes only for a few items, two, or four
-    to eight computing 40 % of their time or more). The threads' own CPU time
-    (waking to ask for the GIL), and items that overlap their waits unevenly, can make
-    this too short: so it is never less than what a call in processes measured, and a
-    call that tries processes on it settles it.
-    """
-    alone = None if earlier is None or earlier.kind is not TaskKind.IO else earlier.item_alone
-    pooled = _in_processes(plan.mode, earlier)
-    if plan.mode == "process":
-        rounds = math.ceil(count / (plan.workers * plan.chunksize)) * plan.chunksize
-        own = max(memo.item_seconds, seconds / rounds if warm else 0.0)
-        return attrs.evolve(memo, item_seconds=own, item_alone=own, in_processes=pooled)
-    if plan.mode != "thread" or not memo.item_cpu or count < 2:
-        return attrs.evolve(memo, item_alone=alone, in_processes=pooled)
-    own = max(2 * memo.item_cpu, seconds - cpu + cpu / count, alone or 0.0)
-    return attrs.evolve(memo, item_seconds=min(memo.item_seconds, own), item_alone=alone, in_processes=pooled)
-
-
-def _in_processes(mode: str, earlier: Memo | None) -> bool:
-    """:attr:`Memo.in_processes` of I/O-bound items after a call that ran them in ``mode``.
-
-    A pool's mode is the answer; a call run in the calling thread tells nothing of which
-    pool wins, so the last pool's (``earlier``'s) stands.
-    """
-    if mode in ("thread", "process"):
-        return mode == "process"
-    return earlier is not None and earlier.kind is TaskKind.IO and earlier.in_processes
-
-
 def _warm_for_next_calls(fn: Callable[[Any], Any], warm: Choice) -> None:
     """Start the process pool in the background when ``warm`` (the choice were one warm) is processes.
 
@@ -917,9 +849,13 @@ def _prestarter(
 
 
 def process_fitness(
-    fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, resume_at: int
+    fn: Callable[[Any], Any], items: Sequence[Any], resume_at: int, result: Any
 ) -> tuple[str | None, int]:
-    """Why processes cannot run this (or None), and the pickled bytes per item and result."""
+    """Why processes cannot run this (or None), and the pickled bytes per item and result.
+
+    ``resume_at``: the items measured (the one after them is the sample, or the last);
+    ``result``: the first item's result, or ``EMPTY`` when it has none.
+    """
     reason = why_not_picklable(fn)
     if reason is not None:
         return reason, 0
@@ -936,7 +872,5 @@ def process_fitness(
             '`if __name__ == "__main__":`, and run the script again',
             0,
         )
-    values = outcomes.values  # the first item's result, where it has one
-    result = values[0] if values else EMPTY
     result_size = pickled_size(result) if result is not EMPTY else 0
     return None, item_size + (result_size or 0)

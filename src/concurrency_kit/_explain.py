@@ -26,11 +26,12 @@ from ._costmodel import CostModel, Figure, model_in_force, using_model
 from ._cpu import gil_enabled, planning_cpus
 
 # The decision's own readings of a measurement, so that the estimates are the ones it weighed.
-from ._decide import estimated_item_cpu, estimated_item_seconds, process_fitness
+from ._decide import process_fitness
+from ._learning import estimated_item_cpu, estimated_item_seconds
 from ._memory import recall
+from ._outcomes import EMPTY
 from ._plan import Mode, Plan, format_seconds
 from ._pools import forkserver_started, process_pool_age
-from ._run import Call
 
 __all__ = ["UsageError", "explain", "load_function", "parse_item"]
 
@@ -175,23 +176,22 @@ def _write_estimates(  # noqa: PLR0913 - the plan and what it was made of, by na
     model: CostModel,
 ) -> None:
     """The cost model's estimates for the items the measurement left, as it weighed them."""
-    call: Call = chosen._state  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - where the measuring stopped
+    measured = chosen.measured  # where the measuring stopped, and its results
     if kind is TaskKind.CPU and not gil_enabled():
         kind = TaskKind.GIL_FREE  # as the decision does: without a GIL, threads compute side by side
-    unpicklable, item_bytes = (None, 0)
-    if call.outcomes is not None:
-        unpicklable, item_bytes = process_fitness(fn, items, call.outcomes, call.resume_at)
+    first = measured.results[0] if measured.results else EMPTY
+    unpicklable, item_bytes = process_fitness(fn, items, measured.count, first)
     weigh = _Weigher(fn, chosen, kind, workers=workers, model=model, unpicklable=unpicklable, item_bytes=item_bytes)
-    left = len(items) - call.resume_at
+    left = len(items) - measured.count
     write = out.write
     write(
         f"estimates, at {weigh.describe()} (from the measurement), as the cost model weighed them (a pool must "
         f"beat the loop by {CHOOSING.min_gain:.0%}):\n"
     )
-    if call.outcomes is not None and call.outcomes.failed:
-        error = call.outcomes.error
+    if measured.failure is not None:
+        index, error = measured.failure
         write(
-            f"  item {call.outcomes.error_index} raised while measuring ({type(error).__name__}: {error}): the rest "
+            f"  item {index} raised while measuring ({type(error).__name__}: {error}): the rest "
             "run in a loop, whatever these say\n"
         )
     shown: tuple[Candidate, ...] = ()

@@ -24,6 +24,7 @@ __all__ = [
     "MODES",
     "CallOptions",
     "ClassifierFn",
+    "Mode",
     "ModeName",
     "ProgressCallback",
     "ProgressOption",
@@ -36,6 +37,9 @@ __all__ = [
 ModeName = Literal["auto", "serial", "thread", "process", "executor", "async"]
 #: The same, as a tuple, for run-time checks.
 MODES: tuple[str, ...] = get_args(ModeName)
+#: A concrete way of running a call, as decided (``"executor"``: on an executor the
+#: caller gave; ``"async"``: coroutines on an event loop).
+Mode = Literal["serial", "thread", "process", "executor", "async"]
 #: A classifier: ``classifier(fn, sample) -> TaskKind | str | None`` (see ``register_classifier``).
 ClassifierFn = Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None]
 #: A progress callback, told ``(done, total)`` as each result is yielded (``total``: ``None`` when unknown).

@@ -7,20 +7,27 @@ The cost model that picks it weighs its options in ``_choose``, on the machine f
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 import attrs
 
 from ._classify import TaskKind
+from ._handover import Handover, Sizing
+from ._options import Mode
 
 if TYPE_CHECKING:
     from ._probe import Measurement
 
-__all__ = ["Choice", "Mode", "Plan", "Reason", "describe_measurement", "format_seconds", "render"]
-
-#: A concrete way of running a call (``"executor"``: on an executor the caller gave;
-#: ``"async"``: coroutines on an event loop).
-Mode = Literal["serial", "thread", "process", "executor", "async"]
+__all__ = [
+    "Choice",
+    "MeasuredItems",
+    "Mode",
+    "Plan",
+    "Reason",
+    "describe_measurement",
+    "format_seconds",
+    "render",
+]
 
 #: Why a choice was made: the text, or what writes it when first asked for. Formatting
 #: figures costs a tiny call tens of microseconds when the caches are cold (more than
@@ -79,6 +86,24 @@ R = TypeVar("R")
 
 @final
 @attrs.frozen
+class MeasuredItems:
+    """The items a plan's measuring ran, as long as its first ``run()`` has not taken them.
+
+    Attributes:
+        count: how many (the first ``count`` items of the input).
+        results: their results, kept for the first ``run()`` (with ``return_exceptions``,
+            an exception in the place of an item that raised one).
+        failure: the index of the item that raised while measuring, and its exception;
+            ``None`` if none did.
+    """
+
+    count: int
+    results: list[Any]
+    failure: tuple[int, BaseException] | None
+
+
+@final
+@attrs.frozen
 class Plan(Generic[R]):
     """How a call will run, and why.
 
@@ -98,6 +123,7 @@ class Plan(Generic[R]):
             chunks are smaller).
         reason: why, with the figures measured.
         measurement: what the probe measured, or ``None`` when nothing was measured.
+        measured: the items the measuring ran and their results (see :class:`MeasuredItems`).
     """
 
     mode: Mode
@@ -106,8 +132,22 @@ class Plan(Generic[R]):
     chunksize: int
     _reason: Reason = attrs.field(alias="reason", eq=render)
     measurement: Measurement | None = None
-    _runner: Callable[[Plan[Any]], list[Any]] | None = attrs.field(default=None, repr=False, eq=False, alias="runner")
-    _state: Any = attrs.field(default=None, repr=False, eq=False, alias="state")
+    #: Runs the plan's call at this sizing (the run layer's, given by the façade).
+    _runner: Callable[[Sizing], list[Any]] | None = attrs.field(default=None, repr=False, eq=False, alias="runner")
+    #: What the measuring left to the run (read here for :attr:`measured` only).
+    _handover: Handover | None = attrs.field(default=None, repr=False, eq=False, alias="handover")
+
+    @property
+    def sizing(self) -> Sizing:
+        """The mode, workers and chunk size, as the run takes them."""
+        return Sizing(self.mode, self.workers, self.chunksize)
+
+    @property
+    def measured(self) -> MeasuredItems:
+        """The items the measuring ran and their results, until the first ``run()`` takes them."""
+        if self._handover is None:
+            return MeasuredItems(0, [], None)
+        return MeasuredItems(*self._handover.measured())
 
     @property
     def reason(self) -> str:
@@ -139,4 +179,4 @@ class Plan(Generic[R]):
         """
         if self._runner is None:
             raise RuntimeError("this Plan has nothing to run: make plans with concurrency_kit.plan()")
-        return self._runner(self)
+        return self._runner(self.sizing)

@@ -1,7 +1,8 @@
-"""A plan's run: the rest of a list through its backend, or a stream through the engine.
+"""A decided call's run: the rest of a list through its backend, or a stream through the engine.
 
-Both take over what the measuring left in the plan (:class:`Call`): the items it ran,
-the probe's threads still running some, the first item still in a worker process.
+Both take over what the measuring left (a :class:`~concurrency_kit._handover.Handover`,
+taken once): the items it ran, the probe's threads still running some, the first item
+still in a worker process.
 
     Plan.run()  → execute()      the backend runs the items the measuring did not
                                  (_backends/), the probe's threads finish, results in
@@ -17,7 +18,7 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from itertools import chain
 from typing import Any
 
@@ -25,19 +26,15 @@ import attrs
 
 from ._awaitable import check_results, close_awaitables
 from ._backends import BACKENDS, PROCESS_BACKEND, ExecutorRunner, ProcessRunner, Runner, Sent, ThreadRunner, Unit
-from ._classify import TaskKind, is_coroutine_function
-from ._costmodel import model_in_force
-from ._decide import final_kind, io_memo, memo_of
+from ._classify import is_coroutine_function
 from ._errors import UnpicklableTaskError
-from ._memory import recall, remember
+from ._handover import Handover, Measuring, RunFacts, Sizing, Taken
 from ._options import CallOptions
 from ._outcomes import EMPTY, Feed, Outcomes, iterate_from, noted, run_items, timed_out
-from ._plan import Plan
 from ._pools import process_pool_age
-from ._probe import ProbeRun
 from ._stream import Progress, ResultStream, loop, stream, told_by
 
-__all__ = ["Call", "execute", "open_stream"]
+__all__ = ["STREAM_CHUNKS_PER_WORKER", "execute", "open_stream"]
 
 #: A stream's default window: this many chunks a worker (one running, one queued) ...
 STREAM_CHUNKS_PER_WORKER = 2
@@ -46,101 +43,59 @@ STREAM_CHUNKS_PER_WORKER = 2
 FORCED_STREAM_CHUNK = 16
 
 
-@attrs.define(eq=False)
-class Call:
-    """What a plan needs to run: the inputs, the options, and what the measurement already ran."""
-
-    fn: Callable[[Any], Any]
-    items: Sequence[Any]
-    #: The measured items' outcomes and the probe still running some: the first run()
-    #: takes them (and the plan then keeps no result alive).
-    outcomes: Outcomes | None
-    options: CallOptions
-    resume_at: int = 0
-    probe: ProbeRun | None = None
-    #: The first item, still running in the process pool that measured it.
-    sent: Sent | None = None
-    #: The items sent to the executor while the first was timed here (a unit and its task each).
-    ahead: tuple[tuple[Unit, Future[Any]], ...] = ()
-    #: A stream whose timeout passed while its first items were measured: raised after
-    #: the results of those that finished (``resume_at`` of them).
-    timed_out: TimeoutError | None = None
-    #: The ``time.monotonic()`` the first run must end by.
-    deadline: float | None = attrs.field(default=attrs.Factory(lambda self: self.options.deadline, takes_self=True))
-    lock: threading.Lock = attrs.field(factory=threading.Lock)
-
-    @property
-    def auto(self) -> bool:
-        """Whether auto chose the mode."""
-        return self.options.auto
-
-    @property
-    def collect(self) -> bool:
-        """Whether exceptions are collected (``return_exceptions``)."""
-        return self.options.return_exceptions
-
-    @property
-    def timeout(self) -> float | None:
-        """The call's timeout, in seconds."""
-        return self.options.timeout
-
-    @property
-    def executor(self) -> Executor | None:
-        """The executor the call runs on (mode ``"executor"``)."""
-        return self.options.executor
-
-
-def execute(plan: Plan[Any]) -> list[Any]:
-    """Run ``plan`` to the end (its ``run()``): the items its measuring left, then the results in input order.
+def execute(handover: Handover, sizing: Sizing) -> list[Any]:
+    """Run a decided call to the end (its plan's ``run()``): the items its measuring left, then the results in order.
 
     Raises:
-        TimeoutError: the plan's timeout passed.
+        TimeoutError: the call's timeout passed.
         TypeError: a plain ``fn`` returned an awaitable (the first such item named;
             not collected with ``return_exceptions``).
         Exception: the first exception ``fn`` raised (unless exceptions are collected), noted with its item.
     """
-    call: Call = plan._state  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - the plan's own runner
-    if plan.mode == "executor":
-        return _through_executor(plan, call)
-    if plan.mode == "async":
+    if sizing.mode == "executor":
+        return _through_executor(handover, sizing)
+    if sizing.mode == "async":
         values: list[Any] = []
-        for batch in _on_private_loop(plan, call, call.items, ordered=True, window=None, total=len(call.items)):
+        batches = _on_private_loop(
+            handover, sizing, handover.items, ordered=True, window=None, total=len(handover.items)
+        )
+        for batch in batches:
             values += batch
         return values
-    with call.lock:
-        taken, run, sent = call.outcomes, call.probe, call.sent
-        call.outcomes = call.probe = call.sent = None
-    if sent is not None and plan.mode != "process":
+    taken = handover.take()
+    outcomes, resume_at, deadline, sent = taken.outcomes, taken.resume_at, taken.deadline, taken.sent
+    if sent is not None and sizing.mode != "process":
         sent.finish()  # nothing else takes it over
         sent = None
-    if taken is not None:
-        outcomes, resume_at, deadline = taken, call.resume_at, call.deadline
-    else:  # a second run() runs everything again, with the whole timeout
-        outcomes = Outcomes(len(call.items), collect=call.collect, in_order=True)
-        resume_at = 0
-        deadline = None if call.timeout is None else time.monotonic() + call.timeout
+    fn, items = handover.fn, handover.items
     if outcomes.failed:
         pass  # an item failed while it was measured: nothing more starts
-    elif plan.mode == "serial" and deadline is None and outcomes.in_order:
+    elif sizing.mode == "serial" and deadline is None and outcomes.in_order:
         # A loop's items in order, which nothing but the calling thread runs: nothing can
         # stop the call meanwhile, so the rest run at once, as a list comprehension would.
-        run_items(call.fn, call.items, outcomes, resume_at, len(call.items))
+        run_items(fn, items, outcomes, resume_at, len(items))
     else:
-        _run_rest(plan, call, outcomes, resume_at=resume_at, deadline=deadline, run=run, sent=sent)
+        _run_rest(handover, sizing, taken, sent=sent)
     values = outcomes.values
     if outcomes.error is not None:
         # An awaitable before the failing item went wrong first; any after it are closed.
-        check_results(values[: outcomes.error_index], call.items)
+        check_results(values[: outcomes.error_index], items)
         close_awaitables(values)
-        raise _noted(outcomes.error, outcomes.error_index, call.items)
-    check_results(values, call.items)  # every result: a coroutine in the middle is an error too
+        raise _noted(outcomes.error, outcomes.error_index, items)
+    check_results(values, items)  # every result: a coroutine in the middle is an error too
     return values
 
 
 def _on_private_loop(  # noqa: PLR0913 - the stream's shape, by name
-    plan: Plan[Any], call: Call, items: Iterable[Any], *, ordered: bool, window: int | None, total: int | None
+    handover: Handover,
+    sizing: Sizing,
+    items: Iterable[Any],
+    *,
+    ordered: bool,
+    window: int | None,
+    total: int | None,
 ) -> Generator[list[Any], None, None]:
-    """The batches of results of an async plan's coroutines, on an event loop of the call's own.
+    """The batches of results of an async call's coroutines, on an event loop of the call's own.
 
     Raises:
         RuntimeError: an event loop runs in this thread (checked now, not when the
@@ -149,119 +104,106 @@ def _on_private_loop(  # noqa: PLR0913 - the stream's shape, by name
     from ._backends._async import CoroutineStream, check_no_running_loop, private_loop  # noqa: PLC0415 - asyncio
 
     check_no_running_loop("run_parallel" if total is not None and window is None else "iter_parallel")
-    with call.lock:
-        first_run, call.outcomes = call.outcomes is not None, None
-    deadline = call.deadline if first_run else None if call.timeout is None else time.monotonic() + call.timeout
+    deadline = handover.take().deadline
     context = contextvars.copy_context()  # the caller's, as a task would have it
+    fn, options = handover.fn, handover.options
 
     def make() -> CoroutineStream:
         return CoroutineStream(
-            call.fn,
+            fn,
             items,
-            workers=plan.workers,
+            workers=sizing.workers,
             window=window,
             ordered=ordered,
-            collect=call.collect,
+            collect=options.return_exceptions,
             total=total,
-            timeout=call.timeout,
+            timeout=options.timeout,
             deadline=deadline,
-            checked=not is_coroutine_function(call.fn),
+            checked=not is_coroutine_function(fn),
             context=context,
         )
 
     return private_loop(make)
 
 
-def _through_executor(plan: Plan[Any], call: Call) -> list[Any]:
+def _through_executor(handover: Handover, sizing: Sizing) -> list[Any]:
     """:func:`execute` on an executor: the stream, drained (the items it measured first).
 
     A second ``run()`` streams every item again, with the whole timeout.
     """
-    with call.lock:
-        first_run = call.outcomes is not None
-    if not first_run:
-        again = Outcomes(0, collect=call.collect, in_order=True)
-        deadline = None if call.timeout is None else time.monotonic() + call.timeout
-        call = attrs.evolve(call, outcomes=again, resume_at=0, probe=None, sent=None, deadline=deadline)
-        plan = attrs.evolve(plan, state=call)
-    options = attrs.evolve(call.options, ordered=True, max_in_flight=None, progress=None)
-    call = attrs.evolve(call, options=options)
-    plan = attrs.evolve(plan, state=call)
-    return list(open_stream(plan, call.items, call.items, iter(()), sequence=True, size=len(call.items)))
+    items = handover.items
+    drained = attrs.evolve(handover.options, ordered=True, max_in_flight=None, progress=None)
+    return list(
+        open_stream(
+            handover,
+            sizing,
+            "",
+            items=items,
+            head=items,
+            source=iter(()),
+            sequence=True,
+            size=len(items),
+            options=drained,
+        )
+    )
 
 
-def _run_rest(  # noqa: PLR0913 - what _execute took from the plan
-    plan: Plan[Any],
-    call: Call,
-    outcomes: Outcomes,
-    *,
-    resume_at: int,
-    deadline: float | None,
-    run: ProbeRun | None,
-    sent: Sent | None = None,
-) -> None:
-    """Run the items from ``resume_at`` on in the plan's mode; finish the probe's (``run``) and the pool's."""
-    feed = Feed(outcomes, resume_at, len(call.items), in_order=plan.mode == "serial")
-    age = process_pool_age(plan.workers) if plan.mode == "process" and plan.kind is TaskKind.IO else None
+def _run_rest(handover: Handover, sizing: Sizing, taken: Taken, *, sent: Sent | None) -> None:
+    """Run the items the measuring left in ``sizing``'s mode; finish the probe's and the pool's, and report."""
+    outcomes, resume_at, deadline, measuring = taken.outcomes, taken.resume_at, taken.deadline, taken.measuring
+    total = len(handover.items)
+    feed = Feed(outcomes, resume_at, total, in_order=sizing.mode == "serial")
+    age = process_pool_age(sizing.workers) if sizing.mode == "process" else None
     try:
         if not outcomes.failed and feed.remaining:
             try:
-                _run_backend(plan, call, feed, deadline, run, sent=sent)
+                _run_backend(handover, sizing, feed, deadline, measuring, sent=sent)
             except UnpicklableTaskError:
-                if not call.auto:
+                if not handover.options.auto:
                     raise
                 # Auto checked the function and one item; a later item would not pickle.
                 # The items not sent run here instead, as the loop would have run them.
-                _run_missing(call, outcomes, resume_at, deadline)
+                _run_missing(handover, outcomes, resume_at, deadline)
         waited = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not outcomes.failed and run is not None:
-            if not run.join(waited):  # the items the probe took
+        if not outcomes.failed and measuring is not None:
+            if not measuring.join(waited):  # the items the probe took
                 raise TimeoutError
-            if not run.measurement.exact and plan.kind is not None and not outcomes.failed:
-                # The plan was made on lower bounds; now the probe's items are done.
-                final = run.final()
-                memo = memo_of(final_kind(plan.kind, final), final)
-                if plan.kind is TaskKind.IO:
-                    memo = io_memo(
-                        memo,
-                        recall(call.fn),
-                        plan,
-                        count=len(call.items) - run.first,
-                        seconds=time.perf_counter() - run.started,
-                        cpu=feed.cpu + final.item_cpu * final.completed,
-                        warm=age is not None and age >= model_in_force().cold_start,
-                    )
-                remember(call.fn, memo)
+            measuring.finished(RunFacts(sizing, total, time.perf_counter(), feed.cpu, age))
     except TimeoutError:  # only the backends' and the probe's own: fn's exceptions are recorded, not raised
-        raise timed_out(call.timeout, outcomes) from None
+        raise timed_out(handover.options.timeout, outcomes) from None
 
 
 def _run_backend(  # noqa: PLR0913 - what the run has in flight
-    plan: Plan[Any], call: Call, feed: Feed, deadline: float | None, run: ProbeRun | None, *, sent: Sent | None
+    handover: Handover,
+    sizing: Sizing,
+    feed: Feed,
+    deadline: float | None,
+    measuring: Measuring | None,
+    *,
+    sent: Sent | None,
 ) -> None:
-    """Run the feed's items in the plan's mode.
+    """Run the feed's items in ``sizing``'s mode.
 
-    ``run``: the probe, whose threads may still run items; ``sent``: the first item, still
-    running in the process pool (then the plan's mode is processes, with no deadline).
+    ``measuring``: the probe, whose threads may still run items; ``sent``: the first item,
+    still running in the process pool (then the mode is processes, with no deadline).
     """
-    if call.auto and plan.mode == "process" and deadline is None:
+    fn, items = handover.fn, handover.items
+    if handover.options.auto and sizing.mode == "process" and deadline is None:
         # Auto turned the loop down: the calling thread runs items until the pool is up,
         # so that auto never does much worse than that loop while a cold pool starts
         # (once the probe's threads are through the items they took).
         PROCESS_BACKEND.run_helping(
-            call.fn,
-            call.items,
+            fn,
+            items,
             feed,
-            workers=plan.workers,
-            chunksize=plan.chunksize,
-            others=() if run is None else run.threads,
-            others_compute=plan.kind is TaskKind.CPU,
+            workers=sizing.workers,
+            chunksize=sizing.chunksize,
+            others=() if measuring is None else measuring.threads,
+            others_compute=measuring is not None and measuring.computing,
             sent=sent,
         )
         return
-    BACKENDS[plan.mode].run(
-        call.fn, call.items, feed, workers=plan.workers, chunksize=plan.chunksize, deadline=deadline
-    )
+    BACKENDS[sizing.mode].run(fn, items, feed, workers=sizing.workers, chunksize=sizing.chunksize, deadline=deadline)
 
 
 def _noted(error: BaseException, index: int, items: Sequence[Any]) -> BaseException:
@@ -269,9 +211,9 @@ def _noted(error: BaseException, index: int, items: Sequence[Any]) -> BaseExcept
     return noted(error, index, items[index])
 
 
-def _run_missing(call: Call, outcomes: Outcomes, start: int, deadline: float | None) -> None:
+def _run_missing(handover: Handover, outcomes: Outcomes, start: int, deadline: float | None) -> None:
     """Run, in the calling thread, every item from ``start`` on that has no result yet."""
-    values, index, total = outcomes.dense(), start, len(call.items)
+    values, index, total = outcomes.dense(), start, len(handover.items)
     while index < total and not outcomes.failed:
         if values[index] is not EMPTY:
             index += 1
@@ -280,25 +222,29 @@ def _run_missing(call: Call, outcomes: Outcomes, start: int, deadline: float | N
         while stop < total and values[stop] is EMPTY:
             stop += 1
         feed = Feed(outcomes, index, stop)
-        BACKENDS["serial"].run(call.fn, call.items, feed, workers=1, chunksize=stop - index, deadline=deadline)
+        BACKENDS["serial"].run(handover.fn, handover.items, feed, workers=1, chunksize=stop - index, deadline=deadline)
         index = stop
 
 
-def open_stream(  # noqa: PLR0913 - the input, as iter_parallel split it
-    chosen: Plan[Any],
+def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel split it
+    handover: Handover,
+    sizing: Sizing,
+    reason: str,
+    *,
     items: Iterable[Any],
     head: Sequence[Any],
     source: Iterator[Any],
-    *,
     sequence: bool,
     size: int | None,
     stop: Future[None] | None = None,
+    options: CallOptions | None = None,
 ) -> ResultStream[Any]:
-    """The stream of ``chosen``'s results: the items it measured of ``head``, then the rest of ``head`` and ``source``.
+    """The stream of a decided call's results: the measured items of ``head``, then the rest of ``head`` and ``source``.
 
     Args:
-        chosen: the plan, made on ``head`` (auto) or on nothing (a forced mode); its
-            call's options say how to stream (order, window, progress, timeout).
+        handover: what the decision left, made on ``head`` (auto) or on nothing (a forced mode).
+        sizing: how the call runs.
+        reason: why (the plan's reason), for the stream.
         items: the input.
         head: the items planned on: taken from ``source``, or ``items`` itself (a sequence).
         source: the rest of the input.
@@ -307,73 +253,100 @@ def open_stream(  # noqa: PLR0913 - the input, as iter_parallel split it
         size: ``len(items)``, where it has one.
         stop: once done, the stream stops as if closed (an event loop reads it from
             another thread, see ``_offload``).
+        options: how to stream (order, window, progress, timeout); default: the call's.
     """
-    call: Call = chosen._state  # noqa: SLF001  # pyright: ignore[reportPrivateUsage] - the plan made for this stream
-    options = call.options
-    ordered, max_in_flight, seconds = options.ordered, options.max_in_flight, options.timeout
-    told = told_by(options.progress, size, chosen.mode)
-    if chosen.mode == "async":
-        batches = _on_private_loop(
-            chosen,
-            call,
-            chain(iterate_from(head, call.resume_at), source),
-            ordered=ordered,
-            window=max_in_flight or STREAM_CHUNKS_PER_WORKER * chosen.workers,
-            total=size,
-        )
-        return ResultStream(_yielded(batches, told, size), chosen.mode, chosen.reason)
-    first, collect = _measured_units(chosen, call, head)
-    chunk = chosen.chunksize
-    if options.mode not in {"auto", "executor"} and options.chunksize is None and size is None:
-        chunk = min(chunk, FORCED_STREAM_CHUNK)
-    if chosen.mode == "serial":
-        if sequence:  # a list, tuple or range: from where the measuring stopped, no copy
-            ahead: Sequence[Any] | None = items  # type: ignore[assignment]
-            rest: Iterator[Any] = iterate_from(items, call.resume_at)  # type: ignore[arg-type]
-        else:
-            ahead, rest = None, chain(iterate_from(head, call.resume_at), source)
-        results: Iterator[Any] = loop(
-            call.fn,
-            ahead,
-            rest,
-            start=call.resume_at,
-            first=first,
-            collect=collect,
-            progress=told,
-            total=size,
-            timeout=seconds,
-            deadline=call.deadline,
+    options = options or handover.options
+    told = told_by(options.progress, size, sizing.mode)
+    resume_at = handover.resume_at
+    if sizing.mode == "async":
+        window = options.max_in_flight or STREAM_CHUNKS_PER_WORKER * sizing.workers
+        rest = chain(iterate_from(head, resume_at), source)
+        batches = _on_private_loop(handover, sizing, rest, ordered=options.ordered, window=window, total=size)
+        return ResultStream(_yielded(batches, told, size), sizing.mode, reason)
+    taken = handover.take()
+    first = _measured_units(handover, sizing, taken, head)
+    if sizing.mode == "serial":
+        results = _loop_rest(
+            handover,
+            taken,
+            first,
+            items=items,
+            head=head,
+            source=source,
+            sequence=sequence,
+            told=told,
+            size=size,
             stop=stop,
         )
-        return ResultStream(results, chosen.mode, chosen.reason)
-    runner: Runner
-    if chosen.mode == "executor":
-        assert call.executor is not None
-        runner = ExecutorRunner(call.executor, call.fn, collect=collect)
-    elif chosen.mode == "thread":
-        runner = ThreadRunner(call.fn, chosen.workers, collect=collect)
-    else:
-        runner = ProcessRunner(call.fn, chosen.workers, collect=collect, fallback=options.auto)
+        return ResultStream(results, sizing.mode, reason)
+    chunk = sizing.chunksize
+    if options.mode not in {"auto", "executor"} and options.chunksize is None and size is None:
+        chunk = min(chunk, FORCED_STREAM_CHUNK)
     # Taken and not yet yielded when the stream starts: the head (or what was measured of a sequence).
-    ahead_of_stream = call.resume_at if head is items else len(head)
-    window = max_in_flight or max(ahead_of_stream, STREAM_CHUNKS_PER_WORKER * chosen.workers * chunk)
+    ahead_of_stream = taken.resume_at if head is items else len(head)
     results = stream(
-        runner,
-        chain(iterate_from(head, call.resume_at), source),
-        start=call.resume_at,
+        _runner(handover, sizing),
+        chain(iterate_from(head, taken.resume_at), source),
+        start=taken.resume_at,
         first=first,
-        ordered=ordered,
-        collect=collect,
-        window=window,
+        ordered=options.ordered,
+        collect=options.return_exceptions,
+        window=options.max_in_flight or max(ahead_of_stream, STREAM_CHUNKS_PER_WORKER * sizing.workers * chunk),
         chunksize=chunk,
-        workers=chosen.workers,
+        workers=sizing.workers,
         total=size,
         progress=told,
-        timeout=seconds,
-        deadline=call.deadline,
+        timeout=options.timeout,
+        deadline=taken.deadline,
         stop=stop,
     )
-    return ResultStream(results, chosen.mode, chosen.reason)
+    return ResultStream(results, sizing.mode, reason)
+
+
+def _runner(handover: Handover, sizing: Sizing) -> Runner:
+    """The mode's runner of a stream's units."""
+    fn, options = handover.fn, handover.options
+    collect = options.return_exceptions
+    if sizing.mode == "executor":
+        assert options.executor is not None
+        return ExecutorRunner(options.executor, fn, collect=collect)
+    if sizing.mode == "thread":
+        return ThreadRunner(fn, sizing.workers, collect=collect)
+    return ProcessRunner(fn, sizing.workers, collect=collect, fallback=options.auto)
+
+
+def _loop_rest(  # noqa: PLR0913 - the stream's input, by name
+    handover: Handover,
+    taken: Taken,
+    first: list[tuple[Unit, Future[Any] | None]],
+    *,
+    items: Iterable[Any],
+    head: Sequence[Any],
+    source: Iterator[Any],
+    sequence: bool,
+    told: Progress | None,
+    size: int | None,
+    stop: Future[None] | None,
+) -> Iterator[Any]:
+    """A loop's stream in the consumer's thread: the measured items' results, then the rest one by one."""
+    if sequence:  # a list, tuple or range: from where the measuring stopped, no copy
+        ahead: Sequence[Any] | None = items  # type: ignore[assignment]
+        rest: Iterator[Any] = iterate_from(items, taken.resume_at)  # type: ignore[arg-type]
+    else:
+        ahead, rest = None, chain(iterate_from(head, taken.resume_at), source)
+    return loop(
+        handover.fn,
+        ahead,
+        rest,
+        start=taken.resume_at,
+        first=first,
+        collect=handover.options.return_exceptions,
+        progress=told,
+        total=size,
+        timeout=handover.options.timeout,
+        deadline=taken.deadline,
+        stop=stop,
+    )
 
 
 def _yielded(batches: Generator[list[Any], None, None], told: Progress | None, size: int | None) -> Iterator[Any]:
@@ -395,20 +368,16 @@ def _yielded(batches: Generator[list[Any], None, None], told: Progress | None, s
 
 
 def _measured_units(
-    chosen: Plan[Any], call: Call, head: Sequence[Any]
-) -> tuple[list[tuple[Unit, Future[Any] | None]], bool]:
-    """The stream's first units: the items ``chosen`` measured of ``head``, each with what it is done with.
+    handover: Handover, sizing: Sizing, taken: Taken, head: Sequence[Any]
+) -> list[tuple[Unit, Future[Any] | None]]:
+    """The stream's first units: the items the decision measured of ``head``, each with what it is done with.
 
-    Taken from the plan (its first ``run()`` would have them): the first item still
-    running in a worker, and the items the measuring ran (the probe's threads may still
-    run some). Also: whether exceptions are collected.
+    Taken from the hand-over (a plan's first ``run()`` would have them): the first item
+    still running in a worker, and the items the measuring ran (the probe's threads may
+    still run some).
     """
-    with call.lock:
-        outcomes, run, sent, ahead = call.outcomes, call.probe, call.sent, call.ahead
-        call.outcomes = call.probe = call.sent = None
-        call.ahead = ()
-    assert outcomes is not None
-    if sent is not None and chosen.mode != "process":
+    sent, ahead, measuring = taken.sent, taken.ahead, taken.measuring
+    if sent is not None and sizing.mode != "process":
         sent.finish()  # nothing else takes it over
         sent = None
     first: list[tuple[Unit, Future[Any] | None]] = []
@@ -419,17 +388,17 @@ def _measured_units(
         unit.pool = pool
         first.append((unit, future))
         measured_from = 1
-    measured_to = call.resume_at - sum(len(unit.items) for unit, _ in ahead)
-    if measured_to > measured_from or call.timed_out is not None:
+    measured_to = taken.resume_at - sum(len(unit.items) for unit, _ in ahead)
+    if measured_to > measured_from or handover.timed_out is not None:
         unit = Unit(measured_from, list(head[measured_from:measured_to]))
-        unit.results = _measured_outcomes(chosen, call, outcomes, run, first=measured_from, last=measured_to)
-        first.append((unit, None if run is None else _all_done(run.threads)))
+        unit.results = _measured_outcomes(handover, taken, first=measured_from, last=measured_to)
+        first.append((unit, None if measuring is None else _all_done(measuring.threads)))
     first.extend(ahead)  # sent to the executor meanwhile: its runner reads them
-    return first, outcomes.collect
+    return first
 
 
-def _measured_outcomes(  # noqa: PLR0913 - what the reader reads
-    chosen: Plan[Any], call: Call, outcomes: Outcomes, run: ProbeRun | None, *, first: int, last: int
+def _measured_outcomes(
+    handover: Handover, taken: Taken, *, first: int, last: int
 ) -> Callable[[Future[Any] | None], tuple[list[Any], BaseException | None]]:
     """What reads the results of the items a stream's plan measured (``first … last-1``), once the probe is done.
 
@@ -438,20 +407,19 @@ def _measured_outcomes(  # noqa: PLR0913 - what the reader reads
     Asked with no future while the probe's threads still run items (the stream's
     deadline passed), it returns the results that came before the first still running.
     """
+    outcomes, measuring = taken.outcomes, taken.measuring
 
     def read(future: Future[Any] | None) -> tuple[list[Any], BaseException | None]:
-        if future is None and run is not None and not all(thread.done() for thread in run.threads):
+        if future is None and measuring is not None and not all(thread.done() for thread in measuring.threads):
             # The deadline passed with items still running: those that finished before, in order.
             return outcomes.values[first : outcomes.finished_until(first, last)], None
-        if run is not None:
-            run.join()  # re-raises what escaped a probe thread
-            if not run.measurement.exact and chosen.kind is not None and not outcomes.failed:
-                final = run.final()  # the plan was made on lower bounds: remember the real figures
-                remember(call.fn, memo_of(final_kind(chosen.kind, final), final))
+        if measuring is not None:
+            measuring.join()  # re-raises what escaped a probe thread
+            measuring.finished(None)
         stop = last if not outcomes.failed else min(last, outcomes.error_index)
         error = outcomes.error if outcomes.failed and first <= outcomes.error_index < last else None
-        if call.timed_out is not None and error is None:
-            error = call.timed_out
+        if handover.timed_out is not None and error is None:
+            error = handover.timed_out
         values = outcomes.values[first:stop]
         outcomes.values = []  # read once: the stream then holds each result only until it is yielded
         return values, error
