@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import TaskKind, _api, _decide, _pools, _probe
+from concurrency_kit import TaskKind, _api, _decide, _measuring, _pools, _probe
 from concurrency_kit._costmodel import starting_model, using_model
 from concurrency_kit._cpu import gil_enabled
 from concurrency_kit._memory import Memo, recall, remember
@@ -384,7 +384,7 @@ def test_a_long_input_of_tiny_items_runs_in_the_calling_thread_without_probe_thr
         threads.append(threading.current_thread().name)
         return x
 
-    count = _decide.POLICY.long_input * ck.get_config().io_thread_cap()
+    count = _measuring.POLICY.long_input * ck.get_config().io_thread_cap()
     plan = ck.plan(record_thread, range(count))
     assert plan.mode == "serial", plan.reason
     assert plan.run() == list(range(count))
@@ -436,7 +436,7 @@ def test_trivial_work_over_big_items_is_decided_without_pickling_the_function(mo
 def test_a_long_input_of_waits_still_gets_threads() -> None:
     # Its first item runs in the calling thread (10 ms); the probe then finds the rest
     # waiting and gives them threads: far from the loop's 6.4 s.
-    count = _decide.POLICY.long_input * ck.get_config().io_thread_cap()
+    count = _measuring.POLICY.long_input * ck.get_config().io_thread_cap()
     started = time.perf_counter()
     plan = ck.plan(wait_io, range(count))
     results = plan.run()

@@ -16,7 +16,7 @@ import attrs
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import TaskKind, _classify, _decide, _learning, _memory, _pools, _probe
+from concurrency_kit import TaskKind, _classify, _decide, _learning, _measuring, _memory, _pools, _probe, _remembered
 from concurrency_kit._memory import LoopVerdict, Memo, recall, remember
 from concurrency_kit._pickling import pickled
 from concurrency_kit._plan import Choice
@@ -91,15 +91,15 @@ def test_a_loop_verdict_covers_items_a_drift_longer_where_the_cost_model_still_s
 
         return decide
 
-    kept = _decide._loop_expected(square, memo, 100, setting, loop_below(1.0))
+    kept = _remembered.loop_expected(square, memo, 100, setting, loop_below(1.0))
     assert kept is not None
-    assert kept.loop == LoopVerdict(100, _decide.POLICY.drift * 1e-6, setting)
+    assert kept.loop == LoopVerdict(100, _measuring.POLICY.drift * 1e-6, setting)
     assert recall(square) == kept
     asked.clear()
-    kept = _decide._loop_expected(square, memo, 100, setting, loop_below(2e-6))  # a loop at 1 µs, not at 4
+    kept = _remembered.loop_expected(square, memo, 100, setting, loop_below(2e-6))  # a loop at 1 µs, not at 4
     assert kept is not None
     assert kept.loop == LoopVerdict(100, 1e-6, setting)
-    assert asked == [1e-6, _decide.POLICY.drift * 1e-6]
+    assert asked == [1e-6, _measuring.POLICY.drift * 1e-6]
 
 
 def test_a_loop_a_kept_verdict_covers_is_not_remembered_anew_for_a_swing_in_item_time() -> None:

@@ -28,7 +28,7 @@ import psutil
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import _decide
+from concurrency_kit import _measuring
 from concurrency_kit._worker import RemoteTraceback
 from helpers import (
     HelperError,
@@ -644,7 +644,7 @@ def test_a_timeout_holds_where_auto_would_try_items_in_the_calling_thread(calls_
     # Under the old fixed cap: 640 items, as many threads as a call may then get (items
     # that poll for the release file every 5 ms, by the hundred, would slow the test down).
     ck.configure(max_io_workers=64)
-    count = _decide.POLICY.long_input * ck.get_config().io_thread_cap()
+    count = _measuring.POLICY.long_input * ck.get_config().io_thread_cap()
     for size in (count, 100):
         waiting.clear()
         ck.run_parallel(tiny_or_waiting, [(calls_dir, i, release) for i in range(size)])  # remembered as tiny

@@ -27,7 +27,8 @@ from ._awaitable import check_not_awaitable, is_awaitable
 from ._classify import COROUTINE_SOURCE, Decision, TaskKind, declared_kind, is_coroutine_function
 from ._config import get_config
 from ._cpu import planning_cpus
-from ._decide import Question, decide, for_executor
+from ._decide import Question, decide
+from ._for_executor import for_executor
 from ._handover import Handover
 from ._memory import forget_all
 from ._options import CallOptions, ClassifierFn, ModeName, ProgressOption, call_options

@@ -32,8 +32,8 @@ from typing_extensions import ParamSpec
 from ._classify import TaskKind, declared_kind, kind_from_measurement
 from ._costmodel import model_in_force
 from ._cpu import gil_enabled, planning_cpus
-from ._decide import one_thread_measurement
 from ._learning import Finished, learn
+from ._measuring import one_thread_measurement
 from ._memory import Memo, recall
 from ._options import MODES
 from ._pickling import why_not_picklable

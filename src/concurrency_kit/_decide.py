@@ -22,64 +22,56 @@ costs a pool's round trips for tiny items, or a loop for long ones.
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from typing import Any, final
 
 import attrs
 
 from ._backends import (
     PROCESS_BACKEND,
-    ExecutorRunner,
     Sent,
     Unit,
-    executor_name,
-    executor_workers,
-    task_overhead,
 )
 from ._choose import choose
 from ._classify import Decision, TaskKind, agrees, kind_from_measurement, partly_waits
 from ._costmodel import CostModel, model_in_force
 from ._cpu import gil_enabled
-from ._errors import MainGuardMissingError, UnpicklableTaskError
-from ._handover import RunFacts
+from ._errors import UnpicklableTaskError
+from ._fitness import prestarter, process_fitness, warm_for_next_calls
 from ._learning import (
-    Finished,
-    LoopKept,
     Measured,
-    PoolRun,
+    ProbeLeft,
     changed,
     estimated_item_cpu,
     estimated_item_seconds,
     learn,
 )
-from ._memory import LoopVerdict, Memo, recall
-from ._outcomes import EMPTY, Outcomes, run_timed, timed_out
-from ._pickling import ByValue, pickled, pickled_size, sendable, why_not_picklable
-from ._plan import Choice, Reason, describe_measurement, format_seconds, render
+from ._measuring import POLICY, in_pool, measure_inline
+from ._memory import Memo, recall
+from ._outcomes import EMPTY, Outcomes, timed_out
+from ._plan import Choice, Reason
 from ._pools import (
-    check_main_guard,
     forkserver_started,
-    needs_main,
-    prestart_process_pool,
     process_pool_age,
-    process_pool_ready_for,
     submit_daemon,
 )
 from ._probe import PROBING, Measurement, ProbePolicy, ProbeRun, probe
-from ._sizing import executor_choice
+from ._reasons import explained, from_memory, with_pickler, without_gil
+from ._remembered import (
+    kept_loop_choice,
+    long_cpu_for_warm_pool,
+    loop_expected,
+    setting_of,
+    settled,
+    short_cpu_for_warm_pool,
+)
 from ._worker import in_worker
 
 __all__ = [
     "Decided",
-    "ProbeLeft",
     "Question",
     "decide",
-    "for_executor",
-    "one_thread_measurement",
-    "process_fitness",
 ]
 
 
@@ -100,51 +92,6 @@ class Decided:
     sent: Sent | None = None
     #: Items sent to an executor while the first was timed here, each a unit with its task.
     ahead: tuple[tuple[Unit, Future[Any]], ...] = ()
-
-
-class ProbeLeft:
-    """The probe's threads still running measured items, as the run takes them over (a ``Measuring``).
-
-    When they are done, the run says so (:meth:`finished`): a plan made on lower bounds
-    (items still running) learns their final figures then.
-    """
-
-    def __init__(self, fn: Callable[[Any], Any], run: ProbeRun, kind: TaskKind, outcomes: Outcomes) -> None:
-        self._fn, self._run, self._kind, self._outcomes = fn, run, kind, outcomes
-
-    @property
-    def threads(self) -> tuple[Future[None], ...]:
-        """The probe threads' futures."""
-        return self._run.threads
-
-    @property
-    def computing(self) -> bool:
-        """Whether the items compute holding the GIL."""
-        return self._kind is TaskKind.CPU
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the probe's threads (see ``ProbeRun.join``)."""
-        return self._run.join(timeout)
-
-    def finished(self, facts: RunFacts | None) -> None:
-        """The measured items are done: learn their final figures, where the plan had lower bounds only."""
-        run = self._run
-        if run.measurement.exact or self._outcomes.failed:
-            return
-        final = run.final()
-        pool = None
-        if facts is not None and self._kind is TaskKind.IO:
-            sizing, age = facts.sizing, facts.pool_age
-            pool = PoolRun(
-                mode=sizing.mode,
-                workers=sizing.workers,
-                chunksize=sizing.chunksize,
-                count=facts.total - run.first,
-                seconds=facts.ended - run.started,
-                cpu=facts.cpu + final.item_cpu * final.completed,
-                warm=age is not None and age >= model_in_force().cold_start,
-            )
-        learn(self._fn, Finished(self._kind, final, pool))
 
 
 @final
@@ -196,7 +143,7 @@ class _Decision:
         self.seconds, self.deadline = q.seconds, q.deadline
         self.memo = recall(fn)
         self.model, self.probing = q.model, q.probing
-        self.setting = _setting(
+        self.setting = setting_of(
             self.declared, workers, chunksize, cpus=cpus, io_cap=io_cap, count=q.planned, warm_after=q.model.cold_start
         )
         # What the steps found.
@@ -300,12 +247,12 @@ def kept_loop(d: _Decision) -> Decided | None:
         or not memo.loop.covers(d.planned, memo.item_seconds, d.setting)
     ):
         return None
-    d.inline = inline = _measure_inline(d.fn, d.sequence, d.outcomes, d.count - 1, POLICY.inline_check_seconds)
-    loop = _kept_loop(memo, d.planned - inline.items, inline, d.setting)
+    d.inline = inline = measure_inline(d.fn, d.sequence, d.outcomes, d.count - 1, POLICY.inline_check_seconds)
+    loop = kept_loop_choice(memo, d.planned - inline.items, inline, d.setting)
     if loop is None or d.outcomes.failed or changed(memo.item_seconds, inline.item_wall, POLICY.drift):
         return None  # the next step takes the check's figures
     known = d.declared or memo.kind
-    return Decided(loop, known, inline, _explained(inline, known, _from_memory(memo), loop), inline.items)
+    return Decided(loop, known, inline, explained(inline, known, from_memory(memo), loop), inline.items)
 
 
 def check_here(d: _Decision) -> Decided | None:
@@ -320,35 +267,37 @@ def check_here(d: _Decision) -> Decided | None:
     """
     memo, fn = d.memo, d.fn
     if (d.count == 1 and d.deadline is None) or in_worker():
-        d.measurement, d.resume_at = _measure_inline(fn, d.sequence, d.outcomes, 1), 1
+        d.measurement, d.resume_at = measure_inline(fn, d.sequence, d.outcomes, 1), 1
         return _conclude(d)
     if d.deadline is not None:
         return None
     with_verdict: Memo | None = None
     short_cpu = False
     if memo is not None:
-        with_verdict = memo if d.inline is not None else _loop_expected(fn, memo, d.planned, d.setting, d.choose)
+        with_verdict = memo if d.inline is not None else loop_expected(fn, memo, d.planned, d.setting, d.choose)
     if with_verdict is None and not (memo is None and d.planned >= POLICY.long_input * d.io_cap):
-        short_cpu = _short_cpu_for_warm_pool(
+        short_cpu = short_cpu_for_warm_pool(
             fn, memo, d.declared, count=d.planned, workers=d.workers, cpus=d.cpus, window=d.probing.quick_window
         )
         if not short_cpu:
             return None
     budget = d.probing.quick_window if short_cpu else POLICY.inline_check_seconds
-    measurement = d.inline or _measure_inline(fn, d.sequence, d.outcomes, d.count - 1, budget)
+    measurement = d.inline or measure_inline(fn, d.sequence, d.outcomes, d.count - 1, budget)
     d.resume_at = measurement.items
     # One thread gives no GIL samples: the remembered kind stands, else the measured one.
     guessed = d.measured_kind(measurement) if memo is None else d.declared or memo.kind
     grew = memo is not None and measurement.item_wall > POLICY.drift * memo.item_seconds + 20e-6
     memo = d.memo = with_verdict or memo  # with the verdict it may have kept
-    loop = None if grew or d.outcomes.failed else _kept_loop(memo, d.planned - d.resume_at, measurement, d.setting)
+    loop = (
+        None if grew or d.outcomes.failed else kept_loop_choice(memo, d.planned - d.resume_at, measurement, d.setting)
+    )
     checked = loop or d.choose(measurement, d.resume_at, guessed)
     if d.outcomes.failed or (
         not grew and (checked.mode == "serial" or (short_cpu and agrees(guessed, measurement.cpu_share)))
     ):
         d.measurement, d.kind, d.chosen = measurement, guessed, checked
         if memo is not None:
-            d.source = _from_memory(memo)
+            d.source = from_memory(memo)
             d.covered = loop is not None and not changed(memo.item_seconds, measurement.item_wall, POLICY.drift)
         return _conclude(d)
     d.memo = None  # a pool may pay, or the items grew: the probe measures the rest afresh
@@ -366,7 +315,7 @@ def in_a_worker(d: _Decision) -> Decided | None:
     if (
         d.deadline is not None
         or memo is None
-        or not _long_cpu_for_warm_pool(
+        or not long_cpu_for_warm_pool(
             d.fn, memo, d.declared, count=d.planned, workers=d.workers, cpus=d.cpus, window=d.probing.quick_window
         )
     ):
@@ -377,8 +326,8 @@ def in_a_worker(d: _Decision) -> Decided | None:
         )
     except UnpicklableTaskError:
         return None  # the probe measures it here instead
-    d.measurement, d.resume_at = _in_pool(seconds, done=d.sent is None), 1
-    d.kind, d.source = d.declared or memo.kind, _from_memory(memo, d.source)
+    d.measurement, d.resume_at = in_pool(seconds, done=d.sent is None), 1
+    d.kind, d.source = d.declared or memo.kind, from_memory(memo, d.source)
     return _conclude(d)
 
 
@@ -397,7 +346,7 @@ def in_probe_threads(d: _Decision) -> Decided:
             # Items that computed first may be waiting now (unless declared, or as
             # an earlier call found them): an item's end tells.
             return False
-        return _settled(d.choose(m, start + m.items, kind))
+        return settled(d.choose(m, start + m.items, kind))
 
     try:
         d.run = probe(
@@ -405,7 +354,7 @@ def in_probe_threads(d: _Decision) -> Decided:
             d.sequence,
             d.outcomes,
             submit_daemon,
-            on_gil_held=_prestarter(d.fn, d.declared, d.workers, d.cpus),
+            on_gil_held=prestarter(d.fn, d.declared, d.workers, d.cpus),
             settled=settles,
             # A kind known beforehand (declared, or from an earlier call) needs no GIL
             # samples: the probe ends as soon as the CPU share agrees and the choice stands.
@@ -419,7 +368,7 @@ def in_probe_threads(d: _Decision) -> Decided:
         raise timed_out(d.seconds, d.outcomes) from None
     d.measurement, d.resume_at = d.run.measurement, d.run.resume_at
     if memo is not None:
-        d.source = _from_memory(memo, d.source)
+        d.source = from_memory(memo, d.source)
     return _conclude(d)
 
 
@@ -440,437 +389,11 @@ def _conclude(d: _Decision) -> Decided:
     if not d.covered and not d.outcomes.failed and not in_worker() and measurement.exact:
         learn(d.fn, Measured(kind, measurement, choice.mode, memo, d.setting))
     if choice.mode == "thread" and kind is TaskKind.IO:
-        _warm_for_next_calls(d.fn, d.choose(measurement, d.resume_at, kind, warm=True))
-    reason = _explained(measurement, kind, d.source, choice)
+        warm_for_next_calls(d.fn, d.choose(measurement, d.resume_at, kind, warm=True))
+    reason = explained(measurement, kind, d.source, choice)
     if choice.mode == "process":
-        reason = _with_pickler(reason, d.fn)
+        reason = with_pickler(reason, d.fn)
     if not gil_enabled():
-        reason = _without_gil(reason)
+        reason = without_gil(reason)
     left = None if d.run is None else ProbeLeft(d.fn, d.run, kind, d.outcomes)
     return Decided(choice, kind, measurement, reason, d.resume_at, left, d.sent)
-
-
-def _without_gil(reason: Reason) -> Callable[[], str]:
-    """``reason``, saying that this interpreter runs without a GIL."""
-
-    def text() -> str:
-        return render(reason) + (
-            "; the GIL is disabled (free-threaded CPython): computing items run side by side in threads, "
-            "and the probe reads no GIL"
-        )
-
-    return text
-
-
-def _with_pickler(reason: Reason, fn: Callable[[Any], Any]) -> Callable[[], str]:
-    """``reason``, saying so when ``fn`` goes to the workers by value (cloudpickle)."""
-
-    def text() -> str:
-        by_value = isinstance(sendable(fn), ByValue)
-        return render(reason) + ("; the function goes by value (cloudpickle)" if by_value else "")
-
-    return text
-
-
-def for_executor(q: Question, executor: Executor) -> Decided:
-    """How a call runs through ``executor``: the first items timed here, then chunks sized for its task overhead.
-
-    The items run in the calling thread for :attr:`DecisionPolicy.executor_check_seconds` (at least
-    one), as a loop would; their results are kept. Not for a function an earlier call
-    measured (its item time sizes the tasks: a size off by a few times costs a few per
-    cent of overhead, while an item timed here takes a CPU, and time, from the
-    executor's start), with a timeout (an item running here could outlast it), nor for
-    a single item; with neither a measurement nor a memory, every item is a task.
-    """
-    fn, outcomes = q.fn, q.outcomes
-    memo = recall(fn)
-    measurement: Measurement | None = None
-    resume_at = 0
-    workers = q.workers or executor_workers(executor) or q.cpus
-    ahead: tuple[tuple[Unit, Future[Any]], ...] = ()
-    if memo is None and q.deadline is None and len(q.sequence) > 1 and not in_worker():
-        measurement, ahead = _time_first_items(q, executor, workers)
-        resume_at = measurement.items + sum(len(unit.items) for unit, _ in ahead)
-    declared = None if q.decision is None else q.decision.kind
-    kind: TaskKind | None = declared or (None if memo is None else memo.kind)
-    if measurement is not None:
-        kind = declared or kind_from_measurement(measurement.cpu_share, None, kind, None)
-        item_seconds: float | None = measurement.item_wall
-        measured = f"{measurement.items} item(s) timed here"
-        if not outcomes.failed and memo is None:
-            learn(fn, Measured(kind, measurement, "executor", None, None))
-    elif memo is not None:
-        item_seconds, measured = memo.item_seconds, "what an earlier call measured"
-    else:
-        item_seconds, measured = None, ""
-    name = executor_name(executor)
-    if outcomes.failed:
-        choice = Choice("executor", 1, 1, f"item {outcomes.error_index} raised while measuring")
-    else:
-        overhead = None if item_seconds is None or q.chunksize is not None else task_overhead(executor)
-        choice = executor_choice(
-            name,
-            count=max(1, q.planned - resume_at),
-            workers=workers,
-            overhead=overhead,
-            item_seconds=item_seconds,
-            chunksize=q.chunksize,
-            measured=measured,
-        )
-    return Decided(choice, kind, measurement, choice.why, resume_at, ahead=ahead)
-
-
-def _time_first_items(
-    q: Question, executor: Executor, workers: int
-) -> tuple[Measurement, tuple[tuple[Unit, Future[Any]], ...]]:
-    """Time the first items here, for :attr:`DecisionPolicy.executor_check_seconds` (one at least).
-
-    While the first item runs here, the executor need not wait: if it is still running
-    after :attr:`DecisionPolicy.executor_check_seconds`, the next ``workers`` items go to the executor
-    as tasks of one item each (long items: a task each is the right size anyway), and
-    the measurement is that first item. Returns the measurement and those tasks.
-    """
-    fn, items, outcomes = q.fn, q.sequence, q.outcomes
-    runner = ExecutorRunner(executor, fn, collect=outcomes.collect)
-    sender = _SendAhead(runner, items, range(1, min(len(items), 1 + workers)))
-    timer = threading.Timer(POLICY.executor_check_seconds, sender.send)
-    timer.daemon = True
-    timer.start()
-    try:
-        first = _measure_inline(fn, items, outcomes, 1)
-    finally:
-        timer.cancel()
-        ahead = sender.close()
-    if ahead or outcomes.failed or first.seconds >= POLICY.executor_check_seconds or len(items) < 3:
-        return first, ahead
-    budget = POLICY.executor_check_seconds - first.seconds
-    rest = _measure_inline(fn, items, outcomes, len(items) - 1, budget, start=1)
-    return _joined(first, rest), ()
-
-
-class _SendAhead:
-    """Items sent to the executor by a timer, unless closed first."""
-
-    def __init__(self, runner: ExecutorRunner, items: Sequence[Any], indices: range) -> None:
-        self._runner, self._items, self._indices = runner, items, indices
-        self._lock = threading.Lock()
-        self._closed = False
-        self._sent: list[tuple[Unit, Future[Any]]] = []
-
-    def send(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            try:
-                for index in self._indices:
-                    unit = Unit(index, [self._items[index]])
-                    self._sent.append((unit, self._runner.submit(unit)))
-            except Exception:  # noqa: BLE001 - an item that will not go: the stream meets it again, and says so
-                return
-
-    def close(self) -> tuple[tuple[Unit, Future[Any]], ...]:
-        """Send nothing from now on (a sending under way ends first); what was sent."""
-        with self._lock:
-            self._closed = True
-            return tuple(self._sent)
-
-
-def _joined(a: Measurement, b: Measurement) -> Measurement:
-    """Two inline measurements of consecutive items, as one."""
-    return one_thread_measurement(a.items + b.items, a.seconds + b.seconds, a.item_cpu * a.items + b.item_cpu * b.items)
-
-
-def _measure_inline(  # noqa: PLR0913 - the items, and when to stop
-    fn: Callable[[Any], Any],
-    items: Sequence[Any],
-    outcomes: Outcomes,
-    stop: int,
-    budget: float = math.inf,
-    *,
-    start: int = 0,
-) -> Measurement:
-    """Run items from ``start`` on in the calling thread, timing them.
-
-    Stops before ``stop``, after a failure, or once ``budget`` seconds have passed. The
-    items run in spans of 1, 4, 16 … items, with the clock read between spans: a check of
-    items that turned out slow costs one item, and tiny ones run as fast as in a loop.
-    The measurement counts the items from ``start`` on.
-    """
-    # Nothing else runs this call's items yet: no feed is needed to hand them out.
-    clock = time.perf_counter
-    t0, c0 = clock(), time.thread_time()
-    done = run_timed(fn, items, outcomes, stop, budget=budget, growth=POLICY.span_growth, start=start) - start
-    return one_thread_measurement(done, clock() - t0, time.thread_time() - c0)
-
-
-def one_thread_measurement(items: int, wall: float, cpu: float) -> Measurement:
-    """What ``items`` items run one after another in one thread measure, in ``wall`` seconds and ``cpu`` of CPU."""
-    return Measurement(
-        items=items,
-        completed=items,
-        seconds=wall,
-        item_wall=wall / items,
-        item_cpu=min(cpu, wall) / items,
-        cpu_share=min(1.0, cpu / wall) if wall > 0 else 0.0,
-        gil_share=None,
-        exact=True,
-    )
-
-
-@final
-@attrs.frozen
-class DecisionPolicy:
-    """The steps' policy numbers."""
-
-    #: Each span of the calling thread's timed check is this many times the last.
-    span_growth: int = 4
-    #: When an earlier call says items are tiny, this much of the new call's work is run
-    #: in the calling thread first, timed, to check the estimate before the loop goes on.
-    inline_check_seconds: float = 0.0001
-    #: Items that now take this many times longer than remembered (plus 20 µs) have
-    #: drifted: the function is measured afresh, its kind too.
-    drift: float = 4.0
-    #: An input of at least this many times the most threads an I/O-bound call may get
-    #: (``max_io_workers``, else 512) is checked in the calling thread first, as
-    #: remembered tiny items are: starting probe threads costs more than the whole loop
-    #: when the items are tiny, and a slow first item delays a call that long by at most
-    #: a tenth (even I/O items, a thread each, take that many rounds).
-    long_input: int = 10
-    #: Through an executor, the first items run in the calling thread for this long (at
-    #: least one item), timed, to size the executor's tasks.
-    executor_check_seconds: float = 0.002
-
-
-#: The steps' policy in force.
-POLICY = DecisionPolicy()
-
-
-def _explained(measurement: Measurement, kind: TaskKind, source: Reason, choice: Choice) -> Callable[[], str]:
-    """The reason of a plan made on ``measurement``: the figures, the kind and where it came from, the choice."""
-
-    def text() -> str:
-        return f"{describe_measurement(measurement)} → {kind} (from {render(source)}); {choice.reason} → {choice.mode}"
-
-    return text
-
-
-def _describe(memo: Memo) -> str:
-    return f"{memo.kind}, {format_seconds(memo.item_seconds)} per item"
-
-
-def _from_memory(memo: Memo, measured: Reason | None = None) -> Callable[[], str]:
-    """Where a kind came from when an earlier call's figures count: what writes it."""
-
-    def text() -> str:
-        remembered = f"what an earlier call measured ({_describe(memo)})"
-        return remembered if measured is None else f"{render(measured)}, and {remembered}"
-
-    return text
-
-
-def _loop_expected(
-    fn: Callable[[Any], Any],
-    memo: Memo,
-    count: int,
-    setting: tuple[object, ...] | None,
-    decide: Callable[..., Choice],
-) -> Memo | None:
-    """Whether the cost model, fed the remembered estimate, picks the plain loop.
-
-    Returns the memo (with the verdict for a loop it kept: one that holds whatever the
-    items pickle to, for the next calls) when it does, else ``None``. A verdict kept
-    from an earlier call answers without asking it.
-    """
-    if memo.loop is not None and memo.loop.covers(count, memo.item_seconds, setting):
-        return memo
-    guess = _as_measured(memo)
-    if decide(guess, 0, memo.kind, free=True).mode == "serial":
-        if setting is None:
-            return memo
-        # Items measured slower on a busy machine would ask the cost model again, and be
-        # remembered anew: the verdict covers items ``drift`` times as long where it holds.
-        roomy = decide(_as_measured(memo, POLICY.drift), 0, memo.kind, free=True).mode == "serial"
-        most = memo.item_seconds * POLICY.drift if roomy else memo.item_seconds
-        return learn(fn, LoopKept(memo, LoopVerdict(count, most, setting)))
-    return memo if decide(guess, 0, memo.kind).mode == "serial" else None
-
-
-def _as_measured(memo: Memo, scale: float = 1.0) -> Measurement:
-    """What an earlier call measured, as the cost model takes it (exact, one item), ``scale`` times as long."""
-    seconds = memo.item_seconds * scale
-    cpu = seconds if memo.item_cpu is None else memo.item_cpu * scale
-    return Measurement(
-        items=0,
-        completed=1,
-        seconds=0.0,
-        item_wall=seconds,
-        item_cpu=cpu,
-        cpu_share=min(1.0, cpu / seconds) if seconds > 0 else 1.0,
-        gil_share=None,
-        exact=True,
-    )
-
-
-def _short_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
-    fn: Callable[[Any], Any],
-    memo: Memo | None,
-    declared: TaskKind | None,
-    *,
-    count: int,
-    workers: int | None,
-    cpus: int,
-    window: float,
-) -> bool:
-    """Whether an earlier call found ``fn``'s items computing, shorter than ``window``, and a pool is warm.
-
-    Then the calling thread checks the first items itself: a probe thread, which the
-    calling thread watches, holds the GIL for a switch interval (5 ms) before the check
-    can end, while the warm workers wait. An item longer than remembered runs whole
-    before the check ends, so only short ones are checked so.
-    """
-    if memo is None or (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds > window:
-        return False
-    if not gil_enabled():
-        return False  # threads compute side by side: no pool is the answer
-    return not in_worker() and process_pool_ready_for(workers or min(count, cpus), fn)
-
-
-def _long_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
-    fn: Callable[[Any], Any],
-    memo: Memo,
-    declared: TaskKind | None,
-    *,
-    count: int,
-    workers: int | None,
-    cpus: int,
-    window: float,
-) -> bool:
-    """Whether an earlier call found ``fn``'s items computing, longer than ``window``, and a pool is warm.
-
-    Then the first item is measured in a worker (see :meth:`ProcessBackend.send_first`).
-    """
-    if (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds <= window or cpus < 2:
-        return False
-    if not gil_enabled():
-        return False
-    return not in_worker() and process_pool_ready_for(workers or min(count, cpus), fn)
-
-
-def _in_pool(seconds: float, *, done: bool) -> Measurement:
-    """What measuring the first item in a worker found: it took ``seconds`` there, or is still running then."""
-    return Measurement(
-        items=1,
-        completed=int(done),
-        seconds=seconds,
-        item_wall=seconds,
-        item_cpu=seconds,
-        cpu_share=1.0,
-        gil_share=None,
-        exact=done,
-        in_pool=True,
-    )
-
-
-def _setting(  # noqa: PLR0913 - every input the cost model's choice depends on, but the items
-    declared: TaskKind | None,
-    workers: int | None,
-    chunksize: int | None,
-    *,
-    cpus: int,
-    io_cap: int,
-    count: int,
-    warm_after: float,
-) -> tuple[object, ...] | None:
-    """What the cost model's choice depends on besides the items: a verdict's setting.
-
-    ``None`` while a process pool is warming up (its start-up cost falls by the moment):
-    for ``warm_after`` seconds (the cost model's cold start) after it was made.
-    """
-    age = process_pool_age(workers or max(1, min(count, cpus)))
-    if age is None:
-        pool = "server" if forkserver_started() else "none"
-    elif age >= warm_after:
-        pool = "warm"
-    else:
-        return None
-    return (declared, workers, chunksize, cpus, io_cap, pool, in_worker())
-
-
-def _kept_loop(memo: Memo | None, left: int, m: Measurement, setting: tuple[object, ...] | None) -> Choice | None:
-    """The loop, when the verdict an earlier call kept covers the ``left`` items as measured."""
-    verdict = None if memo is None else memo.loop
-    if verdict is None or not verdict.covers(left, m.item_wall, setting):
-        return None
-    most, count = verdict.item_seconds, verdict.count
-
-    def reason() -> str:
-        return (
-            f"{left} item(s) left, of no more than the {format_seconds(most)} per item for which "
-            f"an earlier call's cost model chose a loop for {count} items; too little work to pay for a pool"
-        )
-
-    return Choice("serial", 1, max(1, left), reason, by_cost=True)
-
-
-def _settled(choice: Choice) -> bool:
-    """Whether a choice made on lower-bound figures stands (longer items only favour pools)."""
-    return not choice.by_cost
-
-
-def _warm_for_next_calls(fn: Callable[[Any], Any], warm: Choice) -> None:
-    """Start the process pool in the background when ``warm`` (the choice were one warm) is processes.
-
-    For I/O-bound items that compute, on many CPUs: threads take turns for the GIL
-    while the items compute, and processes, once warm, would finish sooner; a cold
-    pool's start costs more than they would gain in this call, but not in the next.
-    """
-    if warm.mode == "process":
-        prestart_process_pool(warm.workers, fn)
-
-
-def _prestarter(
-    fn: Callable[[Any], Any], declared: TaskKind | None, workers: int | None, cpus: int
-) -> Callable[[], object] | None:
-    """What the probe calls when it sees the GIL held: warm a process pool meanwhile, if ``fn`` can go to one.
-
-    Whether it can is asked then, not before the probe: asking pickles it (by value, with
-    cloudpickle imported for it, when it lives in ``__main__``: milliseconds on a fresh
-    interpreter's first call), which items too cheap for any pool never need. The probe
-    threads start no new batch meanwhile (``probe``'s ``on_gil_held``).
-    """
-    if cpus == 1 or declared in (TaskKind.IO, TaskKind.GIL_FREE):
-        return None
-
-    def prestart() -> None:
-        if why_not_picklable(fn) is None:
-            prestart_process_pool(workers or cpus, fn)
-
-    return prestart
-
-
-def process_fitness(
-    fn: Callable[[Any], Any], items: Sequence[Any], resume_at: int, result: Any
-) -> tuple[str | None, int]:
-    """Why processes cannot run this (or None), and the pickled bytes per item and result.
-
-    ``resume_at``: the items measured (the one after them is the sample, or the last);
-    ``result``: the first item's result, or ``EMPTY`` when it has none.
-    """
-    reason = why_not_picklable(fn)
-    if reason is not None:
-        return reason, 0
-    sample = min(resume_at, len(items) - 1)  # a stream's head may be measured whole
-    item = pickled(items[sample])
-    if item is None:
-        return f"item {sample} cannot be pickled", 0
-    item_size = len(item)
-    try:
-        check_main_guard(main=needs_main(item) or needs_main(pickled(sendable(fn))))
-    except MainGuardMissingError:
-        return (
-            "worker processes would import the main module, which runs this call outside "
-            '`if __name__ == "__main__":`, and run the script again',
-            0,
-        )
-    result_size = pickled_size(result) if result is not EMPTY else 0
-    return None, item_size + (result_size or 0)

@@ -26,7 +26,7 @@ from ._costmodel import CostModel, Figure, model_in_force, using_model
 from ._cpu import gil_enabled, planning_cpus
 
 # The decision's own readings of a measurement, so that the estimates are the ones it weighed.
-from ._decide import process_fitness
+from ._fitness import process_fitness
 from ._learning import estimated_item_cpu, estimated_item_seconds
 from ._memory import recall
 from ._outcomes import EMPTY

@@ -11,7 +11,8 @@ A call observes its function's items three ways, each a *lesson*:
   next calls of no more items can reuse without asking it again.
 
 :func:`learn` turns a lesson into what :mod:`._memory` keeps, and nothing else writes
-there. The estimates the cost model takes from a measurement and a memory
+there. :class:`ProbeLeft` is how the run reports a :class:`Finished` lesson without knowing
+about memory. The estimates the cost model takes from a measurement and a memory
 (:func:`estimated_item_seconds`, :func:`estimated_item_cpu`) are here too: what is kept
 is what they read.
 """
@@ -20,13 +21,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any, final
 
 import attrs
 
 from ._classify import READING, TaskKind, agrees
+from ._costmodel import model_in_force
+from ._handover import RunFacts
 from ._memory import LoopVerdict, Memo, recall, remember
-from ._probe import PROBING, Measurement
+from ._outcomes import Outcomes
+from ._probe import PROBING, Measurement, ProbeRun
 
 __all__ = [
     "REMEMBERING",
@@ -34,6 +39,7 @@ __all__ = [
     "LoopKept",
     "Measured",
     "PoolRun",
+    "ProbeLeft",
     "Remembering",
     "changed",
     "estimated_item_cpu",
@@ -278,3 +284,48 @@ def estimated_item_cpu(kind: TaskKind, m: Measurement, memo: Memo | None = None)
     if m.exact or memo is None or memo.kind is not kind or memo.item_cpu is None:
         return m.item_cpu
     return max(m.item_cpu, memo.item_cpu)
+
+
+class ProbeLeft:
+    """The probe's threads still running measured items, as the run takes them over (a ``Measuring``).
+
+    When they are done, the run says so (:meth:`finished`): a plan made on lower bounds
+    (items still running) learns their final figures then.
+    """
+
+    def __init__(self, fn: Callable[[Any], Any], run: ProbeRun, kind: TaskKind, outcomes: Outcomes) -> None:
+        self._fn, self._run, self._kind, self._outcomes = fn, run, kind, outcomes
+
+    @property
+    def threads(self) -> tuple[Future[None], ...]:
+        """The probe threads' futures."""
+        return self._run.threads
+
+    @property
+    def computing(self) -> bool:
+        """Whether the items compute holding the GIL."""
+        return self._kind is TaskKind.CPU
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the probe's threads (see ``ProbeRun.join``)."""
+        return self._run.join(timeout)
+
+    def finished(self, facts: RunFacts | None) -> None:
+        """The measured items are done: learn their final figures, where the plan had lower bounds only."""
+        run = self._run
+        if run.measurement.exact or self._outcomes.failed:
+            return
+        final = run.final()
+        pool = None
+        if facts is not None and self._kind is TaskKind.IO:
+            sizing, age = facts.sizing, facts.pool_age
+            pool = PoolRun(
+                mode=sizing.mode,
+                workers=sizing.workers,
+                chunksize=sizing.chunksize,
+                count=facts.total - run.first,
+                seconds=facts.ended - run.started,
+                cpu=facts.cpu + final.item_cpu * final.completed,
+                warm=age is not None and age >= model_in_force().cold_start,
+            )
+        learn(self._fn, Finished(self._kind, final, pool))
