@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import TaskKind, _api, _decide, _measuring, _pools, _probe
+from concurrency_kit import TaskKind, _decide, _measuring, _planning, _pools, _probe
 from concurrency_kit._costmodel import starting_model, using_model
 from concurrency_kit._cpu import gil_enabled
 from concurrency_kit._memory import Memo, recall, remember
@@ -176,7 +176,7 @@ def test_an_io_call_remembers_how_long_its_items_compute() -> None:
 def test_io_items_that_compute_much_warm_a_process_pool_on_many_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     # On 4 CPUs, 14 items that wait 20 ms and then compute 15 ms take 14 × 15 ms in
     # threads, which take turns for the GIL, and 4 rounds of 35 ms in a warm pool of 4.
-    monkeypatch.setattr(_api, "planning_cpus", lambda: 4)
+    monkeypatch.setattr(_planning, "planning_cpus", lambda: 4)
     model = starting_model("forkserver")
     with using_model(attrs.evolve(model, restart=model.cold_start)):  # as in a fresh program: a pool's start is dear
         ck.shutdown()
@@ -221,7 +221,7 @@ def test_a_single_item_runs_in_a_loop() -> None:
 
 
 def test_one_usable_cpu_runs_cpu_work_in_a_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_api, "planning_cpus", lambda: 1)
+    monkeypatch.setattr(_planning, "planning_cpus", lambda: 1)
     plan = ck.plan(factorize, SEED_NUMBERS)
     assert plan.mode == "serial", plan.reason
     assert "one usable CPU" in plan.reason

@@ -267,7 +267,7 @@ class AutoExecutor(Executor):
             ValueError: ``chunksize`` or ``buffersize`` below 1.
             TypeError: ``buffersize`` not an int.
         """
-        from ._api import open_iter  # noqa: PLC0415 - the façade imports this module's users, not this one
+        from ._planning import open_iter  # noqa: PLC0415 - the façade imports this module's users, not this one
         from ._options import call_options  # noqa: PLC0415 - with the façade
 
         if self._shutdown:
