@@ -429,6 +429,23 @@ def record_fail_on_multiples_of_3(item: tuple[str, int]) -> int:
     return index
 
 
+def record_fail_on_3(item: tuple[str, int]) -> int:
+    """Record the call; raise HelperError on item 3."""
+    index = _record(item)
+    if index == 3:
+        raise HelperError("item 3 fails")
+    return index
+
+
+def record_then_wait_from_1(item: tuple[str, int, str]) -> int:
+    """Record the call of ``(directory, index, release)``; from item 1 on, wait for ``release`` (up to 30 s)."""
+    directory, index, release = item
+    _record((directory, index))
+    if index >= 1:
+        wait_for_path(release)
+    return index
+
+
 def fail_on_long(item: str) -> int:
     """Raise ValueError for a string longer than 20 characters."""
     if len(item) > 20:

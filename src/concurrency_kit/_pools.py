@@ -27,6 +27,7 @@ from ._errors import MainGuardMissingError
 from ._guard import GUARD_FIX, main_guard_missing
 from ._launch import forkserver_context_without_main
 from ._pickling import pickled, sendable
+from ._stop_tokens import Board
 from ._worker import init_process_worker, init_thread_worker, warm_up_worker
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ __all__ = [
     "process_pool_ready_for",
     "process_pool_size",
     "shutdown",
+    "stop_board",
     "submit_daemon",
     "submit_to_processes",
     "submit_to_threads",
@@ -122,6 +124,7 @@ class _Shared:
         self.warming: Prestart | None = None  # the pre-start in flight
         self.exit_wait_registered = False
         self.parent_watch: tuple[Connection, Connection] | None = None  # read end, write end
+        self.board: Board | None = None  # the streams' stop tokens, shared with every worker
 
 
 _shared = _Shared()
@@ -223,8 +226,10 @@ def new_process_pool(workers: int) -> ProcessPoolExecutor:
     executor's do.
     """
     context = multiprocessing.get_context(get_config().resolved_start_method())
+    with _shared.lock:
+        initargs = (_parent_watch(), _board().memory)
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=init_process_worker, initargs=(_parent_watch(),)
+        max_workers=workers, mp_context=context, initializer=init_process_worker, initargs=initargs
     )
 
 
@@ -325,7 +330,10 @@ def process_pool(workers: int, generation: int | None = None, *, main: bool = Fa
         if current is not None and _shared.start_method == start_method:
             workers = max(workers, _shared.process_size)
         _shared.processes = ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=init_process_worker, initargs=(_parent_watch(),)
+            max_workers=workers,
+            mp_context=context,
+            initializer=init_process_worker,
+            initargs=(_parent_watch(), _board().memory),
         )
         _shared.process_size = workers
         _shared.process_main = with_main
@@ -661,6 +669,19 @@ def _parent_watch() -> Connection:
     if _shared.parent_watch is None:
         _shared.parent_watch = multiprocessing.Pipe(duplex=False)
     return _shared.parent_watch[0]
+
+
+def stop_board() -> Board:
+    """The board of stop tokens that every worker process of this process's pools reads (made on first use)."""
+    with _shared.lock:
+        return _board()
+
+
+def _board() -> Board:
+    """:func:`stop_board`, called under ``_shared.lock``."""
+    if _shared.board is None:
+        _shared.board = Board()
+    return _shared.board
 
 
 def _forget_after_fork() -> None:

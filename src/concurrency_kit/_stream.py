@@ -20,7 +20,9 @@ A failure (unless exceptions are collected) stops the taking: in order, the resu
 before it are yielded first. Closing the stream (``break``, ``close()``, the end of a
 ``with`` block, garbage collection), a timeout or Ctrl-C cancels the chunks not started
 and kills the worker processes running the stream's chunks; an item running in a thread
-finishes in the background.
+finishes in the background. Either way no item after the failure (after a close or a
+timeout: no item at all) starts, not even one of a chunk already queued where it can
+no longer be cancelled: the items check the stream's stop token (``_stop_tokens``).
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
         if not collect and outcomes and not outcomes[-1][0]:
             index = unit.start + len(outcomes) - 1
             failed_at = index if failed_at is None else min(failed_at, index)
+            runner.halt(failed_at)
         if ordered:
             ready[unit.start] = unit
         else:
@@ -254,8 +257,7 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
         kill = _ends_the_stream(exc)
         raise
     finally:
-        if running:
-            runner.stop(running, kill=kill)
+        runner.stop(running, kill=kill)  # also when nothing runs: a stop token is given back
         _close(progress)
 
 

@@ -11,7 +11,9 @@ this process (a ``ThreadPoolExecutor``) gets the chunk as it is, unpickled.
 
 concurrency_kit never shuts down, restarts or kills an executor it was given: closing a
 stream early or a timeout cancels the tasks not started; a task already running
-finishes on its worker.
+finishes on its worker. A task the executor takes before it can be cancelled runs its
+items anyway, unless the executor runs them in this process (a ``ThreadPoolExecutor``),
+where they check the stream's stop token (``_stop_tokens``) first.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, final
 
+from .._stop_tokens import ThreadToken
 from .._worker import ping, run_pickled_chunk
 from ._process import pickle_chunk, unpack_outcomes
 from ._unit import Read, Unit, run_chunk
@@ -112,6 +115,7 @@ class ExecutorRunner:
     def __init__(self, executor: Executor, fn: Callable[[Any], Any], *, collect: bool) -> None:
         self._executor, self._fn, self._collect = executor, fn, collect
         self._local = in_process(executor)
+        self._token = ThreadToken() if self._local else None
 
     def submit(self, unit: Unit) -> Future[Any]:
         """Send ``unit`` to the executor as one task.
@@ -120,10 +124,13 @@ class ExecutorRunner:
             UnpicklableTaskError: an item (or the function) cannot be pickled.
             RuntimeError: the executor was shut down.
         """
+        task: Callable[..., Any]
+        args: tuple[Any, ...]
         if self._local:
-            return self._executor.submit(run_chunk, self._fn, unit.items, self._collect)
-        payload = pickle_chunk(self._fn, unit.items, unit.start, collect=self._collect)
-        return self._executor.submit(run_pickled_chunk, payload)
+            task, args = run_chunk, (self._fn, unit.items, self._collect, unit.start, self._token)
+        else:
+            task, args = run_pickled_chunk, (pickle_chunk(self._fn, unit.items, unit.start, collect=self._collect),)
+        return self._executor.submit(task, *args)
 
     def read(self, unit: Unit, future: Future[Any]) -> Read:
         """Its outcomes; a task the executor lost raises its exception (or, collected, is each item's)."""
@@ -139,7 +146,14 @@ class ExecutorRunner:
         outcomes, _ = unpack_outcomes(result, unit.start)
         return outcomes
 
+    def halt(self, after: int) -> None:
+        """No item after ``after`` starts (where the executor runs them in this process)."""
+        if self._token is not None:
+            self._token.failed(after)
+
     def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:  # noqa: ARG002 - never kills
         """Cancel the tasks not started; the executor is not ours to stop, so running tasks finish there."""
+        if self._token is not None:
+            self._token.stop()
         for future in running:
             future.cancel()

@@ -11,12 +11,14 @@ from typing_extensions import Protocol
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
+    from .._stop_tokens import ThreadToken
+
 __all__ = ["Outcome", "Read", "Runner", "Unit", "run_chunk"]
 
 #: One item's outcome: ``(True, result)`` or ``(False, exception)``.
 Outcome = tuple[bool, Any]
-#: What became of a finished unit: its outcomes; units to run instead (a tuple); or
-#: ``None``, to run it again.
+#: What became of a finished unit: its outcomes (shorter than its items when its stop
+#: token stopped it); units to run instead (a tuple); or ``None``, to run it again.
 Read = list[Outcome] | tuple["Unit", ...] | None
 
 
@@ -47,7 +49,10 @@ class Unit:
 
 
 class Runner(Protocol):
-    """A backend's side of a stream: runs its units, reads what became of them, stops them."""
+    """A backend's side of a stream: runs its units, reads what became of them, stops them.
+
+    Each unit's items check the stream's stop token (``_stop_tokens``) before they start.
+    """
 
     def submit(self, unit: Unit) -> Future[Any]:
         """Start ``unit``; its future is done when it is."""
@@ -61,19 +66,37 @@ class Runner(Protocol):
         """
         ...
 
+    def halt(self, after: int) -> None:
+        """Item ``after`` failed: no item after it starts, even one already handed to a worker."""
+        ...
+
     def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
-        """Cancel the units not started; with ``kill``, stop the workers running the others."""
+        """The stream ended: no item starts; cancel the units not started; with ``kill``, stop the rest's workers."""
         ...
 
 
-def run_chunk(fn: Callable[[Any], Any], items: list[Any], collect: bool) -> list[Outcome]:  # noqa: FBT001
-    """Run ``items`` in order in this thread; stop after the first exception unless ``collect``."""
+def run_chunk(
+    fn: Callable[[Any], Any],
+    items: list[Any],
+    collect: bool,  # noqa: FBT001
+    start: int = 0,
+    token: ThreadToken | None = None,
+) -> list[Outcome]:
+    """Run ``items`` (``start …``) in order in this thread; stop after the first exception unless ``collect``.
+
+    With ``token``, an item past its mark does not start, and a failure lowers the mark
+    to its item before the chunk ends (see ``_stop_tokens``).
+    """
     outcomes: list[Outcome] = []
-    for item in items:
+    for index, item in enumerate(items, start):
+        if token is not None and index > token.last:
+            break  # the stream failed before it, or ended
         try:
             outcomes.append((True, fn(item)))
         except Exception as exc:  # noqa: BLE001 - an outcome, raised or yielded by the consumer
             outcomes.append((False, exc))
             if not collect:
+                if token is not None:
+                    token.failed(index)
                 break
     return outcomes
