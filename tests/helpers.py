@@ -460,6 +460,24 @@ def sigkill_on_3(x: int) -> int:
     return x
 
 
+#: The items :func:`die_on_culprits` dies on: two in one chunk of ten, one at a chunk's start.
+CULPRITS = (40, 133, 134, 251)
+
+
+def die_on_culprits(x: int) -> int:
+    """Kill the worker process on the items of :data:`CULPRITS` (``os._exit`` on odd ones, SIGKILL on even)."""
+    if x in CULPRITS:
+        if x % 2:
+            os._exit(1)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return -x
+
+
+def negate(x: int) -> int:
+    """What :func:`die_on_culprits` returns, without dying."""
+    return -x
+
+
 def segfault_on_3(x: int) -> int:
     """Crash the worker process with a real segmentation fault on item 3 (reads address 0)."""
     if x == 3:

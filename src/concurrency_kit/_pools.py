@@ -216,6 +216,14 @@ def submit_to_processes(
         except RuntimeError:
             if _shared.processes is pool:
                 raise
+        except OSError as exc:
+            # Python 3.11: submit() starts a worker in place of one that died while the
+            # pool's manager thread, finding it dead, marks the pool broken (without the
+            # lock submit() holds) and closes the queues the new worker is being sent.
+            if not getattr(pool, "_broken", False):
+                raise
+            discard_process_pool(pool)
+            raise BrokenProcessPool(f"a worker process died while a task was submitted ({exc})") from exc
 
 
 def new_process_pool(workers: int) -> ProcessPoolExecutor:

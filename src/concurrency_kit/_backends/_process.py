@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast, final
 
 from .._crash import WorkerCrashedError
@@ -43,7 +44,7 @@ from .._pools import (
     was_killed,
 )
 from .._worker import run_pickled_chunk
-from ._unit import Read, Unit, run_chunk
+from ._unit import Lost, Read, Unit, run_chunk
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -562,7 +563,10 @@ class ProcessRunner:
         raise AssertionError("unreachable")
 
     def read(self, unit: Unit, future: Future[Any]) -> Read:
-        """Its outcomes; the units to try alone after its worker died (with ``collect``); ``None`` to send it again."""
+        """Its outcomes; :class:`Lost` when its worker died; ``None`` to send it again (another call killed its pool).
+
+        The broken pool is forgotten: the units sent from now on go to a fresh one.
+        """
         try:
             result = future.result()
         except BrokenProcessPool as exc:
@@ -571,12 +575,7 @@ class ProcessRunner:
                 return None  # another call's timeout or Ctrl-C, not these items
             if pool is not None:
                 discard_process_pool(pool)
-            indices = list(range(unit.start, unit.stop))
-            if not self._collect:
-                raise crashed(indices, exc) from None
-            if unit.alone:
-                return [(False, crashed(indices, exc))]
-            return tuple(Unit(index, [item], alone=True) for index, item in enumerate(unit.items, unit.start))
+            return Lost(partial(crashed, exc=exc), together=True)
         if isinstance(result, list):  # run here, unpicklable
             return cast("list[tuple[bool, Any]]", result)
         outcomes, _ = unpack_outcomes(result, unit.start)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 from typing_extensions import Protocol
 
@@ -13,13 +13,35 @@ if TYPE_CHECKING:
 
     from .._stop_tokens import ThreadToken
 
-__all__ = ["Outcome", "Read", "Runner", "Unit", "run_chunk"]
+__all__ = ["Lost", "Outcome", "Read", "Runner", "Unit", "run_chunk"]
 
 #: One item's outcome: ``(True, result)`` or ``(False, exception)``.
 Outcome = tuple[bool, Any]
+
+
+@final
+class Lost:
+    """What became of a unit whose worker died (or whose task its executor lost).
+
+    Which of its items was at fault is not known (a process pool's dead worker takes the
+    units beside it down too): with exceptions collected, the stream runs each of them
+    again alone (:attr:`Unit.alone`), one at a time, with nothing else of the stream
+    running; without, it raises :attr:`blame` for the items that were running.
+    """
+
+    __slots__ = ("blame", "together")
+
+    def __init__(self, blame: Callable[[Sequence[int]], BaseException], *, together: bool) -> None:
+        #: The error for the items of these indices, lost with it (a ``WorkerCrashedError``).
+        self.blame = blame
+        #: Whether the units running beside it were lost with it (a process pool breaks whole).
+        self.together = together
+
+
 #: What became of a finished unit: its outcomes (shorter than its items when its stop
-#: token stopped it); units to run instead (a tuple); or ``None``, to run it again.
-Read = list[Outcome] | tuple["Unit", ...] | None
+#: token stopped it); :class:`Lost`; or ``None``, to run it again (its pool was stopped
+#: by another call).
+Read = list[Outcome] | Lost | None
 
 
 class Unit:
@@ -35,7 +57,8 @@ class Unit:
         self.outcomes: list[Outcome] | None = None
         #: The process pool running it, if any.
         self.pool: ProcessPoolExecutor | None = None
-        #: Run by itself again, after its worker died with others: dying again is its own fault.
+        #: Run again by itself, nothing else of the stream beside it, after its worker died
+        #: with others: dying again (:class:`Lost` again) is its own fault.
         self.alone = alone
         #: Its results, already run (the items a plan measured), once the future is done
         #: (``None``: done): the results before the first failure, and that failure
@@ -59,11 +82,7 @@ class Runner(Protocol):
         ...
 
     def read(self, unit: Unit, future: Future[Any]) -> Read:
-        """The outcomes of ``unit``, whose ``future`` is done; units to run instead; or ``None`` to run it again.
-
-        Raises:
-            BaseException: what stops the stream (a dead worker, unless exceptions are collected).
-        """
+        """The outcomes of ``unit``, whose ``future`` is done; :class:`Lost`; or ``None`` to run it again."""
         ...
 
     def halt(self, after: int) -> None:
