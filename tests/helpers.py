@@ -443,6 +443,23 @@ def record_fail_on_multiples_of_3(item: tuple[str, int]) -> int:
     return index
 
 
+def record_fail_on_3(item: tuple[str, int]) -> int:
+    """Record the call; raise HelperError on item 3."""
+    index = _record(item)
+    if index == 3:
+        raise HelperError("item 3 fails")
+    return index
+
+
+def record_then_wait_from_1(item: tuple[str, int, str]) -> int:
+    """Record the call of ``(directory, index, release)``; from item 1 on, wait for ``release`` (up to 30 s)."""
+    directory, index, release = item
+    _record((directory, index))
+    if index >= 1:
+        wait_for_path(release)
+    return index
+
+
 def fail_on_long(item: str) -> int:
     """Raise ValueError for a string longer than 20 characters."""
     if len(item) > 20:
@@ -455,6 +472,24 @@ def sigkill_on_3(x: int) -> int:
     if x == 3:
         os.kill(os.getpid(), signal.SIGKILL)
     return x
+
+
+#: The items :func:`die_on_culprits` dies on: two in one chunk of ten, one at a chunk's start.
+CULPRITS = (40, 133, 134, 251)
+
+
+def die_on_culprits(x: int) -> int:
+    """Kill the worker process on the items of :data:`CULPRITS` (``os._exit`` on odd ones, SIGKILL on even)."""
+    if x in CULPRITS:
+        if x % 2:
+            os._exit(1)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return -x
+
+
+def negate(x: int) -> int:
+    """What :func:`die_on_culprits` returns, without dying."""
+    return -x
 
 
 def segfault_on_3(x: int) -> int:

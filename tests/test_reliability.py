@@ -21,19 +21,23 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 import concurrency_kit as ck
 from concurrency_kit import _measuring
-from concurrency_kit._worker import RemoteTraceback
+from concurrency_kit._worker import RemoteTraceback, run_pickled_chunk
 from helpers import (
+    CULPRITS,
     HelperError,
     TwoArgumentError,
     calls_per_index,
+    die_on_culprits,
     double,
     exit_on_3,
     factorize_first,
@@ -42,6 +46,7 @@ from helpers import (
     fail_on_long,
     faulthandler_sigsegv_on_3,
     generate_then_fail,
+    negate,
     raise_unrebuildable_on_3,
     record_fail_on_multiples_of_3,
     record_trivial,
@@ -128,9 +133,8 @@ def test_after_a_failure_nothing_new_starts_and_the_call_does_not_wait(
     assert caught.value.__notes__[-1].startswith(f"concurrency_kit: raised by item {failed}: ")
     _release(release)
     ck.shutdown(wait=True)  # the blocked items end; none may start after them
-    if mode != "process":  # a process pool starts the one or two chunks it had queued
-        after = calls_per_index(Path(calls_dir))
-        assert after == ran, f"items {sorted(set(after) - set(ran))} started after the failure"
+    after = calls_per_index(Path(calls_dir))  # not even those of chunks in a process pool's call queue
+    assert after == ran, f"items {sorted(set(after) - set(ran))} started after the failure"
     assert ck.run_parallel(double, range(10), mode, **kwargs) == [2 * x for x in range(10)]
 
 
@@ -259,6 +263,119 @@ def test_with_return_exceptions_only_the_crashing_item_gets_the_error(crash: str
     assert results[3].indices == (3,)
     assert [r for i, r in enumerate(results) if i != 3] == [x for x in range(8) if x != 3]
     assert ck.run_parallel(double, range(8), "process", workers=2) == [2 * x for x in range(8)]
+
+
+# --- worker processes that die in a stream: only the items at fault fail ----------------------
+# 300 items in chunks of 10 on two workers; 4 of them kill their worker (CULPRITS: two in
+# one chunk, one first in its chunk). Each crash takes the chunks beside it down too:
+# their items must run again one by one, on a fresh pool, and only the culprits fail.
+
+
+def _by_index(results: list[object]) -> dict[int, object]:
+    """Each result by its item's index (``die_on_culprits`` returns ``-index``; an error names its item)."""
+    by_index: dict[int, object] = {}
+    for result in results:
+        index = result.indices[0] if isinstance(result, ck.WorkerCrashedError) else -result  # type: ignore[operator]
+        assert index not in by_index, f"item {index} came twice"
+        by_index[index] = result
+    return by_index
+
+
+_STREAMS: dict[str, Callable[[list[int]], list[object]]] = {
+    "iter_parallel": lambda items: list(
+        ck.iter_parallel(die_on_culprits, items, "process", workers=2, chunksize=10, return_exceptions=True)
+    ),
+    "iter_parallel over a generator": lambda items: list(
+        ck.iter_parallel(die_on_culprits, iter(items), "process", workers=2, chunksize=10, return_exceptions=True)
+    ),
+    "iter_parallel as finished": lambda items: list(
+        ck.iter_parallel(
+            die_on_culprits, items, "process", ordered=False, workers=2, chunksize=10, return_exceptions=True
+        )
+    ),
+    "run_parallel with progress": lambda items: ck.run_parallel(
+        die_on_culprits,
+        items,
+        "process",
+        workers=2,
+        chunksize=10,
+        return_exceptions=True,
+        progress=lambda *_: None,
+    ),
+    "run_parallel": lambda items: ck.run_parallel(
+        die_on_culprits, items, "process", workers=2, chunksize=10, return_exceptions=True
+    ),
+}
+
+
+@pytest.mark.parametrize("call", _STREAMS)
+def test_a_worker_dying_in_a_stream_fails_only_its_own_item(call: str) -> None:
+    items = list(range(300))
+    by_index = _by_index(_STREAMS[call](items))
+    failed = sorted(index for index, result in by_index.items() if isinstance(result, BaseException))
+    assert failed == list(CULPRITS)
+    assert all(by_index[index].indices == (index,) for index in CULPRITS)  # type: ignore[attr-defined]
+    assert sorted(by_index) == items
+    assert ck.run_parallel(double, range(8), "process", workers=2) == [2 * x for x in range(8)]
+
+
+@pytest.mark.parametrize("entry", ["iter_parallel", "AutoExecutor.map"])
+def test_without_return_exceptions_a_dying_worker_names_the_items_that_were_running(entry: str) -> None:
+    results: list[int] = []
+    with ck.AutoExecutor(max_workers=2, mode="process") as executor:
+        if entry == "iter_parallel":
+            stream = ck.iter_parallel(die_on_culprits, range(300), "process", workers=2, chunksize=10)
+        else:
+            stream = executor.map(die_on_culprits, range(300), chunksize=10)
+        with pytest.raises(ck.WorkerCrashedError) as caught:
+            results.extend(stream)
+        # The window (4 chunks) never reaches item 133 before item 40 is yielded: 40 dies first.
+        assert CULPRITS[0] in caught.value.indices
+        assert results == [-x for x in range(len(results))]
+        assert list(executor.map(double, range(8))) == [2 * x for x in range(8)]  # a fresh pool
+
+
+class TaskLostError(Exception):
+    """What a cluster says of a task whose worker died (as Dask's ``KilledWorker``)."""
+
+
+class _LosingExecutor(Executor):
+    """Runs tasks in threads of its own, and loses each chunk that holds a culprit (its worker "died"); it goes on.
+
+    The items' function never dies: a call through an executor may run its first items here.
+    """
+
+    def __init__(self) -> None:
+        self._threads = ThreadPoolExecutor(2)
+
+    def submit(self, fn: Callable[..., object], /, *args: object, **kwargs: object) -> Future[object]:
+        if fn is run_pickled_chunk and set(pickle.loads(args[0])[2]) & set(CULPRITS):  # type: ignore[arg-type]
+            lost: Future[object] = Future()
+            lost.set_exception(TaskLostError("the worker running this task died"))
+            return lost
+        return self._threads.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:  # noqa: FBT001, FBT002
+        self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+@pytest.mark.parametrize("entry", ["run_parallel", "iter_parallel"])
+def test_a_task_an_executor_loses_fails_only_the_item_at_fault(entry: str) -> None:
+    items = list(range(300))
+    # With a timeout, no item is timed here first: every chunk of 10 is a task.
+    options: dict[str, Any] = {"executor": None, "chunksize": 10, "return_exceptions": True, "timeout": 60}
+    with _LosingExecutor() as executor:
+        options["executor"] = executor
+        if entry == "run_parallel":
+            results = ck.run_parallel(negate, items, **options)
+        else:
+            results = list(ck.iter_parallel(negate, items, **options))
+    failed = [index for index, result in enumerate(results) if isinstance(result, BaseException)]
+    assert failed == list(CULPRITS)
+    assert all(isinstance(results[index], TaskLostError) for index in CULPRITS)
+    assert [result for index, result in enumerate(results) if index not in CULPRITS] == [
+        -index for index in items if index not in CULPRITS
+    ]
 
 
 # --- Ctrl-C ----------------------------------------------------------------------------------

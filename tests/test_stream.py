@@ -30,7 +30,9 @@ from helpers import (
     fail_on_13,
     make_dummy,
     record_cpu,
+    record_fail_on_3,
     record_io,
+    record_then_wait_from_1,
     record_trivial,
     started_items,
     still_running,
@@ -161,6 +163,63 @@ def test_in_order_results_before_a_failure_are_yielded_then_it_is_raised(mode: s
     assert caught.value.__notes__ == ["concurrency_kit: raised by item 13: 13"]
     if mode == "process":
         assert isinstance(caught.value.__cause__, RemoteTraceback)
+
+
+# One worker (one process; one thread, with max_io_workers=1 the shared thread pool's size)
+# takes the stream's units in turn, and max_in_flight=4 keeps units queued behind the one
+# it runs: in a process pool's call queue, or for a thread that takes the next the moment
+# it is free. Future.cancel() reaches neither in time; the stream's stop token must.
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+@pytest.mark.parametrize("entry", ["in order", "as finished", "run_parallel"])
+def test_no_item_after_a_failure_starts(mode: str, entry: str, tmp_path: Path) -> None:
+    ck.configure(max_io_workers=1)
+    directory = tmp_path / "started"
+    directory.mkdir()
+    items = [(str(directory), i) for i in range(20)]
+    results: list[int] = []
+
+    def call() -> None:
+        if entry == "run_parallel":  # its list path keeps a chunk queued behind each running one too
+            ck.run_parallel(record_fail_on_3, items, mode, workers=1, chunksize=1)
+            return
+        ordered = entry == "in order"
+        stream = ck.iter_parallel(
+            record_fail_on_3, iter(items), mode, ordered=ordered, workers=1, chunksize=1, max_in_flight=4
+        )
+        results.extend(stream)
+
+    with pytest.raises(HelperError):
+        call()
+    ck.shutdown(wait=True)  # what was queued has run by now, or never will
+    assert sorted(index for index, _ in started_items(str(directory))) == [0, 1, 2, 3]
+    if entry == "in order":
+        assert results == [0, 1, 2]
+    assert set(results) <= {0, 1, 2}  # as finished, the failure may come first
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+@pytest.mark.parametrize("how", ["close", "timeout"])
+def test_no_item_starts_after_a_close_or_a_timeout(mode: str, how: str, tmp_path: Path, release: str) -> None:
+    ck.configure(max_io_workers=1)
+    directory = tmp_path / "started"
+    directory.mkdir()
+    items = ((str(directory), i, release) for i in range(20))  # from item 1 on, they wait for the release
+    timeout = 1.0 if how == "timeout" else None
+    stream = ck.iter_parallel(
+        record_then_wait_from_1, items, mode, workers=1, chunksize=1, max_in_flight=4, timeout=timeout
+    )
+    if how == "close":
+        assert next(stream) == 0
+        wait_for_starts(str(directory), 2)  # item 1 runs; 2, 3 and 4 are queued behind it
+        stream.close()
+    else:
+        with pytest.raises(TimeoutError):
+            list(stream)
+    Path(release).touch()
+    ck.shutdown(wait=True)  # what was queued has run by now, or never will
+    assert {index for index, _ in started_items(str(directory))} <= {0, 1}
 
 
 def test_return_exceptions_yields_them_in_place_and_goes_on(mode: str) -> None:

@@ -21,10 +21,10 @@ from typing import Any, Generic, TypeVar, cast, final, overload
 import attrs
 from typing_extensions import Protocol
 
-from ._planning import UNSIZED_ITEMS, open_iter, plan_sequence
 from ._classify import is_coroutine_function
 from ._options import CallOptions, ClassifierFn, ModeName, ProgressOption, call_options
 from ._plan import Mode
+from ._planning import UNSIZED_ITEMS, open_iter, plan_sequence
 from ._run import STREAM_CHUNKS_PER_WORKER
 from ._stream import Progress, ResultStream, told_by
 

@@ -267,8 +267,8 @@ class AutoExecutor(Executor):
             ValueError: ``chunksize`` or ``buffersize`` below 1.
             TypeError: ``buffersize`` not an int.
         """
-        from ._planning import open_iter  # noqa: PLC0415 - the façade imports this module's users, not this one
         from ._options import call_options  # noqa: PLC0415 - with the façade
+        from ._planning import open_iter  # noqa: PLC0415 - the façade imports this module's users, not this one
 
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")

@@ -28,6 +28,7 @@ from ._errors import MainGuardMissingError
 from ._guard import GUARD_FIX, main_guard_missing
 from ._launch import forkserver_context_without_main
 from ._pickling import pickled, sendable
+from ._stop_tokens import Board
 from ._worker import init_process_worker, init_thread_worker, warm_up_worker
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ __all__ = [
     "process_pool_ready_for",
     "process_pool_size",
     "shutdown",
+    "stop_board",
     "submit_daemon",
     "submit_to_processes",
     "submit_to_threads",
@@ -123,6 +125,7 @@ class _Shared:
         self.warming: Prestart | None = None  # the pre-start in flight
         self.exit_wait_registered = False
         self.parent_watch: tuple[Connection, Connection] | None = None  # read end, write end
+        self.board: Board | None = None  # the streams' stop tokens, shared with every worker
 
 
 _shared = _Shared()
@@ -214,6 +217,14 @@ def submit_to_processes(
         except RuntimeError:
             if _shared.processes is pool:
                 raise
+        except OSError as exc:
+            # Python 3.11: submit() starts a worker in place of one that died while the
+            # pool's manager thread, finding it dead, marks the pool broken (without the
+            # lock submit() holds) and closes the queues the new worker is being sent.
+            if not getattr(pool, "_broken", False):
+                raise
+            discard_process_pool(pool)
+            raise BrokenProcessPool(f"a worker process died while a task was submitted ({exc})") from exc
 
 
 def new_process_pool(workers: int) -> ProcessPoolExecutor:
@@ -224,8 +235,10 @@ def new_process_pool(workers: int) -> ProcessPoolExecutor:
     executor's do.
     """
     context = multiprocessing.get_context(get_config().resolved_start_method())
+    with _shared.lock:
+        initargs = (_parent_watch(), _board().memory)
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=init_process_worker, initargs=(_parent_watch(),)
+        max_workers=workers, mp_context=context, initializer=init_process_worker, initargs=initargs
     )
 
 
@@ -326,7 +339,10 @@ def process_pool(workers: int, generation: int | None = None, *, main: bool = Fa
         if current is not None and _shared.start_method == start_method:
             workers = max(workers, _shared.process_size)
         _shared.processes = ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=init_process_worker, initargs=(_parent_watch(),)
+            max_workers=workers,
+            mp_context=context,
+            initializer=init_process_worker,
+            initargs=(_parent_watch(), _board().memory),
         )
         _shared.process_size = workers
         _shared.process_main = with_main
@@ -667,6 +683,19 @@ def _parent_watch() -> Connection:
     if _shared.parent_watch is None:
         _shared.parent_watch = multiprocessing.Pipe(duplex=False)
     return _shared.parent_watch[0]
+
+
+def stop_board() -> Board:
+    """The board of stop tokens that every worker process of this process's pools reads (made on first use)."""
+    with _shared.lock:
+        return _board()
+
+
+def _board() -> Board:
+    """:func:`stop_board`, called under ``_shared.lock``."""
+    if _shared.board is None:
+        _shared.board = Board()
+    return _shared.board
 
 
 def _forget_after_fork() -> None:

@@ -20,7 +20,15 @@ A failure (unless exceptions are collected) stops the taking: in order, the resu
 before it are yielded first. Closing the stream (``break``, ``close()``, the end of a
 ``with`` block, garbage collection), a timeout or Ctrl-C cancels the chunks not started
 and kills the worker processes running the stream's chunks; an item running in a thread
-finishes in the background.
+finishes in the background. Either way no item after the failure (after a close or a
+timeout: no item at all) starts, not even one of a chunk already queued where it can
+no longer be cancelled: the items check the stream's stop token (``_stop_tokens``).
+
+A worker that dies loses the units beside it too (a process pool breaks whole). With
+exceptions collected, the items of every unit lost run again, each alone, one at a
+time, with nothing else of the stream running (on a fresh pool), and only the one
+that dies again gets :class:`~concurrency_kit.WorkerCrashedError`; then the stream
+goes on. Without, the first loss is raised, naming the items that were running.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ from ._awaitable import (
     settled_type,
     until_awaitable,
 )
-from ._backends import TAIL_SHARE, Outcome, Runner, Unit
+from ._backends import TAIL_SHARE, Lost, Outcome, Runner, Unit
 from ._outcomes import Stopped, noted
 
 __all__ = ["Progress", "ProgressBar", "ResultStream", "loop", "stream", "told_by"]
@@ -153,6 +161,8 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
     failed_at: int | None = None
     misused: set[int] = set()  # items whose result was awaitable: raised even when exceptions are collected
     exhausted = False
+    suspects: list[Unit] = []  # lost with a dead worker, to run alone: the last runs first
+    lone: Unit | None = None  # the one running alone
 
     def store(unit: Unit, outcomes: list[Outcome]) -> None:
         nonlocal failed_at
@@ -165,32 +175,61 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
         if (not collect or misuse is not None) and outcomes and not outcomes[-1][0]:
             index = unit.start + len(outcomes) - 1
             failed_at = index if failed_at is None else min(failed_at, index)
+            runner.halt(failed_at)
         if ordered:
             ready[unit.start] = unit
         else:
             finished.append(unit)
 
     def read(unit: Unit, future: Future[Any] | None) -> None:
+        nonlocal lone
         if unit.results is not None:
             values, error = unit.results(future)
             store(unit, [(True, value) for value in values] + ([] if error is None else [(False, error)]))
             return
         assert future is not None
         outcome = runner.read(unit, future)
+        if unit is lone and outcome is not None:
+            lone = None
         if isinstance(outcome, list):
             store(unit, outcome)
+        elif outcome is None:
+            running[runner.submit(unit)] = unit
+        else:
+            lost(unit, outcome)
+
+    def lost(unit: Unit, loss: Lost) -> None:
+        """``unit``'s worker died: raise, give its item the error (alone), or have its items run alone."""
+        if not collect:
+            beside = [u for u in running.values() if u.results is None] if loss.together else []
+            raise loss.blame(sorted(index for u in (unit, *beside) for index in range(u.start, u.stop)))
+        if unit.alone:
+            store(unit, [(False, loss.blame([unit.start]))])
             return
-        for again in (unit,) if outcome is None else outcome:
-            running[runner.submit(again)] = again
+        suspects.extend(Unit(index, [item], alone=True) for index, item in enumerate(unit.items, unit.start))
+        suspects.sort(key=lambda suspect: -suspect.start)
+
+    def run_alone() -> None:
+        """Send the next suspect once nothing else of the stream runs in a pool (a culprit would take it down)."""
+        nonlocal lone
+        if suspects and lone is None and all(u.results is not None for u in running.values()):
+            lone = suspects.pop()
+            running[runner.submit(lone)] = lone
 
     def take() -> None:
-        """Take more items, a chunk at a time, while the window has room for one (and nothing failed).
+        """Take more items, a chunk at a time, while the window has room for one (and nothing failed or runs alone).
 
         A whole chunk, unless nothing runs: room for a few items, taken one by one as the
         consumer reads, would make chunks of one.
         """
         nonlocal taken, exhausted
-        while not exhausted and failed_at is None and (room := window - (taken - yielded)) > 0:
+        while (
+            not exhausted
+            and failed_at is None
+            and not suspects
+            and lone is None
+            and (room := window - (taken - yielded)) > 0
+        ):
             size = chunksize if total is None else max(1, min(chunksize, -(-(total - taken) // (TAIL_SHARE * workers))))
             if room < size and running:
                 return
@@ -246,6 +285,7 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
                 for future, unit in list(running.items()):
                     if unit.start > failed_at and future.cancel():
                         del running[future]
+            run_alone()
             if not running:
                 if ordered and next_index in ready:
                     continue
@@ -273,8 +313,7 @@ def stream(  # noqa: PLR0912, PLR0913, PLR0915 - the stream's one loop, top to b
         kill = _ends_the_stream(exc)
         raise
     finally:
-        if running:
-            runner.stop(running, kill=kill)
+        runner.stop(running, kill=kill)  # also when nothing runs: a stop token is given back
         _close(progress)
 
 

@@ -46,6 +46,13 @@ class _ThreadState(threading.local):
 
 _local = _ThreadState()
 _in_worker_process = False
+#: A stop token's slot on the board (``_stop_tokens.Board``): two 64-bit marks and a flag byte.
+STOP_SLOT_BYTES = 17
+#: The board's marks and flags, in a worker process of the library's pools.
+_stop_marks: memoryview | None = None
+_stop_flags: memoryview | None = None
+#: A flag never set, for a chunk without a stop token.
+_NO_FLAG = memoryview(bytes(1))
 
 #: Thread-pool variables of numeric libraries, limited to one thread in worker
 #: processes so that N workers do not each start N BLAS threads.
@@ -64,15 +71,26 @@ def init_thread_worker() -> None:
     _local.in_worker = True
 
 
-def init_process_worker(parent: Connection | None = None) -> None:
+def stop_views(memory: memoryview) -> tuple[memoryview, memoryview]:
+    """The stop tokens' marks (64-bit, two a slot) and flags (a byte a slot) in the board's ``memory``."""
+    slots = len(memory) // STOP_SLOT_BYTES
+    return memory[: 16 * slots].cast("q"), memory[16 * slots : STOP_SLOT_BYTES * slots]
+
+
+def init_process_worker(parent: Connection | None = None, stop_board: Any = None) -> None:
     """Prepare a freshly started worker process.
 
     Args:
         parent: the read end of a pipe whose write end only the parent process holds
             (see :func:`watch_parent`); ``None`` to watch nothing.
+        stop_board: the memory of the parent's stop tokens (a
+            ``multiprocessing.heap.BufferWrapper``, see ``_stop_tokens.Board``), read
+            before each item of a chunk that names a slot.
     """
-    global _in_worker_process  # noqa: PLW0603 - one flag per process
+    global _in_worker_process, _stop_marks, _stop_flags  # noqa: PLW0603 - one flag, one board per process
     _in_worker_process = True
+    if stop_board is not None:
+        _stop_marks, _stop_flags = stop_views(stop_board.create_memoryview())
     for name in _THREAD_LIMIT_VARIABLES:
         os.environ.setdefault(name, "1")
     if parent is not None:
@@ -287,23 +305,47 @@ def load_by_value(data: bytes) -> Any:
     return pickle.loads(zlib.decompress(data))
 
 
+def _stopped(marks: memoryview | None, slot: int, index: int) -> bool:
+    """Whether a mark of the token in ``slot`` stops item ``index`` (its flag is set)."""
+    return marks is not None and (index > marks[2 * slot] or index > marks[2 * slot + 1])
+
+
+def _mark_failed(marks: memoryview | None, flags: memoryview, slot: int, index: int) -> None:
+    """Item ``index`` failed (before its chunk goes back): no item after it starts, in any worker."""
+    if marks is not None:
+        marks[2 * slot + 1] = min(marks[2 * slot + 1], index)
+        flags[slot] = 1
+
+
 def run_pickled_chunk(payload: bytes) -> bytes:
     """Run one chunk in a worker process.
 
     Args:
-        payload: ``pickle.dumps((fn, start, items, collect))``.
+        payload: ``pickle.dumps((fn, start, items, collect, slot))``; ``slot``: the
+            stream's stop token on the board (``None``: none).
 
     Returns:
         Pickled: a list holding, per item run, ``pickle.dumps((True, result))`` or
         ``pickle.dumps((False, exception))``, each pickled on its own so that the
         caller can tell which item's outcome fails to unpickle; and the seconds the
         items took here. The chunk stops at the first exception unless ``collect``
-        (``return_exceptions=True``) is set.
+        (``return_exceptions=True``) is set, and before an item its stop token does not
+        let start (the list is then shorter than ``items``); a failure lowers the
+        token's mark to its item, before the chunk goes back.
+
+    Before each item the token's flag is read (a byte: a few nanoseconds), and its marks
+    only once it is set: reading the two 64-bit marks before every item cost ~90 ns an
+    item, a fifth of a trivial item's time here.
     """
-    fn, start, items, collect = pickle.loads(payload)
+    fn, start, items, collect, slot = pickle.loads(payload)
+    marks, flags = _stop_marks, _stop_flags
+    if slot is None or marks is None or flags is None:
+        slot, flags = 0, _NO_FLAG
     began = time.perf_counter()
     packed: list[bytes] = []
     for offset, item in enumerate(items):
+        if flags[slot] and _stopped(marks, slot, start + offset):
+            break  # the stream failed before it, or ended
         try:
             outcome: tuple[bool, Any] = (True, fn(item))
         except Exception as exc:  # noqa: BLE001 - sent back to the caller, which re-raises it
@@ -314,5 +356,7 @@ def run_pickled_chunk(payload: bytes) -> bytes:
             outcome = _unsent(outcome, start + offset, exc)
             packed.append(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
         if not outcome[0] and not collect:
+            if flags is not _NO_FLAG:
+                _mark_failed(marks, flags, slot, start + offset)
             break
     return pickle.dumps((packed, time.perf_counter() - began), protocol=pickle.HIGHEST_PROTOCOL)

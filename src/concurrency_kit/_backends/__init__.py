@@ -25,7 +25,7 @@ from ._executor import ExecutorRunner, executor_name, executor_workers, task_ove
 from ._process import TAIL_SHARE, ProcessBackend, ProcessRunner, Sent
 from ._serial import SerialBackend
 from ._thread import ThreadBackend, ThreadRunner
-from ._unit import Outcome, Read, Runner, Unit
+from ._unit import Lost, Outcome, Read, Runner, Unit
 
 __all__ = [
     "BACKENDS",
@@ -33,6 +33,7 @@ __all__ = [
     "TAIL_SHARE",
     "Backend",
     "ExecutorRunner",
+    "Lost",
     "Outcome",
     "ProcessRunner",
     "Read",

@@ -11,7 +11,13 @@ this process (a ``ThreadPoolExecutor``) gets the chunk as it is, unpickled.
 
 concurrency_kit never shuts down, restarts or kills an executor it was given: closing a
 stream early or a timeout cancels the tasks not started; a task already running
-finishes on its worker.
+finishes on its worker. A task the executor takes before it can be cancelled runs its
+items anyway, unless the executor runs them in this process (a ``ThreadPoolExecutor``),
+where they check the stream's stop token (``_stop_tokens``) first.
+
+A task the executor loses (its worker died) is :class:`~._unit.Lost`: the stream runs
+its items again, each alone, one at a time, and the one lost again gets the executor's
+exception (with ``return_exceptions``; without, the first loss is raised).
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ import statistics
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, final
 
+from .._stop_tokens import ThreadToken
 from .._worker import ping, run_pickled_chunk
 from ._process import pickle_chunk, unpack_outcomes
-from ._unit import Read, Unit, run_chunk
+from ._unit import Lost, Read, Unit, run_chunk
 
 __all__ = ["ExecutorRunner", "executor_name", "executor_workers", "in_process", "task_overhead"]
 
@@ -97,12 +104,21 @@ def task_overhead(executor: Executor) -> float:
     return overhead
 
 
-def _lost(unit: Unit, exc: BaseException) -> BaseException:
-    """The executor's own exception for a task it lost (a worker died, the task was cancelled), naming the items."""
-    last = unit.stop - 1
-    items = f"item {unit.start}" if last == unit.start else f"items {unit.start}-{last}"
-    exc.add_note(f"concurrency_kit: the executor's task for {items} failed ({type(exc).__name__})")
-    return exc
+def _lost(exc: BaseException) -> Lost:
+    """A task the executor lost (a worker died, the task was cancelled), with ``exc``, its own exception."""
+
+    def blame(indices: Sequence[int]) -> BaseException:
+        first, last = indices[0], indices[-1]
+        if len(indices) == 1:
+            items = f"item {first}"
+        elif last - first + 1 == len(indices):
+            items = f"items {first}-{last}"
+        else:
+            items = "items " + ", ".join(map(str, indices[:10])) + (", …" if len(indices) > 10 else "")
+        exc.add_note(f"concurrency_kit: the executor's task for {items} failed ({type(exc).__name__})")
+        return exc
+
+    return Lost(blame, together=False)
 
 
 @final
@@ -112,34 +128,52 @@ class ExecutorRunner:
     def __init__(self, executor: Executor, fn: Callable[[Any], Any], *, collect: bool) -> None:
         self._executor, self._fn, self._collect = executor, fn, collect
         self._local = in_process(executor)
+        self._token = ThreadToken() if self._local else None
 
     def submit(self, unit: Unit) -> Future[Any]:
         """Send ``unit`` to the executor as one task.
+
+        A unit run alone again (after a lost task) that the executor refuses is lost
+        again, its item given the executor's exception; else that exception is raised.
 
         Raises:
             UnpicklableTaskError: an item (or the function) cannot be pickled.
             RuntimeError: the executor was shut down.
         """
+        task: Callable[..., Any]
+        args: tuple[Any, ...]
         if self._local:
-            return self._executor.submit(run_chunk, self._fn, unit.items, self._collect)
-        payload = pickle_chunk(self._fn, unit.items, unit.start, collect=self._collect)
-        return self._executor.submit(run_pickled_chunk, payload)
+            task, args = run_chunk, (self._fn, unit.items, self._collect, unit.start, self._token)
+        else:
+            task, args = run_pickled_chunk, (pickle_chunk(self._fn, unit.items, unit.start, collect=self._collect),)
+        try:
+            return self._executor.submit(task, *args)
+        except Exception as exc:
+            if not unit.alone:
+                raise
+            refused: Future[Any] = Future()
+            refused.set_exception(exc)
+            return refused
 
     def read(self, unit: Unit, future: Future[Any]) -> Read:
-        """Its outcomes; a task the executor lost raises its exception (or, collected, is each item's)."""
+        """Its outcomes; :class:`Lost`, for a task the executor lost."""
         try:
             result = future.result()
         except Exception as exc:  # noqa: BLE001 - the executor's, not fn's: fn's come back as outcomes
-            error = _lost(unit, exc)
-            if not self._collect:
-                raise error from None
-            return [(False, error)] * len(unit.items)
+            return _lost(exc)
         if self._local:
             return result  # type: ignore[no-any-return]
         outcomes, _ = unpack_outcomes(result, unit.start)
         return outcomes
 
+    def halt(self, after: int) -> None:
+        """No item after ``after`` starts (where the executor runs them in this process)."""
+        if self._token is not None:
+            self._token.failed(after)
+
     def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:  # noqa: ARG002 - never kills
         """Cancel the tasks not started; the executor is not ours to stop, so running tasks finish there."""
+        if self._token is not None:
+            self._token.stop()
         for future in running:
             future.cancel()

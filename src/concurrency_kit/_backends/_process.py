@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast, final
 
 from .._costmodel import observe_round_trip
@@ -38,15 +39,18 @@ from .._pools import (
     needs_main,
     prestart_process_pool,
     process_pool_size,
+    stop_board,
     submit_daemon,
     submit_to_processes,
     was_killed,
 )
 from .._worker import run_pickled_chunk
-from ._unit import Read, Unit, run_chunk
+from ._unit import Lost, Read, Unit, run_chunk
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
+
+    from .._stop_tokens import ProcessToken
 
 __all__ = ["ProcessBackend", "ProcessRunner", "Sent", "check_function", "crashed", "pickle_chunk", "unpack_outcomes"]
 
@@ -62,14 +66,18 @@ TAIL_SHARE = 2
 SUBMIT_ATTEMPTS = 3
 
 
-def pickle_chunk(fn: Callable[[Any], Any], chunk: Sequence[Any], start: int, *, collect: bool) -> bytes:
+def pickle_chunk(
+    fn: Callable[[Any], Any], chunk: Sequence[Any], start: int, *, collect: bool, slot: int | None = None
+) -> bytes:
     """What a worker's :func:`run_pickled_chunk` takes: ``fn`` and the items ``start …`` of ``chunk``.
+
+    ``slot``: the stream's stop token on the board (``_stop_tokens``), if it has one.
 
     Raises:
         UnpicklableTaskError: naming the first item that cannot be pickled.
     """
     try:
-        return pickle.dumps((sendable(fn), start, list(chunk), collect), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((sendable(fn), start, list(chunk), collect, slot), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         for index, item in enumerate(chunk, start):
             try:
@@ -82,8 +90,10 @@ def pickle_chunk(fn: Callable[[Any], Any], chunk: Sequence[Any], start: int, *, 
         raise UnpicklableTaskError(f"a chunk cannot be sent to a worker process: {exc}") from exc
 
 
-def _pickle_chunk(fn: Callable[[Any], Any], items: Sequence[Any], span: range, *, collect: bool) -> bytes:
-    return pickle_chunk(fn, [items[i] for i in span], span.start, collect=collect)
+def _pickle_chunk(
+    fn: Callable[[Any], Any], items: Sequence[Any], span: range, *, collect: bool, slot: int | None = None
+) -> bytes:
+    return pickle_chunk(fn, [items[i] for i in span], span.start, collect=collect, slot=slot)
 
 
 def unpack_outcomes(payload: bytes, start: int) -> tuple[list[tuple[bool, Any]], float]:
@@ -141,6 +151,9 @@ class _Chunks:
         computing: Sequence[Future[Any]] = (),
     ) -> None:
         self.fn, self.items, self.feed, self.workers = fn, items, feed, workers
+        #: The call's stop token, taken by :func:`_with_token`: a chunk queued where it
+        #: cannot be cancelled starts no item once the call failed or ended.
+        self.token: ProcessToken | None = None
         self.running: dict[Future[bytes], tuple[ProcessPoolExecutor, range]] = {}
         self.again: list[range] = []  # lost to a pool another call killed: send again
         #: Threads of this process computing the call's items meanwhile (see ProcessBackend.run_helping).
@@ -166,7 +179,9 @@ class _Chunks:
             limit = self.workers * (IN_FLIGHT_PER_WORKER if process_pool_size() == self.workers else 1)
         while len(self.running) < limit and (span := self.again.pop() if self.again else self._take(chunksize)):
             try:
-                payload = _pickle_chunk(self.fn, self.items, span, collect=self.feed.outcomes.collect)
+                token = self.token
+                slot = None if token is None else token.slot
+                payload = _pickle_chunk(self.fn, self.items, span, collect=self.feed.outcomes.collect, slot=slot)
             except UnpicklableTaskError:
                 self.feed.stop()
                 self.finish()  # keep what was already sent
@@ -304,7 +319,7 @@ class ProcessBackend:
             TimeoutError: ``deadline`` (a ``time.monotonic()`` value) passed.
         """
         check_function(fn)
-        _drain(_Chunks(fn, items, feed, workers), chunksize, deadline)
+        _drain(_with_token(_Chunks(fn, items, feed, workers)), chunksize, deadline)
 
     def run_helping(  # noqa: PLR0913 - run()'s, and what else runs items here
         self,
@@ -347,7 +362,7 @@ class ProcessBackend:
             The same as :meth:`run`, without the timeout.
         """
         check_function(fn)
-        chunks = _Chunks(fn, items, feed, workers, others if others_compute else ())
+        chunks = _with_token(_Chunks(fn, items, feed, workers, others if others_compute else ()))
         if sent is not None:
             sent.adopt(chunks)
         starting = prestart_process_pool(workers, fn)
@@ -468,13 +483,24 @@ def _ends_the_program(exc: BaseException | None) -> bool:
     return exc is not None and not isinstance(exc, Exception)
 
 
+def _with_token(chunks: _Chunks) -> _Chunks:
+    """``chunks``, with a stop token of their own (see ``_stop_tokens``); :func:`_abandon` gives it back."""
+    chunks.token = stop_board().token()
+    return chunks
+
+
 def _abandon(chunks: _Chunks, *, kill: bool) -> None:
-    """Hand out nothing more, cancel the chunks not started and, with ``kill``, stop the rest."""
+    """Hand out nothing more, start no item, cancel the chunks not started and, with ``kill``, stop the rest."""
     chunks.feed.stop()
+    token, chunks.token = chunks.token, None
+    if token is not None:
+        token.stop()
     if kill:
         chunks.kill()
     for future in chunks.running:
         future.cancel()  # not yet started: never runs
+    if token is not None:
+        token.release_when_done(chunks.running)
 
 
 def _isolate(
@@ -498,16 +524,28 @@ class ProcessRunner:
 
     With ``fallback`` (auto mode), a chunk that cannot be pickled runs in the calling
     thread instead, as a loop would run it.
+
+    The pool moves up to ``workers + 1`` chunks into its call queue, beyond the reach of
+    ``Future.cancel()``. Handing a worker only what it can start at once (CPython's
+    ``EXTRA_QUEUED_CALLS`` trade-off) would leave it idle for a round trip after each
+    chunk; instead the chunks stay queued, and their items check the stream's stop token
+    (a slot of the board every worker reads, see ``_stop_tokens``) before they start.
     """
 
     def __init__(self, fn: Callable[[Any], Any], workers: int, *, collect: bool, fallback: bool = False) -> None:
         check_function(fn)
         self._fn, self._workers, self._collect, self._fallback = fn, workers, collect, fallback
+        self._token: ProcessToken | None = None
+        self._token_asked = False
 
     def submit(self, unit: Unit) -> Future[Any]:
         """Send ``unit`` to a worker (or run it here, when it cannot be pickled and may fall back)."""
+        if not self._token_asked:
+            self._token_asked = True
+            self._token = stop_board().token()
+        slot = None if self._token is None else self._token.slot
         try:
-            payload = pickle_chunk(self._fn, unit.items, unit.start, collect=self._collect)
+            payload = pickle_chunk(self._fn, unit.items, unit.start, collect=self._collect, slot=slot)
         except UnpicklableTaskError:
             if not self._fallback:
                 raise
@@ -527,7 +565,10 @@ class ProcessRunner:
         raise AssertionError("unreachable")
 
     def read(self, unit: Unit, future: Future[Any]) -> Read:
-        """Its outcomes; the units to try alone after its worker died (with ``collect``); ``None`` to send it again."""
+        """Its outcomes; :class:`Lost` when its worker died; ``None`` to send it again (another call killed its pool).
+
+        The broken pool is forgotten: the units sent from now on go to a fresh one.
+        """
         try:
             result = future.result()
         except BrokenProcessPool as exc:
@@ -536,20 +577,25 @@ class ProcessRunner:
                 return None  # another call's timeout or Ctrl-C, not these items
             if pool is not None:
                 discard_process_pool(pool)
-            indices = list(range(unit.start, unit.stop))
-            if not self._collect:
-                raise crashed(indices, exc) from None
-            if unit.alone:
-                return [(False, crashed(indices, exc))]
-            return tuple(Unit(index, [item], alone=True) for index, item in enumerate(unit.items, unit.start))
+            return Lost(partial(crashed, exc=exc), together=True)
         if isinstance(result, list):  # run here, unpicklable
             return cast("list[tuple[bool, Any]]", result)
         outcomes, _ = unpack_outcomes(result, unit.start)
         return outcomes
 
+    def halt(self, after: int) -> None:
+        """No item after ``after`` starts, in any worker."""
+        if self._token is not None:
+            self._token.failed(after)
+
     def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
-        """Cancel the chunks not started; with ``kill``, kill the workers of the pools running the others."""
+        """No item starts; cancel the chunks not started; with ``kill``, kill the pools running the others."""
+        if self._token is not None:
+            self._token.stop()
         started = {future: unit for future, unit in running.items() if not future.cancel()}
         if kill:
             for pool in {unit.pool for unit in started.values() if unit.pool is not None}:
                 kill_process_pool(pool)
+        if self._token is not None:
+            self._token.release_when_done(started)
+            self._token = None

@@ -9,6 +9,7 @@ from typing import Any, final
 
 from .._outcomes import Feed, run_span
 from .._pools import submit_to_threads
+from .._stop_tokens import ThreadToken
 from .._worker import in_worker
 from ._unit import Outcome, Unit, run_chunk
 
@@ -84,20 +85,30 @@ def _watch(futures: list[Future[None]], feed: Feed, deadline: float | None) -> N
 
 @final
 class ThreadRunner:
-    """A stream's units as tasks of the shared thread pool (of ``workers`` threads at least)."""
+    """A stream's units as tasks of the shared thread pool (of ``workers`` threads at least).
+
+    A thread of the pool takes a queued unit the moment it is free, before the stream
+    can cancel it: the units' items check the stream's :class:`ThreadToken` instead.
+    """
 
     def __init__(self, fn: Callable[[Any], Any], workers: int, *, collect: bool) -> None:
         self._fn, self._workers, self._collect = fn, workers, collect
+        self._token = ThreadToken()
 
     def submit(self, unit: Unit) -> Future[list[Outcome]]:
         """Start ``unit`` on a thread."""
-        return submit_to_threads(self._workers, run_chunk, self._fn, unit.items, self._collect)
+        return submit_to_threads(self._workers, run_chunk, self._fn, unit.items, self._collect, unit.start, self._token)
 
     def read(self, unit: Unit, future: Future[list[Outcome]]) -> list[Outcome]:  # noqa: ARG002 - the protocol
         """Its outcomes."""
         return future.result()
 
+    def halt(self, after: int) -> None:
+        """No item after ``after`` starts."""
+        self._token.failed(after)
+
     def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:  # noqa: ARG002 - threads cannot be killed
-        """Cancel what has not started; an item running in a thread finishes in the background."""
+        """No item starts; cancel what has not started; an item running in a thread finishes in the background."""
+        self._token.stop()
         for future in running:
             future.cancel()

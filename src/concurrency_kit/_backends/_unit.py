@@ -2,22 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 from typing_extensions import Protocol
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["Outcome", "Read", "Runner", "Unit", "run_chunk"]
+    from .._stop_tokens import ThreadToken
+
+__all__ = ["Lost", "Outcome", "Read", "Runner", "Unit", "run_chunk"]
 
 #: One item's outcome: ``(True, result)`` or ``(False, exception)``.
 Outcome = tuple[bool, Any]
-#: What became of a finished unit: its outcomes; units to run instead (a tuple); or
-#: ``None``, to run it again.
-Read = list[Outcome] | tuple["Unit", ...] | None
+
+
+@final
+class Lost:
+    """What became of a unit whose worker died (or whose task its executor lost).
+
+    Which of its items was at fault is not known (a process pool's dead worker takes the
+    units beside it down too): with exceptions collected, the stream runs each of them
+    again alone (:attr:`Unit.alone`), one at a time, with nothing else of the stream
+    running; without, it raises :attr:`blame` for the items that were running.
+    """
+
+    __slots__ = ("blame", "together")
+
+    def __init__(self, blame: Callable[[Sequence[int]], BaseException], *, together: bool) -> None:
+        #: The error for the items of these indices, lost with it (a ``WorkerCrashedError``).
+        self.blame = blame
+        #: Whether the units running beside it were lost with it (a process pool breaks whole).
+        self.together = together
+
+
+#: What became of a finished unit: its outcomes (shorter than its items when its stop
+#: token stopped it); :class:`Lost`; or ``None``, to run it again (its pool was stopped
+#: by another call).
+Read = list[Outcome] | Lost | None
 
 
 class Unit:
@@ -33,7 +57,8 @@ class Unit:
         self.outcomes: list[Outcome] | None = None
         #: The process pool running it, if any.
         self.pool: ProcessPoolExecutor | None = None
-        #: Run by itself again, after its worker died with others: dying again is its own fault.
+        #: Run again by itself, nothing else of the stream beside it, after its worker died
+        #: with others: dying again (:class:`Lost` again) is its own fault.
         self.alone = alone
         #: Its results, already run (the items a plan measured), once the future is done
         #: (``None``: done): the results before the first failure, and that failure
@@ -47,33 +72,50 @@ class Unit:
 
 
 class Runner(Protocol):
-    """A backend's side of a stream: runs its units, reads what became of them, stops them."""
+    """A backend's side of a stream: runs its units, reads what became of them, stops them.
+
+    Each unit's items check the stream's stop token (``_stop_tokens``) before they start.
+    """
 
     def submit(self, unit: Unit) -> Future[Any]:
         """Start ``unit``; its future is done when it is."""
         ...
 
     def read(self, unit: Unit, future: Future[Any]) -> Read:
-        """The outcomes of ``unit``, whose ``future`` is done; units to run instead; or ``None`` to run it again.
+        """The outcomes of ``unit``, whose ``future`` is done; :class:`Lost`; or ``None`` to run it again."""
+        ...
 
-        Raises:
-            BaseException: what stops the stream (a dead worker, unless exceptions are collected).
-        """
+    def halt(self, after: int) -> None:
+        """Item ``after`` failed: no item after it starts, even one already handed to a worker."""
         ...
 
     def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
-        """Cancel the units not started; with ``kill``, stop the workers running the others."""
+        """The stream ended: no item starts; cancel the units not started; with ``kill``, stop the rest's workers."""
         ...
 
 
-def run_chunk(fn: Callable[[Any], Any], items: list[Any], collect: bool) -> list[Outcome]:  # noqa: FBT001
-    """Run ``items`` in order in this thread; stop after the first exception unless ``collect``."""
+def run_chunk(
+    fn: Callable[[Any], Any],
+    items: list[Any],
+    collect: bool,  # noqa: FBT001
+    start: int = 0,
+    token: ThreadToken | None = None,
+) -> list[Outcome]:
+    """Run ``items`` (``start …``) in order in this thread; stop after the first exception unless ``collect``.
+
+    With ``token``, an item past its mark does not start, and a failure lowers the mark
+    to its item before the chunk ends (see ``_stop_tokens``).
+    """
     outcomes: list[Outcome] = []
-    for item in items:
+    for index, item in enumerate(items, start):
+        if token is not None and index > token.last:
+            break  # the stream failed before it, or ended
         try:
             outcomes.append((True, fn(item)))
         except Exception as exc:  # noqa: BLE001 - an outcome, raised or yielded by the consumer
             outcomes.append((False, exc))
             if not collect:
+                if token is not None:
+                    token.failed(index)
                 break
     return outcomes
