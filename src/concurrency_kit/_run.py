@@ -27,12 +27,13 @@ import attrs
 from ._awaitable import check_results, close_awaitables
 from ._backends import BACKENDS, PROCESS_BACKEND, ExecutorRunner, ProcessRunner, Runner, Sent, ThreadRunner, Unit
 from ._classify import is_coroutine_function
+from ._engine import StreamEngine
 from ._errors import UnpicklableTaskError
 from ._handover import Handover, Measuring, RunFacts, Sizing, Taken
 from ._options import CallOptions
 from ._outcomes import EMPTY, Feed, Outcomes, iterate_from, noted, run_items, timed_out
 from ._pools import process_pool_age
-from ._stream import Progress, ResultStream, loop, stream, told_by
+from ._stream import Progress, ResultStream, loop, told_by
 
 __all__ = ["STREAM_CHUNKS_PER_WORKER", "execute", "open_stream"]
 
@@ -284,7 +285,7 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
         chunk = min(chunk, FORCED_STREAM_CHUNK)
     # Taken and not yet yielded when the stream starts: the head (or what was measured of a sequence).
     ahead_of_stream = taken.resume_at if head is items else len(head)
-    results = stream(
+    results = StreamEngine(
         _runner(handover, sizing),
         chain(iterate_from(head, taken.resume_at), source),
         start=taken.resume_at,
@@ -299,7 +300,7 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
         timeout=options.timeout,
         deadline=taken.deadline,
         stop=stop,
-    )
+    ).results()
     return ResultStream(results, sizing.mode, reason)
 
 
