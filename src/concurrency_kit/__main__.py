@@ -5,7 +5,7 @@
 ``explain MODULE:FUNCTION [ITEMS...]`` shows why auto chooses what it chooses for your
 own function: it imports ``FUNCTION`` from ``MODULE`` (dotted names reach into
 classes; the current directory is importable), plans it with
-:func:`concurrency_kit.plan` on ``ITEMS`` (each a Python literal, else the plain
+[`plan`][concurrency_kit.plan] on ``ITEMS`` (each a Python literal, else the plain
 string) or on ``range(N)`` with ``--count N`` (default 100), and prints the plan's
 mode, kind, workers, chunk size and reason, and the estimates the cost model weighed:
 the plain loop and each pool it could pick, the chosen one marked. Planning runs the
@@ -20,7 +20,7 @@ not numbers)::
     python -m concurrency_kit explain --workers 4 mypackage.jobs:fetch -- -v --help
 
 A target that names no function (no colon, a module that cannot be imported, a missing
-attribute, something not callable) and arguments that :func:`concurrency_kit.plan`
+attribute, something not callable) and arguments that [`plan`][concurrency_kit.plan]
 rejects end the command with a one-line message and exit status 2.
 """
 

@@ -1,4 +1,4 @@
-"""The façade: :func:`run_parallel`, :func:`iter_parallel`, :func:`plan` and :func:`shutdown`.
+"""The façade: ``run_parallel``, ``iter_parallel``, ``plan`` and ``shutdown``.
 
 Each call checks its arguments into one value (``_options.call_options``), then flows one
 way: to its plan (``_planning.plan_call``: the decision), then to its run (``_run.py``:
@@ -76,10 +76,10 @@ def plan(  # noqa: PLR0913 - the public signature
     In ``"auto"`` mode the first items are run to measure the task (in up to two
     threads; in the calling thread first when an earlier call found the items tiny, or
     short and holding the GIL with a process pool warm for them, or the input is long;
-    see docs/how-auto-decides.md);
+    see [how auto decides](how-auto-decides.md));
     their results are kept, and the plan's first ``run()`` returns them in their place,
     so ``fn`` is still called exactly once per item. A coroutine function is recognised
-    without running anything: its plan's mode is ``"async"`` (see docs/coroutines.md).
+    without running anything: its plan's mode is ``"async"`` (see [coroutines](coroutines.md)).
 
     Args:
         fn: a one-argument function, or a coroutine function.
@@ -93,21 +93,21 @@ def plan(  # noqa: PLR0913 - the public signature
             measured time per item); in process mode the last chunks are smaller, so
             that the workers finish together.
         classifier: a callable ``classifier(fn, sample) -> TaskKind | str | None``
-            consulted before any other (see :func:`register_classifier`).
+            consulted before any other (see [`register_classifier`][concurrency_kit.register_classifier]).
         return_exceptions: process every item, and return an exception raised by
             ``fn`` in its item's place instead of raising it (as ``asyncio.gather``).
         timeout: seconds the whole call may take, measuring included, counted from
             this call (a later ``run()`` gets what is left; a second ``run()`` gets
             the whole timeout again).
-        executor: run the items on this :class:`concurrent.futures.Executor` (a Dask
+        executor: run the items on this ``concurrent.futures.Executor`` (a Dask
             client's ``get_executor()``, loky's ``get_reusable_executor()``, a pool of
-            your own; default: the one of the enclosing :func:`use_executor` block, in
+            your own; default: the one of the enclosing [`use_executor`][concurrency_kit.use_executor] block, in
             auto mode). The first items are timed here and the rest go to it in chunks
             that each carry ten times its per-task cost in work; the plan's mode is
             ``"executor"``. It is never shut down.
 
     Returns:
-        The :class:`Plan`, with the mode, kind, sizing and a reason.
+        The [`Plan`][concurrency_kit.Plan], with the mode, kind, sizing and a reason.
 
     Raises:
         TypeError: ``fn`` or ``classifier`` is not callable, ``items`` is not
@@ -199,14 +199,14 @@ def run_parallel(  # noqa: PLR0913 - the public signature
     """Return ``[fn(item) for item in items]``, computed the fastest way.
 
     ``mode="auto"`` measures the first items and picks a plain loop, threads or
-    processes (see :func:`plan`); ``run_parallel(...)`` is ``plan(...).run()``. A
+    processes (see [`plan`][concurrency_kit.plan]); ``run_parallel(...)`` is ``plan(...).run()``. A
     coroutine function's coroutines are awaited on an event loop of the call's own, in a
     thread of its own, at most ``workers`` (default 256) at a time.
 
     Args:
         fn: a one-argument function. In process mode it must be picklable (defined at
             module level); in auto mode it may be called from two threads at once
-            while it is measured. Or a coroutine function (see docs/coroutines.md).
+            while it is measured. Or a coroutine function (see [coroutines](coroutines.md)).
         items: any iterable.
         mode: ``"auto"``, ``"serial"``, ``"thread"``, ``"process"``, ``"executor"`` or ``"async"``.
         workers: the number of threads or processes; in async mode, the most
@@ -221,11 +221,11 @@ def run_parallel(  # noqa: PLR0913 - the public signature
             threads cannot be killed, so an item running in a thread finishes in the
             background, but the call returns on time and nothing new starts.
         progress: ``True`` for a tqdm progress bar, or a callable told ``(done,
-            total)`` in the calling thread (see :func:`iter_parallel`). With it the
+            total)`` in the calling thread (see [`iter_parallel`][concurrency_kit.iter_parallel]). With it the
             call is ``list(iter_parallel(...))``, which returns the same.
-        executor: run the items on this :class:`concurrent.futures.Executor` (a Dask
+        executor: run the items on this ``concurrent.futures.Executor`` (a Dask
             client's ``get_executor()``, loky's ``get_reusable_executor()``, a pool of
-            your own; default: the one of the enclosing :func:`use_executor` block, in
+            your own; default: the one of the enclosing [`use_executor`][concurrency_kit.use_executor] block, in
             auto mode). The first items are timed here and the rest go to it in chunks
             that each carry ten times its per-task cost in work; the plan's mode is
             ``"executor"``. It is never shut down.
@@ -235,10 +235,10 @@ def run_parallel(  # noqa: PLR0913 - the public signature
         places of the items that raised them).
 
     Raises:
-        TypeError: bad arguments (see :func:`plan`); a plain ``fn`` that returned an
+        TypeError: bad arguments (see [`plan`][concurrency_kit.plan]); a plain ``fn`` that returned an
             awaitable (a coroutine) for an item, which the error names (never
             collected by ``return_exceptions``: the call is wrong, not the item).
-        ValueError: bad arguments (see :func:`plan`).
+        ValueError: bad arguments (see [`plan`][concurrency_kit.plan]).
         UnpicklableTaskError: ``mode="process"`` with a function, item or result that
             cannot be pickled.
         WorkerCrashedError: a worker process died; the error names the items it
@@ -246,7 +246,7 @@ def run_parallel(  # noqa: PLR0913 - the public signature
             gets this error in its place and the others complete).
         TimeoutError: ``timeout`` passed.
         RuntimeError: a coroutine function, called inside a running event loop (await
-            :func:`arun_parallel` there).
+            [`arun_parallel`][concurrency_kit.arun_parallel] there).
         KeyboardInterrupt: Ctrl-C; worker processes running the call's items are
             killed, queued items never start, coroutines in flight are cancelled.
         Exception: the first exception ``fn`` raised, with its own type and message,
@@ -327,19 +327,19 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
     """Yield ``fn(item)`` for every item of ``items``, as the results come, reading ``items`` lazily.
 
     In ``"auto"`` mode the first items are measured and planned on as
-    :func:`run_parallel` plans a list, for the number of items the input has
+    [`run_parallel`][concurrency_kit.run_parallel] plans a list, for the number of items the input has
     (``len(items)`` when it has one; many when it has none and is longer than its
     head); those results are kept, and the rest stream through the mode chosen. Each
     item runs exactly once. From a list, tuple or range the measuring takes what it
-    needs, as in :func:`run_parallel`; from any other input (or with
-    ``max_in_flight``), only its head: :data:`STREAM_HEAD` items at most.
+    needs, as in [`run_parallel`][concurrency_kit.run_parallel]; from any other input (or with
+    ``max_in_flight``), only its head: ``STREAM_HEAD`` items at most.
 
     A coroutine function's coroutines are awaited on an event loop of the stream's own,
     in a thread of its own, and go on while the consumer handles a result.
 
     Args:
         fn: a one-argument function (picklable for process mode, as in
-            :func:`run_parallel`), or a coroutine function.
+            [`run_parallel`][concurrency_kit.run_parallel]), or a coroutine function.
         items: any iterable, endless ones included; read as the stream needs items.
         mode: ``"auto"``, ``"serial"``, ``"thread"``, ``"process"``, ``"executor"`` or ``"async"``.
         ordered: results in input order; with ``False``, as they finish (a chunk's
@@ -361,33 +361,33 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
             or a callable, called ``(done, total)`` in the consuming thread as each
             result is yielded (``total`` is ``None`` when ``items`` has no length).
             It counts items, whatever the chunks; the last call counts every result.
-        executor: run the items on this :class:`concurrent.futures.Executor` (a Dask
+        executor: run the items on this ``concurrent.futures.Executor`` (a Dask
             client's ``get_executor()``, loky's ``get_reusable_executor()``, a pool of
-            your own; default: the one of the enclosing :func:`use_executor` block, in
+            your own; default: the one of the enclosing [`use_executor`][concurrency_kit.use_executor] block, in
             auto mode). The first items are timed here and the rest go to it in chunks
             that each carry ten times its per-task cost in work; the plan's mode is
             ``"executor"``. It is never shut down.
 
     Returns:
-        The results, as a :class:`ResultStream`: iterate it, ``close()`` it, or use it
+        The results, as a [`ResultStream`][concurrency_kit.ResultStream]: iterate it, ``close()`` it, or use it
         in a ``with`` block. Closing it early (or dropping it) stops taking items,
         cancels what has not started and kills worker processes running its items;
         an item running in a thread finishes in the background.
 
     Raises:
-        TypeError: bad arguments (see :func:`plan`), ``max_in_flight`` not an int,
+        TypeError: bad arguments (see [`plan`][concurrency_kit.plan]), ``max_in_flight`` not an int,
             or ``progress`` neither a bool nor a callable; while iterating, a plain
             ``fn`` that returned an awaitable (a coroutine) for an item, which the
             error names (after the results before it; never collected by
             ``return_exceptions``).
         ImportError: ``progress=True`` without tqdm installed.
-        ValueError: bad arguments (see :func:`plan`), or ``max_in_flight`` below 1.
+        ValueError: bad arguments (see [`plan`][concurrency_kit.plan]), or ``max_in_flight`` below 1.
         UnpicklableTaskError: ``mode="process"`` with a function, item or result that
             cannot be pickled.
-        WorkerCrashedError: a worker process died (see :func:`run_parallel`).
+        WorkerCrashedError: a worker process died (see [`run_parallel`][concurrency_kit.run_parallel]).
         TimeoutError: ``timeout`` passed, measuring included.
         RuntimeError: a coroutine function, called inside a running event loop (use
-            :func:`aiter_parallel` there).
+            [`aiter_parallel`][concurrency_kit.aiter_parallel] there).
         Exception: while iterating, the first exception ``fn`` raised (in order: after
             the results before its item), noted with its item; nothing new starts.
     """

@@ -1,4 +1,4 @@
-"""The awaitable façade: :func:`arun_parallel` and :func:`aiter_parallel`, for code inside an event loop.
+"""The awaitable façade: ``arun_parallel`` and ``aiter_parallel``, for code inside an event loop.
 
     aiter_parallel(fn, items)            arun_parallel(fn, items): the stream, drained
       ├─ a coroutine function (or mode="async"): planned here (nothing to measure), its
@@ -35,7 +35,7 @@ R = TypeVar("R")
 
 
 class _Batches(Protocol):
-    """What an :class:`AsyncResultStream` reads: results a batch at a time."""
+    """What an [`AsyncResultStream`][concurrency_kit.AsyncResultStream] reads: results a batch at a time."""
 
     async def next_batch(self) -> list[Any]:
         """The next results (``[]`` at the end)."""
@@ -52,9 +52,9 @@ class _Batches(Protocol):
 
 @final
 class AsyncResultStream(Generic[R]):
-    """The results of :func:`~concurrency_kit.aiter_parallel`, as they come: ``async for result in stream``.
+    """The results of [`aiter_parallel`][concurrency_kit.aiter_parallel], as they come: ``async for result in stream``.
 
-    An async iterator with :meth:`aclose`; as an async context manager, leaving the
+    An async iterator with ``aclose``; as an async context manager, leaving the
     ``async with`` block closes it. Closing it (or dropping the last reference to it, or
     cancelling the task that reads it) cancels the coroutines in flight, stops taking
     items, and kills the worker processes running its items.
@@ -235,9 +235,10 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
 ) -> AsyncResultStream[Any]:
     """Yield ``fn(item)`` for every item, as the results come, inside a running event loop: ``async for``.
 
-    The streaming form of :func:`arun_parallel`, with :func:`iter_parallel`'s options.
+    The streaming form of [`arun_parallel`][concurrency_kit.arun_parallel], with
+    [`iter_parallel`][concurrency_kit.iter_parallel]'s options.
     A coroutine function's coroutines run on the caller's loop, at most ``workers`` at
-    a time (default :attr:`~concurrency_kit._sizing.Sizing.async_workers`, 256); a plain function
+    a time (default ``async_workers``, 256); a plain function
     streams in the mode auto picks (or the one forced), measured and run in a thread of
     its own, so the loop never waits for it.
 
@@ -255,23 +256,23 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
             asked for; the coroutines in flight are then cancelled, worker processes
             running its items killed.
         max_in_flight: the most items taken and not yet yielded (default: two a worker
-            for coroutines, as :func:`iter_parallel` for plain functions, whose
-            results wait for the loop on top of these: :data:`HANDOFF_BOUND` at most,
+            for coroutines, as [`iter_parallel`][concurrency_kit.iter_parallel] for plain functions, whose
+            results wait for the loop on top of these: ``HANDOFF_BOUND`` at most,
             or one with ``max_in_flight``).
         progress: ``True`` for a tqdm bar, or a callable told ``(done, total)`` in the
             loop's thread as each result is yielded.
-        executor: run a plain function's items on this executor (see :func:`run_parallel`).
+        executor: run a plain function's items on this executor (see [`run_parallel`][concurrency_kit.run_parallel]).
 
     Returns:
-        An :class:`AsyncResultStream`: ``async for`` over it, ``await stream.aclose()``,
+        An [`AsyncResultStream`][concurrency_kit.AsyncResultStream]: ``async for`` over it, ``await stream.aclose()``,
         or ``async with`` it.
 
     Raises:
-        TypeError: bad arguments (see :func:`plan`); a coroutine function with a
+        TypeError: bad arguments (see [`plan`][concurrency_kit.plan]); a coroutine function with a
             mode other than ``"auto"`` or ``"async"``, or with ``executor=``; while
             iterating, a plain ``fn`` that returned an awaitable for an item (see
-            :func:`iter_parallel`).
-        ValueError: bad arguments (see :func:`plan`).
+            [`iter_parallel`][concurrency_kit.iter_parallel]).
+        ValueError: bad arguments (see [`plan`][concurrency_kit.plan]).
         RuntimeError: no asyncio event loop is running (raised when iterating).
         TimeoutError: while iterating, ``timeout`` passed.
         Exception: while iterating, the first exception ``fn`` raised (in order: after
@@ -342,7 +343,7 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
     """Return the results of ``fn`` over ``items``, in input order, without blocking the running event loop.
 
     A coroutine function's coroutines run on this loop, at most ``workers`` at a time
-    (default 256); a plain function runs as :func:`run_parallel` would run it (a loop,
+    (default 256); a plain function runs as [`run_parallel`][concurrency_kit.run_parallel] would run it (a loop,
     threads or processes, measured first in auto mode), in a thread of its own: the
     loop goes on serving its other tasks meanwhile. Cancelling the task that awaits
     this (or ``asyncio.timeout`` around it) cancels the coroutines in flight, kills the
@@ -359,18 +360,18 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
         timeout: seconds the call may take.
         progress: ``True`` for a tqdm bar, or a callable told ``(done, total)`` in the
             loop's thread.
-        executor: run a plain function's items on this executor (see :func:`run_parallel`).
+        executor: run a plain function's items on this executor (see [`run_parallel`][concurrency_kit.run_parallel]).
 
     Returns:
         The results, in input order.
 
     Raises:
-        TypeError: bad arguments (see :func:`aiter_parallel`); a plain ``fn`` that
-            returned an awaitable for an item (see :func:`run_parallel`).
-        ValueError: bad arguments (see :func:`plan`).
+        TypeError: bad arguments (see [`aiter_parallel`][concurrency_kit.aiter_parallel]); a plain ``fn`` that
+            returned an awaitable for an item (see [`run_parallel`][concurrency_kit.run_parallel]).
+        ValueError: bad arguments (see [`plan`][concurrency_kit.plan]).
         RuntimeError: no asyncio event loop is running.
         TimeoutError: ``timeout`` passed.
-        WorkerCrashedError: a worker process died (see :func:`run_parallel`).
+        WorkerCrashedError: a worker process died (see [`run_parallel`][concurrency_kit.run_parallel]).
         Exception: the first exception ``fn`` raised, noted with its item.
     """
     stream = _open(

@@ -12,7 +12,7 @@
     map(fn, *iterables) → auto's stream (iter_parallel): measured, chunked, bounded
 
 The executor owns its thread and process pools and its event loop (each started when
-first needed) and shuts them down with :meth:`AutoExecutor.shutdown`; ``map`` streams
+first needed) and shuts them down with [`AutoExecutor.shutdown`][concurrency_kit.AutoExecutor.shutdown]; ``map`` streams
 through concurrency_kit's shared pools, as every auto call does.
 """
 
@@ -89,7 +89,7 @@ def _code_of(fn: Callable[..., Any]) -> object:
 
 
 class AutoExecutor(Executor):
-    """A drop-in :class:`concurrent.futures.Executor` whose calls run where their kind says.
+    """A drop-in ``concurrent.futures.Executor`` whose calls run where their kind says.
 
     ``submit`` sends each call to threads or processes by what is known of its function:
     its declared kind (``@cpu_bound``, ``@io_bound``, ``@gil_free``, a classifier), or
@@ -176,7 +176,7 @@ class AutoExecutor(Executor):
     # -- the Executor interface ----------------------------------------------------------
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        """Schedule ``fn(*args, **kwargs)`` where its kind says; return its :class:`~concurrent.futures.Future`.
+        """Schedule ``fn(*args, **kwargs)`` where its kind says; return its ``Future``.
 
         Raises:
             RuntimeError: the executor was shut down.
@@ -222,7 +222,7 @@ class AutoExecutor(Executor):
                 loop.call_soon_threadsafe(loop.stop)
 
     def _timed(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        """Run an unknown function's call in this thread, timed; after :data:`TIMED_CALLS`, remember its kind."""
+        """Run an unknown function's call in this thread, timed; after ``TIMED_CALLS``, remember its kind."""
         began, began_cpu = time.perf_counter(), time.thread_time()
         try:
             return fn(*args, **kwargs)

@@ -10,12 +10,12 @@ closed, so none warns that it was never awaited. The error is the caller's, not
 The check costs as little per result as Python allows (one C-level step where it can):
 
 - a list of results (``run_parallel``, a stream's chunk) is checked at C speed
-  (:func:`first_awaitable`): the types of the results are read in one pass, and each
+  (``first_awaitable``): the types of the results are read in one pass, and each
   distinct type is asked once whether its instances may be awaitable;
 - a loop that yields results one at a time (the serial stream) takes them in runs of
-  one type (``itertools.groupby``) and asks once a run (:func:`may_await`); a loop that
-  looks at each result anyway keeps the type so far (:func:`settled_type`);
-- a worker process cannot send an awaitable back: it sends an :class:`AwaitableResult`
+  one type (``itertools.groupby``) and asks once a run (``may_await``); a loop that
+  looks at each result anyway keeps the type so far (``settled_type``);
+- a worker process cannot send an awaitable back: it sends an ``AwaitableResult``
   in its place, which the calling process finds as it finds any other.
 """
 
@@ -67,7 +67,7 @@ def settled_type(value: object) -> type | None:
 def is_awaitable(value: object) -> bool:
     """Whether ``await`` accepts ``value``: a coroutine, a generator-based coroutine, anything with ``__await__``.
 
-    :func:`inspect.isawaitable`, read from the value's type, as ``await`` reads it.
+    ``inspect.isawaitable``, read from the value's type, as ``await`` reads it.
     """
     kind = type(value)
     if kind is GeneratorType:
@@ -131,7 +131,7 @@ def check_not_awaitable(value: object, index: int, item: object, results: Sequen
 
 
 def check_results(values: Sequence[Any], items: Sequence[Any], start: int = 0) -> None:
-    """Raise if one of ``values`` is awaitable (see :func:`first_awaitable`).
+    """Raise if one of ``values`` is awaitable (see ``first_awaitable``).
 
     ``values[i]`` is what ``fn`` returned for ``items[i]``, item ``start + i`` of the
     call. Every awaitable among them is closed first.

@@ -13,7 +13,7 @@
     choose(...)         the chosen candidate, as a Choice with its reason
     alternatives(...)   every candidate, for ``python -m concurrency_kit explain``
 
-A pool is chosen only when it beats the loop by :attr:`Choosing.min_gain`. The figures
+A pool is chosen only when it beats the loop by ``Choosing.min_gain``. The figures
 (a thread's start, a chunk's round trip, a pool's start …) are the machine's, from the
 ``_costmodel.CostModel`` passed in; the chunk sizes follow the sizing rules (``_sizing``).
 """
@@ -63,7 +63,7 @@ class Candidate(NamedTuple):
         chunksize: items a worker takes at a time.
         label: the option, as the reasons name it (``"a loop"``, ``"16 threads"``).
         why_lost: why another option was chosen (written when first read), or ``None``
-            for the chosen one; :attr:`lost` is its text.
+            for the chosen one; ``lost`` is its text.
     """
 
     mode: Mode
@@ -84,7 +84,7 @@ class Candidate(NamedTuple):
 
 
 class Weighing(NamedTuple):
-    """Every option the cost model weighed, the loop first, and which it chose (a tuple, as :class:`Candidate`).
+    """Every option the cost model weighed, the loop first, and which it chose (a tuple, as ``Candidate``).
 
     Attributes:
         candidates: the loop's, then each pool's weighed for the kind.
@@ -133,7 +133,7 @@ class Inputs(TypedDict):
             unless threads win clearly, as it moves there only when processes do: the
             computing measured swings by a third from call to call on a busy machine,
             which would otherwise flip the mode call by call.
-        policy: the chooser's policy numbers (default :data:`CHOOSING`).
+        policy: the chooser's policy numbers (default ``CHOOSING``).
     """
 
     kind: TaskKind
@@ -154,7 +154,7 @@ class Inputs(TypedDict):
 
 
 def weigh(**inputs: Unpack[Inputs]) -> Weighing:
-    """Weigh the options for ``count`` items of ``item_seconds`` each (serial time): see :class:`Inputs`.
+    """Weigh the options for ``count`` items of ``item_seconds`` each (serial time): see ``Inputs``.
 
     Returns:
         The candidates and the choice. Only the loop where the choice needs no
@@ -165,7 +165,7 @@ def weigh(**inputs: Unpack[Inputs]) -> Weighing:
 
 
 def _weigh(inputs: Inputs) -> Weighing:
-    """:func:`weigh`, on its inputs as they came (``choose`` and ``alternatives`` pass them on without a copy)."""
+    """``weigh``, on its inputs as they came (``choose`` and ``alternatives`` pass them on without a copy)."""
     count, item_seconds = inputs["count"], inputs["item_seconds"]
     serial = count * item_seconds
     if count <= 1:
@@ -193,7 +193,7 @@ def _weigh(inputs: Inputs) -> Weighing:
 
 
 def choose(**inputs: Unpack[Inputs]) -> Choice:
-    """The cost model's choice for these inputs (:func:`weigh`'s): the chosen candidate, with its reason.
+    """The cost model's choice for these inputs (``weigh``'s): the chosen candidate, with its reason.
 
     The reason quotes the estimates: ``"40 item(s) left: ≈ 88.0 ms in a loop vs ≈ 23.4 ms
     on 2 processes (warm)"``.
@@ -202,7 +202,7 @@ def choose(**inputs: Unpack[Inputs]) -> Choice:
 
 
 def alternatives(**inputs: Unpack[Inputs]) -> tuple[Candidate, ...]:
-    """Every option :func:`choose` weighs for these inputs (:func:`weigh`'s): the loop's, then each pool's.
+    """Every option ``choose`` weighs for these inputs (``weigh``'s): the loop's, then each pool's.
 
     For ``python -m concurrency_kit explain``, which shows a user the options auto had.
     """

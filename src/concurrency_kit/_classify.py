@@ -1,13 +1,13 @@
 """Task kinds, the classifier extension point, and the kind read off a measurement.
 
-A kind comes from the first of these that gives one (see :func:`declared_kind`):
+A kind comes from the first of these that gives one (see ``declared_kind``):
 
-0. the function's definition: a coroutine function is :attr:`TaskKind.ASYNC`, whatever
-   a classifier would say (:func:`is_coroutine_function`);
+0. the function's definition: a coroutine function is [`TaskKind.ASYNC`][concurrency_kit.TaskKind.ASYNC], whatever
+   a classifier would say (``is_coroutine_function``);
 1. the call's ``classifier=``;
-2. a declaration made with :func:`io_bound`, :func:`cpu_bound` or :func:`gil_free`;
-3. the classifiers added with :func:`register_classifier`, newest first;
-4. the built-in measurement (:func:`kind_from_measurement`), fed by the probe.
+2. a declaration made with ``io_bound``, ``cpu_bound`` or ``gil_free``;
+3. the classifiers added with [`register_classifier`][concurrency_kit.register_classifier], newest first;
+4. the built-in measurement (``kind_from_measurement``), fed by the probe.
 
 A classifier sees the function and a sample of the first items; it never calls the
 function and knows nothing about pools.
@@ -83,7 +83,7 @@ class Classifier(Protocol):
             sample: the first few items (up to ``SAMPLE_SIZE``, 4), as a tuple.
 
         Returns:
-            A :class:`TaskKind` (or its string value), or ``None`` to abstain and let
+            A [`TaskKind`][concurrency_kit.TaskKind] (or its string value), or ``None`` to abstain and let
             the next classifier, and finally the measurement, decide.
         """
         ...
@@ -133,7 +133,7 @@ def register_classifier(classifier: C) -> C:
 
 
 def unregister_classifier(classifier: Callable[..., Any]) -> None:
-    """Remove a classifier added with :func:`register_classifier`.
+    """Remove a classifier added with [`register_classifier`][concurrency_kit.register_classifier].
 
     Raises:
         ValueError: ``classifier`` is not registered.
@@ -230,9 +230,9 @@ def _declaration(fn: Callable[..., Any]) -> TaskKind | None:
 def is_coroutine_function(fn: object) -> bool:
     """Whether calling ``fn`` makes a coroutine, told from its definition without calling it.
 
-    True for an ``async def`` function or method, a :func:`functools.partial` of one, a
+    True for an ``async def`` function or method, a ``functools.partial`` of one, a
     callable object whose ``__call__`` is ``async def``, and a function marked with
-    :func:`inspect.markcoroutinefunction` (Python 3.12 and later).
+    ``inspect.markcoroutinefunction`` (Python 3.12 and later).
     """
     target: Any = fn
     while isinstance(target, functools.partial):
@@ -246,7 +246,7 @@ def is_coroutine_function(fn: object) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
-#: Why a coroutine function is :attr:`TaskKind.ASYNC` (the plan's reason says it).
+#: Why a coroutine function is [`TaskKind.ASYNC`][concurrency_kit.TaskKind.ASYNC] (the plan's reason says it).
 COROUTINE_SOURCE = "its definition (a coroutine function)"
 
 
@@ -257,8 +257,8 @@ def declared_kind(
 ) -> Decision | None:
     """A coroutine function's kind, else consult the call's classifier, the declaration, then registered classifiers.
 
-    Classifiers get the first :data:`SAMPLE_SIZE` items, as a tuple; a coroutine
-    function is :attr:`TaskKind.ASYNC` before any is asked.
+    Classifiers get the first ``SAMPLE_SIZE`` items, as a tuple; a coroutine
+    function is [`TaskKind.ASYNC`][concurrency_kit.TaskKind.ASYNC] before any is asked.
 
     Returns:
         The first kind given, with its source, or ``None`` when every one abstained
@@ -333,7 +333,7 @@ def kind_from_measurement(
 
     Returns:
         ``IO`` when the items mostly waited. Computing items are ``GIL_FREE`` when two
-        threads computed side by side (:attr:`Reading.parallel_share`), a proof that the GIL
+        threads computed side by side (``Reading.parallel_share``), a proof that the GIL
         was let go. Otherwise they are ``CPU`` when bytecode held the GIL most of the
         time; a computing prior stands, so that one call's reading does not flip a
         remembered kind. Else they count as ``CPU`` (the common case): the GIL monitor
@@ -356,8 +356,8 @@ def partly_waits(kind: TaskKind, cpu_share: float, gil_share: float | None) -> b
     """Whether items named ``kind`` from shares measured while they ran may yet turn out to be I/O-bound.
 
     Items that compute first and wait after show a CPU share that falls as they run: by
-    their middle, it can be above :attr:`Reading.compute_share` although they mostly wait. So
-    a computing kind on a share below :attr:`Reading.computing_share` is in doubt, unless the
+    their middle, it can be above ``Reading.compute_share`` although they mostly wait. So
+    a computing kind on a share below ``Reading.computing_share`` is in doubt, unless the
     GIL was held throughout (computing items that take turns for it show 0.5).
     """
     reading = READING.get()

@@ -1,4 +1,4 @@
-"""Process-wide settings (:func:`configure`)."""
+"""Process-wide settings ([`configure`][concurrency_kit.configure])."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _check_start_method(_: object, __: object, value: str | None) -> None:
 #: (a round of 1,024 warm waits of 50 ms took 96 ms, of 256 took 62 ms), so past a few
 #: hundred threads one round's dispatch is as long as the waits it overlaps. And a thread
 #: holds about 35 KiB (17-19 KiB of the process's memory measured, and its kernel stack)
-#: for as long as the shared pool keeps it (until :func:`concurrency_kit.shutdown`).
+#: for as long as the shared pool keeps it (until [`shutdown`][concurrency_kit.shutdown]).
 IO_THREADS_MAX = 512
 
 
@@ -58,7 +58,7 @@ class Config:
             program runs threads). ``None`` means the platform default.
         max_io_workers: the most threads auto mode gives an I/O-bound call, a hard
             limit; ``None`` (the default) lets the cost model choose for each call, up
-            to :data:`IO_THREADS_MAX` (512): one thread per item, unless starting
+            to ``IO_THREADS_MAX`` (512): one thread per item, unless starting
             the threads would cost more than the round of waits they save.
     """
 
@@ -70,7 +70,7 @@ class Config:
         return self.start_method or _default_start_method()
 
     def io_thread_cap(self) -> int:
-        """The most threads an I/O-bound call may get: ``max_io_workers``, or :data:`IO_THREADS_MAX`."""
+        """The most threads an I/O-bound call may get: ``max_io_workers``, or ``IO_THREADS_MAX``."""
         return IO_THREADS_MAX if self.max_io_workers is None else self.max_io_workers
 
 
@@ -90,13 +90,13 @@ def configure(*, start_method: str | object | None = _UNSET, max_io_workers: int
     """Change process-wide settings; arguments left out keep their value.
 
     A change of ``start_method`` takes effect when the process pool is next created:
-    call :func:`shutdown` first to replace a warm one.
+    call [`shutdown`][concurrency_kit.shutdown] first to replace a warm one.
 
     Args:
         start_method: ``"forkserver"``, ``"spawn"``, ``"fork"``, or ``None`` for the
             platform default.
         max_io_workers: the most threads auto mode gives an I/O-bound call (≥ 1), or
-            ``None`` to let the cost model choose, up to :data:`IO_THREADS_MAX`.
+            ``None`` to let the cost model choose, up to ``IO_THREADS_MAX``.
 
     Returns:
         The new settings.

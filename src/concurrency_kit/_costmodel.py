@@ -22,7 +22,7 @@ An executor's ping (``task_overhead``) is not one of these figures: it is the ro
 of an executor the caller gave (a Dask cluster's milliseconds, a thread pool's
 microseconds), kept for that executor, and no figure of this machine's own pools.
 
-Tests pass a model in (:func:`using_model`, or the decision's ``Question.model``).
+Tests pass a model in (``using_model``, or the decision's ``Question.model``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ __all__ = [
     "using_model",
 ]
 
-#: A machine figure's name (a field of :class:`CostModel`).
+#: A machine figure's name (a field of ``CostModel``).
 Figure = Literal["thread_start", "process_round_trip", "cold_start", "restart", "byte_cost", "process_item"]
 #: Every machine figure, in the order ``explain`` prints them.
 FIGURES: tuple[Figure, ...] = (
@@ -117,7 +117,7 @@ class CostModel:
         return "starting value" if not count else f"refined from {count} observation(s)"
 
     def figures(self) -> Iterator[tuple[Figure, float]]:
-        """Each figure's name and value, in :data:`FIGURES` order."""
+        """Each figure's name and value, in ``FIGURES`` order."""
         for figure in FIGURES:
             yield figure, getattr(self, figure)
 
@@ -262,7 +262,7 @@ _MODEL: InForce[CostModel] = InForce("cost_model", _for_the_start_method)
 def model_in_force() -> CostModel:
     """The cost model in force: the configured start method's, refined from what runs observed.
 
-    Inside a :func:`using_model` block, that block's model.
+    Inside a ``using_model`` block, that block's model.
     """
     return _MODEL.get()
 

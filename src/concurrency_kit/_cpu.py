@@ -28,7 +28,7 @@ def usable_cpus() -> int:
 
 
 def planning_cpus() -> int:
-    """:func:`usable_cpus`, as read at most :data:`_REREAD_SECONDS` ago."""
+    """[`usable_cpus`][concurrency_kit.usable_cpus], as read at most ``_REREAD_SECONDS`` ago."""
     now = time.monotonic()
     if _read and now - _read[0][0] < _REREAD_SECONDS:
         return _read[0][1]

@@ -12,8 +12,8 @@ __all__ = ["WorkerCrashedError"]
 class WorkerCrashedError(ConcurrencyKitError, BrokenProcessPool):
     """A worker process died (``os._exit``, a signal, a segfault) while running items.
 
-    Also a :class:`concurrent.futures.process.BrokenProcessPool`, so code written for
-    :mod:`concurrent.futures` still catches it. The pool is replaced; the next call
+    Also a ``concurrent.futures.process.BrokenProcessPool``, so code written for
+    ``concurrent.futures`` still catches it. The pool is replaced; the next call
     works.
 
     Attributes:

@@ -1,7 +1,7 @@
 """The stream engine: units of a call through a backend's runner, in a bounded window.
 
-One :class:`StreamEngine` runs a stream whose mode is decided; its generator,
-:meth:`StreamEngine.results`, is a loop of named steps, as CPython's
+One ``StreamEngine`` runs a stream whose mode is decided; its generator,
+``StreamEngine.results``, is a loop of named steps, as CPython's
 ``_ExecutorManagerThread.run`` is::
 
     adopt_first()           the measured units: done, or still running (the probe, a worker)
@@ -53,7 +53,7 @@ __all__ = ["Progress", "StreamEngine", "close_progress", "handing_over", "stream
 
 #: A progress callback, told ``(done, total)`` as each result is yielded.
 Progress = Callable[[int, "int | None"], object]
-#: Marks the end of a list being handed over (:func:`handing_over`).
+#: Marks the end of a list being handed over (``handing_over``).
 _END: Any = object()
 #: What a yielded outcome leaves in its place.
 _YIELDED: Outcome = (True, None)

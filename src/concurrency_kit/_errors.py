@@ -1,6 +1,6 @@
 """The errors that concurrency_kit raises.
 
-Every error of the library derives from :class:`ConcurrencyKitError`; leaves also
+Every error of the library derives from [`ConcurrencyKitError`][concurrency_kit.ConcurrencyKitError]; leaves also
 derive from the standard-library error a caller would already catch, so code written
 against ``concurrent.futures`` keeps working::
 
@@ -12,11 +12,11 @@ against ``concurrent.futures`` keeps working::
      └── TimeoutError (builtin: a call ran past its ``timeout``)
 
 ``WorkerCrashedError`` lives in ``_crash.py`` and is imported on first use, since its
-stdlib base pulls in :mod:`multiprocessing`.
+stdlib base pulls in ``multiprocessing``.
 
 An exception raised by the user's ``fn`` is never wrapped: it reaches the caller with
 its own type. In process mode it carries the worker's formatted traceback as
-``__cause__``, as :mod:`concurrent.futures` does.
+``__cause__``, as ``concurrent.futures`` does.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class ConcurrencyKitError(Exception):
 class UnpicklableTaskError(ConcurrencyKitError, TypeError):
     """The function or an item cannot be sent to a worker process.
 
-    Raised when ``mode="process"`` is forced with something :mod:`pickle` cannot
+    Raised when ``mode="process"`` is forced with something ``pickle`` cannot
     serialise by reference (a lambda, a closure, a function defined in an interactive
     session, an open file as an item). ``mode="auto"`` never raises it: it falls back to
     threads or a plain loop and says so in the plan's reason.

@@ -1,6 +1,6 @@
 """``python -m concurrency_kit explain MODULE:FUNCTION [ITEMS...]``: why auto chose what it chose.
 
-The command imports the function, plans it with :func:`concurrency_kit.plan` on the
+The command imports the function, plans it with [`plan`][concurrency_kit.plan] on the
 items given (or ``range(N)``), and prints the plan with the estimates the cost model
 weighed: the plain loop and each pool it could pick for what was measured (the
 candidates of ``_choose.weigh``), the chosen one marked and why each other lost; then the
@@ -65,7 +65,7 @@ def load_function(target: str) -> Callable[..., Any]:
     """Import ``MODULE:FUNCTION`` (``FUNCTION`` may be dotted: ``Class.method``) and return it.
 
     The current directory is importable, as under ``python -m``: it goes first on
-    :data:`sys.path` when it is not there.
+    ``sys.path`` when it is not there.
 
     Args:
         target: ``"package.module:function"``.
@@ -123,11 +123,11 @@ def explain(  # noqa: PLR0913 - the command's options, by name
         items: its items.
         out: where the text goes.
         name: how to call the function in the text (its ``MODULE:FUNCTION``).
-        mode: as :func:`concurrency_kit.plan` takes it.
-        workers: as :func:`concurrency_kit.plan` takes it.
+        mode: as [`plan`][concurrency_kit.plan] takes it.
+        workers: as [`plan`][concurrency_kit.plan] takes it.
 
     Raises:
-        UsageError: :func:`concurrency_kit.plan` rejected the arguments (a
+        UsageError: [`plan`][concurrency_kit.plan] rejected the arguments (a
             ``TypeError`` or ``ValueError``, such as a coroutine function with a mode
             that would not await it), named in the message.
     """

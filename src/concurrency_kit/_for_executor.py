@@ -37,7 +37,7 @@ __all__ = ["for_executor"]
 def for_executor(q: Question, executor: Executor) -> Decided:
     """How a call runs through ``executor``: the first items timed here, then chunks sized for its task overhead.
 
-    The items run in the calling thread for :attr:`DecisionPolicy.executor_check_seconds` (at least
+    The items run in the calling thread for ``DecisionPolicy.executor_check_seconds`` (at least
     one), as a loop would; their results are kept. Not for a function an earlier call
     measured (its item time sizes the tasks: a size off by a few times costs a few per
     cent of overhead, while an item timed here takes a CPU, and time, from the
@@ -85,10 +85,10 @@ def for_executor(q: Question, executor: Executor) -> Decided:
 def _time_first_items(
     q: Question, executor: Executor, workers: int
 ) -> tuple[Measurement, tuple[tuple[Unit, Future[Any]], ...]]:
-    """Time the first items here, for :attr:`DecisionPolicy.executor_check_seconds` (one at least).
+    """Time the first items here, for ``DecisionPolicy.executor_check_seconds`` (one at least).
 
     While the first item runs here, the executor need not wait: if it is still running
-    after :attr:`DecisionPolicy.executor_check_seconds`, the next ``workers`` items go to the executor
+    after ``DecisionPolicy.executor_check_seconds``, the next ``workers`` items go to the executor
     as tasks of one item each (long items: a task each is the right size anyway), and
     the measurement is that first item. Returns the measurement and those tasks.
     """

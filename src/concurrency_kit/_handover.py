@@ -1,15 +1,15 @@
 """What a decided call hands its run: the measured items, and the work still under way.
 
 The decision's steps run the first items to measure them; their results are kept, so
-that ``fn`` runs once per item. A :class:`Handover` carries what the steps left: the
+that ``fn`` runs once per item. A ``Handover`` carries what the steps left: the
 outcomes of the measured items, the probe's threads still running some
-(:class:`Measuring`), the first item still running in a worker process, the items sent
-ahead to an executor. The run takes it once (:meth:`Handover.take`); a second run of
+(``Measuring``), the first item still running in a worker process, the items sent
+ahead to an executor. The run takes it once (``Handover.take``); a second run of
 the same plan starts afresh, with the whole timeout.
 
 The run never asks how the mode was chosen: the decision hands it a
-:class:`Measuring` to wait for, and to tell, once the measured items are done, how the
-run went (:class:`RunFacts`) — the decision learns from that, the run does not.
+``Measuring`` to wait for, and to tell, once the measured items are done, how the
+run went (``RunFacts``) — the decision learns from that, the run does not.
 """
 
 from __future__ import annotations

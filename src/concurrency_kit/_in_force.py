@@ -14,9 +14,9 @@ T = TypeVar("T")
 
 @final
 class InForce(Generic[T]):
-    """The value in force: that of the innermost :meth:`using` block around the caller, else ``default()``.
+    """The value in force: that of the innermost ``using`` block around the caller, else ``default()``.
 
-    The scope is a :mod:`contextvars` one, as :func:`concurrency_kit.use_executor`'s: it
+    The scope is a ``contextvars`` one, as [`use_executor`][concurrency_kit.use_executor]'s: it
     covers this thread and what is started in a copy of its context.
     """
 

@@ -14,7 +14,7 @@ preparation data leaves the main module out; the pools decide which (``_pools``)
 The preparation data is sent by a private method of multiprocessing, which this module
 repeats (``Popen._launch`` of ``multiprocessing.popen_forkserver``), so it is used only
 on the CPython versions whose launch it was checked against, 3.11 to 3.13; elsewhere
-:func:`forkserver_context_without_main` returns ``None`` and workers import the main
+``forkserver_context_without_main`` returns ``None`` and workers import the main
 module as usual. The forkserver preloads this module: a worker unpickles its own
 process object, whose class is defined here.
 """
@@ -66,7 +66,7 @@ if sys.platform != "win32" and sys.version_info < (3, 14):
             self.pid = forkserver.read_signed(self.sentinel)
 
     class _ProcessWithoutMain(context.ForkServerProcess):
-        """A forkserver's worker process launched by :class:`_PopenWithoutMain`."""
+        """A forkserver's worker process launched by ``_PopenWithoutMain``."""
 
         @staticmethod
         def _Popen(process_obj: Any) -> Any:  # noqa: N802 - multiprocessing's name

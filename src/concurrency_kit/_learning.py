@@ -2,18 +2,18 @@
 
 A call observes its function's items three ways, each a *lesson*:
 
-- :class:`Measured`: the decision's steps timed the first items exactly (the calling
+- ``Measured``: the decision's steps timed the first items exactly (the calling
   thread's check, a worker, a probe whose items all finished);
-- :class:`Finished`: the probe's figures were lower bounds when the plan was made (items
+- ``Finished``: the probe's figures were lower bounds when the plan was made (items
   were still running); the run, once those items are done, reports their final figures
   and, for waiting items in a pool, how the whole call went;
-- :class:`LoopKept`: the cost model chose a loop on the remembered figures, a verdict the
+- ``LoopKept``: the cost model chose a loop on the remembered figures, a verdict the
   next calls of no more items can reuse without asking it again.
 
-:func:`learn` turns a lesson into what :mod:`._memory` keeps, and nothing else writes
-there. :class:`ProbeLeft` is how the run reports a :class:`Finished` lesson without knowing
+``learn`` turns a lesson into what ``._memory`` keeps, and nothing else writes
+there. ``ProbeLeft`` is how the run reports a ``Finished`` lesson without knowing
 about memory. The estimates the cost model takes from a measurement and a memory
-(:func:`estimated_item_seconds`, :func:`estimated_item_cpu`) are here too: what is kept
+(``estimated_item_seconds``, ``estimated_item_cpu``) are here too: what is kept
 is what they read.
 """
 
@@ -85,7 +85,7 @@ class Measured:
 @final
 @attrs.frozen
 class PoolRun:
-    """How a call of waiting items went in a pool, for their own length (see :func:`_own_length`).
+    """How a call of waiting items went in a pool, for their own length (see ``_own_length``).
 
     Attributes:
         mode: the pool's mode, ``"thread"`` or ``"process"`` (another says nothing).
@@ -112,7 +112,7 @@ class Finished:
     """The final figures of items the plan was made on while they ran (lower bounds then).
 
     Attributes:
-        kind: the kind the call ran them as (re-read from these figures, see :func:`_final_kind`).
+        kind: the kind the call ran them as (re-read from these figures, see ``_final_kind``).
         measurement: their figures now that they are done.
         pool: for waiting items run in a pool, how the call went; else ``None``.
     """
@@ -138,9 +138,9 @@ Lesson = Measured | Finished | LoopKept
 def learn(fn: Callable[..., Any], lesson: Lesson) -> Memo | None:
     """Remember what ``lesson`` says of ``fn`` for its next calls; return what is kept now.
 
-    The one function that writes memory. A :class:`Measured` lesson that changes nothing
+    The one function that writes memory. A ``Measured`` lesson that changes nothing
     that matters (the kind, a kept verdict, the pool, the times within
-    :attr:`Remembering.same_time`) is not written: a tiny call would pay more for the write than
+    ``Remembering.same_time``) is not written: a tiny call would pay more for the write than
     for its decision.
     """
     if isinstance(lesson, LoopKept):
@@ -214,7 +214,7 @@ def _own_length(memo: Memo, earlier: Memo | None, pool: PoolRun) -> Memo:
 
     In processes, an item's own length is the probe items' wall time, or, when the
     pool was warm, the call's time per round of chunks if longer (which counts every
-    item, not only the first ones, and what it cost to send them): :attr:`Memo.item_alone`.
+    item, not only the first ones, and what it cost to send them): ``Memo.item_alone``.
 
     In threads, a probe item's wall time counts the turns it waited for the GIL while
     the other threads' items computed. While they take turns, the GIL runs their
@@ -241,7 +241,7 @@ def _own_length(memo: Memo, earlier: Memo | None, pool: PoolRun) -> Memo:
 
 
 def _in_processes(mode: str, earlier: Memo | None) -> bool:
-    """:attr:`Memo.in_processes` of I/O-bound items after a call that ran them in ``mode``.
+    """``Memo.in_processes`` of I/O-bound items after a call that ran them in ``mode``.
 
     A pool's mode is the answer; a call run in the calling thread tells nothing of which
     pool wins, so the last pool's (``earlier``'s) stands.
@@ -260,7 +260,7 @@ def estimated_item_seconds(kind: TaskKind, m: Measurement, memo: Memo | None = N
     take about 2·L in all. So the mean is scaled by 1 + (share of items still running):
     2 when none has finished, unless an earlier call measured items of this kind longer,
     and close to 1 when most have. I/O items are never taken shorter than a call in
-    processes measured them (:attr:`Memo.item_alone`): the first items can be short
+    processes measured them (``Memo.item_alone``): the first items can be short
     ones.
     """
     seconds = m.item_wall if kind is TaskKind.IO else max(m.item_cpu, m.item_wall / PROBING.get().threads)
@@ -289,7 +289,7 @@ def estimated_item_cpu(kind: TaskKind, m: Measurement, memo: Memo | None = None)
 class ProbeLeft:
     """The probe's threads still running measured items, as the run takes them over (a ``Measuring``).
 
-    When they are done, the run says so (:meth:`finished`): a plan made on lower bounds
+    When they are done, the run says so (``finished``): a plan made on lower bounds
     (items still running) learns their final figures then.
     """
 

@@ -124,6 +124,6 @@ def recall(fn: Callable[..., Any]) -> Memo | None:
 
 
 def forget_all() -> None:
-    """Forget every function (tests, and :func:`concurrency_kit.shutdown`)."""
+    """Forget every function (tests, and [`shutdown`][concurrency_kit.shutdown])."""
     with _lock:
         _memos.clear()

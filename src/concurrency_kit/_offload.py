@@ -46,9 +46,9 @@ async def _next_of(source: AsyncIterator[Any]) -> Any:
 class Offloaded:
     """The results of ``open_stream(stop, items)``, a synchronous stream driven in a thread, for an event loop.
 
-    The driver starts with the first :meth:`next_batch`. ``mode`` and ``reason`` are the
-    stream's, once it is planned (``None`` before). Read with :meth:`next_batch` until it
-    returns an empty list; :meth:`aclose` stops the stream and waits for the driver.
+    The driver starts with the first ``next_batch``. ``mode`` and ``reason`` are the
+    stream's, once it is planned (``None`` before). Read with ``next_batch`` until it
+    returns an empty list; ``aclose`` stops the stream and waits for the driver.
     """
 
     def __init__(

@@ -2,9 +2,9 @@
 
 Every public call (``run_parallel``, ``iter_parallel``, ``plan``, ``arun_parallel``,
 ``aiter_parallel``, ``AutoExecutor.map``) turns its keyword arguments into one
-:class:`CallOptions` with :func:`call_options`; the decision and the run read it, and
+``CallOptions`` with ``call_options``; the decision and the run read it, and
 nothing below the façade checks an argument again. The type aliases the public
-signatures share (:data:`ModeName`, :data:`ClassifierFn`, :data:`ProgressOption`) are
+signatures share (``ModeName``, ``ClassifierFn``, ``ProgressOption``) are
 defined here, once.
 """
 

@@ -1,8 +1,8 @@
 """Where a call's results land, and how its items are handed out.
 
-:class:`Outcomes` holds one slot per item; :class:`Feed` hands out the indices of a
-span of items, each once, to whichever workers ask, and :func:`run_span` runs a span
-into the outcomes (:func:`run_items` runs items that nothing else can take). The probe
+``Outcomes`` holds one slot per item; ``Feed`` hands out the indices of a
+span of items, each once, to whichever workers ask, and ``run_span`` runs a span
+into the outcomes (``run_items`` runs items that nothing else can take). The probe
 and then a backend each draw from a feed of their own over the same outcomes, so no
 item runs twice.
 
@@ -82,9 +82,9 @@ class Outcomes:
     def __init__(self, total: int, *, collect: bool = False, in_order: bool = False, partial: bool = False) -> None:
         """Slots for ``total`` items.
 
-        With ``in_order`` (not with ``collect``), :attr:`values` starts empty and grows
+        With ``in_order`` (not with ``collect``), ``values`` starts empty and grows
         as in-order feeds run their spans, until a feed that may write out of order
-        makes it dense (:meth:`dense`). With ``partial``, the results of a span before
+        makes it dense (``dense``). With ``partial``, the results of a span before
         its failure are kept too (a stream yields them), not only which item failed.
         """
         self.total = total
@@ -101,7 +101,7 @@ class Outcomes:
         return len(self.values) < self.total
 
     def dense(self) -> list[Any]:
-        """Give every item its slot (:data:`EMPTY` until written), in place; the values."""
+        """Give every item its slot (``EMPTY`` until written), in place; the values."""
         with self._lock:
             values = self.values
             if len(values) < self.total:
@@ -154,7 +154,7 @@ class Feed:
         self.next = start
         self.stop_at = stop
         self.stopped = False
-        #: CPU seconds the threads that drained it spent, where they say (:meth:`spent`).
+        #: CPU seconds the threads that drained it spent, where they say (``spent``).
         self.cpu = 0.0
         self._lock = threading.Lock()
 
@@ -339,7 +339,7 @@ def _extend(fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, 
 
 
 def _extend_kept(fn: Callable[[Any], Any], items: Sequence[Any], outcomes: Outcomes, index: int, stop: int) -> bool:
-    """:func:`_extend` for partial outcomes: on a failure, the results before it stay.
+    """``_extend`` for partial outcomes: on a failure, the results before it stay.
 
     ``list.extend`` keeps what it appended before its iterator raised, so the span runs
     at ``map``'s speed and the failing item is the one after the last result.

@@ -4,7 +4,7 @@ Functions go by reference (module and name), as the standard pickle sends them. 
 cloudpickle is installed (``pip install "concurrency_kit[cloudpickle]"``), a function
 the standard pickle cannot send that way — a lambda, a closure, a function defined in
 ``__main__``, a notebook cell or an interactive session — goes by value instead:
-cloudpickle's bytes, wrapped in :class:`ByValue`, which the worker unpickles (it needs
+cloudpickle's bytes, wrapped in ``ByValue``, which the worker unpickles (it needs
 cloudpickle installed too, as a pool of this machine's processes has). Items and
 results always go through the standard pickle.
 """
@@ -67,7 +67,7 @@ def _interactive_main(fn: Any) -> bool:
 
 
 def sendable(fn: Any) -> Any:
-    """What goes to a worker in ``fn``'s place: ``fn`` itself, or a :class:`ByValue` of it.
+    """What goes to a worker in ``fn``'s place: ``fn`` itself, or a ``ByValue`` of it.
 
     By value (with cloudpickle installed) when the standard pickle cannot send it by
     reference, or it lives in ``__main__``: workers then need not import the main

@@ -43,7 +43,7 @@ def render(reason: Reason) -> str:
 @final
 @attrs.frozen
 class Choice:
-    """A mode with its sizing and the reason for it (``why``, written by :attr:`reason`)."""
+    """A mode with its sizing and the reason for it (``why``, written by ``reason``)."""
 
     mode: Mode
     workers: int
@@ -107,13 +107,13 @@ class MeasuredItems:
 class Plan(Generic[R]):
     """How a call will run, and why.
 
-    Made by :func:`concurrency_kit.plan`; ``run()`` carries it out. Items the
+    Made by [`plan`][concurrency_kit.plan]; ``run()`` carries it out. Items the
     measurement already ran are not run again: the first ``run()`` returns their kept
     results in their place. A later ``run()`` runs every item again in this plan's mode.
 
     Attributes:
         mode: ``"serial"``, ``"thread"``, ``"process"``, ``"executor"`` (an
-            executor the caller gave, ``executor=`` or :func:`use_executor`), or
+            executor the caller gave, ``executor=`` or [`use_executor`][concurrency_kit.use_executor]), or
             ``"async"`` (coroutines on an event loop).
         kind: the task's kind; ``None`` only when the caller forced a mode and nothing
             declared one.
@@ -123,7 +123,7 @@ class Plan(Generic[R]):
             chunks are smaller).
         reason: why, with the figures measured.
         measurement: what the probe measured, or ``None`` when nothing was measured.
-        measured: the items the measuring ran and their results (see :class:`MeasuredItems`).
+        measured: the items the measuring ran and their results (see ``MeasuredItems``).
     """
 
     mode: Mode
@@ -134,7 +134,7 @@ class Plan(Generic[R]):
     measurement: Measurement | None = None
     #: Runs the plan's call at this sizing (the run layer's, given by the façade).
     _runner: Callable[[Sizing], list[Any]] | None = attrs.field(default=None, repr=False, eq=False, alias="runner")
-    #: What the measuring left to the run (read here for :attr:`measured` only).
+    #: What the measuring left to the run (read here for ``measured`` only).
     _handover: Handover | None = attrs.field(default=None, repr=False, eq=False, alias="handover")
 
     @property
@@ -172,10 +172,10 @@ class Plan(Generic[R]):
             Exception: the first exception raised by ``fn``, with its own type and a
                 note naming the item (unless the plan collects exceptions).
             TimeoutError: the call's ``timeout`` passed.
-            WorkerCrashedError: a worker process died (see :func:`run_parallel`).
+            WorkerCrashedError: a worker process died (see [`run_parallel`][concurrency_kit.run_parallel]).
             UnpicklableTaskError: ``mode="process"`` was forced and the function or an
                 item cannot be pickled (auto falls back to a loop instead).
-            RuntimeError: the plan was not made by :func:`concurrency_kit.plan`.
+            RuntimeError: the plan was not made by [`plan`][concurrency_kit.plan].
         """
         if self._runner is None:
             raise RuntimeError("this Plan has nothing to run: make plans with concurrency_kit.plan()")

@@ -39,7 +39,7 @@ __all__ = ["STREAM_HEAD", "UNSIZED_ITEMS", "Planned", "open_iter", "plan_call", 
 def plan_sequence(
     fn: Callable[[Any], Any], sequence: Sequence[Any], options: CallOptions, expected: int | None = None
 ) -> Plan[Any]:
-    """:func:`plan`, on arguments already checked, for the items of ``sequence`` (see :func:`plan_call`)."""
+    """``plan``, on arguments already checked, for the items of ``sequence`` (see ``plan_call``)."""
     return plan_call(fn, sequence, options, expected)[0]
 
 
@@ -201,7 +201,7 @@ def open_iter(
     iterator: Iterator[Any] | None,
     stop: Future[None] | None = None,
 ) -> ResultStream[Any]:
-    """:func:`iter_parallel` on checked options.
+    """[`iter_parallel`][concurrency_kit.iter_parallel] on checked options.
 
     Args:
         fn: the function.

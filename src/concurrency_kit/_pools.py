@@ -198,7 +198,7 @@ def submit_to_processes(
 
     As with threads, a pool replaced meanwhile hands the task on to the current one;
     work already queued on the old pool still completes there. ``main``: the task
-    needs workers that import the main module (see :func:`needs_main`).
+    needs workers that import the main module (see ``needs_main``).
 
     Raises:
         BrokenProcessPool: the pool broke (a worker died) before it took the task; it
@@ -243,7 +243,7 @@ def new_process_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def check_main_guard(*, main: bool) -> None:
-    """Raise :class:`MainGuardMissingError` where workers importing the main module would run the script again.
+    """Raise ``MainGuardMissingError`` where workers importing the main module would run the script again.
 
     ``main``: the task needs the main module. ``spawn`` workers import it whatever the
     task; ``forkserver`` workers only for a task that needs it; ``fork`` workers never
@@ -282,7 +282,7 @@ def process_pool_ready(workers: int, *, main: bool = False) -> bool:
 
 
 def process_pool_ready_for(workers: int, fn: Callable[..., Any]) -> bool:
-    """:func:`process_pool_ready`, for ``fn``: with workers that import the main module if it needs them."""
+    """``process_pool_ready``, for ``fn``: with workers that import the main module if it needs them."""
     return process_pool_ready(workers, main=needs_main(pickled(sendable(fn))))
 
 
@@ -313,7 +313,7 @@ def process_pool(workers: int, generation: int | None = None, *, main: bool = Fa
 
     Args:
         workers: the fewest workers the pool must have.
-        generation: with a value, make a pool only if :func:`shutdown` has not been
+        generation: with a value, make a pool only if [`shutdown`][concurrency_kit.shutdown] has not been
             called since that generation was read (returns ``None`` otherwise).
         main: the pool's workers must import the main module. A pool replaced for
             that keeps its size, and later pools keep importing it (a program whose
@@ -395,7 +395,7 @@ WARM_UP_POLL_SECONDS = 0.05
 
 
 def _waited(futures: list[Future[Any]], generation: int, return_when: str) -> bool:
-    """Wait for ``futures`` (``return_when`` as :func:`concurrent.futures.wait`); ``False`` once a shutdown began.
+    """Wait for ``futures`` (``return_when`` as ``concurrent.futures.wait``); ``False`` once a shutdown began.
 
     A pool killed or shut down as the interpreter exits may never settle its tasks' futures
     (its manager thread can no longer start): a warm-up must not wait for them for ever,
@@ -433,7 +433,7 @@ def _warm_up(
     (every worker was started by then, by the first round's submissions).
 
     One round of ``workers`` tasks is not enough: the first worker up can take them all
-    while another is still starting. Stops, returning ``False``, once :func:`shutdown`
+    while another is still starting. Stops, returning ``False``, once [`shutdown`][concurrency_kit.shutdown]
     (or the interpreter's exit) has begun: a submission then could start workers that
     nothing waits for. Returns whether every worker answered.
 
@@ -472,7 +472,7 @@ QUICK_SWITCH_INTERVAL = 0.001
 
 @contextlib.contextmanager
 def _quick_switches() -> Generator[Callable[[], None], None, None]:
-    """Lower the GIL switch interval to :data:`QUICK_SWITCH_INTERVAL` meanwhile.
+    """Lower the GIL switch interval to ``QUICK_SWITCH_INTERVAL`` meanwhile.
 
     Put back at the end, or sooner by calling the function yielded; unless somebody set
     another meanwhile (theirs then stands).
@@ -496,7 +496,7 @@ def _quick_switches() -> Generator[Callable[[], None], None, None]:
 class Prestart(threading.Thread):
     """The thread that starts and warms a process pool in the background.
 
-    Its :attr:`up` event says when work sent to the pool is taken at once: a first
+    Its ``up`` event says when work sent to the pool is taken at once: a first
     worker has answered (the others may still be starting), or the pre-start is over
     (whatever became of it).
     """
@@ -616,7 +616,7 @@ def kill_process_pool(pool: ProcessPoolExecutor) -> None:
     """Kill ``pool``'s workers at once and forget it (after a timeout or Ctrl-C).
 
     Every worker goes: a ``ProcessPoolExecutor`` breaks when any one of its workers
-    dies, so it cannot be done for one call's workers alone. :func:`was_killed` then
+    dies, so it cannot be done for one call's workers alone. ``was_killed`` then
     tells other calls that lost chunks there to send them again. Python 3.14 has
     ``ProcessPoolExecutor.kill_workers()``; before it the worker processes are only
     reachable through the executor's ``_processes`` mapping, read defensively here.
@@ -676,9 +676,9 @@ def _parent_watch() -> Connection:
 
     This process holds the only write end: the kernel closes it when the process dies,
     however it dies, and every worker watching the read end then ends itself (see
-    :func:`~concurrency_kit._worker.watch_parent`). Both ends are not inherited by
+    ``watch_parent``). Both ends are not inherited by
     programs it executes; a child it forks closes its copy of the write end
-    (:func:`_forget_after_fork`). Called under ``_shared.lock``.
+    (``_forget_after_fork``). Called under ``_shared.lock``.
     """
     if _shared.parent_watch is None:
         _shared.parent_watch = multiprocessing.Pipe(duplex=False)
@@ -692,7 +692,7 @@ def stop_board() -> Board:
 
 
 def _board() -> Board:
-    """:func:`stop_board`, called under ``_shared.lock``."""
+    """``stop_board``, called under ``_shared.lock``."""
     if _shared.board is None:
         _shared.board = Board()
     return _shared.board

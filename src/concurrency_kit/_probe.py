@@ -11,7 +11,7 @@ thread waiting on I/O or computing in C with the GIL released lets it wake on ti
 The probe stops once it has a clear picture (a minimum window and a few GIL samples),
 as soon as the remaining work is too small to be worth a pool, or when the input runs
 out. Items already taken keep running to completion in the probe threads; their
-results stay in the call's :class:`~concurrency_kit._outcomes.Outcomes`, so nothing is
+results stay in the call's ``Outcomes``, so nothing is
 run twice.
 """
 
@@ -236,9 +236,9 @@ class ProbeRun:
         return self.resume_at - self.measurement.items
 
     def final(self) -> Measurement:
-        """The figures of every item the probe took, once :meth:`join` said they are done.
+        """The figures of every item the probe took, once ``join`` said they are done.
 
-        Exact where :attr:`measurement` may have been a lower bound (items still running).
+        Exact where ``measurement`` may have been a lower bound (items still running).
         """
         return self._monitor.measure(self.measurement.items)
 
@@ -264,7 +264,7 @@ class _Monitor:
         Throughout means items were running both when the wait began and after it: a
         probe thread that ran out of items meanwhile may have left the GIL free for
         reasons that say nothing about the items. A tick during which both probe
-        threads ran items also counts their CPU time (see :attr:`Measurement.parallelism`).
+        threads ran items also counts their CPU time (see ``Measurement.parallelism``).
         """
         busy = any(slot.busy for slot in self.slots)
         interval, late_fraction = sys.getswitchinterval(), READING.get().late_fraction
@@ -381,7 +381,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
         settled: asked, once the window is over, whether a measurement whose items
             are still running is enough to decide on. While it says no, the probe
             takes no new items but keeps watching the running ones, until they finish.
-        enough: asked at every tick from :attr:`ProbePolicy.quick_window` on whether the figures so
+        enough: asked at every tick from ``ProbePolicy.quick_window`` on whether the figures so
             far are enough to decide on; yes ends the probe at once.
         threads: how many probe threads may run items (the second joins once the
             monitor has seen the GIL free while items ran); one when the items are

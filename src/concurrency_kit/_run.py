@@ -1,6 +1,6 @@
 """A decided call's run: the rest of a list through its backend, or a stream through the engine.
 
-Both take over what the measuring left (a :class:`~concurrency_kit._handover.Handover`,
+Both take over what the measuring left (a ``Handover``,
 taken once): the items it ran, the probe's threads still running some, the first item
 still in a worker process.
 
@@ -128,7 +128,7 @@ def _on_private_loop(  # noqa: PLR0913 - the stream's shape, by name
 
 
 def _through_executor(handover: Handover, sizing: Sizing) -> list[Any]:
-    """:func:`execute` on an executor: the stream, drained (the items it measured first).
+    """``execute`` on an executor: the stream, drained (the items it measured first).
 
     A second ``run()`` streams every item again, with the whole timeout.
     """

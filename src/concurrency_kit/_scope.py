@@ -19,7 +19,7 @@ _executor: ContextVar[Executor | None] = ContextVar("concurrency_kit.executor", 
 def use_executor(executor: E) -> Generator[E, None, None]:
     """Run every auto call inside the block on ``executor``, as if each passed ``executor=executor``.
 
-    The scope is a :mod:`contextvars` one: it covers this thread, and the asyncio tasks
+    The scope is a ``contextvars`` one: it covers this thread, and the asyncio tasks
     and ``contextvars.copy_context().run`` calls started from it (a thread started
     inside the block sees it only when started in a copy of the context, as
     ``asyncio.to_thread`` does). Calls with an explicit ``mode=`` other than ``"auto"``
@@ -28,7 +28,7 @@ def use_executor(executor: E) -> Generator[E, None, None]:
     concurrency_kit).
 
     Args:
-        executor: any :class:`concurrent.futures.Executor` (a Dask client's
+        executor: any ``concurrent.futures.Executor`` (a Dask client's
             ``get_executor()``, loky's ``get_reusable_executor()``, a pool of your own).
 
     Yields:
@@ -46,7 +46,7 @@ def use_executor(executor: E) -> Generator[E, None, None]:
 
 
 def current_executor() -> Executor | None:
-    """The executor of the innermost :func:`use_executor` block around this call, if any."""
+    """The executor of the innermost [`use_executor`][concurrency_kit.use_executor] block around this call, if any."""
     return _executor.get()
 
 

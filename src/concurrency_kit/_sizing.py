@@ -2,7 +2,7 @@
 
 Auto's pools are sized here from the item time measured (``_choose`` weighs them); a
 forced mode, a call of coroutines and a call through an executor are sized here alone.
-The policy numbers are the fields of :class:`Sizing`, each with its reason.
+The policy numbers are the fields of ``Sizing``, each with its reason.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ SIZING = Sizing()
 
 
 def chunks(count: int, workers: int, item_seconds: float, target: float, sizing: Sizing = SIZING) -> int:
-    """Items per chunk: about ``target`` seconds, yet :attr:`Sizing.chunks_per_worker` chunks a worker at least."""
+    """Items per chunk: about ``target`` seconds, yet ``Sizing.chunks_per_worker`` chunks a worker at least."""
     if count <= 0:
         return 1
     by_time = math.ceil(target / item_seconds) if item_seconds > 0 else count
@@ -111,7 +111,7 @@ def forced_choice(  # noqa: PLR0913 - every input, by name
 
 
 def async_choice(*, count: int | None, workers: int | None, why: str, sizing: Sizing = SIZING) -> Choice:
-    """Size a call of coroutines: ``workers`` (default :attr:`Sizing.async_workers`) at a time, an item each.
+    """Size a call of coroutines: ``workers`` (default ``Sizing.async_workers``) at a time, an item each.
 
     ``count``: how many items, where known; ``why``: why the call is async, for the reason.
     """
@@ -141,9 +141,9 @@ def executor_choice(  # noqa: PLR0913 - every input of the rule, by name
 ) -> Choice:
     """Size a call through an executor (``name``, its type) of ``workers`` slots.
 
-    A chunk carries :attr:`Sizing.task_work_per_overhead` times the task ``overhead`` in
+    A chunk carries ``Sizing.task_work_per_overhead`` times the task ``overhead`` in
     work, at ``item_seconds`` per item, and every slot gets
-    :attr:`Sizing.chunks_per_worker` chunks at least, to balance load; without an item
+    ``Sizing.chunks_per_worker`` chunks at least, to balance load; without an item
     time (nothing measured), a task an item. ``measured``: what the item time came
     from, for the reason.
     """

@@ -13,13 +13,13 @@ reads the failure. In input order, the items before a failure still run (they ar
 yielded before it is raised); none after it starts. It falls to -1 when the stream ends
 (closed, timed out, failed): nothing of the stream starts after that.
 
-Threads share a :class:`ThreadToken`. Worker processes share a :class:`Board`: memory
+Threads share a ``ThreadToken``. Worker processes share a ``Board``: memory
 made once per process and handed to every worker of its pools as it starts. A stream's
-:class:`ProcessToken` is a slot of it: two 64-bit marks, one written by the stream, one
+``ProcessToken`` is a slot of it: two 64-bit marks, one written by the stream, one
 by its workers (so that neither overwrites a lower mark the other set), and a flag byte,
 set once either mark falls. Before each item a worker reads the flag (a byte that is
 read as a small int: a few nanoseconds), and the marks only once it is set
-(:func:`~concurrency_kit._worker.run_pickled_chunk`). A slot is free again once every
+(``run_pickled_chunk``). A slot is free again once every
 unit the stream sent has finished. A stream that finds every slot taken runs without
 one: its queued units then start after an error, as a bare ``ProcessPoolExecutor``'s
 would.
@@ -45,7 +45,7 @@ BOARD_SLOTS = 1024
 
 @final
 class ThreadToken:
-    """The mark shared by a stream and the threads running its units: items after :attr:`last` do not start."""
+    """The mark shared by a stream and the threads running its units: items after ``last`` do not start."""
 
     __slots__ = ("_lock", "last")
 

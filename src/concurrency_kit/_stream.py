@@ -85,13 +85,13 @@ def loop(  # noqa: PLR0913 - the loop's inputs, by name
     deadline: float | None,
     stop: Future[None] | None = None,
 ) -> Iterator[Any]:
-    """:func:`stream` in this thread: the first units' outcomes, then ``fn`` of each item of ``rest``, one at a time.
+    """``stream`` in this thread: the first units' outcomes, then ``fn`` of each item of ``rest``, one at a time.
 
     ``items``: the input, when it is a list, tuple or range: ``rest`` is then an
     iterator over it from ``start`` on, whose length hint tells which item failed, and
     the items run as ``map`` runs them, their results taken in runs of one type
     (``itertools.groupby``: no step of ours per result). Else each item is counted as
-    it is taken. ``stop``: as :func:`stream` takes it, seen between items.
+    it is taken. ``stop``: as ``stream`` takes it, seen between items.
 
     Every result is checked: an awaitable means ``fn`` is a coroutine function in
     disguise, a ``TypeError`` raised in its place (after the results before it).
@@ -133,7 +133,7 @@ def _measured(  # noqa: PLR0913, PLR0917 - loop()'s, for its first units
     deadline: float | None,
     stop: Future[None] | None,
 ) -> Generator[Any, None, int]:
-    """:func:`loop`'s first units: the measured items, already run (the probe's threads may still run some).
+    """``loop``'s first units: the measured items, already run (the probe's threads may still run some).
 
     Returns how many results it yielded.
     """
@@ -184,7 +184,7 @@ def _checked(  # noqa: PLR0913, PLR0917 - loop()'s, item by item
     deadline: float | None,
     stop: Future[None] | None = None,
 ) -> Generator[Any, None, int]:
-    """:func:`loop`'s items one at a time, counted, with the clock read, progress told and ``stop`` seen where given.
+    """``loop``'s items one at a time, counted, with the clock read, progress told and ``stop`` seen where given.
 
     Each result waits in ``box`` and leaves it as it is yielded: the generator keeps no
     reference to a result the consumer has. Each is checked: its type is the one before,
@@ -216,12 +216,12 @@ def _checked(  # noqa: PLR0913, PLR0917 - loop()'s, item by item
 
 @final
 class ResultStream(chain[R]):
-    """The results of :func:`~concurrency_kit.iter_parallel`, as they come.
+    """The results of [`iter_parallel`][concurrency_kit.iter_parallel], as they come.
 
     An iterator: ``iter(stream) is stream``, and iterating it yields the results at a
-    generator's speed (it is an :class:`itertools.chain` of the one generator that runs
+    generator's speed (it is an ``itertools.chain`` of the one generator that runs
     the stream, so each step is the generator's own, with no Python call of ours). It
-    has :meth:`close`; as a context manager, leaving the ``with`` block closes it.
+    has ``close``; as a context manager, leaving the ``with`` block closes it.
     Closing it, or dropping the last reference to it, stops taking items from the
     input, cancels what has not started and kills the worker processes running its items.
 

@@ -82,7 +82,7 @@ def init_process_worker(parent: Connection | None = None, stop_board: Any = None
 
     Args:
         parent: the read end of a pipe whose write end only the parent process holds
-            (see :func:`watch_parent`); ``None`` to watch nothing.
+            (see ``watch_parent``); ``None`` to watch nothing.
         stop_board: the memory of the parent's stop tokens (a
             ``multiprocessing.heap.BufferWrapper``, see ``_stop_tokens.Board``), read
             before each item of a chunk that names a slot.

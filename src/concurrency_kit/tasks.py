@@ -3,12 +3,12 @@
 Every task is a module-level function, so it pickles by reference and runs in worker
 processes. Each stands for one kind of work:
 
-- :func:`factorize` and :func:`gcd`: pure-Python arithmetic that holds the GIL (``cpu``).
-- :func:`slow_systemcall`: a blocking system call, ``select`` for 0.1 s (``io``).
-- :func:`run_child`: waiting on a child process, as with :mod:`subprocess` (``io``).
-- :func:`derive_key`: PBKDF2 from :mod:`hashlib`, C code that releases the GIL
+- ``factorize`` and ``gcd``: pure-Python arithmetic that holds the GIL (``cpu``).
+- ``slow_systemcall``: a blocking system call, ``select`` for 0.1 s (``io``).
+- ``run_child``: waiting on a child process, as with ``subprocess`` (``io``).
+- ``derive_key``: PBKDF2 from ``hashlib``, C code that releases the GIL
   (``gil_free``).
-- :func:`square`: far too little work to be worth any pool.
+- ``square``: far too little work to be worth any pool.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ __all__ = [
 #: The numbers the seed chapter factorises.
 SEED_NUMBERS = [2139079, 1214759, 1516637, 1852285]
 
-#: Pairs for :func:`gcd`, large enough that the naive search takes a while.
+#: Pairs for ``gcd``, large enough that the naive search takes a while.
 GCD_PAIRS = [
     (1963309, 2265973),
     (2030677, 3814172),

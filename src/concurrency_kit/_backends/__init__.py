@@ -2,11 +2,11 @@
 
 Each backend runs items two ways:
 
-- :class:`Backend` (``run_parallel`` over a list): takes the indices its
-  :class:`~concurrency_kit._outcomes.Feed` hands out, runs ``fn`` on those items, and
+- ``Backend`` (``run_parallel`` over a list): takes the indices its
+  ``Feed`` hands out, runs ``fn`` on those items, and
   writes results (or the first failure) into the feed's outcomes;
-- :class:`Runner` (the stream engine, ``_stream.py``): runs the units (chunks,
-  :class:`Unit`) the engine hands it, and reads what became of each.
+- ``Runner`` (the stream engine, ``_stream.py``): runs the units (chunks,
+  ``Unit``) the engine hands it, and reads what became of each.
 
 An executor the caller gave (``executor=``) has a runner only: every call through it
 streams. The serial mode's stream needs no runner: the engine's loop runs it in the consumer's
@@ -71,7 +71,7 @@ class Backend(Protocol):
         ...
 
 
-#: The process backend, for what only it does (:meth:`ProcessBackend.run_helping`).
+#: The process backend, for what only it does (``ProcessBackend.run_helping``).
 PROCESS_BACKEND = ProcessBackend()
 
 BACKENDS: dict[str, Backend] = {

@@ -88,7 +88,7 @@ async def awaited(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[st
 class CoroutineStream:
     """``fn(item)`` awaited for every item, at most ``workers`` at a time, on the running loop.
 
-    Read with :meth:`next_batch` until it returns an empty list; :meth:`aclose` (always,
+    Read with ``next_batch`` until it returns an empty list; ``aclose`` (always,
     also after an error) cancels what is still in flight and waits for it.
 
     Args:
@@ -97,16 +97,16 @@ class CoroutineStream:
         items: an iterable or an async iterable; read as the workers need items.
         workers: the most coroutines in flight.
         window: the most items taken and not yet read (``None``: no bound). Read means
-            returned by a :meth:`next_batch` before the last one.
+            returned by a ``next_batch`` before the last one.
         ordered: results in input order; else as they finish.
         collect: an exception ``fn`` raised is a result (``return_exceptions``).
         total: how many items there are, where known (no more workers than that).
         timeout: the seconds the whole stream may take.
         deadline: the ``time.monotonic()`` it must end by (default: ``timeout`` seconds
-            after the first :meth:`next_batch`).
+            after the first ``next_batch``).
         checked: check that each ``fn(item)`` is awaitable.
         context: the context the coroutines run in (a copy each); default: the one
-            current at the first :meth:`next_batch`.
+            current at the first ``next_batch``.
     """
 
     def __init__(  # noqa: PLR0913 - the stream's inputs, by name
@@ -224,7 +224,7 @@ class CoroutineStream:
             await asyncio.wait(tasks)
 
     def abandon(self) -> None:
-        """:meth:`aclose` without waiting (the reader is gone): safe from any thread."""
+        """``aclose`` without waiting (the reader is gone): safe from any thread."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return

@@ -3,7 +3,7 @@
 Each unit goes to the executor as one task, submitted with ``submit`` (never ``map``:
 Dask's ``map`` wants every item at once, loky's ignores keywords it does not know),
 positional arguments only (Dask takes keywords such as ``key`` and ``pure`` for
-itself). A task runs :func:`~concurrency_kit._worker.run_pickled_chunk` on the chunk
+itself). A task runs ``run_pickled_chunk`` on the chunk
 pickled here, so an item that cannot be pickled is named here, each item's outcome
 comes back on its own, and an exception raised by ``fn`` comes back as an outcome (the
 executor never sees a failed task; Dask logs none). An executor whose tasks run in
@@ -15,7 +15,7 @@ finishes on its worker. A task the executor takes before it can be cancelled run
 items anyway, unless the executor runs them in this process (a ``ThreadPoolExecutor``),
 where they check the stream's stop token (``_stop_tokens``) first.
 
-A task the executor loses (its worker died) is :class:`~._unit.Lost`: the stream runs
+A task the executor loses (its worker died) is ``Lost``: the stream runs
 its items again, each alone, one at a time, and the one lost again gets the executor's
 exception (with ``return_exceptions``; without, the first loss is raised).
 """
@@ -83,7 +83,7 @@ _overheads_lock = threading.Lock()
 def task_overhead(executor: Executor) -> float:
     """Seconds an empty task takes through ``executor``, submit to result (measured once per executor).
 
-    The median of :data:`OVERHEAD_PINGS` empty tasks, one after another; the first
+    The median of ``OVERHEAD_PINGS`` empty tasks, one after another; the first
     call through an executor pays them (a lazily started pool's start-up included).
     """
     with _overheads_lock:
@@ -156,7 +156,7 @@ class ExecutorRunner:
             return refused
 
     def read(self, unit: Unit, future: Future[Any]) -> Read:
-        """Its outcomes; :class:`Lost`, for a task the executor lost."""
+        """Its outcomes; ``Lost``, for a task the executor lost."""
         try:
             result = future.result()
         except Exception as exc:  # noqa: BLE001 - the executor's, not fn's: fn's come back as outcomes

@@ -10,7 +10,7 @@ When the call must end early — a timeout, Ctrl-C — the pool's workers are ki
 no CPU is burned on work nobody will read. A ``ProcessPoolExecutor`` cannot lose one
 worker without breaking, so every worker of the shared pool goes; other calls that had
 chunks running there send them again to a fresh pool. When a worker dies on its own,
-the call raises :class:`WorkerCrashedError` naming the items that were running; with
+the call raises [`WorkerCrashedError`][concurrency_kit.WorkerCrashedError] naming the items that were running; with
 ``return_exceptions`` those items are retried one at a time on a fresh pool instead,
 and the one that kills its worker again gets the error.
 """
@@ -69,7 +69,7 @@ SUBMIT_ATTEMPTS = 3
 def pickle_chunk(
     fn: Callable[[Any], Any], chunk: Sequence[Any], start: int, *, collect: bool, slot: int | None = None
 ) -> bytes:
-    """What a worker's :func:`run_pickled_chunk` takes: ``fn`` and the items ``start …`` of ``chunk``.
+    """What a worker's ``run_pickled_chunk`` takes: ``fn`` and the items ``start …`` of ``chunk``.
 
     ``slot``: the stream's stop token on the board (``_stop_tokens``), if it has one.
 
@@ -97,10 +97,10 @@ def _pickle_chunk(
 
 
 def unpack_outcomes(payload: bytes, start: int) -> tuple[list[tuple[bool, Any]], float]:
-    """What :func:`run_pickled_chunk` sent back for items ``start …``: each one's outcome, and the seconds they took.
+    """What ``run_pickled_chunk`` sent back for items ``start …``: each one's outcome, and the seconds they took.
 
     An outcome is ``(True, result)`` or ``(False, exception)``; one that cannot be
-    rebuilt here becomes an :class:`UnpicklableTaskError` naming its item.
+    rebuilt here becomes an [`UnpicklableTaskError`][concurrency_kit.UnpicklableTaskError] naming its item.
     """
     packed_outcomes, seconds = pickle.loads(payload)
     outcomes: list[tuple[bool, Any]] = []
@@ -118,7 +118,7 @@ def unpack_outcomes(payload: bytes, start: int) -> tuple[list[tuple[bool, Any]],
 
 
 def _store(outcomes: Outcomes, span: range, payload: bytes) -> float:
-    """Store a chunk's outcomes (what :func:`run_pickled_chunk` sent back); return the seconds its items took."""
+    """Store a chunk's outcomes (what ``run_pickled_chunk`` sent back); return the seconds its items took."""
     values = outcomes.values
     unpacked, seconds = unpack_outcomes(payload, span.start)
     for index, (ok, value) in zip(span, unpacked, strict=False):
@@ -130,7 +130,7 @@ def _store(outcomes: Outcomes, span: range, payload: bytes) -> float:
 
 
 def crashed(indices: Sequence[int], exc: BaseException) -> BaseException:
-    """The :class:`WorkerCrashedError` for items ``indices``, lost with their worker (``exc``)."""
+    """The ``WorkerCrashedError`` for items ``indices``, lost with their worker (``exc``)."""
     shown = ", ".join(map(str, indices[:10])) + (", …" if len(indices) > 10 else "")
     error = WorkerCrashedError(
         f"a worker process died while running item(s) {shown} ({exc}); the pool was replaced", tuple(indices)
@@ -151,7 +151,7 @@ class _Chunks:
         computing: Sequence[Future[Any]] = (),
     ) -> None:
         self.fn, self.items, self.feed, self.workers = fn, items, feed, workers
-        #: The call's stop token, taken by :func:`_with_token`: a chunk queued where it
+        #: The call's stop token, taken by ``_with_token``: a chunk queued where it
         #: cannot be cancelled starts no item once the call failed or ended.
         self.token: ProcessToken | None = None
         self.running: dict[Future[bytes], tuple[ProcessPoolExecutor, range]] = {}
@@ -162,7 +162,7 @@ class _Chunks:
         self.seconds = 0.0
 
     def others_computing(self) -> set[Future[Any]]:
-        """The threads of :attr:`computing` still running."""
+        """The threads of ``computing`` still running."""
         return {future for future in self.computing if not future.done()}
 
     def fill(self, chunksize: int) -> None:
@@ -243,8 +243,8 @@ class _Chunks:
 class Sent:
     """A call's first item, sent to the pool before its plan was made, still running there.
 
-    :meth:`ProcessBackend.run_helping` takes it over (its outcome is stored as the
-    call's other chunks' are); :meth:`finish` waits for it instead.
+    ``ProcessBackend.run_helping`` takes it over (its outcome is stored as the
+    call's other chunks' are); ``finish`` waits for it instead.
     """
 
     def __init__(self, chunks: _Chunks) -> None:
@@ -260,7 +260,7 @@ class Sent:
         self._chunks.finish()
 
     def take(self) -> tuple[Future[bytes], ProcessPoolExecutor]:
-        """Its future (what :func:`run_pickled_chunk` sends back) and the pool running it, for a stream to wait on."""
+        """Its future (what ``run_pickled_chunk`` sends back) and the pool running it, for a stream to wait on."""
         future, (pool, _) = self._chunks.running.popitem()
         return future, pool
 
@@ -279,7 +279,7 @@ class ProcessBackend:
 
         Returns:
             The seconds it took in the worker (or, while it still runs, waited for it),
-            and, while it still runs, what :meth:`run_helping` takes over; ``None``
+            and, while it still runs, what ``run_helping`` takes over; ``None``
             once its outcome (a result, or an exception) is stored in ``outcomes``.
 
         Raises:
@@ -333,7 +333,7 @@ class ProcessBackend:
         others_compute: bool = False,
         sent: Sent | None = None,
     ) -> None:
-        """:meth:`run`, with the calling thread running items itself until a worker is up.
+        """``run``, with the calling thread running items itself until a worker is up.
 
         A cold pool takes a fifth of a second or more to start: rather than wait, the
         calling thread runs items from the front of the feed, a few milliseconds' worth
@@ -355,11 +355,11 @@ class ProcessBackend:
         would take turns with them, and with the threads starting the pool. With
         ``others_compute`` (their items hold the GIL), those threads take a CPU
         meanwhile, and the pool runs a chunk fewer until they are done (see
-        :meth:`_Chunks.fill`): on two CPUs, four items of 0.1 s ran three at a time.
-        ``sent``: the call's first item, already running in the pool (:meth:`send_first`).
+        ``_Chunks.fill``): on two CPUs, four items of 0.1 s ran three at a time.
+        ``sent``: the call's first item, already running in the pool (``send_first``).
 
         Raises:
-            The same as :meth:`run`, without the timeout.
+            The same as ``run``, without the timeout.
         """
         check_function(fn)
         chunks = _with_token(_Chunks(fn, items, feed, workers, others if others_compute else ()))
@@ -389,7 +389,7 @@ def _help_while_starting(
     """Run spans in the calling thread while ``starting`` (the pool's pre-start) runs.
 
     Not before ``others``, the call's other threads here, have finished their
-    items (see :meth:`ProcessBackend.run_helping`).
+    items (see ``ProcessBackend.run_helping``).
     """
     first = _FirstChunks(chunks, chunksize)
     submit_daemon(first.send_when_up, starting, name="concurrency_kit-first-chunks")
@@ -442,7 +442,7 @@ class _FirstChunks:
 
 
 def check_function(fn: Callable[[Any], Any]) -> None:
-    """Raise :class:`UnpicklableTaskError` when ``fn`` cannot go to a worker process (a lambda, a closure)."""
+    """Raise ``UnpicklableTaskError`` when ``fn`` cannot go to a worker process (a lambda, a closure)."""
     reason = why_not_picklable(fn)
     if reason is not None:
         raise UnpicklableTaskError(
@@ -484,7 +484,7 @@ def _ends_the_program(exc: BaseException | None) -> bool:
 
 
 def _with_token(chunks: _Chunks) -> _Chunks:
-    """``chunks``, with a stop token of their own (see ``_stop_tokens``); :func:`_abandon` gives it back."""
+    """``chunks``, with a stop token of their own (see ``_stop_tokens``); ``_abandon`` gives it back."""
     chunks.token = stop_board().token()
     return chunks
 
@@ -565,7 +565,7 @@ class ProcessRunner:
         raise AssertionError("unreachable")
 
     def read(self, unit: Unit, future: Future[Any]) -> Read:
-        """Its outcomes; :class:`Lost` when its worker died; ``None`` to send it again (another call killed its pool).
+        """Its outcomes; ``Lost`` when its worker died; ``None`` to send it again (another call killed its pool).
 
         The broken pool is forgotten: the units sent from now on go to a fresh one.
         """

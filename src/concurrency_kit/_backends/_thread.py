@@ -88,7 +88,7 @@ class ThreadRunner:
     """A stream's units as tasks of the shared thread pool (of ``workers`` threads at least).
 
     A thread of the pool takes a queued unit the moment it is free, before the stream
-    can cancel it: the units' items check the stream's :class:`ThreadToken` instead.
+    can cancel it: the units' items check the stream's ``ThreadToken`` instead.
     """
 
     def __init__(self, fn: Callable[[Any], Any], workers: int, *, collect: bool) -> None:

@@ -25,8 +25,8 @@ class Lost:
 
     Which of its items was at fault is not known (a process pool's dead worker takes the
     units beside it down too): with exceptions collected, the stream runs each of them
-    again alone (:attr:`Unit.alone`), one at a time, with nothing else of the stream
-    running; without, it raises :attr:`blame` for the items that were running.
+    again alone (``Unit.alone``), one at a time, with nothing else of the stream
+    running; without, it raises ``blame`` for the items that were running.
     """
 
     __slots__ = ("blame", "together")
@@ -39,7 +39,7 @@ class Lost:
 
 
 #: What became of a finished unit: its outcomes (shorter than its items when its stop
-#: token stopped it); :class:`Lost`; or ``None``, to run it again (its pool was stopped
+#: token stopped it); ``Lost``; or ``None``, to run it again (its pool was stopped
 #: by another call).
 Read = list[Outcome] | Lost | None
 
@@ -58,7 +58,7 @@ class Unit:
         #: The process pool running it, if any.
         self.pool: ProcessPoolExecutor | None = None
         #: Run again by itself, nothing else of the stream beside it, after its worker died
-        #: with others: dying again (:class:`Lost` again) is its own fault.
+        #: with others: dying again (``Lost`` again) is its own fault.
         self.alone = alone
         #: Its results, already run (the items a plan measured), once the future is done
         #: (``None``: done): the results before the first failure, and that failure
@@ -82,7 +82,7 @@ class Runner(Protocol):
         ...
 
     def read(self, unit: Unit, future: Future[Any]) -> Read:
-        """The outcomes of ``unit``, whose ``future`` is done; :class:`Lost`; or ``None`` to run it again."""
+        """The outcomes of ``unit``, whose ``future`` is done; ``Lost``; or ``None`` to run it again."""
         ...
 
     def halt(self, after: int) -> None:
