@@ -21,7 +21,7 @@ import pytest
 from hypothesis import settings
 
 import concurrency_kit as ck
-from concurrency_kit import _api, _classify, _costmodel
+from concurrency_kit import _api, _classify, _costmodel, _explain
 from concurrency_kit._costmodel import CostModel, using_model
 from helpers import multiprocessing_helper_pids
 from measured import COLD
@@ -124,7 +124,8 @@ def pinned(monkeypatch: pytest.MonkeyPatch) -> Iterator[CostModel]:
 
     With a measurement given (``measured.given``), auto's choice then follows from the figures alone.
     """
-    monkeypatch.setattr(_api, "planning_cpus", lambda: 2)
+    for planner in (_api, _explain):  # the decision's, and the estimates explain prints
+        monkeypatch.setattr(planner, "planning_cpus", lambda: 2)
     with using_model(COLD) as model:
         yield model
 
