@@ -35,6 +35,7 @@ from helpers import (
     wait_for_release,
     wait_for_starts,
 )
+from measured import Timing, given
 
 distributed = extra_module("distributed")
 loky = extra_module("loky")
@@ -245,11 +246,11 @@ def test_bad_executor_arguments_are_rejected() -> None:
 
 
 def test_chunks_carry_ten_times_the_task_overhead(dask_client: Any) -> None:
-    # 1 ms items: a thread pool's task costs microseconds, a cluster's milliseconds,
-    # so through the cluster many items share a task.
-    with ThreadPoolExecutor(2) as threads:
+    # 1 ms items (as the first are timed here): a thread pool's task costs microseconds,
+    # a cluster's milliseconds, so through the cluster many items share a task.
+    with ThreadPoolExecutor(2) as threads, given(here=Timing(0.001, 0.001)):
         local = ck.plan(compute, [1] * 400, executor=threads)
-    cluster = ck.plan(compute, [1] * 400, executor=dask_client.get_executor(pure=False))
+        cluster = ck.plan(compute, [1] * 400, executor=dask_client.get_executor(pure=False))
     assert (local.mode, cluster.mode) == ("executor", "executor")
     assert cluster.chunksize >= 4 * local.chunksize
     assert "task overhead" in cluster.reason
