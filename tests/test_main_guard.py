@@ -28,8 +28,12 @@ from concurrency_kit._given import Given, using_measurements
 from concurrency_kit._probe import Measurement
 _api.planning_cpus = lambda: 2
 _forkserver = STARTING["forkserver"]
-using_model(attrs.evolve(_forkserver, cold_start=_forkserver.restart)).__enter__()
-using_measurements(Given(probe=Measurement(2, 0, 0.02, 0.02, 0.02, 1.0, 1.0, exact=False))).__enter__()
+_in_force = [  # kept for the script's life: a block's end (its context manager collected) would undo it
+    using_model(attrs.evolve(_forkserver, cold_start=_forkserver.restart)),
+    using_measurements(Given(probe=Measurement(2, 0, 0.02, 0.02, 0.02, 1.0, 1.0, exact=False))),
+]
+for _block in _in_force:
+    _block.__enter__()
 """
 #: 40 items of 20 ms of bytecode: processes win, wherever they may be used.
 COMPUTE = """
@@ -72,6 +76,7 @@ def test_auto_runs_a_function_of_an_unguarded_main_without_processes_and_says_wh
     assert completed.returncode == 0, completed.stderr
     mode, reason, same = completed.stdout.splitlines()
     assert mode == "serial"
+    assert reason.startswith("measured 2 item(s) in 20.0 ms: "), reason  # the given figures
     assert 'if __name__ == "__main__":' in reason
     assert same == "True"
     assert "RuntimeError" not in completed.stderr
