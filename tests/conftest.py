@@ -21,8 +21,10 @@ import pytest
 from hypothesis import settings
 
 import concurrency_kit as ck
-from concurrency_kit import _classify, _costmodel
+from concurrency_kit import _classify, _costmodel, _explain, _planning
+from concurrency_kit._costmodel import CostModel, using_model
 from helpers import multiprocessing_helper_pids
+from measured import COLD
 
 settings.register_profile("concurrency_kit", deadline=None, database=None, print_blob=True)
 settings.load_profile("concurrency_kit")
@@ -114,6 +116,18 @@ def release(tmp_path: Path) -> Iterator[str]:
         yield path
     finally:
         Path(path).touch()
+
+
+@pytest.fixture
+def pinned(monkeypatch: pytest.MonkeyPatch) -> Iterator[CostModel]:
+    """Decisions that do not depend on this machine: 2 usable CPUs, and the figures of :data:`measured.COLD`.
+
+    With a measurement given (``measured.given``), auto's choice then follows from the figures alone.
+    """
+    for planner in (_planning, _explain):  # the decision's, and the estimates explain prints
+        monkeypatch.setattr(planner, "planning_cpus", lambda: 2)
+    with using_model(COLD) as model:
+        yield model
 
 
 @pytest.fixture

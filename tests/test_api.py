@@ -15,6 +15,7 @@ import pytest
 import concurrency_kit as ck
 from concurrency_kit import TaskKind, _cpu
 from helpers import double
+from measured import given, probed
 
 
 @pytest.mark.parametrize("name", ck.__all__)
@@ -228,12 +229,14 @@ def test_by_default_the_cost_model_sizes_io_threads_up_to_the_ceiling() -> None:
     assert ck.get_config().io_thread_cap() == IO_THREADS_MAX
 
 
+@pytest.mark.usefixtures("pinned")
 def test_max_io_workers_caps_auto_threads() -> None:
     from helpers import wait_io
 
     ck.configure(max_io_workers=3)
-    plan = ck.plan(wait_io, range(20), classifier=lambda _fn, _sample: "io")
-    assert (plan.mode, plan.workers) == ("thread", 3)
+    with given(probe=probed(0.010, 0.0, exact=False)):  # two waiting, 10 ms into them
+        plan = ck.plan(wait_io, range(20), classifier=lambda _fn, _sample: "io")
+    assert (plan.mode, plan.workers, plan.chunksize) == ("thread", 3, 1), plan.reason
     assert plan.run() == list(range(20))
 
 

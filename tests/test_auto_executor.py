@@ -10,6 +10,7 @@ import pytest
 
 import concurrency_kit as ck
 from helpers import compute, declared_compute, declared_io, double, thread_after_wait, worker_pid
+from measured import Timing, given
 
 
 def test_it_is_an_executor_and_a_context_manager() -> None:
@@ -53,7 +54,8 @@ def test_declared_kinds_go_where_they_say() -> None:
 def test_an_unknown_function_is_timed_in_threads_then_sent_to_processes_if_it_computes() -> None:
     if not ck.usable_cpus() >= 2:
         pytest.skip("one CPU: processes are not worth it")
-    with ck.AutoExecutor(2) as executor:
+    # Its calls, timed in the executor's threads, compute 20 ms of 20.
+    with ck.AutoExecutor(2) as executor, given(here=Timing(0.020, 0.020)):
         first = [executor.submit(compute, 20) for _ in range(2)]
         wait(first, timeout=30)
         assert executor._processes is None
@@ -65,7 +67,8 @@ def test_an_unknown_function_is_timed_in_threads_then_sent_to_processes_if_it_co
 
 
 def test_waiting_calls_stay_in_threads() -> None:
-    with ck.AutoExecutor(4) as executor:
+    # Timed in the executor's threads, they wait their 20 ms.
+    with ck.AutoExecutor(4) as executor, given(here=Timing(0.020, 0.0)):
         names = [f.result(timeout=30) for f in [executor.submit(thread_after_wait, 20) for _ in range(6)]]
         assert all(name.startswith("concurrency_kit-auto") for name in names)
         assert executor._processes is None

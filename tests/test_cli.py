@@ -11,14 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import concurrency_kit as ck
-from concurrency_kit import TaskKind
+from concurrency_kit import TaskKind, _explain, _planning
 from concurrency_kit.__main__ import main
 from concurrency_kit._choose import alternatives, choose
-from concurrency_kit._costmodel import STARTING, starting_model
+from concurrency_kit._costmodel import STARTING, starting_model, using_model
 from concurrency_kit._explain import UsageError, load_function, parse_item
 from concurrency_kit._plan import format_seconds
 from concurrency_kit.tasks import SEED_NUMBERS, factorize
+from measured import SERVER_UP, probed
+from measured import given as given_figures
 
 
 def explain(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -36,12 +37,17 @@ def option(out: str, label: str) -> str:
     return lines[0]
 
 
+#: What the probe reports of tiny items: every one run while measuring, 0.2 µs each.
+TINY = probed(2e-7, 1.0, items=1000, gil_share=1.0)
+
+
+@pytest.mark.usefixtures("pinned")
 def test_io_items_go_to_threads_and_the_estimates_say_why(capsys: pytest.CaptureFixture[str]) -> None:
-    out = explain(capsys, "concurrency_kit.tasks:slow_systemcall", "--count", "5")
+    with given_figures(probe=probed(0.010, 0.0, gil_share=0.0, exact=False)):  # two waiting, 10 ms into them
+        out = explain(capsys, "concurrency_kit.tasks:slow_systemcall", "--count", "5")
     assert out.startswith("concurrency_kit.tasks:slow_systemcall over 5 item(s) (mode='auto')\n")
-    assert "\n  mode       thread\n" in out
-    assert "\n  kind       io\n" in out
-    assert "planning ran the first" in out
+    assert "\n  mode       thread\n  kind       io\n  workers    3\n  chunksize  1\n" in out
+    assert "planning ran the first 2 item(s)" in out
     assert "their results are discarded" in out
     assert "chosen" not in option(out, "a loop")
     threads = option(out, "threads")
@@ -50,26 +56,43 @@ def test_io_items_go_to_threads_and_the_estimates_say_why(capsys: pytest.Capture
     assert "the loop's" in threads
 
 
+#: What the probe reports of the seed numbers' factorizations: 50 ms into the first.
+COMPUTING = probed(0.050, 1.0, items=1, gil_share=1.0, exact=False)
+
+
+@pytest.mark.usefixtures("pinned")
 def test_cpu_items_go_to_processes_where_there_are_cpus(capsys: pytest.CaptureFixture[str]) -> None:
-    out = explain(capsys, "concurrency_kit.tasks:factorize", *map(str, SEED_NUMBERS))
+    with using_model(SERVER_UP), given_figures(probe=COMPUTING):  # a pool starts from a running forkserver
+        out = explain(capsys, "concurrency_kit.tasks:factorize", *map(str, SEED_NUMBERS))
     assert "over 4 item(s)" in out
-    assert "\n  kind       cpu\n" in out
-    if ck.usable_cpus() > 1:
-        assert "\n  mode       process\n" in out
-        assert "threads: not weighed: items that hold the GIL take turns" in out
-        assert option(out, "processes").endswith("← chosen")
-        assert "chosen" not in option(out, "a loop")
-    else:  # one CPU: no pool is weighed for computing items
-        assert "\n  mode       serial\n" in out
-        assert option(out, "a loop").endswith("← chosen")
-        assert "no pool weighed" in out
-        assert "one usable CPU" in out
+    assert "\n  mode       process\n  kind       cpu\n  workers    2\n" in out
+    assert "threads: not weighed: items that hold the GIL take turns" in out
+    assert option(out, "processes").endswith("← chosen")
+    assert "chosen" not in option(out, "a loop")
 
 
+@pytest.mark.usefixtures("pinned")
+def test_cpu_items_run_in_a_loop_on_one_cpu(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for planner in (_planning, _explain):
+        monkeypatch.setattr(planner, "planning_cpus", lambda: 1)
+    with using_model(SERVER_UP), given_figures(probe=COMPUTING):
+        out = explain(capsys, "concurrency_kit.tasks:factorize", *map(str, SEED_NUMBERS))
+    assert "\n  mode       serial\n  kind       cpu\n" in out
+    assert option(out, "a loop").endswith("← chosen")  # no pool is weighed for computing items
+    assert "no pool weighed" in out
+    assert "one usable CPU" in out
+
+
+@pytest.mark.usefixtures("pinned")
 def test_tiny_items_all_run_while_measuring_and_the_estimates_cover_them_all(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    out = explain(capsys, "concurrency_kit.tasks:square", "--count", "1000")
+    with given_figures(probe=TINY):
+        out = explain(capsys, "concurrency_kit.tasks:square", "--count", "1000")
+    assert "planning ran the first 1000 item(s)" in out
+    assert "had none been measured first, for all 1000 items:" in out
     assert "\n  mode       serial\n" in out
     assert "a loop" in option(out, "a loop")
 
@@ -199,9 +222,30 @@ def test_the_current_directory_is_importable(
     assert sys.path[0] == str(tmp_path)
 
 
+#: ``python -m concurrency_kit ARGV``, run as a program, deciding on the figures of :data:`TINY`.
+AS_A_PROGRAM_ON_TINY_FIGURES = """
+import runpy, sys
+from concurrency_kit._given import Given, using_measurements
+from concurrency_kit._probe import Measurement
+tiny = Measurement(items=1000, completed=1000, seconds=2e-4, item_wall=2e-7, item_cpu=2e-7, cpu_share=1.0,
+                   gil_share=1.0, exact=True)
+sys.argv = ["concurrency_kit", *sys.argv[1:]]
+with using_measurements(Given(probe=tiny)):
+    runpy.run_module("concurrency_kit", run_name="__main__", alter_sys=True)
+"""
+
+
 def test_explain_runs_as_a_program() -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "concurrency_kit", "explain", "concurrency_kit.tasks:square", "--count", "1000"],
+        [
+            sys.executable,
+            "-c",
+            AS_A_PROGRAM_ON_TINY_FIGURES,
+            "explain",
+            "concurrency_kit.tasks:square",
+            "--count",
+            "1000",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 import concurrency_kit as ck
+from concurrency_kit._costmodel import using_model
 from helpers import compute, extra_module
+from measured import SERVER_UP, given, probed
 
 extra_module("cloudpickle")
 
@@ -33,12 +35,14 @@ def test_forced_process_mode_runs_a_lambda_and_a_closure_in_workers() -> None:
     ]
 
 
+@pytest.mark.usefixtures("pinned")
 def test_auto_sends_a_computing_lambda_to_processes_and_says_by_which_pickler() -> None:
-    # 20 ms of bytecode a item, 8 items: processes win by a wide margin on any machine of 2 CPUs or more.
-    plan = ck.plan(lambda ms: compute(ms), [20] * 8)  # noqa: PLW0108 - a lambda is the point
-    if ck.usable_cpus() < 2:
-        pytest.skip("one CPU: processes cannot win")
-    assert plan.mode == "process", plan.reason
+    # 20 ms of bytecode an item, 8 items, on 2 CPUs, a pool starting from the running
+    # forkserver: the probe decides 20 ms into the first two, and processes win.
+    computing = probed(0.020, 1.0, gil_share=1.0, exact=False)
+    with using_model(SERVER_UP), given(probe=computing):
+        plan = ck.plan(lambda ms: compute(ms), [20] * 8)  # noqa: PLW0108 - a lambda is the point
+    assert (plan.mode, plan.kind, plan.workers) == ("process", "cpu", 2), plan.reason
     assert "by value (cloudpickle)" in plan.reason
     assert plan.run() == [20] * 8
 

@@ -23,6 +23,7 @@ import pytest
 
 import concurrency_kit as ck
 from concurrency_kit import tasks
+from concurrency_kit._backends import _executor
 from concurrency_kit._worker import RemoteTraceback
 from helpers import (
     HelperError,
@@ -35,6 +36,7 @@ from helpers import (
     wait_for_release,
     wait_for_starts,
 )
+from measured import Timing, given
 
 distributed = extra_module("distributed")
 loky = extra_module("loky")
@@ -245,14 +247,26 @@ def test_bad_executor_arguments_are_rejected() -> None:
 
 
 def test_chunks_carry_ten_times_the_task_overhead(dask_client: Any) -> None:
-    # 1 ms items: a thread pool's task costs microseconds, a cluster's milliseconds,
-    # so through the cluster many items share a task.
-    with ThreadPoolExecutor(2) as threads:
+    # 1 ms items (as the first are timed here): a thread pool's task costs microseconds
+    # (30 µs, as its ping measured it), a cluster's milliseconds (3 ms), so through the
+    # cluster many items share a task.
+    cluster_executor = dask_client.get_executor(pure=False)
+    with ThreadPoolExecutor(2) as threads, given(here=Timing(0.001, 0.001)):
+        with _executor._overheads_lock:
+            _executor._overheads.update({threads: 30e-6, cluster_executor: 0.003})
         local = ck.plan(compute, [1] * 400, executor=threads)
-    cluster = ck.plan(compute, [1] * 400, executor=dask_client.get_executor(pure=False))
-    assert (local.mode, cluster.mode) == ("executor", "executor")
+        cluster = ck.plan(compute, [1] * 400, executor=cluster_executor)
+    assert (local.mode, local.workers, local.chunksize) == ("executor", 2, 1), local.reason
+    assert (cluster.mode, cluster.chunksize) == ("executor", 30), cluster.reason
     assert cluster.chunksize >= 4 * local.chunksize
-    assert "task overhead" in cluster.reason
+    assert "chunks of 30 (≥ 10× its task overhead of 3.0 ms in work a task)" in cluster.reason
+
+
+def test_an_executors_task_overhead_is_measured_once() -> None:
+    with ThreadPoolExecutor(2) as threads:
+        overhead = _executor.task_overhead(threads)
+        assert 0 < overhead < _executor.PING_TIMEOUT
+        assert _executor.task_overhead(threads) == overhead  # kept for that executor
 
 
 def test_while_the_first_item_is_timed_here_the_next_ones_already_run_on_the_executor() -> None:

@@ -12,9 +12,11 @@ import sys
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import TaskKind
+from concurrency_kit import TaskKind, _classify
+from concurrency_kit._costmodel import using_model
 from concurrency_kit._cpu import gil_enabled
 from helpers import compute, declared_compute
+from measured import SERVER_UP, given, probed
 
 #: Computing items: 20 ms of bytecode each, 8 of them (under a GIL, auto sends these to processes).
 ITEMS = [20] * 8
@@ -33,13 +35,16 @@ def test_gil_enabled_reads_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> N
     assert gil_enabled() is False
 
 
-@pytest.mark.usefixtures("without_gil")
+#: Every CPU share reads computing, whatever share of a CPU a busy machine leaves the items.
+COMPUTING_READ = _classify.Reading(compute_share=0.0)
+
+
+@pytest.mark.usefixtures("without_gil", "pinned")
 def test_computing_items_go_to_threads_and_the_reason_says_why() -> None:
-    if ck.usable_cpus() < 2:
-        pytest.skip("one CPU: nothing runs side by side")
-    plan = ck.plan(compute, ITEMS)
-    assert plan.mode == "thread", plan.reason
-    assert plan.kind is TaskKind.GIL_FREE
+    # The real probe runs them: without a GIL it reads none.
+    with _classify.READING.using(COMPUTING_READ):
+        plan = ck.plan(compute, ITEMS)
+    assert (plan.mode, plan.kind, plan.workers, plan.chunksize) == ("thread", TaskKind.GIL_FREE, 2, 1), plan.reason
     assert "GIL is disabled (free-threaded CPython)" in plan.reason
     assert "GIL held" not in plan.reason or "GIL held n/a" in plan.reason  # no GIL reading
     assert plan.measurement is not None
@@ -47,20 +52,24 @@ def test_computing_items_go_to_threads_and_the_reason_says_why() -> None:
     assert plan.run() == ITEMS
 
 
-@pytest.mark.usefixtures("without_gil")
+#: What the probe reports of them, under a GIL: 20 ms into the first two, computing.
+COMPUTING = probed(0.020, 1.0, gil_share=1.0, exact=False)
+
+
+@pytest.mark.usefixtures("without_gil", "pinned")
 def test_work_declared_cpu_bound_goes_to_threads() -> None:
-    if ck.usable_cpus() < 2:
-        pytest.skip("one CPU: nothing runs side by side")
-    plan = ck.plan(declared_compute, ITEMS)
+    with given(probe=probed(0.020, 1.0)):
+        plan = ck.plan(declared_compute, ITEMS)
     assert plan.kind is TaskKind.GIL_FREE  # declared cpu: without a GIL, that is how it runs
-    assert plan.mode == "thread", plan.reason
+    assert (plan.mode, plan.workers, plan.chunksize) == ("thread", 2, 1), plan.reason
 
 
+@pytest.mark.skipif(not gil_enabled(), reason="needs a GIL")
+@pytest.mark.usefixtures("pinned")
 @pytest.mark.parametrize("fn", [compute, declared_compute])
 def test_with_a_gil_the_same_items_go_to_processes(fn: object) -> None:
-    if ck.usable_cpus() < 2 or not gil_enabled():
-        pytest.skip("needs two CPUs and a GIL")
-    plan = ck.plan(fn, ITEMS)  # type: ignore[arg-type]
-    assert plan.mode == "process", plan.reason
+    with using_model(SERVER_UP), given(probe=COMPUTING):
+        plan = ck.plan(fn, ITEMS)  # type: ignore[arg-type]
+    assert (plan.mode, plan.kind, plan.workers) == ("process", "cpu", 2), plan.reason
     assert "free-threaded" not in plan.reason
     plan.run()

@@ -19,6 +19,7 @@ import concurrency_kit as ck
 from concurrency_kit import _pools, _worker
 from concurrency_kit._backends import _process
 from concurrency_kit._backends._process import _Chunks, _help_while_starting
+from concurrency_kit._costmodel import using_model
 from concurrency_kit._outcomes import EMPTY, Feed, Outcomes
 from helpers import (
     HelperError,
@@ -26,7 +27,6 @@ from helpers import (
     exit_on_3,
     fail_on_13,
     multiprocessing_helper_pids,
-    needs_two_cpus,
     nested_plan,
     overlap,
     parent_pid,
@@ -35,6 +35,7 @@ from helpers import (
     wait_here_for_a_worker,
     worker_pid,
 )
+from measured import SERVER_UP, given, probed
 
 
 def _descendants() -> set[int]:
@@ -50,15 +51,18 @@ def test_process_pool_is_reused_by_the_next_call() -> None:
     assert first <= started
 
 
-@needs_two_cpus
+@pytest.mark.usefixtures("pinned")
 def test_auto_reuses_the_warm_process_pool() -> None:
     from concurrency_kit.tasks import SEED_NUMBERS, factorize
 
-    ck.run_parallel(worker_pid, range(4), "process", workers=ck.usable_cpus())
+    ck.run_parallel(worker_pid, range(4), "process", workers=2)  # the pinned fixture's CPUs
     started = _descendants()
-    plan = ck.plan(factorize, SEED_NUMBERS)
+    # The probe decides 50 ms into the first item; the pool is warm, or a few ms from it
+    # under a model whose pool start is the forkserver's restart.
+    with using_model(SERVER_UP), given(probe=probed(0.050, 1.0, items=1, gil_share=1.0, exact=False)):
+        plan = ck.plan(factorize, SEED_NUMBERS)
     plan.run()
-    assert plan.mode == "process", plan.reason
+    assert (plan.mode, plan.kind, plan.workers) == ("process", "cpu", 2), plan.reason
     assert _descendants() == started, "auto started new worker processes"
 
 
@@ -625,7 +629,7 @@ def test_functions_and_classes_of_a_main_script_run_in_worker_processes(tmp_path
     assert lines[1:3] == ["['Thing', 'Thing']", "[1, 2]"]
 
 
-@needs_two_cpus
+@pytest.mark.usefixtures("pinned")
 def test_the_workers_get_chunks_the_moment_they_are_up_while_the_caller_runs_an_item(tmp_path: Path) -> None:
     # Declared CPU-bound, the items sleep while measured (so no pool is pre-started then)
     # and the plan is processes. In run() the pool starts cold and the calling thread runs
@@ -633,8 +637,9 @@ def test_the_workers_get_chunks_the_moment_they_are_up_while_the_caller_runs_an_
     # happens if chunks are sent to the workers while the calling thread is busy.
     ck.shutdown()
     items = [(str(tmp_path), index, os.getpid()) for index in range(200)]
-    plan = ck.plan(wait_here_for_a_worker, items, classifier=lambda _fn, _sample: "cpu")
-    assert plan.mode == "process", plan.reason
+    with using_model(SERVER_UP), given(probe=probed(0.005, 0.0)):  # two items of 5 ms
+        plan = ck.plan(wait_here_for_a_worker, items, classifier=lambda _fn, _sample: "cpu")
+    assert (plan.mode, plan.kind, plan.workers) == ("process", "cpu", 2), plan.reason
     (tmp_path / "planned").touch()
     results = plan.run()
     assert "caller" in results

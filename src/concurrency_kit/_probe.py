@@ -22,12 +22,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
-from typing import Any, NamedTuple, final
+from typing import Any, NamedTuple, Protocol, final
 
 import attrs
 
 from ._classify import READING
 from ._cpu import gil_enabled
+from ._given import given_now, probe_given
 from ._in_force import InForce
 from ._outcomes import Feed, Outcomes, run_span
 
@@ -195,13 +196,22 @@ def _work(  # noqa: PLR0913, PLR0917 - the probe thread's whole state, by name
         wake.set()
 
 
+class Watcher(Protocol):
+    """Where a :class:`ProbeRun` reads its items' figures: the monitor (or, in a test, given figures)."""
+
+    #: When the probe began (``time.perf_counter()``).
+    start: float
+
+    def measure(self, taken: int) -> Measurement:
+        """The figures of the ``taken`` items so far."""
+        ...
+
+
 @final
 class ProbeRun:
     """A finished measurement, and the probe threads that may still be running items."""
 
-    def __init__(
-        self, measurement: Measurement, resume_at: int, futures: list[Future[None]], monitor: _Monitor
-    ) -> None:
+    def __init__(self, measurement: Measurement, resume_at: int, futures: list[Future[None]], monitor: Watcher) -> None:
         #: What was measured.
         self.measurement = measurement
         #: The first item the probe did not take: the rest of the call starts here.
@@ -246,8 +256,10 @@ class ProbeRun:
 class _Monitor:
     """The calling thread's side of the probe: GIL samples and the figures so far."""
 
-    def __init__(self, slots: list[_Slot], policy: ProbePolicy) -> None:
+    def __init__(self, slots: list[_Slot], policy: ProbePolicy, *, gil_held: bool | None = None) -> None:
         self.slots, self.policy = slots, policy
+        #: How every GIL sample reads, where a test gave it (_given); else the lateness says.
+        self.gil_held = gil_held
         self.start = time.perf_counter()
         self.samples = self.late = 0
         #: Whether there is a GIL to read: without one (free-threaded CPython) a tick
@@ -284,7 +296,8 @@ class _Monitor:
             return False
         # The interval may change meanwhile (a pool starting lowers it): a GIL holder
         # delays the wake-up by the shorter of the two at least.
-        if lateness > max(0.0005, late_fraction * min(interval, sys.getswitchinterval())):
+        late = lateness > max(0.0005, late_fraction * min(interval, sys.getswitchinterval()))
+        if late if self.gil_held is None else self.gil_held:
             self.late += 1
             return True
         return False
@@ -321,8 +334,9 @@ class _Monitor:
             return False
         return self.measure(taken).cpu_share < self.policy.plain_wait_share
 
-    def measure(self, taken: int) -> Measurement:
-        now = time.perf_counter()
+    def measure(self, taken: int, now: float | None = None) -> Measurement:
+        """The figures of the ``taken`` items, running ones up to ``now`` (default: the clock's now)."""
+        now = time.perf_counter() if now is None else now
         tallies = [slot.snapshot(now) for slot in self.slots]
         done_wall = sum(t.wall for t in tallies)
         done_cpu = min(done_wall, sum(t.cpu for t in tallies))
@@ -391,6 +405,9 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
         start: the first item to take (those before it already ran).
         policy: the probe's windows and thresholds (default: those in force).
 
+    In a test that gave the figures (``_given``), the probe runs the items they name and
+    reports them instead of watching.
+
     Returns:
         The measurement and where the rest of the call resumes.
 
@@ -398,7 +415,12 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
         TimeoutError: the deadline passed while measuring (the items already taken
             finish in the background; nothing new starts).
     """
-    policy = policy or PROBING.get()
+    policy, given = policy or PROBING.get(), given_now()
+    threads = policy.threads if threads is None else threads
+    if given is not None and given.probe is not None:
+        return probe_given(
+            given, fn, items, outcomes, submit, threads=threads, settled=settled, deadline=deadline, start=start
+        )
     total = len(items)
     feed = Feed(outcomes, start, total)
     wake = threading.Event()
@@ -406,8 +428,8 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
     # the hook (which pickles the function, and may import cloudpickle for it) does not
     # take turns for the GIL with items that hold it, a switch interval (5 ms) at a time.
     hold = threading.Lock()
-    slots = [_Slot() for _ in range(min(policy.threads if threads is None else threads, total - start))]
-    monitor = _Monitor(slots, policy)
+    slots = [_Slot() for _ in range(min(threads, total - start))]
+    monitor = _Monitor(slots, policy, gil_held=None if given is None else given.gil_held)
     # The second thread joins once a GIL sample (a tick at the earliest) found the GIL
     # free while the first ran items: work so small that one thread is through it by
     # then never pays for two threads contending, and items that hold the GIL are not
