@@ -19,7 +19,7 @@ from typing import Any
 
 import concurrency_kit as ck
 from benchmarks.workloads import get_workload
-from concurrency_kit._backends import task_overhead
+from concurrency_kit._backends.registry import task_overhead
 
 WORKLOADS = ("factorize_x4", "cpu1ms_x2000", "uneven_x200")
 #: concurrency_kit's time over Dask's, at most (issue 20).

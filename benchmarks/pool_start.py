@@ -7,7 +7,7 @@ start** (the forkserver too, where there is one), the others the **restart** (th
 workers alone, from a running server). With ``--busy`` a thread runs Python bytecode
 meanwhile, as auto's calling thread does while a pool starts for it. The parent runs
 ``--runs`` such interpreters, the methods taking turns, and prints the medians: the
-figures behind the cost model's starting values (``concurrency_kit._costmodel``).
+figures behind the cost model's starting values (``concurrency_kit._core.costmodel``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _spin(stop: threading.Event) -> None:
 
 def _child(method: str, *, busy: bool) -> None:
     import concurrency_kit as ck
-    from concurrency_kit import _pools
+    from concurrency_kit._backends import pools as _pools
 
     ck.configure(start_method=method)
 

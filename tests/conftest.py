@@ -21,8 +21,11 @@ import pytest
 from hypothesis import settings
 
 import concurrency_kit as ck
-from concurrency_kit import _classify, _costmodel, _explain, _planning
-from concurrency_kit._costmodel import CostModel, using_model
+from concurrency_kit._api import explain as _explain
+from concurrency_kit._api import planning as _planning
+from concurrency_kit._core import costmodel as _costmodel
+from concurrency_kit._core.costmodel import CostModel, using_model
+from concurrency_kit._decide import classify as _classify
 from helpers import multiprocessing_helper_pids
 from measured import COLD
 
@@ -133,7 +136,7 @@ def pinned(monkeypatch: pytest.MonkeyPatch) -> Iterator[CostModel]:
 @pytest.fixture
 def without_cloudpickle(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if cloudpickle were not installed: lambdas and closures cannot go to worker processes."""
-    from concurrency_kit import _pickling
+    from concurrency_kit._backends import pickling as _pickling
 
     monkeypatch.setattr(_pickling, "_cloudpickle", None)
 

@@ -27,7 +27,7 @@ import psutil
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import _worker
+from concurrency_kit._backends import worker as _worker
 from concurrency_kit.tasks import factorize
 
 #: For tests of choices that only a machine with two CPUs or more makes (on one, auto

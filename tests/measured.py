@@ -1,4 +1,4 @@
-"""Decisions on given figures: what tests hand auto in place of timing real items (``concurrency_kit._given``).
+"""Decisions on given figures: what tests hand auto in place of timing real items (``concurrency_kit._backends.given``).
 
 A decision test gives the measurement (and, with the ``pinned`` fixture, the machine's
 figures and CPU count), then asserts the exact mode, kind, workers, chunk size and the
@@ -12,9 +12,9 @@ from contextlib import AbstractContextManager
 
 import attrs
 
-from concurrency_kit._costmodel import STARTING, CostModel
-from concurrency_kit._given import Given, InWorker, Timing, using_measurements
-from concurrency_kit._probe import Measurement
+from concurrency_kit._backends.given import Given, InWorker, Timing, using_measurements
+from concurrency_kit._core.costmodel import STARTING, CostModel
+from concurrency_kit._decide.probe import Measurement
 
 __all__ = ["COLD", "SERVER_UP", "InWorker", "Timing", "given", "probed"]
 
@@ -64,5 +64,5 @@ def given(
     here: Timing | None = None,
     in_worker: InWorker | None = None,
 ) -> AbstractContextManager[Given]:
-    """Have measuring report these figures inside the block (see ``concurrency_kit._given``)."""
+    """Have measuring report these figures inside the block (see ``concurrency_kit._backends.given``)."""
     return using_measurements(Given(probe=probe, final=final, gil_held=gil_held, here=here, in_worker=in_worker))

@@ -13,7 +13,8 @@ import attrs
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import TaskKind, _cpu
+from concurrency_kit import TaskKind
+from concurrency_kit._core import cpu as _cpu
 from helpers import double
 from measured import given, probed
 
@@ -25,17 +26,17 @@ def test_every_public_name_is_exported_and_documented(name: str) -> None:
 
 
 def test_importing_the_package_loads_a_name_only_when_it_is_used() -> None:
-    # Worker processes (and the forkserver) import concurrency_kit._worker, which brings
+    # Worker processes (and the forkserver) import concurrency_kit._backends.worker, which brings
     # the package's __init__ along: it must not pull in attrs and the planner.
     script = (
         "import sys, concurrency_kit as ck\n"
-        "print(sorted(m for m in ('attrs', 'typing', 'concurrency_kit._api') if m in sys.modules))\n"
+        "print(sorted(m for m in ('attrs', 'typing', 'concurrency_kit._api.calls') if m in sys.modules))\n"
         "ck.run_parallel\n"
-        "print(sorted(m for m in ('attrs', 'concurrency_kit._api') if m in sys.modules))\n"
+        "print(sorted(m for m in ('attrs', 'concurrency_kit._api.calls') if m in sys.modules))\n"
         "print(sorted(set(ck.__all__) - set(dir(ck))))\n"
     )
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
-    assert completed.stdout.splitlines() == ["[]", "['attrs', 'concurrency_kit._api']", "[]"]
+    assert completed.stdout.splitlines() == ["[]", "['attrs', 'concurrency_kit._api.calls']", "[]"]
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
@@ -219,7 +220,7 @@ def test_default_start_method_is_forkserver_on_linux() -> None:
 
 
 def test_by_default_the_cost_model_sizes_io_threads_up_to_the_ceiling() -> None:
-    from concurrency_kit._config import IO_THREADS_MAX
+    from concurrency_kit._core.config import IO_THREADS_MAX
 
     assert ck.get_config().max_io_workers is None
     assert ck.get_config().io_thread_cap() == IO_THREADS_MAX

@@ -17,11 +17,17 @@ import attrs
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import TaskKind, _classify, _decide, _measuring, _planning, _pools, _probe
-from concurrency_kit._costmodel import starting_model, using_model
-from concurrency_kit._cpu import gil_enabled
-from concurrency_kit._memory import Memo, recall, remember
-from concurrency_kit._outcomes import Outcomes
+from concurrency_kit import TaskKind
+from concurrency_kit._api import planning as _planning
+from concurrency_kit._backends import pools as _pools
+from concurrency_kit._backends.outcomes import Outcomes
+from concurrency_kit._core.costmodel import starting_model, using_model
+from concurrency_kit._core.cpu import gil_enabled
+from concurrency_kit._decide import classify as _classify
+from concurrency_kit._decide import measuring as _measuring
+from concurrency_kit._decide import probe as _probe
+from concurrency_kit._decide import steps as _decide
+from concurrency_kit._decide.memory import Memo, recall, remember
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
 from helpers import (
     backtrack,

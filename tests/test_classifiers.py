@@ -9,7 +9,7 @@ import pytest
 
 import concurrency_kit as ck
 from concurrency_kit import TaskKind
-from concurrency_kit._classify import partly_waits
+from concurrency_kit._decide.classify import partly_waits
 from helpers import declared_cpu, declared_gil_free, declared_io, double, wait_io
 
 

@@ -11,12 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from concurrency_kit import TaskKind, _explain, _planning
+from concurrency_kit import TaskKind
 from concurrency_kit.__main__ import main
-from concurrency_kit._choose import alternatives, choose
-from concurrency_kit._costmodel import STARTING, starting_model, using_model
-from concurrency_kit._explain import UsageError, load_function, parse_item
-from concurrency_kit._plan import format_seconds
+from concurrency_kit._api import explain as _explain
+from concurrency_kit._api import planning as _planning
+from concurrency_kit._api.explain import UsageError, load_function, parse_item
+from concurrency_kit._core.costmodel import STARTING, starting_model, using_model
+from concurrency_kit._decide.choose import alternatives, choose
+from concurrency_kit._decide.plan import format_seconds
 from concurrency_kit.tasks import SEED_NUMBERS, factorize
 from measured import SERVER_UP, probed
 from measured import given as given_figures
@@ -225,8 +227,8 @@ def test_the_current_directory_is_importable(
 #: ``python -m concurrency_kit ARGV``, run as a program, deciding on the figures of :data:`TINY`.
 AS_A_PROGRAM_ON_TINY_FIGURES = """
 import runpy, sys
-from concurrency_kit._given import Given, using_measurements
-from concurrency_kit._probe import Measurement
+from concurrency_kit._backends.given import Given, using_measurements
+from concurrency_kit._decide.probe import Measurement
 tiny = Measurement(items=1000, completed=1000, seconds=2e-4, item_wall=2e-7, item_cpu=2e-7, cpu_share=1.0,
                    gil_share=1.0, exact=True)
 sys.argv = ["concurrency_kit", *sys.argv[1:]]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit._costmodel import using_model
+from concurrency_kit._core.costmodel import using_model
 from helpers import compute, extra_module
 from measured import SERVER_UP, given, probed
 

@@ -23,7 +23,7 @@ import pytest
 
 import concurrency_kit as ck
 from concurrency_kit import TaskKind
-from concurrency_kit._classify import is_coroutine_function
+from concurrency_kit._decide.classify import is_coroutine_function
 from helpers import extra_module, released, started_items, wait_for_release, wait_for_starts, wait_until_gone
 from measured import given, probed
 

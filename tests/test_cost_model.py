@@ -12,10 +12,11 @@ from typing import Any
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from concurrency_kit import TaskKind, _classify
-from concurrency_kit._choose import choose
-from concurrency_kit._costmodel import STARTING, starting_model
-from concurrency_kit._sizing import forced_choice, io_threads
+from concurrency_kit import TaskKind
+from concurrency_kit._core.costmodel import STARTING, starting_model
+from concurrency_kit._decide import classify as _classify
+from concurrency_kit._decide.choose import choose
+from concurrency_kit._decide.sizing import forced_choice, io_threads
 
 #: The figures the quoted estimates are made of.
 FORKSERVER = starting_model("forkserver")

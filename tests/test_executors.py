@@ -23,8 +23,8 @@ import pytest
 
 import concurrency_kit as ck
 from concurrency_kit import tasks
-from concurrency_kit._backends import _executor
-from concurrency_kit._worker import RemoteTraceback
+from concurrency_kit._backends import executor as _executor
+from concurrency_kit._backends.worker import RemoteTraceback
 from helpers import (
     HelperError,
     compute,

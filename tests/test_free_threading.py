@@ -12,9 +12,10 @@ import sys
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import TaskKind, _classify
-from concurrency_kit._costmodel import using_model
-from concurrency_kit._cpu import gil_enabled
+from concurrency_kit import TaskKind
+from concurrency_kit._core.costmodel import using_model
+from concurrency_kit._core.cpu import gil_enabled
+from concurrency_kit._decide import classify as _classify
 from helpers import compute, declared_compute
 from measured import SERVER_UP, given, probed
 

@@ -1,4 +1,4 @@
-"""The test-only seam for measurements (concurrency_kit._given): given figures, every item still run once."""
+"""The test-only seam for measurements (concurrency_kit._backends.given): given figures, every item still run once."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import attrs
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import TaskKind, _given, _pools
-from concurrency_kit._backends import PROCESS_BACKEND
-from concurrency_kit._memory import Memo, remember
-from concurrency_kit._outcomes import Outcomes
-from concurrency_kit._probe import ProbePolicy, probe
+from concurrency_kit import TaskKind
+from concurrency_kit._backends import given as _given
+from concurrency_kit._backends import pools as _pools
+from concurrency_kit._backends.outcomes import Outcomes
+from concurrency_kit._backends.registry import PROCESS_BACKEND
+from concurrency_kit._decide.memory import Memo, remember
+from concurrency_kit._decide.probe import ProbePolicy, probe
 from helpers import double
 from measured import InWorker, Timing, given, probed
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from concurrency_kit import _worker
+from concurrency_kit._backends import worker as _worker
 from helpers import needs_two_cpus, started_items, still_running, wait_until_gone
 
 TESTS_DIR = str(Path(__file__).parent)
@@ -184,7 +184,7 @@ def _commands(pids: set[int]) -> list[str]:
 _FORK_SCRIPT = """
 import json, multiprocessing, os, sys, warnings
 import concurrency_kit as ck
-from concurrency_kit import _pools
+from concurrency_kit._backends import pools as _pools
 from helpers import double, worker_pid
 
 # Forking a process that runs threads (the warm pools') warns from Python 3.12 on.
@@ -322,7 +322,7 @@ def test_a_forked_child_that_outlives_the_parent_does_not_keep_the_parents_worke
 
 def test_the_parent_watch_is_a_pipe_whose_write_end_no_worker_holds() -> None:
     # The pipe each pool's workers watch: made once, its read end handed to workers.
-    from concurrency_kit import _pools
+    from concurrency_kit._backends import pools as _pools
 
     with _pools._shared.lock:
         reader = _pools._parent_watch()

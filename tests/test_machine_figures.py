@@ -12,8 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import concurrency_kit as ck
-from concurrency_kit import _costmodel, _pools
-from concurrency_kit._costmodel import (
+from concurrency_kit._backends import pools as _pools
+from concurrency_kit._core import costmodel as _costmodel
+from concurrency_kit._core.costmodel import (
     FIGURES,
     KEPT,
     LEAST,

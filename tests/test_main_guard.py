@@ -14,7 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from concurrency_kit._guard import _guards, main_guard_missing
+from concurrency_kit._backends.guard import _guards, main_guard_missing
 
 #: Without cloudpickle (the case the guard matters most for: functions of the main module go by reference).
 NO_CLOUDPICKLE = 'import sys; sys.modules["cloudpickle"] = None\n'
@@ -22,10 +22,10 @@ NO_CLOUDPICKLE = 'import sys; sys.modules["cloudpickle"] = None\n'
 #: ms), and computing items, as the probe finds them 20 ms into the first two.
 GIVEN = """
 import attrs
-from concurrency_kit import _planning
-from concurrency_kit._costmodel import STARTING, using_model
-from concurrency_kit._given import Given, using_measurements
-from concurrency_kit._probe import Measurement
+from concurrency_kit._api import planning as _planning
+from concurrency_kit._core.costmodel import STARTING, using_model
+from concurrency_kit._backends.given import Given, using_measurements
+from concurrency_kit._decide.probe import Measurement
 _planning.planning_cpus = lambda: 2
 _forkserver = STARTING["forkserver"]
 _in_force = [  # kept for the script's life: a block's end (its context manager collected) would undo it

@@ -21,11 +21,19 @@ import attrs
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import TaskKind, _classify, _decide, _learning, _measuring, _memory, _pools, _probe, _remembered
-from concurrency_kit._costmodel import CostModel, using_model
-from concurrency_kit._memory import LoopVerdict, Memo, recall, remember
-from concurrency_kit._pickling import pickled
-from concurrency_kit._plan import Choice
+from concurrency_kit import TaskKind
+from concurrency_kit._backends import pools as _pools
+from concurrency_kit._backends.pickling import pickled
+from concurrency_kit._core.costmodel import CostModel, using_model
+from concurrency_kit._decide import classify as _classify
+from concurrency_kit._decide import learning as _learning
+from concurrency_kit._decide import measuring as _measuring
+from concurrency_kit._decide import memory as _memory
+from concurrency_kit._decide import probe as _probe
+from concurrency_kit._decide import remembered as _remembered
+from concurrency_kit._decide import steps as _decide
+from concurrency_kit._decide.memory import LoopVerdict, Memo, recall, remember
+from concurrency_kit._decide.plan import Choice
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
 from helpers import (
     HelperError,

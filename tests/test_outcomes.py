@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit._backends._thread import ThreadBackend
-from concurrency_kit._outcomes import EMPTY, Feed, Outcomes, iterate_from, run_span, run_timed
+from concurrency_kit._backends.outcomes import EMPTY, Feed, Outcomes, iterate_from, run_span, run_timed
+from concurrency_kit._backends.thread import ThreadBackend
 from helpers import HelperError, compute, double
 
 

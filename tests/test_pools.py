@@ -16,11 +16,12 @@ import psutil
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import _pools, _worker
-from concurrency_kit._backends import _process
-from concurrency_kit._backends._process import _Chunks, _help_while_starting
-from concurrency_kit._costmodel import using_model
-from concurrency_kit._outcomes import EMPTY, Feed, Outcomes
+from concurrency_kit._backends import pools as _pools
+from concurrency_kit._backends import process as _process
+from concurrency_kit._backends import worker as _worker
+from concurrency_kit._backends.outcomes import EMPTY, Feed, Outcomes
+from concurrency_kit._backends.process import _Chunks, _help_while_starting
+from concurrency_kit._core.costmodel import using_model
 from helpers import (
     HelperError,
     double,
@@ -233,7 +234,10 @@ def test_exiting_while_a_pool_is_prestarted_is_quiet(delay: float) -> None:
     # exit while the pool's workers start. concurrent.futures stops its pools at exit
     # before atexit handlers run, and Python 3.12+ starts no thread then: workers stopped
     # or orphaned mid-start printed tracebacks. The exit now waits for the pre-start.
-    script = f"import time\nfrom concurrency_kit import _pools\n_pools.prestart_process_pool(2)\ntime.sleep({delay})\n"
+    script = (
+        "import time\nfrom concurrency_kit._backends import pools as _pools\n"
+        f"_pools.prestart_process_pool(2)\ntime.sleep({delay})\n"
+    )
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert completed.returncode == 0
     assert completed.stderr == ""
@@ -241,13 +245,13 @@ def test_exiting_while_a_pool_is_prestarted_is_quiet(delay: float) -> None:
 
 def test_new_workers_start_with_the_executor_loop_and_the_function_s_module_only() -> None:
     # In a fresh interpreter: the forkserver preloads the executor's worker loop and
-    # concurrency_kit._worker (not attrs, not the planner), and a pool pre-started for a
+    # concurrency_kit._backends.worker (not attrs, not the planner), and a pool pre-started for a
     # function has each worker import that function's module while it starts.
     script = (
         "import colorsys\n"
-        "from concurrency_kit import _pools\n"
+        "from concurrency_kit._backends import pools as _pools\n"
         "_pools.prestart_process_pool(2, colorsys.rgb_to_hsv).join(60)\n"
-        "names = ('attrs', 'concurrency_kit._api', 'concurrent.futures.process', 'colorsys')\n"
+        "names = ('attrs', 'concurrency_kit._api.calls', 'concurrent.futures.process', 'colorsys')\n"
         "query = f'sorted(m for m in {names!r} if m in __import__(\"sys\").modules)'\n"
         "pool = _pools.process_pool(2)\n"
         "print(sorted({repr(pool.submit(eval, query).result()) for _ in range(8)}))\n"
@@ -265,7 +269,7 @@ def test_a_pre_start_imports_nothing_in_its_background_thread() -> None:
     # start of ~0.1 s took seconds. The process machinery is imported with _pools instead.
     script = (
         "import sys\n"
-        "from concurrency_kit import _pools\n"
+        "from concurrency_kit._backends import pools as _pools\n"
         "before = set(sys.modules)\n"
         "_pools.prestart_process_pool(2).join(60)\n"
         "print(sorted(set(sys.modules) - before))\n"
@@ -282,7 +286,7 @@ def test_the_forkserver_s_preloads_import_neither_typing_nor_the_planner() -> No
         "before = set(sys.modules)\n"
         f"for name in {_pools._PRELOAD_MODULES!r}:\n"
         "    importlib.import_module(name)\n"
-        "heavy = {'attrs', 'typing', 'concurrency_kit._api', 'concurrency_kit._pools'}\n"
+        "heavy = {'attrs', 'typing', 'concurrency_kit._api.calls', 'concurrency_kit._backends.pools'}\n"
         "print(sorted(heavy & (set(sys.modules) - before)))\n"
     )
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)

@@ -30,8 +30,8 @@ import psutil
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit import _measuring
-from concurrency_kit._worker import RemoteTraceback, run_pickled_chunk
+from concurrency_kit._backends.worker import RemoteTraceback, run_pickled_chunk
+from concurrency_kit._decide import measuring as _measuring
 from helpers import (
     CULPRITS,
     HelperError,

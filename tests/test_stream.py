@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit._worker import RemoteTraceback
+from concurrency_kit._backends.worker import RemoteTraceback
 from helpers import (
     HelperError,
     calls_per_index,

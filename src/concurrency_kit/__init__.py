@@ -14,65 +14,65 @@ import importlib
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from ._api import iter_parallel as iter_parallel
-    from ._api import plan as plan
-    from ._api import run_parallel as run_parallel
-    from ._api import shutdown as shutdown
-    from ._async_api import AsyncResultStream as AsyncResultStream
-    from ._async_api import aiter_parallel as aiter_parallel
-    from ._async_api import arun_parallel as arun_parallel
-    from ._auto_executor import AutoExecutor as AutoExecutor
-    from ._classify import Classifier as Classifier
-    from ._classify import TaskKind as TaskKind
-    from ._classify import cpu_bound as cpu_bound
-    from ._classify import gil_free as gil_free
-    from ._classify import io_bound as io_bound
-    from ._classify import register_classifier as register_classifier
-    from ._classify import unregister_classifier as unregister_classifier
-    from ._config import Config as Config
-    from ._config import configure as configure
-    from ._config import get_config as get_config
-    from ._cpu import usable_cpus as usable_cpus
-    from ._crash import WorkerCrashedError as WorkerCrashedError
-    from ._errors import ConcurrencyKitError as ConcurrencyKitError
-    from ._errors import MainGuardMissingError as MainGuardMissingError
-    from ._errors import UnpicklableTaskError as UnpicklableTaskError
-    from ._plan import Plan as Plan
-    from ._probe import Measurement as Measurement
-    from ._scope import use_executor as use_executor
-    from ._stream import ResultStream as ResultStream
+    from ._api.aio import AsyncResultStream as AsyncResultStream
+    from ._api.aio import aiter_parallel as aiter_parallel
+    from ._api.aio import arun_parallel as arun_parallel
+    from ._api.auto_executor import AutoExecutor as AutoExecutor
+    from ._api.calls import iter_parallel as iter_parallel
+    from ._api.calls import plan as plan
+    from ._api.calls import run_parallel as run_parallel
+    from ._api.calls import shutdown as shutdown
+    from ._core.config import Config as Config
+    from ._core.config import configure as configure
+    from ._core.config import get_config as get_config
+    from ._core.cpu import usable_cpus as usable_cpus
+    from ._core.crash import WorkerCrashedError as WorkerCrashedError
+    from ._core.errors import ConcurrencyKitError as ConcurrencyKitError
+    from ._core.errors import MainGuardMissingError as MainGuardMissingError
+    from ._core.errors import UnpicklableTaskError as UnpicklableTaskError
+    from ._core.kinds import TaskKind as TaskKind
+    from ._core.scope import use_executor as use_executor
+    from ._decide.classify import Classifier as Classifier
+    from ._decide.classify import cpu_bound as cpu_bound
+    from ._decide.classify import gil_free as gil_free
+    from ._decide.classify import io_bound as io_bound
+    from ._decide.classify import register_classifier as register_classifier
+    from ._decide.classify import unregister_classifier as unregister_classifier
+    from ._decide.plan import Plan as Plan
+    from ._decide.probe import Measurement as Measurement
+    from ._run.stream import ResultStream as ResultStream
 
 #: Where each public name lives. The package imports them when first asked for (PEP
 #: 562), not with the package: a worker process, or the forkserver that starts them,
-#: imports ``concurrency_kit._worker`` alone, without attrs and the planner.
+#: imports ``concurrency_kit._backends.worker`` alone, without attrs and the planner.
 _EXPORTS = {
-    "AsyncResultStream": "_async_api",
-    "AutoExecutor": "_auto_executor",
-    "Classifier": "_classify",
-    "ConcurrencyKitError": "_errors",
-    "Config": "_config",
-    "MainGuardMissingError": "_errors",
-    "Measurement": "_probe",
-    "Plan": "_plan",
-    "ResultStream": "_stream",
-    "TaskKind": "_classify",
-    "UnpicklableTaskError": "_errors",
-    "WorkerCrashedError": "_crash",
-    "aiter_parallel": "_async_api",
-    "arun_parallel": "_async_api",
-    "configure": "_config",
-    "cpu_bound": "_classify",
-    "get_config": "_config",
-    "gil_free": "_classify",
-    "io_bound": "_classify",
-    "iter_parallel": "_api",
-    "plan": "_api",
-    "register_classifier": "_classify",
-    "run_parallel": "_api",
-    "shutdown": "_api",
-    "unregister_classifier": "_classify",
-    "use_executor": "_scope",
-    "usable_cpus": "_cpu",
+    "AsyncResultStream": "_api.aio",
+    "AutoExecutor": "_api.auto_executor",
+    "Classifier": "_decide.classify",
+    "ConcurrencyKitError": "_core.errors",
+    "Config": "_core.config",
+    "MainGuardMissingError": "_core.errors",
+    "Measurement": "_decide.probe",
+    "Plan": "_decide.plan",
+    "ResultStream": "_run.stream",
+    "TaskKind": "_core.kinds",
+    "UnpicklableTaskError": "_core.errors",
+    "WorkerCrashedError": "_core.crash",
+    "aiter_parallel": "_api.aio",
+    "arun_parallel": "_api.aio",
+    "configure": "_core.config",
+    "cpu_bound": "_decide.classify",
+    "get_config": "_core.config",
+    "gil_free": "_decide.classify",
+    "io_bound": "_decide.classify",
+    "iter_parallel": "_api.calls",
+    "plan": "_api.calls",
+    "register_classifier": "_decide.classify",
+    "run_parallel": "_api.calls",
+    "shutdown": "_api.calls",
+    "unregister_classifier": "_decide.classify",
+    "use_executor": "_core.scope",
+    "usable_cpus": "_core.cpu",
 }
 
 

@@ -111,11 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if command == "demo":
-        from ._demo import run_demo  # noqa: PLC0415 - only this command needs it
+        from ._api.demo import run_demo  # noqa: PLC0415 - only this command needs it
 
         run_demo(sys.stdout)
     elif command == "explain":
-        from ._explain import UsageError, explain, load_function, parse_item  # noqa: PLC0415 - only this command
+        from ._api.explain import UsageError, explain, load_function, parse_item  # noqa: PLC0415 - only this command
 
         if args.items and args.count is not None:
             explain_parser.error("give ITEMS or --count, not both")

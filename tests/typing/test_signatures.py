@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Literal, assert_type, get_args
 
 import concurrency_kit as ck
-from concurrency_kit._api import ModeName
-from concurrency_kit._options import MODES
+from concurrency_kit._api.calls import ModeName
+from concurrency_kit._core.options import MODES
 
 
 def double(x: int) -> int:

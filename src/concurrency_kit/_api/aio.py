@@ -1,0 +1,482 @@
+"""The awaitable façade: ``arun_parallel`` and ``aiter_parallel``, for code inside an event loop.
+
+    aiter_parallel(fn, items)            arun_parallel(fn, items): the stream, drained
+      ├─ a coroutine function (or mode="async"): planned here (nothing to measure), its
+      │    coroutines run on the caller's loop       (_backends/coroutines.CoroutineStream)
+      └─ a plain function: iter_parallel in a driver thread, measuring included, its
+           results handed to the loop as they come  (_run.offload.Offloaded)
+
+Neither ever blocks the loop: nothing that waits, measures or runs a plain function
+runs in its thread.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future
+from typing import Any, Generic, TypeVar, cast, final, overload
+
+import attrs
+from typing_extensions import Protocol
+
+from .._core.kinds import is_coroutine_function
+from .._core.options import CallOptions, ClassifierFn, ModeName, ProgressOption, call_options
+from .._decide.plan import Mode
+from .._run.call import STREAM_CHUNKS_PER_WORKER
+from .._run.stream import Progress, ResultStream, told_by
+from .planning import UNSIZED_ITEMS, open_iter, plan_sequence
+
+__all__ = ["AsyncResultStream", "aiter_parallel", "arun_parallel"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _Batches(Protocol):
+    """What an [`AsyncResultStream`][concurrency_kit.AsyncResultStream] reads: results a batch at a time."""
+
+    async def next_batch(self) -> list[Any]:
+        """The next results (``[]`` at the end)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop, and wait for what runs to stop."""
+        ...
+
+    def abandon(self) -> None:
+        """Stop without waiting (from any thread)."""
+        ...
+
+
+@final
+class AsyncResultStream(Generic[R]):
+    """The results of [`aiter_parallel`][concurrency_kit.aiter_parallel], as they come: ``async for result in stream``.
+
+    An async iterator with ``aclose``; as an async context manager, leaving the
+    ``async with`` block closes it. Closing it (or dropping the last reference to it, or
+    cancelling the task that reads it) cancels the coroutines in flight, stops taking
+    items, and kills the worker processes running its items.
+
+    Attributes:
+        mode: how the items run (``"async"``, ``"serial"``, ``"thread"``, ``"process"``
+            or ``"executor"``); for a plain function, known once the first result is
+            read (``None`` before).
+        reason: why (the plan's reason); likewise.
+    """
+
+    __slots__ = ("_batch", "_closed", "_done", "_mode", "_reason", "_source", "_told", "_total")
+
+    def __init__(
+        self,
+        source: _Batches,
+        *,
+        progress: Progress | None,
+        total: int | None,
+        mode: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self._source = source
+        self._mode, self._reason = mode, reason
+        self._batch: list[Any] = []
+        self._told = progress
+        self._total = total
+        self._done = 0
+        self._closed = False
+
+    @property
+    def mode(self) -> str | None:
+        """How the items run (``None`` until a plain function's stream is planned)."""
+        return self._mode or getattr(self._source, "mode", None)
+
+    @property
+    def reason(self) -> str | None:
+        """Why (``None`` until a plain function's stream is planned)."""
+        return self._reason or getattr(self._source, "reason", None)
+
+    def __aiter__(self) -> AsyncResultStream[R]:
+        return self
+
+    async def __anext__(self) -> R:
+        batch = self._batch
+        if not batch:
+            if self._closed:
+                raise StopAsyncIteration
+            try:
+                batch = await self._source.next_batch()
+            except BaseException:
+                await self.aclose()
+                raise
+            if not batch:
+                await self.aclose()
+                raise StopAsyncIteration
+            batch.reverse()
+            self._batch = batch
+        self._done += 1
+        if self._told is not None:
+            self._told(self._done, self._total)
+        return batch.pop()  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        """Stop: cancel the coroutines in flight, take no more items, kill worker processes running its items."""
+        if self._closed:
+            return
+        self._closed = True
+        self._batch = []
+        try:
+            await self._source.aclose()
+        finally:
+            close = getattr(self._told, "close", None)
+            if close is not None:
+                close()
+
+    async def __aenter__(self) -> AsyncResultStream[R]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            self._source.abandon()
+
+
+def _check_async_items(items: object) -> Sequence[Any] | None:
+    """``items`` itself when it is a list, tuple or range; ``None`` for another iterable or an async iterable.
+
+    Raises:
+        TypeError: ``items`` is neither iterable nor async iterable.
+    """
+    if isinstance(items, list | tuple | range):
+        return cast("Sequence[Any]", items)
+    if isinstance(items, AsyncIterable | Iterable):
+        return None
+    raise TypeError(f"items must be iterable or async iterable, got {type(items).__name__}")
+
+
+def _check_loop(what: str) -> None:
+    """Raise unless an asyncio event loop runs in this thread.
+
+    Raises:
+        RuntimeError: none runs (under trio, say how to call the library there).
+    """
+    import asyncio  # noqa: PLC0415 - only the async façade needs it
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        trio = sys.modules.get("trio")
+        under_trio = False
+        if trio is not None:
+            try:
+                trio.lowlevel.current_trio_token()
+                under_trio = True
+            except RuntimeError:
+                pass
+        hint = (
+            "Under trio, run the synchronous form in a thread: await trio.to_thread.run_sync(run_parallel, fn, items)"
+            if under_trio
+            else "From synchronous code, call run_parallel or iter_parallel, which run their own loop"
+        )
+        raise RuntimeError(f"{what} must be used inside a running asyncio event loop. {hint}") from None
+
+
+@overload
+def aiter_parallel(
+    fn: Callable[[T], Awaitable[R]],
+    items: Iterable[T] | AsyncIterable[T],
+    mode: ModeName = "auto",
+    *,
+    ordered: bool = True,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: ClassifierFn | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    max_in_flight: int | None = None,
+    progress: ProgressOption = None,
+    executor: Executor | None = None,
+) -> AsyncResultStream[R]: ...
+
+
+@overload
+def aiter_parallel(
+    fn: Callable[[T], R],
+    items: Iterable[T] | AsyncIterable[T],
+    mode: ModeName = "auto",
+    *,
+    ordered: bool = True,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: ClassifierFn | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    max_in_flight: int | None = None,
+    progress: ProgressOption = None,
+    executor: Executor | None = None,
+) -> AsyncResultStream[R]: ...
+
+
+def aiter_parallel(  # noqa: PLR0913 - the public signature
+    fn: Callable[[T], Any],
+    items: Iterable[T] | AsyncIterable[T],
+    mode: ModeName | str = "auto",
+    *,
+    ordered: bool = True,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: ClassifierFn | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    max_in_flight: int | None = None,
+    progress: ProgressOption = None,
+    executor: Executor | None = None,
+) -> AsyncResultStream[Any]:
+    """Yield ``fn(item)`` for every item, as the results come, inside a running event loop: ``async for``.
+
+    The streaming form of [`arun_parallel`][concurrency_kit.arun_parallel], with
+    [`iter_parallel`][concurrency_kit.iter_parallel]'s options.
+    A coroutine function's coroutines run on the caller's loop, at most ``workers`` at
+    a time (default ``async_workers``, 256); a plain function
+    streams in the mode auto picks (or the one forced), measured and run in a thread of
+    its own, so the loop never waits for it.
+
+    Args:
+        fn: a coroutine function (``async def``, a partial of one, an object whose
+            ``__call__`` is one), or a plain one-argument function.
+        items: any iterable, or an async iterable; read as the stream needs items.
+        mode: ``"auto"``, ``"async"``, ``"serial"``, ``"thread"``, ``"process"`` or ``"executor"``.
+        ordered: results in input order; with ``False``, as they finish.
+        workers: the most coroutines in flight, or the threads or processes.
+        chunksize: how many items a worker takes at a time (plain functions).
+        classifier: a callable ``classifier(fn, sample) -> TaskKind | str | None``.
+        return_exceptions: yield each exception ``fn`` raised in its item's place and go on.
+        timeout: seconds the whole iteration may take, counted from the first result
+            asked for; the coroutines in flight are then cancelled, worker processes
+            running its items killed.
+        max_in_flight: the most items taken and not yet yielded (default: two a worker
+            for coroutines, as [`iter_parallel`][concurrency_kit.iter_parallel] for plain functions, whose
+            results wait for the loop on top of these: ``HANDOFF_BOUND`` at most,
+            or one with ``max_in_flight``).
+        progress: ``True`` for a tqdm bar, or a callable told ``(done, total)`` in the
+            loop's thread as each result is yielded.
+        executor: run a plain function's items on this executor (see [`run_parallel`][concurrency_kit.run_parallel]).
+
+    Returns:
+        An [`AsyncResultStream`][concurrency_kit.AsyncResultStream]: ``async for`` over it, ``await stream.aclose()``,
+        or ``async with`` it.
+
+    Raises:
+        TypeError: bad arguments (see [`plan`][concurrency_kit.plan]); a coroutine function with a
+            mode other than ``"auto"`` or ``"async"``, or with ``executor=``; while
+            iterating, a plain ``fn`` that returned an awaitable for an item (see
+            [`iter_parallel`][concurrency_kit.iter_parallel]).
+        ValueError: bad arguments (see [`plan`][concurrency_kit.plan]).
+        RuntimeError: no asyncio event loop is running (raised when iterating).
+        TimeoutError: while iterating, ``timeout`` passed.
+        Exception: while iterating, the first exception ``fn`` raised (in order: after
+            the results before its item), noted with its item; nothing new starts.
+    """
+    return _open(
+        fn,
+        items,
+        mode,
+        ordered=ordered,
+        workers=workers,
+        chunksize=chunksize,
+        classifier=classifier,
+        return_exceptions=return_exceptions,
+        timeout=timeout,
+        max_in_flight=max_in_flight,
+        progress=progress,
+        executor=executor,
+        drained=False,
+    )
+
+
+@overload
+async def arun_parallel(
+    fn: Callable[[T], Awaitable[R]],
+    items: Iterable[T] | AsyncIterable[T],
+    mode: ModeName = "auto",
+    *,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: ClassifierFn | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    progress: ProgressOption = None,
+    executor: Executor | None = None,
+) -> list[R]: ...
+
+
+@overload
+async def arun_parallel(
+    fn: Callable[[T], R],
+    items: Iterable[T] | AsyncIterable[T],
+    mode: ModeName = "auto",
+    *,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: ClassifierFn | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    progress: ProgressOption = None,
+    executor: Executor | None = None,
+) -> list[R]: ...
+
+
+async def arun_parallel(  # noqa: PLR0913 - the public signature
+    fn: Callable[[T], Any],
+    items: Iterable[T] | AsyncIterable[T],
+    mode: ModeName | str = "auto",
+    *,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    classifier: ClassifierFn | None = None,
+    return_exceptions: bool = False,
+    timeout: float | None = None,
+    progress: ProgressOption = None,
+    executor: Executor | None = None,
+) -> list[Any]:
+    """Return the results of ``fn`` over ``items``, in input order, without blocking the running event loop.
+
+    A coroutine function's coroutines run on this loop, at most ``workers`` at a time
+    (default 256); a plain function runs as [`run_parallel`][concurrency_kit.run_parallel] would run it (a loop,
+    threads or processes, measured first in auto mode), in a thread of its own: the
+    loop goes on serving its other tasks meanwhile. Cancelling the task that awaits
+    this (or ``asyncio.timeout`` around it) cancels the coroutines in flight, kills the
+    worker processes running its items, and re-raises ``CancelledError``.
+
+    Args:
+        fn: a coroutine function, or a plain one-argument function.
+        items: any iterable, or an async iterable.
+        mode: ``"auto"``, ``"async"``, ``"serial"``, ``"thread"``, ``"process"`` or ``"executor"``.
+        workers: the most coroutines in flight, or the threads or processes.
+        chunksize: how many items a worker takes at a time (plain functions).
+        classifier: a callable ``classifier(fn, sample) -> TaskKind | str | None``.
+        return_exceptions: return each exception ``fn`` raised in its item's place.
+        timeout: seconds the call may take.
+        progress: ``True`` for a tqdm bar, or a callable told ``(done, total)`` in the
+            loop's thread.
+        executor: run a plain function's items on this executor (see [`run_parallel`][concurrency_kit.run_parallel]).
+
+    Returns:
+        The results, in input order.
+
+    Raises:
+        TypeError: bad arguments (see [`aiter_parallel`][concurrency_kit.aiter_parallel]); a plain ``fn`` that
+            returned an awaitable for an item (see [`run_parallel`][concurrency_kit.run_parallel]).
+        ValueError: bad arguments (see [`plan`][concurrency_kit.plan]).
+        RuntimeError: no asyncio event loop is running.
+        TimeoutError: ``timeout`` passed.
+        WorkerCrashedError: a worker process died (see [`run_parallel`][concurrency_kit.run_parallel]).
+        Exception: the first exception ``fn`` raised, noted with its item.
+    """
+    stream = _open(
+        fn,
+        items,
+        mode,
+        ordered=True,
+        workers=workers,
+        chunksize=chunksize,
+        classifier=classifier,
+        return_exceptions=return_exceptions,
+        timeout=timeout,
+        max_in_flight=None,
+        progress=progress,
+        executor=executor,
+        drained=True,
+    )
+    async with stream:
+        return [value async for value in stream]
+
+
+def _open(  # noqa: PLR0913 - the public calls' arguments
+    fn: Callable[[Any], Any],
+    items: Iterable[Any] | AsyncIterable[Any],
+    mode: Mode | str,
+    *,
+    ordered: bool,
+    workers: int | None,
+    chunksize: int | None,
+    classifier: ClassifierFn | None,
+    return_exceptions: bool,
+    timeout: float | None,
+    max_in_flight: int | None,
+    progress: ProgressOption,
+    executor: Executor | None,
+    drained: bool,
+) -> AsyncResultStream[Any]:
+    """The stream both calls read (``drained``: all of it, into a list: no window)."""
+    started = time.monotonic()
+    _check_loop("arun_parallel" if drained else "aiter_parallel")
+    sequence = _check_async_items(items)
+    options, _ = call_options(
+        fn,
+        [] if sequence is None else sequence,
+        started=started,
+        mode=mode,
+        workers=workers,
+        chunksize=chunksize,
+        classifier=classifier,
+        return_exceptions=return_exceptions,
+        timeout=timeout,
+        executor=executor,
+        ordered=ordered,
+        max_in_flight=max_in_flight,
+        progress=progress,
+    )
+    size = None if sequence is None else len(sequence)
+    coroutines = mode == "async" or is_coroutine_function(fn)
+    told = told_by(progress, size, "async" if coroutines else str(mode))
+    if coroutines:
+        return _coroutines(fn, items, options, drained=drained, progress=told)
+    from .._run.offload import HANDOFF_BOUND, Offloaded  # noqa: PLC0415 - threads, only for plain functions
+
+    driven = attrs.evolve(options, progress=None)  # told here, in the loop's thread
+
+    def open_stream(stop: Future[None], source: Iterable[Any]) -> ResultStream[Any]:
+        # The timeout counts from the driver's start, as when it checked the arguments itself.
+        return open_iter(
+            fn, source, attrs.evolve(driven, started=time.monotonic()), iterator=_iterator(source), stop=stop
+        )
+
+    bound = 1 if max_in_flight is not None else HANDOFF_BOUND
+    return AsyncResultStream(Offloaded(open_stream, items, bound=bound), progress=told, total=size)
+
+
+def _iterator(source: Iterable[Any]) -> Iterator[Any] | None:
+    """An iterator over ``source``; ``None`` when it is a list, tuple or range (read in place)."""
+    return None if isinstance(source, list | tuple | range) else iter(source)
+
+
+def _coroutines(
+    fn: Callable[[Any], Any],
+    items: Iterable[Any] | AsyncIterable[Any],
+    options: CallOptions,
+    *,
+    drained: bool,
+    progress: Progress | None,
+) -> AsyncResultStream[Any]:
+    """A coroutine function's stream on the running loop, planned here (an async plan measures nothing)."""
+    from .._backends.coroutines import CoroutineStream  # noqa: PLC0415 - asyncio, only for coroutines
+
+    sequence = _check_async_items(items)
+    chosen = plan_sequence(
+        fn, [] if sequence is None else sequence, options, expected=None if sequence is not None else UNSIZED_ITEMS
+    )
+    total = None if sequence is None else len(sequence)
+    stream = CoroutineStream(
+        fn,
+        items,
+        workers=chosen.workers,
+        window=None if drained else options.max_in_flight or STREAM_CHUNKS_PER_WORKER * chosen.workers,
+        ordered=options.ordered,
+        collect=options.return_exceptions,
+        total=total,
+        timeout=options.timeout,
+        checked=not is_coroutine_function(fn),
+    )
+    return AsyncResultStream(stream, progress=progress, total=total, mode=chosen.mode, reason=chosen.reason)

@@ -1,0 +1,121 @@
+"""What a stream hands a backend: units (chunks of items) to run, and the protocol a backend's runner keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, final
+
+from typing_extensions import Protocol
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .stop_tokens import ThreadToken
+
+__all__ = ["Lost", "Outcome", "Read", "Runner", "Unit", "run_chunk"]
+
+#: One item's outcome: ``(True, result)`` or ``(False, exception)``.
+Outcome = tuple[bool, Any]
+
+
+@final
+class Lost:
+    """What became of a unit whose worker died (or whose task its executor lost).
+
+    Which of its items was at fault is not known (a process pool's dead worker takes the
+    units beside it down too): with exceptions collected, the stream runs each of them
+    again alone (``Unit.alone``), one at a time, with nothing else of the stream
+    running; without, it raises ``blame`` for the items that were running.
+    """
+
+    __slots__ = ("blame", "together")
+
+    def __init__(self, blame: Callable[[Sequence[int]], BaseException], *, together: bool) -> None:
+        #: The error for the items of these indices, lost with it (a ``WorkerCrashedError``).
+        self.blame = blame
+        #: Whether the units running beside it were lost with it (a process pool breaks whole).
+        self.together = together
+
+
+#: What became of a finished unit: its outcomes (shorter than its items when its stop
+#: token stopped it); ``Lost``; or ``None``, to run it again (its pool was stopped
+#: by another call).
+Read = list[Outcome] | Lost | None
+
+
+class Unit:
+    """Items ``start …`` of a stream, run together (a chunk), and what became of them."""
+
+    __slots__ = ("alone", "items", "outcomes", "pool", "read", "results", "start")
+
+    def __init__(self, start: int, items: list[Any], *, alone: bool = False) -> None:
+        self.start = start
+        self.items = items
+        #: The items' outcomes, in order, once done; shorter than ``items`` after a
+        #: failure that stopped the unit (the failure last).
+        self.outcomes: list[Outcome] | None = None
+        #: The process pool running it, if any.
+        self.pool: ProcessPoolExecutor | None = None
+        #: Run again by itself, nothing else of the stream beside it, after its worker died
+        #: with others: dying again (``Lost`` again) is its own fault.
+        self.alone = alone
+        #: Its results, already run (the items a plan measured), once the future is done
+        #: (``None``: done): the results before the first failure, and that failure
+        #: (``None`` if none); exceptions collected are results. Else the runner reads it.
+        self.results: Callable[[Future[Any] | None], tuple[list[Any], BaseException | None]] | None = None
+
+    @property
+    def stop(self) -> int:
+        """The index after its last item."""
+        return self.start + len(self.items)
+
+
+class Runner(Protocol):
+    """A backend's side of a stream: runs its units, reads what became of them, stops them.
+
+    Each unit's items check the stream's stop token (``_backends.stop_tokens``) before they start.
+    """
+
+    def submit(self, unit: Unit) -> Future[Any]:
+        """Start ``unit``; its future is done when it is."""
+        ...
+
+    def read(self, unit: Unit, future: Future[Any]) -> Read:
+        """The outcomes of ``unit``, whose ``future`` is done; ``Lost``; or ``None`` to run it again."""
+        ...
+
+    def halt(self, after: int) -> None:
+        """Item ``after`` failed: no item after it starts, even one already handed to a worker."""
+        ...
+
+    def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
+        """The stream ended: no item starts; cancel the units not started; with ``kill``, stop the rest's workers."""
+        ...
+
+
+def run_chunk(
+    fn: Callable[[Any], Any],
+    items: list[Any],
+    collect: bool,  # noqa: FBT001
+    start: int = 0,
+    token: ThreadToken | None = None,
+) -> list[Outcome]:
+    """Run ``items`` (``start …``) in order in this thread; stop after the first exception unless ``collect``.
+
+    With ``token``, an item past its mark does not start, and a failure lowers the mark
+    to its item before the chunk ends (see ``_backends.stop_tokens``).
+    """
+    outcomes: list[Outcome] = []
+    for index, item in enumerate(items, start):
+        if token is not None and index > token.last:
+            break  # the stream failed before it, or ended
+        try:
+            outcomes.append((True, fn(item)))
+        except Exception as exc:  # noqa: BLE001 - an outcome, raised or yielded by the consumer
+            outcomes.append((False, exc))
+            if not collect:
+                if token is not None:
+                    token.failed(index)
+                break
+    return outcomes

@@ -1,0 +1,1 @@
+"""Values every layer shares: errors, options, settings, the machine's figures."""

@@ -1,0 +1,53 @@
+"""The errors that concurrency_kit raises.
+
+Every error of the library derives from [`ConcurrencyKitError`][concurrency_kit.ConcurrencyKitError]; leaves also
+derive from the standard-library error a caller would already catch, so code written
+against ``concurrent.futures`` keeps working::
+
+    Exception
+     ├── ConcurrencyKitError
+     │    ├── UnpicklableTaskError (also TypeError)
+     │    │    └── MainGuardMissingError
+     │    └── WorkerCrashedError (also concurrent.futures.process.BrokenProcessPool)
+     └── TimeoutError (builtin: a call ran past its ``timeout``)
+
+``WorkerCrashedError`` lives in ``crash.py`` and is imported on first use, since its
+stdlib base pulls in ``multiprocessing``.
+
+An exception raised by the user's ``fn`` is never wrapped: it reaches the caller with
+its own type. In process mode it carries the worker's formatted traceback as
+``__cause__``, as ``concurrent.futures`` does.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConcurrencyKitError", "MainGuardMissingError", "UnpicklableTaskError"]
+
+
+class ConcurrencyKitError(Exception):
+    """Root of every error that concurrency_kit itself raises."""
+
+
+class UnpicklableTaskError(ConcurrencyKitError, TypeError):
+    """The function or an item cannot be sent to a worker process.
+
+    Raised when ``mode="process"`` is forced with something ``pickle`` cannot
+    serialise by reference (a lambda, a closure, a function defined in an interactive
+    session, an open file as an item). ``mode="auto"`` never raises it: it falls back to
+    threads or a plain loop and says so in the plan's reason.
+    """
+
+
+class MainGuardMissingError(UnpicklableTaskError):
+    """A task needs the main module in its worker processes, and the main module lacks its guard.
+
+    Worker processes import the main module to find a function or an item class defined
+    there; a script whose call is not under ``if __name__ == "__main__":`` would run
+    again in each of them. Raised by ``mode="process"``; ``mode="auto"`` runs such a
+    task in threads or a loop instead, and says why in the plan's reason.
+    """
+
+
+# Shown as concurrency_kit.<Name> in tracebacks (and pickled by that public path).
+for _error in (ConcurrencyKitError, UnpicklableTaskError, MainGuardMissingError):
+    _error.__module__ = "concurrency_kit"

@@ -1,0 +1,491 @@
+"""The measuring probe: run the first items in threads and watch how they behave.
+
+Up to two probe threads take items from the front of the input, in growing batches, and
+record per batch the wall time and their own CPU time (the second joins once the GIL
+was seen free: items holding it are probed one at a time). Meanwhile the calling thread
+acts as a GIL monitor (the method of gil_load and gilknocker): it sleeps a tick at a
+time and notes how late it wakes. A thread that holds the GIL while running bytecode
+makes the monitor wait for the switch interval (``sys.getswitchinterval()``, 5 ms); a
+thread waiting on I/O or computing in C with the GIL released lets it wake on time.
+
+The probe stops once it has a clear picture (a minimum window and a few GIL samples),
+as soon as the remaining work is too small to be worth a pool, or when the input runs
+out. Items already taken keep running to completion in the probe threads; their
+results stay in the call's ``Outcomes``, so nothing is
+run twice.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, wait
+from typing import Any, NamedTuple, Protocol, final
+
+import attrs
+
+from .._backends.given import given_now
+from .._backends.outcomes import Feed, Outcomes, run_span
+from .._core.cpu import gil_enabled
+from .._core.in_force import InForce
+from .classify import READING
+from .given_probe import probe_given
+
+__all__ = ["PROBING", "Measurement", "ProbePolicy", "ProbeRun", "probe"]
+
+
+@final
+@attrs.frozen
+class ProbePolicy:
+    """The probe's windows and thresholds."""
+
+    #: Threads the probe runs items in: two, so I/O already overlaps while it is measured.
+    threads: int = 2
+    #: The probe watches at least this long before deciding (unless the input runs out) ...
+    min_window: float = 0.010
+    #: ... and collects at least this many GIL samples ...
+    min_samples: int = 4
+    #: ... unless the caller says sooner that what it has is enough (it may know the task
+    #: from an earlier call), which it is asked from this much on ...
+    quick_window: float = 0.002
+    #: ... or, once it has that many GIL samples, none late, sooner when the items plainly
+    #: wait: their CPU share so far is below this (they compute a tenth of the time or less) ...
+    plain_wait_share: float = 0.1
+    #: ... but never watches longer than this before deciding on what it has ...
+    max_window: float = 0.050
+    #: ... or this many late wake-ups: the GIL is plainly held.
+    late_enough: int = 2
+    #: The monitor's tick.
+    tick: float = 0.001
+    #: The CPU time of the probe threads is read off ticks during which both ran items, of
+    #: at least this many seconds in all (two ticks): fewer leave the reading to chance.
+    #: The median tick counts, so that a few ticks with the CPUs busy elsewhere do not.
+    min_pair_seconds: float = 0.002
+    #: The monitor's tick while it waits for running items to settle a decision.
+    settle_tick: float = 0.005
+    #: Remaining work below this many seconds is not worth a pool: stop probing at once.
+    trivial_seconds: float = 0.002
+    #: A probe batch grows until it takes about this long (keeps per-item overhead low).
+    batch_seconds: float = 0.001
+
+
+_DEFAULT_PROBING = ProbePolicy()
+#: The probe's policy in force (tests set another for a block with ``PROBING.using``).
+PROBING: InForce[ProbePolicy] = InForce("probe_policy", lambda: _DEFAULT_PROBING)
+
+_thread_clock = getattr(time, "pthread_getcpuclockid", None)
+
+
+@final
+@attrs.frozen
+class Measurement:
+    """What the probe saw while it ran the first items.
+
+    Attributes:
+        items: items the probe took (finished or still running in its threads).
+        completed: items finished when the probe decided.
+        seconds: how long the probe watched.
+        item_wall: mean wall seconds an item spent in ``fn``.
+        item_cpu: mean CPU seconds an item spent in ``fn``.
+        cpu_share: CPU time over time spent in ``fn`` (0: waiting, 1: computing); while
+            items still run, that of the finished ones where there are any.
+        gil_share: share of monitor wake-ups delayed by a GIL holder, or ``None``
+            when there were too few samples to tell.
+        exact: ``False`` when items were still running, so per-item figures are lower
+            bounds.
+        parallelism: the probe threads' CPU seconds per second while both ran items
+            (about 1 when they took turns for the GIL, up to 2 when it was free and two
+            CPUs were), or ``None`` when they did not run side by side long enough to tell.
+        in_pool: the item was measured in a worker process (its CPU time unknown:
+            ``item_cpu`` and ``cpu_share`` then assume it computed).
+    """
+
+    items: int
+    completed: int
+    seconds: float
+    item_wall: float
+    item_cpu: float
+    cpu_share: float
+    gil_share: float | None
+    exact: bool
+    parallelism: float | None = None
+    in_pool: bool = False
+
+
+class _Tally(NamedTuple):
+    """A probe thread's figures: its finished batches', then its running batch's so far."""
+
+    wall: float
+    cpu: float
+    items: int
+    running_wall: float
+    running_cpu: float
+    running: int
+
+
+class _Slot:
+    """One probe thread's running tally; updated under its lock."""
+
+    __slots__ = ("busy", "c0", "cpu", "ident", "items", "live", "lock", "t0", "wall")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ident = 0
+        self.live = False
+        self.busy = 0  # items in the batch now running
+        self.t0 = self.c0 = 0.0
+        self.wall = self.cpu = 0.0
+        self.items = 0
+
+    def snapshot(self, now: float) -> _Tally:
+        """The figures so far, the running batch's up to ``now``."""
+        with self.lock:
+            wall = cpu = 0.0
+            if self.busy:
+                wall = now - self.t0
+                if _thread_clock is not None and self.live:
+                    cpu = time.clock_gettime(_thread_clock(self.ident)) - self.c0
+            return _Tally(self.wall, self.cpu, self.items, wall, cpu, self.busy)
+
+
+def _work(  # noqa: PLR0913, PLR0917 - the probe thread's whole state, by name
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    feed: Feed,
+    slot: _Slot,
+    wake: threading.Event,
+    window_end: float,
+    batch_seconds: float,
+    hold: threading.Lock,
+) -> None:
+    with slot.lock:
+        slot.ident = threading.get_ident()
+        slot.live = True
+    count = 1
+    try:
+        # Past the longest window no new batch starts, even before the monitor (which may
+        # wait long for the GIL behind two busy threads) has stopped the feed; nor while
+        # the monitor holds ``hold``.
+        while True:
+            with hold:
+                span = feed.take(count) if time.perf_counter() < window_end else range(0)
+            if not span:
+                break
+            with slot.lock:
+                slot.busy = len(span)
+                slot.t0 = time.perf_counter()
+                slot.c0 = time.thread_time()
+            going = run_span(fn, items, feed, span, check_each=False)  # batches are short
+            t1, c1 = time.perf_counter(), time.thread_time()
+            with slot.lock:
+                wall = t1 - slot.t0
+                slot.wall += wall
+                slot.cpu += c1 - slot.c0
+                slot.items += len(span)
+                slot.busy = 0
+            per_item = wall / len(span)
+            count = max(1, min(count * 2, int(batch_seconds / per_item))) if per_item > 0 else count * 2
+            if not going:
+                break
+            # No wake-up per batch: it would cut the monitor's tick short and spoil its GIL sample.
+    finally:
+        with slot.lock:
+            slot.live = False
+            slot.busy = 0
+        wake.set()
+
+
+class Watcher(Protocol):
+    """Where a :class:`ProbeRun` reads its items' figures: the monitor (or, in a test, given figures)."""
+
+    #: When the probe began (``time.perf_counter()``).
+    start: float
+
+    def measure(self, taken: int) -> Measurement:
+        """The figures of the ``taken`` items so far."""
+        ...
+
+
+@final
+class ProbeRun:
+    """A finished measurement, and the probe threads that may still be running items."""
+
+    def __init__(self, measurement: Measurement, resume_at: int, futures: list[Future[None]], monitor: Watcher) -> None:
+        #: What was measured.
+        self.measurement = measurement
+        #: The first item the probe did not take: the rest of the call starts here.
+        self.resume_at = resume_at
+        self._futures = futures
+        self._monitor = monitor
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the items the probe took; re-raise what escaped a probe thread.
+
+        Returns:
+            Whether the probe threads are done.
+        """
+        done, pending = wait(self._futures, timeout=timeout)
+        for future in done:
+            future.result()
+        return not pending
+
+    @property
+    def threads(self) -> tuple[Future[None], ...]:
+        """The probe threads, as futures done when they are (whatever their items raised)."""
+        return tuple(self._futures)
+
+    @property
+    def started(self) -> float:
+        """When the probe began (``time.perf_counter()``)."""
+        return self._monitor.start
+
+    @property
+    def first(self) -> int:
+        """The first item the probe took."""
+        return self.resume_at - self.measurement.items
+
+    def final(self) -> Measurement:
+        """The figures of every item the probe took, once ``join`` said they are done.
+
+        Exact where ``measurement`` may have been a lower bound (items still running).
+        """
+        return self._monitor.measure(self.measurement.items)
+
+
+class _Monitor:
+    """The calling thread's side of the probe: GIL samples and the figures so far."""
+
+    def __init__(self, slots: list[_Slot], policy: ProbePolicy, *, gil_held: bool | None = None) -> None:
+        self.slots, self.policy = slots, policy
+        #: How every GIL sample reads, where a test gave it (_backends.given); else the lateness says.
+        self.gil_held = gil_held
+        self.start = time.perf_counter()
+        self.samples = self.late = 0
+        #: Whether there is a GIL to read: without one (free-threaded CPython) a tick
+        #: still counts as a sample (the window, the second thread and the I/O check go
+        #: by them) but never as late, and the measurement has no GIL share.
+        self.gil = gil_enabled()
+        #: Per tick during which both probe threads ran items: their CPU seconds per second.
+        self.pair_rates: list[float] = []
+        self.pair_wall = 0.0  # those ticks' wall time in all
+
+    def tick(self, wake: threading.Event, seconds: float) -> bool:
+        """Wait up to ``seconds``; count a GIL sample if items ran throughout. True if late.
+
+        Throughout means items were running both when the wait began and after it: a
+        probe thread that ran out of items meanwhile may have left the GIL free for
+        reasons that say nothing about the items. A tick during which both probe
+        threads ran items also counts their CPU time (see ``Measurement.parallelism``).
+        """
+        busy = any(slot.busy for slot in self.slots)
+        interval, late_fraction = sys.getswitchinterval(), READING.get().late_fraction
+        pair = self._pair_clock()
+        began = time.perf_counter()
+        if wake.wait(seconds) or not busy:
+            return False
+        ended = time.perf_counter()
+        lateness = ended - began - seconds
+        if pair is not None and (after := self._pair_clock()) is not None:
+            self.pair_wall += ended - began
+            self.pair_rates.append((after - pair) / (ended - began))
+        if not any(slot.busy for slot in self.slots):
+            return False
+        self.samples += 1
+        if not self.gil:
+            return False
+        # The interval may change meanwhile (a pool starting lowers it): a GIL holder
+        # delays the wake-up by the shorter of the two at least.
+        late = lateness > max(0.0005, late_fraction * min(interval, sys.getswitchinterval()))
+        if late if self.gil_held is None else self.gil_held:
+            self.late += 1
+            return True
+        return False
+
+    def _pair_clock(self) -> float | None:
+        """The probe threads' CPU time so far, when there are two and both are running items; else ``None``.
+
+        The GIL monitor alone is fooled by C code that keeps the GIL in calls shorter
+        than its lateness threshold and lets it go between them (a system call): it
+        then wakes nearly on time. Two threads that take turns for the GIL cannot
+        compute more than one CPU's worth between them, whatever the monitor sees.
+        """
+        if _thread_clock is None or len(self.slots) < 2:
+            return None
+        total = 0.0
+        for slot in self.slots:
+            with slot.lock:
+                if not (slot.live and slot.busy):
+                    return None
+                total += time.clock_gettime(_thread_clock(slot.ident))
+        return total
+
+    def enough_samples(self) -> bool:
+        """Whether the monitor has the GIL samples a decision needs, or plainly saw the GIL held."""
+        return self.samples >= self.policy.min_samples or self.late >= self.policy.late_enough
+
+    def plainly_waiting(self, taken: int) -> bool:
+        """Whether enough GIL samples, none late, and the CPU share say the items wait.
+
+        Only where the CPU time of a running item can be read: else a computing item
+        still running would look as if it waited.
+        """
+        if _thread_clock is None or self.samples < self.policy.min_samples or self.late:
+            return False
+        return self.measure(taken).cpu_share < self.policy.plain_wait_share
+
+    def measure(self, taken: int, now: float | None = None) -> Measurement:
+        """The figures of the ``taken`` items, running ones up to ``now`` (default: the clock's now)."""
+        now = time.perf_counter() if now is None else now
+        tallies = [slot.snapshot(now) for slot in self.slots]
+        done_wall = sum(t.wall for t in tallies)
+        done_cpu = min(done_wall, sum(t.cpu for t in tallies))
+        completed = sum(t.items for t in tallies)
+        wall = done_wall + sum(t.running_wall for t in tallies)
+        cpu = min(wall, done_cpu + sum(t.running_cpu for t in tallies))
+        running = sum(t.running for t in tallies)
+        counted = max(1, completed + running)
+        # A running item's share is that of the phase it is in (one that computed first
+        # shows a share falling as it waits): once some have finished, theirs is the share.
+        share_cpu, share_wall = (done_cpu, done_wall) if completed and running else (cpu, wall)
+        return Measurement(
+            items=taken,
+            completed=completed,
+            seconds=now - self.start,
+            item_wall=wall / counted,
+            item_cpu=cpu / counted,
+            cpu_share=share_cpu / share_wall if share_wall > 0 else 0.0,
+            gil_share=self.late / self.samples if self.samples >= 2 and self.gil else None,
+            exact=running == 0,
+            parallelism=_median(self.pair_rates) if self.pair_wall >= self.policy.min_pair_seconds else None,
+        )
+
+
+def _median(values: list[float]) -> float:
+    """The median of ``values`` (not empty); ``statistics`` costs a cold call ~13 ms to import."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    outcomes: Outcomes,
+    submit: Callable[..., Future[None]],
+    *,
+    on_gil_held: Callable[[], object] | None = None,
+    settled: Callable[[Measurement], bool] | None = None,
+    enough: Callable[[Measurement], bool] | None = None,
+    threads: int | None = None,
+    deadline: float | None = None,
+    start: int = 0,
+    policy: ProbePolicy | None = None,
+) -> ProbeRun:
+    """Run the first items of ``items`` in probe threads and measure them.
+
+    Args:
+        fn: the user's function.
+        items: the whole input; the probe takes from the front.
+        outcomes: where the probed items' results (or first failure) go.
+        submit: starts a probe thread, as ``Executor.submit`` does.
+        on_gil_held: called once, as soon as the monitor has seen the GIL held twice
+            while more items remain (the caller may start a process pool meanwhile). The
+            probe threads start no new batch while it runs.
+        settled: asked, once the window is over, whether a measurement whose items
+            are still running is enough to decide on. While it says no, the probe
+            takes no new items but keeps watching the running ones, until they finish.
+        enough: asked at every tick from ``ProbePolicy.quick_window`` on whether the figures so
+            far are enough to decide on; yes ends the probe at once.
+        threads: how many probe threads may run items (the second joins once the
+            monitor has seen the GIL free while items ran); one when the items are
+            known to hold the GIL, which a second thread would only take turns with,
+            starving the monitor (default: the policy's ``threads``).
+        deadline: a ``time.monotonic()`` value past which the probe gives up.
+        start: the first item to take (those before it already ran).
+        policy: the probe's windows and thresholds (default: those in force).
+
+    In a test that gave the figures (``_backends.given``), the probe runs the items they name and
+    reports them instead of watching.
+
+    Returns:
+        The measurement and where the rest of the call resumes.
+
+    Raises:
+        TimeoutError: the deadline passed while measuring (the items already taken
+            finish in the background; nothing new starts).
+    """
+    policy, given = policy or PROBING.get(), given_now()
+    threads = policy.threads if threads is None else threads
+    if given is not None and given.probe is not None:
+        return probe_given(
+            given, fn, items, outcomes, submit, threads=threads, settled=settled, deadline=deadline, start=start
+        )
+    total = len(items)
+    feed = Feed(outcomes, start, total)
+    wake = threading.Event()
+    # Held while on_gil_held runs: the probe threads start no new batch meanwhile, so that
+    # the hook (which pickles the function, and may import cloudpickle for it) does not
+    # take turns for the GIL with items that hold it, a switch interval (5 ms) at a time.
+    hold = threading.Lock()
+    slots = [_Slot() for _ in range(min(threads, total - start))]
+    monitor = _Monitor(slots, policy, gil_held=None if given is None else given.gil_held)
+    # The second thread joins once a GIL sample (a tick at the earliest) found the GIL
+    # free while the first ran items: work so small that one thread is through it by
+    # then never pays for two threads contending, and items that hold the GIL are not
+    # run two at a time, taking turns with each other and with the thread that starts a
+    # process pool meanwhile.
+    window_end, batch = monitor.start + policy.max_window, policy.batch_seconds
+    futures = [submit(_work, fn, items, feed, slots[0], wake, window_end, batch, hold)]
+    try:
+        while not outcomes.failed:
+            _check(deadline)
+            wake.clear()
+            if all(f.done() for f in futures) and (len(futures) == len(slots) or not feed.remaining):
+                break
+            now = time.perf_counter()
+            tallies = [slot.snapshot(now) for slot in slots]
+            finished = sum(t.items for t in tallies)
+            left = feed.remaining * sum(t.wall + t.running_wall for t in tallies) / max(finished, 1)
+            if finished >= min(3, total - start) and left < policy.trivial_seconds:
+                break  # too little left to be worth measuring, let alone a pool
+            if len(futures) < len(slots) and monitor.samples > monitor.late and feed.remaining:
+                futures.append(submit(_work, fn, items, feed, slots[len(futures)], wake, window_end, batch, hold))
+            if now - monitor.start >= policy.min_window and monitor.enough_samples():
+                break
+            if monitor.plainly_waiting(feed.next - start):
+                break  # I/O: every item waiting is time the rest of the input could overlap
+            if (
+                enough is not None
+                and now - monitor.start >= policy.quick_window
+                and enough(monitor.measure(feed.next - start))
+            ):
+                break
+            if now - monitor.start >= policy.max_window:
+                break  # decide on what there is, rather than keep the items in two threads
+            if (
+                monitor.tick(wake, policy.tick)
+                and monitor.late == policy.late_enough
+                and on_gil_held is not None
+                and feed.remaining > 1
+            ):
+                with hold:
+                    on_gil_held()
+    except BaseException:
+        feed.stop()  # Ctrl-C in the monitor: the probe threads take nothing more
+        raise
+    resume_at = feed.stop()
+    measurement = monitor.measure(resume_at - start)
+    while settled is not None and not measurement.exact and not outcomes.failed and not settled(measurement):
+        _check(deadline)
+        wake.clear()
+        monitor.tick(wake, policy.settle_tick)
+        measurement = monitor.measure(resume_at - start)
+    return ProbeRun(measurement, resume_at, futures, monitor)
+
+
+def _check(deadline: float | None) -> None:
+    """Raise ``TimeoutError`` once ``deadline`` (a ``time.monotonic()`` value) has passed."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise TimeoutError  # the caller words it
