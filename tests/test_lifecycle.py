@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from concurrency_kit._backends import worker as _worker
-from helpers import needs_two_cpus, started_items, still_running, wait_until_gone
+from helpers import GIVEN, needs_two_cpus, started_items, still_running, wait_until_gone
 
 TESTS_DIR = str(Path(__file__).parent)
 #: The promise: within this many seconds of the parent's death, none of its processes is left.
@@ -31,7 +31,9 @@ GONE_WITHIN = 2.0
 #: How long the program may take to exit after a signal it handles (it takes well under a second).
 EXITS_WITHIN = 5.0
 
-_CALL_SCRIPT = """
+_CALL_SCRIPT = (
+    GIVEN
+    + """
 import os, signal, sys
 import concurrency_kit as ck
 import helpers
@@ -50,6 +52,7 @@ def main():
 if __name__ == "__main__":
     main()
 """
+)
 
 
 def _environment() -> dict[str, str]:
