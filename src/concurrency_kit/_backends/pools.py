@@ -195,6 +195,12 @@ def submit_daemon(fn: Callable[..., T], /, *args: Any, name: str = "concurrency_
     return future
 
 
+#: A worker start the forkserver refused is tried again this many times ...
+FORKSERVER_RETRIES = 5
+#: ... after a pause of this many seconds times the tries so far (a dying server takes milliseconds to go).
+FORKSERVER_PAUSE = 0.01
+
+
 def submit_to_processes(
     workers: int, fn: Callable[..., T], /, *args: Any, main: bool = False
 ) -> tuple[ProcessPoolExecutor, Future[T]]:
@@ -207,10 +213,12 @@ def submit_to_processes(
     Raises:
         BrokenProcessPool: the pool broke (a worker died) before it took the task; it
             is forgotten, so the next submission gets a fresh one.
+        OSError: a worker could not be started for the task.
         MainGuardMissingError: the task needs the main module, which runs this call
             outside its ``if __name__ == "__main__":`` guard (workers would run it again).
     """
     check_main_guard(main=main)
+    refused = 0
     while True:
         pool = process_pool(workers, main=main)
         try:
@@ -222,13 +230,22 @@ def submit_to_processes(
             if _shared.processes is pool:
                 raise
         except OSError as exc:
-            # Python 3.11: submit() starts a worker in place of one that died while the
-            # pool's manager thread, finding it dead, marks the pool broken (without the
-            # lock submit() holds) and closes the queues the new worker is being sent.
-            if not getattr(pool, "_broken", False):
+            # Python 3.11: submit() starts a worker (a pool starts them as tasks come) while
+            # the pool's manager thread, finding another dead, marks the pool broken without
+            # the lock submit() holds and closes the queues the new worker is being sent.
+            # The forkserver, handed a request cut short, exits (an EOFError it does not
+            # catch), and refuses the next starts until multiprocessing sees it gone and
+            # starts another.
+            broken = getattr(pool, "_broken", False)
+            if not broken and not isinstance(exc, ConnectionError):
                 raise
             discard_process_pool(pool)
-            raise BrokenProcessPool(f"a worker process died while a task was submitted ({exc})") from exc
+            if broken:
+                raise BrokenProcessPool(f"a worker process died while a task was submitted ({exc})") from exc
+            if refused == FORKSERVER_RETRIES:
+                raise
+            refused += 1
+            time.sleep(FORKSERVER_PAUSE * refused)
 
 
 def new_process_pool(workers: int) -> ProcessPoolExecutor:
