@@ -421,8 +421,13 @@ def test_the_probe_threads_start_no_item_while_its_gil_hook_runs() -> None:
         two_started.wait(timeout=0.3)  # the GIL is free meanwhile: the probe thread may run
         hooked.clear()
 
-    with given(gil_held=True):  # the monitor reads the GIL held, as it does behind these items on a quiet machine
-        run = _probe.probe(hold_gil, range(200), Outcomes(200), _pools.submit_daemon, on_gil_held=hook, threads=1)
+    # The monitor reads the GIL held, as it does behind these items on a quiet machine; it
+    # watches until it has, however seldom a busy machine lets the probe thread run.
+    patient = _probe.ProbePolicy(max_window=60.0)
+    with given(gil_held=True):
+        run = _probe.probe(
+            hold_gil, range(200), Outcomes(200), _pools.submit_daemon, on_gil_held=hook, threads=1, policy=patient
+        )
     assert run.join(timeout=30)
     assert run.measurement.gil_share == 1.0, "the monitor took no GIL samples"
     assert hooks == [1], "the hook was not called once"
