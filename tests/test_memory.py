@@ -36,6 +36,7 @@ from helpers import (
     slow_if_positive,
     spin_and_pid,
     wait_then_compute,
+    warm_process_pool,
 )
 from measured import COLD, SERVER_UP, InWorker, Timing, given, probed
 
@@ -299,14 +300,7 @@ def _warm_pool(fn: Callable[[Any], Any] | None = None) -> CostModel:
         The cost model under which it counts as warm from now on: a pool's start no
         longer than this one's age.
     """
-    main = _pools.needs_main(None if fn is None else pickled(fn))
-    for _ in range(5):  # a busy machine can leave a worker starting past the warm-up's rounds: warm again
-        starting = _pools.prestart_process_pool(2, fn)
-        if starting is not None:
-            starting.join(timeout=60)
-        if _pools.process_pool_ready(2, main=main):
-            break
-    assert _pools.process_pool_ready(2, main=main)
+    warm_process_pool(2, fn)
     age = _pools.process_pool_age(2)
     assert age is not None
     return attrs.evolve(COLD, cold_start=age, restart=age)
