@@ -32,9 +32,10 @@ GONE_WITHIN = 2.0
 EXITS_WITHIN = 5.0
 
 _CALL_SCRIPT = """
-import os, signal, sys
+import contextlib, os, signal, sys
 import concurrency_kit as ck
 import helpers
+from measured import given, probed
 
 def main():
     directory, release, fn, mode, start_method, handling = sys.argv[1:7]
@@ -44,7 +45,10 @@ def main():
         signal.signal(signal.SIGIO, signal.SIG_IGN)
     ck.configure(start_method=start_method)
     items = [(directory, i, release) for i in range(8)]
-    ck.run_parallel(getattr(helpers, fn), items, mode, workers=2, chunksize=1)
+    # Auto decides on given figures (the probe's first item computing, 100 ms so far): processes.
+    computing = probed(0.1, 1.0, items=1, gil_share=1.0, exact=False)
+    with given(probe=computing) if mode == "auto" else contextlib.nullcontext():
+        ck.run_parallel(getattr(helpers, fn), items, mode, workers=2, chunksize=1)
     print("the call finished without being stopped")
 
 if __name__ == "__main__":
