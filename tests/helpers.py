@@ -66,6 +66,25 @@ for _block in _in_force:
 """
 
 
+def warm_process_pool(workers: int, fn: Any = None) -> None:
+    """Start the shared process pool of ``workers`` (for ``fn``), and wait until every worker has answered.
+
+    A busy machine can leave a worker starting past the pre-start's warm-up rounds: the
+    pool is then up but not ready, and it is warmed again.
+    """
+    from concurrency_kit._backends import pools as _pools
+    from concurrency_kit._backends.pickling import pickled
+
+    main = _pools.needs_main(None if fn is None else pickled(fn))
+    for _ in range(5):
+        starting = _pools.prestart_process_pool(workers, fn)
+        if starting is not None:
+            starting.join(timeout=60)
+        if _pools.process_pool_ready(workers, main=main):
+            return
+    raise AssertionError(f"the process pool of {workers} was not ready after five warm-ups")
+
+
 # --- plain work ------------------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ from helpers import (
     needs_two_cpus,
     wait_io,
     wait_then_compute,
+    warm_process_pool,
 )
 from measured import SERVER_UP, Timing, given, probed
 
@@ -239,6 +240,7 @@ def test_io_items_that_compute_much_warm_a_process_pool_on_many_cpus(monkeypatch
         assert warming is not None, "no process pool was started for the next calls"
         assert cold.run() == items
         warming.join(timeout=30)
+        warm_process_pool(4, wait_then_compute)  # ready (on a busy machine, once warmed again)
         assert _pools.process_pool_ready(4)
         remember(wait_then_compute, measured)
         # The pool is warm: it was started before the cold call's 14 items of 15 ms,
@@ -427,8 +429,13 @@ def test_the_probe_threads_start_no_item_while_its_gil_hook_runs() -> None:
         two_started.wait(timeout=0.3)  # the GIL is free meanwhile: the probe thread may run
         hooked.clear()
 
-    with given(gil_held=True):  # the monitor reads the GIL held, as it does behind these items on a quiet machine
-        run = _probe.probe(hold_gil, range(200), Outcomes(200), _pools.submit_daemon, on_gil_held=hook, threads=1)
+    # The monitor reads the GIL held, as it does behind these items on a quiet machine; it
+    # watches until it has, however seldom a busy machine lets the probe thread run.
+    patient = _probe.ProbePolicy(max_window=60.0)
+    with given(gil_held=True):
+        run = _probe.probe(
+            hold_gil, range(200), Outcomes(200), _pools.submit_daemon, on_gil_held=hook, threads=1, policy=patient
+        )
     assert run.join(timeout=30)
     assert run.measurement.gil_share == 1.0, "the monitor took no GIL samples"
     assert hooks == [1], "the hook was not called once"

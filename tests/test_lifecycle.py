@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from concurrency_kit._backends import worker as _worker
-from helpers import GIVEN, needs_two_cpus, started_items, still_running, wait_until_gone
+from helpers import needs_two_cpus, started_items, still_running, wait_until_gone
 
 TESTS_DIR = str(Path(__file__).parent)
 #: The promise: within this many seconds of the parent's death, none of its processes is left.
@@ -31,12 +31,11 @@ GONE_WITHIN = 2.0
 #: How long the program may take to exit after a signal it handles (it takes well under a second).
 EXITS_WITHIN = 5.0
 
-_CALL_SCRIPT = (
-    GIVEN
-    + """
-import os, signal, sys
+_CALL_SCRIPT = """
+import contextlib, os, signal, sys
 import concurrency_kit as ck
 import helpers
+from measured import given, probed
 
 def main():
     directory, release, fn, mode, start_method, handling = sys.argv[1:7]
@@ -46,13 +45,15 @@ def main():
         signal.signal(signal.SIGIO, signal.SIG_IGN)
     ck.configure(start_method=start_method)
     items = [(directory, i, release) for i in range(8)]
-    ck.run_parallel(getattr(helpers, fn), items, mode, workers=2, chunksize=1)
+    # Auto decides on given figures (the probe's first item computing, 100 ms so far): processes.
+    computing = probed(0.1, 1.0, items=1, gil_share=1.0, exact=False)
+    with given(probe=computing) if mode == "auto" else contextlib.nullcontext():
+        ck.run_parallel(getattr(helpers, fn), items, mode, workers=2, chunksize=1)
     print("the call finished without being stopped")
 
 if __name__ == "__main__":
     main()
 """
-)
 
 
 def _environment() -> dict[str, str]:

@@ -44,6 +44,7 @@ from helpers import (
     slow_if_positive,
     spin_and_pid,
     wait_then_compute,
+    warm_process_pool,
 )
 from measured import COLD, SERVER_UP, InWorker, Timing, given, probed
 
@@ -307,9 +308,7 @@ def _warm_pool(fn: Callable[[Any], Any] | None = None) -> CostModel:
         The cost model under which it counts as warm from now on: a pool's start no
         longer than this one's age.
     """
-    starting = _pools.prestart_process_pool(2, fn)
-    if starting is not None:
-        starting.join(timeout=60)
+    warm_process_pool(2, fn)
     age = _pools.process_pool_age(2)
     assert age is not None
     return attrs.evolve(COLD, cold_start=age, restart=age)
