@@ -14,7 +14,7 @@ from concurrency_kit import TaskKind
 from concurrency_kit._backends import given as _given
 from concurrency_kit._backends import pools as _pools
 from concurrency_kit._backends.outcomes import Outcomes
-from concurrency_kit._backends.registry import PROCESS_BACKEND
+from concurrency_kit._backends.registry import send_first
 from concurrency_kit._decide.memory import Memo, remember
 from concurrency_kit._decide.probe import ProbePolicy, probe
 from helpers import double
@@ -158,7 +158,7 @@ def test_the_first_item_measured_in_a_worker_takes_the_given_time(state: str) ->
     finished = state == "finished"
     outcomes = Outcomes(4)
     with given(in_worker=InWorker(0.5, finished=finished)):
-        seconds, sent = PROCESS_BACKEND.send_first(double, range(4), outcomes, workers=1, within=0.002)
+        seconds, sent = send_first(double, range(4), outcomes, workers=1, within=0.002)
     assert seconds == 0.5
     assert (sent is None) is finished
     if sent is not None:

@@ -9,7 +9,8 @@ import pytest
 
 import concurrency_kit as ck
 from concurrency_kit._backends.outcomes import EMPTY, Feed, Outcomes, iterate_from, run_span, run_timed
-from concurrency_kit._backends.thread import ThreadBackend
+from concurrency_kit._backends.thread import ThreadRunner
+from concurrency_kit._backends.unit import Unit
 from helpers import HelperError, compute, double
 
 
@@ -141,9 +142,8 @@ def test_a_failure_in_a_timed_run_names_its_item_and_stops_there(failing: int) -
     assert calls == list(range(failing + 1))
 
 
-def test_threads_draining_a_feed_count_their_cpu_time() -> None:
-    outcomes = Outcomes(4)
-    feed = Feed(outcomes, 0, 4)
-    ThreadBackend().run(compute, [5] * 4, feed, workers=2, chunksize=1)
-    assert outcomes.values == [5] * 4
-    assert 0.020 <= feed.cpu < 1.0
+def test_threads_running_a_calls_units_count_their_cpu_time() -> None:
+    runner = ThreadRunner(compute, 2, collect=False)
+    futures = [runner.submit(Unit(index, [5])) for index in range(4)]
+    assert [future.result(timeout=60) for future in futures] == [[(True, 5)]] * 4
+    assert 0.020 <= runner.cpu < 1.0

@@ -19,9 +19,10 @@ import concurrency_kit as ck
 from concurrency_kit._backends import pools as _pools
 from concurrency_kit._backends import process as _process
 from concurrency_kit._backends import worker as _worker
-from concurrency_kit._backends.outcomes import EMPTY, Feed, Outcomes
-from concurrency_kit._backends.process import _Chunks, _help_while_starting
+from concurrency_kit._backends.registry import ProcessRunner
 from concurrency_kit._core.costmodel import using_model
+from concurrency_kit._run.engine import Engine, Helping
+from concurrency_kit._run.warming import help_while_warming
 from helpers import (
     HelperError,
     double,
@@ -378,12 +379,37 @@ def test_concurrent_callers_each_get_their_own_results() -> None:
     assert results == {k: [2 * x for x in range(k * 100, k * 100 + 50)] for k in range(4)}
 
 
+def _list_engine(
+    fn: Any, count: int, workers: int, chunksize: int, helping: Helping | None = None
+) -> tuple[Engine, ProcessRunner]:
+    """A list call's engine over ``range(count)`` on the process pool, not yet started."""
+    runner = ProcessRunner(fn, workers, collect=False)
+    engine = Engine(
+        runner,
+        iter(range(count)),
+        start=0,
+        first=[],
+        ordered=True,
+        collect=False,
+        window=None,
+        chunksize=chunksize,
+        workers=workers,
+        total=count,
+        timeout=None,
+        deadline=None,
+        helping=helping,
+    )
+    return engine, runner
+
+
 @pytest.mark.parametrize(("count", "workers", "chunksize"), [(200, 2, 12), (37, 3, 5), (5, 2, 4), (1000, 16, 100)])
 def test_process_chunks_shrink_toward_the_end(count: int, workers: int, chunksize: int) -> None:
-    chunks = _Chunks(double, range(count), Feed(Outcomes(count), 0, count), workers)
+    engine, _ = _list_engine(double, count, workers, chunksize)
     sizes = []
-    while span := chunks._take(chunksize):
-        sizes.append(len(span))
+    while engine.taken < count:
+        size = min(engine.chunk_size(), count - engine.taken)
+        sizes.append(size)
+        engine.taken += size
     assert sum(sizes) == count
     assert max(sizes) <= chunksize
     assert sizes == sorted(sizes, reverse=True), sizes
@@ -470,26 +496,49 @@ def pid_after_a_little_work(_: object) -> int:
     return os.getpid()
 
 
+def _ran_here(engine: Engine) -> list[int]:
+    """The indices of the items the engine stored as run in this process (``pid_after_a_little_work``)."""
+    return sorted(
+        index
+        for unit in engine.ready.values()
+        for index, (_, pid) in enumerate(unit.outcomes or (), unit.start)
+        if pid == os.getpid()
+    )
+
+
+def _sent(engine: Engine) -> list[int]:
+    """The indices of the items of the units in flight."""
+    return sorted(index for unit in engine.running.values() for index in range(unit.start, unit.stop))
+
+
 def test_auto_runs_items_in_the_calling_process_while_the_pool_starts() -> None:
     ck.shutdown()  # no pool: the next one takes a while to start
     count = 200_000
-    outcomes = Outcomes(count)
-    feed = Feed(outcomes, 0, count)
-    chunks = _Chunks(pid_after_a_little_work, range(count), feed, 2)
-    starting = _pools.prestart_process_pool(2, pid_after_a_little_work)
-    assert starting is not None
-    _help_while_starting(chunks, 64, starting)
-    here = [index for index, value in enumerate(outcomes.values) if value is not EMPTY]
-    assert here, "the calling thread ran nothing while the pool started"
-    assert {outcomes.values[index] for index in here} == {os.getpid()}
-    # It stops when a first worker is up (or the items run out), leaving the rest to the
-    # pool; its first chunks were sent the moment a worker was up. Together: the front of
-    # the input, in order, none skipped.
-    assert feed.remaining == 0 or starting.up.is_set()
-    sent = [index for _, span in chunks.running.values() for index in span]
-    assert sorted(here + sent) == list(range(count - feed.remaining))
-    chunks.finish()
-    assert os.getpid() not in {outcomes.values[index] for index in sent}
+    engine, _ = _list_engine(pid_after_a_little_work, count, 2, 64, Helping(None, computing=False))
+    try:
+        help_while_warming(engine, Helping(None, computing=False))
+        here = _ran_here(engine)
+        assert here, "the calling thread ran nothing while the pool started"
+        # It stops when a first worker is up (or the items run out), leaving the rest to the
+        # pool; its first units were sent the moment a worker was up. Together: the front of
+        # the input, in order, none skipped.
+        sent = _sent(engine)
+        assert engine.exhausted or sent
+        assert sorted(here + sent) == list(range(engine.taken))
+        done, _ = wait(set(engine.running), timeout=60)
+        for future in done:
+            engine.read(engine.running.pop(future), future)
+        assert not engine.running
+        assert os.getpid() not in {pid for index in sent for pid in [_value_of(engine, index)]}
+    finally:
+        engine.finish(kill=False)
+
+
+def _value_of(engine: Engine, index: int) -> Any:
+    """What the engine stored for item ``index``."""
+    unit = next(unit for unit in engine.ready.values() if unit.start <= index < unit.stop)
+    assert unit.outcomes is not None
+    return unit.outcomes[index - unit.start][1]
 
 
 def test_the_calling_thread_runs_no_item_while_the_probe_still_runs_its_own() -> None:
@@ -497,45 +546,45 @@ def test_the_calling_thread_runs_no_item_while_the_probe_still_runs_its_own() ->
     # calling thread waits for the probe's threads, and the pool takes the items.
     ck.shutdown()
     count = 200_000
-    outcomes = Outcomes(count)
-    feed = Feed(outcomes, 0, count)
-    chunks = _Chunks(pid_after_a_little_work, range(count), feed, 2)
     probe_thread: Future[None] = Future()  # still running throughout
-
-    starting = _pools.prestart_process_pool(2, pid_after_a_little_work)
-    assert starting is not None
-    _help_while_starting(chunks, 64, starting, (probe_thread,))
-    assert starting.up.is_set()
-    here = [index for index, value in enumerate(outcomes.values) if value is not EMPTY]
-    assert here == []
-    # The first chunks went to the pool the moment a worker was up, unless the pre-start
-    # ended just before they were sent: the backend then sends them, as here.
-    chunks.fill(64)
-    sent = [index for _, span in chunks.running.values() for index in span]
-    assert sent
-    assert sorted(sent) == list(range(count - feed.remaining))
-    chunks.finish()
-    assert os.getpid() not in {outcomes.values[index] for index in sent}
-    probe_thread.set_result(None)
+    helping = Helping(probe_thread, computing=False)
+    engine, _ = _list_engine(pid_after_a_little_work, count, 2, 64, helping)
+    try:
+        help_while_warming(engine, helping)
+        assert _ran_here(engine) == []
+        # The first units went to the pool the moment a worker was up, unless the pre-start
+        # ended just before they were sent: the engine's loop then sends them, as here.
+        engine.take()
+        sent = _sent(engine)
+        assert sent
+        assert sent == list(range(engine.taken))
+        done, _ = wait(set(engine.running), timeout=60)
+        assert os.getpid() not in {pid for future in done for _, pid in _process.unpack_outcomes(future.result(), 0)[0]}
+    finally:
+        engine.finish(kill=False)
+        probe_thread.set_result(None)
 
 
 def test_while_threads_here_compute_the_calls_items_the_pool_runs_a_chunk_fewer() -> None:
-    # They take a CPU (one between them: they hold the GIL): one chunk fewer than the
+    # They take a CPU (one between them: they hold the GIL): one unit fewer than the
     # call has workers, none queued, until they are done; then the call's whole share.
     ck.shutdown()
     count = 64
-    feed = Feed(Outcomes(count), 0, count)
     probe_thread: Future[None] = Future()
-    chunks = _Chunks(double, range(count), feed, 2, (probe_thread,))
+    engine, _ = _list_engine(double, count, 2, 1, Helping(probe_thread, computing=True))
     _pools.process_pool(2)
-    chunks.fill(1)
-    assert len(chunks.running) == 1
-    probe_thread.set_result(None)
-    chunks.fill(1)
-    assert len(chunks.running) == 2 * _process.IN_FLIGHT_PER_WORKER
-    taken = count - feed.remaining
-    chunks.collect(wait(set(chunks.running)).done)
-    assert chunks.feed.outcomes.values[:taken] == [2 * x for x in range(taken)]
+    try:
+        engine.take()
+        assert len(engine.running) == 1
+        probe_thread.set_result(None)
+        engine.take()
+        assert len(engine.running) == 2 * _process.IN_FLIGHT_PER_WORKER
+        done, _ = wait(set(engine.running), timeout=60)
+        for future in done:
+            engine.read(engine.running.pop(future), future)
+        assert [_value_of(engine, index) for index in range(engine.taken)] == [2 * x for x in range(engine.taken)]
+    finally:
+        engine.finish(kill=False)
 
 
 def test_a_forced_process_call_runs_nothing_in_the_calling_process() -> None:

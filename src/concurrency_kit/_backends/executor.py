@@ -32,7 +32,7 @@ from typing import Any, final
 
 from .process import pickle_chunk, unpack_outcomes
 from .stop_tokens import ThreadToken
-from .unit import Lost, Read, Unit, run_chunk
+from .unit import Lost, Outcome, Read, Unit, Warming, run_chunk
 from .worker import ping, run_pickled_chunk
 
 __all__ = ["ExecutorRunner", "executor_name", "executor_workers", "in_process", "task_overhead"]
@@ -123,12 +123,29 @@ def _lost(exc: BaseException) -> Lost:
 
 @final
 class ExecutorRunner:
-    """A stream's units as tasks of ``executor``, each a chunk."""
+    """A run's units as tasks of ``executor``, each a chunk; ``workers``: the tasks it runs at once."""
 
-    def __init__(self, executor: Executor, fn: Callable[[Any], Any], *, collect: bool) -> None:
-        self._executor, self._fn, self._collect = executor, fn, collect
+    def __init__(self, executor: Executor, fn: Callable[[Any], Any], workers: int, *, collect: bool) -> None:
+        self._executor, self._fn, self._workers, self._collect = executor, fn, workers, collect
         self._local = in_process(executor)
         self._token = ThreadToken() if self._local else None
+
+    @property
+    def capacity(self) -> int:
+        """Two tasks a worker: one running, one queued behind it."""
+        return 2 * self._workers
+
+    def warming(self) -> Warming | None:
+        """An executor we were given starts its workers itself."""
+        return None
+
+    def run_here(self, unit: Unit) -> list[Outcome]:
+        """Run ``unit`` in the calling thread."""
+        return run_chunk(self._fn, unit.items, self._collect, unit.start, self._token)
+
+    def help(self) -> bool:
+        """The executor runs every task."""
+        return False
 
     def submit(self, unit: Unit) -> Future[Any]:
         """Send ``unit`` to the executor as one task.

@@ -1,38 +1,31 @@
-"""Ways of running items, one module each, behind two small protocols.
+"""Ways of running items, one module each, behind one small protocol.
 
-Each backend runs items two ways:
+Each backend is a ``Runner`` (``unit.py``): it runs the units (chunks of items) the
+run engine (``_run/engine.py``) hands it, and reads what became of each. The engine
+owns everything else — the window, the order, failures, timeouts, stopping — so a
+backend knows nothing about how the mode was chosen, or about the call's shape:
 
-- ``Backend`` (``run_parallel`` over a list): takes the indices its
-  ``Feed`` hands out, runs ``fn`` on those items, and
-  writes results (or the first failure) into the feed's outcomes;
-- ``Runner`` (the stream engine, ``_run/engine.py``): runs the units (chunks,
-  ``Unit``) the engine hands it, and reads what became of each.
+    serial.py    LoopRunner      units run in the calling thread, as they are handed over
+    thread.py    ThreadRunner    units on lanes of the shared thread pool
+    process.py   ProcessRunner   units pickled for the shared process pool
+    executor.py  ExecutorRunner  units as tasks of an executor the caller gave
+    coroutines.py                coroutines on an event loop
 
-An executor the caller gave (``executor=``) has a runner only: every call through it
-streams. The serial mode's stream needs no runner: the engine's loop runs it in the consumer's
-thread. A backend knows nothing about how the mode was chosen.
+A loop over a list whose items nothing else runs needs no runner: the engine's fast
+path runs it as a list comprehension would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
-
-from typing_extensions import Protocol
-
 from .executor import ExecutorRunner, executor_name, executor_workers, task_overhead
-from .outcomes import Feed
-from .process import TAIL_SHARE, ProcessBackend, ProcessRunner, Sent
-from .serial import SerialBackend
-from .thread import ThreadBackend, ThreadRunner
-from .unit import Lost, Outcome, Read, Runner, Unit
+from .process import ProcessRunner, Sent, send_first
+from .serial import LoopRunner
+from .thread import ThreadRunner
+from .unit import Lost, Outcome, Read, Runner, Unit, Warming
 
 __all__ = [
-    "BACKENDS",
-    "PROCESS_BACKEND",
-    "TAIL_SHARE",
-    "Backend",
     "ExecutorRunner",
+    "LoopRunner",
     "Lost",
     "Outcome",
     "ProcessRunner",
@@ -41,41 +34,9 @@ __all__ = [
     "Sent",
     "ThreadRunner",
     "Unit",
+    "Warming",
     "executor_name",
     "executor_workers",
+    "send_first",
     "task_overhead",
 ]
-
-
-class Backend(Protocol):
-    """Runs the items a feed hands out."""
-
-    def run(  # noqa: PLR0913 - every input of a backend, by name
-        self,
-        fn: Callable[[Any], Any],
-        items: Sequence[Any],
-        feed: Feed,
-        *,
-        workers: int,
-        chunksize: int,
-        deadline: float | None = None,
-    ) -> None:
-        """Run ``fn`` on ``items[i]`` for every index ``i`` the feed hands out.
-
-        Returns when every index is done, or soon after a failure that stops the call.
-
-        Raises:
-            TimeoutError: ``deadline`` (a ``time.monotonic()`` value) passed; the
-                caller words the message.
-        """
-        ...
-
-
-#: The process backend, for what only it does (``ProcessBackend.run_helping``).
-PROCESS_BACKEND = ProcessBackend()
-
-BACKENDS: dict[str, Backend] = {
-    "serial": SerialBackend(),
-    "thread": ThreadBackend(),
-    "process": PROCESS_BACKEND,
-}

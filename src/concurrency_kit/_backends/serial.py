@@ -1,57 +1,54 @@
-"""A plain loop in the calling thread."""
+"""A loop in the calling thread, as a runner: each unit runs as the engine hands it over."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, final
 
-from .outcomes import Feed, run_span
+from .unit import Outcome, Read, Unit, Warming, run_chunk
 
-__all__ = ["SerialBackend"]
-
-
-#: The calling thread's loop runs spans that grow fourfold from this many items ...
-FIRST_SPAN = 16
-#: ... while a span takes less than this, checking between spans whether the call was
-#: stopped (by a probe thread's failure); within a span it runs unchecked.
-SPAN_SECONDS = 0.002
+__all__ = ["LoopRunner"]
 
 
-class SerialBackend:
-    """Runs every item in the calling thread, in order.
+@final
+class LoopRunner:
+    """Runs each unit in the calling thread the moment it is submitted; its future is done on return.
 
-    With a deadline the loop runs in one pool thread instead, so that the calling
-    thread can return when the time is up.
+    For a loop whose items the probe's threads ran in part: the rest run here, in
+    order, while those threads finish theirs. The engine reads a unit done on
+    submission at once, so a failure stops the taking before the next unit runs.
     """
 
-    def run(  # noqa: PLR0913 - the backend protocol
-        self,
-        fn: Callable[[Any], Any],
-        items: Sequence[Any],
-        feed: Feed,
-        *,
-        workers: int,  # noqa: ARG002 - always one
-        chunksize: int,
-        deadline: float | None = None,
-    ) -> None:
-        """Run the feed's items one after another.
+    capacity = 1
 
-        Raises:
-            TimeoutError: ``deadline`` (a ``time.monotonic()`` value) passed.
-        """
-        if deadline is not None:
-            from .thread import ThreadBackend  # noqa: PLC0415 - the one place serial needs threads
+    def __init__(self, fn: Callable[[Any], Any], *, collect: bool) -> None:
+        self._fn, self._collect = fn, collect
 
-            ThreadBackend().run(fn, items, feed, workers=1, chunksize=chunksize, deadline=deadline)
-            return
-        # (A loop's in-order items, which nothing else runs, never get here: the plan runs
-        # them at once, with no feed.)
-        step = min(chunksize, FIRST_SPAN)
-        clock = time.perf_counter
-        while span := feed.take(step):
-            began = clock()
-            if not run_span(fn, items, feed, span, check_each=False):
-                return
-            if clock() - began < SPAN_SECONDS:
-                step = min(step * 4, chunksize)
+    def warming(self) -> Warming | None:
+        """Nothing to start."""
+        return None
+
+    def submit(self, unit: Unit) -> Future[list[Outcome]]:
+        """Run ``unit`` now."""
+        done: Future[list[Outcome]] = Future()
+        done.set_result(self.run_here(unit))
+        return done
+
+    def run_here(self, unit: Unit) -> list[Outcome]:
+        """Run ``unit`` in the calling thread."""
+        return run_chunk(self._fn, unit.items, self._collect, unit.start)
+
+    def help(self) -> bool:
+        """Nothing waits: every unit ran when it was submitted."""
+        return False
+
+    def read(self, unit: Unit, future: Future[list[Outcome]]) -> Read:  # noqa: ARG002 - the protocol
+        """Its outcomes."""
+        return future.result()
+
+    def halt(self, after: int) -> None:
+        """Nothing runs after a failure: the engine takes no more units."""
+
+    def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
+        """Nothing runs: every unit finished when it was submitted."""

@@ -1,103 +1,102 @@
-"""Threads of the shared pool: draining chunks from a list call's feed, or running a stream's units."""
+"""Threads of the shared pool, as a runner: a run's units on lanes of its own width.
+
+A run in thread mode gets ``workers`` lanes: tasks of the shared thread pool, each of
+which takes the run's next unit from a queue the moment it is free, until the queue is
+empty (then the lane ends, and its thread goes back to the pool; the next unit
+submitted starts a lane again). Dispatch costs a lock and a future a unit, and no lane
+waits for the engine between units: the engine keeps a second unit queued per lane.
+A run's width is its lanes, whatever the size of the shared pool, and a lane never
+waits for work while holding a thread of it.
+
+A thread of the pool takes a queued unit before the engine can cancel it, so the
+units' items check the run's ``ThreadToken`` before they start. Threads cannot be
+killed: an item running when the run ends finishes in the background.
+
+A call made from inside one of the library's workers (nested) gets one lane fewer: the
+calling thread runs queued units itself while it waits (``help``), so that it makes
+progress even when every pool thread is busy waiting for it. A nested call cannot
+deadlock.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any, final
 
-from .outcomes import Feed, run_span
 from .pools import submit_to_threads
 from .stop_tokens import ThreadToken
-from .unit import Outcome, Unit, run_chunk
+from .unit import Outcome, Unit, Warming, run_chunk
 from .worker import in_worker
 
-__all__ = ["ThreadBackend", "ThreadRunner"]
+__all__ = ["QUEUED_PER_LANE", "ThreadRunner"]
 
-
-def _drain(fn: Callable[[Any], Any], items: Sequence[Any], feed: Feed, chunksize: int) -> None:
-    began = time.thread_time()
-    try:
-        while (span := feed.take(chunksize)) and run_span(fn, items, feed, span):
-            pass
-    finally:
-        feed.spent(time.thread_time() - began)
-
-
-class ThreadBackend:
-    """Runs a call on ``workers`` threads of the shared pool.
-
-    Each thread is a drainer: it takes chunk after chunk from the feed until it is
-    empty, so dispatch costs one lock acquisition per chunk rather than a future per
-    item. The calling thread only watches: it returns as soon as an item fails, the
-    deadline passes or Ctrl-C arrives. Threads cannot be killed, so an item already
-    running goes on in the background, but nothing new starts. Drainers that have not
-    started when the call ends are cancelled, never waited for.
-
-    A call made from inside one of the library's workers (nested) drains in the
-    calling thread as well, so it makes progress even when every pool thread is busy
-    waiting for it: a nested call cannot deadlock.
-    """
-
-    def run(  # noqa: PLR0913 - the backend protocol
-        self,
-        fn: Callable[[Any], Any],
-        items: Sequence[Any],
-        feed: Feed,
-        *,
-        workers: int,
-        chunksize: int,
-        deadline: float | None = None,
-    ) -> None:
-        """Run the feed's items on ``workers`` threads.
-
-        Raises:
-            TimeoutError: ``deadline`` (a ``time.monotonic()`` value) passed.
-        """
-        workers = max(1, min(workers, feed.remaining))
-        nested = in_worker()
-        helpers = workers - 1 if nested else workers
-        futures: list[Future[None]] = []
-        try:
-            futures = [submit_to_threads(helpers, _drain, fn, items, feed, chunksize) for _ in range(helpers)]
-            if nested:
-                _drain(fn, items, feed, chunksize)
-            else:
-                _watch(futures, feed, deadline)
-        finally:
-            feed.stop()  # on failure, timeout or Ctrl-C: queued items never start
-            started = [future for future in futures if not future.cancel()]
-        if not feed.outcomes.failed:
-            wait(started)  # the chunks other drainers are finishing
-
-
-def _watch(futures: list[Future[None]], feed: Feed, deadline: float | None) -> None:
-    """Wait for the drainers until they finish, an item fails, or the deadline passes."""
-    pending = set(futures)
-    while pending and not feed.outcomes.failed:
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            raise TimeoutError  # the caller words it
-        # A drainer ends when the feed is empty or when it records a failure.
-        _, pending = wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
+#: Units in flight per lane: one running, one queued behind it (so a lane never waits for the engine).
+QUEUED_PER_LANE = 2
 
 
 @final
 class ThreadRunner:
-    """A stream's units as tasks of the shared thread pool (of ``workers`` threads at least).
-
-    A thread of the pool takes a queued unit the moment it is free, before the stream
-    can cancel it: the units' items check the stream's ``ThreadToken`` instead.
-    """
+    """A run's units on ``workers`` lanes of the shared thread pool."""
 
     def __init__(self, fn: Callable[[Any], Any], workers: int, *, collect: bool) -> None:
         self._fn, self._workers, self._collect = fn, workers, collect
         self._token = ThreadToken()
+        self._queue: deque[tuple[Unit, Future[list[Outcome]]]] = deque()
+        self._lock = threading.Lock()
+        self._nested = in_worker()
+        self._lane_limit = workers - 1 if self._nested else workers
+        self._lanes = 0
+        self._cpu: list[float] = []  # CPU seconds of each unit done
+
+    @property
+    def capacity(self) -> int:
+        """Two units a lane: one running, one queued."""
+        return QUEUED_PER_LANE * self._workers
+
+    @property
+    def cpu(self) -> float:
+        """CPU seconds the run's units took in their threads (those done)."""
+        return sum(self._cpu)
+
+    def warming(self) -> Warming | None:
+        """Threads start as units come."""
+        return None
 
     def submit(self, unit: Unit) -> Future[list[Outcome]]:
-        """Start ``unit`` on a thread."""
-        return submit_to_threads(self._workers, run_chunk, self._fn, unit.items, self._collect, unit.start, self._token)
+        """Queue ``unit`` for the next free lane; start a lane if the run has fewer than its width."""
+        future: Future[list[Outcome]] = Future()
+        with self._lock:
+            self._queue.append((unit, future))
+            start = self._lanes < self._lane_limit
+            if start:
+                self._lanes += 1
+        if start:
+            try:
+                submit_to_threads(self._workers, self._lane)
+            except BaseException:
+                with self._lock:
+                    self._lanes -= 1
+                raise
+        return future
+
+    def run_here(self, unit: Unit) -> list[Outcome]:
+        """Run ``unit`` in the calling thread."""
+        return run_chunk(self._fn, unit.items, self._collect, unit.start, self._token)
+
+    def help(self) -> bool:
+        """In a nested call: run the next queued unit in the calling thread."""
+        if not self._nested:
+            return False
+        with self._lock:
+            if not self._queue:
+                return False
+            unit, future = self._queue.popleft()
+        self._run(unit, future)
+        return True
 
     def read(self, unit: Unit, future: Future[list[Outcome]]) -> list[Outcome]:  # noqa: ARG002 - the protocol
         """Its outcomes."""
@@ -108,7 +107,30 @@ class ThreadRunner:
         self._token.failed(after)
 
     def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:  # noqa: ARG002 - threads cannot be killed
-        """No item starts; cancel what has not started; an item running in a thread finishes in the background."""
+        """No item starts; cancel the units not started; an item running in a thread finishes in the background."""
         self._token.stop()
         for future in running:
             future.cancel()
+
+    def _lane(self) -> None:
+        """Run queued units until the queue is empty."""
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._lanes -= 1
+                    return
+                unit, future = self._queue.popleft()
+            self._run(unit, future)
+
+    def _run(self, unit: Unit, future: Future[list[Outcome]]) -> None:
+        """Run ``unit`` into its future, unless it was cancelled."""
+        if not future.set_running_or_notify_cancel():
+            return
+        began = time.thread_time()
+        try:
+            outcomes = run_chunk(self._fn, unit.items, self._collect, unit.start, self._token)
+        except BaseException as exc:  # noqa: BLE001 - handed to the engine through the future
+            future.set_exception(exc)
+        else:
+            self._cpu.append(time.thread_time() - began)  # before the engine can read it
+            future.set_result(outcomes)

@@ -1,7 +1,8 @@
-"""What a stream hands a backend: units (chunks of items) to run, and the protocol a backend's runner keeps."""
+"""What the run engine hands a backend: units (chunks of items) to run, and the protocol a backend's runner keeps."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, final
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 
     from .stop_tokens import ThreadToken
 
-__all__ = ["Lost", "Outcome", "Read", "Runner", "Unit", "run_chunk"]
+__all__ = ["Lost", "Outcome", "Read", "Runner", "Unit", "Warming", "run_chunk"]
 
 #: One item's outcome: ``(True, result)`` or ``(False, exception)``.
 Outcome = tuple[bool, Any]
@@ -71,14 +72,51 @@ class Unit:
         return self.start + len(self.items)
 
 
-class Runner(Protocol):
-    """A backend's side of a stream: runs its units, reads what became of them, stops them.
+class Warming(Protocol):
+    """A runner's workers starting in the background (a cold process pool)."""
 
-    Each unit's items check the stream's stop token (``_backends.stop_tokens``) before they start.
+    @property
+    def up(self) -> threading.Event:
+        """Set once a first worker is up: units sent then start at once."""
+        ...
+
+    def is_alive(self) -> bool:
+        """Whether the start is still under way (else ``up`` may never be set)."""
+        ...
+
+
+class Runner(Protocol):
+    """A backend's side of the run engine: runs its units, reads what became of them, stops them.
+
+    Each unit's items check the run's stop token (``_backends.stop_tokens``) before they start.
     """
+
+    @property
+    def capacity(self) -> int:
+        """How many units to keep in flight: enough that no worker waits for the next."""
+        ...
+
+    def warming(self) -> Warming | None:
+        """Start the workers if they are not up; what says when they are (``None``: up now)."""
+        ...
 
     def submit(self, unit: Unit) -> Future[Any]:
         """Start ``unit``; its future is done when it is."""
+        ...
+
+    def run_here(self, unit: Unit) -> list[Outcome]:
+        """Run ``unit`` in the calling thread (while the workers start)."""
+        ...
+
+    def help(self) -> bool:
+        """Run one of the units submitted and not yet started in the calling thread, where the runner needs that.
+
+        A call made inside one of the library's own worker threads (nested) runs its
+        units too, so that it makes progress even when every pool thread waits for it.
+
+        Returns:
+            Whether a unit ran (its future is done).
+        """
         ...
 
     def read(self, unit: Unit, future: Future[Any]) -> Read:
@@ -90,7 +128,7 @@ class Runner(Protocol):
         ...
 
     def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
-        """The stream ended: no item starts; cancel the units not started; with ``kill``, stop the rest's workers."""
+        """The run ended: no item starts; cancel the units not started; with ``kill``, stop the rest's workers."""
         ...
 
 

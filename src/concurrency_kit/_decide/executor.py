@@ -94,7 +94,7 @@ def _time_first_items(
     the measurement is that first item. Returns the measurement and those tasks.
     """
     fn, items, outcomes = q.fn, q.sequence, q.outcomes
-    runner = ExecutorRunner(executor, fn, collect=outcomes.collect)
+    runner = ExecutorRunner(executor, fn, workers, collect=outcomes.collect)
     sender = _SendAhead(runner, items, range(1, min(len(items), 1 + workers)))
     timer = threading.Timer(POLICY.executor_check_seconds, sender.send)
     timer.daemon = True

@@ -99,7 +99,7 @@ def long_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
 ) -> bool:
     """Whether an earlier call found ``fn``'s items computing, longer than ``window``, and a pool is warm.
 
-    Then the first item is measured in a worker (see ``ProcessBackend.send_first``).
+    Then the first item is measured in a worker (see ``_backends.process.send_first``).
     """
     if (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds <= window or cpus < 2:
         return False

@@ -34,11 +34,7 @@ from .._backends.pools import (
     process_pool_age,
     submit_daemon,
 )
-from .._backends.registry import (
-    PROCESS_BACKEND,
-    Sent,
-    Unit,
-)
+from .._backends.registry import Sent, Unit, send_first
 from .._backends.worker import in_worker
 from .._core.costmodel import CostModel, model_in_force
 from .._core.cpu import gil_enabled
@@ -322,7 +318,7 @@ def in_a_worker(d: _Decision) -> Decided | None:
     ):
         return None
     try:
-        seconds, d.sent = PROCESS_BACKEND.send_first(
+        seconds, d.sent = send_first(
             d.fn, d.sequence, d.outcomes, workers=d.workers or min(d.planned, d.cpus), within=d.probing.quick_window
         )
     except UnpicklableTaskError:

@@ -1,15 +1,16 @@
-"""A decided call's run: the rest of a list through its backend, or a stream through the engine.
+"""A decided call's run: its items through the run engine, drained into a list or streamed.
 
-Both take over what the measuring left (a ``Handover``,
-taken once): the items it ran, the probe's threads still running some, the first item
-still in a worker process.
+Both take over what the measuring left (a ``Handover``, taken once): the items it ran,
+the probe's threads still running some, the first item still in a worker process, the
+units sent ahead to an executor. Those become the engine's first units; the mode's
+runner (``_backends/``) runs the rest as the engine (engine.py) takes them.
 
-    Plan.run()  → execute()      the backend runs the items the measuring did not
-                                 (_backends/), the probe's threads finish, results in
-                                 order or the first failure re-raised
-    iter_parallel → open_stream()  the measured items become the stream's first units,
-                                 the mode's runner (_backends/) runs the rest as the
-                                 engine (engine.py) takes them
+    Plan.run()    → execute()      a loop over a list: the rest at once, as a list
+                                   comprehension; else the engine, drained (drain())
+    iter_parallel → open_stream()  the engine's stream (results()); a loop's stream is
+                                   loop() (stream.py), a generator in the consumer's thread
+
+Coroutines run on an event loop of the call's own (``_backends/coroutines.py``).
 """
 
 from __future__ import annotations
@@ -22,26 +23,13 @@ from concurrent.futures import Future
 from itertools import chain
 from typing import Any
 
-import attrs
-
-from .._backends.awaitable import check_results, close_awaitables
-from .._backends.outcomes import EMPTY, Feed, Outcomes, iterate_from, noted, run_items, timed_out
+from .._backends.awaitable import check_results
+from .._backends.outcomes import iterate_from, noted, run_items
 from .._backends.pools import process_pool_age
-from .._backends.registry import (
-    BACKENDS,
-    PROCESS_BACKEND,
-    ExecutorRunner,
-    ProcessRunner,
-    Runner,
-    Sent,
-    ThreadRunner,
-    Unit,
-)
-from .._core.errors import UnpicklableTaskError
+from .._backends.registry import ExecutorRunner, LoopRunner, ProcessRunner, Runner, ThreadRunner, Unit
 from .._core.kinds import is_coroutine_function
-from .._core.options import CallOptions
-from .engine import StreamEngine
-from .handover import Handover, Measuring, RunFacts, Sizing, Taken
+from .engine import Engine, Helping
+from .handover import Handover, RunFacts, Sizing, Taken
 from .stream import Progress, ResultStream, loop, told_by
 
 __all__ = ["STREAM_CHUNKS_PER_WORKER", "execute", "open_stream"]
@@ -62,8 +50,6 @@ def execute(handover: Handover, sizing: Sizing) -> list[Any]:
             not collected with ``return_exceptions``).
         Exception: the first exception ``fn`` raised (unless exceptions are collected), noted with its item.
     """
-    if sizing.mode == "executor":
-        return _through_executor(handover, sizing)
     if sizing.mode == "async":
         values: list[Any] = []
         batches = _on_private_loop(
@@ -73,26 +59,49 @@ def execute(handover: Handover, sizing: Sizing) -> list[Any]:
             values += batch
         return values
     taken = handover.take()
-    outcomes, resume_at, deadline, sent = taken.outcomes, taken.resume_at, taken.deadline, taken.sent
-    if sent is not None and sizing.mode != "process":
-        sent.finish()  # nothing else takes it over
-        sent = None
-    fn, items = handover.fn, handover.items
-    if outcomes.failed:
-        pass  # an item failed while it was measured: nothing more starts
-    elif sizing.mode == "serial" and deadline is None and outcomes.in_order:
+    outcomes, items = taken.outcomes, handover.items
+    if not outcomes.failed and sizing.mode == "serial" and taken.deadline is None and outcomes.in_order:
         # A loop's items in order, which nothing but the calling thread runs: nothing can
         # stop the call meanwhile, so the rest run at once, as a list comprehension would.
-        run_items(fn, items, outcomes, resume_at, len(items))
-    else:
-        _run_rest(handover, sizing, taken, sent=sent)
-    values = outcomes.values
+        if taken.sent is not None:
+            taken.sent.finish()
+        run_items(handover.fn, items, outcomes, taken.resume_at, len(items))
+    elif not outcomes.failed:  # else an item failed while it was measured: nothing more starts
+        return _drained(handover, sizing, taken)
     if outcomes.error is not None:
-        # An awaitable before the failing item went wrong first; any after it are closed.
-        check_results(values[: outcomes.error_index], items)
-        close_awaitables(values)
-        raise _noted(outcomes.error, outcomes.error_index, items)
-    check_results(values, items)  # every result: a coroutine in the middle is an error too
+        check_results(outcomes.values[: outcomes.error_index], items)  # an awaitable before it went wrong first
+        raise noted(outcomes.error, outcomes.error_index, items[outcomes.error_index])
+    check_results(outcomes.values, items)  # every result: a coroutine in the middle is an error too
+    return outcomes.values
+
+
+def _drained(handover: Handover, sizing: Sizing, taken: Taken) -> list[Any]:
+    """The engine's results, as one list; the decision learns how the run went."""
+    items, options, measuring = handover.items, handover.options, taken.measuring
+    runner = _runner(handover, sizing, deadline=taken.deadline)
+    first, others = _measured_units(handover, sizing, taken, items, learn=False)
+    helping = None
+    if options.auto and sizing.mode == "process" and taken.deadline is None:
+        helping = Helping(others, measuring is not None and measuring.computing)
+    age = process_pool_age(sizing.workers) if sizing.mode == "process" else None
+    values = Engine(
+        runner,
+        iterate_from(items, taken.resume_at),
+        start=taken.resume_at,
+        first=first,
+        ordered=True,
+        collect=options.return_exceptions,
+        window=None,
+        chunksize=sizing.chunksize,
+        workers=sizing.workers,
+        total=len(items),
+        timeout=options.timeout,
+        deadline=taken.deadline,
+        helping=helping,
+    ).drain()
+    if measuring is not None:
+        cpu = runner.cpu if isinstance(runner, ThreadRunner) else 0.0
+        measuring.finished(RunFacts(sizing, len(items), time.perf_counter(), cpu, age))
     return values
 
 
@@ -136,106 +145,6 @@ def _on_private_loop(  # noqa: PLR0913 - the stream's shape, by name
     return private_loop(make)
 
 
-def _through_executor(handover: Handover, sizing: Sizing) -> list[Any]:
-    """``execute`` on an executor: the stream, drained (the items it measured first).
-
-    A second ``run()`` streams every item again, with the whole timeout.
-    """
-    items = handover.items
-    drained = attrs.evolve(handover.options, ordered=True, max_in_flight=None, progress=None)
-    return list(
-        open_stream(
-            handover,
-            sizing,
-            "",
-            items=items,
-            head=items,
-            source=iter(()),
-            sequence=True,
-            size=len(items),
-            options=drained,
-        )
-    )
-
-
-def _run_rest(handover: Handover, sizing: Sizing, taken: Taken, *, sent: Sent | None) -> None:
-    """Run the items the measuring left in ``sizing``'s mode; finish the probe's and the pool's, and report."""
-    outcomes, resume_at, deadline, measuring = taken.outcomes, taken.resume_at, taken.deadline, taken.measuring
-    total = len(handover.items)
-    feed = Feed(outcomes, resume_at, total, in_order=sizing.mode == "serial")
-    age = process_pool_age(sizing.workers) if sizing.mode == "process" else None
-    try:
-        if not outcomes.failed and feed.remaining:
-            try:
-                _run_backend(handover, sizing, feed, deadline, measuring, sent=sent)
-            except UnpicklableTaskError:
-                if not handover.options.auto:
-                    raise
-                # Auto checked the function and one item; a later item would not pickle.
-                # The items not sent run here instead, as the loop would have run them.
-                _run_missing(handover, outcomes, resume_at, deadline)
-        waited = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not outcomes.failed and measuring is not None:
-            if not measuring.join(waited):  # the items the probe took
-                raise TimeoutError
-            measuring.finished(RunFacts(sizing, total, time.perf_counter(), feed.cpu, age))
-    except TimeoutError:  # only the backends' and the probe's own: fn's exceptions are recorded, not raised
-        raise timed_out(handover.options.timeout, outcomes) from None
-
-
-def _run_backend(  # noqa: PLR0913 - what the run has in flight
-    handover: Handover,
-    sizing: Sizing,
-    feed: Feed,
-    deadline: float | None,
-    measuring: Measuring | None,
-    *,
-    sent: Sent | None,
-) -> None:
-    """Run the feed's items in ``sizing``'s mode.
-
-    ``measuring``: the probe, whose threads may still run items; ``sent``: the first item,
-    still running in the process pool (then the mode is processes, with no deadline).
-    """
-    fn, items = handover.fn, handover.items
-    if handover.options.auto and sizing.mode == "process" and deadline is None:
-        # Auto turned the loop down: the calling thread runs items until the pool is up,
-        # so that auto never does much worse than that loop while a cold pool starts
-        # (once the probe's threads are through the items they took).
-        PROCESS_BACKEND.run_helping(
-            fn,
-            items,
-            feed,
-            workers=sizing.workers,
-            chunksize=sizing.chunksize,
-            others=() if measuring is None else measuring.threads,
-            others_compute=measuring is not None and measuring.computing,
-            sent=sent,
-        )
-        return
-    BACKENDS[sizing.mode].run(fn, items, feed, workers=sizing.workers, chunksize=sizing.chunksize, deadline=deadline)
-
-
-def _noted(error: BaseException, index: int, items: Sequence[Any]) -> BaseException:
-    """Add a note naming the item to ``error`` (once)."""
-    return noted(error, index, items[index])
-
-
-def _run_missing(handover: Handover, outcomes: Outcomes, start: int, deadline: float | None) -> None:
-    """Run, in the calling thread, every item from ``start`` on that has no result yet."""
-    values, index, total = outcomes.dense(), start, len(handover.items)
-    while index < total and not outcomes.failed:
-        if values[index] is not EMPTY:
-            index += 1
-            continue
-        stop = index
-        while stop < total and values[stop] is EMPTY:
-            stop += 1
-        feed = Feed(outcomes, index, stop)
-        BACKENDS["serial"].run(handover.fn, handover.items, feed, workers=1, chunksize=stop - index, deadline=deadline)
-        index = stop
-
-
 def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel split it
     handover: Handover,
     sizing: Sizing,
@@ -247,7 +156,6 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
     sequence: bool,
     size: int | None,
     stop: Future[None] | None = None,
-    options: CallOptions | None = None,
 ) -> ResultStream[Any]:
     """The stream of a decided call's results: the measured items of ``head``, then the rest of ``head`` and ``source``.
 
@@ -263,9 +171,8 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
         size: ``len(items)``, where it has one.
         stop: once done, the stream stops as if closed (an event loop reads it from
             another thread, see ``_run.offload``).
-        options: how to stream (order, window, progress, timeout); default: the call's.
     """
-    options = options or handover.options
+    options = handover.options
     told = told_by(options.progress, size, sizing.mode)
     resume_at = handover.resume_at
     if sizing.mode == "async":
@@ -274,7 +181,7 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
         batches = _on_private_loop(handover, sizing, rest, ordered=options.ordered, window=window, total=size)
         return ResultStream(_yielded(batches, told, size), sizing.mode, reason)
     taken = handover.take()
-    first = _measured_units(handover, sizing, taken, head)
+    first, _ = _measured_units(handover, sizing, taken, head)
     if sizing.mode == "serial":
         results = _loop_rest(
             handover,
@@ -294,7 +201,7 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
         chunk = min(chunk, FORCED_STREAM_CHUNK)
     # Taken and not yet yielded when the stream starts: the head (or what was measured of a sequence).
     ahead_of_stream = taken.resume_at if head is items else len(head)
-    results = StreamEngine(
+    results = Engine(
         _runner(handover, sizing),
         chain(iterate_from(head, taken.resume_at), source),
         start=taken.resume_at,
@@ -313,13 +220,15 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
     return ResultStream(results, sizing.mode, reason)
 
 
-def _runner(handover: Handover, sizing: Sizing) -> Runner:
-    """The mode's runner of a stream's units."""
+def _runner(handover: Handover, sizing: Sizing, *, deadline: float | None = None) -> Runner:
+    """The mode's runner of the call's units (a loop with a deadline: one thread, so the caller returns on time)."""
     fn, options = handover.fn, handover.options
     collect = options.return_exceptions
     if sizing.mode == "executor":
         assert options.executor is not None
-        return ExecutorRunner(options.executor, fn, collect=collect)
+        return ExecutorRunner(options.executor, fn, sizing.workers, collect=collect)
+    if sizing.mode == "serial":
+        return LoopRunner(fn, collect=collect) if deadline is None else ThreadRunner(fn, 1, collect=collect)
     if sizing.mode == "thread":
         return ThreadRunner(fn, sizing.workers, collect=collect)
     return ProcessRunner(fn, sizing.workers, collect=collect, fallback=options.auto)
@@ -378,19 +287,22 @@ def _yielded(batches: Generator[list[Any], None, None], told: Progress | None, s
 
 
 def _measured_units(
-    handover: Handover, sizing: Sizing, taken: Taken, head: Sequence[Any]
-) -> list[tuple[Unit, Future[Any] | None]]:
-    """The stream's first units: the items the decision measured of ``head``, each with what it is done with.
+    handover: Handover, sizing: Sizing, taken: Taken, head: Sequence[Any], *, learn: bool = True
+) -> tuple[list[tuple[Unit, Future[Any] | None]], Future[None] | None]:
+    """The engine's first units: the items the decision measured of ``head``, each with what it is done with.
 
     Taken from the hand-over (a plan's first ``run()`` would have them): the first item
     still running in a worker, and the items the measuring ran (the probe's threads may
-    still run some).
+    still run some). Also: the future the probe's threads are done with (``None``: none
+    ran). With ``learn``, the decision learns the measured items' final figures as they
+    are read; else the caller tells it, with how the run went.
     """
     sent, ahead, measuring = taken.sent, taken.ahead, taken.measuring
     if sent is not None and sizing.mode != "process":
         sent.finish()  # nothing else takes it over
         sent = None
     first: list[tuple[Unit, Future[Any] | None]] = []
+    others = None if measuring is None else _all_done(measuring.threads)
     measured_from = 0
     if sent is not None:
         future, pool = sent.take()
@@ -401,14 +313,14 @@ def _measured_units(
     measured_to = taken.resume_at - sum(len(unit.items) for unit, _ in ahead)
     if measured_to > measured_from or handover.timed_out is not None:
         unit = Unit(measured_from, list(head[measured_from:measured_to]))
-        unit.results = _measured_outcomes(handover, taken, first=measured_from, last=measured_to)
-        first.append((unit, None if measuring is None else _all_done(measuring.threads)))
+        unit.results = _measured_outcomes(handover, taken, first=measured_from, last=measured_to, learn=learn)
+        first.append((unit, others))
     first.extend(ahead)  # sent to the executor meanwhile: its runner reads them
-    return first
+    return first, others
 
 
 def _measured_outcomes(
-    handover: Handover, taken: Taken, *, first: int, last: int
+    handover: Handover, taken: Taken, *, first: int, last: int, learn: bool
 ) -> Callable[[Future[Any] | None], tuple[list[Any], BaseException | None]]:
     """What reads the results of the items a stream's plan measured (``first … last-1``), once the probe is done.
 
@@ -425,7 +337,8 @@ def _measured_outcomes(
             return outcomes.values[first : outcomes.finished_until(first, last)], None
         if measuring is not None:
             measuring.join()  # re-raises what escaped a probe thread
-            measuring.finished(None)
+            if learn:
+                measuring.finished(None)
         stop = last if not outcomes.failed else min(last, outcomes.error_index)
         error = outcomes.error if outcomes.failed and first <= outcomes.error_index < last else None
         if handover.timed_out is not None and error is None:

@@ -1,37 +1,47 @@
-"""The stream engine: units of a call through a backend's runner, in a bounded window.
+"""The run engine: the units of a decided call through its backend's runner.
 
-One ``StreamEngine`` runs a stream whose mode is decided; its generator,
-``StreamEngine.results``, is a loop of named steps, as CPython's
+One ``Engine`` runs a call whose mode is decided, for every entry point: a stream
+(``results``, a generator: ``iter_parallel``, ``AutoExecutor.map``, ``progress=``) or a
+list (``drain``: ``run_parallel``). Its loop is a sequence of named steps, as CPython's
 ``_ExecutorManagerThread.run`` is::
 
-    adopt_first()           the measured units: done, or still running (the probe, a worker)
+    adopt_first()             the measured units: done, or still running (the probe, a worker)
+    help_while_warming()      (a list, auto) items run here while a cold pool starts (warming.py)
     loop:
-      next_ready()          a finished unit, in input order or as units finish
-        → its outcomes yielded one by one (a failure raised with its item's note;
-          take() between them, so the pools work on while the consumer has a result)
-      take()                chunks of the input while the window has room
-      cancel_after_failure() nothing new starts after a failure
-      run_alone()           after a worker's death: the suspects, one at a time
-      wait_for_some()       until a unit finishes, the deadline, or a stop
-      read()                a finished unit's outcomes → store(), or lost() to a dead worker
-    finish()                cancel what has not started; kill the workers on close,
-                            timeout or Ctrl-C; close the progress bar
+      next_ready()            a finished unit, in input order or as units finish
+        → its outcomes yielded one by one, or added to the list whole (a failure
+          raised with its item's note; a list raises the first failure at once)
+      take()                  chunks of the input while the window and the runner have room
+      cancel_after_failure()  nothing new starts after a failure
+      run_alone()             after a worker's death: the suspects, one at a time
+      wait_for_some()         until a unit finishes, the deadline, or a stop
+      read()                  a finished unit's outcomes → store(), or lost() to a dead worker
+    finish()                  cancel what has not started; kill the workers on close,
+                              timeout or Ctrl-C; close the progress bar
 
-The runner (``_backends.registry``) knows how to run a unit, read what became of it and stop
-them all; the engine knows nothing of how the mode was chosen.
+The runner (``_backends/registry.py``) knows how to run a unit, read what became of it
+and stop them all; the engine knows nothing of how the mode was chosen. A unit done when
+it is submitted (a loop's, or one that fell back to the calling thread) is read at once.
+The engine waits on a queue its units' futures put themselves on as they finish: a
+completion costs the same whatever the units in flight.
 
-A failure (unless exceptions are collected) stops the taking: in order, the results
-before it are yielded first. Closing the stream (``break``, ``close()``, the end of a
-``with`` block, garbage collection), a timeout or Ctrl-C cancels the chunks not started
-and kills the worker processes running the stream's chunks; an item running in a thread
-finishes in the background. Either way no item after the failure (after a close or a
-timeout: no item at all) starts, not even one of a chunk already queued where it can
-no longer be cancelled: the items check the stream's stop token (``_backends.stop_tokens``).
+What is in flight is bounded twice: by the runner's ``capacity`` (units: enough that no
+worker waits for the next), and, for a stream, by its window (items taken and not yet
+yielded). A list has no window: its results are all kept anyway.
+
+A failure (unless exceptions are collected) stops the taking: in a stream, in order,
+the results before it are yielded first; a list raises it at once. Closing the stream
+(``break``, ``close()``, the end of a ``with`` block, garbage collection), a timeout or
+Ctrl-C cancels the units not started and kills the worker processes running the call's
+units; an item running in a thread finishes in the background. Either way no item
+after the failure (after a close or a timeout: no item at all) starts, not even one of a
+unit already queued where it can no longer be cancelled: the items check the call's
+stop token (``_backends.stop_tokens``).
 
 A worker that dies loses the units beside it too (a process pool breaks whole). With
 exceptions collected, the items of every unit lost run again, each alone, one at a
-time, with nothing else of the stream running (on a fresh pool), and only the one
-that dies again gets ``WorkerCrashedError``; then the stream goes on. Without, the
+time, with nothing else of the call running (on a fresh pool), and only the one
+that dies again gets ``WorkerCrashedError``; then the call goes on. Without, the
 first loss is raised, naming the items that were running.
 """
 
@@ -40,19 +50,36 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from itertools import islice
 from operator import itemgetter
+from queue import Empty, SimpleQueue
 from typing import Any, final
+
+import attrs
 
 from .._backends.awaitable import cut_at_awaitable
 from .._backends.outcomes import Stopped, noted
-from .._backends.registry import TAIL_SHARE, Lost, Outcome, Runner, Unit
+from .._backends.registry import Lost, Outcome, Runner, Unit
 
-__all__ = ["Progress", "StreamEngine", "close_progress", "handing_over", "stream_timed_out"]
+__all__ = [
+    "TAIL_SHARE",
+    "Engine",
+    "Helping",
+    "Progress",
+    "call_timed_out",
+    "close_progress",
+    "handing_over",
+    "stream_timed_out",
+]
 
 #: A progress callback, told ``(done, total)`` as each result is yielded.
 Progress = Callable[[int, "int | None"], object]
+#: Guided scheduling: over an input of known length, a unit is at most the items left
+#: over this many times the workers, so units shrink toward the end of the input and the
+#: workers finish together (a long item near the end does not share its unit, and its
+#: worker, with many more).
+TAIL_SHARE = 2
 #: Marks the end of a list being handed over (``handing_over``).
 _END: Any = object()
 #: What a yielded outcome leaves in its place.
@@ -60,8 +87,24 @@ _YIELDED: Outcome = (True, None)
 
 
 @final
-class StreamEngine:
-    """One stream of a call through ``runner``: ``first``'s units, then ``fn`` of every item of ``rest``.
+@attrs.frozen
+class Helping:
+    """A list call whose calling thread may run items while the runner's workers start (``warming.py``).
+
+    Attributes:
+        others: done once the call's other threads here (the probe's) are through
+            their measured items; the calling thread starts on items only then.
+        computing: those threads compute holding the GIL: they take a CPU meanwhile,
+            and the runner gets one unit fewer than it has workers until they are done.
+    """
+
+    others: Future[Any] | None
+    computing: bool
+
+
+@final
+class Engine:
+    """One call through ``runner``: ``first``'s units, then ``fn`` of every item of ``rest``.
 
     Args:
         runner: runs the units, with the function.
@@ -71,19 +114,21 @@ class StreamEngine:
             is done with (``None``: done), and ``Unit.results`` set to read them.
         ordered: in input order; else unit by unit as they finish.
         collect: exceptions are yielded in their items' places (``return_exceptions``).
-        window: the most items taken from the input and not yet yielded.
+        window: the most items taken from the input and not yet yielded (``None``: a
+            list, bounded by the runner's capacity only).
         chunksize: the most items a unit takes.
         workers: the threads or processes the units run on.
-        total: how many items the input has, when it says: chunks then shrink toward
-            its end, so that the workers finish together (as in ``run_parallel``).
+        total: how many items the input has, when it says: units then shrink toward
+            its end, so that the workers finish together.
         progress: told ``(done, total)`` in the consumer's thread as each result is
             yielded; its ``close()``, where it has one, is called when the stream ends.
-        timeout: the seconds the whole stream may take (for the message).
+        timeout: the seconds the whole call may take (for the message).
         deadline: the ``time.monotonic()`` it must end by.
         stop: once done, the stream stops as if closed (its reader is in another thread).
+        helping: the calling thread runs items while the workers start (a list only).
     """
 
-    def __init__(  # noqa: PLR0913 - the stream's inputs, by name
+    def __init__(  # noqa: PLR0913 - the call's inputs, by name
         self,
         runner: Runner,
         rest: Iterator[Any],
@@ -92,7 +137,7 @@ class StreamEngine:
         first: list[tuple[Unit, Future[Any] | None]],
         ordered: bool,
         collect: bool,
-        window: int,
+        window: int | None,
         chunksize: int,
         workers: int = 1,
         total: int | None = None,
@@ -100,24 +145,29 @@ class StreamEngine:
         timeout: float | None,
         deadline: float | None,
         stop: Future[None] | None = None,
+        helping: Helping | None = None,
     ) -> None:
         self.runner, self.rest, self.first = runner, rest, first
         self.ordered, self.collect, self.window, self.chunksize = ordered, collect, window, chunksize
         self.workers, self.total, self.progress = workers, total, progress
-        self.timeout, self.deadline, self.stop = timeout, deadline, stop
+        self.timeout, self.deadline, self.stop, self.helping = timeout, deadline, stop, helping
         self.running: dict[Future[Any], Unit] = {}
+        self.completed: SimpleQueue[Future[Any]] = SimpleQueue()  # futures done, as they finish
         self.ready: dict[int, Unit] = {}  # finished, by their first index (ordered)
         self.finished: deque[Unit] = deque()  # finished, in the order they did (unordered)
         self.next_index = min((unit.start for unit, _ in first), default=start)
         self.taken = start
         self.yielded = 0
         self.failed_at: int | None = None
+        self.failure: tuple[Unit, int] | None = None  # the earliest failure that stops the call: unit, offset
         self.misused: set[int] = set()  # items whose result was awaitable: raised even when exceptions are collected
         self.exhausted = False
         self.suspects: list[Unit] = []  # lost with a dead worker, to run alone: the last runs first
         self.lone: Unit | None = None  # the one running alone
+        if stop is not None:
+            stop.add_done_callback(self.completed.put)
 
-    # The loop.
+    # The loops.
 
     def results(self) -> Iterator[Any]:
         """Yield the results: the loop of named steps (see the module's docstring).
@@ -135,7 +185,7 @@ class StreamEngine:
             except _Late:
                 yield from self.measured_in_time()
         except BaseException as exc:
-            kill = _ends_the_stream(exc)
+            kill = _ends_the_call(exc)
             raise
         finally:
             self.finish(kill=kill)
@@ -160,15 +210,68 @@ class StreamEngine:
                         self.progress(self.yielded, self.total)
                     yield _handed_over(outcomes, offset)  # the stream keeps no reference to it
                 self.next_index = unit.stop
-            self.take()
-            self.cancel_after_failure()
-            self.run_alone()
-            if not self.running:
-                if self.has_ready():
-                    continue
+            if not self.step():
                 break
-            for future in self.wait_for_some():
-                self.read(self.running.pop(future), future)
+
+    def drain(self) -> list[Any]:
+        """Every result, in input order, as one list (``run_parallel``): the same steps, a unit at a time.
+
+        Raises:
+            TimeoutError: the deadline passed.
+            WorkerCrashedError: a worker died (unless exceptions are collected).
+            Exception: the first exception ``fn`` raised (without ``collect``), noted with its item,
+                as soon as it is read.
+        """
+        values: list[Any] = []
+        kill = False
+        try:
+            self.adopt_first()
+            if self.helping is not None:
+                from .warming import help_while_warming  # noqa: PLC0415 - one step, one module
+
+                help_while_warming(self, self.helping)
+            while True:
+                failure = self.failure
+                if failure is not None and failure[0].start + failure[1] not in self.misused:
+                    self.raise_failure(*failure)  # fn's exception: at once (an awaitable: in order)
+                while (unit := self.ready.pop(self.next_index, None)) is not None:
+                    outcomes = unit.outcomes
+                    assert outcomes is not None
+                    if outcomes and not outcomes[-1][0]:
+                        self.raise_failure(unit, len(outcomes) - 1)  # unless collected
+                    values += map(itemgetter(1), outcomes)
+                    self.yielded += len(outcomes)
+                    self.next_index = unit.stop
+                if not self.step():
+                    return values
+        except _Late:
+            kill = True
+            raise call_timed_out(self.timeout, self.yielded + self.done_unread(), self.total) from None
+        except BaseException as exc:
+            kill = _ends_the_call(exc)
+            raise
+        finally:
+            self.finish(kill=kill)
+
+    def step(self) -> bool:
+        """One turn of the loop after the ready units: take, stop after a failure, wait, read.
+
+        Returns:
+            Whether the loop goes on (``False``: every unit is done and read).
+
+        Raises:
+            _Late: the deadline passed while units ran.
+        """
+        self.take()
+        self.cancel_after_failure()
+        self.run_alone()
+        if not self.running:
+            return self.has_ready()
+        for future in self.wait_for_some():
+            unit = self.running.pop(future, None)
+            if unit is not None:  # else cancelled, and forgotten
+                self.read(unit, future)
+        return True
 
     # The steps.
 
@@ -178,7 +281,7 @@ class StreamEngine:
             if future is None:
                 self.read(unit, None)
             else:
-                self.running[future] = unit
+                self.watch(future, unit)
 
     def next_ready(self) -> Unit | None:
         """The next finished unit to yield: the one at the front (in order), or the oldest finished."""
@@ -207,32 +310,59 @@ class StreamEngine:
         raise noted(error, index, unit.items[offset])
 
     def take(self) -> None:
-        """Take more items, a chunk at a time, while the window has room for one (and nothing failed or runs alone).
+        """Take more items, a unit at a time, while the window and the runner have room (and nothing failed).
 
-        A whole chunk, unless nothing runs: room for a few items, taken one by one as the
-        consumer reads, would make chunks of one.
+        A whole unit, unless nothing runs: room for a few items, taken one by one as the
+        consumer reads, would make units of one.
         """
-        while self.taking() and (room := self.window - (self.taken - self.yielded)) > 0:
+        while self.taking() and self.runner_has_room():
             size = self.chunk_size()
-            if room < size and self.running:
-                return
-            chunk = list(islice(self.rest, min(size, room)))
+            if self.window is not None:
+                room = self.window - (self.taken - self.yielded)
+                if room <= 0 or (room < size and self.running):
+                    return
+                size = min(size, room)
+            chunk = list(islice(self.rest, size))
             if not chunk:
                 self.exhausted = True
                 return
             unit = Unit(self.taken, chunk)
-            self.running[self.runner.submit(unit)] = unit
             self.taken += len(chunk)
+            self.send(unit)
 
     def taking(self) -> bool:
         """Whether new items may start: not after the end, a failure, or while suspects run alone."""
         return not self.exhausted and self.failed_at is None and not self.suspects and self.lone is None
 
+    def runner_has_room(self) -> bool:
+        """Whether the runner takes another unit: fewer in flight than its capacity.
+
+        One fewer than the workers while the call's threads here compute (``Helping``).
+        """
+        capacity = self.runner.capacity
+        helping = self.helping
+        if helping is not None and helping.computing and helping.others is not None and not helping.others.done():
+            capacity = max(1, self.workers - 1)
+        return sum(unit.results is None for unit in self.running.values()) < capacity
+
     def chunk_size(self) -> int:
-        """The next chunk's size: shrinking toward the end of an input of known length (guided)."""
+        """The next unit's size: shrinking toward the end of an input of known length (guided)."""
         if self.total is None:
             return self.chunksize
         return max(1, min(self.chunksize, -(-(self.total - self.taken) // (TAIL_SHARE * self.workers))))
+
+    def send(self, unit: Unit) -> None:
+        """Hand ``unit`` to the runner; read it at once if it is done already (run here)."""
+        future = self.runner.submit(unit)
+        if future.done():
+            self.read(unit, future)
+        else:
+            self.watch(future, unit)
+
+    def watch(self, future: Future[Any], unit: Unit) -> None:
+        """Wait for ``future`` with the others: it goes on the completion queue when done."""
+        self.running[future] = unit
+        future.add_done_callback(self.completed.put)
 
     def cancel_after_failure(self) -> None:
         """After a failure nothing new starts; in order, only the units before it still matter."""
@@ -243,29 +373,34 @@ class StreamEngine:
                 del self.running[future]
 
     def run_alone(self) -> None:
-        """Send the next suspect once nothing else of the stream runs in a pool (a culprit would take it down)."""
+        """Send the next suspect once nothing else of the call runs in a pool (a culprit would take it down)."""
         if self.suspects and self.lone is None and all(u.results is not None for u in self.running.values()):
             self.lone = lone = self.suspects.pop()
-            self.running[self.runner.submit(lone)] = lone
+            self.send(lone)
 
-    def wait_for_some(self) -> set[Future[Any]]:
-        """Wait until a running unit finishes.
+    def wait_for_some(self) -> list[Future[Any]]:
+        """Wait until a running unit finishes (or run one here, where the runner needs that).
 
         Raises:
             _Late: the deadline passed (the loop yields what the measuring finished in time).
             Stopped: ``stop`` was set.
         """
-        deadline, stop = self.deadline, self.stop
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            raise _Late
-        futures = self.running if stop is None else [*self.running, stop]
-        done, _ = wait(futures, timeout=remaining, return_when=FIRST_COMPLETED)
-        if stop is not None and stop.done():
+        done: list[Future[Any]] = []
+        if not self.runner.help():
+            remaining = None if self.deadline is None else self.deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise _Late
+            try:
+                done.append(self.completed.get(timeout=remaining))
+            except Empty:
+                raise _Late from None
+        if self.stop is not None and self.stop.done():
             raise Stopped
-        if not done:
-            raise _Late
-        return done
+        try:
+            while True:
+                done.append(self.completed.get_nowait())
+        except Empty:
+            return done
 
     def read(self, unit: Unit, future: Future[Any] | None) -> None:
         """What became of a finished unit: store its outcomes, send it again, or have its items run alone."""
@@ -280,7 +415,7 @@ class StreamEngine:
         if isinstance(outcome, list):
             self.store(unit, outcome)
         elif outcome is None:
-            self.running[self.runner.submit(unit)] = unit
+            self.send(unit)
         else:
             self.lost(unit, outcome)
 
@@ -294,7 +429,8 @@ class StreamEngine:
             self.misused.add(unit.start + len(values))
         if (not self.collect or misuse is not None) and outcomes and not outcomes[-1][0]:
             index = unit.start + len(outcomes) - 1
-            self.failed_at = index if self.failed_at is None else min(self.failed_at, index)
+            if self.failed_at is None or index < self.failed_at:
+                self.failed_at, self.failure = index, (unit, len(outcomes) - 1)
             self.runner.halt(self.failed_at)
         if self.ordered:
             self.ready[unit.start] = unit
@@ -315,6 +451,10 @@ class StreamEngine:
             return
         self.suspects.extend(Unit(index, [item], alone=True) for index, item in enumerate(unit.items, unit.start))
         self.suspects.sort(key=lambda suspect: -suspect.start)
+
+    def done_unread(self) -> int:
+        """How many items are done and not yet yielded (for a list's timeout message)."""
+        return sum(len(unit.outcomes or ()) for unit in self.ready.values())
 
     def measured_in_time(self) -> Iterator[Any]:
         """After the deadline: in order, the measured items that finished in time; then the timeout.
@@ -346,12 +486,12 @@ class _Late(Exception):  # noqa: N818 - a signal inside the engine, never raised
     """The deadline passed while units ran (the engine raises ``TimeoutError`` in its place)."""
 
 
-def _ends_the_stream(exc: BaseException) -> bool:
-    """Whether leaving the stream with ``exc`` should stop the workers running its chunks.
+def _ends_the_call(exc: BaseException) -> bool:
+    """Whether leaving the call with ``exc`` should stop the workers running its units.
 
     Closed by the consumer (``GeneratorExit``), Ctrl-C, ``SystemExit`` or a timeout:
-    nobody will read what they compute. Not for an exception of ``fn`` (as in
-    ``run_parallel``, what runs finishes; nothing new starts).
+    nobody will read what they compute. Not for an exception of ``fn``: what runs
+    finishes; nothing new starts.
     """
     return not isinstance(exc, Exception) or isinstance(exc, TimeoutError)
 
@@ -360,6 +500,15 @@ def stream_timed_out(timeout: float | None, yielded: int) -> TimeoutError:
     """The error of a stream that ran past its ``timeout``, saying how far it got."""
     return TimeoutError(
         f"the stream did not finish within its timeout of {timeout:g} s ({yielded} results yielded); worker "
+        "processes running its items were stopped; an item running in a thread finishes in the background "
+        "(threads cannot be stopped)"
+    )
+
+
+def call_timed_out(timeout: float | None, done: int, total: int | None) -> TimeoutError:
+    """The error of a list call that ran past its ``timeout``, saying how far it got."""
+    return TimeoutError(
+        f"the call did not finish within its timeout of {timeout:g} s ({done} of {total} items done); worker "
         "processes running its items were stopped; an item running in a thread finishes in the background "
         "(threads cannot be stopped)"
     )
