@@ -1,1 +1,1 @@
-"""The run of a decided call: the hand-over from the decision, the stream engine, the results."""
+"""The run of a decided call: the hand-over from the decision, the run engine, the results."""

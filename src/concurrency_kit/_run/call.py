@@ -30,7 +30,8 @@ from .._backends.registry import ExecutorRunner, LoopRunner, ProcessRunner, Runn
 from .._core.kinds import is_coroutine_function
 from .engine import Engine, Helping
 from .handover import Handover, RunFacts, Sizing, Taken
-from .stream import Progress, ResultStream, loop, told_by
+from .results import Progress, close_progress
+from .stream import ResultStream, loop, told_by
 
 __all__ = ["STREAM_CHUNKS_PER_WORKER", "execute", "open_stream"]
 
@@ -281,9 +282,7 @@ def _yielded(batches: Generator[list[Any], None, None], told: Progress | None, s
                 yield batch.pop()  # the stream keeps no reference to it
     finally:
         batches.close()
-        close = getattr(told, "close", None)
-        if close is not None:
-            close()
+        close_progress(told)
 
 
 def _measured_units(

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
 from itertools import islice
 from operator import itemgetter
@@ -61,29 +61,15 @@ import attrs
 from .._backends.awaitable import cut_at_awaitable
 from .._backends.outcomes import Stopped, noted
 from .._backends.registry import Lost, Outcome, Runner, Unit
+from .results import Progress, call_timed_out, close_progress, handed_over, handing_over, stream_timed_out
 
-__all__ = [
-    "TAIL_SHARE",
-    "Engine",
-    "Helping",
-    "Progress",
-    "call_timed_out",
-    "close_progress",
-    "handing_over",
-    "stream_timed_out",
-]
+__all__ = ["TAIL_SHARE", "Engine", "Helping"]
 
-#: A progress callback, told ``(done, total)`` as each result is yielded.
-Progress = Callable[[int, "int | None"], object]
 #: Guided scheduling: over an input of known length, a unit is at most the items left
 #: over this many times the workers, so units shrink toward the end of the input and the
 #: workers finish together (a long item near the end does not share its unit, and its
 #: worker, with many more).
 TAIL_SHARE = 2
-#: Marks the end of a list being handed over (``handing_over``).
-_END: Any = object()
-#: What a yielded outcome leaves in its place.
-_YIELDED: Outcome = (True, None)
 
 
 @final
@@ -208,7 +194,7 @@ class Engine:
                     self.yielded += 1
                     if self.progress is not None:
                         self.progress(self.yielded, self.total)
-                    yield _handed_over(outcomes, offset)  # the stream keeps no reference to it
+                    yield handed_over(outcomes, offset)  # the stream keeps no reference to it
                 self.next_index = unit.stop
             if not self.step():
                 break
@@ -494,46 +480,3 @@ def _ends_the_call(exc: BaseException) -> bool:
     finishes; nothing new starts.
     """
     return not isinstance(exc, Exception) or isinstance(exc, TimeoutError)
-
-
-def stream_timed_out(timeout: float | None, yielded: int) -> TimeoutError:
-    """The error of a stream that ran past its ``timeout``, saying how far it got."""
-    return TimeoutError(
-        f"the stream did not finish within its timeout of {timeout:g} s ({yielded} results yielded); worker "
-        "processes running its items were stopped; an item running in a thread finishes in the background "
-        "(threads cannot be stopped)"
-    )
-
-
-def call_timed_out(timeout: float | None, done: int, total: int | None) -> TimeoutError:
-    """The error of a list call that ran past its ``timeout``, saying how far it got."""
-    return TimeoutError(
-        f"the call did not finish within its timeout of {timeout:g} s ({done} of {total} items done); worker "
-        "processes running its items were stopped; an item running in a thread finishes in the background "
-        "(threads cannot be stopped)"
-    )
-
-
-def _handed_over(outcomes: list[Outcome], offset: int) -> Any:
-    """The value of ``outcomes[offset]``, taken out of the list: once yielded, only the consumer holds it."""
-    value = outcomes[offset][1]
-    outcomes[offset] = _YIELDED
-    return value
-
-
-def handing_over(values: list[Any]) -> Iterator[Any]:
-    """The items of ``values``, each taken out of the list as it is yielded (the list ends empty).
-
-    At ``list.pop``'s speed, no step of ours per item: the list is reversed behind an
-    end marker once, then popped from its end until the marker comes.
-    """
-    values.append(_END)
-    values.reverse()
-    return iter(values.pop, _END)
-
-
-def close_progress(progress: Progress | None) -> None:
-    """Call ``progress.close()``, where it has one (a tqdm bar)."""
-    close = getattr(progress, "close", None)
-    if close is not None:
-        close()

@@ -4,7 +4,7 @@
       └─ open_stream(): the plan's measured items, the mode's runner  (call.py)
            ├─ serial: loop(), a generator in the consumer's thread   (this module)
            ├─ async: the coroutines on a private event loop          (_backends/coroutines.py)
-           └─ else: the stream engine, units through the runner      (engine.py)
+           └─ else: the run engine, units through the runner         (engine.py)
       → ResultStream                                                 (this module)
 
 A loop takes one item at a time, as ``map`` does, and reads the clock, the progress
@@ -33,7 +33,7 @@ from .._backends.awaitable import (
 )
 from .._backends.outcomes import Stopped, noted
 from .._backends.registry import Unit
-from .engine import Progress, close_progress, handing_over, stream_timed_out
+from .results import Progress, close_progress, handing_over, stream_timed_out
 
 __all__ = ["Progress", "ProgressBar", "ResultStream", "loop", "told_by"]
 

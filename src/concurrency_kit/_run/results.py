@@ -1,0 +1,60 @@
+"""How results leave the run engine: handed over to the consumer, progress told, and the errors of a late call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .._backends.registry import Outcome
+
+__all__ = ["Progress", "call_timed_out", "close_progress", "handed_over", "handing_over", "stream_timed_out"]
+
+#: A progress callback, told ``(done, total)`` as each result is yielded.
+Progress = Callable[[int, "int | None"], object]
+#: Marks the end of a list being handed over (``handing_over``).
+_END: Any = object()
+#: What a yielded outcome leaves in its place.
+_YIELDED: Outcome = (True, None)
+
+
+def stream_timed_out(timeout: float | None, yielded: int) -> TimeoutError:
+    """The error of a stream that ran past its ``timeout``, saying how far it got."""
+    return TimeoutError(
+        f"the stream did not finish within its timeout of {timeout:g} s ({yielded} results yielded); worker "
+        "processes running its items were stopped; an item running in a thread finishes in the background "
+        "(threads cannot be stopped)"
+    )
+
+
+def call_timed_out(timeout: float | None, done: int, total: int | None) -> TimeoutError:
+    """The error of a list call that ran past its ``timeout``, saying how far it got."""
+    return TimeoutError(
+        f"the call did not finish within its timeout of {timeout:g} s ({done} of {total} items done); worker "
+        "processes running its items were stopped; an item running in a thread finishes in the background "
+        "(threads cannot be stopped)"
+    )
+
+
+def handed_over(outcomes: list[Outcome], offset: int) -> Any:
+    """The value of ``outcomes[offset]``, taken out of the list: once yielded, only the consumer holds it."""
+    value = outcomes[offset][1]
+    outcomes[offset] = _YIELDED
+    return value
+
+
+def handing_over(values: list[Any]) -> Iterator[Any]:
+    """The items of ``values``, each taken out of the list as it is yielded (the list ends empty).
+
+    At ``list.pop``'s speed, no step of ours per item: the list is reversed behind an
+    end marker once, then popped from its end until the marker comes.
+    """
+    values.append(_END)
+    values.reverse()
+    return iter(values.pop, _END)
+
+
+def close_progress(progress: Progress | None) -> None:
+    """Call ``progress.close()``, where it has one (a tqdm bar)."""
+    close = getattr(progress, "close", None)
+    if close is not None:
+        close()
