@@ -1,21 +1,22 @@
 """Threads of the shared pool, as a runner: a run's units on lanes of its own width.
 
 A run in thread mode gets ``workers`` lanes: tasks of the shared thread pool, each of
-which takes the run's next unit from a queue the moment it is free, until the queue is
-empty (then the lane ends, and its thread goes back to the pool; the next unit
-submitted starts a lane again). Dispatch costs a lock and a future a unit, and no lane
-waits for the engine between units: the engine keeps a second unit queued per lane.
-A run's width is its lanes, whatever the size of the shared pool, and a lane never
-waits for work while holding a thread of it.
+which takes the next ``step`` items of the oldest unit not yet taken whole, runs them,
+and goes back for more until every unit is taken (then the lane ends, and its thread
+goes back to the pool; the next unit submitted starts lanes again). The lanes share a
+unit as drainers share a queue: a unit may span many steps, so the engine hands over
+a unit per many items, and dispatch costs the lanes one lock a step. A unit is done
+when its last step is, its outcomes in order (cut after a failure, unless exceptions
+are collected). A run's width is its lanes, whatever the size of the shared pool, and
+a lane never waits for work while holding a thread of it.
 
-A thread of the pool takes a queued unit before the engine can cancel it, so the
-units' items check the run's ``ThreadToken`` before they start. Threads cannot be
-killed: an item running when the run ends finishes in the background.
+A thread of the pool takes queued items before the engine can cancel them, so the
+items check the run's ``ThreadToken`` before they start. Threads cannot be killed: an
+item running when the run ends finishes in the background.
 
 A call made from inside one of the library's workers (nested) gets one lane fewer: the
-calling thread runs queued units itself while it waits (``help``), so that it makes
-progress even when every pool thread is busy waiting for it. A nested call cannot
-deadlock.
+calling thread runs steps itself while it waits (``help``), so that it makes progress
+even when every pool thread is busy waiting for it. A nested call cannot deadlock.
 """
 
 from __future__ import annotations
@@ -38,19 +39,47 @@ __all__ = ["QUEUED_PER_LANE", "ThreadRunner"]
 QUEUED_PER_LANE = 2
 
 
+class _Shared:
+    """A unit the lanes take a step at a time, and the outcomes of its steps as they finish."""
+
+    __slots__ = ("future", "left", "next", "parts", "unit")
+
+    def __init__(self, unit: Unit, future: Future[list[Outcome]], steps: int) -> None:
+        self.unit, self.future = unit, future
+        self.next = 0  # the offset of the first item no lane has taken
+        self.left = steps  # steps not yet finished
+        self.parts: dict[int, list[Outcome] | BaseException] = {}  # by offset
+
+    def outcomes(self, step: int, *, collect: bool) -> list[Outcome]:
+        """Its steps' outcomes in order, cut after a step stopped short or (not collecting) failed.
+
+        Raises:
+            BaseException: what escaped a step (not ``fn``'s exceptions, which are outcomes).
+        """
+        outcomes: list[Outcome] = []
+        for offset in range(0, len(self.unit.items), step):
+            part = self.parts[offset]
+            if isinstance(part, BaseException):
+                raise part
+            outcomes += part
+            if len(part) < min(step, len(self.unit.items) - offset) or (not collect and part and not part[-1][0]):
+                break
+        return outcomes
+
+
 @final
 class ThreadRunner:
-    """A run's units on ``workers`` lanes of the shared thread pool."""
+    """A run's units on ``workers`` lanes of the shared thread pool, ``step`` items at a time (default: a unit)."""
 
-    def __init__(self, fn: Callable[[Any], Any], workers: int, *, collect: bool) -> None:
-        self._fn, self._workers, self._collect = fn, workers, collect
+    def __init__(self, fn: Callable[[Any], Any], workers: int, *, collect: bool, step: int | None = None) -> None:
+        self._fn, self._workers, self._collect, self._step = fn, workers, collect, step
         self._token = ThreadToken()
-        self._queue: deque[tuple[Unit, Future[list[Outcome]]]] = deque()
+        self._queue: deque[_Shared] = deque()
         self._lock = threading.Lock()
         self._nested = in_worker()
         self._lane_limit = workers - 1 if self._nested else workers
         self._lanes = 0
-        self._cpu: list[float] = []  # CPU seconds of each unit done
+        self._cpu: list[float] = []  # CPU seconds of each step done
 
     @property
     def capacity(self) -> int:
@@ -59,7 +88,7 @@ class ThreadRunner:
 
     @property
     def cpu(self) -> float:
-        """CPU seconds the run's units took in their threads (those done)."""
+        """CPU seconds the run's steps took in their threads (those done)."""
         return sum(self._cpu)
 
     def warming(self) -> Warming | None:
@@ -67,19 +96,20 @@ class ThreadRunner:
         return None
 
     def submit(self, unit: Unit) -> Future[list[Outcome]]:
-        """Queue ``unit`` for the next free lane; start a lane if the run has fewer than its width."""
+        """Queue ``unit`` for the lanes; start lanes, up to the run's width, for its steps."""
         future: Future[list[Outcome]] = Future()
+        step = self._step or len(unit.items)
+        steps = -(-len(unit.items) // step)
         with self._lock:
-            self._queue.append((unit, future))
-            start = self._lanes < self._lane_limit
-            if start:
-                self._lanes += 1
-        if start:
+            self._queue.append(_Shared(unit, future, steps))
+            start = max(0, min(self._lane_limit - self._lanes, steps))
+            self._lanes += start
+        for started in range(start):
             try:
                 submit_to_threads(self._workers, self._lane)
             except BaseException:
                 with self._lock:
-                    self._lanes -= 1
+                    self._lanes -= start - started
                 raise
         return future
 
@@ -88,14 +118,13 @@ class ThreadRunner:
         return run_chunk(self._fn, unit.items, self._collect, unit.start, self._token)
 
     def help(self) -> bool:
-        """In a nested call: run the next queued unit in the calling thread."""
+        """In a nested call: run the next step in the calling thread."""
         if not self._nested:
             return False
-        with self._lock:
-            if not self._queue:
-                return False
-            unit, future = self._queue.popleft()
-        self._run(unit, future)
+        taken = self._take()
+        if taken is None:
+            return False
+        self._run(*taken)
         return True
 
     def read(self, unit: Unit, future: Future[list[Outcome]]) -> list[Outcome]:  # noqa: ARG002 - the protocol
@@ -113,24 +142,44 @@ class ThreadRunner:
             future.cancel()
 
     def _lane(self) -> None:
-        """Run queued units until the queue is empty."""
-        while True:
-            with self._lock:
-                if not self._queue:
-                    self._lanes -= 1
-                    return
-                unit, future = self._queue.popleft()
-            self._run(unit, future)
+        """Run steps until every unit is taken."""
+        while (taken := self._take()) is not None:
+            self._run(*taken)
 
-    def _run(self, unit: Unit, future: Future[list[Outcome]]) -> None:
-        """Run ``unit`` into its future, unless it was cancelled."""
-        if not future.set_running_or_notify_cancel():
-            return
+    def _take(self) -> tuple[_Shared, int, int] | None:
+        """The next step: a unit and the offsets of its items; ``None`` (the lane ends) when none is left."""
+        with self._lock:
+            while self._queue:
+                shared = self._queue[0]
+                if shared.next == 0 and not shared.future.set_running_or_notify_cancel():
+                    self._queue.popleft()  # cancelled before it started
+                    continue
+                start = shared.next
+                shared.next = stop = min(start + (self._step or len(shared.unit.items)), len(shared.unit.items))
+                if stop == len(shared.unit.items):
+                    self._queue.popleft()
+                return shared, start, stop
+            self._lanes -= 1
+            return None
+
+    def _run(self, shared: _Shared, start: int, stop: int) -> None:
+        """Run a step's items; the unit's last step to finish completes its future."""
+        unit = shared.unit
         began = time.thread_time()
+        part: list[Outcome] | BaseException
         try:
-            outcomes = run_chunk(self._fn, unit.items, self._collect, unit.start, self._token)
+            part = run_chunk(self._fn, unit.items[start:stop], self._collect, unit.start + start, self._token)
         except BaseException as exc:  # noqa: BLE001 - handed to the engine through the future
-            future.set_exception(exc)
-        else:
-            self._cpu.append(time.thread_time() - began)  # before the engine can read it
-            future.set_result(outcomes)
+            part = exc
+        self._cpu.append(time.thread_time() - began)  # before the engine can read it
+        with self._lock:
+            shared.parts[start] = part
+            shared.left -= 1
+            last = shared.left == 0
+        if last:
+            try:
+                outcomes = shared.outcomes(self._step or len(unit.items), collect=self._collect)
+            except BaseException as exc:  # noqa: BLE001 - handed to the engine through the future
+                shared.future.set_exception(exc)
+            else:
+                shared.future.set_result(outcomes)

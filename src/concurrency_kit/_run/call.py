@@ -79,7 +79,10 @@ def execute(handover: Handover, sizing: Sizing) -> list[Any]:
 def _drained(handover: Handover, sizing: Sizing, taken: Taken) -> list[Any]:
     """The engine's results, as one list; the decision learns how the run went."""
     items, options, measuring = handover.items, handover.options, taken.measuring
-    runner = _runner(handover, sizing, deadline=taken.deadline)
+    runner = _runner(handover, sizing, deadline=taken.deadline, shared=True)
+    # Thread lanes share each unit, a chunk at a time: a unit per lane's chunk would cost
+    # the engine a round trip per chunk, where the lanes pay one lock.
+    chunksize = sizing.chunksize * (sizing.workers if sizing.mode == "thread" else 1)
     first, others = _measured_units(handover, sizing, taken, items, learn=False)
     helping = None
     if options.auto and sizing.mode == "process" and taken.deadline is None:
@@ -93,7 +96,7 @@ def _drained(handover: Handover, sizing: Sizing, taken: Taken) -> list[Any]:
         ordered=True,
         collect=options.return_exceptions,
         window=None,
-        chunksize=sizing.chunksize,
+        chunksize=chunksize,
         workers=sizing.workers,
         total=len(items),
         timeout=options.timeout,
@@ -221,8 +224,12 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
     return ResultStream(results, sizing.mode, reason)
 
 
-def _runner(handover: Handover, sizing: Sizing, *, deadline: float | None = None) -> Runner:
-    """The mode's runner of the call's units (a loop with a deadline: one thread, so the caller returns on time)."""
+def _runner(handover: Handover, sizing: Sizing, *, deadline: float | None = None, shared: bool = False) -> Runner:
+    """The mode's runner of the call's units.
+
+    A loop with a deadline runs in one thread, so that the caller returns on time. With
+    ``shared`` (a list), thread lanes share each unit, ``sizing.chunksize`` items at a time.
+    """
     fn, options = handover.fn, handover.options
     collect = options.return_exceptions
     if sizing.mode == "executor":
@@ -231,7 +238,7 @@ def _runner(handover: Handover, sizing: Sizing, *, deadline: float | None = None
     if sizing.mode == "serial":
         return LoopRunner(fn, collect=collect) if deadline is None else ThreadRunner(fn, 1, collect=collect)
     if sizing.mode == "thread":
-        return ThreadRunner(fn, sizing.workers, collect=collect)
+        return ThreadRunner(fn, sizing.workers, collect=collect, step=sizing.chunksize if shared else None)
     return ProcessRunner(fn, sizing.workers, collect=collect, fallback=options.auto)
 
 
