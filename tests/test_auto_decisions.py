@@ -21,6 +21,7 @@ from concurrency_kit import TaskKind
 from concurrency_kit._api import planning as _planning
 from concurrency_kit._backends import pools as _pools
 from concurrency_kit._backends.outcomes import Outcomes
+from concurrency_kit._backends.pool_state import shared
 from concurrency_kit._core.costmodel import starting_model, using_model
 from concurrency_kit._core.cpu import gil_enabled
 from concurrency_kit._decide import classify as _classify
@@ -236,7 +237,7 @@ def test_io_items_that_compute_much_warm_a_process_pool_on_many_cpus(monkeypatch
         # pool starts in the background for the next calls.
         assert (cold.mode, cold.kind, cold.workers) == ("thread", "io", 14), cold.reason
         assert "on 14 threads taking turns for the GIL" in cold.reason
-        warming = _pools._shared.warming  # the pre-start this call began
+        warming = shared.warming  # the pre-start this call began
         assert warming is not None, "no process pool was started for the next calls"
         assert cold.run() == items
         warming.join(timeout=30)

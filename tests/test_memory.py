@@ -23,7 +23,7 @@ import pytest
 import concurrency_kit as ck
 from concurrency_kit import TaskKind
 from concurrency_kit._backends import pools as _pools
-from concurrency_kit._backends.pickling import pickled
+from concurrency_kit._backends.pickling import needs_main, pickled
 from concurrency_kit._core.costmodel import CostModel, using_model
 from concurrency_kit._decide import classify as _classify
 from concurrency_kit._decide import learning as _learning
@@ -414,7 +414,7 @@ def test_remembered_work_from_the_main_module_is_measured_while_the_pool_lacks_i
 
     from_main.__module__, from_main.__qualname__ = "__main__", "ck_test_from_main"
     monkeypatch.setattr(sys.modules["__main__"], "ck_test_from_main", from_main, raising=False)
-    assert _pools.needs_main(pickled(from_main))
+    assert needs_main(pickled(from_main))
     _warm_pool()  # started for no function: its workers skip the main module
     assert _pools.process_pool_ready(2)
     assert not _pools.process_pool_ready(2, main=True)

@@ -17,9 +17,12 @@ import pytest
 
 import concurrency_kit as ck
 from concurrency_kit._backends import pools as _pools
+from concurrency_kit._backends import prestart as _prestart
 from concurrency_kit._backends import process as _process
 from concurrency_kit._backends import worker as _worker
+from concurrency_kit._backends.mp_machinery import PRELOAD_MODULES
 from concurrency_kit._backends.outcomes import EMPTY, Feed, Outcomes
+from concurrency_kit._backends.pool_state import shared
 from concurrency_kit._backends.process import _Chunks, _help_while_starting
 from concurrency_kit._core.costmodel import using_model
 from helpers import (
@@ -183,8 +186,8 @@ def test_shutdown_stops_the_warm_pools() -> None:
     workers = [psutil.Process(pid) for pid in _descendants() - multiprocessing_helper_pids()]
     assert workers
     ck.shutdown()
-    assert _pools._shared.processes is None
-    assert _pools._shared.threads is None
+    assert shared.processes is None
+    assert shared.threads is None
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive
     assert not [t for t in threading.enumerate() if t.name.startswith("concurrency_kit")]
@@ -217,15 +220,15 @@ def test_shutdown_stops_a_pool_being_prestarted(monkeypatch: pytest.MonkeyPatch,
         shutdown_began.set()
         return warming
 
-    monkeypatch.setattr(_pools, "process_pool", process_pool_after_shutdown)
+    monkeypatch.setattr(_prestart, "process_pool", process_pool_after_shutdown)
     monkeypatch.setattr(_pools, "_stop_prestart", stop_prestart)
-    _pools.prestart_process_pool(2)
+    _prestart.prestart_process_pool(2)
     ck.shutdown(wait=wait)
     shutdown_began.set()
     for thread in threading.enumerate():
         if thread.name.startswith("concurrency_kit-prestart"):
             thread.join(timeout=60)
-    assert _pools._shared.processes is None, "a process pool came alive after shutdown()"
+    assert shared.processes is None, "a process pool came alive after shutdown()"
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.02, 0.05, 0.1])
@@ -235,8 +238,8 @@ def test_exiting_while_a_pool_is_prestarted_is_quiet(delay: float) -> None:
     # before atexit handlers run, and Python 3.12+ starts no thread then: workers stopped
     # or orphaned mid-start printed tracebacks. The exit now waits for the pre-start.
     script = (
-        "import time\nfrom concurrency_kit._backends import pools as _pools\n"
-        f"_pools.prestart_process_pool(2)\ntime.sleep({delay})\n"
+        "import time\nfrom concurrency_kit._backends import prestart as _prestart\n"
+        f"_prestart.prestart_process_pool(2)\ntime.sleep({delay})\n"
     )
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert completed.returncode == 0
@@ -249,8 +252,8 @@ def test_new_workers_start_with_the_executor_loop_and_the_function_s_module_only
     # function has each worker import that function's module while it starts.
     script = (
         "import colorsys\n"
-        "from concurrency_kit._backends import pools as _pools\n"
-        "_pools.prestart_process_pool(2, colorsys.rgb_to_hsv).join(60)\n"
+        "from concurrency_kit._backends import pools as _pools, prestart as _prestart\n"
+        "_prestart.prestart_process_pool(2, colorsys.rgb_to_hsv).join(60)\n"
         "names = ('attrs', 'concurrency_kit._api.calls', 'concurrent.futures.process', 'colorsys')\n"
         "query = f'sorted(m for m in {names!r} if m in __import__(\"sys\").modules)'\n"
         "pool = _pools.process_pool(2)\n"
@@ -269,9 +272,9 @@ def test_a_pre_start_imports_nothing_in_its_background_thread() -> None:
     # start of ~0.1 s took seconds. The process machinery is imported with _pools instead.
     script = (
         "import sys\n"
-        "from concurrency_kit._backends import pools as _pools\n"
+        "from concurrency_kit._backends import pools as _pools, prestart as _prestart\n"
         "before = set(sys.modules)\n"
-        "_pools.prestart_process_pool(2).join(60)\n"
+        "_prestart.prestart_process_pool(2).join(60)\n"
         "print(sorted(set(sys.modules) - before))\n"
         "_pools.shutdown()\n"
     )
@@ -284,9 +287,11 @@ def test_the_forkserver_s_preloads_import_neither_typing_nor_the_planner() -> No
     script = (
         "import importlib, sys\n"
         "before = set(sys.modules)\n"
-        f"for name in {_pools._PRELOAD_MODULES!r}:\n"
+        f"for name in {PRELOAD_MODULES!r}:\n"
         "    importlib.import_module(name)\n"
-        "heavy = {'attrs', 'typing', 'concurrency_kit._api.calls', 'concurrency_kit._backends.pools'}\n"
+        "heavy = {'attrs', 'typing', 'concurrency_kit._api.calls'}\n"
+        "ours = ('pools', 'prestart', 'pool_state', 'mp_machinery')\n"
+        "heavy |= {'concurrency_kit._backends.' + name for name in ours}\n"
         "print(sorted(heavy & (set(sys.modules) - before)))\n"
     )
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
@@ -301,7 +306,7 @@ def _hold_warm_up(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, thr
     real_submit = ProcessPoolExecutor.submit
 
     def held_submit(self: ProcessPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        if fn is _pools.warm_up_worker:
+        if fn is _worker.warm_up_worker:
             entered.set()
             release.wait(timeout=30)
         return real_submit(self, fn, *args, **kwargs)
@@ -314,7 +319,7 @@ def test_asking_about_the_pool_does_not_wait_for_a_pre_start_s_submission(monkey
     # A pre-start's first submission starts the forkserver and the workers (~0.1 s): a
     # call deciding meanwhile (it asks the pool's age) used to wait for it.
     entered, release = _hold_warm_up(monkeypatch)
-    starting = _pools.prestart_process_pool(2)
+    starting = _prestart.prestart_process_pool(2)
     assert starting is not None
     try:
         assert entered.wait(timeout=30)
@@ -323,7 +328,7 @@ def test_asking_about_the_pool_does_not_wait_for_a_pre_start_s_submission(monkey
         def ask() -> None:
             _pools.process_pool_age(2)
             _pools.process_pool_ready(2)
-            _pools.prestart_process_pool(2)
+            _prestart.prestart_process_pool(2)
             answered.set()
 
         asker = threading.Thread(target=ask)
@@ -346,11 +351,11 @@ def test_a_pre_start_hands_the_gil_over_quickly_then_puts_the_interval_back(
     entered, release = _hold_warm_up(monkeypatch)
     before = sys.getswitchinterval()
     try:
-        starting = _pools.prestart_process_pool(2)
+        starting = _prestart.prestart_process_pool(2)
         assert starting is not None
         try:
             assert entered.wait(timeout=30)
-            assert sys.getswitchinterval() == _pools.QUICK_SWITCH_INTERVAL
+            assert sys.getswitchinterval() == _prestart.QUICK_SWITCH_INTERVAL
             if theirs is not None:
                 sys.setswitchinterval(theirs)
         finally:
@@ -392,12 +397,12 @@ def test_process_chunks_shrink_toward_the_end(count: int, workers: int, chunksiz
 
 
 def test_a_prestart_in_flight_is_not_repeated_and_ends_with_a_ready_pool() -> None:
-    starting = _pools.prestart_process_pool(2)
+    starting = _prestart.prestart_process_pool(2)
     assert starting is not None
-    assert _pools.prestart_process_pool(2) in (starting, None)  # the same one, unless it is already done
+    assert _prestart.prestart_process_pool(2) in (starting, None)  # the same one, unless it is already done
     starting.join(timeout=60)
     assert _pools.process_pool_ready(2)
-    assert _pools.prestart_process_pool(2) is None
+    assert _prestart.prestart_process_pool(2) is None
 
 
 class _AnsweredPool:
@@ -426,7 +431,7 @@ def test_a_pre_start_is_up_once_a_first_worker_answers() -> None:
     up = threading.Event()
     warm: list[bool] = []
     warming = threading.Thread(
-        target=lambda: warm.append(_pools._warm_up(pool, 2, _pools._shared.generation, None, up.set))  # type: ignore[arg-type]
+        target=lambda: warm.append(_prestart._warm_up(pool, 2, shared.generation, None, up.set))  # type: ignore[arg-type]
     )
     warming.start()
     try:
@@ -445,14 +450,14 @@ def test_the_switch_interval_is_put_back_once_a_first_worker_is_up(monkeypatch: 
     # The workers are all started by then; the rest of the warm-up, which may wait behind
     # a call's long chunks, needs the GIL rarely.
     pool = _AnsweredPool()
-    monkeypatch.setattr(_pools, "process_pool", lambda *_args, **_kwargs: pool)
+    monkeypatch.setattr(_prestart, "process_pool", lambda *_args, **_kwargs: pool)
     before = sys.getswitchinterval()
     up = threading.Event()
-    starting = threading.Thread(target=_pools._spawn, args=(2, _pools._shared.generation, None, up))
+    starting = threading.Thread(target=_prestart._spawn, args=(2, shared.generation, None, up))
     starting.start()
     try:
         assert pool.round_in.wait(timeout=10)
-        assert sys.getswitchinterval() == _pools.QUICK_SWITCH_INTERVAL
+        assert sys.getswitchinterval() == _prestart.QUICK_SWITCH_INTERVAL
         pool.submitted[0].set_result(100)
         assert up.wait(timeout=10)
         assert starting.is_alive()  # still waiting for the other worker
@@ -476,7 +481,7 @@ def test_auto_runs_items_in_the_calling_process_while_the_pool_starts() -> None:
     outcomes = Outcomes(count)
     feed = Feed(outcomes, 0, count)
     chunks = _Chunks(pid_after_a_little_work, range(count), feed, 2)
-    starting = _pools.prestart_process_pool(2, pid_after_a_little_work)
+    starting = _prestart.prestart_process_pool(2, pid_after_a_little_work)
     assert starting is not None
     _help_while_starting(chunks, 64, starting)
     here = [index for index, value in enumerate(outcomes.values) if value is not EMPTY]
@@ -502,7 +507,7 @@ def test_the_calling_thread_runs_no_item_while_the_probe_still_runs_its_own() ->
     chunks = _Chunks(pid_after_a_little_work, range(count), feed, 2)
     probe_thread: Future[None] = Future()  # still running throughout
 
-    starting = _pools.prestart_process_pool(2, pid_after_a_little_work)
+    starting = _prestart.prestart_process_pool(2, pid_after_a_little_work)
     assert starting is not None
     _help_while_starting(chunks, 64, starting, (probe_thread,))
     assert starting.up.is_set()
@@ -616,16 +621,16 @@ def test_workers_import_a_main_module_run_by_name_only_once_a_task_comes_from_it
 def test_a_task_that_needs_the_main_module_replaces_a_pool_without_it_for_good() -> None:
     ck.shutdown()
     plain = _pools.process_pool(2)
-    assert not _pools._shared.process_main
+    assert not shared.process_main
     with_main = _pools.process_pool(2, main=True)
     assert with_main is not plain
     assert _pools.process_pool(2) is with_main
     _pools.discard_process_pool(with_main)  # broken, say: its successor imports it too
     _pools.process_pool(2)
-    assert _pools._shared.process_main
+    assert shared.process_main
     ck.shutdown()  # a fresh start forgets
     _pools.process_pool(2)
-    assert not _pools._shared.process_main
+    assert not shared.process_main
 
 
 def test_functions_and_classes_of_a_main_script_run_in_worker_processes(tmp_path: Path) -> None:

@@ -32,19 +32,17 @@ from .._core.crash import WorkerCrashedError
 from .._core.errors import UnpicklableTaskError
 from .given import given_in_worker
 from .outcomes import Feed, Outcomes, run_span
-from .pickling import sendable, why_not_picklable
+from .pickling import needs_main, sendable, why_not_picklable
 from .pools import (
-    Prestart,
     discard_process_pool,
     kill_process_pool,
-    needs_main,
-    prestart_process_pool,
     process_pool_size,
     stop_board,
     submit_daemon,
     submit_to_processes,
     was_killed,
 )
+from .prestart import Prestart, prestart_process_pool
 from .unit import Lost, Read, Unit, run_chunk
 from .worker import run_pickled_chunk
 
