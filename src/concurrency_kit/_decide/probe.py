@@ -422,67 +422,146 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
         return probe_given(
             given, fn, items, outcomes, submit, threads=threads, settled=settled, deadline=deadline, start=start
         )
-    total = len(items)
-    feed = Feed(outcomes, start, total)
-    wake = threading.Event()
-    # Held while on_gil_held runs: the probe threads start no new batch meanwhile, so that
-    # the hook (which pickles the function, and may import cloudpickle for it) does not
-    # take turns for the GIL with items that hold it, a switch interval (5 ms) at a time.
-    hold = threading.Lock()
-    slots = [_Slot() for _ in range(min(threads, total - start))]
-    monitor = _Monitor(slots, policy, gil_held=None if given is None else given.gil_held)
-    # The second thread joins once a GIL sample (a tick at the earliest) found the GIL
-    # free while the first ran items: work so small that one thread is through it by
-    # then never pays for two threads contending, and items that hold the GIL are not
-    # run two at a time, taking turns with each other and with the thread that starts a
-    # process pool meanwhile.
-    window_end, batch = monitor.start + policy.max_window, policy.batch_seconds
-    futures = [submit(_work, fn, items, feed, slots[0], wake, window_end, batch, hold)]
-    try:
-        while not outcomes.failed:
+    feed = Feed(outcomes, start, len(items))
+    slots = [_Slot() for _ in range(min(threads, len(items) - start))]
+    watch = _Watch(fn, items, feed, submit, _Monitor(slots, policy, gil_held=None if given is None else given.gil_held))
+    resume_at = watch.run(deadline, enough, on_gil_held)
+    return ProbeRun(watch.settle(resume_at, settled, deadline), resume_at, watch.futures, watch.monitor)
+
+
+@final
+class _Watch:
+    """The calling thread's watch over the probe threads, in named steps.
+
+    It starts the first probe thread, the second once the GIL was seen free, and stops
+    watching once the figures are enough to decide on (or the items are done, or one
+    failed); then, where items are still running, it settles their figures.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        feed: Feed,
+        submit: Callable[..., Future[None]],
+        monitor: _Monitor,
+    ) -> None:
+        self.fn, self.items, self.feed, self.submit, self.monitor = fn, items, feed, submit, monitor
+        self.policy, self.first = monitor.policy, feed.next
+        self.wake = threading.Event()
+        # Held while on_gil_held runs: the probe threads start no new batch meanwhile, so that
+        # the hook (which pickles the function, and may import cloudpickle for it) does not
+        # take turns for the GIL with items that hold it, a switch interval (5 ms) at a time.
+        self.hold = threading.Lock()
+        self.window_end = monitor.start + self.policy.max_window
+        self.futures: list[Future[None]] = []
+        # The second thread joins once a GIL sample (a tick at the earliest) found the GIL
+        # free while the first ran items: work so small that one thread is through it by
+        # then never pays for two threads contending, and items that hold the GIL are not
+        # run two at a time, taking turns with each other and with the thread that starts a
+        # process pool meanwhile.
+        self.add_thread()
+
+    def add_thread(self) -> None:
+        """Start the next probe thread, on the next slot."""
+        slot = self.monitor.slots[len(self.futures)]
+        batch = self.policy.batch_seconds
+        self.futures.append(
+            self.submit(_work, self.fn, self.items, self.feed, slot, self.wake, self.window_end, batch, self.hold)
+        )
+
+    def run(
+        self,
+        deadline: float | None,
+        enough: Callable[[Measurement], bool] | None,
+        on_gil_held: Callable[[], object] | None,
+    ) -> int:
+        """Watch until the figures are enough to decide on, then stop the feed; return where the rest resumes.
+
+        Raises:
+            TimeoutError: the deadline passed.
+        """
+        try:
+            self.watch(deadline, enough, on_gil_held)
+        except BaseException:
+            self.feed.stop()  # Ctrl-C in the monitor: the probe threads take nothing more
+            raise
+        return self.feed.stop()
+
+    def watch(
+        self,
+        deadline: float | None,
+        enough: Callable[[Measurement], bool] | None,
+        on_gil_held: Callable[[], object] | None,
+    ) -> None:
+        """Watch the probe threads, a tick at a time, until the figures are enough to decide on.
+
+        Raises:
+            TimeoutError: the deadline passed.
+        """
+        monitor, feed, policy = self.monitor, self.feed, self.policy
+        while not feed.outcomes.failed:
             _check(deadline)
-            wake.clear()
-            if all(f.done() for f in futures) and (len(futures) == len(slots) or not feed.remaining):
+            self.wake.clear()
+            if self.threads_done():
                 break
             now = time.perf_counter()
-            tallies = [slot.snapshot(now) for slot in slots]
-            finished = sum(t.items for t in tallies)
-            left = feed.remaining * sum(t.wall + t.running_wall for t in tallies) / max(finished, 1)
-            if finished >= min(3, total - start) and left < policy.trivial_seconds:
+            if self.little_left(now):
                 break  # too little left to be worth measuring, let alone a pool
-            if len(futures) < len(slots) and monitor.samples > monitor.late and feed.remaining:
-                futures.append(submit(_work, fn, items, feed, slots[len(futures)], wake, window_end, batch, hold))
-            if now - monitor.start >= policy.min_window and monitor.enough_samples():
+            if len(self.futures) < len(monitor.slots) and monitor.samples > monitor.late and feed.remaining:
+                self.add_thread()
+            if self.window_over(now, enough):
                 break
-            if monitor.plainly_waiting(feed.next - start):
-                break  # I/O: every item waiting is time the rest of the input could overlap
             if (
-                enough is not None
-                and now - monitor.start >= policy.quick_window
-                and enough(monitor.measure(feed.next - start))
-            ):
-                break
-            if now - monitor.start >= policy.max_window:
-                break  # decide on what there is, rather than keep the items in two threads
-            if (
-                monitor.tick(wake, policy.tick)
+                monitor.tick(self.wake, policy.tick)
                 and monitor.late == policy.late_enough
                 and on_gil_held is not None
                 and feed.remaining > 1
             ):
-                with hold:
+                with self.hold:
                     on_gil_held()
-    except BaseException:
-        feed.stop()  # Ctrl-C in the monitor: the probe threads take nothing more
-        raise
-    resume_at = feed.stop()
-    measurement = monitor.measure(resume_at - start)
-    while settled is not None and not measurement.exact and not outcomes.failed and not settled(measurement):
-        _check(deadline)
-        wake.clear()
-        monitor.tick(wake, policy.settle_tick)
-        measurement = monitor.measure(resume_at - start)
-    return ProbeRun(measurement, resume_at, futures, monitor)
+
+    def threads_done(self) -> bool:
+        """Whether the probe threads are done, and no other is to start."""
+        all_started = len(self.futures) == len(self.monitor.slots)
+        return all(f.done() for f in self.futures) and (all_started or not self.feed.remaining)
+
+    def little_left(self, now: float) -> bool:
+        """Whether the items left would take too little time, at the pace so far, to be worth measuring."""
+        tallies = [slot.snapshot(now) for slot in self.monitor.slots]
+        finished = sum(t.items for t in tallies)
+        left = self.feed.remaining * sum(t.wall + t.running_wall for t in tallies) / max(finished, 1)
+        return finished >= min(3, self.feed.stop_at - self.first) and left < self.policy.trivial_seconds
+
+    def window_over(self, now: float, enough: Callable[[Measurement], bool] | None) -> bool:
+        """Whether the figures so far are enough to decide on."""
+        monitor, policy, taken = self.monitor, self.policy, self.feed.next - self.first
+        watched = now - monitor.start
+        return (
+            (watched >= policy.min_window and monitor.enough_samples())
+            # I/O: every item waiting is time the rest of the input could overlap.
+            or monitor.plainly_waiting(taken)
+            or (enough is not None and watched >= policy.quick_window and enough(monitor.measure(taken)))
+            # Decide on what there is, rather than keep the items in two threads.
+            or watched >= policy.max_window
+        )
+
+    def settle(
+        self, resume_at: int, settled: Callable[[Measurement], bool] | None, deadline: float | None
+    ) -> Measurement:
+        """The measurement of the items taken; while ``settled`` says it is not enough, watched on till it is.
+
+        Raises:
+            TimeoutError: the deadline passed.
+        """
+        monitor, outcomes = self.monitor, self.feed.outcomes
+        measurement = monitor.measure(resume_at - self.first)
+        while settled is not None and not measurement.exact and not outcomes.failed and not settled(measurement):
+            _check(deadline)
+            self.wake.clear()
+            monitor.tick(self.wake, self.policy.settle_tick)
+            measurement = monitor.measure(resume_at - self.first)
+        return measurement
 
 
 def _check(deadline: float | None) -> None:
