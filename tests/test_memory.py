@@ -23,6 +23,7 @@ import pytest
 import concurrency_kit as ck
 from concurrency_kit import TaskKind
 from concurrency_kit._backends import pools as _pools
+from concurrency_kit._backends.outcomes import Outcomes
 from concurrency_kit._backends.pickling import needs_main, pickled
 from concurrency_kit._core.costmodel import CostModel, using_model
 from concurrency_kit._decide import classify as _classify
@@ -34,6 +35,7 @@ from concurrency_kit._decide import remembered as _remembered
 from concurrency_kit._decide import steps as _decide
 from concurrency_kit._decide.memory import LoopVerdict, Memo, recall, remember
 from concurrency_kit._decide.plan import Choice
+from concurrency_kit._run.handover import RunFacts, Sizing
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
 from helpers import (
     HelperError,
@@ -553,6 +555,38 @@ def test_io_items_in_a_warm_pool_are_remembered_by_the_calls_time_per_round() ->
     # A pool that was starting: its start is in the call's time; the probe items' time stands.
     cold = _io_memo(alone, None, plan, count=40, seconds=0.500, cpu=0.0, warm=False)
     assert cold.item_seconds == cold.item_alone == 0.012
+
+
+@pytest.mark.parametrize(("decided_on", "in_force", "warm"), [(SERVER_UP, COLD, True), (COLD, SERVER_UP, False)])
+def test_a_run_after_the_probe_reads_its_pool_as_warm_by_the_model_the_decision_weighed(
+    decided_on: CostModel,
+    in_force: CostModel,
+    warm: bool,  # noqa: FBT001
+) -> None:
+    # Waiting items decided on while they ran, then run in a pool 100 ms old: warm for a
+    # pool's start of 40 ms (SERVER_UP), still starting for one of 180 ms (COLD). The
+    # model the decision weighed says which, whatever model is in force as the run ends.
+    items = list(range(40))
+    question = _decide.Question(
+        double, items, Outcomes(len(items)), len(items), None, None, None, 2, 16, None, None, model=decided_on
+    )
+    with given(probe=WAITING, final=probed(0.012, 0.05)):
+        decided = _decide.decide(question)
+    left = decided.measuring
+    assert left is not None, decided.reason
+    assert left.join(timeout=30)
+    ended = time.perf_counter() + 0.075
+    with using_model(in_force):
+        left.finished(RunFacts(Sizing("process", 16, 1), total=40, ended=ended, cpu=0.0, pool_age=0.1))
+    memo = recall(double)
+    assert memo is not None
+    assert memo.item_alone is not None
+    # 40 items on 16 processes: 3 rounds, in 75 ms and more; from a pool still starting,
+    # the probe's items' 12 ms.
+    if warm:
+        assert memo.item_alone >= 0.025, memo
+    else:
+        assert memo.item_alone == pytest.approx(0.012), memo
 
 
 def test_io_items_are_remembered_with_the_mode_they_ran_in() -> None:

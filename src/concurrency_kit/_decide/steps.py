@@ -396,5 +396,5 @@ def _conclude(d: _Decision) -> Decided:
         reason = with_pickler(reason, d.fn)
     if not gil_enabled():
         reason = without_gil(reason)
-    left = None if d.run is None else ProbeLeft(d.fn, d.run, kind, d.outcomes)
+    left = None if d.run is None else ProbeLeft(d.fn, d.run, kind, d.outcomes, d.model)
     return Decided(choice, kind, measurement, reason, d.resume_at, left, d.sent)
