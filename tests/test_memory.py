@@ -316,6 +316,33 @@ def _warm_pool(fn: Callable[[Any], Any] | None = None) -> CostModel:
     return attrs.evolve(COLD, cold_start=age, restart=age)
 
 
+@pytest.mark.parametrize(
+    ("item_seconds", "longer", "cpus", "ready"),
+    [
+        (0.001, False, 1, True),  # short: the calling thread checks them, on one CPU too
+        (0.001, True, 2, False),
+        (0.100, True, 2, True),  # long: the first is measured in a worker ...
+        (0.100, True, 1, False),  # ... given a CPU for it besides the caller's
+        (0.100, False, 2, False),
+    ],
+)
+def test_computing_items_remembered_short_or_long_each_go_their_way_to_a_warm_pool(
+    monkeypatch: pytest.MonkeyPatch,
+    item_seconds: float,
+    longer: bool,  # noqa: FBT001
+    cpus: int,
+    ready: bool,  # noqa: FBT001
+) -> None:
+    monkeypatch.setattr(_remembered, "process_pool_ready_for", lambda *_args: True)
+    monkeypatch.setattr(_remembered, "gil_enabled", lambda: True)
+    memo = Memo(TaskKind.CPU, item_seconds)
+    figures: dict[str, Any] = {"count": 8, "workers": None, "cpus": cpus, "window": 0.002}
+    assert _remembered.cpu_for_warm_pool(double, memo, None, longer=longer, **figures) is ready
+    # Not for another kind, nor without a memory.
+    assert not _remembered.cpu_for_warm_pool(double, memo, TaskKind.IO, longer=longer, **figures)
+    assert not _remembered.cpu_for_warm_pool(double, None, None, longer=longer, **figures)
+
+
 #: The seed numbers' items, as an earlier call measured them.
 _LONG = Memo(TaskKind.CPU, 0.1)
 
