@@ -1,8 +1,8 @@
 """The measuring probe: run the first items in threads and watch how they behave.
 
 Up to two probe threads take items from the front of the input, in growing batches, and
-record per batch the wall time and their own CPU time (the second joins once the GIL
-was seen free: items holding it are probed one at a time). Meanwhile the calling thread
+record per batch the wall time and their own CPU time (``_decide.probe_threads``; the
+second joins once the GIL was seen free: items holding it are probed one at a time). Meanwhile the calling thread
 acts as a GIL monitor (the method of gil_load and gilknocker): it sleeps a tick at a
 time and notes how late it wakes. A thread that holds the GIL while running bytecode
 makes the monitor wait for the switch interval (``sys.getswitchinterval()``, 5 ms); a
@@ -22,16 +22,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
-from typing import Any, NamedTuple, Protocol, final
+from typing import Any, Protocol, final
 
 import attrs
 
 from .._backends.given import given_now
-from .._backends.outcomes import Feed, Outcomes, run_span
+from .._backends.outcomes import Feed, Outcomes
 from .._core.cpu import gil_enabled
 from .._core.in_force import InForce
 from .classify import READING
 from .given_probe import probe_given
+from .probe_threads import Slot, thread_clock, work
 
 __all__ = ["PROBING", "Measurement", "ProbePolicy", "ProbeRun", "probe"]
 
@@ -75,8 +76,6 @@ _DEFAULT_PROBING = ProbePolicy()
 #: The probe's policy in force (tests set another for a block with ``PROBING.using``).
 PROBING: InForce[ProbePolicy] = InForce("probe_policy", lambda: _DEFAULT_PROBING)
 
-_thread_clock = getattr(time, "pthread_getcpuclockid", None)
-
 
 @final
 @attrs.frozen
@@ -112,89 +111,6 @@ class Measurement:
     exact: bool
     parallelism: float | None = None
     in_pool: bool = False
-
-
-class _Tally(NamedTuple):
-    """A probe thread's figures: its finished batches', then its running batch's so far."""
-
-    wall: float
-    cpu: float
-    items: int
-    running_wall: float
-    running_cpu: float
-    running: int
-
-
-class _Slot:
-    """One probe thread's running tally; updated under its lock."""
-
-    __slots__ = ("busy", "c0", "cpu", "ident", "items", "live", "lock", "t0", "wall")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.ident = 0
-        self.live = False
-        self.busy = 0  # items in the batch now running
-        self.t0 = self.c0 = 0.0
-        self.wall = self.cpu = 0.0
-        self.items = 0
-
-    def snapshot(self, now: float) -> _Tally:
-        """The figures so far, the running batch's up to ``now``."""
-        with self.lock:
-            wall = cpu = 0.0
-            if self.busy:
-                wall = now - self.t0
-                if _thread_clock is not None and self.live:
-                    cpu = time.clock_gettime(_thread_clock(self.ident)) - self.c0
-            return _Tally(self.wall, self.cpu, self.items, wall, cpu, self.busy)
-
-
-def _work(  # noqa: PLR0913, PLR0917 - the probe thread's whole state, by name
-    fn: Callable[[Any], Any],
-    items: Sequence[Any],
-    feed: Feed,
-    slot: _Slot,
-    wake: threading.Event,
-    window_end: float,
-    batch_seconds: float,
-    hold: threading.Lock,
-) -> None:
-    with slot.lock:
-        slot.ident = threading.get_ident()
-        slot.live = True
-    count = 1
-    try:
-        # Past the longest window no new batch starts, even before the monitor (which may
-        # wait long for the GIL behind two busy threads) has stopped the feed; nor while
-        # the monitor holds ``hold``.
-        while True:
-            with hold:
-                span = feed.take(count) if time.perf_counter() < window_end else range(0)
-            if not span:
-                break
-            with slot.lock:
-                slot.busy = len(span)
-                slot.t0 = time.perf_counter()
-                slot.c0 = time.thread_time()
-            going = run_span(fn, items, feed, span, check_each=False)  # batches are short
-            t1, c1 = time.perf_counter(), time.thread_time()
-            with slot.lock:
-                wall = t1 - slot.t0
-                slot.wall += wall
-                slot.cpu += c1 - slot.c0
-                slot.items += len(span)
-                slot.busy = 0
-            per_item = wall / len(span)
-            count = max(1, min(count * 2, int(batch_seconds / per_item))) if per_item > 0 else count * 2
-            if not going:
-                break
-            # No wake-up per batch: it would cut the monitor's tick short and spoil its GIL sample.
-    finally:
-        with slot.lock:
-            slot.live = False
-            slot.busy = 0
-        wake.set()
 
 
 class Watcher(Protocol):
@@ -257,7 +173,7 @@ class ProbeRun:
 class _Monitor:
     """The calling thread's side of the probe: GIL samples and the figures so far."""
 
-    def __init__(self, slots: list[_Slot], policy: ProbePolicy, *, gil_held: bool | None = None) -> None:
+    def __init__(self, slots: list[Slot], policy: ProbePolicy, *, gil_held: bool | None = None) -> None:
         self.slots, self.policy = slots, policy
         #: How every GIL sample reads, where a test gave it (_backends.given); else the lateness says.
         self.gil_held = gil_held
@@ -311,14 +227,14 @@ class _Monitor:
         then wakes nearly on time. Two threads that take turns for the GIL cannot
         compute more than one CPU's worth between them, whatever the monitor sees.
         """
-        if _thread_clock is None or len(self.slots) < 2:
+        if thread_clock is None or len(self.slots) < 2:
             return None
         total = 0.0
         for slot in self.slots:
             with slot.lock:
                 if not (slot.live and slot.busy):
                     return None
-                total += time.clock_gettime(_thread_clock(slot.ident))
+                total += time.clock_gettime(thread_clock(slot.ident))
         return total
 
     def enough_samples(self) -> bool:
@@ -331,7 +247,7 @@ class _Monitor:
         Only where the CPU time of a running item can be read: else a computing item
         still running would look as if it waited.
         """
-        if _thread_clock is None or self.samples < self.policy.min_samples or self.late:
+        if thread_clock is None or self.samples < self.policy.min_samples or self.late:
             return False
         return self.measure(taken).cpu_share < self.policy.plain_wait_share
 
@@ -423,7 +339,7 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
             given, fn, items, outcomes, submit, threads=threads, settled=settled, deadline=deadline, start=start
         )
     feed = Feed(outcomes, start, len(items))
-    slots = [_Slot() for _ in range(min(threads, len(items) - start))]
+    slots = [Slot() for _ in range(min(threads, len(items) - start))]
     watch = _Watch(fn, items, feed, submit, _Monitor(slots, policy, gil_held=None if given is None else given.gil_held))
     resume_at = watch.run(deadline, enough, on_gil_held)
     return ProbeRun(watch.settle(resume_at, settled, deadline), resume_at, watch.futures, watch.monitor)
@@ -467,7 +383,7 @@ class _Watch:
         slot = self.monitor.slots[len(self.futures)]
         batch = self.policy.batch_seconds
         self.futures.append(
-            self.submit(_work, self.fn, self.items, self.feed, slot, self.wake, self.window_end, batch, self.hold)
+            self.submit(work, self.fn, self.items, self.feed, slot, self.wake, self.window_end, batch, self.hold)
         )
 
     def run(
@@ -476,50 +392,39 @@ class _Watch:
         enough: Callable[[Measurement], bool] | None,
         on_gil_held: Callable[[], object] | None,
     ) -> int:
-        """Watch until the figures are enough to decide on, then stop the feed; return where the rest resumes.
-
-        Raises:
-            TimeoutError: the deadline passed.
-        """
-        try:
-            self.watch(deadline, enough, on_gil_held)
-        except BaseException:
-            self.feed.stop()  # Ctrl-C in the monitor: the probe threads take nothing more
-            raise
-        return self.feed.stop()
-
-    def watch(
-        self,
-        deadline: float | None,
-        enough: Callable[[Measurement], bool] | None,
-        on_gil_held: Callable[[], object] | None,
-    ) -> None:
         """Watch the probe threads, a tick at a time, until the figures are enough to decide on.
+
+        Then the feed stops: returns the first item no probe thread took.
 
         Raises:
             TimeoutError: the deadline passed.
         """
         monitor, feed, policy = self.monitor, self.feed, self.policy
-        while not feed.outcomes.failed:
-            _check(deadline)
-            self.wake.clear()
-            if self.threads_done():
-                break
-            now = time.perf_counter()
-            if self.little_left(now):
-                break  # too little left to be worth measuring, let alone a pool
-            if len(self.futures) < len(monitor.slots) and monitor.samples > monitor.late and feed.remaining:
-                self.add_thread()
-            if self.window_over(now, enough):
-                break
-            if (
-                monitor.tick(self.wake, policy.tick)
-                and monitor.late == policy.late_enough
-                and on_gil_held is not None
-                and feed.remaining > 1
-            ):
-                with self.hold:
-                    on_gil_held()
+        try:
+            while not feed.outcomes.failed:
+                _check(deadline)
+                self.wake.clear()
+                if self.threads_done():
+                    break
+                now = time.perf_counter()
+                if self.little_left(now):
+                    break  # too little left to be worth measuring, let alone a pool
+                if len(self.futures) < len(monitor.slots) and monitor.samples > monitor.late and feed.remaining:
+                    self.add_thread()
+                if self.window_over(now, enough):
+                    break
+                if (
+                    monitor.tick(self.wake, policy.tick)
+                    and monitor.late == policy.late_enough
+                    and on_gil_held is not None
+                    and feed.remaining > 1
+                ):
+                    with self.hold:
+                        on_gil_held()
+        except BaseException:
+            feed.stop()  # Ctrl-C in the monitor: the probe threads take nothing more
+            raise
+        return feed.stop()
 
     def threads_done(self) -> bool:
         """Whether the probe threads are done, and no other is to start."""
