@@ -73,11 +73,12 @@ def warm_process_pool(workers: int, fn: Any = None) -> None:
     pool is then up but not ready, and it is warmed again.
     """
     from concurrency_kit._backends import pools as _pools
-    from concurrency_kit._backends.pickling import pickled
+    from concurrency_kit._backends.pickling import needs_main, pickled
+    from concurrency_kit._backends.prestart import prestart_process_pool
 
-    main = _pools.needs_main(None if fn is None else pickled(fn))
+    main = needs_main(None if fn is None else pickled(fn))
     for _ in range(5):
-        starting = _pools.prestart_process_pool(workers, fn)
+        starting = prestart_process_pool(workers, fn)
         if starting is not None:
             starting.join(timeout=60)
         if _pools.process_pool_ready(workers, main=main):

@@ -21,11 +21,13 @@ from concurrency_kit import TaskKind
 from concurrency_kit._api import planning as _planning
 from concurrency_kit._backends import pools as _pools
 from concurrency_kit._backends.outcomes import Outcomes
+from concurrency_kit._backends.pool_state import shared
 from concurrency_kit._core.costmodel import starting_model, using_model
 from concurrency_kit._core.cpu import gil_enabled
 from concurrency_kit._decide import classify as _classify
 from concurrency_kit._decide import measuring as _measuring
 from concurrency_kit._decide import probe as _probe
+from concurrency_kit._decide import probe_threads as _probe_threads
 from concurrency_kit._decide import steps as _decide
 from concurrency_kit._decide.memory import Memo, recall, remember
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
@@ -181,7 +183,7 @@ def test_items_that_compute_first_and_then_wait_are_io_bound() -> None:
     assert plan.run() == [6] * 32
 
 
-@pytest.mark.skipif(_probe._thread_clock is None, reason="needs another thread's CPU clock")
+@pytest.mark.skipif(_probe_threads.thread_clock is None, reason="needs another thread's CPU clock")
 def test_once_an_item_finished_the_share_is_the_finished_items_own() -> None:
     # One item computed 6 ms, then waited 20 ms, and finished; the other has computed 9
     # of its 10 ms so far. Together they show a computing share (15 / 36 ms), though
@@ -189,9 +191,9 @@ def test_once_an_item_finished_the_share_is_the_finished_items_own() -> None:
     # is the one to go by while the other runs. (On a sandboxed kernel pinned to two
     # CPUs, such items were named `cpu` from the mixed share, with the GIL held in most
     # samples taken while they computed.)
-    finished, running = _probe._Slot(), _probe._Slot()
+    finished, running = _probe_threads.Slot(), _probe_threads.Slot()
     finished.wall, finished.cpu, finished.items = 0.026, 0.006, 1
-    own_clock = time.clock_gettime(_probe._thread_clock(threading.get_ident()))  # type: ignore[misc]
+    own_clock = time.clock_gettime(_probe_threads.thread_clock(threading.get_ident()))  # type: ignore[misc]
     running.ident, running.live, running.busy = threading.get_ident(), True, 1
     running.t0, running.c0 = time.perf_counter() - 0.010, own_clock - 0.009
     measured = _probe._Monitor([finished, running], _probe.ProbePolicy()).measure(2, now=running.t0 + 0.010)
@@ -236,7 +238,7 @@ def test_io_items_that_compute_much_warm_a_process_pool_on_many_cpus(monkeypatch
         # pool starts in the background for the next calls.
         assert (cold.mode, cold.kind, cold.workers) == ("thread", "io", 14), cold.reason
         assert "on 14 threads taking turns for the GIL" in cold.reason
-        warming = _pools._shared.warming  # the pre-start this call began
+        warming = shared.warming  # the pre-start this call began
         assert warming is not None, "no process pool was started for the next calls"
         assert cold.run() == items
         warming.join(timeout=30)
@@ -537,7 +539,7 @@ def test_a_long_input_of_waits_still_gets_threads() -> None:
     assert plan.run() == list(range(count))
 
 
-@pytest.mark.skipif(_probe._thread_clock is None, reason="needs the CPU time of a running thread")
+@pytest.mark.skipif(_probe_threads.thread_clock is None, reason="needs the CPU time of a running thread")
 def test_items_that_plainly_wait_are_decided_on_without_the_full_window() -> None:
     # With the usual windows out of reach, only the plain-wait rule can end the probe:
     # a few GIL samples, none late, and items that compute almost nothing so far. The

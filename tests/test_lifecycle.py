@@ -188,14 +188,14 @@ def _commands(pids: set[int]) -> list[str]:
 _FORK_SCRIPT = """
 import json, multiprocessing, os, sys, warnings
 import concurrency_kit as ck
-from concurrency_kit._backends import pools as _pools
+from concurrency_kit._backends.pool_state import shared
 from helpers import double, worker_pid
 
 # Forking a process that runs threads (the warm pools') warns from Python 3.12 on.
 warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
 
 def workers():
-    return sorted(_pools._shared.processes._processes) if _pools._shared.processes else []
+    return sorted(shared.processes._processes) if shared.processes else []
 
 def calls():
     out = {mode: ck.run_parallel(double, range(20), mode) for mode in ("process", "thread", "serial", "auto")}
@@ -326,12 +326,12 @@ def test_a_forked_child_that_outlives_the_parent_does_not_keep_the_parents_worke
 
 def test_the_parent_watch_is_a_pipe_whose_write_end_no_worker_holds() -> None:
     # The pipe each pool's workers watch: made once, its read end handed to workers.
-    from concurrency_kit._backends import pools as _pools
+    from concurrency_kit._backends.pool_state import shared
 
-    with _pools._shared.lock:
-        reader = _pools._parent_watch()
-        assert _pools._parent_watch() is reader
-    assert _pools._shared.parent_watch is not None
-    writer = _pools._shared.parent_watch[1]
+    with shared.lock:
+        reader = shared.watched_end()
+        assert shared.watched_end() is reader
+    assert shared.parent_watch is not None
+    writer = shared.parent_watch[1]
     assert not os.get_inheritable(reader.fileno())
     assert not os.get_inheritable(writer.fileno())

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import concurrency_kit as ck
 from concurrency_kit._backends import pools as _pools
+from concurrency_kit._backends.prestart import prestart_process_pool
 from concurrency_kit._core import costmodel as _costmodel
 from concurrency_kit._core.costmodel import (
     FIGURES,
@@ -156,7 +157,7 @@ def test_a_model_passed_in_is_the_one_the_decision_weighs() -> None:
 def test_a_pools_start_to_its_first_answer_refines_the_model() -> None:
     method = ck.get_config().resolved_start_method()
     server_running = _pools.forkserver_started()
-    starting = _pools.prestart_process_pool(2)
+    starting = prestart_process_pool(2)
     assert starting is not None
     starting.join(timeout=30)
     model = model_in_force()
@@ -165,5 +166,5 @@ def test_a_pools_start_to_its_first_answer_refines_the_model() -> None:
     else:
         assert model.observations("cold_start") == model.observations("restart") == 1, model
     # A pool already there, asked for again, is not a start.
-    assert _pools.prestart_process_pool(2) is None
+    assert prestart_process_pool(2) is None
     assert model_in_force() == model

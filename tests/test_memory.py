@@ -23,7 +23,8 @@ import pytest
 import concurrency_kit as ck
 from concurrency_kit import TaskKind
 from concurrency_kit._backends import pools as _pools
-from concurrency_kit._backends.pickling import pickled
+from concurrency_kit._backends.outcomes import Outcomes
+from concurrency_kit._backends.pickling import needs_main, pickled
 from concurrency_kit._core.costmodel import CostModel, using_model
 from concurrency_kit._decide import classify as _classify
 from concurrency_kit._decide import learning as _learning
@@ -34,6 +35,7 @@ from concurrency_kit._decide import remembered as _remembered
 from concurrency_kit._decide import steps as _decide
 from concurrency_kit._decide.memory import LoopVerdict, Memo, recall, remember
 from concurrency_kit._decide.plan import Choice
+from concurrency_kit._run.handover import RunFacts, Sizing
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
 from helpers import (
     HelperError,
@@ -314,6 +316,33 @@ def _warm_pool(fn: Callable[[Any], Any] | None = None) -> CostModel:
     return attrs.evolve(COLD, cold_start=age, restart=age)
 
 
+@pytest.mark.parametrize(
+    ("item_seconds", "longer", "cpus", "ready"),
+    [
+        (0.001, False, 1, True),  # short: the calling thread checks them, on one CPU too
+        (0.001, True, 2, False),
+        (0.100, True, 2, True),  # long: the first is measured in a worker ...
+        (0.100, True, 1, False),  # ... given a CPU for it besides the caller's
+        (0.100, False, 2, False),
+    ],
+)
+def test_computing_items_remembered_short_or_long_each_go_their_way_to_a_warm_pool(
+    monkeypatch: pytest.MonkeyPatch,
+    item_seconds: float,
+    longer: bool,  # noqa: FBT001
+    cpus: int,
+    ready: bool,  # noqa: FBT001
+) -> None:
+    monkeypatch.setattr(_remembered, "process_pool_ready_for", lambda *_args: True)
+    monkeypatch.setattr(_remembered, "gil_enabled", lambda: True)
+    memo = Memo(TaskKind.CPU, item_seconds)
+    figures: dict[str, Any] = {"count": 8, "workers": None, "cpus": cpus, "window": 0.002}
+    assert _remembered.cpu_for_warm_pool(double, memo, None, longer=longer, **figures) is ready
+    # Not for another kind, nor without a memory.
+    assert not _remembered.cpu_for_warm_pool(double, memo, TaskKind.IO, longer=longer, **figures)
+    assert not _remembered.cpu_for_warm_pool(double, None, None, longer=longer, **figures)
+
+
 #: The seed numbers' items, as an earlier call measured them.
 _LONG = Memo(TaskKind.CPU, 0.1)
 
@@ -414,7 +443,7 @@ def test_remembered_work_from_the_main_module_is_measured_while_the_pool_lacks_i
 
     from_main.__module__, from_main.__qualname__ = "__main__", "ck_test_from_main"
     monkeypatch.setattr(sys.modules["__main__"], "ck_test_from_main", from_main, raising=False)
-    assert _pools.needs_main(pickled(from_main))
+    assert needs_main(pickled(from_main))
     _warm_pool()  # started for no function: its workers skip the main module
     assert _pools.process_pool_ready(2)
     assert not _pools.process_pool_ready(2, main=True)
@@ -553,6 +582,38 @@ def test_io_items_in_a_warm_pool_are_remembered_by_the_calls_time_per_round() ->
     # A pool that was starting: its start is in the call's time; the probe items' time stands.
     cold = _io_memo(alone, None, plan, count=40, seconds=0.500, cpu=0.0, warm=False)
     assert cold.item_seconds == cold.item_alone == 0.012
+
+
+@pytest.mark.parametrize(("decided_on", "in_force", "warm"), [(SERVER_UP, COLD, True), (COLD, SERVER_UP, False)])
+def test_a_run_after_the_probe_reads_its_pool_as_warm_by_the_model_the_decision_weighed(
+    decided_on: CostModel,
+    in_force: CostModel,
+    warm: bool,  # noqa: FBT001
+) -> None:
+    # Waiting items decided on while they ran, then run in a pool 100 ms old: warm for a
+    # pool's start of 40 ms (SERVER_UP), still starting for one of 180 ms (COLD). The
+    # model the decision weighed says which, whatever model is in force as the run ends.
+    items = list(range(40))
+    question = _decide.Question(
+        double, items, Outcomes(len(items)), len(items), None, None, None, 2, 16, None, None, model=decided_on
+    )
+    with given(probe=WAITING, final=probed(0.012, 0.05)):
+        decided = _decide.decide(question)
+    left = decided.measuring
+    assert left is not None, decided.reason
+    assert left.join(timeout=30)
+    ended = time.perf_counter() + 0.075
+    with using_model(in_force):
+        left.finished(RunFacts(Sizing("process", 16, 1), total=40, ended=ended, cpu=0.0, pool_age=0.1))
+    memo = recall(double)
+    assert memo is not None
+    assert memo.item_alone is not None
+    # 40 items on 16 processes: 3 rounds, in 75 ms and more; from a pool still starting,
+    # the probe's items' 12 ms.
+    if warm:
+        assert memo.item_alone >= 0.025, memo
+    else:
+        assert memo.item_alone == pytest.approx(0.012), memo
 
 
 def test_io_items_are_remembered_with_the_mode_they_ran_in() -> None:

@@ -17,8 +17,11 @@ import pytest
 
 import concurrency_kit as ck
 from concurrency_kit._backends import pools as _pools
+from concurrency_kit._backends import prestart as _prestart
 from concurrency_kit._backends import process as _process
 from concurrency_kit._backends import worker as _worker
+from concurrency_kit._backends.mp_machinery import PRELOAD_MODULES
+from concurrency_kit._backends.pool_state import shared
 from concurrency_kit._backends.registry import ProcessRunner
 from concurrency_kit._core.costmodel import using_model
 from concurrency_kit._run.engine import Engine, Helping
@@ -184,8 +187,8 @@ def test_shutdown_stops_the_warm_pools() -> None:
     workers = [psutil.Process(pid) for pid in _descendants() - multiprocessing_helper_pids()]
     assert workers
     ck.shutdown()
-    assert _pools._shared.processes is None
-    assert _pools._shared.threads is None
+    assert shared.processes is None
+    assert shared.threads is None
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive
     assert not [t for t in threading.enumerate() if t.name.startswith("concurrency_kit")]
@@ -218,15 +221,15 @@ def test_shutdown_stops_a_pool_being_prestarted(monkeypatch: pytest.MonkeyPatch,
         shutdown_began.set()
         return warming
 
-    monkeypatch.setattr(_pools, "process_pool", process_pool_after_shutdown)
+    monkeypatch.setattr(_prestart, "process_pool", process_pool_after_shutdown)
     monkeypatch.setattr(_pools, "_stop_prestart", stop_prestart)
-    _pools.prestart_process_pool(2)
+    _prestart.prestart_process_pool(2)
     ck.shutdown(wait=wait)
     shutdown_began.set()
     for thread in threading.enumerate():
         if thread.name.startswith("concurrency_kit-prestart"):
             thread.join(timeout=60)
-    assert _pools._shared.processes is None, "a process pool came alive after shutdown()"
+    assert shared.processes is None, "a process pool came alive after shutdown()"
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.02, 0.05, 0.1])
@@ -236,8 +239,8 @@ def test_exiting_while_a_pool_is_prestarted_is_quiet(delay: float) -> None:
     # before atexit handlers run, and Python 3.12+ starts no thread then: workers stopped
     # or orphaned mid-start printed tracebacks. The exit now waits for the pre-start.
     script = (
-        "import time\nfrom concurrency_kit._backends import pools as _pools\n"
-        f"_pools.prestart_process_pool(2)\ntime.sleep({delay})\n"
+        "import time\nfrom concurrency_kit._backends import prestart as _prestart\n"
+        f"_prestart.prestart_process_pool(2)\ntime.sleep({delay})\n"
     )
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert completed.returncode == 0
@@ -250,8 +253,8 @@ def test_new_workers_start_with_the_executor_loop_and_the_function_s_module_only
     # function has each worker import that function's module while it starts.
     script = (
         "import colorsys\n"
-        "from concurrency_kit._backends import pools as _pools\n"
-        "_pools.prestart_process_pool(2, colorsys.rgb_to_hsv).join(60)\n"
+        "from concurrency_kit._backends import pools as _pools, prestart as _prestart\n"
+        "_prestart.prestart_process_pool(2, colorsys.rgb_to_hsv).join(60)\n"
         "names = ('attrs', 'concurrency_kit._api.calls', 'concurrent.futures.process', 'colorsys')\n"
         "query = f'sorted(m for m in {names!r} if m in __import__(\"sys\").modules)'\n"
         "pool = _pools.process_pool(2)\n"
@@ -270,9 +273,9 @@ def test_a_pre_start_imports_nothing_in_its_background_thread() -> None:
     # start of ~0.1 s took seconds. The process machinery is imported with _pools instead.
     script = (
         "import sys\n"
-        "from concurrency_kit._backends import pools as _pools\n"
+        "from concurrency_kit._backends import pools as _pools, prestart as _prestart\n"
         "before = set(sys.modules)\n"
-        "_pools.prestart_process_pool(2).join(60)\n"
+        "_prestart.prestart_process_pool(2).join(60)\n"
         "print(sorted(set(sys.modules) - before))\n"
         "_pools.shutdown()\n"
     )
@@ -285,9 +288,11 @@ def test_the_forkserver_s_preloads_import_neither_typing_nor_the_planner() -> No
     script = (
         "import importlib, sys\n"
         "before = set(sys.modules)\n"
-        f"for name in {_pools._PRELOAD_MODULES!r}:\n"
+        f"for name in {PRELOAD_MODULES!r}:\n"
         "    importlib.import_module(name)\n"
-        "heavy = {'attrs', 'typing', 'concurrency_kit._api.calls', 'concurrency_kit._backends.pools'}\n"
+        "heavy = {'attrs', 'typing', 'concurrency_kit._api.calls'}\n"
+        "ours = ('pools', 'prestart', 'pool_state', 'mp_machinery')\n"
+        "heavy |= {'concurrency_kit._backends.' + name for name in ours}\n"
         "print(sorted(heavy & (set(sys.modules) - before)))\n"
     )
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
@@ -302,7 +307,7 @@ def _hold_warm_up(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, thr
     real_submit = ProcessPoolExecutor.submit
 
     def held_submit(self: ProcessPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        if fn is _pools.warm_up_worker:
+        if fn is _worker.warm_up_worker:
             entered.set()
             release.wait(timeout=30)
         return real_submit(self, fn, *args, **kwargs)
@@ -315,7 +320,7 @@ def test_asking_about_the_pool_does_not_wait_for_a_pre_start_s_submission(monkey
     # A pre-start's first submission starts the forkserver and the workers (~0.1 s): a
     # call deciding meanwhile (it asks the pool's age) used to wait for it.
     entered, release = _hold_warm_up(monkeypatch)
-    starting = _pools.prestart_process_pool(2)
+    starting = _prestart.prestart_process_pool(2)
     assert starting is not None
     try:
         assert entered.wait(timeout=30)
@@ -324,7 +329,7 @@ def test_asking_about_the_pool_does_not_wait_for_a_pre_start_s_submission(monkey
         def ask() -> None:
             _pools.process_pool_age(2)
             _pools.process_pool_ready(2)
-            _pools.prestart_process_pool(2)
+            _prestart.prestart_process_pool(2)
             answered.set()
 
         asker = threading.Thread(target=ask)
@@ -347,11 +352,11 @@ def test_a_pre_start_hands_the_gil_over_quickly_then_puts_the_interval_back(
     entered, release = _hold_warm_up(monkeypatch)
     before = sys.getswitchinterval()
     try:
-        starting = _pools.prestart_process_pool(2)
+        starting = _prestart.prestart_process_pool(2)
         assert starting is not None
         try:
             assert entered.wait(timeout=30)
-            assert sys.getswitchinterval() == _pools.QUICK_SWITCH_INTERVAL
+            assert sys.getswitchinterval() == _prestart.QUICK_SWITCH_INTERVAL
             if theirs is not None:
                 sys.setswitchinterval(theirs)
         finally:
@@ -418,12 +423,12 @@ def test_process_chunks_shrink_toward_the_end(count: int, workers: int, chunksiz
 
 
 def test_a_prestart_in_flight_is_not_repeated_and_ends_with_a_ready_pool() -> None:
-    starting = _pools.prestart_process_pool(2)
+    starting = _prestart.prestart_process_pool(2)
     assert starting is not None
-    assert _pools.prestart_process_pool(2) in (starting, None)  # the same one, unless it is already done
+    assert _prestart.prestart_process_pool(2) in (starting, None)  # the same one, unless it is already done
     starting.join(timeout=60)
     assert _pools.process_pool_ready(2)
-    assert _pools.prestart_process_pool(2) is None
+    assert _prestart.prestart_process_pool(2) is None
 
 
 class _AnsweredPool:
@@ -452,7 +457,7 @@ def test_a_pre_start_is_up_once_a_first_worker_answers() -> None:
     up = threading.Event()
     warm: list[bool] = []
     warming = threading.Thread(
-        target=lambda: warm.append(_pools._warm_up(pool, 2, _pools._shared.generation, None, up.set))  # type: ignore[arg-type]
+        target=lambda: warm.append(_prestart._warm_up(pool, 2, shared.generation, None, up.set))  # type: ignore[arg-type]
     )
     warming.start()
     try:
@@ -471,14 +476,14 @@ def test_the_switch_interval_is_put_back_once_a_first_worker_is_up(monkeypatch: 
     # The workers are all started by then; the rest of the warm-up, which may wait behind
     # a call's long chunks, needs the GIL rarely.
     pool = _AnsweredPool()
-    monkeypatch.setattr(_pools, "process_pool", lambda *_args, **_kwargs: pool)
+    monkeypatch.setattr(_prestart, "process_pool", lambda *_args, **_kwargs: pool)
     before = sys.getswitchinterval()
     up = threading.Event()
-    starting = threading.Thread(target=_pools._spawn, args=(2, _pools._shared.generation, None, up))
+    starting = threading.Thread(target=_prestart._spawn, args=(2, shared.generation, None, up))
     starting.start()
     try:
         assert pool.round_in.wait(timeout=10)
-        assert sys.getswitchinterval() == _pools.QUICK_SWITCH_INTERVAL
+        assert sys.getswitchinterval() == _prestart.QUICK_SWITCH_INTERVAL
         pool.submitted[0].set_result(100)
         assert up.wait(timeout=10)
         assert starting.is_alive()  # still waiting for the other worker
@@ -665,16 +670,16 @@ def test_workers_import_a_main_module_run_by_name_only_once_a_task_comes_from_it
 def test_a_task_that_needs_the_main_module_replaces_a_pool_without_it_for_good() -> None:
     ck.shutdown()
     plain = _pools.process_pool(2)
-    assert not _pools._shared.process_main
+    assert not shared.process_main
     with_main = _pools.process_pool(2, main=True)
     assert with_main is not plain
     assert _pools.process_pool(2) is with_main
     _pools.discard_process_pool(with_main)  # broken, say: its successor imports it too
     _pools.process_pool(2)
-    assert _pools._shared.process_main
+    assert shared.process_main
     ck.shutdown()  # a fresh start forgets
     _pools.process_pool(2)
-    assert not _pools._shared.process_main
+    assert not shared.process_main
 
 
 def test_functions_and_classes_of_a_main_script_run_in_worker_processes(tmp_path: Path) -> None:

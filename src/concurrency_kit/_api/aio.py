@@ -432,7 +432,7 @@ def _open(  # noqa: PLR0913 - the public calls' arguments
     coroutines = mode == "async" or is_coroutine_function(fn)
     told = told_by(progress, size, "async" if coroutines else str(mode))
     if coroutines:
-        return _coroutines(fn, items, options, drained=drained, progress=told)
+        return _coroutines(fn, items, sequence, options, drained=drained, progress=told)
     from .._run.offload import HANDOFF_BOUND, Offloaded  # noqa: PLC0415 - threads, only for plain functions
 
     driven = attrs.evolve(options, progress=None)  # told here, in the loop's thread
@@ -452,18 +452,21 @@ def _iterator(source: Iterable[Any]) -> Iterator[Any] | None:
     return None if isinstance(source, list | tuple | range) else iter(source)
 
 
-def _coroutines(
+def _coroutines(  # noqa: PLR0913 - the items twice: as given, and as a sequence where they are one
     fn: Callable[[Any], Any],
     items: Iterable[Any] | AsyncIterable[Any],
+    sequence: Sequence[Any] | None,
     options: CallOptions,
     *,
     drained: bool,
     progress: Progress | None,
 ) -> AsyncResultStream[Any]:
-    """A coroutine function's stream on the running loop, planned here (an async plan measures nothing)."""
+    """A coroutine function's stream on the running loop, planned here (an async plan measures nothing).
+
+    ``sequence``: ``items`` when they are a list, tuple or range (``_check_async_items``), else ``None``.
+    """
     from .._backends.coroutines import CoroutineStream  # noqa: PLC0415 - asyncio, only for coroutines
 
-    sequence = _check_async_items(items)
     chosen = plan_sequence(
         fn, [] if sequence is None else sequence, options, expected=None if sequence is not None else UNSIZED_ITEMS
     )

@@ -6,7 +6,8 @@ call is not under the guard then runs again in every worker, up to the call, whi
 multiprocessing refuses with a bootstrapping ``RuntimeError`` and the pool breaks.
 concurrency_kit looks before it starts such a pool: the main module's top-level frame
 is on the calling thread's stack while the script runs, and its source says whether
-that frame's line lies in the guard's body.
+that frame's line lies in the guard's body. ``check_main_guard`` raises
+``MainGuardMissingError`` where a pool about to start would meet that.
 """
 
 from __future__ import annotations
@@ -16,10 +17,35 @@ import functools
 import os
 import sys
 
-__all__ = ["GUARD_FIX", "main_guard_missing"]
+from .._core.config import get_config
+from .._core.errors import MainGuardMissingError
+
+__all__ = ["GUARD_FIX", "check_main_guard", "main_guard_missing"]
 
 #: What to add, as messages say it.
 GUARD_FIX = 'put the call under `if __name__ == "__main__":`'
+
+
+def check_main_guard(*, main: bool) -> None:
+    """Raise ``MainGuardMissingError`` where workers importing the main module would run the script again.
+
+    ``main``: the task needs the main module. ``spawn`` workers import it whatever the
+    task; ``forkserver`` workers only for a task that needs it; ``fork`` workers never
+    (they have it already). Not for a call from a thread other than the script's own
+    (the script's line is not on its stack).
+    """
+    method = get_config().resolved_start_method()
+    if method == "fork" or (not main and method != "spawn"):
+        return
+    if main_guard_missing():
+        raise MainGuardMissingError(
+            "this task needs worker processes that import the main module (its function, or an item's class, "
+            f"is defined there{'' if main else ', or they start by spawn'}), and the main module runs this call "
+            "outside its guard: each worker would run "
+            f"the script again. {GUARD_FIX.capitalize()}, or define the function and classes in a module of "
+            'their own (pip install "concurrency_kit[cloudpickle]" sends a function by value); '
+            "mode='thread' or 'serial' need neither."
+        )
 
 
 def main_guard_missing() -> bool:

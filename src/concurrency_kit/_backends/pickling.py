@@ -18,7 +18,15 @@ import zlib
 from types import ModuleType
 from typing import Any, final
 
-__all__ = ["ByValue", "by_value_pickler", "pickled", "pickled_size", "sendable", "why_not_picklable"]
+__all__ = [
+    "ByValue",
+    "by_value_pickler",
+    "needs_main",
+    "pickled",
+    "pickled_size",
+    "sendable",
+    "why_not_picklable",
+]
 
 #: What a message says where cloudpickle would have sent a function.
 BY_VALUE_HINT = 'pip install "concurrency_kit[cloudpickle]" sends it by value'
@@ -44,7 +52,7 @@ class ByValue:
 
     The bytes are compressed: besides being smaller, they then never spell the main
     module's name, which the pools read as "this task needs workers that import the
-    main module" (see ``_backends.pools.needs_main``): a function sent by value needs no import.
+    main module" (see ``needs_main``): a function sent by value needs no import.
     """
 
     __slots__ = ("data",)
@@ -114,6 +122,16 @@ def why_not_picklable(fn: Any) -> str | None:
         )
         return f"{_name(fn)} is defined in an interactive __main__ that worker processes cannot import{hint}"
     return None
+
+
+#: Pickled bytes that name the main module. A task whose function or items pickle to
+#: them needs workers that import the main module; other pools' workers skip it.
+_MAIN_REFERENCE = b"__main__"
+
+
+def needs_main(payload: bytes | None) -> bool:
+    """Whether a pickled task refers to the main module (by name, as pickle does)."""
+    return payload is not None and _MAIN_REFERENCE in payload
 
 
 def pickled(obj: Any) -> bytes | None:

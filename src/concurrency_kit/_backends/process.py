@@ -32,17 +32,16 @@ from .._core.costmodel import observe_round_trip
 from .._core.crash import WorkerCrashedError
 from .._core.errors import UnpicklableTaskError
 from .given import given_in_worker
-from .pickling import sendable, why_not_picklable
+from .pickling import needs_main, sendable, why_not_picklable
 from .pools import (
     discard_process_pool,
     kill_process_pool,
-    needs_main,
-    prestart_process_pool,
     process_pool_size,
     stop_board,
     submit_to_processes,
     was_killed,
 )
+from .prestart import prestart_process_pool
 from .unit import Lost, Read, Unit, Warming, run_chunk
 from .worker import run_pickled_chunk
 

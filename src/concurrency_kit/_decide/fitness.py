@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._backends.guard import check_main_guard
 from .._backends.outcomes import EMPTY
-from .._backends.pickling import pickled, pickled_size, sendable, why_not_picklable
-from .._backends.pools import (
-    check_main_guard,
-    needs_main,
-    prestart_process_pool,
-)
+from .._backends.pickling import needs_main, pickled, pickled_size, sendable, why_not_picklable
+from .._backends.prestart import prestart_process_pool
 from .._core.errors import MainGuardMissingError
 from .._core.kinds import TaskKind
 from .plan import Choice

@@ -27,7 +27,7 @@ from typing import Any, final
 import attrs
 
 from .._backends.outcomes import Outcomes
-from .._core.costmodel import model_in_force
+from .._core.costmodel import CostModel
 from .._core.kinds import TaskKind
 from .._run.handover import RunFacts
 from .classify import READING, agrees
@@ -291,11 +291,14 @@ class ProbeLeft:
     """The probe's threads still running measured items, as the run takes them over (a ``Measuring``).
 
     When they are done, the run says so (``finished``): a plan made on lower bounds
-    (items still running) learns their final figures then.
+    (items still running) learns their final figures then. ``model`` is the cost model the
+    decision weighed: whether the run's process pool was warm is read against its cold start.
     """
 
-    def __init__(self, fn: Callable[[Any], Any], run: ProbeRun, kind: TaskKind, outcomes: Outcomes) -> None:
-        self._fn, self._run, self._kind, self._outcomes = fn, run, kind, outcomes
+    def __init__(
+        self, fn: Callable[[Any], Any], run: ProbeRun, kind: TaskKind, outcomes: Outcomes, model: CostModel
+    ) -> None:
+        self._fn, self._run, self._kind, self._outcomes, self._model = fn, run, kind, outcomes, model
 
     @property
     def threads(self) -> tuple[Future[None], ...]:
@@ -327,6 +330,6 @@ class ProbeLeft:
                 count=facts.total - run.first,
                 seconds=facts.ended - run.started,
                 cpu=facts.cpu + final.item_cpu * final.completed,
-                warm=age is not None and age >= model_in_force().cold_start,
+                warm=age is not None and age >= self._model.cold_start,
             )
         learn(self._fn, Finished(self._kind, final, pool))

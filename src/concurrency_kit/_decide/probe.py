@@ -1,8 +1,8 @@
 """The measuring probe: run the first items in threads and watch how they behave.
 
 Up to two probe threads take items from the front of the input, in growing batches, and
-record per batch the wall time and their own CPU time (the second joins once the GIL
-was seen free: items holding it are probed one at a time). Meanwhile the calling thread
+record per batch the wall time and their own CPU time (``_decide.probe_threads``; the
+second joins once the GIL was seen free: items holding it are probed one at a time). Meanwhile the calling thread
 acts as a GIL monitor (the method of gil_load and gilknocker): it sleeps a tick at a
 time and notes how late it wakes. A thread that holds the GIL while running bytecode
 makes the monitor wait for the switch interval (``sys.getswitchinterval()``, 5 ms); a
@@ -22,16 +22,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
-from typing import Any, NamedTuple, Protocol, final
+from typing import Any, Protocol, final
 
 import attrs
 
 from .._backends.given import given_now
-from .._backends.outcomes import Feed, Outcomes, run_span
+from .._backends.outcomes import Feed, Outcomes
 from .._core.cpu import gil_enabled
 from .._core.in_force import InForce
 from .classify import READING
 from .given_probe import probe_given
+from .probe_threads import Slot, thread_clock, work
 
 __all__ = ["PROBING", "Measurement", "ProbePolicy", "ProbeRun", "probe"]
 
@@ -75,8 +76,6 @@ _DEFAULT_PROBING = ProbePolicy()
 #: The probe's policy in force (tests set another for a block with ``PROBING.using``).
 PROBING: InForce[ProbePolicy] = InForce("probe_policy", lambda: _DEFAULT_PROBING)
 
-_thread_clock = getattr(time, "pthread_getcpuclockid", None)
-
 
 @final
 @attrs.frozen
@@ -112,89 +111,6 @@ class Measurement:
     exact: bool
     parallelism: float | None = None
     in_pool: bool = False
-
-
-class _Tally(NamedTuple):
-    """A probe thread's figures: its finished batches', then its running batch's so far."""
-
-    wall: float
-    cpu: float
-    items: int
-    running_wall: float
-    running_cpu: float
-    running: int
-
-
-class _Slot:
-    """One probe thread's running tally; updated under its lock."""
-
-    __slots__ = ("busy", "c0", "cpu", "ident", "items", "live", "lock", "t0", "wall")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.ident = 0
-        self.live = False
-        self.busy = 0  # items in the batch now running
-        self.t0 = self.c0 = 0.0
-        self.wall = self.cpu = 0.0
-        self.items = 0
-
-    def snapshot(self, now: float) -> _Tally:
-        """The figures so far, the running batch's up to ``now``."""
-        with self.lock:
-            wall = cpu = 0.0
-            if self.busy:
-                wall = now - self.t0
-                if _thread_clock is not None and self.live:
-                    cpu = time.clock_gettime(_thread_clock(self.ident)) - self.c0
-            return _Tally(self.wall, self.cpu, self.items, wall, cpu, self.busy)
-
-
-def _work(  # noqa: PLR0913, PLR0917 - the probe thread's whole state, by name
-    fn: Callable[[Any], Any],
-    items: Sequence[Any],
-    feed: Feed,
-    slot: _Slot,
-    wake: threading.Event,
-    window_end: float,
-    batch_seconds: float,
-    hold: threading.Lock,
-) -> None:
-    with slot.lock:
-        slot.ident = threading.get_ident()
-        slot.live = True
-    count = 1
-    try:
-        # Past the longest window no new batch starts, even before the monitor (which may
-        # wait long for the GIL behind two busy threads) has stopped the feed; nor while
-        # the monitor holds ``hold``.
-        while True:
-            with hold:
-                span = feed.take(count) if time.perf_counter() < window_end else range(0)
-            if not span:
-                break
-            with slot.lock:
-                slot.busy = len(span)
-                slot.t0 = time.perf_counter()
-                slot.c0 = time.thread_time()
-            going = run_span(fn, items, feed, span, check_each=False)  # batches are short
-            t1, c1 = time.perf_counter(), time.thread_time()
-            with slot.lock:
-                wall = t1 - slot.t0
-                slot.wall += wall
-                slot.cpu += c1 - slot.c0
-                slot.items += len(span)
-                slot.busy = 0
-            per_item = wall / len(span)
-            count = max(1, min(count * 2, int(batch_seconds / per_item))) if per_item > 0 else count * 2
-            if not going:
-                break
-            # No wake-up per batch: it would cut the monitor's tick short and spoil its GIL sample.
-    finally:
-        with slot.lock:
-            slot.live = False
-            slot.busy = 0
-        wake.set()
 
 
 class Watcher(Protocol):
@@ -257,7 +173,7 @@ class ProbeRun:
 class _Monitor:
     """The calling thread's side of the probe: GIL samples and the figures so far."""
 
-    def __init__(self, slots: list[_Slot], policy: ProbePolicy, *, gil_held: bool | None = None) -> None:
+    def __init__(self, slots: list[Slot], policy: ProbePolicy, *, gil_held: bool | None = None) -> None:
         self.slots, self.policy = slots, policy
         #: How every GIL sample reads, where a test gave it (_backends.given); else the lateness says.
         self.gil_held = gil_held
@@ -311,14 +227,14 @@ class _Monitor:
         then wakes nearly on time. Two threads that take turns for the GIL cannot
         compute more than one CPU's worth between them, whatever the monitor sees.
         """
-        if _thread_clock is None or len(self.slots) < 2:
+        if thread_clock is None or len(self.slots) < 2:
             return None
         total = 0.0
         for slot in self.slots:
             with slot.lock:
                 if not (slot.live and slot.busy):
                     return None
-                total += time.clock_gettime(_thread_clock(slot.ident))
+                total += time.clock_gettime(thread_clock(slot.ident))
         return total
 
     def enough_samples(self) -> bool:
@@ -331,7 +247,7 @@ class _Monitor:
         Only where the CPU time of a running item can be read: else a computing item
         still running would look as if it waited.
         """
-        if _thread_clock is None or self.samples < self.policy.min_samples or self.late:
+        if thread_clock is None or self.samples < self.policy.min_samples or self.late:
             return False
         return self.measure(taken).cpu_share < self.policy.plain_wait_share
 
@@ -422,67 +338,135 @@ def probe(  # noqa: PLR0913 - the probe's inputs and its hooks
         return probe_given(
             given, fn, items, outcomes, submit, threads=threads, settled=settled, deadline=deadline, start=start
         )
-    total = len(items)
-    feed = Feed(outcomes, start, total)
-    wake = threading.Event()
-    # Held while on_gil_held runs: the probe threads start no new batch meanwhile, so that
-    # the hook (which pickles the function, and may import cloudpickle for it) does not
-    # take turns for the GIL with items that hold it, a switch interval (5 ms) at a time.
-    hold = threading.Lock()
-    slots = [_Slot() for _ in range(min(threads, total - start))]
-    monitor = _Monitor(slots, policy, gil_held=None if given is None else given.gil_held)
-    # The second thread joins once a GIL sample (a tick at the earliest) found the GIL
-    # free while the first ran items: work so small that one thread is through it by
-    # then never pays for two threads contending, and items that hold the GIL are not
-    # run two at a time, taking turns with each other and with the thread that starts a
-    # process pool meanwhile.
-    window_end, batch = monitor.start + policy.max_window, policy.batch_seconds
-    futures = [submit(_work, fn, items, feed, slots[0], wake, window_end, batch, hold)]
-    try:
-        while not outcomes.failed:
+    feed = Feed(outcomes, start, len(items))
+    slots = [Slot() for _ in range(min(threads, len(items) - start))]
+    watch = _Watch(fn, items, feed, submit, _Monitor(slots, policy, gil_held=None if given is None else given.gil_held))
+    resume_at = watch.run(deadline, enough, on_gil_held)
+    return ProbeRun(watch.settle(resume_at, settled, deadline), resume_at, watch.futures, watch.monitor)
+
+
+@final
+class _Watch:
+    """The calling thread's watch over the probe threads, in named steps.
+
+    It starts the first probe thread, the second once the GIL was seen free, and stops
+    watching once the figures are enough to decide on (or the items are done, or one
+    failed); then, where items are still running, it settles their figures.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        items: Sequence[Any],
+        feed: Feed,
+        submit: Callable[..., Future[None]],
+        monitor: _Monitor,
+    ) -> None:
+        self.fn, self.items, self.feed, self.submit, self.monitor = fn, items, feed, submit, monitor
+        self.policy, self.first = monitor.policy, feed.next
+        self.wake = threading.Event()
+        # Held while on_gil_held runs: the probe threads start no new batch meanwhile, so that
+        # the hook (which pickles the function, and may import cloudpickle for it) does not
+        # take turns for the GIL with items that hold it, a switch interval (5 ms) at a time.
+        self.hold = threading.Lock()
+        self.window_end = monitor.start + self.policy.max_window
+        self.futures: list[Future[None]] = []
+        # The second thread joins once a GIL sample (a tick at the earliest) found the GIL
+        # free while the first ran items: work so small that one thread is through it by
+        # then never pays for two threads contending, and items that hold the GIL are not
+        # run two at a time, taking turns with each other and with the thread that starts a
+        # process pool meanwhile.
+        self.add_thread()
+
+    def add_thread(self) -> None:
+        """Start the next probe thread, on the next slot."""
+        slot = self.monitor.slots[len(self.futures)]
+        batch = self.policy.batch_seconds
+        self.futures.append(
+            self.submit(work, self.fn, self.items, self.feed, slot, self.wake, self.window_end, batch, self.hold)
+        )
+
+    def run(
+        self,
+        deadline: float | None,
+        enough: Callable[[Measurement], bool] | None,
+        on_gil_held: Callable[[], object] | None,
+    ) -> int:
+        """Watch the probe threads, a tick at a time, until the figures are enough to decide on.
+
+        Then the feed stops: returns the first item no probe thread took.
+
+        Raises:
+            TimeoutError: the deadline passed.
+        """
+        monitor, feed, policy = self.monitor, self.feed, self.policy
+        try:
+            while not feed.outcomes.failed:
+                _check(deadline)
+                self.wake.clear()
+                if self.threads_done():
+                    break
+                now = time.perf_counter()
+                if self.little_left(now):
+                    break  # too little left to be worth measuring, let alone a pool
+                if len(self.futures) < len(monitor.slots) and monitor.samples > monitor.late and feed.remaining:
+                    self.add_thread()
+                if self.window_over(now, enough):
+                    break
+                if (
+                    monitor.tick(self.wake, policy.tick)
+                    and monitor.late == policy.late_enough
+                    and on_gil_held is not None
+                    and feed.remaining > 1
+                ):
+                    with self.hold:
+                        on_gil_held()
+        except BaseException:
+            feed.stop()  # Ctrl-C in the monitor: the probe threads take nothing more
+            raise
+        return feed.stop()
+
+    def threads_done(self) -> bool:
+        """Whether the probe threads are done, and no other is to start."""
+        all_started = len(self.futures) == len(self.monitor.slots)
+        return all(f.done() for f in self.futures) and (all_started or not self.feed.remaining)
+
+    def little_left(self, now: float) -> bool:
+        """Whether the items left would take too little time, at the pace so far, to be worth measuring."""
+        tallies = [slot.snapshot(now) for slot in self.monitor.slots]
+        finished = sum(t.items for t in tallies)
+        left = self.feed.remaining * sum(t.wall + t.running_wall for t in tallies) / max(finished, 1)
+        return finished >= min(3, self.feed.stop_at - self.first) and left < self.policy.trivial_seconds
+
+    def window_over(self, now: float, enough: Callable[[Measurement], bool] | None) -> bool:
+        """Whether the figures so far are enough to decide on."""
+        monitor, policy, taken = self.monitor, self.policy, self.feed.next - self.first
+        watched = now - monitor.start
+        return (
+            (watched >= policy.min_window and monitor.enough_samples())
+            # I/O: every item waiting is time the rest of the input could overlap.
+            or monitor.plainly_waiting(taken)
+            or (enough is not None and watched >= policy.quick_window and enough(monitor.measure(taken)))
+            # Decide on what there is, rather than keep the items in two threads.
+            or watched >= policy.max_window
+        )
+
+    def settle(
+        self, resume_at: int, settled: Callable[[Measurement], bool] | None, deadline: float | None
+    ) -> Measurement:
+        """The measurement of the items taken; while ``settled`` says it is not enough, watched on till it is.
+
+        Raises:
+            TimeoutError: the deadline passed.
+        """
+        monitor, outcomes = self.monitor, self.feed.outcomes
+        measurement = monitor.measure(resume_at - self.first)
+        while settled is not None and not measurement.exact and not outcomes.failed and not settled(measurement):
             _check(deadline)
-            wake.clear()
-            if all(f.done() for f in futures) and (len(futures) == len(slots) or not feed.remaining):
-                break
-            now = time.perf_counter()
-            tallies = [slot.snapshot(now) for slot in slots]
-            finished = sum(t.items for t in tallies)
-            left = feed.remaining * sum(t.wall + t.running_wall for t in tallies) / max(finished, 1)
-            if finished >= min(3, total - start) and left < policy.trivial_seconds:
-                break  # too little left to be worth measuring, let alone a pool
-            if len(futures) < len(slots) and monitor.samples > monitor.late and feed.remaining:
-                futures.append(submit(_work, fn, items, feed, slots[len(futures)], wake, window_end, batch, hold))
-            if now - monitor.start >= policy.min_window and monitor.enough_samples():
-                break
-            if monitor.plainly_waiting(feed.next - start):
-                break  # I/O: every item waiting is time the rest of the input could overlap
-            if (
-                enough is not None
-                and now - monitor.start >= policy.quick_window
-                and enough(monitor.measure(feed.next - start))
-            ):
-                break
-            if now - monitor.start >= policy.max_window:
-                break  # decide on what there is, rather than keep the items in two threads
-            if (
-                monitor.tick(wake, policy.tick)
-                and monitor.late == policy.late_enough
-                and on_gil_held is not None
-                and feed.remaining > 1
-            ):
-                with hold:
-                    on_gil_held()
-    except BaseException:
-        feed.stop()  # Ctrl-C in the monitor: the probe threads take nothing more
-        raise
-    resume_at = feed.stop()
-    measurement = monitor.measure(resume_at - start)
-    while settled is not None and not measurement.exact and not outcomes.failed and not settled(measurement):
-        _check(deadline)
-        wake.clear()
-        monitor.tick(wake, policy.settle_tick)
-        measurement = monitor.measure(resume_at - start)
-    return ProbeRun(measurement, resume_at, futures, monitor)
+            self.wake.clear()
+            monitor.tick(self.wake, self.policy.settle_tick)
+            measurement = monitor.measure(resume_at - self.first)
+        return measurement
 
 
 def _check(deadline: float | None) -> None:

@@ -27,12 +27,11 @@ from .plan import Choice, format_seconds
 from .probe import Measurement
 
 __all__ = [
+    "cpu_for_warm_pool",
     "kept_loop_choice",
-    "long_cpu_for_warm_pool",
     "loop_expected",
     "setting_of",
     "settled",
-    "short_cpu_for_warm_pool",
 ]
 
 
@@ -63,48 +62,35 @@ def loop_expected(
     return memo if decide(guess, 0, memo.kind).mode == "serial" else None
 
 
-def short_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
+def cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
     fn: Callable[[Any], Any],
     memo: Memo | None,
     declared: TaskKind | None,
     *,
+    longer: bool,
     count: int,
     workers: int | None,
     cpus: int,
     window: float,
 ) -> bool:
-    """Whether an earlier call found ``fn``'s items computing, shorter than ``window``, and a pool is warm.
+    """Whether an earlier call found ``fn``'s items computing, a pool is warm, and they are long or short enough.
 
-    Then the calling thread checks the first items itself: a probe thread, which the
-    calling thread watches, holds the GIL for a switch interval (5 ms) before the check
-    can end, while the warm workers wait. An item longer than remembered runs whole
-    before the check ends, so only short ones are checked so.
+    ``longer``: the items must be longer than ``window``; else no longer.
+
+    Short items: the calling thread checks the first ones itself. A probe thread, which
+    the calling thread watches, holds the GIL for a switch interval (5 ms) before the
+    check can end, while the warm workers wait. An item longer than remembered runs
+    whole before the check ends, so only short ones are checked so.
+
+    Long items (with two CPUs or more): the first is measured in a worker (see
+    ``_backends.process.send_first``).
     """
-    if memo is None or (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds > window:
+    if memo is None or (declared or memo.kind) is not TaskKind.CPU or (memo.item_seconds > window) is not longer:
+        return False
+    if longer and cpus < 2:
         return False
     if not gil_enabled():
         return False  # threads compute side by side: no pool is the answer
-    return not in_worker() and process_pool_ready_for(workers or min(count, cpus), fn)
-
-
-def long_cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
-    fn: Callable[[Any], Any],
-    memo: Memo,
-    declared: TaskKind | None,
-    *,
-    count: int,
-    workers: int | None,
-    cpus: int,
-    window: float,
-) -> bool:
-    """Whether an earlier call found ``fn``'s items computing, longer than ``window``, and a pool is warm.
-
-    Then the first item is measured in a worker (see ``_backends.process.send_first``).
-    """
-    if (declared or memo.kind) is not TaskKind.CPU or memo.item_seconds <= window or cpus < 2:
-        return False
-    if not gil_enabled():
-        return False
     return not in_worker() and process_pool_ready_for(workers or min(count, cpus), fn)
 
 

@@ -57,12 +57,11 @@ from .plan import Choice, Reason
 from .probe import PROBING, Measurement, ProbePolicy, ProbeRun, probe
 from .reasons import explained, from_memory, with_pickler, without_gil
 from .remembered import (
+    cpu_for_warm_pool,
     kept_loop_choice,
-    long_cpu_for_warm_pool,
     loop_expected,
     setting_of,
     settled,
-    short_cpu_for_warm_pool,
 )
 
 __all__ = [
@@ -210,6 +209,19 @@ class _Decision:
         kind = self.declared or kind_from_measurement(m.cpu_share, m.gil_share, prior, m.parallelism)
         return TaskKind.GIL_FREE if kind is TaskKind.CPU and not gil_enabled() else kind
 
+    def cpu_for_warm_pool(self, *, longer: bool) -> bool:
+        """``cpu_for_warm_pool`` for this call: items longer than the probe's quick window (or no longer)."""
+        return cpu_for_warm_pool(
+            self.fn,
+            self.memo,
+            self.declared,
+            longer=longer,
+            count=self.planned,
+            workers=self.workers,
+            cpus=self.cpus,
+            window=self.probing.quick_window,
+        )
+
 
 def decide(question: Question) -> Decided:
     """Decide how auto mode runs ``question.fn`` over its items; the steps run the first ones.
@@ -273,9 +285,7 @@ def check_here(d: _Decision) -> Decided | None:
     if memo is not None:
         with_verdict = memo if d.inline is not None else loop_expected(fn, memo, d.planned, d.setting, d.choose)
     if with_verdict is None and not (memo is None and d.planned >= POLICY.long_input * d.io_cap):
-        short_cpu = short_cpu_for_warm_pool(
-            fn, memo, d.declared, count=d.planned, workers=d.workers, cpus=d.cpus, window=d.probing.quick_window
-        )
+        short_cpu = d.cpu_for_warm_pool(longer=False)
         if not short_cpu:
             return None
     budget = d.probing.quick_window if short_cpu else POLICY.inline_check_seconds
@@ -309,13 +319,7 @@ def in_a_worker(d: _Decision) -> Decided | None:
     decides on the time it took there; still running, the rest go to the pool.
     """
     memo = d.memo
-    if (
-        d.deadline is not None
-        or memo is None
-        or not long_cpu_for_warm_pool(
-            d.fn, memo, d.declared, count=d.planned, workers=d.workers, cpus=d.cpus, window=d.probing.quick_window
-        )
-    ):
+    if d.deadline is not None or memo is None or not d.cpu_for_warm_pool(longer=True):
         return None
     try:
         seconds, d.sent = send_first(
@@ -392,5 +396,5 @@ def _conclude(d: _Decision) -> Decided:
         reason = with_pickler(reason, d.fn)
     if not gil_enabled():
         reason = without_gil(reason)
-    left = None if d.run is None else ProbeLeft(d.fn, d.run, kind, d.outcomes)
+    left = None if d.run is None else ProbeLeft(d.fn, d.run, kind, d.outcomes, d.model)
     return Decided(choice, kind, measurement, reason, d.resume_at, left, d.sent)
