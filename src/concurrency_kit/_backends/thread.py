@@ -40,31 +40,52 @@ QUEUED_PER_LANE = 2
 
 
 class _Shared:
-    """A unit the lanes take a step at a time, and the outcomes of its steps as they finish."""
+    """A unit the lanes take a step at a time, and the outcomes of its steps as they finish.
 
-    __slots__ = ("future", "left", "next", "parts", "unit")
+    The unit is done once its steps are, up to the first that ends it: a step cut
+    short by the stop token, or one that failed (unless exceptions are collected). The
+    steps after that one are not waited for: the token stops their items.
+    """
 
-    def __init__(self, unit: Unit, future: Future[list[Outcome]], steps: int) -> None:
-        self.unit, self.future = unit, future
+    __slots__ = ("done", "future", "next", "outcomes", "parts", "step", "unit")
+
+    def __init__(self, unit: Unit, future: Future[list[Outcome]], step: int) -> None:
+        self.unit, self.future, self.step = unit, future, step
         self.next = 0  # the offset of the first item no lane has taken
-        self.left = steps  # steps not yet finished
-        self.parts: dict[int, list[Outcome] | BaseException] = {}  # by offset
+        self.parts: dict[int, list[Outcome] | BaseException] = {}  # finished steps, by offset
+        self.outcomes: list[Outcome] = []  # the finished steps' outcomes from the front, in order
+        self.done = False  # its future is (being) set
 
-    def outcomes(self, step: int, *, collect: bool) -> list[Outcome]:
-        """Its steps' outcomes in order, cut after a step stopped short or (not collecting) failed.
+    def finish(self, start: int, part: list[Outcome] | BaseException, *, collect: bool) -> bool:
+        """Keep a finished step's outcomes; whether the unit is done now (only once ``True``).
 
-        Raises:
-            BaseException: what escaped a step (not ``fn``'s exceptions, which are outcomes).
+        Raises nothing: what escaped a step is kept, for ``settle``.
         """
-        outcomes: list[Outcome] = []
-        for offset in range(0, len(self.unit.items), step):
-            part = self.parts[offset]
-            if isinstance(part, BaseException):
-                raise part
-            outcomes += part
-            if len(part) < min(step, len(self.unit.items) - offset) or (not collect and part and not part[-1][0]):
-                break
-        return outcomes
+        self.parts[start] = part
+        if self.done:
+            return False
+        items, step = len(self.unit.items), self.step
+        front = len(self.outcomes)
+        while front < items and (kept := self.parts.pop(front, None)) is not None:
+            if isinstance(kept, BaseException):
+                self.parts[front] = kept  # for settle
+                self.done = True
+                return True
+            self.outcomes += kept
+            if len(kept) < min(step, items - front) or (not collect and kept and not kept[-1][0]):
+                self.done = True  # cut here: the steps after it do not matter
+                return True
+            front += step
+        self.done = front >= items
+        return self.done
+
+    def settle(self) -> None:
+        """Complete the unit's future: its outcomes, or what escaped a step."""
+        escaped = self.parts.get(len(self.outcomes))
+        if isinstance(escaped, BaseException):
+            self.future.set_exception(escaped)
+        else:
+            self.future.set_result(self.outcomes)
 
 
 @final
@@ -101,7 +122,7 @@ class ThreadRunner:
         step = self._step or len(unit.items)
         steps = -(-len(unit.items) // step)
         with self._lock:
-            self._queue.append(_Shared(unit, future, steps))
+            self._queue.append(_Shared(unit, future, step))
             start = max(0, min(self._lane_limit - self._lanes, steps))
             self._lanes += start
         for started in range(start):
@@ -155,7 +176,7 @@ class ThreadRunner:
                     self._queue.popleft()  # cancelled before it started
                     continue
                 start = shared.next
-                shared.next = stop = min(start + (self._step or len(shared.unit.items)), len(shared.unit.items))
+                shared.next = stop = min(start + shared.step, len(shared.unit.items))
                 if stop == len(shared.unit.items):
                     self._queue.popleft()
                 return shared, start, stop
@@ -163,7 +184,7 @@ class ThreadRunner:
             return None
 
     def _run(self, shared: _Shared, start: int, stop: int) -> None:
-        """Run a step's items; the unit's last step to finish completes its future."""
+        """Run a step's items; the step that makes the unit done completes its future."""
         unit = shared.unit
         began = time.thread_time()
         part: list[Outcome] | BaseException
@@ -173,13 +194,6 @@ class ThreadRunner:
             part = exc
         self._cpu.append(time.thread_time() - began)  # before the engine can read it
         with self._lock:
-            shared.parts[start] = part
-            shared.left -= 1
-            last = shared.left == 0
-        if last:
-            try:
-                outcomes = shared.outcomes(self._step or len(unit.items), collect=self._collect)
-            except BaseException as exc:  # noqa: BLE001 - handed to the engine through the future
-                shared.future.set_exception(exc)
-            else:
-                shared.future.set_result(outcomes)
+            done = shared.finish(start, part, collect=self._collect)
+        if done:
+            shared.settle()
