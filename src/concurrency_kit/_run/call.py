@@ -79,10 +79,15 @@ def execute(handover: Handover, sizing: Sizing) -> list[Any]:
 def _drained(handover: Handover, sizing: Sizing, taken: Taken) -> list[Any]:
     """The engine's results, as one list; the decision learns how the run went."""
     items, options, measuring = handover.items, handover.options, taken.measuring
-    runner = _runner(handover, sizing, deadline=taken.deadline, shared=True)
-    # Thread lanes share each unit, a chunk at a time: a unit per lane's chunk would cost
-    # the engine a round trip per chunk, where the lanes pay one lock.
-    chunksize = sizing.chunksize * (sizing.workers if sizing.mode == "thread" else 1)
+    runner = _runner(handover, sizing, deadline=taken.deadline)
+    chunksize = sizing.chunksize
+    if sizing.mode == "thread":
+        # The lanes share each unit, a chunk at a time: a unit per lane's chunk would cost
+        # the engine a round trip per chunk, where the lanes pay one lock. The decision
+        # learns from their CPU time, where it measured.
+        collect, count_cpu = options.return_exceptions, measuring is not None
+        runner = ThreadRunner(handover.fn, sizing.workers, collect=collect, step=chunksize, count_cpu=count_cpu)
+        chunksize *= sizing.workers
     first, others = _measured_units(handover, sizing, taken, items, learn=False)
     helping = None
     if options.auto and sizing.mode == "process" and taken.deadline is None:
@@ -224,12 +229,8 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
     return ResultStream(results, sizing.mode, reason)
 
 
-def _runner(handover: Handover, sizing: Sizing, *, deadline: float | None = None, shared: bool = False) -> Runner:
-    """The mode's runner of the call's units.
-
-    A loop with a deadline runs in one thread, so that the caller returns on time. With
-    ``shared`` (a list), thread lanes share each unit, ``sizing.chunksize`` items at a time.
-    """
+def _runner(handover: Handover, sizing: Sizing, *, deadline: float | None = None) -> Runner:
+    """The mode's runner of the call's units (a loop with a deadline: one thread, so the caller returns on time)."""
     fn, options = handover.fn, handover.options
     collect = options.return_exceptions
     if sizing.mode == "executor":
@@ -238,7 +239,7 @@ def _runner(handover: Handover, sizing: Sizing, *, deadline: float | None = None
     if sizing.mode == "serial":
         return LoopRunner(fn, collect=collect) if deadline is None else ThreadRunner(fn, 1, collect=collect)
     if sizing.mode == "thread":
-        return ThreadRunner(fn, sizing.workers, collect=collect, step=sizing.chunksize if shared else None)
+        return ThreadRunner(fn, sizing.workers, collect=collect)
     return ProcessRunner(fn, sizing.workers, collect=collect, fallback=options.auto)
 
 
