@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -277,3 +277,64 @@ def test_while_the_first_item_is_timed_here_the_next_ones_already_run_on_the_exe
         # An earlier call measured the function: its items are sized from that, none runs here.
         again = ck.run_parallel(thread_after_wait, [30] * 6, executor=executor)
         assert all(name.startswith("given") for name in again)
+
+
+#: Set by the test below once the stream has yielded: the item waiting on it may finish.
+_GATE = threading.Event()
+#: Set by that item as it finishes.
+_PASSED = threading.Event()
+
+
+def _gated_unless_one(item: int) -> int:
+    """Item 1 returns at once; the others wait for ``_GATE`` (up to 30 s)."""
+    if item != 1:
+        _GATE.wait(30)
+        _PASSED.set()
+    return item
+
+
+class _CallerRuns(Executor):
+    """One worker thread; a task submitted while it is busy runs in the caller (Java's caller-runs policy)."""
+
+    def __init__(self) -> None:
+        self._max_workers = 1
+        self._pool = ThreadPoolExecutor(1)
+        self._lock = threading.Lock()
+        self._busy = False
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        with self._lock:
+            inline, self._busy = self._busy, True
+        if not inline:
+            future = self._pool.submit(fn, *args, **kwargs)
+            future.add_done_callback(self._free)
+            return future
+        done: Future[Any] = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - the task's, handed over like a pool's
+            done.set_exception(exc)
+        return done
+
+    def _free(self, _: Future[Any]) -> None:
+        with self._lock:
+            self._busy = False
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:  # noqa: FBT001, FBT002 - Executor's
+        self._pool.shutdown(wait, cancel_futures=cancel_futures)
+
+
+def test_a_task_done_as_it_is_submitted_is_yielded_without_waiting_for_the_others() -> None:
+    _GATE.clear()
+    _PASSED.clear()
+    with _CallerRuns() as executor:
+        executor.submit(int).result(timeout=30)  # the overhead pings, out of the way
+        stream = ck.iter_parallel(
+            _gated_unless_one, range(2), executor=executor, ordered=False, max_in_flight=2, chunksize=1, timeout=60
+        )
+        try:
+            assert next(stream) == 1  # ran in this thread as it was submitted, item 0 still waiting
+            assert not _PASSED.is_set()
+        finally:
+            _GATE.set()
+        assert list(stream) == [0]

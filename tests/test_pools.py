@@ -506,7 +506,7 @@ def _ran_here(engine: Engine) -> list[int]:
     return sorted(
         index
         for unit in engine.ready.values()
-        for index, (_, pid) in enumerate(unit.outcomes or (), unit.start)
+        for index, pid in enumerate(unit.done.values if unit.done is not None else (), unit.start)
         if pid == os.getpid()
     )
 
@@ -542,8 +542,8 @@ def test_auto_runs_items_in_the_calling_process_while_the_pool_starts() -> None:
 def _value_of(engine: Engine, index: int) -> Any:
     """What the engine stored for item ``index``."""
     unit = next(unit for unit in engine.ready.values() if unit.start <= index < unit.stop)
-    assert unit.outcomes is not None
-    return unit.outcomes[index - unit.start][1]
+    assert unit.done is not None
+    return unit.done.values[index - unit.start]
 
 
 def test_the_calling_thread_runs_no_item_while_the_probe_still_runs_its_own() -> None:
@@ -564,7 +564,8 @@ def test_the_calling_thread_runs_no_item_while_the_probe_still_runs_its_own() ->
         assert sent
         assert sent == list(range(engine.taken))
         done, _ = wait(set(engine.running), timeout=60)
-        assert os.getpid() not in {pid for future in done for _, pid in _process.unpack_outcomes(future.result(), 0)[0]}
+        pids = {pid for future in done for pid in _process.unpack_outcomes(future.result(), 0, collect=False)[0].values}
+        assert os.getpid() not in pids
     finally:
         engine.finish(kill=False)
         probe_thread.set_result(None)

@@ -29,12 +29,13 @@ from types import CoroutineType
 from typing import Any, TypeVar, cast, final
 
 from .outcomes import noted
-from .unit import Outcome
 
 __all__ = ["SLICE_SECONDS", "CoroutineStream", "awaited", "check_no_running_loop", "private_loop", "start_loop"]
 
 T = TypeVar("T")
 
+#: One coroutine's outcome: ``(True, result)`` or ``(False, exception)``.
+Outcome = tuple[bool, Any]
 #: What taking an item gives when there is none to take.
 _NOTHING: Any = object()
 

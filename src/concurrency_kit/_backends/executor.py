@@ -32,7 +32,7 @@ from typing import Any, final
 
 from .process import pickle_chunk, unpack_outcomes
 from .stop_tokens import ThreadToken
-from .unit import Lost, Outcome, Read, Unit, Warming, run_chunk
+from .unit import Done, Lost, Read, Unit, Warming, run_chunk
 from .worker import ping, run_pickled_chunk
 
 __all__ = ["ExecutorRunner", "executor_name", "executor_workers", "in_process", "task_overhead"]
@@ -139,7 +139,7 @@ class ExecutorRunner:
         """An executor we were given starts its workers itself."""
         return None
 
-    def run_here(self, unit: Unit) -> list[Outcome]:
+    def run_here(self, unit: Unit) -> Done:
         """Run ``unit`` in the calling thread."""
         return run_chunk(self._fn, unit.items, self._collect, unit.start, self._token)
 
@@ -180,8 +180,8 @@ class ExecutorRunner:
             return _lost(exc)
         if self._local:
             return result  # type: ignore[no-any-return]
-        outcomes, _ = unpack_outcomes(result, unit.start)
-        return outcomes
+        done, _ = unpack_outcomes(result, unit.start, collect=self._collect)
+        return done
 
     def halt(self, after: int) -> None:
         """No item after ``after`` starts (where the executor runs them in this process)."""

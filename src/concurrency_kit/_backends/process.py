@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast, final
+from typing import TYPE_CHECKING, Any, final
 
 from .._core.costmodel import observe_round_trip
 from .._core.crash import WorkerCrashedError
@@ -42,7 +42,7 @@ from .pools import (
     was_killed,
 )
 from .prestart import prestart_process_pool
-from .unit import Lost, Read, Unit, Warming, run_chunk
+from .unit import Done, Lost, Read, Unit, Warming, run_chunk
 from .worker import run_pickled_chunk
 
 if TYPE_CHECKING:
@@ -85,11 +85,12 @@ def pickle_chunk(
         raise UnpicklableTaskError(f"a chunk cannot be sent to a worker process: {exc}") from exc
 
 
-def unpack_outcomes(payload: bytes, start: int) -> tuple[list[tuple[bool, Any]], float]:
-    """What ``run_pickled_chunk`` sent back for items ``start …``: each one's outcome, and the seconds they took.
+def unpack_outcomes(payload: bytes, start: int, *, collect: bool) -> tuple[Done, float]:
+    """What ``run_pickled_chunk`` sent back for items ``start …``: their results, and the seconds they took.
 
-    An outcome is ``(True, result)`` or ``(False, exception)``; one that cannot be
-    rebuilt here becomes an [`UnpicklableTaskError`][concurrency_kit.UnpicklableTaskError] naming its item.
+    Each item's outcome comes pickled on its own: one that cannot be rebuilt here
+    becomes an [`UnpicklableTaskError`][concurrency_kit.UnpicklableTaskError] naming
+    its item (a failure like any other, collected or not).
     """
     packed_outcomes, seconds = pickle.loads(payload)
     outcomes: list[tuple[bool, Any]] = []
@@ -103,7 +104,7 @@ def unpack_outcomes(payload: bytes, start: int) -> tuple[list[tuple[bool, Any]],
             )
             error.__cause__ = exc
             outcomes.append((False, error))
-    return outcomes, float(seconds)
+    return Done.of(outcomes, collect=collect), float(seconds)
 
 
 def crashed(indices: Sequence[int], exc: BaseException) -> BaseException:
@@ -186,8 +187,9 @@ def _settle(
     A worker that died is tried once more alone (with exceptions collected), as a run's
     lost items are; dying again, or without collecting, is the item's ``WorkerCrashedError``.
     """
+    collect = outcomes.collect
     try:
-        unpacked, seconds = unpack_outcomes(future.result(), 0)
+        done, seconds = unpack_outcomes(future.result(), 0, collect=collect)
     except BrokenProcessPool as exc:
         discard_process_pool(pool)
         if not outcomes.collect:
@@ -195,15 +197,14 @@ def _settle(
         payload = pickle_chunk(fn, [item], 0, collect=True)
         pool, future = submit_to_processes(1, run_pickled_chunk, payload, main=needs_main(payload))
         try:
-            unpacked, seconds = unpack_outcomes(future.result(), 0)
+            done, seconds = unpack_outcomes(future.result(), 0, collect=True)
         except BrokenProcessPool as again:
             discard_process_pool(pool)
-            unpacked, seconds = [(False, crashed([0], again))], 0.0
-    ok, value = unpacked[0]
-    if ok:
-        outcomes.dense()[0] = value
+            done, seconds = Done([crashed([0], again)]), 0.0
+    if done.failed:
+        outcomes.fail(0, done.values[0])
     else:
-        outcomes.fail(0, value)
+        outcomes.dense()[0] = done.values[0]  # with exceptions collected: the exception
     return seconds
 
 
@@ -272,7 +273,7 @@ class ProcessRunner:
             return future
         raise AssertionError("unreachable")
 
-    def run_here(self, unit: Unit) -> list[tuple[bool, Any]]:
+    def run_here(self, unit: Unit) -> Done:
         """Run ``unit`` in the calling thread."""
         return run_chunk(self._fn, unit.items, self._collect, unit.start)
 
@@ -294,10 +295,10 @@ class ProcessRunner:
             if pool is not None:
                 discard_process_pool(pool)
             return Lost(partial(crashed, exc=exc), together=True)
-        if isinstance(result, list):  # run here, unpicklable
-            return cast("list[tuple[bool, Any]]", result)
-        outcomes, _ = unpack_outcomes(result, unit.start)
-        return outcomes
+        if isinstance(result, Done):  # run here, unpicklable
+            return result
+        done, _ = unpack_outcomes(result, unit.start, collect=self._collect)
+        return done
 
     def halt(self, after: int) -> None:
         """No item after ``after`` starts, in any worker."""

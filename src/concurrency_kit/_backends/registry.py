@@ -21,13 +21,13 @@ from .executor import ExecutorRunner, executor_name, executor_workers, task_over
 from .process import ProcessRunner, Sent, send_first
 from .serial import LoopRunner
 from .thread import ThreadRunner
-from .unit import Lost, Outcome, Read, Runner, Unit, Warming
+from .unit import Done, Lost, Read, Runner, Unit, Warming
 
 __all__ = [
+    "Done",
     "ExecutorRunner",
     "LoopRunner",
     "Lost",
-    "Outcome",
     "ProcessRunner",
     "Read",
     "Runner",

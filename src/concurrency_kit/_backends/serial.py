@@ -6,7 +6,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, final
 
-from .unit import Outcome, Read, Unit, Warming, run_chunk
+from .unit import Done, Read, Unit, Warming, run_chunk
 
 __all__ = ["LoopRunner"]
 
@@ -29,13 +29,13 @@ class LoopRunner:
         """Nothing to start."""
         return None
 
-    def submit(self, unit: Unit) -> Future[list[Outcome]]:
+    def submit(self, unit: Unit) -> Future[Done]:
         """Run ``unit`` now."""
-        done: Future[list[Outcome]] = Future()
+        done: Future[Done] = Future()
         done.set_result(self.run_here(unit))
         return done
 
-    def run_here(self, unit: Unit) -> list[Outcome]:
+    def run_here(self, unit: Unit) -> Done:
         """Run ``unit`` in the calling thread."""
         return run_chunk(self._fn, unit.items, self._collect, unit.start)
 
@@ -43,8 +43,8 @@ class LoopRunner:
         """Nothing waits: every unit ran when it was submitted."""
         return False
 
-    def read(self, unit: Unit, future: Future[list[Outcome]]) -> Read:  # noqa: ARG002 - the protocol
-        """Its outcomes."""
+    def read(self, unit: Unit, future: Future[Done]) -> Read:  # noqa: ARG002 - the protocol
+        """Its results."""
         return future.result()
 
     def halt(self, after: int) -> None:

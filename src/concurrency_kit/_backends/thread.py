@@ -30,7 +30,7 @@ from typing import Any, final
 
 from .pools import submit_to_threads
 from .stop_tokens import ThreadToken
-from .unit import Outcome, Unit, Warming, run_chunk
+from .unit import Done, Unit, Warming, run_chunk
 from .worker import in_worker
 
 __all__ = ["QUEUED_PER_LANE", "ThreadRunner"]
@@ -40,52 +40,41 @@ QUEUED_PER_LANE = 2
 
 
 class _Shared:
-    """A unit the lanes take a step at a time, and the outcomes of its steps as they finish.
+    """A unit the lanes take a step at a time, and the results of its steps as they finish.
 
-    The unit is done once its steps are, up to the first that ends it: a step cut
-    short by the stop token, or one that failed (unless exceptions are collected). The
-    steps after that one are not waited for: the token stops their items.
+    The unit is done once its steps are, up to the first that ends it: a step cut short
+    by the stop token, or one that failed (unless exceptions are collected). The steps
+    after that one are not waited for: the token stops their items.
     """
 
-    __slots__ = ("done", "future", "next", "outcomes", "parts", "step", "unit")
+    __slots__ = ("done", "future", "next", "parts", "settled", "step", "unit")
 
-    def __init__(self, unit: Unit, future: Future[list[Outcome]], step: int) -> None:
+    def __init__(self, unit: Unit, future: Future[Done], step: int) -> None:
         self.unit, self.future, self.step = unit, future, step
         self.next = 0  # the offset of the first item no lane has taken
-        self.parts: dict[int, list[Outcome] | BaseException] = {}  # finished steps, by offset
-        self.outcomes: list[Outcome] = []  # the finished steps' outcomes from the front, in order
-        self.done = False  # its future is (being) set
+        self.parts: dict[int, Done] = {}  # finished steps not yet joined to the front, by offset
+        self.done = Done([])  # the finished steps' results from the front, in order
+        self.settled = False  # the future is (being) set
 
-    def finish(self, start: int, part: list[Outcome] | BaseException, *, collect: bool) -> bool:
-        """Keep a finished step's outcomes; whether the unit is done now (only once ``True``).
-
-        Raises nothing: what escaped a step is kept, for ``settle``.
-        """
-        self.parts[start] = part
-        if self.done:
+    def finish(self, start: int, part: Done) -> bool:
+        """Keep a finished step's results; whether the unit is done now (``True`` once only)."""
+        if self.settled:
             return False
-        items, step = len(self.unit.items), self.step
-        front = len(self.outcomes)
+        self.parts[start] = part
+        items, done = len(self.unit.items), self.done
+        front = len(done.values)
         while front < items and (kept := self.parts.pop(front, None)) is not None:
-            if isinstance(kept, BaseException):
-                self.parts[front] = kept  # for settle
-                self.done = True
+            if done.values:
+                done.values += kept.values
+            else:
+                done.values = kept.values  # the first step's list: no copy
+            if kept.failed or len(kept.values) < min(self.step, items - front):
+                done.failed = kept.failed
+                self.settled = True  # cut here: the steps after it do not matter
                 return True
-            self.outcomes += kept
-            if len(kept) < min(step, items - front) or (not collect and kept and not kept[-1][0]):
-                self.done = True  # cut here: the steps after it do not matter
-                return True
-            front += step
-        self.done = front >= items
-        return self.done
-
-    def settle(self) -> None:
-        """Complete the unit's future: its outcomes, or what escaped a step."""
-        escaped = self.parts.get(len(self.outcomes))
-        if isinstance(escaped, BaseException):
-            self.future.set_exception(escaped)
-        else:
-            self.future.set_result(self.outcomes)
+            front += self.step
+        self.settled = front >= items
+        return self.settled
 
 
 @final
@@ -129,9 +118,9 @@ class ThreadRunner:
         """Threads start as units come."""
         return None
 
-    def submit(self, unit: Unit) -> Future[list[Outcome]]:
+    def submit(self, unit: Unit) -> Future[Done]:
         """Queue ``unit`` for the lanes; start lanes, up to the run's width, for its steps."""
-        future: Future[list[Outcome]] = Future()
+        future: Future[Done] = Future()
         step = self._step or len(unit.items)
         steps = -(-len(unit.items) // step)
         with self._lock:
@@ -147,7 +136,7 @@ class ThreadRunner:
                 raise
         return future
 
-    def run_here(self, unit: Unit) -> list[Outcome]:
+    def run_here(self, unit: Unit) -> Done:
         """Run ``unit`` in the calling thread."""
         return run_chunk(self._fn, unit.items, self._collect, unit.start, self._token)
 
@@ -161,13 +150,13 @@ class ThreadRunner:
             return False
         part = self._run(*taken)
         with self._lock:
-            done = taken[0].finish(taken[1], part, collect=self._collect)
-        if done:
-            taken[0].settle()
+            finished = taken[0].finish(taken[1], part)
+        if finished:
+            taken[0].future.set_result(taken[0].done)
         return True
 
-    def read(self, unit: Unit, future: Future[list[Outcome]]) -> list[Outcome]:  # noqa: ARG002 - the protocol
-        """Its outcomes."""
+    def read(self, unit: Unit, future: Future[Done]) -> Done:  # noqa: ARG002 - the protocol
+        """Its results."""
         return future.result()
 
     def halt(self, after: int) -> None:
@@ -191,12 +180,12 @@ class ThreadRunner:
             shared, start, _ = taken
             part = self._run(*taken)
             with self._lock:
-                done = shared.finish(start, part, collect=self._collect)
+                finished = shared.finish(start, part)
                 taken = self._take()
                 if taken is None:
                     self._lanes -= 1  # under the lock: a unit submitted now starts a lane
-            if done:
-                shared.settle()
+            if finished:
+                shared.future.set_result(shared.done)
 
     def _take(self) -> tuple[_Shared, int, int] | None:
         """The next step (the lock held): a unit and the offsets of its items; ``None`` if none is left."""
@@ -213,7 +202,7 @@ class ThreadRunner:
             return shared, start, stop
         return None
 
-    def _run(self, shared: _Shared, start: int, stop: int) -> list[Outcome] | BaseException:
+    def _run(self, shared: _Shared, start: int, stop: int) -> Done:
         """Run a step's items: their outcomes, or what escaped them (not ``fn``'s exceptions, which are outcomes)."""
         unit = shared.unit
         if not self._count_cpu:
@@ -223,9 +212,10 @@ class ThreadRunner:
         self._cpu.append(time.thread_time() - began)  # before the engine can read it
         return part
 
-    def _outcomes(self, unit: Unit, start: int, stop: int) -> list[Outcome] | BaseException:
+    def _outcomes(self, unit: Unit, start: int, stop: int) -> Done:
         """Run items ``start … stop-1`` of ``unit``."""
         try:
             return run_chunk(self._fn, unit.items[start:stop], self._collect, unit.start + start, self._token)
-        except BaseException as exc:  # noqa: BLE001 - handed to the engine through the future
-            return exc
+        except BaseException as exc:  # noqa: BLE001 - SystemExit from fn: the call's failure, raised by the engine
+            self._token.failed(unit.start + start)
+            return Done([exc], failed=True)

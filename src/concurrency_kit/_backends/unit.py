@@ -14,10 +14,41 @@ if TYPE_CHECKING:
 
     from .stop_tokens import ThreadToken
 
-__all__ = ["Lost", "Outcome", "Read", "Runner", "Unit", "Warming", "run_chunk"]
+__all__ = ["Done", "Lost", "Read", "Runner", "Unit", "Warming", "run_chunk"]
 
-#: One item's outcome: ``(True, result)`` or ``(False, exception)``.
-Outcome = tuple[bool, Any]
+
+@final
+class Done:
+    """What became of a unit's items: their results in order, up to where the unit stopped.
+
+    ``values`` holds fewer results than the unit has items when its stop token stopped
+    it, or a failure did. With exceptions collected, an exception ``fn`` raised is a
+    result, in its item's place. ``failed``: the last of ``values`` is the exception
+    that stops the call (``fn``'s, not collected; or the call's own error).
+    """
+
+    __slots__ = ("failed", "values")
+
+    def __init__(self, values: list[Any], *, failed: bool = False) -> None:
+        self.values = values
+        self.failed = failed
+
+    @classmethod
+    def of(cls, outcomes: Sequence[tuple[bool, Any]], *, collect: bool) -> Done:
+        """From ``(ok, value)`` pairs (a worker process's, a coroutine's).
+
+        Cut after the first failure that is not collected.
+        """
+        values: list[Any] = []
+        for ok, value in outcomes:
+            values.append(value)
+            if not ok and not collect:
+                return cls(values, failed=True)
+        return cls(values)
+
+    def failure(self) -> BaseException | None:
+        """The exception that stops the call, if any."""
+        return self.values[-1] if self.failed else None
 
 
 @final
@@ -39,23 +70,21 @@ class Lost:
         self.together = together
 
 
-#: What became of a finished unit: its outcomes (shorter than its items when its stop
-#: token stopped it); ``Lost``; or ``None``, to run it again (its pool was stopped
-#: by another call).
-Read = list[Outcome] | Lost | None
+#: What became of a finished unit: its results (``Done``); ``Lost``; or ``None``, to run it
+#: again (its pool was stopped by another call).
+Read = Done | Lost | None
 
 
 class Unit:
     """Items ``start …`` of a stream, run together (a chunk), and what became of them."""
 
-    __slots__ = ("alone", "items", "outcomes", "pool", "read", "results", "start")
+    __slots__ = ("alone", "done", "items", "pool", "read", "results", "start")
 
     def __init__(self, start: int, items: list[Any], *, alone: bool = False) -> None:
         self.start = start
         self.items = items
-        #: The items' outcomes, in order, once done; shorter than ``items`` after a
-        #: failure that stopped the unit (the failure last).
-        self.outcomes: list[Outcome] | None = None
+        #: What became of its items, once it is done.
+        self.done: Done | None = None
         #: The process pool running it, if any.
         self.pool: ProcessPoolExecutor | None = None
         #: Run again by itself, nothing else of the stream beside it, after its worker died
@@ -104,7 +133,7 @@ class Runner(Protocol):
         """Start ``unit``; its future is done when it is."""
         ...
 
-    def run_here(self, unit: Unit) -> list[Outcome]:
+    def run_here(self, unit: Unit) -> Done:
         """Run ``unit`` in the calling thread (while the workers start)."""
         ...
 
@@ -120,7 +149,7 @@ class Runner(Protocol):
         ...
 
     def read(self, unit: Unit, future: Future[Any]) -> Read:
-        """The outcomes of ``unit``, whose ``future`` is done; ``Lost``; or ``None`` to run it again."""
+        """What became of ``unit``'s items, its ``future`` done; ``Lost``; or ``None`` to run it again."""
         ...
 
     def halt(self, after: int) -> None:
@@ -132,28 +161,49 @@ class Runner(Protocol):
         ...
 
 
+class _Unstoppable:
+    """The token of a chunk run with none: every item may start."""
+
+    last = 2**63 - 1
+
+    def failed(self, index: int) -> None:
+        """Nothing to lower."""
+
+
+_NO_TOKEN: ThreadToken | _Unstoppable = _Unstoppable()
+
+
 def run_chunk(
     fn: Callable[[Any], Any],
     items: list[Any],
     collect: bool,  # noqa: FBT001
     start: int = 0,
     token: ThreadToken | None = None,
-) -> list[Outcome]:
+) -> Done:
     """Run ``items`` (``start …``) in order in this thread; stop after the first exception unless ``collect``.
 
     With ``token``, an item past its mark does not start, and a failure lowers the mark
     to its item before the chunk ends (see ``_backends.stop_tokens``).
     """
-    outcomes: list[Outcome] = []
-    for index, item in enumerate(items, start):
-        if token is not None and index > token.last:
+    values: list[Any] = []
+    if token is None and not collect:
+        try:
+            values.extend(map(fn, items))  # what came before a failure stays in the list
+        except Exception as exc:  # noqa: BLE001 - an outcome, raised by the consumer
+            values.append(exc)
+            return Done(values, failed=True)
+        return Done(values)
+    mark = _NO_TOKEN if token is None else token
+    append, index = values.append, start
+    for item in items:
+        if index > mark.last:
             break  # the stream failed before it, or ended
         try:
-            outcomes.append((True, fn(item)))
+            append(fn(item))
         except Exception as exc:  # noqa: BLE001 - an outcome, raised or yielded by the consumer
-            outcomes.append((False, exc))
+            append(exc)
             if not collect:
-                if token is not None:
-                    token.failed(index)
-                break
-    return outcomes
+                mark.failed(index)
+                return Done(values, failed=True)
+        index += 1
+    return Done(values)

@@ -52,7 +52,6 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
 from itertools import islice
-from operator import itemgetter
 from queue import Empty, SimpleQueue
 from typing import Any, final
 
@@ -60,7 +59,7 @@ import attrs
 
 from .._backends.awaitable import cut_at_awaitable
 from .._backends.outcomes import Stopped, noted
-from .._backends.registry import Lost, Outcome, Runner, Unit
+from .._backends.registry import Done, Lost, Runner, Unit
 from .results import Progress, call_timed_out, close_progress, handed_over, handing_over, stream_timed_out
 
 __all__ = ["TAIL_SHARE", "Engine", "Helping"]
@@ -145,7 +144,7 @@ class Engine:
         self.taken = start
         self.yielded = 0
         self.failed_at: int | None = None
-        self.failure: tuple[Unit, int] | None = None  # the earliest failure that stops the call: unit, offset
+        self.failure: Unit | None = None  # the unit of the earliest failure that stops the call (its last result)
         self.misused: set[int] = set()  # items whose result was awaitable: raised even when exceptions are collected
         self.exhausted = False
         self.suspects: list[Unit] = []  # lost with a dead worker, to run alone: the last runs first
@@ -185,16 +184,17 @@ class Engine:
         self.adopt_first()
         while True:
             while (unit := self.next_ready()) is not None:
-                outcomes = unit.outcomes
-                assert outcomes is not None
-                for offset in range(len(outcomes)):
-                    if not outcomes[offset][0]:
-                        self.raise_failure(unit, offset)
+                done = unit.done
+                assert done is not None
+                values, last = done.values, len(done.values) - 1
+                for offset in range(len(values)):
+                    if offset == last and done.failed:
+                        self.raise_failure(unit)
                     self.take()  # the pools work on while the consumer has the result
                     self.yielded += 1
                     if self.progress is not None:
                         self.progress(self.yielded, self.total)
-                    yield handed_over(outcomes, offset)  # the stream keeps no reference to it
+                    yield handed_over(values, offset)  # the stream keeps no reference to it
                 self.next_index = unit.stop
             if not self.step():
                 break
@@ -218,15 +218,15 @@ class Engine:
                 help_while_warming(self, self.helping)
             while True:
                 failure = self.failure
-                if failure is not None and failure[0].start + failure[1] not in self.misused:
-                    self.raise_failure(*failure)  # fn's exception: at once (an awaitable: in order)
+                if failure is not None and not self.misuse(failure):
+                    self.raise_failure(failure)  # fn's exception: at once (an awaitable: in order)
                 while (unit := self.ready.pop(self.next_index, None)) is not None:
-                    outcomes = unit.outcomes
-                    assert outcomes is not None
-                    if outcomes and not outcomes[-1][0]:
-                        self.raise_failure(unit, len(outcomes) - 1)  # unless collected
-                    values += map(itemgetter(1), outcomes)
-                    self.yielded += len(outcomes)
+                    done = unit.done
+                    assert done is not None
+                    if done.failed:
+                        self.raise_failure(unit)
+                    values += done.values
+                    self.yielded += len(done.values)
                     self.next_index = unit.stop
                 if not self.step():
                     return values
@@ -251,8 +251,10 @@ class Engine:
         self.take()
         self.cancel_after_failure()
         self.run_alone()
+        if self.has_ready():  # a unit sent just now may be done already: yield it before waiting
+            return True
         if not self.running:
-            return self.has_ready()
+            return False
         for future in self.wait_for_some():
             unit = self.running.pop(future, None)
             if unit is not None:  # else cancelled, and forgotten
@@ -279,21 +281,25 @@ class Engine:
         """Whether a finished unit waits to be yielded."""
         return self.next_index in self.ready if self.ordered else bool(self.finished)
 
-    def raise_failure(self, unit: Unit, offset: int) -> None:
-        """Raise the failure of ``unit``'s item ``offset``, unless exceptions are collected (then: nothing).
+    def raise_failure(self, unit: Unit) -> None:
+        """Raise the failure that ends ``unit``'s results.
 
         Raises:
             BaseException: the item's exception, noted with its item; or the call's own
                 error for an awaitable result (it names its item itself).
         """
-        index = unit.start + offset
-        if self.collect and index not in self.misused:
-            return
-        assert unit.outcomes is not None
-        error = unit.outcomes[offset][1]
-        if index in self.misused:
+        done = unit.done
+        assert done is not None
+        assert done.failed
+        error, offset = done.values[-1], len(done.values) - 1
+        if self.misuse(unit):
             raise error
-        raise noted(error, index, unit.items[offset])
+        raise noted(error, unit.start + offset, unit.items[offset])
+
+    def misuse(self, unit: Unit) -> bool:
+        """Whether ``unit`` ends in an awaitable result's error (not an exception of ``fn``)."""
+        done = unit.done
+        return done is not None and unit.start + len(done.values) - 1 in self.misused
 
     def take(self) -> None:
         """Take more items, a unit at a time, while the window and the runner have room (and nothing failed).
@@ -389,34 +395,35 @@ class Engine:
             return done
 
     def read(self, unit: Unit, future: Future[Any] | None) -> None:
-        """What became of a finished unit: store its outcomes, send it again, or have its items run alone."""
+        """What became of a finished unit: store its results, send it again, or have its items run alone."""
         if unit.results is not None:
             values, error = unit.results(future)
-            self.store(unit, [(True, value) for value in values] + ([] if error is None else [(False, error)]))
+            self.store(unit, Done(values) if error is None else Done([*values, error], failed=True))
             return
         assert future is not None
         outcome = self.runner.read(unit, future)
         if unit is self.lone and outcome is not None:
             self.lone = None
-        if isinstance(outcome, list):
+        if isinstance(outcome, Done):
             self.store(unit, outcome)
         elif outcome is None:
             self.send(unit)
         else:
             self.lost(unit, outcome)
 
-    def store(self, unit: Unit, outcomes: list[Outcome]) -> None:
-        """Keep ``unit``'s outcomes for the consumer; an awaitable result or a failure stops the taking."""
-        unit.outcomes = outcomes
-        values = list(map(itemgetter(1), outcomes))
+    def store(self, unit: Unit, done: Done) -> None:
+        """Keep ``unit``'s results for the consumer; an awaitable result or a failure stops the taking."""
+        unit.done = done
+        values = done.values
         misuse = cut_at_awaitable(values, unit.items, unit.start)
         if misuse is not None:  # an error in the awaitable's place; what came after it is dropped
-            outcomes[len(values) :] = [(False, misuse)]
             self.misused.add(unit.start + len(values))
-        if (not self.collect or misuse is not None) and outcomes and not outcomes[-1][0]:
-            index = unit.start + len(outcomes) - 1
+            values.append(misuse)
+            done.failed = True
+        if done.failed:
+            index = unit.start + len(values) - 1
             if self.failed_at is None or index < self.failed_at:
-                self.failed_at, self.failure = index, (unit, len(outcomes) - 1)
+                self.failed_at, self.failure = index, unit
             self.runner.halt(self.failed_at)
         if self.ordered:
             self.ready[unit.start] = unit
@@ -433,14 +440,14 @@ class Engine:
             beside = [u for u in self.running.values() if u.results is None] if loss.together else []
             raise loss.blame(sorted(index for u in (unit, *beside) for index in range(u.start, u.stop)))
         if unit.alone:
-            self.store(unit, [(False, loss.blame([unit.start]))])
+            self.store(unit, Done([loss.blame([unit.start])]))  # collected: in the item's place
             return
         self.suspects.extend(Unit(index, [item], alone=True) for index, item in enumerate(unit.items, unit.start))
         self.suspects.sort(key=lambda suspect: -suspect.start)
 
     def done_unread(self) -> int:
         """How many items are done and not yet yielded (for a list's timeout message)."""
-        return sum(len(unit.outcomes or ()) for unit in self.ready.values())
+        return sum(len(unit.done.values) for unit in self.ready.values() if unit.done is not None)
 
     def measured_in_time(self) -> Iterator[Any]:
         """After the deadline: in order, the measured items that finished in time; then the timeout.

@@ -5,16 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .._backends.registry import Outcome
-
 __all__ = ["Progress", "call_timed_out", "close_progress", "handed_over", "handing_over", "stream_timed_out"]
 
 #: A progress callback, told ``(done, total)`` as each result is yielded.
 Progress = Callable[[int, "int | None"], object]
 #: Marks the end of a list being handed over (``handing_over``).
 _END: Any = object()
-#: What a yielded outcome leaves in its place.
-_YIELDED: Outcome = (True, None)
 
 
 def stream_timed_out(timeout: float | None, yielded: int) -> TimeoutError:
@@ -35,10 +31,10 @@ def call_timed_out(timeout: float | None, done: int, total: int | None) -> Timeo
     )
 
 
-def handed_over(outcomes: list[Outcome], offset: int) -> Any:
-    """The value of ``outcomes[offset]``, taken out of the list: once yielded, only the consumer holds it."""
-    value = outcomes[offset][1]
-    outcomes[offset] = _YIELDED
+def handed_over(values: list[Any], offset: int) -> Any:
+    """``values[offset]``, taken out of the list: once yielded, only the consumer holds it."""
+    value = values[offset]
+    values[offset] = None
     return value
 
 
