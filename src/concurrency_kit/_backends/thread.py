@@ -5,9 +5,9 @@ which takes the next ``step`` items of the oldest unit not yet taken whole, runs
 and goes back for more until every unit is taken (then the lane ends, and its thread
 goes back to the pool; the next unit submitted starts lanes again). The lanes share a
 unit as drainers share a queue: a unit may span many steps, so the engine hands over
-a unit per many items, and dispatch costs the lanes one lock a step. A unit is done
-when its last step is, its outcomes in order (cut after a failure, unless exceptions
-are collected). A run's width is its lanes, whatever the size of the shared pool, and
+a unit per many items, and dispatch costs the lanes one lock a step. Each step writes
+its items' results into the unit's slots; the unit is done when its last step is (or,
+after a failure not collected, the steps up to it). A run's width is its lanes, whatever the size of the shared pool, and
 a lane never waits for work while holding a thread of it.
 
 A thread of the pool takes queued items before the engine can cancel them, so the
@@ -40,41 +40,80 @@ QUEUED_PER_LANE = 2
 
 
 class _Shared:
-    """A unit the lanes take a step at a time, and the results of its steps as they finish.
+    """A unit the lanes take a step at a time; its steps write their results in place.
 
     The unit is done once its steps are, up to the first that ends it: a step cut short
     by the stop token, or one that failed (unless exceptions are collected). The steps
     after that one are not waited for: the token stops their items.
     """
 
-    __slots__ = ("done", "future", "next", "parts", "settled", "step", "unit")
+    __slots__ = ("end", "failed", "front", "future", "later", "next", "settled", "step", "unit", "values")
 
     def __init__(self, unit: Unit, future: Future[Done], step: int) -> None:
         self.unit, self.future, self.step = unit, future, step
+        self.values: list[Any] = [None] * len(unit.items)  # each step writes its items' slots
         self.next = 0  # the offset of the first item no lane has taken
-        self.parts: dict[int, Done] = {}  # finished steps not yet joined to the front, by offset
-        self.done = Done([])  # the finished steps' results from the front, in order
+        self.end = len(unit.items)  # where the results end: the unit's end, or the first step cut short's
+        self.failed = False  # the result before ``end`` is the exception that stops the call
+        self.front = 0  # the steps from the front are finished up to here
+        self.later: set[int] = set()  # the starts of finished steps beyond the front
         self.settled = False  # the future is (being) set
 
-    def finish(self, start: int, part: Done) -> bool:
-        """Keep a finished step's results; whether the unit is done now (``True`` once only)."""
+    def finish(self, start: int, ran: int, *, failed: bool) -> bool:
+        """Note a finished step (``ran`` of its items ran); whether the unit is done now (``True`` once only)."""
         if self.settled:
             return False
-        self.parts[start] = part
-        items, done = len(self.unit.items), self.done
-        front = len(done.values)
-        while front < items and (kept := self.parts.pop(front, None)) is not None:
-            if done.values:
-                done.values += kept.values
-            else:
-                done.values = kept.values  # the first step's list: no copy
-            if kept.failed or len(kept.values) < min(self.step, items - front):
-                done.failed = kept.failed
-                self.settled = True  # cut here: the steps after it do not matter
-                return True
-            front += self.step
-        self.settled = front >= items
+        stop, step = start + ran, self.step
+        if (failed or ran < min(step, len(self.values) - start)) and stop <= self.end:
+            self.end, self.failed = stop, failed  # cut here: the steps after it do not matter
+        if start == self.front:
+            front, later = start + step, self.later
+            while front in later:
+                later.discard(front)
+                front += step
+            self.front = front
+        else:
+            self.later.add(start)
+        self.settled = self.front >= self.end
         return self.settled
+
+    def done(self) -> Done:
+        """The unit's results, up to where they end."""
+        values = self.values
+        return Done(values if self.end == len(values) else values[: self.end], failed=self.failed)
+
+
+def _run_step(  # noqa: PLR0913, PLR0917 - a step's inputs, positional for speed
+    fn: Callable[[Any], Any],
+    shared: _Shared,
+    start: int,
+    stop: int,
+    token: ThreadToken,
+    collect: bool,  # noqa: FBT001
+) -> tuple[int, bool]:
+    """Run items ``start … stop-1`` of a shared unit into its slots: how many ran, and whether the last failed.
+
+    An item past the token's mark does not start. A failure (not collected) lowers the
+    mark to its item; so does what escapes ``fn`` (``SystemExit``), the call's failure.
+    """
+    items, values, first = shared.unit.items, shared.values, shared.unit.start
+    offset = start
+    try:
+        for offset in range(start, stop):
+            if first + offset > token.last:
+                return offset - start, False  # the run failed before it, or ended
+            try:
+                values[offset] = fn(items[offset])
+            except Exception as exc:  # noqa: BLE001 - a result, raised or yielded by the consumer
+                values[offset] = exc
+                if not collect:
+                    token.failed(first + offset)
+                    return offset - start + 1, True
+    except BaseException as exc:  # noqa: BLE001 - raised by the engine as the call's failure
+        values[offset] = exc
+        token.failed(first + offset)
+        return offset - start + 1, True
+    return stop - start, False
 
 
 @final
@@ -148,11 +187,12 @@ class ThreadRunner:
             taken = self._take()
         if taken is None:
             return False
-        part = self._run(*taken)
+        shared, start, _ = taken
+        ran, failed = self._run(*taken)
         with self._lock:
-            finished = taken[0].finish(taken[1], part)
+            finished = shared.finish(start, ran, failed=failed)
         if finished:
-            taken[0].future.set_result(taken[0].done)
+            shared.future.set_result(shared.done())
         return True
 
     def read(self, unit: Unit, future: Future[Done]) -> Done:  # noqa: ARG002 - the protocol
@@ -178,14 +218,14 @@ class ThreadRunner:
                 return
         while taken is not None:
             shared, start, _ = taken
-            part = self._run(*taken)
+            ran, failed = self._run(*taken)
             with self._lock:
-                finished = shared.finish(start, part)
+                finished = shared.finish(start, ran, failed=failed)
                 taken = self._take()
                 if taken is None:
                     self._lanes -= 1  # under the lock: a unit submitted now starts a lane
             if finished:
-                shared.future.set_result(shared.done)
+                shared.future.set_result(shared.done())
 
     def _take(self) -> tuple[_Shared, int, int] | None:
         """The next step (the lock held): a unit and the offsets of its items; ``None`` if none is left."""
@@ -202,20 +242,11 @@ class ThreadRunner:
             return shared, start, stop
         return None
 
-    def _run(self, shared: _Shared, start: int, stop: int) -> Done:
-        """Run a step's items: their outcomes, or what escaped them (not ``fn``'s exceptions, which are outcomes)."""
-        unit = shared.unit
+    def _run(self, shared: _Shared, start: int, stop: int) -> tuple[int, bool]:
+        """Run a step's items: how many ran, and whether the last failed (see ``_run_step``)."""
         if not self._count_cpu:
-            return self._outcomes(unit, start, stop)
+            return _run_step(self._fn, shared, start, stop, self._token, self._collect)
         began = time.thread_time()
-        part = self._outcomes(unit, start, stop)
+        ran = _run_step(self._fn, shared, start, stop, self._token, self._collect)
         self._cpu.append(time.thread_time() - began)  # before the engine can read it
-        return part
-
-    def _outcomes(self, unit: Unit, start: int, stop: int) -> Done:
-        """Run items ``start … stop-1`` of ``unit``."""
-        try:
-            return run_chunk(self._fn, unit.items[start:stop], self._collect, unit.start + start, self._token)
-        except BaseException as exc:  # noqa: BLE001 - SystemExit from fn: the call's failure, raised by the engine
-            self._token.failed(unit.start + start)
-            return Done([exc], failed=True)
+        return ran

@@ -82,12 +82,14 @@ def _drained(handover: Handover, sizing: Sizing, taken: Taken) -> list[Any]:
     runner = _runner(handover, sizing, deadline=taken.deadline)
     chunksize = sizing.chunksize
     if sizing.mode == "thread":
-        # The lanes share each unit, a chunk at a time: a unit per lane's chunk would cost
-        # the engine a round trip per chunk, where the lanes pay one lock. The decision
-        # learns from their CPU time, where it measured.
+        # The lanes share each unit, a chunk at a time, and so balance the tail among
+        # themselves: a unit may hold many chunks. A unit per chunk would cost a round trip
+        # to the engine (a thread switch) per chunk, where the lanes pay one lock; so the
+        # list is handed over in as few units as keep every lane busy. The decision learns
+        # from the lanes' CPU time, where it measured.
         collect, count_cpu = options.return_exceptions, measuring is not None
         runner = ThreadRunner(handover.fn, sizing.workers, collect=collect, step=chunksize, count_cpu=count_cpu)
-        chunksize *= sizing.workers
+        chunksize = max(chunksize * sizing.workers, -(-(len(items) - taken.resume_at) // runner.capacity))
     first, others = _measured_units(handover, sizing, taken, items, learn=False)
     helping = None
     if options.auto and sizing.mode == "process" and taken.deadline is None:

@@ -137,6 +137,7 @@ class Engine:
         self.workers, self.total, self.progress = workers, total, progress
         self.timeout, self.deadline, self.stop, self.helping = timeout, deadline, stop, helping
         self.running: dict[Future[Any], Unit] = {}
+        self.measuring = 0  # of those, units the measuring runs (read by their ``results``), not the runner
         self.completed: SimpleQueue[Future[Any]] = SimpleQueue()  # futures done, as they finish
         self.ready: dict[int, Unit] = {}  # finished, by their first index (ordered)
         self.finished: deque[Unit] = deque()  # finished, in the order they did (unordered)
@@ -256,7 +257,7 @@ class Engine:
         if not self.running:
             return False
         for future in self.wait_for_some():
-            unit = self.running.pop(future, None)
+            unit = self.forget(future)
             if unit is not None:  # else cancelled, and forgotten
                 self.read(unit, future)
         return True
@@ -335,7 +336,7 @@ class Engine:
         helping = self.helping
         if helping is not None and helping.computing and helping.others is not None and not helping.others.done():
             capacity = max(1, self.workers - 1)
-        return sum(unit.results is None for unit in self.running.values()) < capacity
+        return len(self.running) - self.measuring < capacity
 
     def chunk_size(self) -> int:
         """The next unit's size: shrinking toward the end of an input of known length (guided)."""
@@ -354,7 +355,16 @@ class Engine:
     def watch(self, future: Future[Any], unit: Unit) -> None:
         """Wait for ``future`` with the others: it goes on the completion queue when done."""
         self.running[future] = unit
+        if unit.results is not None:
+            self.measuring += 1
         future.add_done_callback(self.completed.put)
+
+    def forget(self, future: Future[Any]) -> Unit | None:
+        """Stop waiting for ``future``: its unit, unless it was forgotten already."""
+        unit = self.running.pop(future, None)
+        if unit is not None and unit.results is not None:
+            self.measuring -= 1
+        return unit
 
     def cancel_after_failure(self) -> None:
         """After a failure nothing new starts; in order, only the units before it still matter."""
@@ -362,11 +372,11 @@ class Engine:
             return
         for future, unit in list(self.running.items()):
             if unit.start > self.failed_at and future.cancel():
-                del self.running[future]
+                self.forget(future)
 
     def run_alone(self) -> None:
         """Send the next suspect once nothing else of the call runs in a pool (a culprit would take it down)."""
-        if self.suspects and self.lone is None and all(u.results is not None for u in self.running.values()):
+        if self.suspects and self.lone is None and len(self.running) == self.measuring:
             self.lone = lone = self.suspects.pop()
             self.send(lone)
 
