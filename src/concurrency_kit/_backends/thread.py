@@ -7,8 +7,9 @@ goes back to the pool; the next unit submitted starts lanes again). The lanes sh
 unit as drainers share a queue: a unit may span many steps, so the engine hands over
 a unit per many items, and dispatch costs the lanes one lock a step. Each step writes
 its items' results into the unit's slots; the unit is done when its last step is (or,
-after a failure not collected, the steps up to it). A run's width is its lanes, whatever the size of the shared pool, and
-a lane never waits for work while holding a thread of it.
+after a failure not collected, the steps up to it). A run's width is its lanes,
+whatever the size of the shared pool, and a lane never waits for work while holding a
+thread of it.
 
 A thread of the pool takes queued items before the engine can cancel them, so the
 items check the run's ``ThreadToken`` before they start. Threads cannot be killed: an
