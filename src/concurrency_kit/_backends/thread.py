@@ -31,7 +31,7 @@ from typing import Any, final
 
 from .pools import submit_to_threads
 from .stop_tokens import ThreadToken
-from .unit import Done, Unit, Warming, run_chunk
+from .unit import Done, Unit, Warming, run_chunk, run_into
 from .worker import in_worker
 
 __all__ = ["QUEUED_PER_LANE", "ThreadRunner"]
@@ -48,7 +48,7 @@ class _Shared:
     after that one are not waited for: the token stops their items.
     """
 
-    __slots__ = ("end", "failed", "front", "future", "later", "next", "settled", "step", "unit", "values")
+    __slots__ = ("end", "failed", "front", "future", "later", "next", "step", "unit", "values")
 
     def __init__(self, unit: Unit, future: Future[Done], step: int) -> None:
         self.unit, self.future, self.step = unit, future, step
@@ -58,11 +58,14 @@ class _Shared:
         self.failed = False  # the result before ``end`` is the exception that stops the call
         self.front = 0  # the steps from the front are finished up to here
         self.later: set[int] = set()  # the starts of finished steps beyond the front
-        self.settled = False  # the future is (being) set
 
     def finish(self, start: int, ran: int, *, failed: bool) -> bool:
-        """Note a finished step (``ran`` of its items ran); whether the unit is done now (``True`` once only)."""
-        if self.settled:
+        """Note a finished step (``ran`` of its items ran); whether the unit is done now (``True`` once only).
+
+        Done once the finished steps from the front reach where the results end: the front
+        only grows and the end only shrinks, so a step that finishes later returns ``False``.
+        """
+        if self.front >= self.end:
             return False
         stop, step = start + ran, self.step
         if (failed or ran < min(step, len(self.values) - start)) and stop <= self.end:
@@ -75,46 +78,12 @@ class _Shared:
             self.front = front
         else:
             self.later.add(start)
-        self.settled = self.front >= self.end
-        return self.settled
+        return self.front >= self.end
 
     def done(self) -> Done:
         """The unit's results, up to where they end."""
         values = self.values
         return Done(values if self.end == len(values) else values[: self.end], failed=self.failed)
-
-
-def _run_step(  # noqa: PLR0913, PLR0917 - a step's inputs, positional for speed
-    fn: Callable[[Any], Any],
-    shared: _Shared,
-    start: int,
-    stop: int,
-    token: ThreadToken,
-    collect: bool,  # noqa: FBT001
-) -> tuple[int, bool]:
-    """Run items ``start … stop-1`` of a shared unit into its slots: how many ran, and whether the last failed.
-
-    An item past the token's mark does not start. A failure (not collected) lowers the
-    mark to its item; so does what escapes ``fn`` (``SystemExit``), the call's failure.
-    """
-    items, values, first = shared.unit.items, shared.values, shared.unit.start
-    offset = start
-    try:
-        for offset in range(start, stop):
-            if first + offset > token.last:
-                return offset - start, False  # the run failed before it, or ended
-            try:
-                values[offset] = fn(items[offset])
-            except Exception as exc:  # noqa: BLE001 - a result, raised or yielded by the consumer
-                values[offset] = exc
-                if not collect:
-                    token.failed(first + offset)
-                    return offset - start + 1, True
-    except BaseException as exc:  # noqa: BLE001 - raised by the engine as the call's failure
-        values[offset] = exc
-        token.failed(first + offset)
-        return offset - start + 1, True
-    return stop - start, False
 
 
 @final
@@ -244,10 +213,11 @@ class ThreadRunner:
         return None
 
     def _run(self, shared: _Shared, start: int, stop: int) -> tuple[int, bool]:
-        """Run a step's items: how many ran, and whether the last failed (see ``_run_step``)."""
+        """Run a step's items into the unit's slots: how many ran, and whether the last failed (see ``run_into``)."""
+        unit = shared.unit
         if not self._count_cpu:
-            return _run_step(self._fn, shared, start, stop, self._token, self._collect)
+            return run_into(self._fn, unit.items, shared.values, start, stop, unit.start, self._token, self._collect)
         began = time.thread_time()
-        ran = _run_step(self._fn, shared, start, stop, self._token, self._collect)
+        ran = run_into(self._fn, unit.items, shared.values, start, stop, unit.start, self._token, self._collect)
         self._cpu.append(time.thread_time() - began)  # before the engine can read it
         return ran

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from .stop_tokens import ThreadToken
 
-__all__ = ["Done", "Lost", "Read", "Runner", "Unit", "Warming", "run_chunk"]
+__all__ = ["Done", "Lost", "Read", "Runner", "Unit", "Warming", "run_chunk", "run_into"]
 
 
 @final
@@ -45,10 +45,6 @@ class Done:
             if not ok and not collect:
                 return cls(values, failed=True)
         return cls(values)
-
-    def failure(self) -> BaseException | None:
-        """The exception that stops the call, if any."""
-        return self.values[-1] if self.failed else None
 
 
 @final
@@ -185,25 +181,51 @@ def run_chunk(
     With ``token``, an item past its mark does not start, and a failure lowers the mark
     to its item before the chunk ends (see ``_backends.stop_tokens``).
     """
-    values: list[Any] = []
     if token is None and not collect:
+        values: list[Any] = []
         try:
             values.extend(map(fn, items))  # what came before a failure stays in the list
         except Exception as exc:  # noqa: BLE001 - an outcome, raised by the consumer
             values.append(exc)
             return Done(values, failed=True)
         return Done(values)
-    mark = _NO_TOKEN if token is None else token
-    append, index = values.append, start
-    for item in items:
-        if index > mark.last:
-            break  # the stream failed before it, or ended
-        try:
-            append(fn(item))
-        except Exception as exc:  # noqa: BLE001 - an outcome, raised or yielded by the consumer
-            append(exc)
-            if not collect:
-                mark.failed(index)
-                return Done(values, failed=True)
-        index += 1
-    return Done(values)
+    values = [None] * len(items)
+    ran, failed = run_into(fn, items, values, 0, len(items), start, _NO_TOKEN if token is None else token, collect)
+    if failed and not isinstance(values[ran - 1], Exception):
+        raise values[ran - 1]  # SystemExit, Ctrl-C: the caller's, not an item's failure
+    return Done(values if ran == len(values) else values[:ran], failed=failed)
+
+
+def run_into(  # noqa: PLR0913, PLR0917 - a step's inputs, positional for speed
+    fn: Callable[[Any], Any],
+    items: list[Any],
+    values: list[Any],
+    start: int,
+    stop: int,
+    first: int,
+    token: ThreadToken | _Unstoppable,
+    collect: bool,  # noqa: FBT001
+) -> tuple[int, bool]:
+    """Run ``items[start:stop]`` in order into the same slots of ``values``: how many ran, and whether the last failed.
+
+    ``first`` is the call's index of ``items[0]``. An item past the token's mark does not
+    start. A failure (not collected) lowers the mark to its item; so does what escapes
+    ``fn`` (``SystemExit``), which is kept in its slot as the failure.
+    """
+    offset = start
+    try:
+        for offset in range(start, stop):
+            if first + offset > token.last:
+                return offset - start, False  # the run failed before it, or ended
+            try:
+                values[offset] = fn(items[offset])
+            except Exception as exc:  # noqa: BLE001 - a result, raised or yielded by the consumer
+                values[offset] = exc
+                if not collect:
+                    token.failed(first + offset)
+                    return offset - start + 1, True
+    except BaseException as exc:  # noqa: BLE001 - the caller decides: a lane hands it to the engine
+        values[offset] = exc
+        token.failed(first + offset)
+        return offset - start + 1, True
+    return stop - start, False
