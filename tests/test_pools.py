@@ -24,8 +24,8 @@ from concurrency_kit._backends.mp_machinery import PRELOAD_MODULES
 from concurrency_kit._backends.pool_state import shared
 from concurrency_kit._backends.registry import ProcessRunner
 from concurrency_kit._core.costmodel import using_model
-from concurrency_kit._run.engine import Engine, Helping
-from concurrency_kit._run.warming import help_while_warming
+from concurrency_kit._run.engine import Engine
+from concurrency_kit._run.warming import Helping, help_while_warming
 from helpers import (
     HelperError,
     double,

@@ -2,7 +2,7 @@
 
     aiter_parallel(fn, items)            arun_parallel(fn, items): the stream, drained
       ├─ a coroutine function (or mode="async"): planned here (nothing to measure), its
-      │    coroutines run on the caller's loop       (_backends/coroutines.CoroutineStream)
+      │    coroutines on the caller's loop, the run engine with them      (_run/coroutines.py)
       └─ a plain function: iter_parallel in a driver thread, measuring included, its
            results handed to the loop as they come  (_run.offload.Offloaded)
 
@@ -465,21 +465,20 @@ def _coroutines(  # noqa: PLR0913 - the items twice: as given, and as a sequence
 
     ``sequence``: ``items`` when they are a list, tuple or range (``_check_async_items``), else ``None``.
     """
-    from .._backends.coroutines import CoroutineStream  # noqa: PLC0415 - asyncio, only for coroutines
+    from .._run.coroutines import coroutine_engine  # noqa: PLC0415 - asyncio, only for coroutines
 
     chosen = plan_sequence(
         fn, [] if sequence is None else sequence, options, expected=None if sequence is not None else UNSIZED_ITEMS
     )
     total = None if sequence is None else len(sequence)
-    stream = CoroutineStream(
+    stream = coroutine_engine(
         fn,
         items,
         workers=chosen.workers,
-        window=None if drained else options.max_in_flight or STREAM_CHUNKS_PER_WORKER * chosen.workers,
-        ordered=options.ordered,
         collect=options.return_exceptions,
+        ordered=options.ordered,
+        window=None if drained else options.max_in_flight or STREAM_CHUNKS_PER_WORKER * chosen.workers,
         total=total,
         timeout=options.timeout,
-        checked=not is_coroutine_function(fn),
     )
     return AsyncResultStream(stream, progress=progress, total=total, mode=chosen.mode, reason=chosen.reason)

@@ -21,17 +21,20 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._backends.awaitable import check_results
 from .._backends.outcomes import iterate_from, noted, run_items
 from .._backends.pools import process_pool_age
 from .._backends.registry import ExecutorRunner, LoopRunner, ProcessRunner, Runner, ThreadRunner, Unit
-from .._core.kinds import is_coroutine_function
-from .engine import Engine, Helping
+from .engine import Engine
 from .handover import Handover, RunFacts, Sizing, Taken
 from .results import Progress, close_progress
 from .stream import ResultStream, loop, told_by
+from .warming import Helping
+
+if TYPE_CHECKING:
+    from .coroutines import LoopEngine
 
 __all__ = ["STREAM_CHUNKS_PER_WORKER", "execute", "open_stream"]
 
@@ -131,25 +134,25 @@ def _on_private_loop(  # noqa: PLR0913 - the stream's shape, by name
         RuntimeError: an event loop runs in this thread (checked now, not when the
             batches are first read).
     """
-    from .._backends.coroutines import CoroutineStream, check_no_running_loop, private_loop  # noqa: PLC0415 - asyncio
+    from .._backends.coroutines import check_no_running_loop, private_loop  # noqa: PLC0415 - asyncio
+    from .coroutines import coroutine_engine  # noqa: PLC0415 - likewise
 
     check_no_running_loop("run_parallel" if total is not None and window is None else "iter_parallel")
     deadline = handover.take().deadline
     context = contextvars.copy_context()  # the caller's, as a task would have it
-    fn, options = handover.fn, handover.options
+    options = handover.options
 
-    def make() -> CoroutineStream:
-        return CoroutineStream(
-            fn,
+    def make() -> LoopEngine:
+        return coroutine_engine(
+            handover.fn,
             items,
             workers=sizing.workers,
-            window=window,
-            ordered=ordered,
             collect=options.return_exceptions,
+            ordered=ordered,
+            window=window,
             total=total,
             timeout=options.timeout,
             deadline=deadline,
-            checked=not is_coroutine_function(fn),
             context=context,
         )
 

@@ -53,16 +53,15 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from itertools import islice
 from queue import Empty, SimpleQueue
-from typing import Any, final
-
-import attrs
+from typing import Any
 
 from .._backends.awaitable import cut_at_awaitable
 from .._backends.outcomes import Stopped, noted
 from .._backends.registry import Done, Lost, Runner, Unit
 from .results import Progress, call_timed_out, close_progress, handed_over, handing_over, stream_timed_out
+from .warming import Helping
 
-__all__ = ["TAIL_SHARE", "Engine", "Helping"]
+__all__ = ["TAIL_SHARE", "Engine"]
 
 #: Guided scheduling: over an input of known length, a unit is at most the items left
 #: over this many times the workers, so units shrink toward the end of the input and the
@@ -71,23 +70,6 @@ __all__ = ["TAIL_SHARE", "Engine", "Helping"]
 TAIL_SHARE = 2
 
 
-@final
-@attrs.frozen
-class Helping:
-    """A list call whose calling thread may run items while the runner's workers start (``warming.py``).
-
-    Attributes:
-        others: done once the call's other threads here (the probe's) are through
-            their measured items; the calling thread starts on items only then.
-        computing: those threads compute holding the GIL: they take a CPU meanwhile,
-            and the runner gets one unit fewer than it has workers until they are done.
-    """
-
-    others: Future[Any] | None
-    computing: bool
-
-
-@final
 class Engine:
     """One call through ``runner``: ``first``'s units, then ``fn`` of every item of ``rest``.
 
@@ -111,6 +93,8 @@ class Engine:
         deadline: the ``time.monotonic()`` it must end by.
         stop: once done, the stream stops as if closed (its reader is in another thread).
         helping: the calling thread runs items while the workers start (a list only).
+        awaited: the results are what coroutines returned: an awaitable among them is a
+            result, not a plain function's misuse.
     """
 
     def __init__(  # noqa: PLR0913 - the call's inputs, by name
@@ -131,11 +115,14 @@ class Engine:
         deadline: float | None,
         stop: Future[None] | None = None,
         helping: Helping | None = None,
+        awaited: bool = False,
     ) -> None:
         self.runner, self.rest, self.first = runner, rest, first
         self.ordered, self.collect, self.window, self.chunksize = ordered, collect, window, chunksize
         self.workers, self.total, self.progress = workers, total, progress
-        self.timeout, self.deadline, self.stop, self.helping = timeout, deadline, stop, helping
+        self.timeout, self.stop, self.helping = timeout, stop, helping
+        self.deadline: float | None = deadline
+        self.awaited = awaited
         self.running: dict[Future[Any], Unit] = {}
         self.measuring = 0  # of those, units the measuring runs (read by their ``results``), not the runner
         self.completed: SimpleQueue[Future[Any]] = SimpleQueue()  # futures done, as they finish
@@ -143,7 +130,7 @@ class Engine:
         self.finished: deque[Unit] = deque()  # finished, in the order they did (unordered)
         self.next_index = min((unit.start for unit, _ in first), default=start)
         self.taken = start
-        self.yielded = 0
+        self.yielded: int = 0
         self.failed_at: int | None = None
         self.failure: Unit | None = None  # the unit of the earliest failure that stops the call (its last result)
         self.misused: set[int] = set()  # items whose result was awaitable: raised even when exceptions are collected
@@ -151,7 +138,7 @@ class Engine:
         self.suspects: list[Unit] = []  # lost with a dead worker, to run alone: the last runs first
         self.lone: Unit | None = None  # the one running alone
         if stop is not None:
-            stop.add_done_callback(self.completed.put)
+            stop.add_done_callback(self.arrived)
 
     # The loops.
 
@@ -315,13 +302,18 @@ class Engine:
                 if room <= 0 or (room < size and self.running):
                     return
                 size = min(size, room)
-            chunk = list(islice(self.rest, size))
+            chunk = self.next_chunk(size)
             if not chunk:
-                self.exhausted = True
                 return
             unit = Unit(self.taken, chunk)
             self.taken += len(chunk)
             self.send(unit)
+
+    def next_chunk(self, size: int) -> list[Any]:
+        """Up to ``size`` items of the input (none: its end)."""
+        chunk = list(islice(self.rest, size))
+        self.exhausted = not chunk
+        return chunk
 
     def taking(self) -> bool:
         """Whether new items may start: not after the end, a failure, or while suspects run alone."""
@@ -357,7 +349,11 @@ class Engine:
         self.running[future] = unit
         if unit.results is not None:
             self.measuring += 1
-        future.add_done_callback(self.completed.put)
+        future.add_done_callback(self.arrived)
+
+    def arrived(self, future: Future[Any]) -> None:
+        """``future`` is done: it goes on the completion queue."""
+        self.completed.put(future)
 
     def forget(self, future: Future[Any]) -> Unit | None:
         """Stop waiting for ``future``: its unit, unless it was forgotten already."""
@@ -425,7 +421,7 @@ class Engine:
         """Keep ``unit``'s results for the consumer; an awaitable result or a failure stops the taking."""
         unit.done = done
         values = done.values
-        misuse = cut_at_awaitable(values, unit.items, unit.start)
+        misuse = None if self.awaited else cut_at_awaitable(values, unit.items, unit.start)
         if misuse is not None:  # an error in the awaitable's place; what came after it is dropped
             self.misused.add(unit.start + len(values))
             values.append(misuse)

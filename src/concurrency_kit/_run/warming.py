@@ -25,17 +25,19 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import wait
+from concurrent.futures import Future, wait
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, final
+
+import attrs
 
 from .._backends.pools import submit_daemon
 from .._backends.registry import Unit, Warming
 
 if TYPE_CHECKING:
-    from .engine import Engine, Helping
+    from .engine import Engine
 
-__all__ = ["HELP_SPAN", "HELP_WAIT", "help_while_warming"]
+__all__ = ["HELP_SPAN", "HELP_WAIT", "Helping", "help_while_warming"]
 
 #: While the pool starts, the calling thread runs spans of this fraction of a unit
 #: (about a millisecond of work), checking in between whether a worker is up.
@@ -43,6 +45,22 @@ HELP_SPAN = 1 / 32
 #: ... and, while the call's other threads here still run items, checks this often
 #: whether they are done.
 HELP_WAIT = 0.001
+
+
+@final
+@attrs.frozen
+class Helping:
+    """A list call whose calling thread may run items while the runner's workers start (``warming.py``).
+
+    Attributes:
+        others: done once the call's other threads here (the probe's) are through
+            their measured items; the calling thread starts on items only then.
+        computing: those threads compute holding the GIL: they take a CPU meanwhile,
+            and the runner gets one unit fewer than it has workers until they are done.
+    """
+
+    others: Future[Any] | None
+    computing: bool
 
 
 def help_while_warming(engine: Engine, helping: Helping) -> None:
