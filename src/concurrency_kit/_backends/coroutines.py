@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Coroutine, Generator
-from concurrent.futures import Future as ThreadFuture
 from inspect import isawaitable
 from typing import Any, TypeVar
 
@@ -115,14 +114,33 @@ def start_loop(name: str) -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
     return loop, thread
 
 
-def _on(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` on ``loop`` (another thread's) and wait for its result here."""
-    future: ThreadFuture[T] = asyncio.run_coroutine_threadsafe(coroutine, loop)
+async def _settled(coroutine: Coroutine[Any, Any, T]) -> tuple[T, None] | tuple[None, BaseException]:
+    """``coroutine``'s result, or what it raised.
+
+    ``SystemExit`` or Ctrl-C raised in a task is not the task's outcome: asyncio raises
+    it out of the loop, which would end the loop's thread and leave the caller waiting.
+    """
     try:
-        return future.result()
+        return await coroutine, None
+    except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread by _on
+        return None, exc
+
+
+def _on(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` on ``loop`` (another thread's) and wait for its result here.
+
+    Raises:
+        BaseException: what ``coroutine`` raised (``SystemExit`` and Ctrl-C too).
+    """
+    future = asyncio.run_coroutine_threadsafe(_settled(coroutine), loop)
+    try:
+        outcome = future.result()
     except BaseException:
         future.cancel()  # Ctrl-C while waiting: the stream is closed next
         raise
+    if outcome[1] is not None:
+        raise outcome[1]
+    return outcome[0]
 
 
 def private_loop(make: Callable[[], Batches]) -> Generator[list[Any], None, None]:

@@ -10,7 +10,7 @@ runner (``_backends/``) runs the rest as the engine (engine.py) takes them.
     iter_parallel → open_stream()  the engine's stream (results()); a loop's stream is
                                    loop() (stream.py), a generator in the consumer's thread
 
-Coroutines run on an event loop of the call's own (``_backends/coroutines.py``).
+Coroutines run through the engine too, on an event loop of the call's own (coroutines.py).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     iter_parallel(fn, items)                                     (_api/calls.py, _api/planning.py)
       └─ open_stream(): the plan's measured items, the mode's runner  (call.py)
            ├─ serial: loop(), a generator in the consumer's thread   (this module)
-           ├─ async: the coroutines on a private event loop          (_backends/coroutines.py)
+           ├─ async: the engine on a private event loop              (coroutines.py)
            └─ else: the run engine, units through the runner         (engine.py)
       → ResultStream                                                 (this module)
 
