@@ -9,7 +9,8 @@ from concurrent.futures import CancelledError
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit._backends.lanes import MAX_BACKOFF, UNIT_SPREAD, Grouping, LoopFuture
+from concurrency_kit._backends.lanes import MAX_BACKOFF, UNIT_SPREAD, Grouping
+from concurrency_kit._backends.loop_future import LoopFuture
 from concurrency_kit._backends.unit import Done
 
 pytestmark = pytest.mark.filterwarnings("error")

@@ -9,7 +9,8 @@ backend knows nothing about how the mode was chosen, or about the call's shape:
     thread.py    ThreadRunner    units on lanes of the shared thread pool
     process.py   ProcessRunner   units pickled for the shared process pool
     executor.py  ExecutorRunner  units as tasks of an executor the caller gave
-    coroutines.py                coroutines on an event loop
+    lanes.py     AsyncRunner     units' coroutines awaited by lane tasks on the engine's event loop
+                                 (imported where a call runs coroutines: asyncio is not light)
 
 A loop over a list whose items nothing else runs needs no runner: the engine's fast
 path runs it as a list comprehension would.
