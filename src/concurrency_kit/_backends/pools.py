@@ -13,12 +13,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import multiprocessing
+import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from .._core.config import get_config
 from .guard import check_main_guard
@@ -120,6 +121,8 @@ def submit_daemon(fn: Callable[..., T], /, *args: Any, name: str = "concurrency_
 FORKSERVER_RETRIES = 5
 #: ... after a pause of this many seconds times the tries so far (a dying server takes milliseconds to go).
 FORKSERVER_PAUSE = 0.01
+#: Python 3.11: a broken pool's stray workers are terminated again this often until its manager thread ends.
+REAP_PAUSE = 0.05
 
 
 def submit_to_processes(
@@ -311,7 +314,33 @@ def discard_process_pool(pool: ProcessPoolExecutor) -> None:
         if shared.processes is pool:
             shared.processes = None
             shared.process_size = 0
+    # shutdown() forgets the manager thread and the workers; the thread keeps the workers' mapping
+    manager, workers = getattr(pool, "_executor_manager_thread", None), getattr(pool, "_processes", None)
     pool.shutdown(wait=False, cancel_futures=True)
+    broken = getattr(pool, "_broken", False)
+    if sys.version_info < (3, 12) and broken and isinstance(manager, threading.Thread) and isinstance(workers, dict):
+        _reap_strays(manager, cast("dict[int, Any]", workers))
+
+
+def _reap_strays(manager: threading.Thread, workers: dict[int, Any]) -> None:
+    """Python 3.11: stop the ``workers`` a broken pool started as it broke, so that its ``manager`` thread can end.
+
+    Its manager thread marks the pool broken without the lock ``submit()`` holds while
+    it starts a worker (3.12 takes it), terminates the workers it knows of, and then
+    waits for every worker to exit. A worker started by a ``submit()`` racing with it
+    is never told to go: it waits for work forever, and so do the manager thread and
+    the interpreter's exit, which joins it. A daemon thread terminates the pool's
+    workers until the manager thread has ended.
+    """
+
+    def reap() -> None:
+        while manager.is_alive():
+            for process in list(workers.values()):
+                with contextlib.suppress(Exception):  # gone already, or not started
+                    process.terminate()
+            manager.join(REAP_PAUSE)
+
+    threading.Thread(target=reap, name="concurrency_kit-reaper", daemon=True).start()
 
 
 def kill_process_pool(pool: ProcessPoolExecutor) -> None:
