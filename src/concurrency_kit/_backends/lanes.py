@@ -95,7 +95,7 @@ class Grouping:
 class _Slots:
     """A unit the lanes take an item at a time; each item's result goes into its slot."""
 
-    __slots__ = ("busy", "end", "failed", "first", "future", "grouping", "next", "settled", "unit", "values")
+    __slots__ = ("busy", "end", "failed", "first", "future", "grouping", "next", "unit", "values")
 
     def __init__(self, unit: Unit, future: Future[Done], grouping: Grouping) -> None:
         self.unit, self.future, self.grouping = unit, future, grouping
@@ -105,7 +105,6 @@ class _Slots:
         self.end = len(unit.items)  # where its results end: the first failure's, or the first item cut short
         self.failed = False  # the result before ``end`` is the exception that stops the call
         self.busy = 0  # items before ``end`` being awaited
-        self.settled = False
 
     def finished(self, offset: int) -> None:
         """Item ``offset`` is no longer awaited; settle the unit if it was the last."""
@@ -128,10 +127,9 @@ class _Slots:
             self.end, self.failed = end, failed
 
     def settle(self) -> None:
-        """Set the future once every item before ``end`` is done."""
-        if self.settled or self.next < self.end or self.busy:
+        """Set the future once every item before ``end`` is done (once only)."""
+        if self.future.done() or self.next < self.end or self.busy:
             return
-        self.settled = True
         if self.first:
             self.grouping.settled(self.end, time.perf_counter() - self.first)
         values = self.values if self.end == len(self.values) else self.values[: self.end]

@@ -17,7 +17,9 @@ no lock and no hop between threads::
       read()                   a finished unit's results
 
 A list is handed to the lanes in few units, halving toward its end, which the lanes
-share an item at a time; a stream in units of one item, each result read as it comes.
+share an item at a time; a stream in units of as many items as finish together
+(``_backends/lanes.Grouping``): one each where results come apart, so that each is read
+as it comes.
 An async iterable as input is read ahead by a task of its own (``_Fed``), as many items
 as the engine found missing, so that results are read while the input waits.
 """
@@ -118,18 +120,19 @@ class LoopEngine(Engine):
     after an error) cancels what is in flight and waits for it.
     """
 
+    awaited = True
+
     def __init__(self, runner: AsyncRunner, items: Iterable[Any] | AsyncIterable[Any], **shape: Any) -> None:
         if isinstance(items, AsyncIterable):
             self.fed: _Fed | None = _Fed(items, self.wake)
             rest: Iterator[Any] = iter(())
         else:
             self.fed, rest = None, iter(items)
-        super().__init__(runner, rest, awaited=True, **shape)
+        super().__init__(runner, rest, **shape)
         self.lanes = runner
         self.event_loop: asyncio.AbstractEventLoop | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
-        self.started = False
         self.late = False
         self.closed = False
         self.unread = 0  # results of the last batch: yielded once the next one is asked for
@@ -143,7 +146,7 @@ class LoopEngine(Engine):
             Exception: the first exception ``fn`` raised (unless collected), noted with
                 its item; in order, after the results before it.
         """
-        if not self.started:
+        if self.event_loop is None:
             self.start()
         self.yielded += self.unread
         self.unread = 0
@@ -158,8 +161,7 @@ class LoopEngine(Engine):
                 return []
 
     def start(self) -> None:
-        """Set the deadline's timer (``timeout`` counts from now where no deadline was given)."""
-        self.started = True
+        """Note the loop it runs on; set the deadline's timer (``timeout`` counts from now, without a deadline)."""
         self.event_loop = loop = asyncio.get_running_loop()
         if self.deadline is None and self.timeout is not None:
             self.deadline = time.monotonic() + self.timeout

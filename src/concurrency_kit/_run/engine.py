@@ -93,9 +93,11 @@ class Engine:
         deadline: the ``time.monotonic()`` it must end by.
         stop: once done, the stream stops as if closed (its reader is in another thread).
         helping: the calling thread runs items while the workers start (a list only).
-        awaited: the results are what coroutines returned: an awaitable among them is a
-            result, not a plain function's misuse.
     """
+
+    #: The results are what coroutines returned (``LoopEngine``): an awaitable among them
+    #: is a result, not a plain function's misuse.
+    awaited = False
 
     def __init__(  # noqa: PLR0913 - the call's inputs, by name
         self,
@@ -115,14 +117,12 @@ class Engine:
         deadline: float | None,
         stop: Future[None] | None = None,
         helping: Helping | None = None,
-        awaited: bool = False,
     ) -> None:
         self.runner, self.rest, self.first = runner, rest, first
         self.ordered, self.collect, self.window, self.chunksize = ordered, collect, window, chunksize
         self.workers, self.total, self.progress = workers, total, progress
         self.timeout, self.stop, self.helping = timeout, stop, helping
         self.deadline: float | None = deadline
-        self.awaited = awaited
         self.running: dict[Future[Any], Unit] = {}
         self.measuring = 0  # of those, units the measuring runs (read by their ``results``), not the runner
         self.completed: SimpleQueue[Future[Any]] = SimpleQueue()  # futures done, as they finish
