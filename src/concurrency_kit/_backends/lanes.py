@@ -39,12 +39,10 @@ from typing import Any, final
 from .coroutines import SLICE_SECONDS, not_awaitable
 from .loop_future import LoopFuture
 from .outcomes import noted
-from .unit import Done, Unit, Warming
+from .unit import QUEUED_PER_LANE, Done, Unit, Warming
 
 __all__ = ["UNIT_SPREAD", "AsyncRunner", "Grouping"]
 
-#: Units in flight per lane: one being awaited, one queued behind it.
-QUEUED_PER_LANE = 2
 #: A stream's units hold more items (twice as many each time) while their items finish
 #: within this long of each other: grouping them delays no result by more than that,
 #: and coroutines that finish together (never suspending, or waiting alike) cost the

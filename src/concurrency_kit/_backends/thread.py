@@ -31,13 +31,10 @@ from typing import Any, final
 
 from .pools import submit_to_threads
 from .stop_tokens import ThreadToken
-from .unit import Done, Unit, Warming, run_chunk, run_into
+from .unit import QUEUED_PER_LANE, Done, Unit, Warming, run_chunk, run_into
 from .worker import in_worker
 
-__all__ = ["QUEUED_PER_LANE", "ThreadRunner"]
-
-#: Units in flight per lane: one running, one queued behind it (so a lane never waits for the engine).
-QUEUED_PER_LANE = 2
+__all__ = ["ThreadRunner"]
 
 
 class _Shared:

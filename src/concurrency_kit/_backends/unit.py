@@ -14,7 +14,11 @@ if TYPE_CHECKING:
 
     from .stop_tokens import ThreadToken
 
-__all__ = ["Done", "Lost", "Read", "Runner", "Unit", "Warming", "run_chunk", "run_into"]
+__all__ = ["QUEUED_PER_LANE", "Done", "Lost", "Read", "Runner", "Unit", "Warming", "run_chunk", "run_into"]
+
+#: Units in flight per lane of a runner that runs its own lanes (threads, coroutines): one
+#: running, one queued behind it, so that a lane never waits for the engine.
+QUEUED_PER_LANE = 2
 
 
 @final
