@@ -33,8 +33,9 @@ from concurrency_kit._decide import memory as _memory
 from concurrency_kit._decide import probe as _probe
 from concurrency_kit._decide import remembered as _remembered
 from concurrency_kit._decide import steps as _decide
-from concurrency_kit._decide.memory import LoopVerdict, Memo, recall, remember
+from concurrency_kit._decide.memory import SURE_AFTER, LoopVerdict, Memo, recall, remember
 from concurrency_kit._decide.plan import Choice
+from concurrency_kit._decide.probe_threads import Slot
 from concurrency_kit._run.handover import RunFacts, Sizing
 from concurrency_kit.tasks import SEED_NUMBERS, derive_key, factorize, slow_systemcall, square
 from helpers import (
@@ -94,7 +95,7 @@ def _kept_loop_verdict_spares_the_cost_model(monkeypatch: pytest.MonkeyPatch) ->
     # Items measured slower than when the verdict was made (a busy machine) rightly ask
     # the cost model again: here the verdict covers items of up to a second.
     verdict = LoopVerdict(memo.loop.count, 1.0, memo.loop.setting)
-    remember(square, Memo(memo.kind, memo.item_seconds, verdict))
+    remember(square, Memo(memo.kind, memo.item_seconds, verdict, readings=memo.readings))
     asked: list[int] = []
     real_choose = _decide.choose
 
@@ -118,7 +119,7 @@ def _kept_loop_verdict_spares_the_cost_model(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_a_loop_verdict_covers_items_a_drift_longer_where_the_cost_model_still_says_loop() -> None:
-    memo = Memo(TaskKind.CPU, 1e-6)
+    memo = Memo(TaskKind.CPU, 1e-6, readings=SURE_AFTER)
     setting = ("a setting",)
     asked: list[float] = []
 
@@ -157,7 +158,7 @@ def _a_kept_loop_is_not_remembered_anew_for_a_swing() -> None:
     # what the items take now (as the calling thread's check times them).
     now = TINY.wall
     verdict = LoopVerdict(memo.loop.count, 1.0, memo.loop.setting)
-    swung = Memo(memo.kind, now * _learning.REMEMBERING.same_time * 1.2, verdict)
+    swung = Memo(memo.kind, now * _learning.REMEMBERING.same_time * 1.2, verdict, readings=memo.readings)
     remember(double, swung)
     kept = ck.plan(double, items)
     assert "an earlier call's cost model chose a loop" in kept.reason, kept.reason
@@ -272,7 +273,7 @@ def test_a_call_decided_on_running_items_remembers_how_long_they_took() -> None:
 @pytest.mark.slow
 @pytest.mark.usefixtures("pinned")
 def test_a_known_kind_decides_without_waiting_for_gil_samples() -> None:
-    remember(derive_key, Memo(TaskKind.GIL_FREE, 0.03))  # as an earlier call measured it
+    remember(derive_key, Memo(TaskKind.GIL_FREE, 0.03, readings=SURE_AFTER))  # as an earlier call measured it
     # Were the probe to wait for its window now, it would run every item itself and
     # leave nothing to a pool: only the earlier call's figures let it stop sooner. (The
     # real probe runs the items; its readings agree with the known kind.)
@@ -287,7 +288,7 @@ def test_a_known_kind_decides_without_waiting_for_gil_samples() -> None:
 @pytest.mark.slow
 @pytest.mark.usefixtures("pinned")
 def test_work_known_to_hold_the_gil_is_probed_in_one_thread() -> None:
-    remember(factorize, Memo(TaskKind.CPU, 0.1))  # as an earlier call measured it
+    remember(factorize, Memo(TaskKind.CPU, 0.1, readings=SURE_AFTER))  # as an earlier call measured it
     numbers = [SEED_NUMBERS[i % len(SEED_NUMBERS)] for i in range(2 * 2 + 1)]
     windows = _probe.ProbePolicy(min_window=60.0, max_window=60.0)
     with (
@@ -335,7 +336,7 @@ def test_computing_items_remembered_short_or_long_each_go_their_way_to_a_warm_po
 ) -> None:
     monkeypatch.setattr(_remembered, "process_pool_ready_for", lambda *_args: True)
     monkeypatch.setattr(_remembered, "gil_enabled", lambda: True)
-    memo = Memo(TaskKind.CPU, item_seconds)
+    memo = Memo(TaskKind.CPU, item_seconds, readings=SURE_AFTER)
     figures: dict[str, Any] = {"count": 8, "workers": None, "cpus": cpus, "window": 0.002}
     assert _remembered.cpu_for_warm_pool(double, memo, None, longer=longer, **figures) is ready
     # Not for another kind, nor without a memory.
@@ -344,7 +345,7 @@ def test_computing_items_remembered_short_or_long_each_go_their_way_to_a_warm_po
 
 
 #: The seed numbers' items, as an earlier call measured them.
-_LONG = Memo(TaskKind.CPU, 0.1)
+_LONG = Memo(TaskKind.CPU, 0.1, readings=SURE_AFTER)
 
 
 @pytest.mark.slow
@@ -397,7 +398,7 @@ def test_short_items_of_remembered_gil_holding_work_are_checked_in_the_calling_t
     # With a pool warm for them, no probe thread: it would hold the GIL for a switch
     # interval (5 ms) before the calling thread could decide, while the workers wait.
     items = [3000] * 600
-    remember(spin_and_pid, Memo(TaskKind.CPU, 0.0003))  # as an earlier call measured them
+    remember(spin_and_pid, Memo(TaskKind.CPU, 0.0003, readings=SURE_AFTER))  # as an earlier call measured them
     warm = _warm_pool()
     memo = recall(spin_and_pid)
     assert memo is not None
@@ -447,7 +448,7 @@ def test_remembered_work_from_the_main_module_is_measured_while_the_pool_lacks_i
     _warm_pool()  # started for no function: its workers skip the main module
     assert _pools.process_pool_ready(2)
     assert not _pools.process_pool_ready(2, main=True)
-    remember(from_main, Memo(TaskKind.CPU, 0.5))
+    remember(from_main, Memo(TaskKind.CPU, 0.5, readings=SURE_AFTER))
     plan = ck.plan(from_main, range(2))
     assert plan.measurement is not None, plan.reason
     assert plan.run() == [0, 1]
@@ -455,7 +456,7 @@ def test_remembered_work_from_the_main_module_is_measured_while_the_pool_lacks_i
 
 @pytest.mark.usefixtures("pinned")
 def test_items_far_shorter_than_remembered_are_measured_and_remembered_afresh() -> None:
-    remember(double, Memo(TaskKind.CPU, 10.0))  # as if an earlier call took 10 s per item
+    remember(double, Memo(TaskKind.CPU, 10.0, readings=SURE_AFTER))  # as if an earlier call took 10 s per item
     warm = _warm_pool(double)  # its workers imported its module, as after an earlier call in processes
     # The warm worker answers within the 2 ms window: 5 µs there. (Were it to answer
     # later, on a busy machine, auto would rightly keep the items in the pool.)
@@ -505,7 +506,7 @@ def test_only_an_item_time_far_from_the_remembered_one_is_remembered_anew() -> N
         ck.run_parallel(double, range(20_000))
         memo = recall(double)
         assert memo is not None
-        stale = Memo(memo.kind, memo.item_seconds / 1000, memo.loop)
+        stale = Memo(memo.kind, memo.item_seconds / 1000, memo.loop, readings=memo.readings)
         remember(double, stale)
         ck.run_parallel(double, range(20_000))
     assert recall(double) is not stale
@@ -697,7 +698,7 @@ def test_items_an_earlier_call_found_gil_free_are_not_doubted_again() -> None:
     # have computed first and wait now; not when it is the kind an earlier call found
     # (on a busy machine its share can be middling). The real probe runs the items.
     passwords = [f"p{i}" for i in range(8)]
-    remember(derive_key, Memo(TaskKind.GIL_FREE, 0.03))
+    remember(derive_key, Memo(TaskKind.GIL_FREE, 0.03, readings=SURE_AFTER))
     middling = attrs.evolve(COMPUTING_READ, computing_share=2.0)  # every share is middling, none waiting
     with _classify.READING.using(middling), given(gil_held=False):
         plan = ck.plan(derive_key, passwords)
@@ -719,3 +720,64 @@ def test_items_misread_as_computing_are_remembered_by_their_figures_once_done() 
     assert _learning._final_kind(TaskKind.GIL_FREE, _finished(0.9, 0.0)) is TaskKind.GIL_FREE
     assert _learning._final_kind(TaskKind.CPU, _finished(0.25, 1.0)) is TaskKind.CPU
     assert _learning._final_kind(TaskKind.IO, _finished(0.9, 1.0)) is TaskKind.IO
+
+
+@pytest.mark.parametrize(
+    ("readings", "gil_share", "parallelism", "kind", "after"),
+    [
+        (0, 0.9, None, TaskKind.CPU, 1),  # a first reading
+        (1, 0.9, None, TaskKind.CPU, SURE_AFTER),  # a second that agrees: sure
+        (SURE_AFTER, 0.9, None, TaskKind.CPU, SURE_AFTER),  # no further: nothing more to write
+        (1, 0.0, 1.9, TaskKind.GIL_FREE, 1),  # one that disagrees starts again
+        (1, None, None, TaskKind.CPU, 1),  # measured where the GIL cannot be seen: no reading
+    ],
+)
+def test_a_kind_counts_the_readings_in_a_row_that_named_it(
+    readings: int, gil_share: float | None, parallelism: float | None, kind: TaskKind, after: int
+) -> None:
+    earlier = Memo(TaskKind.CPU, 0.03, readings=readings)
+    remember(derive_key, earlier)
+    m = probed(0.03, 1.0, gil_share=gil_share, parallelism=parallelism)
+    _learning.learn(derive_key, _learning.Measured(kind, m, "process", earlier, None))
+    memo = recall(derive_key)
+    assert memo is not None
+    assert (memo.kind, memo.readings, memo.sure) == (kind, after, after >= SURE_AFTER)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("pinned")
+def test_a_kind_read_once_is_read_again_where_a_worker_could_not_correct_it() -> None:
+    keys = [f"p{i}" for i in range(6)]
+    model = _warm_pool(derive_key)
+    # GIL-free work misread as holding the GIL: it goes to processes, and is remembered so.
+    misread = probed(0.03, 1.0, gil_share=0.6, parallelism=1.0)
+    with using_model(model), given(probe=misread, in_worker=InWorker(0.03)):
+        first = ck.plan(derive_key, keys)
+        assert (first.mode, first.kind) == ("process", "cpu"), first.reason
+        assert first.run() == [derive_key(k) for k in keys]
+    memo = recall(derive_key)
+    assert memo is not None
+    assert (memo.kind, memo.sure) == (TaskKind.CPU, False)
+    # The next call is read again by the probe, which watches the GIL (a worker, where a
+    # sure kind would send the first item, cannot): read right, it goes back to threads.
+    right = probed(0.03, 1.0, gil_share=0.0, parallelism=1.9)
+    with using_model(model), given(probe=right, in_worker=InWorker(0.03)):
+        second = ck.plan(derive_key, keys)
+        assert (second.mode, second.kind) == ("thread", "gil_free"), second.reason
+        assert second.run() == [derive_key(k) for k in keys]
+
+
+def test_the_parallelism_reading_goes_by_the_ticks_past_each_threads_first_item() -> None:
+    monitor = _probe._Monitor([Slot(), Slot()], _probe.ProbePolicy())
+    computing = probed(0.005, 0.9, items=4, gil_share=0.2, parallelism=None, exact=False)
+    for _ in range(5):  # first runs that took turns (under a library's own lock)
+        monitor._count_pair(0.001, 0.001, warm=False)
+    assert monitor.parallelism() == 1.0
+    assert monitor.in_doubt(attrs.evolve(computing, parallelism=monitor.parallelism()))  # watched on
+    for _ in range(3):
+        monitor._count_pair(0.0019, 0.001, warm=True)
+    assert monitor.parallelism() == pytest.approx(1.9)
+    assert not monitor.in_doubt(attrs.evolve(computing, parallelism=monitor.parallelism()))
+    # GIL samples that say it was held are no doubt, whatever the threads did.
+    fresh = _probe._Monitor([Slot(), Slot()], _probe.ProbePolicy())
+    assert not fresh.in_doubt(attrs.evolve(computing, gil_share=0.8))

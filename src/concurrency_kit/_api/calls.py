@@ -14,7 +14,7 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar, cast, overload
 
 from .._backends.pools import shutdown as stop_pools
-from .._core.options import ClassifierFn, ModeName, ProgressOption, call_options
+from .._core.options import ClassifierFn, CostFn, ModeName, ProgressOption, call_options
 from .._decide.memory import forget_all
 from .._decide.plan import Plan
 from .._run.stream import ResultStream
@@ -41,6 +41,7 @@ def plan(
     return_exceptions: bool = False,
     timeout: float | None = None,
     executor: Executor | None = None,
+    cost: CostFn | None = None,
 ) -> Plan[R]: ...
 
 
@@ -56,6 +57,7 @@ def plan(
     return_exceptions: bool = False,
     timeout: float | None = None,
     executor: Executor | None = None,
+    cost: CostFn | None = None,
 ) -> Plan[R]: ...
 
 
@@ -70,6 +72,7 @@ def plan(  # noqa: PLR0913 - the public signature
     return_exceptions: bool = False,
     timeout: float | None = None,
     executor: Executor | None = None,
+    cost: CostFn | None = None,
 ) -> Plan[Any]:
     """Decide how ``fn`` should be mapped over ``items``, without running the rest.
 
@@ -105,12 +108,18 @@ def plan(  # noqa: PLR0913 - the public signature
             auto mode). The first items are timed here and the rest go to it in chunks
             that each carry ten times its per-task cost in work; the plan's mode is
             ``"executor"``. It is never shut down.
+        cost: ``cost(item)``, what an item costs (a number, or any value that orders:
+            an int item itself, ``len``): the items start dearest first, so that a long
+            one does not start last and keep one worker busy while the others idle
+            (see [balancing](balancing.md)). The results are still in input order.
+            Without it, auto orders the items so itself where it measured that their
+            times follow their size. Called once an item, in the calling thread.
 
     Returns:
         The [`Plan`][concurrency_kit.Plan], with the mode, kind, sizing and a reason.
 
     Raises:
-        TypeError: ``fn`` or ``classifier`` is not callable, ``items`` is not
+        TypeError: ``fn``, ``classifier`` or ``cost`` is not callable, ``items`` is not
             iterable, ``workers``/``chunksize`` is not an int, or ``executor`` is not
             an executor.
         ValueError: an unknown mode, ``workers``/``chunksize`` below 1, a timeout
@@ -135,6 +144,7 @@ def plan(  # noqa: PLR0913 - the public signature
         return_exceptions=return_exceptions,
         timeout=timeout,
         executor=executor,
+        cost=cost,
     )
     return plan_sequence(fn, items if iterator is None else list(iterator), options)  # type: ignore[arg-type]
 
@@ -164,6 +174,7 @@ def run_parallel(
     timeout: float | None = None,
     progress: ProgressOption = None,
     executor: Executor | None = None,
+    cost: CostFn | None = None,
 ) -> list[R]: ...
 
 
@@ -180,6 +191,7 @@ def run_parallel(
     timeout: float | None = None,
     progress: ProgressOption = None,
     executor: Executor | None = None,
+    cost: CostFn | None = None,
 ) -> list[R]: ...
 
 
@@ -195,6 +207,7 @@ def run_parallel(  # noqa: PLR0913 - the public signature
     timeout: float | None = None,
     progress: ProgressOption = None,
     executor: Executor | None = None,
+    cost: CostFn | None = None,
 ) -> list[Any]:
     """Return ``[fn(item) for item in items]``, computed the fastest way.
 
@@ -229,6 +242,12 @@ def run_parallel(  # noqa: PLR0913 - the public signature
             auto mode). The first items are timed here and the rest go to it in chunks
             that each carry ten times its per-task cost in work; the plan's mode is
             ``"executor"``. It is never shut down.
+        cost: ``cost(item)``, what an item costs (a number, or any value that orders:
+            an int item itself, ``len``): the items start dearest first, so that a long
+            one does not start last and keep one worker busy while the others idle
+            (see [balancing](balancing.md)). The results are still in input order.
+            Without it, auto orders the items so itself where it measured that their
+            times follow their size. Called once an item, in the calling thread.
 
     Returns:
         The results, in input order (with ``return_exceptions``, exceptions in the
@@ -266,6 +285,7 @@ def run_parallel(  # noqa: PLR0913 - the public signature
         timeout=timeout,
         executor=executor,
         progress=progress,
+        cost=cost,
     )
     listed = cast("Sequence[T]", items) if iterator is None else list(iterator)
     if progress is not None and progress is not False:

@@ -20,6 +20,8 @@ from concurrent.futures import Future
 from itertools import islice
 from typing import Any, NamedTuple
 
+import attrs
+
 from .._backends.awaitable import check_not_awaitable, is_awaitable
 from .._backends.outcomes import EMPTY, Outcomes
 from .._core.config import get_config
@@ -36,14 +38,25 @@ from .._run.call import execute, open_stream
 from .._run.handover import Handover
 from .._run.stream import ResultStream
 
-__all__ = ["STREAM_HEAD", "UNSIZED_ITEMS", "Planned", "open_iter", "plan_call", "plan_sequence"]
+__all__ = ["DEAREST_FIRST", "STREAM_HEAD", "UNSIZED_ITEMS", "Planned", "open_iter", "plan_call", "plan_sequence"]
 
 
 def plan_sequence(
     fn: Callable[[Any], Any], sequence: Sequence[Any], options: CallOptions, expected: int | None = None
 ) -> Plan[Any]:
-    """``plan``, on arguments already checked, for the items of ``sequence`` (see ``plan_call``)."""
-    return plan_call(fn, sequence, options, expected)[0]
+    """``plan``, on arguments already checked, for the items of ``sequence`` (see ``plan_call``).
+
+    Its run (a list) starts the items dearest first where there is a cost to go by.
+    """
+    made, handover = plan_call(fn, sequence, options, expected)
+    if handover.cost is None or made.mode in {"serial", "async"} or made.workers < 2:
+        return made
+    said, why = made.reason, handover.cost_said or DEAREST_FIRST
+    return attrs.evolve(made, reason=lambda: f"{said}; {why}")
+
+
+#: What a plan's reason adds where its items start dearest first.
+DEAREST_FIRST = "items start dearest first by cost= (results in input order)"
 
 
 def plan_call(
@@ -143,6 +156,7 @@ def _auto_plan(question: Question, options: CallOptions, declared: TaskKind | No
         if decided.measuring is not None:
             decided.measuring.join()  # the probe's last items, whose coroutines are closed too
         check_not_awaitable(measured, 0, sequence[0], outcomes.values)
+    balanced = decided.balancing
     made = Handover(
         fn,
         sequence,
@@ -151,7 +165,10 @@ def _auto_plan(question: Question, options: CallOptions, declared: TaskKind | No
         resume_at=decided.resume_at,
         measuring=decided.measuring,
         sent=decided.sent,
+        cost=balanced.cost,
+        timing=balanced.timing,
     )
+    made.cost_said = balanced.said if options.cost is None else ""
     return _make_plan(decided.choice, decided.kind, decided.measurement, made, decided.reason)
 
 

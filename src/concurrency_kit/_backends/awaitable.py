@@ -22,7 +22,7 @@ The check costs as little per result as Python allows (one C-level step where it
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Awaitable, Generator, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from inspect import CO_ITERABLE_COROUTINE
 from operator import countOf
 from types import CoroutineType, GeneratorType
@@ -146,16 +146,18 @@ def check_results(values: Sequence[Any], items: Sequence[Any], start: int = 0) -
         raise awaitable_result(value, start + at, items[at])
 
 
-def cut_at_awaitable(values: list[Any], items: Sequence[Any], start: int) -> TypeError | None:
+def cut_at_awaitable(
+    values: list[Any], items: Sequence[Any], start: int, index: Callable[[int], int] | None = None
+) -> TypeError | None:
     """Cut ``values`` before the first awaitable; the error that names it (``None``, nothing cut: there is none).
 
-    ``values[i]`` is what ``fn`` returned for ``items[i]``, item ``start + i``. Every
-    awaitable among them is closed.
+    ``values[i]`` is what ``fn`` returned for ``items[i]``, item ``start + i`` (its input
+    index as ``index`` maps it, where given). Every awaitable among them is closed.
     """
     at = first_awaitable(values)
     if at < 0:
         return None
-    error = awaitable_result(values[at], start + at, items[at])
+    error = awaitable_result(values[at], start + at if index is None else index(start + at), items[at])
     close_awaitables(values)
     del values[at:]
     return error

@@ -297,7 +297,8 @@ class ProcessRunner:
             return Lost(partial(crashed, exc=exc), together=True)
         if isinstance(result, Done):  # run here, unpicklable
             return result
-        done, _ = unpack_outcomes(result, unit.start, collect=self._collect)
+        done, seconds = unpack_outcomes(result, unit.start, collect=self._collect)
+        done.seconds = seconds
         return done
 
     def halt(self, after: int) -> None:

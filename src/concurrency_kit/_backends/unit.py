@@ -29,13 +29,15 @@ class Done:
     it, or a failure did. With exceptions collected, an exception ``fn`` raised is a
     result, in its item's place. ``failed``: the last of ``values`` is the exception
     that stops the call (``fn``'s, not collected; or the call's own error).
+    ``seconds``: how long its items took in the worker, where the worker timed them.
     """
 
-    __slots__ = ("failed", "values")
+    __slots__ = ("failed", "seconds", "values")
 
-    def __init__(self, values: list[Any], *, failed: bool = False) -> None:
+    def __init__(self, values: list[Any], *, failed: bool = False, seconds: float | None = None) -> None:
         self.values = values
         self.failed = failed
+        self.seconds = seconds
 
     @classmethod
     def of(cls, outcomes: Sequence[tuple[bool, Any]], *, collect: bool) -> Done:

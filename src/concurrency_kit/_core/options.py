@@ -24,6 +24,7 @@ __all__ = [
     "MODES",
     "CallOptions",
     "ClassifierFn",
+    "CostFn",
     "Mode",
     "ModeName",
     "ProgressCallback",
@@ -46,6 +47,8 @@ ClassifierFn = Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | 
 ProgressCallback = Callable[[int, int | None], object]
 #: What ``progress=`` takes: ``True`` for a tqdm bar, a callback, or nothing.
 ProgressOption = bool | ProgressCallback | None
+#: What ``cost=`` takes: an item's cost, as any value that orders (a number, a length).
+CostFn = Callable[[Any], Any]
 
 
 @final
@@ -66,6 +69,8 @@ class CallOptions:
         ordered: a stream yields in input order (else as results finish).
         max_in_flight: a stream's bound on items taken and not yet yielded, if given.
         progress: what ``progress=`` asked for.
+        cost: a list call's key of what each item costs, if given: its items start
+            dearest first (``_run/order.py``).
     """
 
     mode: str = "auto"
@@ -79,6 +84,7 @@ class CallOptions:
     ordered: bool = True
     max_in_flight: int | None = None
     progress: ProgressOption = None
+    cost: CostFn | None = None
 
     @property
     def deadline(self) -> float | None:
@@ -106,6 +112,7 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
     ordered: bool = True,
     max_in_flight: object = None,
     progress: object = None,
+    cost: object = None,
 ) -> tuple[CallOptions, Iterator[Any] | None]:
     """Check a public call's arguments, in the order a caller reads them; make its options.
 
@@ -114,7 +121,7 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
         tuple or range, which are read in place).
 
     Raises:
-        TypeError: ``fn`` or ``classifier`` is not callable, ``items`` is not
+        TypeError: ``fn``, ``classifier`` or ``cost`` is not callable, ``items`` is not
             iterable, a count is not an int, ``progress`` is neither a bool nor a
             callable, ``executor`` is not an executor, or a coroutine function is
             given an executor.
@@ -128,6 +135,8 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
         check_count("max_in_flight", max_in_flight)
     if progress is not None and not isinstance(progress, bool) and not callable(progress):
         raise TypeError(f"progress must be True, False, None or a callable, got {type(progress).__name__}")
+    if cost is not None and not callable(cost):
+        raise TypeError(f"cost must be a callable (item -> a number) or None, got {type(cost).__name__}")
     options = CallOptions(
         mode=mode,  # type: ignore[arg-type]
         workers=workers,  # type: ignore[arg-type]
@@ -140,6 +149,7 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
         ordered=ordered,
         max_in_flight=max_in_flight,  # type: ignore[arg-type]
         progress=progress,
+        cost=cost,
     )
     return options, iterator
 

@@ -31,8 +31,9 @@ from .._core.costmodel import CostModel
 from .._core.kinds import TaskKind
 from .._run.handover import RunFacts
 from .classify import READING, agrees
-from .memory import LoopVerdict, Memo, recall, remember
+from .memory import SURE_AFTER, LoopVerdict, Memo, recall, remember
 from .probe import PROBING, Measurement, ProbeRun
+from .sizes import BySize
 
 __all__ = [
     "REMEMBERING",
@@ -42,6 +43,7 @@ __all__ = [
     "PoolRun",
     "ProbeLeft",
     "Remembering",
+    "SizeFollowed",
     "changed",
     "estimated_item_cpu",
     "estimated_item_seconds",
@@ -132,8 +134,16 @@ class LoopKept:
     verdict: LoopVerdict
 
 
+@final
+@attrs.frozen
+class SizeFollowed:
+    """How closely a run's timed units followed their items' size."""
+
+    by_size: BySize
+
+
 #: What a call may teach.
-Lesson = Measured | Finished | LoopKept
+Lesson = Measured | Finished | LoopKept | SizeFollowed
 
 
 def learn(fn: Callable[..., Any], lesson: Lesson) -> Memo | None:
@@ -146,6 +156,13 @@ def learn(fn: Callable[..., Any], lesson: Lesson) -> Memo | None:
     """
     if isinstance(lesson, LoopKept):
         memo: Memo | None = attrs.evolve(lesson.earlier, loop=lesson.verdict)
+    elif isinstance(lesson, SizeFollowed):
+        earlier = recall(fn)
+        memo = (
+            None
+            if earlier is None or earlier.by_size == lesson.by_size
+            else attrs.evolve(earlier, by_size=lesson.by_size)
+        )
     elif isinstance(lesson, Measured):
         memo = _measured(lesson)
     else:
@@ -159,7 +176,9 @@ def _measured(lesson: Measured) -> Memo | None:
     """The memo of exact figures, or ``None`` when it would change nothing that matters."""
     kind, memo = lesson.kind, lesson.earlier
     kept = None if memo is None or memo.loop is None or memo.loop.setting != lesson.setting else memo.loop
-    fresh = _memo_of(kind, lesson.measurement, kept)
+    fresh = _memo_of(kind, lesson.measurement, kept, _readings(kind, lesson.measurement, memo))
+    if memo is not None and memo.by_size is not None:
+        fresh = attrs.evolve(fresh, by_size=memo.by_size)
     if memo is not None and memo.kind is kind and memo.item_alone is not None:
         fresh = attrs.evolve(fresh, item_alone=memo.item_alone)
     if kind is TaskKind.IO and _in_processes(lesson.mode, memo):
@@ -169,6 +188,7 @@ def _measured(lesson: Measured) -> Memo | None:
         or memo.kind is not kind
         or memo.loop is not kept
         or memo.in_processes != fresh.in_processes
+        or memo.readings != fresh.readings
         or changed(memo.item_seconds, fresh.item_seconds)
         or changed(memo.item_cpu or 0.0, fresh.item_cpu or 0.0)
     ):
@@ -178,11 +198,15 @@ def _measured(lesson: Measured) -> Memo | None:
 
 def _finished(fn: Callable[..., Any], lesson: Finished) -> Memo:
     """The memo of final figures: the kind re-read, and waiting items' own length where a pool ran them."""
-    final = lesson.measurement
-    memo = _memo_of(_final_kind(lesson.kind, final), final)
+    final, earlier = lesson.measurement, recall(fn)
+    kind = _final_kind(lesson.kind, final)
+    # The probe's reading, which the decision did not write (its items were still running).
+    memo = _memo_of(kind, final, readings=_readings(kind, final, earlier))
+    if earlier is not None:
+        memo = attrs.evolve(memo, by_size=earlier.by_size)
     if lesson.pool is None or lesson.kind is not TaskKind.IO:
         return memo
-    return _own_length(memo, recall(fn), lesson.pool)
+    return _own_length(memo, earlier, lesson.pool)
 
 
 def changed(remembered: float, seconds: float, factor: float = REMEMBERING.same_time) -> bool:
@@ -190,9 +214,21 @@ def changed(remembered: float, seconds: float, factor: float = REMEMBERING.same_
     return not remembered / factor <= seconds <= remembered * factor
 
 
-def _memo_of(kind: TaskKind, m: Measurement, loop: LoopVerdict | None = None) -> Memo:
-    """What to remember of exact figures ``m`` of items of ``kind``."""
-    return Memo(kind, estimated_item_seconds(kind, m), loop, estimated_item_cpu(kind, m))
+def _memo_of(kind: TaskKind, m: Measurement, loop: LoopVerdict | None = None, readings: int = 0) -> Memo:
+    """What to remember of exact figures ``m`` of items of ``kind``, read ``readings`` times in a row."""
+    return Memo(kind, estimated_item_seconds(kind, m), loop, estimated_item_cpu(kind, m), readings=readings)
+
+
+def _readings(kind: TaskKind, m: Measurement, earlier: Memo | None) -> int:
+    """The readings in a row (``Memo.readings``) that name ``kind``, now that ``m`` was measured.
+
+    ``m`` counts where it watched the GIL (the probe's GIL samples, or its two threads
+    side by side); else the earlier readings of the same kind stand.
+    """
+    before = earlier.readings if earlier is not None and earlier.kind is kind else 0
+    if m.gil_share is None and m.parallelism is None:
+        return before
+    return min(SURE_AFTER, before + 1)
 
 
 def _final_kind(kind: TaskKind, final: Measurement) -> TaskKind:

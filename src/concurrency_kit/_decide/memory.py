@@ -23,8 +23,9 @@ from typing import Any, final
 import attrs
 
 from .._core.kinds import TaskKind
+from .sizes import BySize
 
-__all__ = ["LoopVerdict", "Memo", "forget_all", "recall", "remember"]
+__all__ = ["SURE_AFTER", "LoopVerdict", "Memo", "forget_all", "recall", "remember"]
 
 
 @final
@@ -58,7 +59,10 @@ class Memo:
     ``item_alone``: an I/O-bound item's time as last measured in a call that ran in
     processes, with no threads taking turns for the GIL beside it; ``None`` until then.
     ``in_processes``: whether the last call that ran I/O-bound items in a pool ran them
-    in processes (rather than threads).
+    in processes (rather than threads). ``readings``: how many probes in a row, up to
+    ``SURE_AFTER``, named ``kind`` watching the GIL (0: none did: it was declared, or
+    measured where the GIL cannot be seen); see ``sure``. ``by_size``: the last run
+    that timed its units found their times following the items' size (``sizes.py``).
     """
 
     kind: TaskKind
@@ -67,7 +71,25 @@ class Memo:
     item_cpu: float | None = None
     item_alone: float | None = None
     in_processes: bool = False
+    readings: int = 0
+    by_size: BySize | None = None
 
+    @property
+    def sure(self) -> bool:
+        """Whether the steps that cannot see the GIL may trust ``kind``.
+
+        Computing items are told GIL-bound from GIL-free by watching two threads run
+        them, which a first call may misread (a first run under a library's own lock).
+        A step that measures in a worker, or in the calling thread alone, cannot
+        correct that: so a computing kind is trusted there only once two readings
+        agreed, and re-read by the probe until then. Waiting is told from computing by
+        the CPU share, which every step reads.
+        """
+        return self.kind is TaskKind.IO or self.readings >= SURE_AFTER
+
+
+#: Readings in a row that make a computing kind sure (``Memo.sure``).
+SURE_AFTER = 2
 
 _lock = threading.Lock()
 #: ``id(key)`` → a weak reference to the key, and its memo. Keyed by identity: a weak

@@ -183,9 +183,16 @@ class _Monitor:
         #: still counts as a sample (the window, the second thread and the I/O check go
         #: by them) but never as late, and the measurement has no GIL share.
         self.gil = gil_enabled()
-        #: Per tick during which both probe threads ran items: their CPU seconds per second.
+        #: Per tick during which both probe threads ran items: their CPU seconds per second,
+        #: and those ticks' wall time in all ...
         self.pair_rates: list[float] = []
-        self.pair_wall = 0.0  # those ticks' wall time in all
+        self.pair_wall = 0.0
+        #: ... and the same of the ticks during which both were past their first item: a
+        #: function's first run in a process is often not like the others (it imports,
+        #: fills caches, sets a library up, sometimes under a lock of its own, so that two
+        #: threads take turns even where the GIL is free).
+        self.warm_rates: list[float] = []
+        self.warm_wall = 0.0
 
     def tick(self, wake: threading.Event, seconds: float) -> bool:
         """Wait up to ``seconds``; count a GIL sample if items ran throughout. True if late.
@@ -204,8 +211,7 @@ class _Monitor:
         ended = time.perf_counter()
         lateness = ended - began - seconds
         if pair is not None and (after := self._pair_clock()) is not None:
-            self.pair_wall += ended - began
-            self.pair_rates.append((after - pair) / (ended - began))
+            self._count_pair(after[0] - pair[0], ended - began, warm=pair[1])
         if not any(slot.busy for slot in self.slots):
             return False
         self.samples += 1
@@ -219,23 +225,58 @@ class _Monitor:
             return True
         return False
 
-    def _pair_clock(self) -> float | None:
+    def _pair_clock(self) -> tuple[float, bool] | None:
         """The probe threads' CPU time so far, when there are two and both are running items; else ``None``.
 
-        The GIL monitor alone is fooled by C code that keeps the GIL in calls shorter
-        than its lateness threshold and lets it go between them (a system call): it
-        then wakes nearly on time. Two threads that take turns for the GIL cannot
-        compute more than one CPU's worth between them, whatever the monitor sees.
+        Also: whether both are past their first item. The GIL monitor alone is fooled by
+        C code that keeps the GIL in calls shorter than its lateness threshold and lets
+        it go between them (a system call): it then wakes nearly on time. Two threads
+        that take turns for the GIL cannot compute more than one CPU's worth between
+        them, whatever the monitor sees.
         """
         if thread_clock is None or len(self.slots) < 2:
             return None
-        total = 0.0
+        total, warm = 0.0, True
         for slot in self.slots:
             with slot.lock:
                 if not (slot.live and slot.busy):
                     return None
                 total += time.clock_gettime(thread_clock(slot.ident))
-        return total
+                warm = warm and slot.items > 0
+        return total, warm
+
+    def _count_pair(self, cpu: float, wall: float, *, warm: bool) -> None:
+        """Count a tick of ``wall`` seconds during which both probe threads ran items, computing ``cpu`` seconds."""
+        self.pair_wall += wall
+        self.pair_rates.append(cpu / wall)
+        if warm:
+            self.warm_wall += wall
+            self.warm_rates.append(cpu / wall)
+
+    def parallelism(self) -> float | None:
+        """The probe threads' CPUs busy while both ran items: past their first items where that was read long enough.
+
+        ``None`` where they did not run side by side long enough to tell.
+        """
+        least = self.policy.min_pair_seconds
+        if self.warm_wall >= least:
+            return _median(self.warm_rates)
+        return _median(self.pair_rates) if self.pair_wall >= least else None
+
+    def in_doubt(self, m: Measurement) -> bool:
+        """Whether the figures so far may yet name computing items GIL-free, once both threads are warm.
+
+        The GIL samples say it was mostly free, the items compute, and two threads ran
+        them side by side, but not yet past their first items: that reading alone may
+        be a first run's (see ``warm_rates``). Two threads that compute side by side
+        are the only proof that the GIL was let go; a first run that takes turns under
+        a lock of its own must not hide it.
+        """
+        if not self.gil or self.warm_wall >= self.policy.min_pair_seconds or len(self.slots) < 2:
+            return False
+        reading = READING.get()
+        gil_free = m.gil_share is not None and m.gil_share < reading.gil_bound_share
+        return gil_free and m.cpu_share >= reading.compute_share and (m.parallelism or 0.0) < reading.parallel_share
 
     def enough_samples(self) -> bool:
         """Whether the monitor has the GIL samples a decision needs, or plainly saw the GIL held."""
@@ -274,7 +315,7 @@ class _Monitor:
             cpu_share=share_cpu / share_wall if share_wall > 0 else 0.0,
             gil_share=self.late / self.samples if self.samples >= 2 and self.gil else None,
             exact=running == 0,
-            parallelism=_median(self.pair_rates) if self.pair_wall >= self.policy.min_pair_seconds else None,
+            parallelism=self.parallelism(),
         )
 
 
@@ -443,7 +484,7 @@ class _Watch:
         monitor, policy, taken = self.monitor, self.policy, self.feed.next - self.first
         watched = now - monitor.start
         return (
-            (watched >= policy.min_window and monitor.enough_samples())
+            (watched >= policy.min_window and monitor.enough_samples() and not monitor.in_doubt(monitor.measure(taken)))
             # I/O: every item waiting is time the rest of the input could overlap.
             or monitor.plainly_waiting(taken)
             or (enough is not None and watched >= policy.quick_window and enough(monitor.measure(taken)))

@@ -87,6 +87,8 @@ def cpu_for_warm_pool(  # noqa: PLR0913 - what the check depends on
     """
     if memo is None or (declared or memo.kind) is not TaskKind.CPU or (memo.item_seconds > window) is not longer:
         return False
+    if declared is None and not memo.sure:
+        return False  # read once: the probe reads it again, watching the GIL (``Memo.sure``)
     if longer and cpus < 2:
         return False
     if not gil_enabled():

@@ -40,6 +40,7 @@ from .._core.costmodel import CostModel, model_in_force
 from .._core.cpu import gil_enabled
 from .._core.errors import UnpicklableTaskError
 from .._core.kinds import TaskKind
+from .balance import NO_BALANCING, Balancing, balancing
 from .choose import choose
 from .classify import Decision, agrees, kind_from_measurement, partly_waits
 from .fitness import prestarter, process_fitness, warm_for_next_calls
@@ -88,6 +89,8 @@ class Decided:
     sent: Sent | None = None
     #: Items sent to an executor while the first was timed here, each a unit with its task.
     ahead: tuple[tuple[Unit, Future[Any]], ...] = ()
+    #: The order a list's run starts the rest in, and what learns from its timed units.
+    balancing: Balancing = NO_BALANCING
 
 
 @final
@@ -339,7 +342,8 @@ def in_probe_threads(d: _Decision) -> Decided:
         TimeoutError: the deadline passed while measuring.
     """
     start, memo = d.resume_at, d.memo
-    prior = d.declared or (None if memo is None else memo.kind)
+    # A kind read once may be a misread: the probe reads it again in full (``Memo.sure``).
+    prior = d.declared or (None if memo is None or not memo.sure else memo.kind)
 
     def settles(m: Measurement) -> bool:
         kind = d.measured_kind(m)
@@ -397,4 +401,5 @@ def _conclude(d: _Decision) -> Decided:
     if not gil_enabled():
         reason = without_gil(reason)
     left = None if d.run is None else ProbeLeft(d.fn, d.run, kind, d.outcomes, d.model)
-    return Decided(choice, kind, measurement, reason, d.resume_at, left, d.sent)
+    balanced = balancing(d.fn, d.sequence, recall(d.fn), choice, d.planned - d.resume_at)
+    return Decided(choice, kind, measurement, reason, d.resume_at, left, d.sent, balancing=balanced)

@@ -29,6 +29,7 @@ from .._backends.pools import process_pool_age
 from .._backends.registry import ExecutorRunner, LoopRunner, ProcessRunner, Runner, ThreadRunner, Unit
 from .engine import Engine
 from .handover import Handover, RunFacts, Sizing, Taken
+from .order import StartOrder, longest_first
 from .results import Progress, close_progress
 from .stream import ResultStream, loop, told_by
 from .warming import Helping
@@ -94,13 +95,15 @@ def _drained(handover: Handover, sizing: Sizing, taken: Taken) -> list[Any]:
         runner = ThreadRunner(handover.fn, sizing.workers, collect=collect, step=chunksize, count_cpu=count_cpu)
         chunksize = max(chunksize * sizing.workers, -(-(len(items) - taken.resume_at) // runner.capacity))
     first, others = _measured_units(handover, sizing, taken, items, learn=False)
+    cost = handover.cost
+    order = None if cost is None or sizing.workers < 2 else longest_first(items, taken.resume_at, cost)
     helping = None
     if options.auto and sizing.mode == "process" and taken.deadline is None:
         helping = Helping(others, measuring is not None and measuring.computing)
     age = process_pool_age(sizing.workers) if sizing.mode == "process" else None
-    values = Engine(
+    engine = Engine(
         runner,
-        iterate_from(items, taken.resume_at),
+        iterate_from(items, taken.resume_at) if order is None else order.items(items),
         start=taken.resume_at,
         first=first,
         ordered=True,
@@ -112,11 +115,22 @@ def _drained(handover: Handover, sizing: Sizing, taken: Taken) -> list[Any]:
         timeout=options.timeout,
         deadline=taken.deadline,
         helping=helping,
-    ).drain()
+        order=order,
+    )
+    values = engine.drain()
     if measuring is not None:
         cpu = runner.cpu if isinstance(runner, ThreadRunner) else 0.0
         measuring.finished(RunFacts(sizing, len(items), time.perf_counter(), cpu, age))
+    if handover.timing is not None and engine.timed:
+        handover.timing([(_indices(start, count, order), seconds) for start, count, seconds in engine.timed])
     return values
+
+
+def _indices(start: int, count: int, order: StartOrder | None) -> range | list[int]:
+    """The input indices of the ``count`` items from position ``start`` on."""
+    if order is None:
+        return range(start, start + count)
+    return [order.index(position) for position in range(start, start + count)]
 
 
 def _on_private_loop(  # noqa: PLR0913 - the stream's shape, by name

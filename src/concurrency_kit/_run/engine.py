@@ -58,6 +58,7 @@ from typing import Any
 from .._backends.awaitable import cut_at_awaitable
 from .._backends.outcomes import Stopped, noted
 from .._backends.registry import Done, Lost, Runner, Unit
+from .order import StartOrder
 from .results import Progress, call_timed_out, close_progress, handed_over, handing_over, stream_timed_out
 from .warming import Helping
 
@@ -93,6 +94,9 @@ class Engine:
         deadline: the ``time.monotonic()`` it must end by.
         stop: once done, the stream stops as if closed (its reader is in another thread).
         helping: the calling thread runs items while the workers start (a list only).
+        order: which input item each position of ``rest`` is, where a list starts its
+            dearest items first (``order.py``): failures name the input's index, and
+            ``drain`` returns the results in input order.
     """
 
     #: The results are what coroutines returned (``LoopEngine``): an awaitable among them
@@ -117,11 +121,12 @@ class Engine:
         deadline: float | None,
         stop: Future[None] | None = None,
         helping: Helping | None = None,
+        order: StartOrder | None = None,
     ) -> None:
         self.runner, self.rest, self.first = runner, rest, first
         self.ordered, self.collect, self.window, self.chunksize = ordered, collect, window, chunksize
         self.workers, self.total, self.progress = workers, total, progress
-        self.timeout, self.stop, self.helping = timeout, stop, helping
+        self.timeout, self.stop, self.helping, self.order = timeout, stop, helping, order
         self.deadline: float | None = deadline
         self.running: dict[Future[Any], Unit] = {}
         self.measuring = 0  # of those, units the measuring runs (read by their ``results``), not the runner
@@ -137,6 +142,9 @@ class Engine:
         self.exhausted = False
         self.suspects: list[Unit] = []  # lost with a dead worker, to run alone: the last runs first
         self.lone: Unit | None = None  # the one running alone
+        #: Units a worker timed, as ``(first position, items, seconds)``: what the call's
+        #: decision may learn from (see ``_decide/sizes.py``).
+        self.timed: list[tuple[int, int, float]] = []
         if stop is not None:
             stop.add_done_callback(self.arrived)
 
@@ -217,7 +225,7 @@ class Engine:
                     self.yielded += len(done.values)
                     self.next_index = unit.stop
                 if not self.step():
-                    return values
+                    return values if self.order is None else self.order.restored(values)
         except _Late:
             kill = True
             raise call_timed_out(self.timeout, self.yielded + self.done_unread(), self.total) from None
@@ -282,7 +290,11 @@ class Engine:
         error, offset = done.values[-1], len(done.values) - 1
         if self.misuse(unit):
             raise error
-        raise noted(error, unit.start + offset, unit.items[offset])
+        raise noted(error, self.index(unit.start + offset), unit.items[offset])
+
+    def index(self, position: int) -> int:
+        """The input index of the item at ``position`` (they differ where a list starts its dearest items first)."""
+        return position if self.order is None else self.order.index(position)
 
     def misuse(self, unit: Unit) -> bool:
         """Whether ``unit`` ends in an awaitable result's error (not an exception of ``fn``)."""
@@ -421,7 +433,9 @@ class Engine:
         """Keep ``unit``'s results for the consumer; an awaitable result or a failure stops the taking."""
         unit.done = done
         values = done.values
-        misuse = None if self.awaited else cut_at_awaitable(values, unit.items, unit.start)
+        if done.seconds is not None:
+            self.timed.append((unit.start, len(values), done.seconds))
+        misuse = None if self.awaited else cut_at_awaitable(values, unit.items, unit.start, self.index)
         if misuse is not None:  # an error in the awaitable's place; what came after it is dropped
             self.misused.add(unit.start + len(values))
             values.append(misuse)
@@ -444,9 +458,9 @@ class Engine:
         """
         if not self.collect:
             beside = [u for u in self.running.values() if u.results is None] if loss.together else []
-            raise loss.blame(sorted(index for u in (unit, *beside) for index in range(u.start, u.stop)))
+            raise loss.blame(sorted(self.index(i) for u in (unit, *beside) for i in range(u.start, u.stop)))
         if unit.alone:
-            self.store(unit, Done([loss.blame([unit.start])]))  # collected: in the item's place
+            self.store(unit, Done([loss.blame([self.index(unit.start)])]))  # collected: in the item's place
             return
         self.suspects.extend(Unit(index, [item], alone=True) for index, item in enumerate(unit.items, unit.start))
         self.suspects.sort(key=lambda suspect: -suspect.start)

@@ -24,12 +24,18 @@ import attrs
 from typing_extensions import Protocol
 
 from .._backends.outcomes import Outcomes
-from .._core.options import CallOptions, Mode
+from .._core.options import CallOptions, CostFn, Mode
 
 if TYPE_CHECKING:
     from .._backends.registry import Sent, Unit
 
-__all__ = ["Handover", "Measuring", "RunFacts", "Sizing", "Taken"]
+__all__ = ["Handover", "Measuring", "OnTimed", "RunFacts", "Sizing", "Taken", "TimedUnits"]
+
+
+#: Units a run's workers timed: each unit's items (their input indices) and its seconds.
+TimedUnits = list[tuple[range | list[int], float]]
+#: What the decision is told them with, once the run is done.
+OnTimed = Callable[[TimedUnits], None]
 
 
 @final
@@ -115,6 +121,11 @@ class Handover:
         ahead: items sent to the executor while the first was timed here (a unit and its task each).
         timed_out: a stream whose timeout passed while its first items were measured:
             raised after the results of those that finished (``resume_at`` of them).
+        cost: what each item costs, where a list's items start dearest first
+            (``order.py``): the caller's ``cost=``, or a size the decision found the
+            item times follow (default: the caller's).
+        timing: told, once a list's run is done, the units its workers timed (where
+            the decision wants to learn from them).
     """
 
     def __init__(  # noqa: PLR0913 - what the decision left, by name
@@ -129,8 +140,14 @@ class Handover:
         sent: Sent | None = None,
         ahead: tuple[tuple[Unit, Future[Any]], ...] = (),
         timed_out: TimeoutError | None = None,
+        cost: CostFn | None = None,
+        timing: OnTimed | None = None,
     ) -> None:
         self.fn, self.items, self.options = fn, items, options
+        self.cost = options.cost if cost is None else cost
+        self.timing = timing
+        #: Why the items start dearest first, where the decision found the cost (for the plan's reason).
+        self.cost_said = ""
         self.resume_at = resume_at
         self.timed_out = timed_out
         self._taken: Taken | None = Taken(outcomes, resume_at, measuring, sent, ahead, options.deadline)

@@ -81,7 +81,9 @@ def help_while_warming(engine: Engine, helping: Helping) -> None:
             if not wait([others], timeout=HELP_WAIT).not_done:
                 break
         while not first.sent and warming.is_alive() and (unit := first.take_here(span)) is not None:
+            began = time.perf_counter()
             outcomes = engine.runner.run_here(unit)
+            outcomes.seconds = time.perf_counter() - began  # timed as a worker times its units
             with first.lock:
                 engine.store(unit, outcomes)
             time.sleep(0)  # let the threads starting the pool take the GIL

@@ -1,0 +1,63 @@
+"""The order a list's items start in: the dearest first, where their cost is known beforehand.
+
+A few long items, or many uneven ones, on a handful of workers finish late when a long
+one starts last: its worker runs on alone while the others idle. Started longest first
+(the LPT rule), the short items fill in around the long ones and the workers finish
+together: four items of 2.1, 1.9, 1.5 and 1.2 s on two workers take 3.4 s so, against
+4.0 s in input order.
+
+The cost of each item comes from a key (``cost=``, or the size the decision found the
+item times follow): ``StartOrder`` holds the input index of each position of the run,
+the engine runs the items in that order, names a failing item by its input index, and
+hands the results back in input order. Only a list's run (``run_parallel``) starts out
+of order: a stream yields its first results first, so it takes its items as they come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, final
+
+__all__ = ["StartOrder", "longest_first"]
+
+
+@final
+class StartOrder:
+    """Which input item each position of a run holds, from ``start`` on (those before it ran in input order).
+
+    Args:
+        start: the first position run out of order (the items measured before it ran first).
+        indices: the input index of each position from ``start`` on.
+    """
+
+    __slots__ = ("indices", "start")
+
+    def __init__(self, start: int, indices: Sequence[int]) -> None:
+        self.start, self.indices = start, indices
+
+    def index(self, position: int) -> int:
+        """The input index of the item at ``position``."""
+        return position if position < self.start else self.indices[position - self.start]
+
+    def items(self, items: Sequence[Any]) -> Iterator[Any]:
+        """The items from ``start`` on, in this order."""
+        return (items[i] for i in self.indices)
+
+    def restored(self, values: list[Any]) -> list[Any]:
+        """``values``, one a position, put back in input order."""
+        start = self.start
+        restored = values[:start] + [None] * (len(values) - start)
+        for position, index in enumerate(self.indices, start):
+            restored[index] = values[position]
+        return restored
+
+
+def longest_first(items: Sequence[Any], start: int, cost: Callable[[Any], Any]) -> StartOrder:
+    """The items from ``start`` on, the dearest by ``cost`` first; items of equal cost in input order.
+
+    Raises:
+        Exception: what ``cost`` raised for an item.
+    """
+    costs = [cost(items[i]) for i in range(start, len(items))]
+    ranked = sorted(range(len(costs)), key=costs.__getitem__, reverse=True)  # stable: ties keep input order
+    return StartOrder(start, [start + k for k in ranked])
