@@ -6,9 +6,13 @@ cold measurement) runs exactly the items the warm measurement ran.
 
 from __future__ import annotations
 
+import ast
+import json
 import select
+import sysconfig
 import zlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal, final
 
 import attrs
@@ -22,6 +26,8 @@ __all__ = [
     "Workload",
     "checksum_head",
     "get_workload",
+    "json_round_trip",
+    "parse_source",
     "spin",
     "wait_then_spin",
 ]
@@ -55,6 +61,47 @@ def wait_then_spin(item: int) -> int:
 def checksum_head(blob: bytes) -> int:
     """CRC-32 of the first 4 KiB of ``blob``: light work on a heavy argument."""
     return zlib.crc32(blob[:HEAD_BYTES])
+
+
+def parse_source(source: str) -> int:
+    """``ast.parse`` a module's source (C code holding the GIL, in calls of mixed length); its statements."""
+    return len(ast.parse(source).body)
+
+
+def json_round_trip(document: str) -> int:
+    """Load a JSON document and dump it again (C code holding the GIL); the length written."""
+    return len(json.dumps(json.loads(document), sort_keys=True))
+
+
+def _stdlib_sources(size: int) -> list[str]:
+    """The sources of the first ``size`` standard-library modules (by path), as they are on this interpreter."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    paths = sorted(p for p in root.rglob("*.py") if "test" not in p.parts and "site-packages" not in p.parts)
+    sources: list[str] = []
+    for path in paths:
+        try:
+            source = path.read_text(encoding="utf-8")
+            compile(source, str(path), "exec", flags=ast.PyCF_ONLY_AST)
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue  # a file this interpreter does not parse (lib2to3's fixtures, encodings)
+        sources.append(source)
+        if len(sources) == size:
+            break
+    return sources
+
+
+def _json_documents(size: int) -> list[str]:
+    """``size`` JSON documents of uneven size: a record list of 10 to ~10,000 records, by a fixed rule."""
+    documents = []
+    for i in range(size):
+        records = 10 + (i * 7919) % 97 * (1 + (i % 5) ** 2) * 4  # mixed, reproducible
+        rows = [{"id": j, "name": f"row {j}", "tags": ["a", "b", str(j % 13)], "score": j * 0.5} for j in range(records)]
+        documents.append(json.dumps({"rows": rows, "page": i}))
+    return documents
+
+
+def _gcd_pairs(size: int) -> list[tuple[int, int]]:
+    return list(tasks.GCD_PAIRS[:size])
 
 
 def _seed_numbers(size: int) -> list[int]:
@@ -160,6 +207,27 @@ WORKLOADS: tuple[Workload, ...] = (
         _blobs,
         {"full": 200, "smoke": 4},
         "checksum_head over 200 distinct 1 MB bytes: pickling dominates",
+    ),
+    Workload(
+        "gcd_x8",
+        tasks.gcd,
+        _gcd_pairs,
+        {"full": 8},
+        "tasks.gcd over GCD_PAIRS: a naive downward search, 30-250 ms of bytecode each (GIL held)",
+    ),
+    Workload(
+        "ast_parse_x400",
+        parse_source,
+        _stdlib_sources,
+        {"full": 400, "smoke": 8},
+        "ast.parse of 400 standard-library modules: C code holding the GIL, items of mixed length",
+    ),
+    Workload(
+        "json_x200",
+        json_round_trip,
+        _json_documents,
+        {"full": 200, "smoke": 8},
+        "json loads + dumps of 200 documents of 10 to ~10,000 records: C code holding the GIL",
     ),
     Workload(
         "uneven_x200",

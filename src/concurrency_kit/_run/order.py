@@ -3,8 +3,8 @@
 A few long items, or many uneven ones, on a handful of workers finish late when a long
 one starts last: its worker runs on alone while the others idle. Started longest first
 (the LPT rule), the short items fill in around the long ones and the workers finish
-together: four items of 2.1, 1.9, 1.5 and 1.2 s on two workers take 3.4 s so, against
-4.0 s in input order.
+together: four items of 2.1, 1.2, 1.5 and 1.9 s on two workers take 4.0 s in that
+order, and 3.4 s longest first.
 
 The cost of each item comes from a key (``cost=``, or the size the decision found the
 item times follow): ``StartOrder`` holds the input index of each position of the run,
