@@ -26,6 +26,7 @@ from concurrency_kit._core.costmodel import starting_model, using_model
 from concurrency_kit._core.cpu import gil_enabled
 from concurrency_kit._decide import classify as _classify
 from concurrency_kit._decide import measuring as _measuring
+from concurrency_kit._decide import monitor as _monitor
 from concurrency_kit._decide import probe as _probe
 from concurrency_kit._decide import probe_threads as _probe_threads
 from concurrency_kit._decide import steps as _decide
@@ -196,14 +197,14 @@ def test_once_an_item_finished_the_share_is_the_finished_items_own() -> None:
     own_clock = time.clock_gettime(_probe_threads.thread_clock(threading.get_ident()))  # type: ignore[misc]
     running.ident, running.live, running.busy = threading.get_ident(), True, 1
     running.t0, running.c0 = time.perf_counter() - 0.010, own_clock - 0.009
-    measured = _probe._Monitor([finished, running], _probe.ProbePolicy()).measure(2, now=running.t0 + 0.010)
+    measured = _monitor.Monitor([finished, running], _probe.ProbePolicy()).measure(2, now=running.t0 + 0.010)
     assert (measured.completed, measured.exact) == (1, False)
     assert measured.cpu_share == pytest.approx(6 / 26)
     assert measured.item_wall == pytest.approx(0.036 / 2)  # the running one counts here
     # Once none runs, the share is everyone's.
     running.busy = 0
     running.wall, running.cpu, running.items = 0.026, 0.010, 1
-    assert _probe._Monitor([finished, running], _probe.ProbePolicy()).measure(2).cpu_share == pytest.approx(16 / 52)
+    assert _monitor.Monitor([finished, running], _probe.ProbePolicy()).measure(2).cpu_share == pytest.approx(16 / 52)
 
 
 @pytest.mark.usefixtures("pinned")

@@ -30,6 +30,7 @@ from concurrency_kit._decide import classify as _classify
 from concurrency_kit._decide import learning as _learning
 from concurrency_kit._decide import measuring as _measuring
 from concurrency_kit._decide import memory as _memory
+from concurrency_kit._decide import monitor as _monitor
 from concurrency_kit._decide import probe as _probe
 from concurrency_kit._decide import remembered as _remembered
 from concurrency_kit._decide import steps as _decide
@@ -725,10 +726,12 @@ def test_items_misread_as_computing_are_remembered_by_their_figures_once_done() 
 @pytest.mark.parametrize(
     ("readings", "gil_share", "parallelism", "kind", "after"),
     [
-        (0, 0.9, None, TaskKind.CPU, 1),  # a first reading
-        (1, 0.9, None, TaskKind.CPU, SURE_AFTER),  # a second that agrees: sure
-        (SURE_AFTER, 0.9, None, TaskKind.CPU, SURE_AFTER),  # no further: nothing more to write
-        (1, 0.0, 1.9, TaskKind.GIL_FREE, 1),  # one that disagrees starts again
+        (0, 0.2, 1.0, TaskKind.CPU, 1),  # a first reading, by default (neither figure decisive)
+        (1, 0.2, 1.0, TaskKind.CPU, SURE_AFTER),  # a second that agrees: sure
+        (SURE_AFTER, 0.2, 1.0, TaskKind.CPU, SURE_AFTER),  # no further: nothing more to write
+        (0, 0.9, None, TaskKind.CPU, SURE_AFTER),  # the GIL held most of the time: decisive
+        (1, 0.0, 1.9, TaskKind.GIL_FREE, SURE_AFTER),  # two threads side by side: decisive
+        (0, 0.1, None, TaskKind.GIL_FREE, 1),  # one that disagrees starts again
         (1, None, None, TaskKind.CPU, 1),  # measured where the GIL cannot be seen: no reading
     ],
 )
@@ -749,8 +752,9 @@ def test_a_kind_counts_the_readings_in_a_row_that_named_it(
 def test_a_kind_read_once_is_read_again_where_a_worker_could_not_correct_it() -> None:
     keys = [f"p{i}" for i in range(6)]
     model = _warm_pool(derive_key)
-    # GIL-free work misread as holding the GIL: it goes to processes, and is remembered so.
-    misread = probed(0.03, 1.0, gil_share=0.6, parallelism=1.0)
+    # GIL-free work misread as holding it (neither figure decisive: the fallback, cpu):
+    # it goes to processes, and is remembered so.
+    misread = probed(0.03, 1.0, gil_share=0.2, parallelism=1.0)
     with using_model(model), given(probe=misread, in_worker=InWorker(0.03)):
         first = ck.plan(derive_key, keys)
         assert (first.mode, first.kind) == ("process", "cpu"), first.reason
@@ -768,7 +772,7 @@ def test_a_kind_read_once_is_read_again_where_a_worker_could_not_correct_it() ->
 
 
 def test_the_parallelism_reading_goes_by_the_ticks_past_each_threads_first_item() -> None:
-    monitor = _probe._Monitor([Slot(), Slot()], _probe.ProbePolicy())
+    monitor = _monitor.Monitor([Slot(), Slot()], _probe.ProbePolicy())
     computing = probed(0.005, 0.9, items=4, gil_share=0.2, parallelism=None, exact=False)
     for _ in range(5):  # first runs that took turns (under a library's own lock)
         monitor._count_pair(0.001, 0.001, warm=False)
@@ -779,5 +783,5 @@ def test_the_parallelism_reading_goes_by_the_ticks_past_each_threads_first_item(
     assert monitor.parallelism() == pytest.approx(1.9)
     assert not monitor.in_doubt(attrs.evolve(computing, parallelism=monitor.parallelism()))
     # GIL samples that say it was held are no doubt, whatever the threads did.
-    fresh = _probe._Monitor([Slot(), Slot()], _probe.ProbePolicy())
+    fresh = _monitor.Monitor([Slot(), Slot()], _probe.ProbePolicy())
     assert not fresh.in_doubt(attrs.evolve(computing, gil_share=0.8))

@@ -70,7 +70,7 @@ class CallOptions:
         max_in_flight: a stream's bound on items taken and not yet yielded, if given.
         progress: what ``progress=`` asked for.
         cost: a list call's key of what each item costs, if given: its items start
-            dearest first (``_run/order.py``).
+            dearest first (``_run/balancing.py``).
     """
 
     mode: str = "auto"

@@ -314,6 +314,19 @@ def kind_from_measurement(
     return TaskKind.CPU
 
 
+def decisive(gil_share: float | None, parallelism: float | None) -> bool:
+    """Whether the probe's GIL figures name a computing kind on their own, not by default.
+
+    The GIL held most of the time, or two threads computing side by side, cannot be a
+    misreading of the other kind. Else ``kind_from_measurement`` falls back on a prior or
+    on ``CPU``, which a first run's quirks (a library set up under a lock of its own) can
+    make wrong.
+    """
+    reading = READING.get()
+    held = gil_share is not None and gil_share >= reading.gil_bound_share
+    return held or (parallelism is not None and parallelism >= reading.parallel_share)
+
+
 def partly_waits(kind: TaskKind, cpu_share: float, gil_share: float | None) -> bool:
     """Whether items named ``kind`` from shares measured while they ran may yet turn out to be I/O-bound.
 

@@ -30,7 +30,7 @@ from .._backends.outcomes import Outcomes
 from .._core.costmodel import CostModel
 from .._core.kinds import TaskKind
 from .._run.handover import RunFacts
-from .classify import READING, agrees
+from .classify import READING, agrees, decisive
 from .memory import SURE_AFTER, LoopVerdict, Memo, recall, remember
 from .probe import PROBING, Measurement, ProbeRun
 from .sizes import BySize
@@ -223,11 +223,14 @@ def _readings(kind: TaskKind, m: Measurement, earlier: Memo | None) -> int:
     """The readings in a row (``Memo.readings``) that name ``kind``, now that ``m`` was measured.
 
     ``m`` counts where it watched the GIL (the probe's GIL samples, or its two threads
-    side by side); else the earlier readings of the same kind stand.
+    side by side), as ``SURE_AFTER`` readings where its figures were decisive; else the
+    earlier readings of the same kind stand.
     """
     before = earlier.readings if earlier is not None and earlier.kind is kind else 0
     if m.gil_share is None and m.parallelism is None:
         return before
+    if decisive(m.gil_share, m.parallelism):
+        return SURE_AFTER
     return min(SURE_AFTER, before + 1)
 
 

@@ -60,8 +60,9 @@ class Memo:
     processes, with no threads taking turns for the GIL beside it; ``None`` until then.
     ``in_processes``: whether the last call that ran I/O-bound items in a pool ran them
     in processes (rather than threads). ``readings``: how many probes in a row, up to
-    ``SURE_AFTER``, named ``kind`` watching the GIL (0: none did: it was declared, or
-    measured where the GIL cannot be seen); see ``sure``. ``by_size``: the last run
+    ``SURE_AFTER``, named ``kind`` watching the GIL (a decisive one counts as
+    ``SURE_AFTER``; 0: none did: it was declared, or measured where the GIL cannot be
+    seen); see ``sure``. ``by_size``: the last run
     that timed its units found their times following the items' size (``sizes.py``).
     """
 
@@ -78,12 +79,14 @@ class Memo:
     def sure(self) -> bool:
         """Whether the steps that cannot see the GIL may trust ``kind``.
 
-        Computing items are told GIL-bound from GIL-free by watching two threads run
-        them, which a first call may misread (a first run under a library's own lock).
-        A step that measures in a worker, or in the calling thread alone, cannot
-        correct that: so a computing kind is trusted there only once two readings
-        agreed, and re-read by the probe until then. Waiting is told from computing by
-        the CPU share, which every step reads.
+        Computing items are told GIL-bound from GIL-free by watching the GIL and two
+        threads running them. Where neither was decisive (the GIL held most of the
+        time, or two threads computing side by side), the kind is a fallback, which a
+        first run may get wrong (under a library's own lock). A step that measures in a
+        worker, or in the calling thread alone, cannot correct that: so a computing
+        kind is trusted there once decisive, or once two readings agreed, and re-read
+        by the probe until then. Waiting is told from computing by the CPU share, which
+        every step reads.
         """
         return self.kind is TaskKind.IO or self.readings >= SURE_AFTER
 

@@ -3,7 +3,7 @@
 Many computing items cost what their size says: ``factorize(n)`` loops ``n`` times,
 parsing a file costs its length. Where a call's items carry such a size (an int or a
 float is its own; anything else with a ``len()`` has that) and the times its run
-measured follow it, the next calls start their items dearest first (``_run/order.py``),
+measured follow it, the next calls start their items dearest first (``_run/balancing.py``),
 so that a long one does not start last while the other workers idle.
 
 "Follow" is a rank correlation (Spearman's) between the sizes and the measured times,

@@ -40,7 +40,6 @@ from .._core.costmodel import CostModel, model_in_force
 from .._core.cpu import gil_enabled
 from .._core.errors import UnpicklableTaskError
 from .._core.kinds import TaskKind
-from .balance import NO_BALANCING, Balancing, balancing
 from .choose import choose
 from .classify import Decision, agrees, kind_from_measurement, partly_waits
 from .fitness import prestarter, process_fitness, warm_for_next_calls
@@ -54,6 +53,7 @@ from .learning import (
 )
 from .measuring import POLICY, in_pool, measure_inline
 from .memory import Memo, recall
+from .ordering import NO_BALANCING, Balancing, balancing
 from .plan import Choice, Reason
 from .probe import PROBING, Measurement, ProbePolicy, ProbeRun, probe
 from .reasons import explained, from_memory, with_pickler, without_gil

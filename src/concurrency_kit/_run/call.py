@@ -27,9 +27,9 @@ from .._backends.awaitable import check_results
 from .._backends.outcomes import iterate_from, noted, run_items
 from .._backends.pools import process_pool_age
 from .._backends.registry import ExecutorRunner, LoopRunner, ProcessRunner, Runner, ThreadRunner, Unit
+from .balancing import StartOrder, longest_first
 from .engine import Engine
 from .handover import Handover, RunFacts, Sizing, Taken
-from .order import StartOrder, longest_first
 from .results import Progress, close_progress
 from .stream import ResultStream, loop, told_by
 from .warming import Helping

@@ -315,7 +315,7 @@ def coroutine_engine(  # noqa: PLR0913 - the run's shape, by name
         ordered=ordered,
         collect=collect,
         window=window,
-        chunksize=max(1, total or 1) if listed else 1,  # a list: halving toward its end (``TAIL_SHARE``)
+        chunksize=max(1, total or 1) if listed else 1,  # a list: halving toward its end (``balancing.TAIL_SHARE``)
         workers=1 if listed else workers,
         total=total,
         timeout=timeout,

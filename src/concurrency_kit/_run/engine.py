@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from itertools import islice
 from queue import Empty, SimpleQueue
@@ -58,17 +58,11 @@ from typing import Any
 from .._backends.awaitable import cut_at_awaitable
 from .._backends.outcomes import Stopped, noted
 from .._backends.registry import Done, Lost, Runner, Unit
-from .order import StartOrder
+from .balancing import StartOrder, guided
 from .results import Progress, call_timed_out, close_progress, handed_over, handing_over, stream_timed_out
 from .warming import Helping
 
-__all__ = ["TAIL_SHARE", "Engine"]
-
-#: Guided scheduling: over an input of known length, a unit is at most the items left
-#: over this many times the workers, so units shrink toward the end of the input and the
-#: workers finish together (a long item near the end does not share its unit, and its
-#: worker, with many more).
-TAIL_SHARE = 2
+__all__ = ["Engine"]
 
 
 class Engine:
@@ -95,7 +89,7 @@ class Engine:
         stop: once done, the stream stops as if closed (its reader is in another thread).
         helping: the calling thread runs items while the workers start (a list only).
         order: which input item each position of ``rest`` is, where a list starts its
-            dearest items first (``order.py``): failures name the input's index, and
+            dearest items first (``balancing.py``): failures name the input's index, and
             ``drain`` returns the results in input order.
     """
 
@@ -127,6 +121,8 @@ class Engine:
         self.ordered, self.collect, self.window, self.chunksize = ordered, collect, window, chunksize
         self.workers, self.total, self.progress = workers, total, progress
         self.timeout, self.stop, self.helping, self.order = timeout, stop, helping, order
+        #: The input index of the item at a position (they differ where a list starts its dearest items first).
+        self.index: Callable[[int], int] = int if order is None else order.index
         self.deadline: float | None = deadline
         self.running: dict[Future[Any], Unit] = {}
         self.measuring = 0  # of those, units the measuring runs (read by their ``results``), not the runner
@@ -142,8 +138,7 @@ class Engine:
         self.exhausted = False
         self.suspects: list[Unit] = []  # lost with a dead worker, to run alone: the last runs first
         self.lone: Unit | None = None  # the one running alone
-        #: Units a worker timed, as ``(first position, items, seconds)``: what the call's
-        #: decision may learn from (see ``_decide/sizes.py``).
+        #: Units a worker timed, as ``(first position, items, seconds)``, for the decision (``_decide/sizes.py``).
         self.timed: list[tuple[int, int, float]] = []
         if stop is not None:
             stop.add_done_callback(self.arrived)
@@ -292,10 +287,6 @@ class Engine:
             raise error
         raise noted(error, self.index(unit.start + offset), unit.items[offset])
 
-    def index(self, position: int) -> int:
-        """The input index of the item at ``position`` (they differ where a list starts its dearest items first)."""
-        return position if self.order is None else self.order.index(position)
-
     def misuse(self, unit: Unit) -> bool:
         """Whether ``unit`` ends in an awaitable result's error (not an exception of ``fn``)."""
         done = unit.done
@@ -344,9 +335,7 @@ class Engine:
 
     def chunk_size(self) -> int:
         """The next unit's size: shrinking toward the end of an input of known length (guided)."""
-        if self.total is None:
-            return self.chunksize
-        return max(1, min(self.chunksize, -(-(self.total - self.taken) // (TAIL_SHARE * self.workers))))
+        return guided(self.chunksize, None if self.total is None else self.total - self.taken, self.workers)
 
     def send(self, unit: Unit) -> None:
         """Hand ``unit`` to the runner; read it at once if it is done already (run here)."""

@@ -122,7 +122,7 @@ class Handover:
         timed_out: a stream whose timeout passed while its first items were measured:
             raised after the results of those that finished (``resume_at`` of them).
         cost: what each item costs, where a list's items start dearest first
-            (``order.py``): the caller's ``cost=``, or a size the decision found the
+            (``balancing.py``): the caller's ``cost=``, or a size the decision found the
             item times follow (default: the caller's).
         timing: told, once a list's run is done, the units its workers timed (where
             the decision wants to learn from them).

@@ -11,11 +11,11 @@ import concurrency_kit as ck
 from concurrency_kit import TaskKind
 from concurrency_kit._api.planning import DEAREST_FIRST
 from concurrency_kit._core.costmodel import using_model
-from concurrency_kit._decide.balance import balancing
 from concurrency_kit._decide.memory import SURE_AFTER, Memo, recall
+from concurrency_kit._decide.ordering import balancing
 from concurrency_kit._decide.plan import Choice
 from concurrency_kit._decide.sizes import BySize, by_size, rank_correlation, size_key
-from concurrency_kit._run.order import longest_first
+from concurrency_kit._run.balancing import longest_first
 from helpers import HelperError, compute, fail_on_13
 from measured import SERVER_UP, given, probed
 

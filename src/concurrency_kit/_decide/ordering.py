@@ -1,7 +1,7 @@
 """What an auto decision hands a list's run for balancing its workers: an order, and what to learn.
 
     ordering(…)   an earlier run found the item times following their size (``Memo.by_size``):
-                  the run starts the items dearest first, by that size (``_run/order.py``)
+                  the run starts the items dearest first, by that size (``_run/balancing.py``)
     listening(…)  a run whose workers time its units: once it is done, whether their times
                   followed the size is learnt for the next calls (``sizes.py``)
 

@@ -1,6 +1,11 @@
-"""The order a list's items start in: the dearest first, where their cost is known beforehand.
+"""Spreading a call's items so that the workers finish together: unit sizes, and the order they start in.
 
-A few long items, or many uneven ones, on a handful of workers finish late when a long
+Guided scheduling: over an input of known length, a unit (a chunk) is at most the items
+left over ``TAIL_SHARE`` times the workers, so that units shrink toward the end of the
+input (a long item near the end does not share its unit, and its worker, with many
+more). Every mode and entry point sizes its units so (``guided``).
+
+The dearest first: a few long items, or many uneven ones, on a handful of workers finish late when a long
 one starts last: its worker runs on alone while the others idle. Started longest first
 (the LPT rule), the short items fill in around the long ones and the workers finish
 together: four items of 2.1, 1.2, 1.5 and 1.9 s on two workers take 4.0 s in that
@@ -18,7 +23,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, final
 
-__all__ = ["StartOrder", "longest_first"]
+__all__ = ["TAIL_SHARE", "StartOrder", "guided", "longest_first"]
+
+#: Guided scheduling: a unit is at most the items left over this many times the workers.
+TAIL_SHARE = 2
+
+
+def guided(chunksize: int, left: int | None, workers: int) -> int:
+    """The next unit's size: at most ``chunksize``, and the ``left`` items over ``TAIL_SHARE`` times ``workers``.
+
+    ``left``: the items not yet taken, where the input's length is known (else ``None``).
+    """
+    if left is None:
+        return chunksize
+    return max(1, min(chunksize, -(-left // (TAIL_SHARE * workers))))
 
 
 @final
