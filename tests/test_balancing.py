@@ -11,10 +11,11 @@ import concurrency_kit as ck
 from concurrency_kit import TaskKind
 from concurrency_kit._api.planning import DEAREST_FIRST
 from concurrency_kit._core.costmodel import using_model
-from concurrency_kit._decide.memory import SURE_AFTER, Memo, recall
+from concurrency_kit._decide.memory import SURE_AFTER, Memo, recall, remember
 from concurrency_kit._decide.ordering import balancing
 from concurrency_kit._decide.plan import Choice
-from concurrency_kit._decide.sizes import BySize, by_size, rank_correlation, size_key
+from concurrency_kit._decide.sizes import BySize, by_size, concordance, size_key, spread
+from concurrency_kit._decide.sizing import chunks
 from concurrency_kit._run.balancing import longest_first
 from helpers import HelperError, compute, fail_on_13
 from measured import SERVER_UP, given, probed
@@ -82,11 +83,14 @@ def test_an_items_size_is_its_value_or_its_length(items: list[Any], key: str | N
     assert size_key(items) == key
 
 
-def test_rank_correlation() -> None:
-    assert rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert rank_correlation([1, 2, 3, 4], [1, 4, 9, 16]) == pytest.approx(1.0)  # any increasing relation
-    assert rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    assert rank_correlation([1, 2, 3], [5, 5, 5]) is None
+def test_concordance_counts_the_pairs_of_different_sizes_in_which_the_larger_took_longer() -> None:
+    assert concordance([(1, 10), (2, 20), (3, 30), (4, 40)]) == (1.0, 6)
+    assert concordance([(1, 1), (2, 4), (3, 9), (4, 16)]) == (1.0, 6)  # any increasing relation
+    assert concordance([(1, 4), (2, 3), (3, 2), (4, 1)]) == (0.0, 6)
+    assert concordance([(1, 5), (2, 5)]) == (0.5, 1)  # equal times: half
+    # Many units alike and a few long ones: the pairs of equal sizes count neither way.
+    alike = [(1, 0.001 + k * 1e-5) for k in range(20)]
+    assert concordance([*alike, (100, 0.1), (100, 0.09)]) == (1.0, 40)
 
 
 def test_times_follow_a_size_unit_by_unit() -> None:
@@ -95,7 +99,7 @@ def test_times_follow_a_size_unit_by_unit() -> None:
     found = by_size(items, "value", following)
     assert found is not None
     assert found.follows()
-    assert found.units == 6
+    assert found.pairs == 15
     unrelated = [(range(i, i + 1), t) for i, t in enumerate([0.3, 0.1, 0.4, 0.1, 0.5, 0.9])]
     found = by_size(items, "value", unrelated)
     assert found is not None
@@ -135,3 +139,33 @@ def test_a_skewed_input_with_a_size_is_started_longest_first_once_a_run_timed_it
         second = ck.plan(compute, items)
         assert "items start dearest first: their times followed their value" in second.reason, second.reason
         assert second.run() == items
+
+
+def test_the_spread_of_item_times_is_read_from_units_of_several() -> None:
+    even = [(range(i * 4, i * 4 + 4), 0.004) for i in range(6)]
+    assert spread(even) == pytest.approx(0.0)
+    # Units of 4: one item in 8 takes 40 ms, the others 1 ms.
+    uneven = [(range(i * 4, i * 4 + 4), 0.043 if i % 2 else 0.004) for i in range(8)]
+    found = spread(uneven)
+    assert found is not None
+    assert found > 1.0
+    assert spread(even[:3]) is None  # too few units to tell
+
+
+@pytest.mark.parametrize(("spread_", "most"), [(0.0, 25), (0.3, 23), (1.0, 17), (4.6, 5)])
+def test_chunks_of_items_whose_times_vary_are_smaller(spread_: float, most: int) -> None:
+    # 1 ms items, chunks of about 25 ms: as many as take that even two deviations over the mean.
+    assert chunks(10_000, 2, 0.001, 0.025, spread_) == most
+
+
+def test_a_run_in_input_order_teaches_the_spread_and_the_next_chunks_follow_it() -> None:
+    memo = Memo(TaskKind.CPU, 0.001, readings=SURE_AFTER)
+    remember(_logged, memo)
+    listener = balancing(_logged, [1] * 40, memo, Choice("process", 2, 4, ""), 40).timing
+    assert listener is not None
+    listener([(range(i * 4, i * 4 + 4), 0.043 if i % 2 else 0.004) for i in range(10)])
+    taught = recall(_logged)
+    assert taught is not None
+    assert taught.spread is not None
+    assert taught.spread > 1.0
+    assert taught.by_size is None  # every item the same size: nothing to order by

@@ -33,7 +33,7 @@ from .._decide.executor import for_executor
 from .._decide.plan import Choice, Plan, Reason
 from .._decide.probe import Measurement
 from .._decide.sizing import async_choice, forced_choice
-from .._decide.steps import Question, decide
+from .._decide.steps import Decided, Question, decide
 from .._run.call import execute, open_stream
 from .._run.handover import Handover
 from .._run.stream import ResultStream
@@ -92,7 +92,7 @@ def plan_call(
     )
     if options.executor is not None:
         decided = for_executor(question, options.executor)
-        made = Handover(fn, sequence, options, outcomes, resume_at=decided.resume_at, ahead=decided.ahead)
+        made = _handover(fn, sequence, options, outcomes, decided)
         return _make_plan(decided.choice, decided.kind, decided.measurement, made, decided.reason)
     if options.mode != "auto":
         choice = forced_choice(
@@ -156,6 +156,14 @@ def _auto_plan(question: Question, options: CallOptions, declared: TaskKind | No
         if decided.measuring is not None:
             decided.measuring.join()  # the probe's last items, whose coroutines are closed too
         check_not_awaitable(measured, 0, sequence[0], outcomes.values)
+    made = _handover(fn, sequence, options, outcomes, decided)
+    return _make_plan(decided.choice, decided.kind, decided.measurement, made, decided.reason)
+
+
+def _handover(
+    fn: Callable[[Any], Any], sequence: Sequence[Any], options: CallOptions, outcomes: Outcomes, decided: Decided
+) -> Handover:
+    """What the run of a measured call takes over: what the steps left, and how its list is balanced."""
     balanced = decided.balancing
     made = Handover(
         fn,
@@ -165,11 +173,12 @@ def _auto_plan(question: Question, options: CallOptions, declared: TaskKind | No
         resume_at=decided.resume_at,
         measuring=decided.measuring,
         sent=decided.sent,
+        ahead=decided.ahead,
         cost=balanced.cost,
         timing=balanced.timing,
     )
     made.cost_said = balanced.said if options.cost is None else ""
-    return _make_plan(decided.choice, decided.kind, decided.measurement, made, decided.reason)
+    return made
 
 
 class Planned(NamedTuple):

@@ -180,7 +180,8 @@ class ExecutorRunner:
             return _lost(exc)
         if self._local:
             return result  # type: ignore[no-any-return]
-        done, _ = unpack_outcomes(result, unit.start, collect=self._collect)
+        done, seconds = unpack_outcomes(result, unit.start, collect=self._collect)
+        done.seconds = seconds  # as the worker timed it, without the executor's own costs
         return done
 
     def halt(self, after: int) -> None:

@@ -133,6 +133,8 @@ class Inputs(TypedDict):
             unless threads win clearly, as it moves there only when processes do: the
             computing measured swings by a third from call to call on a busy machine,
             which would otherwise flip the mode call by call.
+        spread: how much one item's time varies (a coefficient of variation, as a run
+            measured it; default 0): chunks are sized for it (``sizing.chunks``).
         policy: the chooser's policy numbers (default ``CHOOSING``).
     """
 
@@ -146,6 +148,7 @@ class Inputs(TypedDict):
     bytes_per_item: int
     model: CostModel
     server_started: NotRequired[bool]
+    spread: NotRequired[float]
     workers: NotRequired[int | None]
     chunksize: NotRequired[int | None]
     item_cpu: NotRequired[float]
@@ -182,7 +185,7 @@ def _weigh(inputs: Inputs) -> Weighing:
         return _loop_only(count, serial, "one usable CPU: CPU work gains nothing from a pool")
     elif kind is TaskKind.GIL_FREE:
         w = workers or min(count, cpus)
-        chunk = chunksize or chunks(count, w, item_seconds, SIZING.thread_chunk_seconds)
+        chunk = chunksize or chunks(count, w, item_seconds, SIZING.thread_chunk_seconds, inputs.get("spread", 0.0))
         pools = [Candidate("thread", count * item_seconds / w + w * model.thread_start, w, chunk, f"{w} threads")]
     elif unpicklable is not None:
         why = f"processes are not an option ({unpicklable}) and threads cannot share the GIL"
@@ -288,7 +291,7 @@ def _processes(inputs: Inputs, w: int, *, rounds: bool = False) -> Candidate:
     """
     count, item_seconds, model, age = inputs["count"], inputs["item_seconds"], inputs["model"], inputs["process_age"]
     target = SIZING.process_chunk_seconds
-    chunk = inputs.get("chunksize") or chunks(count, w, item_seconds, target)
+    chunk = inputs.get("chunksize") or chunks(count, w, item_seconds, target, inputs.get("spread", 0.0))
     full_start = model.pool_start(server_started=inputs.get("server_started", False))
     start = full_start if age is None else max(0.0, full_start - age)
     # Round trips: counted with the unrounded chunk size, so that longer items never

@@ -27,6 +27,7 @@ from .learning import (
 )
 from .measuring import POLICY, joined, measure_inline
 from .memory import recall
+from .ordering import balancing
 from .plan import Choice
 from .probe import Measurement
 from .sizing import executor_choice
@@ -80,7 +81,8 @@ def for_executor(q: Question, executor: Executor) -> Decided:
             chunksize=q.chunksize,
             measured=measured,
         )
-    return Decided(choice, kind, measurement, choice.why, resume_at, ahead=ahead)
+    balanced = balancing(fn, q.sequence, recall(fn), choice, q.planned - resume_at)
+    return Decided(choice, kind, measurement, choice.why, resume_at, ahead=ahead, balancing=balanced)
 
 
 def _time_first_items(

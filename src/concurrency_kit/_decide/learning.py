@@ -43,7 +43,7 @@ __all__ = [
     "PoolRun",
     "ProbeLeft",
     "Remembering",
-    "SizeFollowed",
+    "UnitsTimed",
     "changed",
     "estimated_item_cpu",
     "estimated_item_seconds",
@@ -136,14 +136,19 @@ class LoopKept:
 
 @final
 @attrs.frozen
-class SizeFollowed:
-    """How closely a run's timed units followed their items' size."""
+class UnitsTimed:
+    """What a run's timed units said: how closely they followed their items' size, and how much an item's time varies.
 
-    by_size: BySize
+    ``None``: the units could not tell (too few; or the items have no size); what an
+    earlier run found then stands.
+    """
+
+    by_size: BySize | None
+    spread: float | None
 
 
 #: What a call may teach.
-Lesson = Measured | Finished | LoopKept | SizeFollowed
+Lesson = Measured | Finished | LoopKept | UnitsTimed
 
 
 def learn(fn: Callable[..., Any], lesson: Lesson) -> Memo | None:
@@ -156,13 +161,8 @@ def learn(fn: Callable[..., Any], lesson: Lesson) -> Memo | None:
     """
     if isinstance(lesson, LoopKept):
         memo: Memo | None = attrs.evolve(lesson.earlier, loop=lesson.verdict)
-    elif isinstance(lesson, SizeFollowed):
-        earlier = recall(fn)
-        memo = (
-            None
-            if earlier is None or earlier.by_size == lesson.by_size
-            else attrs.evolve(earlier, by_size=lesson.by_size)
-        )
+    elif isinstance(lesson, UnitsTimed):
+        memo = _timed(recall(fn), lesson)
     elif isinstance(lesson, Measured):
         memo = _measured(lesson)
     else:
@@ -177,8 +177,8 @@ def _measured(lesson: Measured) -> Memo | None:
     kind, memo = lesson.kind, lesson.earlier
     kept = None if memo is None or memo.loop is None or memo.loop.setting != lesson.setting else memo.loop
     fresh = _memo_of(kind, lesson.measurement, kept, _readings(kind, lesson.measurement, memo))
-    if memo is not None and memo.by_size is not None:
-        fresh = attrs.evolve(fresh, by_size=memo.by_size)
+    if memo is not None:
+        fresh = attrs.evolve(fresh, by_size=memo.by_size, spread=memo.spread)
     if memo is not None and memo.kind is kind and memo.item_alone is not None:
         fresh = attrs.evolve(fresh, item_alone=memo.item_alone)
     if kind is TaskKind.IO and _in_processes(lesson.mode, memo):
@@ -203,10 +203,21 @@ def _finished(fn: Callable[..., Any], lesson: Finished) -> Memo:
     # The probe's reading, which the decision did not write (its items were still running).
     memo = _memo_of(kind, final, readings=_readings(kind, final, earlier))
     if earlier is not None:
-        memo = attrs.evolve(memo, by_size=earlier.by_size)
+        memo = attrs.evolve(memo, by_size=earlier.by_size, spread=earlier.spread)
     if lesson.pool is None or lesson.kind is not TaskKind.IO:
         return memo
     return _own_length(memo, earlier, lesson.pool)
+
+
+def _timed(earlier: Memo | None, lesson: UnitsTimed) -> Memo | None:
+    """The memo with what the timed units said, or ``None`` when it would change nothing (or there is none)."""
+    if earlier is None:
+        return None
+    by_size = earlier.by_size if lesson.by_size is None else lesson.by_size
+    spread = earlier.spread if lesson.spread is None else lesson.spread
+    if by_size == earlier.by_size and spread == earlier.spread:
+        return None
+    return attrs.evolve(earlier, by_size=by_size, spread=spread)
 
 
 def changed(remembered: float, seconds: float, factor: float = REMEMBERING.same_time) -> bool:

@@ -62,8 +62,9 @@ class Memo:
     in processes (rather than threads). ``readings``: how many probes in a row, up to
     ``SURE_AFTER``, named ``kind`` watching the GIL (a decisive one counts as
     ``SURE_AFTER``; 0: none did: it was declared, or measured where the GIL cannot be
-    seen); see ``sure``. ``by_size``: the last run
-    that timed its units found their times following the items' size (``sizes.py``).
+    seen); see ``sure``. ``by_size``: how closely the times of the units a run timed
+    followed their items' size; ``spread``: how much one item's time varied among them
+    (a coefficient of variation); ``None`` until a run timed enough units (``sizes.py``).
     """
 
     kind: TaskKind
@@ -74,6 +75,7 @@ class Memo:
     in_processes: bool = False
     readings: int = 0
     by_size: BySize | None = None
+    spread: float | None = None
 
     @property
     def sure(self) -> bool:

@@ -2,8 +2,9 @@
 
     ordering(…)   an earlier run found the item times following their size (``Memo.by_size``):
                   the run starts the items dearest first, by that size (``_run/balancing.py``)
-    listening(…)  a run whose workers time its units: once it is done, whether their times
-                  followed the size is learnt for the next calls (``sizes.py``)
+    listening(…)  a run whose workers time its units (processes, a cluster's workers): once it
+                  is done, whether their times followed the size is learnt for the next
+                  calls (``sizes.py``)
 
 Only where it can pay: a pool of two workers or more, over two items or more left.
 """
@@ -15,12 +16,12 @@ from typing import Any, NamedTuple
 
 from .._core.options import CostFn
 from .._run.handover import OnTimed, TimedUnits
-from .learning import SizeFollowed, learn
+from .learning import UnitsTimed, learn
 from .memory import Memo
 from .plan import Choice
-from .sizes import by_size, size_key
+from .sizes import SizeKey, by_size, size_key, spread
 
-__all__ = ["NO_BALANCING", "Balancing", "balancing"]
+__all__ = ["NO_BALANCING", "Balancing", "balancing", "dearest_first"]
 
 
 class Balancing(NamedTuple):
@@ -45,21 +46,28 @@ def balancing(
     if choice.mode not in {"process", "thread", "executor"} or choice.workers < 2 or left < 2:
         return NO_BALANCING
     key = size_key(items)
-    if key is None:
-        return NO_BALANCING
-    timing = _listener(fn, items, key) if choice.mode == "process" else None
+    timing = _listener(fn, items, key) if choice.mode in {"process", "executor"} else None
     known = None if memo is None else memo.by_size
-    if known is None or known.key != key or not known.follows():
+    if key is None or known is None or known.key != key or not known.follows():
         return Balancing(None, timing, "")
     return Balancing(known.cost(), timing, known.said())
 
 
-def _listener(fn: Callable[[Any], Any], items: Sequence[Any], key: Any) -> OnTimed:
-    """What learns, from a run's timed units, whether their times followed the size read by ``key``."""
+def dearest_first(memo: Memo | None) -> bool:
+    """Whether the items of a call would start dearest first, by what an earlier run found (neighbours alike)."""
+    return memo is not None and memo.by_size is not None and memo.by_size.follows()
+
+
+def _listener(fn: Callable[[Any], Any], items: Sequence[Any], key: SizeKey | None) -> OnTimed:
+    """What learns, from a run's timed units, whether their times followed the size (read by ``key``), and their spread.
+
+    The spread is learnt from units in input order only: started dearest first,
+    neighbours are alike, and the units' spread would understate the items'.
+    """
 
     def heard(timed: TimedUnits) -> None:
-        found = by_size(items, key, timed)
-        if found is not None:  # else too few units to tell: what an earlier run found stands
-            learn(fn, SizeFollowed(found))
+        found = None if key is None else by_size(items, key, timed)
+        ordered = all(isinstance(indices, range) for indices, _ in timed)
+        learn(fn, UnitsTimed(found, spread(timed) if ordered else None))
 
     return heard

@@ -32,6 +32,10 @@ class Sizing:
     #: ... and every worker should get at least this many chunks, so that one slow chunk
     #: near the end does not leave the others idle.
     chunks_per_worker: int = 4
+    #: A chunk of items whose times vary is sized to take the target even this many
+    #: standard deviations over the mean: over two, fewer than one chunk in 40 outlasts
+    #: it (for a sum of many items, near normal), whatever the machine.
+    spread_margin: float = 2.0
     #: Threads a forced ``mode="thread"`` call gets for work of no declared computing kind:
     #: nothing measured sizes a round, so a fixed number (``max_io_workers``, when lower).
     forced_threads: int = 64
@@ -53,13 +57,29 @@ class Sizing:
 SIZING = Sizing()
 
 
-def chunks(count: int, workers: int, item_seconds: float, target: float, sizing: Sizing = SIZING) -> int:
-    """Items per chunk: about ``target`` seconds, yet ``Sizing.chunks_per_worker`` chunks a worker at least."""
+def chunks(  # noqa: PLR0913 - the rule's inputs, by name
+    count: int, workers: int, item_seconds: float, target: float, spread: float = 0.0, *, sizing: Sizing = SIZING
+) -> int:
+    """Items per chunk: about ``target`` seconds, yet ``Sizing.chunks_per_worker`` chunks a worker at least.
+
+    ``spread``: how much one item's time varies (its coefficient of variation, as a run
+    measured it; 0: as long as each other). A chunk of ``k`` such items takes ``k`` times
+    the mean, give or take ``spread·√k`` times it: the chunk is the most items that
+    take ``target`` even ``Sizing.spread_margin`` such deviations over the mean, so
+    that one chunk of long items does not hold a worker far longer than the others'.
+    """
     if count <= 0:
         return 1
-    by_time = math.ceil(target / item_seconds) if item_seconds > 0 else count
+    by_time = _by_time(target, item_seconds, spread * sizing.spread_margin) if item_seconds > 0 else count
     by_balance = math.ceil(count / (sizing.chunks_per_worker * workers))
     return max(1, min(by_time, by_balance))
+
+
+def _by_time(target: float, item_seconds: float, deviations: float) -> int:
+    """The most items ``k`` with ``k·item_seconds + deviations·√k·item_seconds ≤ target`` (one at least)."""
+    room = target / item_seconds
+    root = (-deviations + math.sqrt(deviations * deviations + 4 * room)) / 2
+    return max(1, math.ceil(root * root)) if deviations else max(1, math.ceil(room))
 
 
 def io_threads(count: int, item_seconds: float, cap: int, thread_start: float) -> int:

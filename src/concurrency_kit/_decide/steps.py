@@ -53,7 +53,7 @@ from .learning import (
 )
 from .measuring import POLICY, in_pool, measure_inline
 from .memory import Memo, recall
-from .ordering import NO_BALANCING, Balancing, balancing
+from .ordering import NO_BALANCING, Balancing, balancing, dearest_first
 from .plan import Choice, Reason
 from .probe import PROBING, Measurement, ProbePolicy, ProbeRun, probe
 from .reasons import explained, from_memory, with_pickler, without_gil
@@ -170,6 +170,8 @@ class _Decision:
         if in_worker():
             return Choice("serial", 1, max(1, left), "called inside a concurrency_kit worker: runs serially")
         memo, workers = self.memo, self.workers
+        # Started dearest first, neighbours are alike: the spread an earlier run measured is the whole input's.
+        spread = 0.0 if memo is None or memo.spread is None or dearest_first(memo) else memo.spread
 
         if kind is TaskKind.CPU and not gil_enabled():
             kind = TaskKind.GIL_FREE  # declared or remembered: without a GIL, threads compute side by side
@@ -190,6 +192,7 @@ class _Decision:
                 chunksize=self.chunksize,
                 processes_last=memo is not None and memo.kind is kind and memo.in_processes,
                 model=self.model,
+                spread=spread,
             )
 
         # Pickling the function and an item (which may be large) is only worth it when

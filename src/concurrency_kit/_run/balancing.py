@@ -14,7 +14,9 @@ order, and 3.4 s longest first.
 The cost of each item comes from a key (``cost=``, or the size the decision found the
 item times follow): ``StartOrder`` holds the input index of each position of the run,
 the engine runs the items in that order, names a failing item by its input index, and
-hands the results back in input order. Only a list's run (``run_parallel``) starts out
+hands the results back in input order. Where the costs are numbers, a unit carries a
+given amount of work rather than a count of items: the first units, of the dearest
+items, hold fewer of them. Only a list's run (``run_parallel``) starts out
 of order: a stream yields its first results first, so it takes its items as they come.
 """
 
@@ -46,12 +48,33 @@ class StartOrder:
     Args:
         start: the first position run out of order (the items measured before it ran first).
         indices: the input index of each position from ``start`` on.
+        weights: each position's cost over the mean cost, where the costs are numbers
+            (``None``: they only order): units then carry work, not a count (``fit``).
     """
 
-    __slots__ = ("indices", "start")
+    __slots__ = ("indices", "start", "weights")
 
-    def __init__(self, start: int, indices: Sequence[int]) -> None:
-        self.start, self.indices = start, indices
+    def __init__(self, start: int, indices: Sequence[int], weights: Sequence[float] | None = None) -> None:
+        self.start, self.indices, self.weights = start, indices, weights
+
+    def fit(self, position: int, size: int) -> int:
+        """How many items from ``position`` on make a unit of ``size`` items' worth of work (one at least).
+
+        Started dearest first, a unit of ``size`` items would hold the longest of them
+        all together: a unit holds instead as many as cost, in all, ``size`` items of
+        mean cost (as many as ``size`` where the costs only order).
+        """
+        weights = self.weights
+        if weights is None or position < self.start:
+            return size
+        at = position - self.start
+        taken, total = 0, 0.0
+        for weight in weights[at : at + size]:
+            total += weight
+            if taken and total > size:
+                break
+            taken += 1
+        return max(1, taken)
 
     def index(self, position: int) -> int:
         """The input index of the item at ``position``."""
@@ -78,4 +101,12 @@ def longest_first(items: Sequence[Any], start: int, cost: Callable[[Any], Any]) 
     """
     costs = [cost(items[i]) for i in range(start, len(items))]
     ranked = sorted(range(len(costs)), key=costs.__getitem__, reverse=True)  # stable: ties keep input order
-    return StartOrder(start, [start + k for k in ranked])
+    return StartOrder(start, [start + k for k in ranked], _weights([costs[k] for k in ranked]))
+
+
+def _weights(costs: list[Any]) -> list[float] | None:
+    """Each cost over their mean, where they are non-negative numbers with a positive mean (else ``None``)."""
+    if not costs or not all(isinstance(c, int | float) and not isinstance(c, bool) and c >= 0 for c in costs):
+        return None
+    mean = sum(costs) / len(costs)
+    return None if mean <= 0 else [c / mean for c in costs]

@@ -334,8 +334,9 @@ class Engine:
         return len(self.running) - self.measuring < capacity
 
     def chunk_size(self) -> int:
-        """The next unit's size: shrinking toward the end of an input of known length (guided)."""
-        return guided(self.chunksize, None if self.total is None else self.total - self.taken, self.workers)
+        """The next unit's size: shrinking toward the end of an input of known length (guided), by work where known."""
+        size = guided(self.chunksize, None if self.total is None else self.total - self.taken, self.workers)
+        return size if self.order is None else self.order.fit(self.taken, size)
 
     def send(self, unit: Unit) -> None:
         """Hand ``unit`` to the runner; read it at once if it is done already (run here)."""
