@@ -354,6 +354,7 @@ def kill_process_pool(pool: ProcessPoolExecutor) -> None:
     """
     running: dict[int, Any] = getattr(pool, "_processes", None) or {}
     processes: list[Any] = list(running.values())
+    manager = getattr(pool, "_executor_manager_thread", None)  # read before the pool's shutdown drops it
     with shared.lock:
         shared.killed.add(pool)
     discard_process_pool(pool)
@@ -364,11 +365,22 @@ def kill_process_pool(pool: ProcessPoolExecutor) -> None:
         with contextlib.suppress(Exception):
             process.join(timeout=1.0)
     # The pool's manager thread, seeing its workers gone, closes the pool's wake-up pipe.
-    # Let it finish: at interpreter exit CPython's own hook writes to that pipe without
-    # its lock (3.11-3.13), and a close racing with it prints an EBADF traceback there.
-    manager = getattr(pool, "_executor_manager_thread", None)
+    # At interpreter exit CPython's own hook writes to that pipe without its lock
+    # (3.11-3.13), and a close racing with it prints an EBADF traceback there. Let the
+    # thread finish, and take the pipe out of the hook's reach: the thread ends by itself
+    # (its workers are gone), and the interpreter still joins it at exit.
     if isinstance(manager, threading.Thread) and manager is not threading.current_thread():
         manager.join(timeout=1.0)
+        _out_of_exit_hook(manager)
+
+
+def _out_of_exit_hook(manager: threading.Thread) -> None:
+    """Have ``concurrent.futures``' exit hook leave the wake-up pipe of ``manager``'s pool alone."""
+    from concurrent.futures import process  # noqa: PLC0415 - imported with the pools anyway
+
+    wakeups = getattr(process, "_threads_wakeups", None)  # private: read defensively
+    with contextlib.suppress(Exception):
+        wakeups.pop(manager, None)  # type: ignore[union-attr]
 
 
 def was_killed(pool: ProcessPoolExecutor) -> bool:
