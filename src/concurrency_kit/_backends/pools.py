@@ -370,7 +370,8 @@ def kill_process_pool(pool: ProcessPoolExecutor) -> None:
     # thread finish, and take the pipe out of the hook's reach: the thread ends by itself
     # (its workers are gone), and the interpreter still joins it at exit.
     if isinstance(manager, threading.Thread) and manager is not threading.current_thread():
-        manager.join(timeout=1.0)
+        if manager.ident is not None:  # started (3.12+ starts no thread at interpreter exit)
+            manager.join(timeout=1.0)
         _out_of_exit_hook(manager)
 
 
