@@ -155,7 +155,15 @@ def test_the_spread_of_item_times_is_read_from_units_of_several() -> None:
 @pytest.mark.parametrize(("spread_", "most"), [(0.0, 25), (0.3, 23), (1.0, 17), (4.6, 5)])
 def test_chunks_of_items_whose_times_vary_are_smaller(spread_: float, most: int) -> None:
     # 1 ms items, chunks of about 25 ms: as many as take that even two deviations over the mean.
-    assert chunks(10_000, 2, 0.001, 0.025, spread_) == most
+    assert chunks(10_000, 2, 0.001, 0.025, spread=spread_) == most
+
+
+def test_chunks_sized_for_the_spread_still_carry_ten_round_trips_of_work() -> None:
+    # 0.5 ms items varying widely: 6 a chunk for the spread, but a round trip of 0.5 ms
+    # is then a sixth of the work: 10 at least (5 ms, ten round trips).
+    assert chunks(10_000, 2, 0.0005, 0.025, spread=10.0) == 6
+    assert chunks(10_000, 2, 0.0005, 0.025, spread=10.0, round_trip=0.0005) == 10
+    assert chunks(10_000, 2, 0.0005, 0.025, round_trip=0.0005) == 50  # no spread: the target alone
 
 
 def test_a_run_in_input_order_teaches_the_spread_and_the_next_chunks_follow_it() -> None:

@@ -185,7 +185,9 @@ def _weigh(inputs: Inputs) -> Weighing:
         return _loop_only(count, serial, "one usable CPU: CPU work gains nothing from a pool")
     elif kind is TaskKind.GIL_FREE:
         w = workers or min(count, cpus)
-        chunk = chunksize or chunks(count, w, item_seconds, SIZING.thread_chunk_seconds, inputs.get("spread", 0.0))
+        chunk = chunksize or chunks(
+            count, w, item_seconds, SIZING.thread_chunk_seconds, spread=inputs.get("spread", 0.0)
+        )
         pools = [Candidate("thread", count * item_seconds / w + w * model.thread_start, w, chunk, f"{w} threads")]
     elif unpicklable is not None:
         why = f"processes are not an option ({unpicklable}) and threads cannot share the GIL"
@@ -291,7 +293,10 @@ def _processes(inputs: Inputs, w: int, *, rounds: bool = False) -> Candidate:
     """
     count, item_seconds, model, age = inputs["count"], inputs["item_seconds"], inputs["model"], inputs["process_age"]
     target = SIZING.process_chunk_seconds
-    chunk = inputs.get("chunksize") or chunks(count, w, item_seconds, target, inputs.get("spread", 0.0))
+    spread = inputs.get("spread", 0.0)
+    chunk = inputs.get("chunksize") or chunks(
+        count, w, item_seconds, target, spread=spread, round_trip=model.process_round_trip
+    )
     full_start = model.pool_start(server_started=inputs.get("server_started", False))
     start = full_start if age is None else max(0.0, full_start - age)
     # Round trips: counted with the unrounded chunk size, so that longer items never

@@ -58,7 +58,14 @@ SIZING = Sizing()
 
 
 def chunks(  # noqa: PLR0913 - the rule's inputs, by name
-    count: int, workers: int, item_seconds: float, target: float, spread: float = 0.0, *, sizing: Sizing = SIZING
+    count: int,
+    workers: int,
+    item_seconds: float,
+    target: float,
+    *,
+    spread: float = 0.0,
+    round_trip: float = 0.0,
+    sizing: Sizing = SIZING,
 ) -> int:
     """Items per chunk: about ``target`` seconds, yet ``Sizing.chunks_per_worker`` chunks a worker at least.
 
@@ -67,10 +74,17 @@ def chunks(  # noqa: PLR0913 - the rule's inputs, by name
     the mean, give or take ``spread·√k`` times it: the chunk is the most items that
     take ``target`` even ``Sizing.spread_margin`` such deviations over the mean, so
     that one chunk of long items does not hold a worker far longer than the others'.
+    Yet not so few that a chunk's ``round_trip`` (the cost model's) is more than a
+    ``Sizing.task_work_per_overhead``-th of its work, as for an executor's tasks.
     """
     if count <= 0:
         return 1
-    by_time = _by_time(target, item_seconds, spread * sizing.spread_margin) if item_seconds > 0 else count
+    by_time = count
+    if item_seconds > 0:
+        by_time = _by_time(target, item_seconds, 0.0)
+        if spread:
+            least = math.ceil(sizing.task_work_per_overhead * round_trip / item_seconds)
+            by_time = min(by_time, max(least, _by_time(target, item_seconds, spread * sizing.spread_margin)))
     by_balance = math.ceil(count / (sizing.chunks_per_worker * workers))
     return max(1, min(by_time, by_balance))
 
