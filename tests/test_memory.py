@@ -785,3 +785,19 @@ def test_the_parallelism_reading_goes_by_the_ticks_past_each_threads_first_item(
     # GIL samples that say it was held are no doubt, whatever the threads did.
     fresh = _monitor.Monitor([Slot(), Slot()], _probe.ProbePolicy())
     assert not fresh.in_doubt(attrs.evolve(computing, gil_share=0.8))
+
+
+@pytest.mark.parametrize(("spread", "kept"), [(3.0, 0.005), (None, 0.0005), (0.1, 0.0005)])
+def test_one_item_among_items_known_to_vary_widely_leaves_the_remembered_mean(
+    spread: float | None, kept: float
+) -> None:
+    # ast.parse of modules of every size: the one item timed in a worker (0.5 ms) is no
+    # news where items vary threefold their mean; replacing the mean with it made every
+    # other call measure afresh.
+    earlier = Memo(TaskKind.CPU, 0.005, readings=SURE_AFTER, spread=spread)
+    remember(derive_key, earlier)
+    one = _measuring.in_pool(0.0005, done=True)
+    _learning.learn(derive_key, _learning.Measured(TaskKind.CPU, one, "process", earlier, None))
+    memo = recall(derive_key)
+    assert memo is not None
+    assert memo.item_seconds == pytest.approx(kept)

@@ -34,6 +34,7 @@ from .classify import READING, agrees, decisive
 from .memory import SURE_AFTER, LoopVerdict, Memo, recall, remember
 from .probe import PROBING, Measurement, ProbeRun
 from .sizes import BySize
+from .sizing import SIZING
 
 __all__ = [
     "REMEMBERING",
@@ -183,6 +184,8 @@ def _measured(lesson: Measured) -> Memo | None:
         fresh = attrs.evolve(fresh, item_alone=memo.item_alone)
     if kind is TaskKind.IO and _in_processes(lesson.mode, memo):
         fresh = attrs.evolve(fresh, in_processes=True)
+    if memo is not None and memo.kind is kind and _within_spread(memo, fresh.item_seconds, lesson.measurement):
+        fresh = attrs.evolve(fresh, item_seconds=memo.item_seconds)  # a sample the known spread allows
     if (
         memo is None
         or memo.kind is not kind
@@ -207,6 +210,22 @@ def _finished(fn: Callable[..., Any], lesson: Finished) -> Memo:
     if lesson.pool is None or lesson.kind is not TaskKind.IO:
         return memo
     return _own_length(memo, earlier, lesson.pool)
+
+
+def _within_spread(memo: Memo, seconds: float, m: Measurement) -> bool:
+    """Whether ``seconds``, the mean of ``m``'s few items, is as far from the remembered mean as their spread allows.
+
+    Items whose times vary widely (``Memo.spread``, as a run measured it) give a mean
+    of ``k`` of them that varies ``spread/√k`` times the mean: within
+    ``Sizing.spread_margin`` such deviations, the sample says nothing new, and the
+    remembered mean stands. Else one small item measured in a worker replaced the mean
+    of a varied input, the next call's check found its items longer and measured them
+    afresh, and so on, call after call.
+    """
+    if memo.spread is None:
+        return False
+    deviation = SIZING.spread_margin * memo.spread / math.sqrt(max(1, m.completed or m.items))
+    return abs(seconds - memo.item_seconds) <= deviation * memo.item_seconds
 
 
 def _timed(earlier: Memo | None, lesson: UnitsTimed) -> Memo | None:
