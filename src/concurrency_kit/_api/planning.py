@@ -165,7 +165,7 @@ def _handover(
 ) -> Handover:
     """What the run of a measured call takes over: what the steps left, and how its list is balanced."""
     balanced = decided.balancing
-    made = Handover(
+    return Handover(
         fn,
         sequence,
         options,
@@ -176,9 +176,8 @@ def _handover(
         ahead=decided.ahead,
         cost=balanced.cost,
         timing=balanced.timing,
+        cost_said=balanced.said if options.cost is None else "",
     )
-    made.cost_said = balanced.said if options.cost is None else ""
-    return made
 
 
 class Planned(NamedTuple):

@@ -177,9 +177,7 @@ def _measured(lesson: Measured) -> Memo | None:
     """The memo of exact figures, or ``None`` when it would change nothing that matters."""
     kind, memo = lesson.kind, lesson.earlier
     kept = None if memo is None or memo.loop is None or memo.loop.setting != lesson.setting else memo.loop
-    fresh = _memo_of(kind, lesson.measurement, kept, _readings(kind, lesson.measurement, memo))
-    if memo is not None:
-        fresh = attrs.evolve(fresh, by_size=memo.by_size, spread=memo.spread)
+    fresh = _memo_of(kind, lesson.measurement, memo, kept)
     if memo is not None and memo.kind is kind and memo.item_alone is not None:
         fresh = attrs.evolve(fresh, item_alone=memo.item_alone)
     if kind is TaskKind.IO and _in_processes(lesson.mode, memo):
@@ -203,10 +201,8 @@ def _finished(fn: Callable[..., Any], lesson: Finished) -> Memo:
     """The memo of final figures: the kind re-read, and waiting items' own length where a pool ran them."""
     final, earlier = lesson.measurement, recall(fn)
     kind = _final_kind(lesson.kind, final)
-    # The probe's reading, which the decision did not write (its items were still running).
-    memo = _memo_of(kind, final, readings=_readings(kind, final, earlier))
-    if earlier is not None:
-        memo = attrs.evolve(memo, by_size=earlier.by_size, spread=earlier.spread)
+    # The probe's reading counts here: the decision did not write it (its items were still running).
+    memo = _memo_of(kind, final, earlier)
     if lesson.pool is None or lesson.kind is not TaskKind.IO:
         return memo
     return _own_length(memo, earlier, lesson.pool)
@@ -244,9 +240,22 @@ def changed(remembered: float, seconds: float, factor: float = REMEMBERING.same_
     return not remembered / factor <= seconds <= remembered * factor
 
 
-def _memo_of(kind: TaskKind, m: Measurement, loop: LoopVerdict | None = None, readings: int = 0) -> Memo:
-    """What to remember of exact figures ``m`` of items of ``kind``, read ``readings`` times in a row."""
-    return Memo(kind, estimated_item_seconds(kind, m), loop, estimated_item_cpu(kind, m), readings=readings)
+def _memo_of(kind: TaskKind, m: Measurement, earlier: Memo | None, loop: LoopVerdict | None = None) -> Memo:
+    """What to remember of exact figures ``m`` of items of ``kind``, where ``earlier`` was remembered.
+
+    With the readings in a row that name ``kind`` (``_readings``), and what the units an
+    earlier run timed said (``UnitsTimed``): that stands until a run times units again.
+    """
+    by_size, spread = (None, None) if earlier is None else (earlier.by_size, earlier.spread)
+    return Memo(
+        kind,
+        estimated_item_seconds(kind, m),
+        loop,
+        estimated_item_cpu(kind, m),
+        readings=_readings(kind, m, earlier),
+        by_size=by_size,
+        spread=spread,
+    )
 
 
 def _readings(kind: TaskKind, m: Measurement, earlier: Memo | None) -> int:

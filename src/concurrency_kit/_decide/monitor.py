@@ -18,7 +18,7 @@ import attrs
 
 from .._core.cpu import gil_enabled
 from .._core.in_force import InForce
-from .classify import READING
+from .classify import READING, decisive
 from .probe_threads import Slot, thread_clock
 
 __all__ = ["PROBING", "Measurement", "Monitor", "ProbePolicy"]
@@ -196,17 +196,17 @@ class Monitor:
     def in_doubt(self, m: Measurement) -> bool:
         """Whether the figures so far may yet name computing items GIL-free, once both threads are warm.
 
-        The GIL samples say it was mostly free, the items compute, and two threads ran
-        them side by side, but not yet past their first items: that reading alone may
-        be a first run's (see ``warm_rates``). Two threads that compute side by side
+        The items compute, and the GIL samples and the threads' parallelism so far are
+        not decisive (``classify.decisive``: the GIL mostly free, yet two threads not
+        seen computing side by side), with no tick yet past their first items: that
+        reading alone may be a first run's (see ``warm_rates``). Two threads that compute side by side
         are the only proof that the GIL was let go; a first run that takes turns under
         a lock of its own must not hide it.
         """
         if not self.gil or self.warm_wall >= self.policy.min_pair_seconds or len(self.slots) < 2:
             return False
-        reading = READING.get()
-        gil_free = m.gil_share is not None and m.gil_share < reading.gil_bound_share
-        return gil_free and m.cpu_share >= reading.compute_share and (m.parallelism or 0.0) < reading.parallel_share
+        computing = m.cpu_share >= READING.get().compute_share
+        return computing and m.gil_share is not None and not decisive(m.gil_share, m.parallelism)
 
     def enough_samples(self) -> bool:
         """Whether the monitor has the GIL samples a decision needs, or plainly saw the GIL held."""

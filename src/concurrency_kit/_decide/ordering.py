@@ -19,7 +19,7 @@ from .._run.handover import OnTimed, TimedUnits
 from .learning import UnitsTimed, learn
 from .memory import Memo
 from .plan import Choice
-from .sizes import SizeKey, by_size, size_key, spread
+from .sizes import by_size, size_key, spread
 
 __all__ = ["NO_BALANCING", "Balancing", "balancing", "dearest_first"]
 
@@ -45,10 +45,11 @@ def balancing(
     """How a list's run of ``choice`` balances ``left`` items of ``items``: see the module's docstring."""
     if choice.mode not in {"process", "thread", "executor"} or choice.workers < 2 or left < 2:
         return NO_BALANCING
-    key = size_key(items)
-    timing = _listener(fn, items, key) if choice.mode in {"process", "executor"} else None
-    known = None if memo is None else memo.by_size
-    if key is None or known is None or known.key != key or not known.follows():
+    timing = _listener(fn, items) if choice.mode in {"process", "executor"} else None
+    # Every item's size is checked (a pass over the input) only where an order would
+    # apply: the sort that follows reads them all anyway.
+    known = memo.by_size if memo is not None and dearest_first(memo) else None
+    if known is None or size_key(items) != known.key:
         return Balancing(None, timing, "")
     return Balancing(known.cost(), timing, known.said())
 
@@ -58,14 +59,16 @@ def dearest_first(memo: Memo | None) -> bool:
     return memo is not None and memo.by_size is not None and memo.by_size.follows()
 
 
-def _listener(fn: Callable[[Any], Any], items: Sequence[Any], key: SizeKey | None) -> OnTimed:
-    """What learns, from a run's timed units, whether their times followed the size (read by ``key``), and their spread.
+def _listener(fn: Callable[[Any], Any], items: Sequence[Any]) -> OnTimed:
+    """What learns, from a run's timed units, whether their times followed the items' size, and their spread.
 
-    The spread is learnt from units in input order only: started dearest first,
-    neighbours are alike, and the units' spread would understate the items'.
+    How the size is read (``size_key``) is found once the run is done, not while the
+    call is decided. The spread is learnt from units in input order only: started
+    dearest first, neighbours are alike, and the units' spread would understate the items'.
     """
 
     def heard(timed: TimedUnits) -> None:
+        key = size_key(items)
         found = None if key is None else by_size(items, key, timed)
         ordered = all(isinstance(indices, range) for indices, _ in timed)
         learn(fn, UnitsTimed(found, spread(timed) if ordered else None))

@@ -126,6 +126,8 @@ class Handover:
             item times follow (default: the caller's).
         timing: told, once a list's run is done, the units its workers timed (where
             the decision wants to learn from them).
+        cost_said: why the items start dearest first, where the decision found the
+            cost (for the plan's reason).
     """
 
     def __init__(  # noqa: PLR0913 - what the decision left, by name
@@ -142,12 +144,11 @@ class Handover:
         timed_out: TimeoutError | None = None,
         cost: CostFn | None = None,
         timing: OnTimed | None = None,
+        cost_said: str = "",
     ) -> None:
         self.fn, self.items, self.options = fn, items, options
         self.cost = options.cost if cost is None else cost
-        self.timing = timing
-        #: Why the items start dearest first, where the decision found the cost (for the plan's reason).
-        self.cost_said = ""
+        self.timing, self.cost_said = timing, cost_said
         self.resume_at = resume_at
         self.timed_out = timed_out
         self._taken: Taken | None = Taken(outcomes, resume_at, measuring, sent, ahead, options.deadline)
