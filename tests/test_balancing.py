@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,13 +12,16 @@ import pytest
 import concurrency_kit as ck
 from concurrency_kit import TaskKind
 from concurrency_kit._api.planning import DEAREST_FIRST
+from concurrency_kit._backends.outcomes import Outcomes
 from concurrency_kit._core.costmodel import using_model
+from concurrency_kit._core.options import call_options
 from concurrency_kit._decide.memory import SURE_AFTER, Memo, recall, remember
 from concurrency_kit._decide.ordering import balancing
 from concurrency_kit._decide.plan import Choice
 from concurrency_kit._decide.sizes import BySize, by_size, concordance, size_key, spread
 from concurrency_kit._decide.sizing import chunks
 from concurrency_kit._run.balancing import longest_first
+from concurrency_kit._run.handover import Handover
 from helpers import HelperError, compute, fail_on_13
 from measured import SERVER_UP, given, probed
 
@@ -177,3 +182,15 @@ def test_a_run_in_input_order_teaches_the_spread_and_the_next_chunks_follow_it()
     assert taught.spread is not None
     assert taught.spread > 1.0
     assert taught.by_size is None  # every item the same size: nothing to order by
+
+
+def test_the_callers_cost_comes_before_a_learnt_order() -> None:
+    # An earlier run found the times following the items' value; the caller says the
+    # opposite: the caller's order stands, whatever the decision found.
+    items = [1, 3, 2]
+    opposite: Callable[[int], int] = operator.neg
+    options, _ = call_options(_logged, items, started=0.0, cost=opposite)
+    learnt = BySize("value", 1.0, 8)
+    handover = Handover(_logged, items, options, Outcomes(3), cost=learnt.cost(), cost_said=learnt.said())
+    assert handover.cost is opposite
+    assert Handover(_logged, items, call_options(_logged, items, started=0.0)[0], Outcomes(3)).cost is None

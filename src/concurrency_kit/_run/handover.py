@@ -147,7 +147,7 @@ class Handover:
         cost_said: str = "",
     ) -> None:
         self.fn, self.items, self.options = fn, items, options
-        self.cost = options.cost if cost is None else cost
+        self.cost = cost if options.cost is None else options.cost  # the caller's, before what was learnt
         self.timing, self.cost_said = timing, cost_said
         self.resume_at = resume_at
         self.timed_out = timed_out
