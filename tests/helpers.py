@@ -598,3 +598,27 @@ def compute_then_wait(milliseconds: int) -> int:
     compute(milliseconds)
     select.select([], [], [], 0.02)
     return milliseconds
+
+
+def fail_twice_with_connection_error(item: tuple[str, int]) -> int:
+    """Record the call; the first two calls of each item raise ``ConnectionError``."""
+    directory, index = item
+    _record(item)
+    if calls_per_index(Path(directory)).get(index, 0) <= 2:
+        raise ConnectionError(f"item {index} is not reachable yet")
+    return index
+
+
+def record_value_error(item: tuple[str, int]) -> int:
+    """Record the call; raise ``ValueError``."""
+    _record(item)
+    raise ValueError(f"item {item[1]} is wrong")
+
+
+def record_exit_on(item: tuple[str, int, int]) -> int:
+    """Record the call; kill the worker process when the item is the culprit."""
+    directory, index, culprit = item
+    _record((directory, index))
+    if index == culprit:
+        os._exit(3)
+    return index

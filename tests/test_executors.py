@@ -27,10 +27,12 @@ from concurrency_kit._backends import executor as _executor
 from concurrency_kit._backends.worker import RemoteTraceback
 from helpers import (
     HelperError,
+    calls_per_index,
     compute,
     double,
     extra_module,
     fail_on_13,
+    fail_twice_with_connection_error,
     started_items,
     thread_after_wait,
     wait_for_release,
@@ -140,6 +142,13 @@ def test_return_exceptions_puts_them_in_place(executor: Executor) -> None:
     results = ck.run_parallel(fail_on_13, range(40), executor=executor, return_exceptions=True, timeout=30)
     assert isinstance(results[13], HelperError)
     assert [r for i, r in enumerate(results) if i != 13] == [2 * x for x in range(40) if x != 13]
+
+
+def test_retries_run_the_failed_items_again_on_it(executor: Executor, tmp_path: Path) -> None:
+    items = [(str(tmp_path), index) for index in range(10)]
+    results = ck.run_parallel(fail_twice_with_connection_error, items, executor=executor, retries=2, timeout=60)
+    assert results == list(range(10))
+    assert calls_per_index(tmp_path) == dict.fromkeys(range(10), 3)
 
 
 def test_a_timeout_ends_the_call_on_time(executor: Executor, tmp_path: Path, release: str) -> None:

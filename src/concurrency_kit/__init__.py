@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._core.errors import MainGuardMissingError as MainGuardMissingError
     from ._core.errors import UnpicklableTaskError as UnpicklableTaskError
     from ._core.kinds import TaskKind as TaskKind
+    from ._core.retrying import backoff as backoff
     from ._core.scope import use_executor as use_executor
     from ._decide.classify import Classifier as Classifier
     from ._decide.classify import cpu_bound as cpu_bound
@@ -60,6 +61,7 @@ _EXPORTS = {
     "WorkerCrashedError": "_core.crash",
     "aiter_parallel": "_api.aio",
     "arun_parallel": "_api.aio",
+    "backoff": "_core.retrying",
     "configure": "_core.config",
     "cpu_bound": "_decide.classify",
     "get_config": "_core.config",
@@ -104,6 +106,7 @@ __all__ = (
     "WorkerCrashedError",
     "aiter_parallel",
     "arun_parallel",
+    "backoff",
     "configure",
     "cpu_bound",
     "get_config",

@@ -23,8 +23,10 @@ from typing_extensions import Protocol
 
 from .._core.kinds import is_coroutine_function
 from .._core.options import CallOptions, ClassifierFn, ModeName, ProgressOption, call_options
+from .._core.retrying import RetryDelay, RetryOn
 from .._decide.plan import Mode
 from .._run.call import STREAM_CHUNKS_PER_WORKER
+from .._run.retrying import retried
 from .._run.stream import Progress, ResultStream, told_by
 from .planning import UNSIZED_ITEMS, open_iter, plan_sequence
 
@@ -197,6 +199,9 @@ def aiter_parallel(
     max_in_flight: int | None = None,
     progress: ProgressOption = None,
     executor: Executor | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> AsyncResultStream[R]: ...
 
 
@@ -215,6 +220,9 @@ def aiter_parallel(
     max_in_flight: int | None = None,
     progress: ProgressOption = None,
     executor: Executor | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> AsyncResultStream[R]: ...
 
 
@@ -232,6 +240,9 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
     max_in_flight: int | None = None,
     progress: ProgressOption = None,
     executor: Executor | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> AsyncResultStream[Any]:
     """Yield ``fn(item)`` for every item, as the results come, inside a running event loop: ``async for``.
 
@@ -262,6 +273,14 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
         progress: ``True`` for a tqdm bar, or a callable told ``(done, total)`` in the
             loop's thread as each result is yielded.
         executor: run a plain function's items on this executor (see [`run_parallel`][concurrency_kit.run_parallel]).
+        retries: run an item whose call failed again, up to this many more times;
+            a worker process's death counts as a failure too (see
+            [stuck, flaky and stateful work](per_item.md)).
+        retry_on: which failures are retried: an exception type, a tuple of them, or a
+            predicate ``exc -> bool`` (default ``Exception``).
+        retry_delay: seconds to wait before each retry, or a callable ``attempt ->
+            seconds`` ([`backoff`][concurrency_kit.backoff] makes exponential waits).
+            A retry that waits holds no worker.
 
     Returns:
         An [`AsyncResultStream`][concurrency_kit.AsyncResultStream]: ``async for`` over it, ``await stream.aclose()``,
@@ -292,6 +311,9 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
         progress=progress,
         executor=executor,
         drained=False,
+        retries=retries,
+        retry_on=retry_on,
+        retry_delay=retry_delay,
     )
 
 
@@ -308,6 +330,9 @@ async def arun_parallel(
     timeout: float | None = None,
     progress: ProgressOption = None,
     executor: Executor | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> list[R]: ...
 
 
@@ -324,6 +349,9 @@ async def arun_parallel(
     timeout: float | None = None,
     progress: ProgressOption = None,
     executor: Executor | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> list[R]: ...
 
 
@@ -339,6 +367,9 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
     timeout: float | None = None,
     progress: ProgressOption = None,
     executor: Executor | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> list[Any]:
     """Return the results of ``fn`` over ``items``, in input order, without blocking the running event loop.
 
@@ -361,6 +392,14 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
         progress: ``True`` for a tqdm bar, or a callable told ``(done, total)`` in the
             loop's thread.
         executor: run a plain function's items on this executor (see [`run_parallel`][concurrency_kit.run_parallel]).
+        retries: run an item whose call failed again, up to this many more times;
+            a worker process's death counts as a failure too (see
+            [stuck, flaky and stateful work](per_item.md)).
+        retry_on: which failures are retried: an exception type, a tuple of them, or a
+            predicate ``exc -> bool`` (default ``Exception``).
+        retry_delay: seconds to wait before each retry, or a callable ``attempt ->
+            seconds`` ([`backoff`][concurrency_kit.backoff] makes exponential waits).
+            A retry that waits holds no worker.
 
     Returns:
         The results, in input order.
@@ -388,6 +427,9 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
         progress=progress,
         executor=executor,
         drained=True,
+        retries=retries,
+        retry_on=retry_on,
+        retry_delay=retry_delay,
     )
     async with stream:
         return [value async for value in stream]
@@ -408,6 +450,9 @@ def _open(  # noqa: PLR0913 - the public calls' arguments
     progress: ProgressOption,
     executor: Executor | None,
     drained: bool,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> AsyncResultStream[Any]:
     """The stream both calls read (``drained``: all of it, into a list: no window)."""
     started = time.monotonic()
@@ -427,6 +472,9 @@ def _open(  # noqa: PLR0913 - the public calls' arguments
         ordered=ordered,
         max_in_flight=max_in_flight,
         progress=progress,
+        retries=retries,
+        retry_on=retry_on,
+        retry_delay=retry_delay,
     )
     size = None if sequence is None else len(sequence)
     coroutines = mode == "async" or is_coroutine_function(fn)
@@ -472,7 +520,7 @@ def _coroutines(  # noqa: PLR0913 - the items twice: as given, and as a sequence
     )
     total = None if sequence is None else len(sequence)
     stream = coroutine_engine(
-        fn,
+        retried(fn, options.retry, awaited=True),
         items,
         workers=chosen.workers,
         collect=options.return_exceptions,
@@ -480,5 +528,6 @@ def _coroutines(  # noqa: PLR0913 - the items twice: as given, and as a sequence
         window=None if drained else options.max_in_flight or STREAM_CHUNKS_PER_WORKER * chosen.workers,
         total=total,
         timeout=options.timeout,
+        retry=options.retry,
     )
     return AsyncResultStream(stream, progress=progress, total=total, mode=chosen.mode, reason=chosen.reason)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast, overload
 
 from .._backends.pools import shutdown as stop_pools
 from .._core.options import ClassifierFn, CostFn, ModeName, ProgressOption, call_options
+from .._core.retrying import RetryDelay, RetryOn
 from .._decide.memory import forget_all
 from .._decide.plan import Plan
 from .._run.stream import ResultStream
@@ -42,6 +43,9 @@ def plan(
     timeout: float | None = None,
     executor: Executor | None = None,
     cost: CostFn | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> Plan[R]: ...
 
 
@@ -58,6 +62,9 @@ def plan(
     timeout: float | None = None,
     executor: Executor | None = None,
     cost: CostFn | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> Plan[R]: ...
 
 
@@ -73,6 +80,9 @@ def plan(  # noqa: PLR0913 - the public signature
     timeout: float | None = None,
     executor: Executor | None = None,
     cost: CostFn | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> Plan[Any]:
     """Decide how ``fn`` should be mapped over ``items``, without running the rest.
 
@@ -114,6 +124,14 @@ def plan(  # noqa: PLR0913 - the public signature
             (see [balancing](balancing.md)). The results are still in input order.
             Without it, auto orders the items so itself where it measured that their
             times follow their size. Called once an item, in the calling thread.
+        retries: run an item whose call failed again, up to this many more times;
+            a worker process's death counts as a failure too (see
+            [stuck, flaky and stateful work](per_item.md)).
+        retry_on: which failures are retried: an exception type, a tuple of them, or a
+            predicate ``exc -> bool`` (default ``Exception``).
+        retry_delay: seconds to wait before each retry, or a callable ``attempt ->
+            seconds`` ([`backoff`][concurrency_kit.backoff] makes exponential waits).
+            A retry that waits holds no worker.
 
     Returns:
         The [`Plan`][concurrency_kit.Plan], with the mode, kind, sizing and a reason.
@@ -145,6 +163,9 @@ def plan(  # noqa: PLR0913 - the public signature
         timeout=timeout,
         executor=executor,
         cost=cost,
+        retries=retries,
+        retry_on=retry_on,
+        retry_delay=retry_delay,
     )
     return plan_sequence(fn, items if iterator is None else list(iterator), options)  # type: ignore[arg-type]
 
@@ -175,6 +196,9 @@ def run_parallel(
     progress: ProgressOption = None,
     executor: Executor | None = None,
     cost: CostFn | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> list[R]: ...
 
 
@@ -192,6 +216,9 @@ def run_parallel(
     progress: ProgressOption = None,
     executor: Executor | None = None,
     cost: CostFn | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> list[R]: ...
 
 
@@ -208,6 +235,9 @@ def run_parallel(  # noqa: PLR0913 - the public signature
     progress: ProgressOption = None,
     executor: Executor | None = None,
     cost: CostFn | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> list[Any]:
     """Return ``[fn(item) for item in items]``, computed the fastest way.
 
@@ -248,6 +278,14 @@ def run_parallel(  # noqa: PLR0913 - the public signature
             (see [balancing](balancing.md)). The results are still in input order.
             Without it, auto orders the items so itself where it measured that their
             times follow their size. Called once an item, in the calling thread.
+        retries: run an item whose call failed again, up to this many more times;
+            a worker process's death counts as a failure too (see
+            [stuck, flaky and stateful work](per_item.md)).
+        retry_on: which failures are retried: an exception type, a tuple of them, or a
+            predicate ``exc -> bool`` (default ``Exception``).
+        retry_delay: seconds to wait before each retry, or a callable ``attempt ->
+            seconds`` ([`backoff`][concurrency_kit.backoff] makes exponential waits).
+            A retry that waits holds no worker.
 
     Returns:
         The results, in input order (with ``return_exceptions``, exceptions in the
@@ -286,6 +324,9 @@ def run_parallel(  # noqa: PLR0913 - the public signature
         executor=executor,
         progress=progress,
         cost=cost,
+        retries=retries,
+        retry_on=retry_on,
+        retry_delay=retry_delay,
     )
     listed = cast("Sequence[T]", items) if iterator is None else list(iterator)
     if progress is not None and progress is not False:
@@ -308,6 +349,9 @@ def iter_parallel(
     max_in_flight: int | None = None,
     progress: ProgressOption = None,
     executor: Executor | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> ResultStream[R]: ...
 
 
@@ -326,6 +370,9 @@ def iter_parallel(
     max_in_flight: int | None = None,
     progress: ProgressOption = None,
     executor: Executor | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> ResultStream[R]: ...
 
 
@@ -343,6 +390,9 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
     max_in_flight: int | None = None,
     progress: ProgressOption = None,
     executor: Executor | None = None,
+    retries: int = 0,
+    retry_on: RetryOn = Exception,
+    retry_delay: RetryDelay = 0.0,
 ) -> ResultStream[Any]:
     """Yield ``fn(item)`` for every item of ``items``, as the results come, reading ``items`` lazily.
 
@@ -387,6 +437,14 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
             auto mode). The first items are timed here and the rest go to it in chunks
             that each carry ten times its per-task cost in work; the plan's mode is
             ``"executor"``. It is never shut down.
+        retries: run an item whose call failed again, up to this many more times;
+            a worker process's death counts as a failure too (see
+            [stuck, flaky and stateful work](per_item.md)).
+        retry_on: which failures are retried: an exception type, a tuple of them, or a
+            predicate ``exc -> bool`` (default ``Exception``).
+        retry_delay: seconds to wait before each retry, or a callable ``attempt ->
+            seconds`` ([`backoff`][concurrency_kit.backoff] makes exponential waits).
+            A retry that waits holds no worker.
 
     Returns:
         The results, as a [`ResultStream`][concurrency_kit.ResultStream]: iterate it, ``close()`` it, or use it
@@ -426,5 +484,8 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         ordered=ordered,
         max_in_flight=max_in_flight,
         progress=progress,
+        retries=retries,
+        retry_on=retry_on,
+        retry_delay=retry_delay,
     )
     return open_iter(fn, items, options, iterator=iterator)

@@ -36,6 +36,7 @@ from .._decide.sizing import async_choice, forced_choice
 from .._decide.steps import Decided, Question, decide
 from .._run.call import execute, open_stream
 from .._run.handover import Handover
+from .._run.retrying import retried
 from .._run.stream import ResultStream
 
 __all__ = ["DEAREST_FIRST", "STREAM_HEAD", "UNSIZED_ITEMS", "Planned", "open_iter", "plan_call", "plan_sequence"]
@@ -76,7 +77,9 @@ def plan_call(
     planned = count if expected is None else max(count, expected)
     if options.mode == "async" or declared is TaskKind.ASYNC:
         choice = _async_choice(options, decision, None if expected == UNSIZED_ITEMS else planned)
-        return _make_plan(choice, TaskKind.ASYNC, None, Handover(fn, sequence, options, outcomes))
+        awaited = retried(fn, options.retry, awaited=True)
+        return _make_plan(choice, TaskKind.ASYNC, None, Handover(awaited, sequence, options, outcomes))
+    fn = retried(fn, options.retry, awaited=False)  # what runs: the user's fn, or its retries' wrapper
     question = Question(
         fn=fn,
         sequence=sequence,

@@ -6,6 +6,7 @@
                            batch; closed with the stream
     check_no_running_loop  a synchronous call inside a running loop would block it
     not_awaitable          the error of mode "async" over a plain function
+    RetriedAsync           a coroutine function whose failures to retry are returned
 
 Nothing here measures or classifies: the plan chose this mode.
 """
@@ -16,13 +17,16 @@ import asyncio
 import threading
 from collections.abc import Callable, Coroutine, Generator
 from inspect import isawaitable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, final
 
 from typing_extensions import Protocol
+
+from .worker import Raised, retries_it
 
 __all__ = [
     "SLICE_SECONDS",
     "Batches",
+    "RetriedAsync",
     "awaited",
     "check_no_running_loop",
     "not_awaitable",
@@ -74,6 +78,42 @@ def not_awaitable(value: object, index: int, item: object) -> TypeError:
         f"{index} ({item!r:.60}): it is not a coroutine function. Use mode='auto' (or 'thread', 'process', "
         "'serial') for a plain function"
     )
+
+
+@final
+class RetriedAsync:
+    """A coroutine function, with the failures ``retry_on`` counts returned as ``Raised`` (as ``worker.Retried``)."""
+
+    __slots__ = ("fn", "retry_on")
+
+    def __init__(self, fn: Callable[[Any], Any], retry_on: Any) -> None:
+        self.fn, self.retry_on = fn, retry_on
+
+    async def __call__(self, item: Any) -> Any:
+        """``await fn(item)``, or the ``Raised`` of a failure to retry.
+
+        Raises:
+            TypeError: ``fn`` returned something that is not awaitable (never retried).
+            Exception: a failure ``retry_on`` does not count.
+        """
+        try:
+            awaitable = self.fn(item)
+        except Exception as exc:  # noqa: BLE001 - returned to retry, or raised again
+            return self._failed(exc)
+        if not isawaitable(awaitable):
+            raise TypeError(
+                f"mode='async' awaits what fn returns, but fn returned {type(awaitable).__name__} "
+                f"{awaitable!r:.60} for item {item!r:.60}: it is not a coroutine function"
+            )
+        try:
+            return await awaitable
+        except Exception as exc:  # noqa: BLE001 - returned to retry, or raised again
+            return self._failed(exc)
+
+    def _failed(self, exc: Exception) -> Raised:
+        if retries_it(self.retry_on, exc):
+            return Raised(exc)
+        raise exc
 
 
 async def awaited(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -18,6 +18,7 @@ from typing import Any, Literal, final, get_args
 import attrs
 
 from .kinds import TaskKind, is_coroutine_function
+from .retrying import RetryPolicy, retry_policy
 from .scope import check_executor, current_executor
 
 __all__ = [
@@ -71,6 +72,7 @@ class CallOptions:
         progress: what ``progress=`` asked for.
         cost: a list call's key of what each item costs, if given: its items start
             dearest first (``_run/balancing.py``).
+        retry: the call's retries, if it has any (``_core/retrying.py``).
     """
 
     mode: str = "auto"
@@ -85,6 +87,7 @@ class CallOptions:
     max_in_flight: int | None = None
     progress: ProgressOption = None
     cost: CostFn | None = None
+    retry: RetryPolicy | None = None
 
     @property
     def deadline(self) -> float | None:
@@ -113,6 +116,9 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
     max_in_flight: object = None,
     progress: object = None,
     cost: object = None,
+    retries: object = 0,
+    retry_on: object = Exception,
+    retry_delay: object = 0.0,
 ) -> tuple[CallOptions, Iterator[Any] | None]:
     """Check a public call's arguments, in the order a caller reads them; make its options.
 
@@ -123,11 +129,11 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
     Raises:
         TypeError: ``fn``, ``classifier`` or ``cost`` is not callable, ``items`` is not
             iterable, a count is not an int, ``progress`` is neither a bool nor a
-            callable, ``executor`` is not an executor, or a coroutine function is
-            given an executor.
+            callable, ``executor`` is not an executor, a coroutine function is
+            given an executor, or a retry option has the wrong type.
         ValueError: an unknown mode, a count below 1, a timeout that is not positive,
-            ``executor=`` with a mode other than auto or executor, or
-            ``mode="executor"`` without an executor.
+            ``executor=`` with a mode other than auto or executor,
+            ``mode="executor"`` without an executor, or a retry option out of range.
     """
     seconds = None if timeout is None else check_timeout(timeout)
     iterator = _check_arguments(fn, items, mode, workers, chunksize, classifier)
@@ -137,6 +143,7 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
         raise TypeError(f"progress must be True, False, None or a callable, got {type(progress).__name__}")
     if cost is not None and not callable(cost):
         raise TypeError(f"cost must be a callable (item -> a number) or None, got {type(cost).__name__}")
+    retry = retry_policy(retries, retry_on, retry_delay)
     options = CallOptions(
         mode=mode,  # type: ignore[arg-type]
         workers=workers,  # type: ignore[arg-type]
@@ -150,6 +157,7 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
         max_in_flight=max_in_flight,  # type: ignore[arg-type]
         progress=progress,
         cost=cost,
+        retry=retry,
     )
     return options, iterator
 

@@ -65,9 +65,11 @@ def execute(handover: Handover, sizing: Sizing) -> list[Any]:
         return values
     taken = handover.take()
     outcomes, items = taken.outcomes, handover.items
-    if not outcomes.failed and sizing.mode == "serial" and taken.deadline is None and outcomes.in_order:
+    loops_here = sizing.mode == "serial" and taken.deadline is None and handover.options.retry is None
+    if not outcomes.failed and loops_here and outcomes.in_order:
         # A loop's items in order, which nothing but the calling thread runs: nothing can
-        # stop the call meanwhile, so the rest run at once, as a list comprehension would.
+        # stop the call meanwhile, so the rest run at once, as a list comprehension would
+        # (not with retries: the engine settles the failures to retry).
         if taken.sent is not None:
             taken.sent.finish()
         run_items(handover.fn, items, outcomes, taken.resume_at, len(items))
@@ -116,6 +118,7 @@ def _drained(handover: Handover, sizing: Sizing, taken: Taken) -> list[Any]:
         deadline=taken.deadline,
         helping=helping,
         order=order,
+        retry=options.retry,
     )
     values = engine.drain()
     if measuring is not None:
@@ -168,6 +171,7 @@ def _on_private_loop(  # noqa: PLR0913 - the stream's shape, by name
             timeout=options.timeout,
             deadline=deadline,
             context=context,
+            retry=options.retry,
         )
 
     return private_loop(make)
@@ -210,7 +214,7 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
         return ResultStream(_yielded(batches, told, size), sizing.mode, reason)
     taken = handover.take()
     first, _ = _measured_units(handover, sizing, taken, head)
-    if sizing.mode == "serial":
+    if sizing.mode == "serial" and options.retry is None:
         results = _loop_rest(
             handover,
             taken,
@@ -244,6 +248,7 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
         timeout=options.timeout,
         deadline=taken.deadline,
         stop=stop,
+        retry=options.retry,
     ).results()
     return ResultStream(results, sizing.mode, reason)
 

@@ -33,12 +33,15 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future
 from itertools import islice
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
 from .._backends.lanes import AsyncRunner
 from .._backends.registry import Unit
 from .._core.kinds import is_coroutine_function
 from .engine import Engine
+
+if TYPE_CHECKING:
+    from .._core.retrying import RetryPolicy
 
 __all__ = ["STREAM_UNITS_IN_WINDOW", "LoopEngine", "coroutine_engine"]
 
@@ -194,7 +197,8 @@ class LoopEngine(Engine):
         self.cancel_after_failure()
         if self.has_ready():
             return True
-        if not self.running and (self.fed is None or self.exhausted or not self.taking()):
+        retrying = self.retrying is not None and self.retrying.next_due() is not None
+        if not self.running and not retrying and (self.fed is None or self.exhausted or not self.taking()):
             return False
         await self.some_done()
         return True
@@ -215,14 +219,19 @@ class LoopEngine(Engine):
         return chunk
 
     async def some_done(self) -> None:
-        """Await a unit's end (or an item, or the deadline); read the units that ended."""
+        """Await a unit's end (or an item, the deadline, or a retry's wait); read the units that ended."""
         completed = self.completed
         if completed.empty():
-            self.waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            self.waiter = loop.create_future()
+            due = None if self.retrying is None else self.retrying.next_due()
+            timer = None if due is None else loop.call_later(max(0.0, due - time.monotonic()), self.wake)
             try:
                 await self.waiter
             finally:
                 self.waiter = None
+                if timer is not None:
+                    timer.cancel()
         while not completed.empty():
             future = completed.get_nowait()
             unit = self.forget(future)
@@ -299,11 +308,13 @@ def coroutine_engine(  # noqa: PLR0913 - the run's shape, by name
     timeout: float | None,
     deadline: float | None = None,
     context: contextvars.Context | None = None,
+    retry: RetryPolicy | None = None,
 ) -> LoopEngine:
     """The engine of a coroutine function's run, to be read on the loop its coroutines are to run on.
 
     ``window``: ``None`` for a list (results read once all are in); ``context``: the
-    caller's, where the engine is read in another (default: the reader's, copied).
+    caller's, where the engine is read in another (default: the reader's, copied);
+    ``retry``: the call's retries (``fn`` returns a ``Raised`` for a failure to retry).
     """
     runner = AsyncRunner(fn, workers, collect=collect, checked=not is_coroutine_function(fn), context=context)
     listed = window is None and total is not None
@@ -320,4 +331,5 @@ def coroutine_engine(  # noqa: PLR0913 - the run's shape, by name
         total=total,
         timeout=timeout,
         deadline=deadline,
+        retry=retry,
     )

@@ -13,7 +13,7 @@ list (``drain``: ``run_parallel``). Its loop is a sequence of named steps, as CP
           raised with its item's note; a list raises the first failure at once)
       take()                  chunks of the input while the window and the runner have room
       cancel_after_failure()  nothing new starts after a failure
-      run_alone()             after a worker's death: the suspects, one at a time
+      run_alone()             after a worker's death: its items, one at a time (alone.py)
       wait_for_some()         until a unit finishes, the deadline, or a stop
       read()                  a finished unit's outcomes → store(), or lost() to a dead worker
     finish()                  cancel what has not started; kill the workers on close,
@@ -38,11 +38,7 @@ after the failure (after a close or a timeout: no item at all) starts, not even 
 unit already queued where it can no longer be cancelled: the items check the call's
 stop token (``_backends.stop_tokens``).
 
-A worker that dies loses the units beside it too (a process pool breaks whole). With
-exceptions collected, the items of every unit lost run again, each alone, one at a
-time, with nothing else of the call running (on a fresh pool), and only the one
-that dies again gets ``WorkerCrashedError``; then the call goes on. Without, the
-first loss is raised, naming the items that were running.
+A worker that dies: see ``alone.py``. Retries: see ``retrying.py``.
 """
 
 from __future__ import annotations
@@ -53,14 +49,19 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from itertools import islice
 from queue import Empty, SimpleQueue
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._backends.awaitable import cut_at_awaitable
 from .._backends.outcomes import Stopped, noted
 from .._backends.registry import Done, Lost, Runner, Unit
+from .alone import Alone
 from .balancing import StartOrder, guided
-from .results import Progress, call_timed_out, close_progress, handed_over, handing_over, stream_timed_out
+from .results import Progress, call_timed_out, close_progress, handed_over, measured_in_time
+from .retrying import Retrying
 from .warming import Helping
+
+if TYPE_CHECKING:
+    from .._core.retrying import RetryPolicy
 
 __all__ = ["Engine"]
 
@@ -91,6 +92,8 @@ class Engine:
         order: which input item each position of ``rest`` is, where a list starts its
             dearest items first (``balancing.py``): failures name the input's index, and
             ``drain`` returns the results in input order.
+        retry: the call's retries: a unit is kept once its failed items are settled
+            (``retrying.py``).
     """
 
     #: The results are what coroutines returned (``LoopEngine``): an awaitable among them
@@ -116,6 +119,7 @@ class Engine:
         stop: Future[None] | None = None,
         helping: Helping | None = None,
         order: StartOrder | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.runner, self.rest, self.first = runner, rest, first
         self.ordered, self.collect, self.window, self.chunksize = ordered, collect, window, chunksize
@@ -136,10 +140,10 @@ class Engine:
         self.failure: Unit | None = None  # the unit of the earliest failure that stops the call (its last result)
         self.misused: set[int] = set()  # items whose result was awaitable: raised even when exceptions are collected
         self.exhausted = False
-        self.suspects: list[Unit] = []  # lost with a dead worker, to run alone: the last runs first
-        self.lone: Unit | None = None  # the one running alone
         #: Units a worker timed, as ``(first position, items, seconds)``, for the decision (``_decide/sizes.py``).
         self.timed: list[tuple[int, int, float]] = []
+        self.retrying = None if retry is None else Retrying(retry, collect=collect, index=self.index)
+        self.alone = Alone(collect=collect, retrying=self.retrying, index=self.index)  # after a worker's death
         if stop is not None:
             stop.add_done_callback(self.arrived)
 
@@ -159,7 +163,7 @@ class Engine:
             try:
                 yield from self.loop()
             except _Late:
-                yield from self.measured_in_time()
+                yield from measured_in_time(self)
         except BaseException as exc:
             kill = _ends_the_call(exc)
             raise
@@ -244,7 +248,7 @@ class Engine:
         self.run_alone()
         if self.has_ready():  # a unit sent just now may be done already: yield it before waiting
             return True
-        if not self.running:
+        if not self.running and (self.retrying is None or self.retrying.next_due() is None):
             return False
         for future in self.wait_for_some():
             unit = self.forget(future)
@@ -298,6 +302,8 @@ class Engine:
         A whole unit, unless nothing runs: room for a few items, taken one by one as the
         consumer reads, would make units of one.
         """
+        if self.retrying is not None:
+            self.send_retries()
         while self.taking() and self.runner_has_room():
             size = self.chunk_size()
             if self.window is not None:
@@ -312,6 +318,15 @@ class Engine:
             self.taken += len(chunk)
             self.send(unit)
 
+    def send_retries(self) -> None:
+        """Send the retries whose wait is over (one after a worker's death runs alone)."""
+        assert self.retrying is not None
+        due = self.retrying.due(time.monotonic(), self.failed_at)
+        self.alone.add([unit for unit in due if unit.alone])
+        for unit in due:
+            if not unit.alone:
+                self.send(unit)
+
     def next_chunk(self, size: int) -> list[Any]:
         """Up to ``size`` items of the input (none: its end)."""
         chunk = list(islice(self.rest, size))
@@ -319,8 +334,8 @@ class Engine:
         return chunk
 
     def taking(self) -> bool:
-        """Whether new items may start: not after the end, a failure, or while suspects run alone."""
-        return not self.exhausted and self.failed_at is None and not self.suspects and self.lone is None
+        """Whether new items may start: not after the end, a failure, or while items run alone."""
+        return not self.exhausted and self.failed_at is None and not self.alone.busy
 
     def runner_has_room(self) -> bool:
         """Whether the runner takes another unit: fewer in flight than its capacity.
@@ -374,9 +389,8 @@ class Engine:
 
     def run_alone(self) -> None:
         """Send the next suspect once nothing else of the call runs in a pool (a culprit would take it down)."""
-        if self.suspects and self.lone is None and len(self.running) == self.measuring:
-            self.lone = lone = self.suspects.pop()
-            self.send(lone)
+        if len(self.running) == self.measuring and (unit := self.alone.next()) is not None:
+            self.send(unit)
 
     def wait_for_some(self) -> list[Future[Any]]:
         """Wait until a running unit finishes (or run one here, where the runner needs that).
@@ -387,13 +401,17 @@ class Engine:
         """
         done: list[Future[Any]] = []
         if not self.runner.help():
-            remaining = None if self.deadline is None else self.deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = None if self.deadline is None else self.deadline - now
             if remaining is not None and remaining <= 0:
                 raise _Late
+            until_due = None if self.retrying is None else self.retrying.until_due(now)  # ends the wait too
+            late = remaining is not None and (until_due is None or remaining <= until_due)
             try:
-                done.append(self.completed.get(timeout=remaining))
+                done.append(self.completed.get(timeout=remaining if late else until_due))
             except Empty:
-                raise _Late from None
+                if late:
+                    raise _Late from None
         if self.stop is not None and self.stop.done():
             raise Stopped
         try:
@@ -406,18 +424,24 @@ class Engine:
         """What became of a finished unit: store its results, send it again, or have its items run alone."""
         if unit.results is not None:
             values, error = unit.results(future)
-            self.store(unit, Done(values) if error is None else Done([*values, error], failed=True))
+            self.keep(unit, Done(values) if error is None else Done([*values, error], failed=True))
             return
         assert future is not None
         outcome = self.runner.read(unit, future)
-        if unit is self.lone and outcome is not None:
-            self.lone = None
+        if outcome is not None:
+            self.alone.read(unit)
         if isinstance(outcome, Done):
-            self.store(unit, outcome)
+            self.keep(unit, outcome)
         elif outcome is None:
             self.send(unit)
         else:
             self.lost(unit, outcome)
+
+    def keep(self, unit: Unit, done: Done) -> None:
+        """Store a finished unit's results, once its failed items are settled (with retries)."""
+        settled = (unit, done) if self.retrying is None else self.retrying.settle(unit, done)
+        if settled is not None:
+            self.store(*settled)
 
     def store(self, unit: Unit, done: Done) -> None:
         """Keep ``unit``'s results for the consumer; an awaitable result or a failure stops the taking."""
@@ -441,41 +465,18 @@ class Engine:
             self.finished.append(unit)
 
     def lost(self, unit: Unit, loss: Lost) -> None:
-        """``unit``'s worker died: raise, give its item the error (alone), or have its items run alone.
+        """``unit``'s worker died: raise, give its item the error, or have its items run alone (``alone.py``).
 
         Raises:
-            WorkerCrashedError: without ``collect``, naming the items that were running.
+            WorkerCrashedError: without ``collect`` or retries, naming the items that were running.
         """
-        if not self.collect:
-            beside = [u for u in self.running.values() if u.results is None] if loss.together else []
-            raise loss.blame(sorted(self.index(i) for u in (unit, *beside) for i in range(u.start, u.stop)))
-        if unit.alone:
-            self.store(unit, Done([loss.blame([self.index(unit.start)])]))  # collected: in the item's place
-            return
-        self.suspects.extend(Unit(index, [item], alone=True) for index, item in enumerate(unit.items, unit.start))
-        self.suspects.sort(key=lambda suspect: -suspect.start)
+        settled = self.alone.lost(unit, loss, lambda: [u for u in self.running.values() if u.results is None])
+        if settled is not None:
+            self.store(*settled)
 
     def done_unread(self) -> int:
         """How many items are done and not yet yielded (for a list's timeout message)."""
         return sum(len(unit.done.values) for unit in self.ready.values() if unit.done is not None)
-
-    def measured_in_time(self) -> Iterator[Any]:
-        """After the deadline: in order, the measured items that finished in time; then the timeout.
-
-        Raises:
-            TimeoutError: the deadline passed (or the error of an awaitable result among those items).
-        """
-        front = next((u for u in self.running.values() if u.start == self.next_index), None)
-        misuse = None
-        if self.ordered and front is not None and front.results is not None:
-            values = front.results(None)[0]
-            misuse = cut_at_awaitable(values, front.items, front.start)
-            for value in handing_over(values):
-                self.yielded += 1
-                if self.progress is not None:
-                    self.progress(self.yielded, self.total)
-                yield value
-        raise misuse or stream_timed_out(self.timeout, self.yielded)
 
     def finish(self, *, kill: bool) -> None:
         """Cancel what has not started; with ``kill``, stop the workers running the rest; close the progress bar."""

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Progress", "call_timed_out", "close_progress", "handed_over", "handing_over", "stream_timed_out"]
+from .._backends.awaitable import cut_at_awaitable
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = [
+    "Progress",
+    "call_timed_out",
+    "close_progress",
+    "handed_over",
+    "handing_over",
+    "measured_in_time",
+    "stream_timed_out",
+]
 
 #: A progress callback, told ``(done, total)`` as each result is yielded.
 Progress = Callable[[int, "int | None"], object]
@@ -54,3 +67,22 @@ def close_progress(progress: Progress | None) -> None:
     close = getattr(progress, "close", None)
     if close is not None:
         close()
+
+
+def measured_in_time(engine: Engine) -> Iterator[Any]:
+    """After a stream's deadline: in order, the measured items that finished in time; then the timeout.
+
+    Raises:
+        TimeoutError: the deadline passed (or the error of an awaitable result among those items).
+    """
+    front = next((u for u in engine.running.values() if u.start == engine.next_index), None)
+    misuse = None
+    if engine.ordered and front is not None and front.results is not None:
+        values = front.results(None)[0]
+        misuse = cut_at_awaitable(values, front.items, front.start)
+        for value in handing_over(values):
+            engine.yielded += 1
+            if engine.progress is not None:
+                engine.progress(engine.yielded, engine.total)
+            yield value
+    raise misuse or stream_timed_out(engine.timeout, engine.yielded)

@@ -1,0 +1,213 @@
+"""Retries in the run engine: a failed item runs again, without holding a worker while it waits.
+
+With ``retries=`` the call's items run through ``Retried`` (``_backends/worker.py``): a
+failure that ``retry_on`` counts comes back as a ``Raised`` result, so every backend runs
+the item as any other and a failure that is not retried stops the call as before. The
+engine hands each unit it reads to ``Retrying.settle`` before it keeps it::
+
+    settle(unit, done)   each Raised among its results:
+                           attempts left → a unit of that item alone, due after its wait
+                                           (its place in ``done`` stays open)
+                           none left     → the exception in its place (collected), or
+                                           ``done`` cut there: it fails the call
+                         the unit is kept once none of its places is open
+    due(now)             the retries whose wait is over: the engine sends them before
+                         new items; one after a worker's death runs alone
+    lost(unit, loss)     a worker died: each item it took down counts an attempt; those
+                         with attempts left run again alone, one at a time (the engine's
+                         suspects); one that dies alone with none left fails with
+                         ``WorkerCrashedError``
+
+Results keep input order, each item has one outcome, and progress counts an item
+once: the engine yields a unit only once it is settled. The final failure is the
+item's last exception, with a note of its attempts and what each earlier one raised.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, final
+
+from .._backends.registry import Done, Lost, Unit
+from .._backends.worker import Raised, Retried, retries_it
+
+if TYPE_CHECKING:
+    from .._core.retrying import RetryPolicy
+
+__all__ = ["Retrying", "retried"]
+
+#: Where a retry's outcome goes: the unit, its results, and the item's offset in them.
+_Place = tuple[Unit, Done, int]
+
+
+@final
+class Retrying:
+    """The retries of one run: attempts counted by position, retries waiting, units with places open.
+
+    Args:
+        policy: the call's retries.
+        collect: a final failure takes its item's place (``return_exceptions``);
+            else it fails the call.
+        index: the input index of the item at a position (for the notes).
+    """
+
+    def __init__(self, policy: RetryPolicy, *, collect: bool, index: Callable[[int], int]) -> None:
+        self.policy, self.collect, self.index = policy, collect, index
+        self.failures: dict[int, list[BaseException]] = {}  # by position: what its attempts raised so far
+        self.waiting: list[tuple[float, int, Unit]] = []  # a heap: when each retry is due, and its unit
+        self.place: dict[Unit, _Place] = {}  # a retry's unit → the place its outcome fills
+        self.open: dict[Unit, int] = {}  # a unit → how many of its places wait for a retry
+        self._order = itertools.count()  # ties in the heap: first scheduled, first sent
+
+    def settle(self, unit: Unit, done: Done) -> tuple[Unit, Done] | None:
+        """What to keep of a finished unit: it, or the unit a retry's outcome completes; ``None``: places still open."""
+        place = self.place.pop(unit, None)
+        if place is None:
+            opened = self._resolve(unit, done)
+            if not opened:
+                return unit, done
+            self.open[unit] = opened
+            return None
+        owner, owner_done, offset = place
+        values = done.values
+        if values and type(values[0]) is Raised and not done.failed:
+            position = unit.start
+            if self._again(position, values[0].exc, unit.items[0], place, alone=unit.alone):
+                return None  # the place stays open
+            _fill(owner_done, offset, self._final(position, values[0].exc), failed=not self.collect)
+        elif values:
+            _fill(owner_done, offset, values[0], failed=done.failed)
+        else:  # stopped before it started: the call ends before this item
+            _fill(owner_done, offset, None, failed=False, cut=True)
+        return self._closed(owner, owner_done)
+
+    def lost(self, unit: Unit, loss: Lost) -> tuple[list[Unit], tuple[Unit, Done] | None]:
+        """A worker died running ``unit``: the items to run alone next, and what to keep now (if anything).
+
+        Each of its items counts an attempt. Run beside others, nobody knows which one
+        killed the worker, so each runs again alone (unless it has no attempts left and
+        ``retry_on`` does not count a crash: then it fails now). Alone, the death is its
+        own: it runs again alone while it has attempts left, else it fails.
+        """
+        place = self.place.pop(unit, None)
+        crashed = [loss.blame([self.index(unit.start + offset)]) for offset in range(len(unit.items))]
+        if unit.alone or place is not None:
+            position, error = unit.start, crashed[0]
+            if place is None:  # a suspect of an earlier loss: it becomes the place its retries fill
+                place = (unit, Done([None]), 0)
+                self.open[unit] = 1
+            if self._again(position, error, unit.items[0], place, alone=True):
+                return [], None
+            owner, owner_done, offset = place
+            _fill(owner_done, offset, self._final(position, error), failed=not self.collect)
+            return [], self._closed(owner, owner_done)
+        for offset, error in enumerate(crashed):
+            self.failures.setdefault(unit.start + offset, []).append(error)
+        suspects = [Unit(position, [item], alone=True) for position, item in enumerate(unit.items, unit.start)]
+        return suspects, None
+
+    def due(self, now: float, failed_at: int | None) -> list[Unit]:
+        """The retries whose wait is over, first due first (none of an item after ``failed_at``: nobody reads it)."""
+        units: list[Unit] = []
+        waiting = self.waiting
+        while waiting and waiting[0][0] <= now:
+            unit = heapq.heappop(waiting)[2]
+            if failed_at is None or unit.start <= failed_at:
+                units.append(unit)
+        return units
+
+    def next_due(self) -> float | None:
+        """When the next retry is due (``time.monotonic()``), if one waits."""
+        return self.waiting[0][0] if self.waiting else None
+
+    def until_due(self, now: float) -> float | None:
+        """Seconds from ``now`` until the next retry is due (0: due already), if one waits."""
+        return max(0.0, self.waiting[0][0] - now) if self.waiting else None
+
+    def _resolve(self, unit: Unit, done: Done) -> int:
+        """Settle each ``Raised`` of a unit's first run; return how many of its places wait for a retry."""
+        values, retried = done.values, list[int]()
+        for offset, value in enumerate(values):
+            if type(value) is not Raised:
+                continue
+            position = unit.start + offset
+            if self._counts(position, value.exc):
+                retried.append(offset)
+                continue
+            values[offset] = self._final(position, value.exc)
+            if not self.collect:
+                del values[offset + 1 :]
+                done.failed = True
+                break
+        for offset in retried:
+            self._schedule(unit.start + offset, unit.items[offset], (unit, done, offset), alone=False)
+        return len(retried)
+
+    def _counts(self, position: int, error: BaseException) -> bool:
+        """Count a failed attempt of the item at ``position``: whether it may run again."""
+        failures = self.failures.setdefault(position, [])
+        failures.append(error)
+        return len(failures) <= self.policy.retries and retries_it(self.policy.retry_on, error)
+
+    def _again(self, position: int, error: BaseException, item: Any, place: _Place, *, alone: bool) -> bool:
+        """Count a failed attempt; if it may run again, schedule it into ``place`` and return ``True``."""
+        if not self._counts(position, error):
+            return False
+        self._schedule(position, item, place, alone=alone)
+        return True
+
+    def _schedule(self, position: int, item: Any, place: _Place, *, alone: bool) -> None:
+        """A unit of the item alone, due once the wait for its next attempt is over."""
+        retry = Unit(position, [item], alone=alone)
+        self.place[retry] = place
+        wait = self.policy.delay(len(self.failures[position]))
+        heapq.heappush(self.waiting, (time.monotonic() + wait, next(self._order), retry))
+
+    def _final(self, position: int, error: BaseException) -> BaseException:
+        """The item's last exception, with a note of its attempts (where it had more than one)."""
+        earlier = self.failures.pop(position, [])[:-1]
+        if earlier:
+            said = "; ".join(f"{type(exc).__name__}: {exc}" for exc in earlier)
+            attempts = len(earlier) + 1
+            error.add_note(f"concurrency_kit: item {self.index(position)} failed {attempts} attempts; before: {said}")
+        return error
+
+    def _closed(self, owner: Unit, owner_done: Done) -> tuple[Unit, Done] | None:
+        """One of ``owner``'s places is filled: the unit to keep, once none is open."""
+        left = self.open[owner] - 1
+        if left:
+            self.open[owner] = left
+            return None
+        del self.open[owner]
+        return owner, owner_done
+
+
+def _fill(done: Done, offset: int, value: Any, *, failed: bool, cut: bool = False) -> None:
+    """Put a retry's outcome in its place; a failure (or a stop) cuts the results there."""
+    values = done.values
+    if offset >= len(values):
+        return  # cut before it already
+    if cut:
+        del values[offset:]
+        return
+    values[offset] = value
+    if failed:
+        del values[offset + 1 :]
+        done.failed = True
+
+
+def retried(fn: Callable[[Any], Any], policy: RetryPolicy | None, *, awaited: bool) -> Callable[[Any], Any]:
+    """What the call runs in ``fn``'s place: ``fn`` with the failures to retry returned as ``Raised`` (with retries).
+
+    ``awaited``: ``fn``'s results are awaited (a coroutine function, or ``mode="async"``).
+    """
+    if policy is None:
+        return fn
+    if awaited:
+        from .._backends.coroutines import RetriedAsync  # noqa: PLC0415 - asyncio, only for coroutines
+
+        return RetriedAsync(fn, policy.retry_on)
+    return Retried(fn, policy.retry_on)
