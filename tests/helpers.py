@@ -622,3 +622,38 @@ def record_exit_on(item: tuple[str, int, int]) -> int:
     if index == culprit:
         os._exit(3)
     return index
+
+
+def hang_on(item: tuple[str, int, str, tuple[int, ...]]) -> int:
+    """Record the call; an item of ``hung`` waits for ``release`` (up to 30 s), the others return at once."""
+    directory, index, release, hung = item
+    _record((directory, index))
+    if index in hung:
+        wait_for_path(release)
+    return index
+
+
+def hang_hard_on(item: tuple[str, int, tuple[int, ...]]) -> int:
+    """Record the call; an item of ``hung`` blocks SIGTERM and SIGINT and spins for good (only SIGKILL ends it)."""
+    directory, index, hung = item
+    _record((directory, index))
+    if index in hung:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        while True:
+            pass
+    return index
+
+
+def hang_on_first_attempt(item: tuple[str, int, str]) -> int:
+    """Record the call; the first call of each item waits for ``release`` (up to 30 s), later ones return."""
+    directory, index, release = item
+    _record((directory, index))
+    if calls_per_index(Path(directory)).get(index, 0) == 1:
+        wait_for_path(release)
+    return index
+
+
+def sleep_for(seconds: float) -> float:
+    """Sleep ``seconds`` (an item that blocks, as I/O does); return them."""
+    time.sleep(seconds)
+    return seconds

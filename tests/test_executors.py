@@ -33,6 +33,7 @@ from helpers import (
     extra_module,
     fail_on_13,
     fail_twice_with_connection_error,
+    hang_on,
     started_items,
     thread_after_wait,
     wait_for_release,
@@ -149,6 +150,15 @@ def test_retries_run_the_failed_items_again_on_it(executor: Executor, tmp_path: 
     results = ck.run_parallel(fail_twice_with_connection_error, items, executor=executor, retries=2, timeout=60)
     assert results == list(range(10))
     assert calls_per_index(tmp_path) == dict.fromkeys(range(10), 3)
+
+
+def test_an_item_past_its_task_timeout_fails_and_the_rest_go_on(
+    executor: Executor, tmp_path: Path, release: str
+) -> None:
+    items = [(str(tmp_path), index, release, (2,)) for index in range(6)]
+    results = ck.run_parallel(hang_on, items, executor=executor, task_timeout=1.0, return_exceptions=True, timeout=60)
+    assert isinstance(results[2], ck.TaskTimeoutError)
+    assert [r for i, r in enumerate(results) if i != 2] == [0, 1, 3, 4, 5]
 
 
 def test_a_timeout_ends_the_call_on_time(executor: Executor, tmp_path: Path, release: str) -> None:

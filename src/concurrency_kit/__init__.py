@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ._core.crash import WorkerCrashedError as WorkerCrashedError
     from ._core.errors import ConcurrencyKitError as ConcurrencyKitError
     from ._core.errors import MainGuardMissingError as MainGuardMissingError
+    from ._core.errors import TaskTimeoutError as TaskTimeoutError
     from ._core.errors import UnpicklableTaskError as UnpicklableTaskError
     from ._core.kinds import TaskKind as TaskKind
     from ._core.retrying import backoff as backoff
@@ -57,6 +58,7 @@ _EXPORTS = {
     "Plan": "_decide.plan",
     "ResultStream": "_run.stream",
     "TaskKind": "_core.kinds",
+    "TaskTimeoutError": "_core.errors",
     "UnpicklableTaskError": "_core.errors",
     "WorkerCrashedError": "_core.crash",
     "aiter_parallel": "_api.aio",
@@ -102,6 +104,7 @@ __all__ = (
     "Plan",
     "ResultStream",
     "TaskKind",
+    "TaskTimeoutError",
     "UnpicklableTaskError",
     "WorkerCrashedError",
     "aiter_parallel",

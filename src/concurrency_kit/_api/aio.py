@@ -16,10 +16,9 @@ import sys
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future
-from typing import Any, Generic, TypeVar, cast, final, overload
+from typing import Any, TypeVar, cast, overload
 
 import attrs
-from typing_extensions import Protocol
 
 from .._core.kinds import is_coroutine_function
 from .._core.options import CallOptions, ClassifierFn, ModeName, ProgressOption, call_options
@@ -28,120 +27,13 @@ from .._decide.plan import Mode
 from .._run.call import STREAM_CHUNKS_PER_WORKER
 from .._run.retrying import retried
 from .._run.stream import Progress, ResultStream, told_by
+from .async_stream import AsyncResultStream
 from .planning import UNSIZED_ITEMS, open_iter, plan_sequence
 
 __all__ = ["AsyncResultStream", "aiter_parallel", "arun_parallel"]
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class _Batches(Protocol):
-    """What an [`AsyncResultStream`][concurrency_kit.AsyncResultStream] reads: results a batch at a time."""
-
-    async def next_batch(self) -> list[Any]:
-        """The next results (``[]`` at the end)."""
-        ...
-
-    async def aclose(self) -> None:
-        """Stop, and wait for what runs to stop."""
-        ...
-
-    def abandon(self) -> None:
-        """Stop without waiting (from any thread)."""
-        ...
-
-
-@final
-class AsyncResultStream(Generic[R]):
-    """The results of [`aiter_parallel`][concurrency_kit.aiter_parallel], as they come: ``async for result in stream``.
-
-    An async iterator with ``aclose``; as an async context manager, leaving the
-    ``async with`` block closes it. Closing it (or dropping the last reference to it, or
-    cancelling the task that reads it) cancels the coroutines in flight, stops taking
-    items, and kills the worker processes running its items.
-
-    Attributes:
-        mode: how the items run (``"async"``, ``"serial"``, ``"thread"``, ``"process"``
-            or ``"executor"``); for a plain function, known once the first result is
-            read (``None`` before).
-        reason: why (the plan's reason); likewise.
-    """
-
-    __slots__ = ("_batch", "_closed", "_done", "_mode", "_reason", "_source", "_told", "_total")
-
-    def __init__(
-        self,
-        source: _Batches,
-        *,
-        progress: Progress | None,
-        total: int | None,
-        mode: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        self._source = source
-        self._mode, self._reason = mode, reason
-        self._batch: list[Any] = []
-        self._told = progress
-        self._total = total
-        self._done = 0
-        self._closed = False
-
-    @property
-    def mode(self) -> str | None:
-        """How the items run (``None`` until a plain function's stream is planned)."""
-        return self._mode or getattr(self._source, "mode", None)
-
-    @property
-    def reason(self) -> str | None:
-        """Why (``None`` until a plain function's stream is planned)."""
-        return self._reason or getattr(self._source, "reason", None)
-
-    def __aiter__(self) -> AsyncResultStream[R]:
-        return self
-
-    async def __anext__(self) -> R:
-        batch = self._batch
-        if not batch:
-            if self._closed:
-                raise StopAsyncIteration
-            try:
-                batch = await self._source.next_batch()
-            except BaseException:
-                await self.aclose()
-                raise
-            if not batch:
-                await self.aclose()
-                raise StopAsyncIteration
-            batch.reverse()
-            self._batch = batch
-        self._done += 1
-        if self._told is not None:
-            self._told(self._done, self._total)
-        return batch.pop()  # type: ignore[no-any-return]
-
-    async def aclose(self) -> None:
-        """Stop: cancel the coroutines in flight, take no more items, kill worker processes running its items."""
-        if self._closed:
-            return
-        self._closed = True
-        self._batch = []
-        try:
-            await self._source.aclose()
-        finally:
-            close = getattr(self._told, "close", None)
-            if close is not None:
-                close()
-
-    async def __aenter__(self) -> AsyncResultStream[R]:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            self._source.abandon()
 
 
 def _check_async_items(items: object) -> Sequence[Any] | None:
@@ -202,6 +94,7 @@ def aiter_parallel(
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> AsyncResultStream[R]: ...
 
 
@@ -223,6 +116,7 @@ def aiter_parallel(
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> AsyncResultStream[R]: ...
 
 
@@ -243,6 +137,7 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> AsyncResultStream[Any]:
     """Yield ``fn(item)`` for every item, as the results come, inside a running event loop: ``async for``.
 
@@ -281,6 +176,13 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
         retry_delay: seconds to wait before each retry, or a callable ``attempt ->
             seconds`` ([`backoff`][concurrency_kit.backoff] makes exponential waits).
             A retry that waits holds no worker.
+        task_timeout: seconds one item may run, from its start in a worker (queue
+            time does not count). Past it the item fails with
+            [`TaskTimeoutError`][concurrency_kit.TaskTimeoutError] and the other items go on:
+            its worker process is killed and replaced, its coroutine cancelled, or (a
+            thread cannot be stopped) its thread abandoned and replaced. Not with
+            ``mode="serial"``; auto never picks a loop with it (see
+            [stuck, flaky and stateful work](per_item.md)).
 
     Returns:
         An [`AsyncResultStream`][concurrency_kit.AsyncResultStream]: ``async for`` over it, ``await stream.aclose()``,
@@ -314,6 +216,7 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
         retries=retries,
         retry_on=retry_on,
         retry_delay=retry_delay,
+        task_timeout=task_timeout,
     )
 
 
@@ -333,6 +236,7 @@ async def arun_parallel(
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> list[R]: ...
 
 
@@ -352,6 +256,7 @@ async def arun_parallel(
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> list[R]: ...
 
 
@@ -370,6 +275,7 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> list[Any]:
     """Return the results of ``fn`` over ``items``, in input order, without blocking the running event loop.
 
@@ -400,6 +306,13 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
         retry_delay: seconds to wait before each retry, or a callable ``attempt ->
             seconds`` ([`backoff`][concurrency_kit.backoff] makes exponential waits).
             A retry that waits holds no worker.
+        task_timeout: seconds one item may run, from its start in a worker (queue
+            time does not count). Past it the item fails with
+            [`TaskTimeoutError`][concurrency_kit.TaskTimeoutError] and the other items go on:
+            its worker process is killed and replaced, its coroutine cancelled, or (a
+            thread cannot be stopped) its thread abandoned and replaced. Not with
+            ``mode="serial"``; auto never picks a loop with it (see
+            [stuck, flaky and stateful work](per_item.md)).
 
     Returns:
         The results, in input order.
@@ -430,6 +343,7 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
         retries=retries,
         retry_on=retry_on,
         retry_delay=retry_delay,
+        task_timeout=task_timeout,
     )
     async with stream:
         return [value async for value in stream]
@@ -453,6 +367,7 @@ def _open(  # noqa: PLR0913 - the public calls' arguments
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> AsyncResultStream[Any]:
     """The stream both calls read (``drained``: all of it, into a list: no window)."""
     started = time.monotonic()
@@ -475,6 +390,7 @@ def _open(  # noqa: PLR0913 - the public calls' arguments
         retries=retries,
         retry_on=retry_on,
         retry_delay=retry_delay,
+        task_timeout=task_timeout,
     )
     size = None if sequence is None else len(sequence)
     coroutines = mode == "async" or is_coroutine_function(fn)
@@ -529,5 +445,6 @@ def _coroutines(  # noqa: PLR0913 - the items twice: as given, and as a sequence
         total=total,
         timeout=options.timeout,
         retry=options.retry,
+        task_timeout=options.task_timeout,
     )
     return AsyncResultStream(stream, progress=progress, total=total, mode=chosen.mode, reason=chosen.reason)

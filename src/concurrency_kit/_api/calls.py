@@ -46,6 +46,7 @@ def plan(
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> Plan[R]: ...
 
 
@@ -65,6 +66,7 @@ def plan(
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> Plan[R]: ...
 
 
@@ -83,6 +85,7 @@ def plan(  # noqa: PLR0913 - the public signature
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> Plan[Any]:
     """Decide how ``fn`` should be mapped over ``items``, without running the rest.
 
@@ -132,6 +135,13 @@ def plan(  # noqa: PLR0913 - the public signature
         retry_delay: seconds to wait before each retry, or a callable ``attempt ->
             seconds`` ([`backoff`][concurrency_kit.backoff] makes exponential waits).
             A retry that waits holds no worker.
+        task_timeout: seconds one item may run, from its start in a worker (queue
+            time does not count). Past it the item fails with
+            [`TaskTimeoutError`][concurrency_kit.TaskTimeoutError] and the other items go on:
+            its worker process is killed and replaced, its coroutine cancelled, or (a
+            thread cannot be stopped) its thread abandoned and replaced. Not with
+            ``mode="serial"``; auto never picks a loop with it (see
+            [stuck, flaky and stateful work](per_item.md)).
 
     Returns:
         The [`Plan`][concurrency_kit.Plan], with the mode, kind, sizing and a reason.
@@ -166,6 +176,7 @@ def plan(  # noqa: PLR0913 - the public signature
         retries=retries,
         retry_on=retry_on,
         retry_delay=retry_delay,
+        task_timeout=task_timeout,
     )
     return plan_sequence(fn, items if iterator is None else list(iterator), options)  # type: ignore[arg-type]
 
@@ -199,6 +210,7 @@ def run_parallel(
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> list[R]: ...
 
 
@@ -219,6 +231,7 @@ def run_parallel(
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> list[R]: ...
 
 
@@ -238,6 +251,7 @@ def run_parallel(  # noqa: PLR0913 - the public signature
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> list[Any]:
     """Return ``[fn(item) for item in items]``, computed the fastest way.
 
@@ -286,6 +300,13 @@ def run_parallel(  # noqa: PLR0913 - the public signature
         retry_delay: seconds to wait before each retry, or a callable ``attempt ->
             seconds`` ([`backoff`][concurrency_kit.backoff] makes exponential waits).
             A retry that waits holds no worker.
+        task_timeout: seconds one item may run, from its start in a worker (queue
+            time does not count). Past it the item fails with
+            [`TaskTimeoutError`][concurrency_kit.TaskTimeoutError] and the other items go on:
+            its worker process is killed and replaced, its coroutine cancelled, or (a
+            thread cannot be stopped) its thread abandoned and replaced. Not with
+            ``mode="serial"``; auto never picks a loop with it (see
+            [stuck, flaky and stateful work](per_item.md)).
 
     Returns:
         The results, in input order (with ``return_exceptions``, exceptions in the
@@ -327,6 +348,7 @@ def run_parallel(  # noqa: PLR0913 - the public signature
         retries=retries,
         retry_on=retry_on,
         retry_delay=retry_delay,
+        task_timeout=task_timeout,
     )
     listed = cast("Sequence[T]", items) if iterator is None else list(iterator)
     if progress is not None and progress is not False:
@@ -352,6 +374,7 @@ def iter_parallel(
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> ResultStream[R]: ...
 
 
@@ -373,6 +396,7 @@ def iter_parallel(
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> ResultStream[R]: ...
 
 
@@ -393,6 +417,7 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
     retries: int = 0,
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
+    task_timeout: float | None = None,
 ) -> ResultStream[Any]:
     """Yield ``fn(item)`` for every item of ``items``, as the results come, reading ``items`` lazily.
 
@@ -445,6 +470,13 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         retry_delay: seconds to wait before each retry, or a callable ``attempt ->
             seconds`` ([`backoff`][concurrency_kit.backoff] makes exponential waits).
             A retry that waits holds no worker.
+        task_timeout: seconds one item may run, from its start in a worker (queue
+            time does not count). Past it the item fails with
+            [`TaskTimeoutError`][concurrency_kit.TaskTimeoutError] and the other items go on:
+            its worker process is killed and replaced, its coroutine cancelled, or (a
+            thread cannot be stopped) its thread abandoned and replaced. Not with
+            ``mode="serial"``; auto never picks a loop with it (see
+            [stuck, flaky and stateful work](per_item.md)).
 
     Returns:
         The results, as a [`ResultStream`][concurrency_kit.ResultStream]: iterate it, ``close()`` it, or use it
@@ -487,5 +519,6 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         retries=retries,
         retry_on=retry_on,
         retry_delay=retry_delay,
+        task_timeout=task_timeout,
     )
     return open_iter(fn, items, options, iterator=iterator)

@@ -30,10 +30,12 @@ from .._core.kinds import TaskKind, is_coroutine_function
 from .._core.options import CallOptions
 from .._decide.classify import COROUTINE_SOURCE, Decision, declared_kind
 from .._decide.executor import for_executor
+from .._decide.memory import recall
 from .._decide.plan import Choice, Plan, Reason
 from .._decide.probe import Measurement
 from .._decide.sizing import async_choice, forced_choice
 from .._decide.steps import Decided, Question, decide
+from .._decide.stoppable import stoppable_choice
 from .._run.call import execute, open_stream
 from .._run.handover import Handover
 from .._run.retrying import retried
@@ -80,6 +82,8 @@ def plan_call(
         awaited = retried(fn, options.retry, awaited=True)
         return _make_plan(choice, TaskKind.ASYNC, None, Handover(awaited, sequence, options, outcomes))
     fn = retried(fn, options.retry, awaited=False)  # what runs: the user's fn, or its retries' wrapper
+    if options.task_timeout is not None and (options.auto or options.executor is not None):
+        return _stoppable_plan(fn, declared, Handover(fn, sequence, options, outcomes), planned)
     question = Question(
         fn=fn,
         sequence=sequence,
@@ -113,6 +117,23 @@ def plan_call(
         none = Handover(fn, sequence, options, outcomes)
         return _make_plan(Choice("serial", 1, 1, "no items"), declared, None, none)
     return _auto_plan(question, options, declared, streamed=expected is not None)
+
+
+def _stoppable_plan(fn: Callable[[Any], Any], declared: TaskKind | None, made: Handover, planned: int) -> Planned:
+    """Auto's plan with a ``task_timeout``: no item measured here, where it could not be stopped (``stoppable.py``)."""
+    options, memo = made.options, recall(fn)
+    kind = declared or (None if memo is None else memo.kind)
+    choice = stoppable_choice(
+        fn,
+        kind,
+        executor=options.executor,
+        count=planned,
+        cpus=planning_cpus(),
+        io_cap=get_config().io_thread_cap(),
+        workers=options.workers,
+        chunksize=options.chunksize,
+    )
+    return _make_plan(choice, kind, None, made)
 
 
 def _async_choice(options: CallOptions, decision: Decision | None, count: int | None) -> Choice:

@@ -18,6 +18,11 @@ where they check the stream's stop token (``_backends.stop_tokens``) first.
 A task the executor loses (its worker died) is ``Lost``: the stream runs
 its items again, each alone, one at a time, and the one lost again gets the executor's
 exception (with ``return_exceptions``; without, the first loss is raised).
+
+With a task timeout every task is one item, timed from when its future says it runs,
+or, for an executor whose futures do not say (Dask's), from its submission. Past the
+timeout its future is cancelled where the executor can (Dask cancels the task, a
+``ThreadPoolExecutor`` cannot stop a running one), and the item fails either way.
 """
 
 from __future__ import annotations
@@ -125,10 +130,22 @@ def _lost(exc: BaseException) -> Lost:
 class ExecutorRunner:
     """A run's units as tasks of ``executor``, each a chunk; ``workers``: the tasks it runs at once."""
 
-    def __init__(self, executor: Executor, fn: Callable[[Any], Any], workers: int, *, collect: bool) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        fn: Callable[[Any], Any],
+        workers: int,
+        *,
+        collect: bool,
+        task_timeout: float | None = None,
+    ) -> None:
         self._executor, self._fn, self._workers, self._collect = executor, fn, workers, collect
         self._local = in_process(executor)
         self._token = ThreadToken() if self._local else None
+        #: With a task timeout: each task not yet back, and when it started (``None``: not yet).
+        self._timed = task_timeout is not None
+        self._started: dict[Future[Any], tuple[Unit, float | None]] = {}
+        self._says_running = not executor_name(executor).startswith("distributed.")
 
     @property
     def capacity(self) -> int:
@@ -164,13 +181,17 @@ class ExecutorRunner:
         else:
             task, args = run_pickled_chunk, (pickle_chunk(self._fn, unit.items, unit.start, collect=self._collect),)
         try:
-            return self._executor.submit(task, *args)
+            future = self._executor.submit(task, *args)
         except Exception as exc:
             if not unit.alone:
                 raise
             refused: Future[Any] = Future()
             refused.set_exception(exc)
             return refused
+        if self._timed:
+            self._started[future] = (unit, None if self._says_running else time.monotonic())
+            future.add_done_callback(self._back)
+        return future
 
     def read(self, unit: Unit, future: Future[Any]) -> Read:
         """Its outcomes; ``Lost``, for a task the executor lost."""
@@ -188,6 +209,23 @@ class ExecutorRunner:
         """No item after ``after`` starts (where the executor runs them in this process)."""
         if self._token is not None:
             self._token.failed(after)
+
+    def expire(self, seconds: float) -> list[tuple[Future[Any], Unit, int]]:
+        """Cancel the tasks running longer than ``seconds`` where the executor can: their units (of an item each)."""
+        now, expired = time.monotonic(), list[tuple[Future[Any], Unit, int]]()
+        for future, (unit, started) in list(self._started.items()):
+            if started is None:
+                if future.running():
+                    self._started[future] = (unit, now)  # seen running now: counted from here
+                continue
+            if now - started > seconds and self._started.pop(future, None) is not None:
+                future.cancel()
+                expired.append((future, unit, 0))
+        return expired
+
+    def _back(self, future: Future[Any]) -> None:
+        """A task is back: it no longer runs."""
+        self._started.pop(future, None)
 
     def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:  # noqa: ARG002 - never kills
         """Cancel the tasks not started; the executor is not ours to stop, so running tasks finish there."""

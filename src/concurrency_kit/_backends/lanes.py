@@ -36,10 +36,12 @@ from inspect import isawaitable
 from types import CoroutineType
 from typing import Any, final
 
+from .._core.errors import task_timed_out
 from .coroutines import SLICE_SECONDS, not_awaitable
 from .loop_future import LoopFuture
 from .outcomes import noted
 from .unit import QUEUED_PER_LANE, Done, Unit, Warming
+from .worker import Raised
 
 __all__ = ["UNIT_SPREAD", "AsyncRunner", "Grouping"]
 
@@ -148,9 +150,11 @@ class AsyncRunner:
         checked: check that each ``fn(item)`` is awaitable.
         context: the caller's context: each lane runs in a copy (default: the one
             current when the first unit is submitted).
+        task_timeout: the seconds each coroutine may take: past it, it is cancelled (its
+            ``finally`` blocks run) and its place gets a ``Raised`` ``TaskTimeoutError``.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the run's shape, by name
         self,
         fn: Callable[[Any], Any],
         workers: int,
@@ -158,8 +162,9 @@ class AsyncRunner:
         collect: bool,
         checked: bool,
         context: contextvars.Context | None = None,
+        task_timeout: float | None = None,
     ) -> None:
-        self._fn, self._workers = fn, workers
+        self._fn, self._workers, self._task_timeout = fn, workers, task_timeout
         self._collect, self._checked, self._context = collect, checked, context
         self._queue: deque[_Slots] = deque()
         self._lanes: dict[asyncio.Task[None], int] = {}  # lane → the index it awaits (_NONE: none)
@@ -223,6 +228,10 @@ class AsyncRunner:
         for lane, index in self._lanes.items():
             if index > after:
                 lane.cancel()
+
+    def expire(self, seconds: float) -> list[tuple[Future[Any], Unit, int]]:  # noqa: ARG002 - the protocol
+        """Nothing to do: each coroutine is awaited under its own ``task_timeout``, cancelled past it."""
+        return []
 
     def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:  # noqa: ARG002 - every way: cancelled
         """Cancel every unit and every lane (``closed()`` waits for the coroutines to end)."""
@@ -328,7 +337,7 @@ class AsyncRunner:
                         lanes[me] = _NONE
                         self._failed(slots, offset, not_awaitable(awaitable, index, item))  # never collected
                         continue
-                    slots.values[offset] = await awaitable
+                    slots.values[offset] = await (awaitable if self._task_timeout is None else self._timed(awaitable))
                     self._suspending = self._taken != mark  # another lane ran meanwhile
                     lanes[me] = _NONE
                     slots.finished(offset)
@@ -342,6 +351,19 @@ class AsyncRunner:
                     turn = clock() + SLICE_SECONDS
         finally:
             del lanes[me]
+
+    async def _timed(self, awaitable: Any) -> Any:
+        """``await awaitable``, cancelled past the task timeout: then a ``Raised`` ``TaskTimeoutError``."""
+        seconds = self._task_timeout
+        assert seconds is not None
+        scope = asyncio.timeout(seconds)
+        try:
+            async with scope:
+                return await awaitable
+        except TimeoutError:
+            if scope.expired():
+                return Raised(task_timed_out(seconds))
+            raise  # the coroutine's own
 
     def _caught(self, me: asyncio.Task[None], slots: _Slots, offset: int, exc: BaseException) -> None:
         """Item ``offset`` of ``slots``, awaited by the lane ``me``, raised ``exc``.

@@ -90,12 +90,13 @@ class PoolState:
             self.parent_watch = multiprocessing.Pipe(duplex=False)
         return self.parent_watch[0]
 
-    def worker_initargs(self) -> tuple[Connection, Any]:
-        """What each new worker process is handed: the pipe end it watches, the stop board's memory.
+    def worker_initargs(self) -> tuple[Connection, Any, Any]:
+        """What each new worker process is handed: the pipe end it watches, the board's memory and clocks.
 
         Called under ``lock``.
         """
-        return self.watched_end(), self.stop_board().memory
+        board = self.stop_board()
+        return self.watched_end(), board.memory, board.clocks
 
 
 shared = PoolState()

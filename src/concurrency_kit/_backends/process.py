@@ -23,7 +23,7 @@ from __future__ import annotations
 import pickle
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, wait
+from concurrent.futures import CancelledError, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import TYPE_CHECKING, Any, final
@@ -61,18 +61,26 @@ IN_FLIGHT_PER_WORKER = 2
 SUBMIT_ATTEMPTS = 3
 
 
-def pickle_chunk(
-    fn: Callable[[Any], Any], chunk: Sequence[Any], start: int, *, collect: bool, slot: int | None = None
+def pickle_chunk(  # noqa: PLR0913 - a chunk's parts, by name
+    fn: Callable[[Any], Any],
+    chunk: Sequence[Any],
+    start: int,
+    *,
+    collect: bool,
+    slot: int | None = None,
+    clock: int | None = None,
 ) -> bytes:
     """What a worker's ``run_pickled_chunk`` takes: ``fn`` and the items ``start …`` of ``chunk``.
 
-    ``slot``: the stream's stop token on the board (``_backends.stop_tokens``), if it has one.
+    ``slot``: the stream's stop token on the board (``_backends.stop_tokens``), if it has one;
+    ``clock``: the call's clock on the board, with a task timeout.
 
     Raises:
         UnpicklableTaskError: naming the first item that cannot be pickled.
     """
     try:
-        return pickle.dumps((sendable(fn), start, list(chunk), collect, slot), protocol=pickle.HIGHEST_PROTOCOL)
+        chunk_parts = (sendable(fn), start, list(chunk), collect, slot, clock)
+        return pickle.dumps(chunk_parts, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         for index, item in enumerate(chunk, start):
             try:
@@ -232,11 +240,22 @@ class ProcessRunner:
     (a slot of the board every worker reads, see ``_backends.stop_tokens``) before they start.
     """
 
-    def __init__(self, fn: Callable[[Any], Any], workers: int, *, collect: bool, fallback: bool = False) -> None:
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        workers: int,
+        *,
+        collect: bool,
+        fallback: bool = False,
+        task_timeout: float | None = None,
+    ) -> None:
         check_function(fn)
         self._fn, self._workers, self._collect, self._fallback = fn, workers, collect, fallback
         self._token: ProcessToken | None = None
         self._token_asked = False
+        #: With a task timeout: the call's clock on the board, and the units in the workers.
+        self._clock = None if task_timeout is None else stop_board().new_clock()
+        self._sent: dict[Future[Any], Unit] = {}
 
     @property
     def capacity(self) -> int:
@@ -254,7 +273,9 @@ class ProcessRunner:
             self._token = stop_board().token()
         slot = None if self._token is None else self._token.slot
         try:
-            payload = pickle_chunk(self._fn, unit.items, unit.start, collect=self._collect, slot=slot)
+            payload = pickle_chunk(
+                self._fn, unit.items, unit.start, collect=self._collect, slot=slot, clock=self._clock
+            )
         except UnpicklableTaskError:
             if not self._fallback:
                 raise
@@ -270,6 +291,11 @@ class ProcessRunner:
                 if attempt == SUBMIT_ATTEMPTS - 1:
                     raise
                 continue  # a worker died since the last submission: a fresh pool takes it
+            if self._clock is not None:
+                self._sent[future] = unit
+                future.add_done_callback(self._forget)
+                workers: dict[int, Any] = getattr(unit.pool, "_processes", None) or {}  # private: read defensively
+                stop_board().give_clocks(list(workers))
             return future
         raise AssertionError("unreachable")
 
@@ -288,10 +314,14 @@ class ProcessRunner:
         """
         try:
             result = future.result()
+        except CancelledError:
+            if unit.pool is not None and was_killed(unit.pool):
+                return None  # still queued when a call killed the pool (its timeout, or a task timeout)
+            raise
         except BrokenProcessPool as exc:
             pool = unit.pool
             if pool is not None and was_killed(pool):
-                return None  # another call's timeout or Ctrl-C, not these items
+                return None  # a call's timeout, task timeout or Ctrl-C, not these items
             if pool is not None:
                 discard_process_pool(pool)
             return Lost(partial(crashed, exc=exc), together=True)
@@ -305,6 +335,31 @@ class ProcessRunner:
         """No item after ``after`` starts, in any worker."""
         if self._token is not None:
             self._token.failed(after)
+
+    def expire(self, seconds: float) -> list[tuple[Future[Any], Unit, int]]:
+        """Kill the pools whose workers run an item of the call longer than ``seconds``: those items' units.
+
+        A ``ProcessPoolExecutor`` breaks whole when one worker dies, so the pool goes
+        and the next units start a fresh one of the same width; the other units it ran
+        (this call's and others') are sent again (``read`` answers ``None``).
+        """
+        if self._clock is None:
+            return []
+        board, expired = stop_board(), list[tuple[Future[Any], Unit, int]]()
+        overdue = board.overdue(self._clock, seconds)
+        for _, index in overdue:
+            for future, unit in list(self._sent.items()):
+                if unit.start <= index < unit.stop and self._sent.pop(future, None) is not None:
+                    expired.append((future, unit, index - unit.start))
+        for pool in {unit.pool for _, unit, _ in expired if unit.pool is not None}:
+            kill_process_pool(pool)
+        for entry, _ in overdue:
+            board.stopped(entry)  # its worker is gone: the item no longer runs
+        return expired
+
+    def _forget(self, future: Future[Any]) -> None:
+        """A unit is back: its items no longer run."""
+        self._sent.pop(future, None)
 
     def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
         """No item starts; cancel the units not started; with ``kill``, kill the pools running the others."""

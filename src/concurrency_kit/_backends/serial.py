@@ -50,5 +50,9 @@ class LoopRunner:
     def halt(self, after: int) -> None:
         """Nothing runs after a failure: the engine takes no more units."""
 
+    def expire(self, seconds: float) -> list[tuple[Future[Any], Unit, int]]:  # noqa: ARG002 - the protocol
+        """Nothing runs in the background: a loop's items finish as they are handed over (no ``task_timeout``)."""
+        return []
+
     def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
         """Nothing runs: every unit finished when it was submitted."""

@@ -23,24 +23,35 @@ read as a small int: a few nanoseconds), and the marks only once it is set
 unit the stream sent has finished. A stream that finds every slot taken runs without
 one: its queued units then start after an error, as a bare ``ProcessPoolExecutor``'s
 would.
+
+The board also holds a clock for each worker process (``Board.overdue``): a call with a
+task timeout gives each worker of its pool one, writing the worker's pid there as it
+hands over a chunk (``Board.give_clocks``), and the worker writes there which item it
+runs and since when, so that the call can find an item running too long and kill its
+worker. No lock is shared: only the parent writes pids, only the worker the rest.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from multiprocessing import heap
 from typing import Any, final
 
-from .worker import STOP_SLOT_BYTES, stop_views
+from .worker import CLOCK_FIELDS, STOP_SLOT_BYTES, stop_views
 
-__all__ = ["BOARD_SLOTS", "NEVER", "Board", "ProcessToken", "ThreadToken"]
+__all__ = ["BOARD_SLOTS", "CLOCKS", "NEVER", "Board", "ProcessToken", "ThreadToken"]
 
 #: A mark that stops nothing: every index may start.
 NEVER = 2**63 - 1
 #: Streams that can hold a process token at once (17 KiB of shared memory).
 BOARD_SLOTS = 1024
+#: Worker processes alive at once whose items a task timeout can watch (32 KiB): a
+#: worker that finds none given to it runs its items unwatched.
+CLOCKS = 1024
 
 
 @final
@@ -75,6 +86,55 @@ class Board:
         self._marks, self._flags = stop_views(self.memory.create_memoryview())
         self._free = list(range(slots - 1, -1, -1))
         self._lock = threading.Lock()
+        #: The workers' clocks, handed to each as it starts, as ``memory`` is.
+        self.clocks = heap.BufferWrapper(CLOCKS * CLOCK_FIELDS * 8)
+        self._clocks = self.clocks.create_memoryview().cast("q")
+        self._given: dict[int, int] = {}  # a worker's pid → its clock's first field
+        self._calls = 0
+
+    def give_clocks(self, pids: Iterable[int]) -> None:
+        """Give each worker of ``pids`` a clock, if it has none: a free one, or a dead worker's."""
+        with self._lock:
+            given, clocks = self._given, self._clocks
+            for pid in pids:
+                if pid in given:
+                    continue
+                dead = [other for other in given if not _alive(other)]
+                if dead:
+                    entry = given.pop(dead[0])
+                elif len(given) < CLOCKS:
+                    entry = len(given) * CLOCK_FIELDS
+                else:
+                    continue  # every clock is a live worker's: this one runs unwatched
+                clocks[entry + 3] = 0
+                clocks[entry] = pid
+                given[pid] = entry
+
+    def new_clock(self) -> int:
+        """A number of its own for a call's items on the workers' clocks (never 0)."""
+        with self._lock:
+            self._calls += 1
+            return self._calls
+
+    def overdue(self, clock: int, seconds: float) -> list[tuple[int, int]]:
+        """The items of the call ``clock`` that have run longer than ``seconds``: each one's clock, and its index.
+
+        A field is read again after the others: an item whose start changed meanwhile
+        (the worker moved on) is not reported.
+        """
+        clocks, found = self._clocks, list[tuple[int, int]]()
+        limit = time.monotonic_ns() - int(seconds * 1e9)
+        for entry in range(0, len(self._given) * CLOCK_FIELDS, CLOCK_FIELDS):  # the clocks given so far
+            started = clocks[entry + 3]
+            if started and started < limit and clocks[entry + 1] == clock:
+                index = clocks[entry + 2]
+                if clocks[entry + 3] == started:
+                    found.append((entry, index))
+        return found
+
+    def stopped(self, entry: int) -> None:
+        """The worker of the clock at ``entry`` was killed: it runs no item (its clock goes to another later)."""
+        self._clocks[entry + 3] = 0
 
     def token(self) -> ProcessToken | None:
         """A slot of its own for a stream, marked to stop nothing; ``None`` when every slot is taken."""
@@ -132,3 +192,14 @@ class ProcessToken:
 
         for future in pending:
             future.add_done_callback(one_done)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a zombie does, until it is reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's
+    return True

@@ -18,6 +18,11 @@ item running when the run ends finishes in the background.
 A call made from inside one of the library's workers (nested) gets one lane fewer: the
 calling thread runs steps itself while it waits (``help``), so that it makes progress
 even when every pool thread is busy waiting for it. A nested call cannot deadlock.
+
+With ``task_timeout`` the lanes take an item a step and note when each started. An item
+that runs longer (``expire``) cannot be stopped: its place gets a ``TaskTimeoutError``
+at once, its lane is abandoned (the result it returns some day is dropped, and the lane
+ends), and a fresh lane takes its place, so the run keeps its width.
 """
 
 from __future__ import annotations
@@ -29,12 +34,28 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, final
 
+from .._core.errors import task_timed_out
 from .pools import submit_to_threads
 from .stop_tokens import ThreadToken
 from .unit import QUEUED_PER_LANE, Done, Unit, Warming, run_chunk, run_into
-from .worker import in_worker
+from .worker import Raised, in_worker
 
 __all__ = ["ThreadRunner"]
+
+
+class _Stuck:
+    """Threads of the shared pool still running an item past its task timeout (any run's): the pool grows past them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        with self.lock:
+            self.count += count
+
+
+_stuck = _Stuck()
 
 
 class _Shared:
@@ -91,7 +112,7 @@ class ThreadRunner:
     reads a step (a system call each, about half a microsecond).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the run's shape, by name
         self,
         fn: Callable[[Any], Any],
         workers: int,
@@ -99,8 +120,11 @@ class ThreadRunner:
         collect: bool,
         step: int | None = None,
         count_cpu: bool = False,
+        task_timeout: float | None = None,
     ) -> None:
-        self._fn, self._workers, self._collect, self._step = fn, workers, collect, step
+        self._fn, self._workers, self._collect = fn, workers, collect
+        self._step = 1 if task_timeout is not None else step
+        self._task_timeout = task_timeout
         self._count_cpu = count_cpu
         self._token = ThreadToken()
         self._queue: deque[_Shared] = deque()
@@ -109,6 +133,8 @@ class ThreadRunner:
         self._lane_limit = workers - 1 if self._nested else workers
         self._lanes = 0
         self._cpu: list[float] = []  # CPU seconds of each step done
+        #: With a task timeout: the item each lane runs, by lane, as ``[unit, offset, started, abandoned]``.
+        self._running: dict[int, list[Any]] = {}
 
     @property
     def capacity(self) -> int:
@@ -135,7 +161,7 @@ class ThreadRunner:
             self._lanes += start
         for started in range(start):
             try:
-                submit_to_threads(self._workers, self._lane)
+                submit_to_threads(self._workers + _stuck.count, self._lane)
             except BaseException:
                 with self._lock:
                     self._lanes -= start - started
@@ -156,6 +182,9 @@ class ThreadRunner:
             return False
         shared, start, _ = taken
         ran, failed = self._run(*taken)
+        if ran < 0:  # abandoned past its timeout
+            _stuck.add(-1)
+            return True
         with self._lock:
             finished = shared.finish(start, ran, failed=failed)
         if finished:
@@ -169,6 +198,33 @@ class ThreadRunner:
     def halt(self, after: int) -> None:
         """No item after ``after`` starts."""
         self._token.failed(after)
+
+    def expire(self, seconds: float) -> list[tuple[Future[Any], Unit, int]]:
+        """Give each item running longer than ``seconds`` a ``TaskTimeoutError``; replace its lane.
+
+        Returns:
+            Nothing for the engine to split: the items' units finish here.
+        """
+        now, done, fresh = time.monotonic(), list[_Shared](), 0
+        with self._lock:
+            for record in self._running.values():
+                shared, offset, started, abandoned = record
+                if abandoned or now - started <= seconds:
+                    continue
+                record[3] = True
+                _stuck.add(1)
+                self._lanes -= 1  # it takes no more items
+                shared.values[offset] = Raised(task_timed_out(seconds))
+                if shared.finish(offset, 1, failed=False):
+                    done.append(shared)
+            if self._queue:
+                fresh = max(0, self._lane_limit - self._lanes)
+                self._lanes += fresh
+        for _ in range(fresh):
+            submit_to_threads(self._workers + _stuck.count, self._lane)  # the pool grows past the stuck threads
+        for shared in done:
+            shared.future.set_result(shared.done())
+        return []
 
     def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:  # noqa: ARG002 - threads cannot be killed
         """No item starts; cancel the units not started; an item running in a thread finishes in the background."""
@@ -187,6 +243,9 @@ class ThreadRunner:
             shared, start, _ = taken
             ran, failed = self._run(*taken)
             with self._lock:
+                if ran < 0:  # abandoned past its timeout: its place is filled, a fresh lane took over
+                    _stuck.add(-1)
+                    return
                 finished = shared.finish(start, ran, failed=failed)
                 taken = self._take()
                 if taken is None:
@@ -212,9 +271,35 @@ class ThreadRunner:
     def _run(self, shared: _Shared, start: int, stop: int) -> tuple[int, bool]:
         """Run a step's items into the unit's slots: how many ran, and whether the last failed (see ``run_into``)."""
         unit = shared.unit
+        if self._task_timeout is not None:
+            return self._run_timed(shared, start)
         if not self._count_cpu:
             return run_into(self._fn, unit.items, shared.values, start, stop, unit.start, self._token, self._collect)
         began = time.thread_time()
         ran = run_into(self._fn, unit.items, shared.values, start, stop, unit.start, self._token, self._collect)
         self._cpu.append(time.thread_time() - began)  # before the engine can read it
         return ran
+
+    def _run_timed(self, shared: _Shared, offset: int) -> tuple[int, bool]:
+        """Run one item, noted as running (``expire``): 1 ran, or 0 (stopped first), or -1: abandoned meanwhile."""
+        unit = shared.unit
+        index = unit.start + offset
+        if index > self._token.last:
+            return 0, False  # the run failed before it, or ended
+        lane, record = threading.get_ident(), [shared, offset, time.monotonic(), False]
+        with self._lock:
+            self._running[lane] = record
+        try:
+            value, failed = self._fn(unit.items[offset]), False
+        except Exception as exc:  # noqa: BLE001 - a result, raised or yielded by the consumer
+            value, failed = exc, not self._collect
+        except BaseException as exc:  # noqa: BLE001 - SystemExit, Ctrl-C: the engine raises it
+            value, failed = exc, True
+        with self._lock:
+            del self._running[lane]
+            if record[3]:
+                return -1, False  # its place was filled past its timeout: the value is dropped
+            shared.values[offset] = value
+        if failed:
+            self._token.failed(index)
+        return 1, failed

@@ -158,6 +158,17 @@ class Runner(Protocol):
         """Item ``after`` failed: no item after it starts, even one already handed to a worker."""
         ...
 
+    def expire(self, seconds: float) -> list[tuple[Future[Any], Unit, int]]:
+        """Stop the items running longer than ``seconds`` (the call's ``task_timeout``), where it can.
+
+        Returns:
+            Each ``(future, unit, offset)`` whose item at ``offset`` ran too long and whose
+            unit the engine takes back: it fails that item and sends the rest again. A
+            runner that fills the item's place itself (a ``Raised`` of a
+            ``TaskTimeoutError``) and finishes the unit returns nothing for it.
+        """
+        ...
+
     def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
         """The run ended: no item starts; cancel the units not started; with ``kill``, stop the rest's workers."""
         ...

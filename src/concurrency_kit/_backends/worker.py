@@ -56,6 +56,16 @@ _stop_marks: memoryview | None = None
 _stop_flags: memoryview | None = None
 #: A flag never set, for a chunk without a stop token.
 _NO_FLAG = memoryview(bytes(1))
+#: A worker's clock on the board (``_backends.stop_tokens.Board.overdue``): four 64-bit
+#: fields, its pid, the call's clock, the item's index and when it started
+#: (``time.monotonic_ns()``, 0 while it runs none).
+CLOCK_FIELDS = 4
+#: The board's clocks (``init_process_worker``), and this worker's, once the parent has given it one.
+_clocks: memoryview | None = None
+_clock: memoryview | None = None
+#: How long a worker waits for the parent to give it a clock (it does so as it hands over the
+#: chunk, so the wait is a thread switch); past it, the chunk's items run unwatched.
+CLOCK_WAIT_SECONDS = 2.0
 
 #: Thread-pool variables of numeric libraries, limited to one thread in worker
 #: processes so that N workers do not each start N BLAS threads.
@@ -80,7 +90,7 @@ def stop_views(memory: memoryview) -> tuple[memoryview, memoryview]:
     return memory[: 16 * slots].cast("q"), memory[16 * slots : STOP_SLOT_BYTES * slots]
 
 
-def init_process_worker(parent: Connection | None = None, stop_board: Any = None) -> None:
+def init_process_worker(parent: Connection | None = None, stop_board: Any = None, clocks: Any = None) -> None:
     """Prepare a freshly started worker process.
 
     Args:
@@ -89,15 +99,37 @@ def init_process_worker(parent: Connection | None = None, stop_board: Any = None
         stop_board: the memory of the parent's stop tokens (a
             ``multiprocessing.heap.BufferWrapper``, see ``_backends.stop_tokens.Board``), read
             before each item of a chunk that names a slot.
+        clocks: the memory of the board's clocks, where the parent gives each worker one
+            of its own (by pid) and the worker notes each item of a chunk with a task
+            timeout.
     """
-    global _in_worker_process, _stop_marks, _stop_flags  # noqa: PLW0603 - one flag, one board per process
+    global _in_worker_process, _stop_marks, _stop_flags, _clocks  # noqa: PLW0603 - one flag, one board per process
     _in_worker_process = True
     if stop_board is not None:
         _stop_marks, _stop_flags = stop_views(stop_board.create_memoryview())
+    if clocks is not None:
+        _clocks = clocks.create_memoryview().cast("q")
     for name in _THREAD_LIMIT_VARIABLES:
         os.environ.setdefault(name, "1")
     if parent is not None:
         watch_parent(parent)
+
+
+def _own_clock() -> memoryview | None:
+    """This worker's clock: the entry the parent wrote its pid in (waited for, briefly); ``None``: none."""
+    global _clock  # noqa: PLW0603 - found once
+    clocks = _clocks
+    if _clock is not None or clocks is None:
+        return _clock
+    pid, deadline = os.getpid(), time.monotonic() + CLOCK_WAIT_SECONDS
+    while True:
+        for entry in range(0, len(clocks), CLOCK_FIELDS):
+            if clocks[entry] == pid:
+                _clock = clocks[entry : entry + CLOCK_FIELDS]
+                return _clock
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.001)
 
 
 # --- the watch on the parent ---------------------------------------------------------------
@@ -375,8 +407,10 @@ def run_pickled_chunk(payload: bytes) -> bytes:
     """Run one chunk in a worker process.
 
     Args:
-        payload: ``pickle.dumps((fn, start, items, collect, slot))``; ``slot``: the
-            stream's stop token on the board (``None``: none).
+        payload: ``pickle.dumps((fn, start, items, collect, slot, clock))``; ``slot``:
+            the stream's stop token on the board (``None``: none); ``clock``: with a
+            task timeout, the call's clock, noted on this worker's clock for each item
+            (``None``: none).
 
     Returns:
         Pickled: a list holding, per item run, ``pickle.dumps((True, result))`` or
@@ -391,19 +425,45 @@ def run_pickled_chunk(payload: bytes) -> bytes:
     only once it is set: reading the two 64-bit marks before every item cost ~90 ns an
     item, a fifth of a trivial item's time here.
     """
-    fn, start, items, collect, slot = pickle.loads(payload)
+    fn, start, items, collect, slot, clock_of = pickle.loads(payload)
     marks, flags = _stop_marks, _stop_flags
     if slot is None or marks is None or flags is None:
         slot, flags = 0, _NO_FLAG
+    clock = None if clock_of is None else _own_clock()
     began = time.perf_counter()
+    if clock_of is None or clock is None:
+        packed = _run_items(fn, start, items, collect, (slot, marks, flags), None)
+    else:
+        clock[1] = clock_of
+        try:
+            packed = _run_items(fn, start, items, collect, (slot, marks, flags), clock)
+        finally:
+            clock[3] = 0  # runs no item (also after SystemExit)
+    return pickle.dumps((packed, time.perf_counter() - began), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _run_items(  # noqa: PLR0913, PLR0917 - a chunk's parts, positional for speed
+    fn: Callable[[Any], Any],
+    start: int,
+    items: list[Any],
+    collect: bool,  # noqa: FBT001
+    token: tuple[int, memoryview | None, memoryview],
+    clock: memoryview | None,
+) -> list[bytes]:
+    """``run_pickled_chunk``'s loop: each item's outcome pickled; each item noted on ``clock`` as it starts."""
+    slot, marks, flags = token
     packed: list[bytes] = []
     for offset, item in enumerate(items):
         if flags[slot] and _stopped(marks, slot, start + offset):
             break  # the stream failed before it, or ended
         try:
+            if clock is not None:  # the parent stops an item it finds here too long (a task timeout)
+                clock[2], clock[3] = start + offset, time.monotonic_ns()
             outcome: tuple[bool, Any] = (True, fn(item))
         except Exception as exc:  # noqa: BLE001 - sent back to the caller, which re-raises it
             outcome = (False, _ExceptionCarrier(exc))
+        if clock is not None:
+            clock[3] = 0
         try:
             packed.append(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception as exc:  # noqa: BLE001 - replaced by an error naming the item, or an AwaitableResult
@@ -413,4 +473,4 @@ def run_pickled_chunk(payload: bytes) -> bytes:
             if flags is not _NO_FLAG:
                 _mark_failed(marks, flags, slot, start + offset)
             break
-    return pickle.dumps((packed, time.perf_counter() - began), protocol=pickle.HIGHEST_PROTOCOL)
+    return packed

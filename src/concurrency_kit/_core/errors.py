@@ -8,7 +8,8 @@ against ``concurrent.futures`` keeps working::
      ├── ConcurrencyKitError
      │    ├── UnpicklableTaskError (also TypeError)
      │    │    └── MainGuardMissingError
-     │    └── WorkerCrashedError (also concurrent.futures.process.BrokenProcessPool)
+     │    ├── WorkerCrashedError (also concurrent.futures.process.BrokenProcessPool)
+     │    └── TaskTimeoutError (also TimeoutError: an item ran past ``task_timeout``)
      └── TimeoutError (builtin: a call ran past its ``timeout``)
 
 ``WorkerCrashedError`` lives in ``crash.py`` and is imported on first use, since its
@@ -21,7 +22,7 @@ its own type. In process mode it carries the worker's formatted traceback as
 
 from __future__ import annotations
 
-__all__ = ["ConcurrencyKitError", "MainGuardMissingError", "UnpicklableTaskError"]
+__all__ = ["ConcurrencyKitError", "MainGuardMissingError", "TaskTimeoutError", "UnpicklableTaskError", "task_timed_out"]
 
 
 class ConcurrencyKitError(Exception):
@@ -48,6 +49,32 @@ class MainGuardMissingError(UnpicklableTaskError):
     """
 
 
+class TaskTimeoutError(ConcurrencyKitError, TimeoutError):
+    """One item ran longer than the call's ``task_timeout`` (seconds from its start in a worker).
+
+    The item is stopped where its mode can stop it (a worker process is killed, a
+    coroutine cancelled; a thread cannot be stopped, and its item is abandoned), and the
+    other items go on. Without ``return_exceptions`` the call raises it, noted with the
+    item; with it, it stands in the item's place. Also a ``TimeoutError``.
+
+    Attributes:
+        index: the item's index in the input.
+        seconds: the ``task_timeout`` it ran past.
+    """
+
+    def __init__(self, message: str, index: int = -1, seconds: float = 0.0) -> None:
+        super().__init__(message)
+        self.index, self.seconds = index, seconds
+
+    def __reduce__(self) -> tuple[type[TaskTimeoutError], tuple[str, int, float]]:
+        return type(self), (str(self), self.index, self.seconds)
+
+
+def task_timed_out(seconds: float) -> TaskTimeoutError:
+    """The error of an item stopped after ``seconds``, its ``task_timeout`` (the engine sets its ``index``)."""
+    return TaskTimeoutError(f"the item ran longer than its task_timeout of {seconds:g} s", -1, seconds)
+
+
 # Shown as concurrency_kit.<Name> in tracebacks (and pickled by that public path).
-for _error in (ConcurrencyKitError, UnpicklableTaskError, MainGuardMissingError):
+for _error in (ConcurrencyKitError, UnpicklableTaskError, MainGuardMissingError, TaskTimeoutError):
     _error.__module__ = "concurrency_kit"

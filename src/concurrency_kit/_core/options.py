@@ -73,6 +73,7 @@ class CallOptions:
         cost: a list call's key of what each item costs, if given: its items start
             dearest first (``_run/balancing.py``).
         retry: the call's retries, if it has any (``_core/retrying.py``).
+        task_timeout: the seconds one item may run, from its start in a worker.
     """
 
     mode: str = "auto"
@@ -88,6 +89,7 @@ class CallOptions:
     progress: ProgressOption = None
     cost: CostFn | None = None
     retry: RetryPolicy | None = None
+    task_timeout: float | None = None
 
     @property
     def deadline(self) -> float | None:
@@ -119,6 +121,7 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
     retries: object = 0,
     retry_on: object = Exception,
     retry_delay: object = 0.0,
+    task_timeout: object = None,
 ) -> tuple[CallOptions, Iterator[Any] | None]:
     """Check a public call's arguments, in the order a caller reads them; make its options.
 
@@ -133,9 +136,16 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
             given an executor, or a retry option has the wrong type.
         ValueError: an unknown mode, a count below 1, a timeout that is not positive,
             ``executor=`` with a mode other than auto or executor,
-            ``mode="executor"`` without an executor, or a retry option out of range.
+            ``mode="executor"`` without an executor, a retry option out of range, or
+            ``task_timeout`` with ``mode="serial"`` (a loop cannot stop an item).
     """
     seconds = None if timeout is None else check_timeout(timeout)
+    per_item = None if task_timeout is None else check_timeout(task_timeout, "task_timeout")
+    if per_item is not None and mode == "serial":
+        raise ValueError(
+            "task_timeout needs a mode that can stop an item: a loop cannot (use mode='process', "
+            "'thread' or 'auto', which never picks a loop with a task_timeout)"
+        )
     iterator = _check_arguments(fn, items, mode, workers, chunksize, classifier)
     if max_in_flight is not None:
         check_count("max_in_flight", max_in_flight)
@@ -158,6 +168,7 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
         progress=progress,
         cost=cost,
         retry=retry,
+        task_timeout=per_item,
     )
     return options, iterator
 
@@ -175,7 +186,7 @@ def check_count(name: str, value: object) -> None:
         raise ValueError(f"{name} must be at least 1, got {value}")
 
 
-def check_timeout(timeout: object) -> float | None:
+def check_timeout(timeout: object, name: str = "timeout") -> float | None:
     """A timeout the caller gave, in seconds; ``None`` for one no wait can reach.
 
     Raises:
@@ -183,9 +194,9 @@ def check_timeout(timeout: object) -> float | None:
         ValueError: ``timeout`` is not more than 0.
     """
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__} {timeout!r}")
+        raise TypeError(f"{name} must be a number of seconds or None, got {type(timeout).__name__} {timeout!r}")
     if not timeout > 0:  # also rejects NaN
-        raise ValueError(f"timeout must be more than 0 seconds, got {timeout}")
+        raise ValueError(f"{name} must be more than 0 seconds, got {timeout}")
     if timeout >= threading.TIMEOUT_MAX:  # inf, or more than any wait can take: no limit
         return None
     return float(timeout)

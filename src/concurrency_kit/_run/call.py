@@ -94,13 +94,21 @@ def _drained(handover: Handover, sizing: Sizing, taken: Taken) -> list[Any]:
         # list is handed over in as few units as keep every lane busy. The decision learns
         # from the lanes' CPU time, where it measured.
         collect, count_cpu = options.return_exceptions, measuring is not None
-        runner = ThreadRunner(handover.fn, sizing.workers, collect=collect, step=chunksize, count_cpu=count_cpu)
+        runner = ThreadRunner(
+            handover.fn,
+            sizing.workers,
+            collect=collect,
+            step=chunksize,
+            count_cpu=count_cpu,
+            task_timeout=options.task_timeout,
+        )
         chunksize = max(chunksize * sizing.workers, -(-(len(items) - taken.resume_at) // runner.capacity))
     first, others = _measured_units(handover, sizing, taken, items, learn=False)
     cost = handover.cost
     order = None if cost is None or sizing.workers < 2 else longest_first(items, taken.resume_at, cost)
     helping = None
-    if options.auto and sizing.mode == "process" and taken.deadline is None:
+    if options.auto and sizing.mode == "process" and taken.deadline is None and options.task_timeout is None:
+        # (Not with a task timeout: an item run here could not be stopped.)
         helping = Helping(others, measuring is not None and measuring.computing)
     age = process_pool_age(sizing.workers) if sizing.mode == "process" else None
     engine = Engine(
@@ -119,6 +127,7 @@ def _drained(handover: Handover, sizing: Sizing, taken: Taken) -> list[Any]:
         helping=helping,
         order=order,
         retry=options.retry,
+        task_timeout=options.task_timeout,
     )
     values = engine.drain()
     if measuring is not None:
@@ -172,6 +181,7 @@ def _on_private_loop(  # noqa: PLR0913 - the stream's shape, by name
             deadline=deadline,
             context=context,
             retry=options.retry,
+            task_timeout=options.task_timeout,
         )
 
     return private_loop(make)
@@ -249,6 +259,7 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
         deadline=taken.deadline,
         stop=stop,
         retry=options.retry,
+        task_timeout=options.task_timeout,
     ).results()
     return ResultStream(results, sizing.mode, reason)
 
@@ -256,15 +267,15 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
 def _runner(handover: Handover, sizing: Sizing, *, deadline: float | None = None) -> Runner:
     """The mode's runner of the call's units (a loop with a deadline: one thread, so the caller returns on time)."""
     fn, options = handover.fn, handover.options
-    collect = options.return_exceptions
+    collect, task_timeout = options.return_exceptions, options.task_timeout
     if sizing.mode == "executor":
         assert options.executor is not None
-        return ExecutorRunner(options.executor, fn, sizing.workers, collect=collect)
+        return ExecutorRunner(options.executor, fn, sizing.workers, collect=collect, task_timeout=task_timeout)
     if sizing.mode == "serial":
         return LoopRunner(fn, collect=collect) if deadline is None else ThreadRunner(fn, 1, collect=collect)
     if sizing.mode == "thread":
-        return ThreadRunner(fn, sizing.workers, collect=collect)
-    return ProcessRunner(fn, sizing.workers, collect=collect, fallback=options.auto)
+        return ThreadRunner(fn, sizing.workers, collect=collect, task_timeout=task_timeout)
+    return ProcessRunner(fn, sizing.workers, collect=collect, fallback=options.auto, task_timeout=task_timeout)
 
 
 def _loop_rest(  # noqa: PLR0913 - the stream's input, by name

@@ -309,14 +309,17 @@ def coroutine_engine(  # noqa: PLR0913 - the run's shape, by name
     deadline: float | None = None,
     context: contextvars.Context | None = None,
     retry: RetryPolicy | None = None,
+    task_timeout: float | None = None,
 ) -> LoopEngine:
     """The engine of a coroutine function's run, to be read on the loop its coroutines are to run on.
 
     ``window``: ``None`` for a list (results read once all are in); ``context``: the
     caller's, where the engine is read in another (default: the reader's, copied);
-    ``retry``: the call's retries (``fn`` returns a ``Raised`` for a failure to retry).
+    ``retry``: the call's retries (``fn`` returns a ``Raised`` for a failure to retry);
+    ``task_timeout``: the seconds each coroutine may take.
     """
-    runner = AsyncRunner(fn, workers, collect=collect, checked=not is_coroutine_function(fn), context=context)
+    checked = not is_coroutine_function(fn)
+    runner = AsyncRunner(fn, workers, collect=collect, checked=checked, context=context, task_timeout=task_timeout)
     listed = window is None and total is not None
     return LoopEngine(
         runner,
@@ -332,4 +335,5 @@ def coroutine_engine(  # noqa: PLR0913 - the run's shape, by name
         timeout=timeout,
         deadline=deadline,
         retry=retry,
+        task_timeout=task_timeout,
     )

@@ -53,11 +53,11 @@ from typing import TYPE_CHECKING, Any
 
 from .._backends.awaitable import cut_at_awaitable
 from .._backends.outcomes import Stopped, noted
-from .._backends.registry import Done, Lost, Runner, Unit
+from .._backends.registry import Done, Runner, Unit
 from .alone import Alone
 from .balancing import StartOrder, guided
 from .results import Progress, call_timed_out, close_progress, handed_over, measured_in_time
-from .retrying import Retrying
+from .retrying import settling
 from .warming import Helping
 
 if TYPE_CHECKING:
@@ -92,8 +92,8 @@ class Engine:
         order: which input item each position of ``rest`` is, where a list starts its
             dearest items first (``balancing.py``): failures name the input's index, and
             ``drain`` returns the results in input order.
-        retry: the call's retries: a unit is kept once its failed items are settled
-            (``retrying.py``).
+        retry: the call's retries; ``task_timeout``: the seconds an item may run, past
+            which the runner stops it (``Runner.expire``). See ``retrying.py``.
     """
 
     #: The results are what coroutines returned (``LoopEngine``): an awaitable among them
@@ -120,6 +120,7 @@ class Engine:
         helping: Helping | None = None,
         order: StartOrder | None = None,
         retry: RetryPolicy | None = None,
+        task_timeout: float | None = None,
     ) -> None:
         self.runner, self.rest, self.first = runner, rest, first
         self.ordered, self.collect, self.window, self.chunksize = ordered, collect, window, chunksize
@@ -142,7 +143,7 @@ class Engine:
         self.exhausted = False
         #: Units a worker timed, as ``(first position, items, seconds)``, for the decision (``_decide/sizes.py``).
         self.timed: list[tuple[int, int, float]] = []
-        self.retrying = None if retry is None else Retrying(retry, collect=collect, index=self.index)
+        self.retrying = settling(retry, task_timeout, collect=collect, index=self.index)
         self.alone = Alone(collect=collect, retrying=self.retrying, index=self.index)  # after a worker's death
         if stop is not None:
             stop.add_done_callback(self.arrived)
@@ -302,8 +303,11 @@ class Engine:
         A whole unit, unless nothing runs: room for a few items, taken one by one as the
         consumer reads, would make units of one.
         """
-        if self.retrying is not None:
-            self.send_retries()
+        for unit in () if self.retrying is None else self.retrying.due(time.monotonic(), self.failed_at):
+            if unit.alone:
+                self.alone.add([unit])  # a retry after a worker's death runs alone
+            else:
+                self.send(unit)  # a retry whose wait is over goes first
         while self.taking() and self.runner_has_room():
             size = self.chunk_size()
             if self.window is not None:
@@ -317,15 +321,6 @@ class Engine:
             unit = Unit(self.taken, chunk)
             self.taken += len(chunk)
             self.send(unit)
-
-    def send_retries(self) -> None:
-        """Send the retries whose wait is over (one after a worker's death runs alone)."""
-        assert self.retrying is not None
-        due = self.retrying.due(time.monotonic(), self.failed_at)
-        self.alone.add([unit for unit in due if unit.alone])
-        for unit in due:
-            if not unit.alone:
-                self.send(unit)
 
     def next_chunk(self, size: int) -> list[Any]:
         """Up to ``size`` items of the input (none: its end)."""
@@ -405,13 +400,15 @@ class Engine:
             remaining = None if self.deadline is None else self.deadline - now
             if remaining is not None and remaining <= 0:
                 raise _Late
-            until_due = None if self.retrying is None else self.retrying.until_due(now)  # ends the wait too
-            late = remaining is not None and (until_due is None or remaining <= until_due)
+            until = None if self.retrying is None else self.retrying.until_next(now)  # a retry, or a timeout check
+            late = remaining is not None and (until is None or remaining <= until)
             try:
-                done.append(self.completed.get(timeout=remaining if late else until_due))
+                done.append(self.completed.get(timeout=remaining if late else until))
             except Empty:
                 if late:
                     raise _Late from None
+            if self.retrying is not None:
+                self.expire()
         if self.stop is not None and self.stop.done():
             raise Stopped
         try:
@@ -420,8 +417,21 @@ class Engine:
         except Empty:
             return done
 
+    def expire(self) -> None:
+        """Items past the task timeout fail; the rest of each unit taken back is sent again (``retrying.py``)."""
+        assert self.retrying is not None
+        failed, again = self.retrying.expired(self.runner, self.forget)
+        for unit, done in failed:
+            self.keep(unit, done)
+        for unit in again:
+            self.send(unit)
+
     def read(self, unit: Unit, future: Future[Any] | None) -> None:
-        """What became of a finished unit: store its results, send it again, or have its items run alone."""
+        """What became of a finished unit: store its results, send it again, or (its worker died) ``alone.py``.
+
+        Raises:
+            WorkerCrashedError: its worker died (without ``collect`` or retries), naming the items running.
+        """
         if unit.results is not None:
             values, error = unit.results(future)
             self.keep(unit, Done(values) if error is None else Done([*values, error], failed=True))
@@ -434,8 +444,8 @@ class Engine:
             self.keep(unit, outcome)
         elif outcome is None:
             self.send(unit)
-        else:
-            self.lost(unit, outcome)
+        elif settled := self.alone.lost(unit, outcome, lambda: [u for u in self.running.values() if not u.results]):
+            self.store(*settled)
 
     def keep(self, unit: Unit, done: Done) -> None:
         """Store a finished unit's results, once its failed items are settled (with retries)."""
@@ -463,16 +473,6 @@ class Engine:
             self.ready[unit.start] = unit
         else:
             self.finished.append(unit)
-
-    def lost(self, unit: Unit, loss: Lost) -> None:
-        """``unit``'s worker died: raise, give its item the error, or have its items run alone (``alone.py``).
-
-        Raises:
-            WorkerCrashedError: without ``collect`` or retries, naming the items that were running.
-        """
-        settled = self.alone.lost(unit, loss, lambda: [u for u in self.running.values() if u.results is None])
-        if settled is not None:
-            self.store(*settled)
 
     def done_unread(self) -> int:
         """How many items are done and not yet yielded (for a list's timeout message)."""

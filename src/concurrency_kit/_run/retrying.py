@@ -29,15 +29,31 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, final
+from concurrent.futures import Future
+from typing import Any, final
 
-from .._backends.registry import Done, Lost, Unit
+from .._backends.registry import Done, Lost, Runner, Unit
 from .._backends.worker import Raised, Retried, retries_it
+from .._core.errors import TaskTimeoutError, task_timed_out
+from .._core.retrying import RetryPolicy
 
-if TYPE_CHECKING:
-    from .._core.retrying import RetryPolicy
+__all__ = ["Retrying", "retried", "settling"]
 
-__all__ = ["Retrying", "retried"]
+#: The retries of a call without any: its items stopped past ``task_timeout`` are settled all the same.
+NO_RETRY = RetryPolicy(0)
+#: Items past ``task_timeout`` are looked for this often at least (a fraction of it, for short
+#: timeouts): an item is stopped within a few tenths of a second of its deadline.
+EXPIRY_CHECK_SECONDS = 0.2
+
+
+def settling(
+    retry: RetryPolicy | None, task_timeout: float | None, *, collect: bool, index: Callable[[int], int]
+) -> Retrying | None:
+    """What settles a run's failed items: with retries, or a task timeout (items stopped fail); else ``None``."""
+    if retry is None and task_timeout is None:
+        return None
+    return Retrying(retry or NO_RETRY, collect=collect, index=index, task_timeout=task_timeout)
+
 
 #: Where a retry's outcome goes: the unit, its results, and the item's offset in them.
 _Place = tuple[Unit, Done, int]
@@ -52,10 +68,18 @@ class Retrying:
         collect: a final failure takes its item's place (``return_exceptions``);
             else it fails the call.
         index: the input index of the item at a position (for the notes).
+        task_timeout: the seconds an item may run (``expired``).
     """
 
-    def __init__(self, policy: RetryPolicy, *, collect: bool, index: Callable[[int], int]) -> None:
-        self.policy, self.collect, self.index = policy, collect, index
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        collect: bool,
+        index: Callable[[int], int],
+        task_timeout: float | None = None,
+    ) -> None:
+        self.policy, self.collect, self.index, self.task_timeout = policy, collect, index, task_timeout
         self.failures: dict[int, list[BaseException]] = {}  # by position: what its attempts raised so far
         self.waiting: list[tuple[float, int, Unit]] = []  # a heap: when each retry is due, and its unit
         self.place: dict[Unit, _Place] = {}  # a retry's unit → the place its outcome fills
@@ -123,9 +147,32 @@ class Retrying:
         """When the next retry is due (``time.monotonic()``), if one waits."""
         return self.waiting[0][0] if self.waiting else None
 
-    def until_due(self, now: float) -> float | None:
-        """Seconds from ``now`` until the next retry is due (0: due already), if one waits."""
-        return max(0.0, self.waiting[0][0] - now) if self.waiting else None
+    def until_next(self, now: float) -> float | None:
+        """Seconds from ``now`` until a retry is due (0: due already), or items past the timeout are looked for."""
+        due = max(0.0, self.waiting[0][0] - now) if self.waiting else None
+        if self.task_timeout is None:
+            return due
+        check = min(EXPIRY_CHECK_SECONDS, self.task_timeout / 4)
+        return check if due is None else min(due, check)
+
+    def expired(
+        self, runner: Runner, forget: Callable[[Future[Any]], Unit | None]
+    ) -> tuple[list[tuple[Unit, Done]], list[Unit]]:
+        """The items ``runner`` stopped past the task timeout, failed; and the rest of their units, to send again."""
+        failed: list[tuple[Unit, Done]] = []
+        again: list[Unit] = []
+        seconds = self.task_timeout
+        if seconds is None:
+            return failed, again
+        for future, unit, offset in runner.expire(seconds):
+            if forget(future) is None:
+                continue  # read already
+            stopped = Unit(unit.start + offset, unit.items[offset : offset + 1])
+            failed.append((stopped, Done([Raised(task_timed_out(seconds))])))
+            before = Unit(unit.start, unit.items[:offset])
+            after = Unit(unit.start + offset + 1, unit.items[offset + 1 :])
+            again += [part for part in (before, after) if part.items]
+        return failed, again
 
     def _resolve(self, unit: Unit, done: Done) -> int:
         """Settle each ``Raised`` of a unit's first run; return how many of its places wait for a retry."""
@@ -169,6 +216,8 @@ class Retrying:
     def _final(self, position: int, error: BaseException) -> BaseException:
         """The item's last exception, with a note of its attempts (where it had more than one)."""
         earlier = self.failures.pop(position, [])[:-1]
+        if isinstance(error, TaskTimeoutError):
+            error.index = self.index(position)
         if earlier:
             said = "; ".join(f"{type(exc).__name__}: {exc}" for exc in earlier)
             attempts = len(earlier) + 1
