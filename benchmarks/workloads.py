@@ -95,7 +95,9 @@ def _json_documents(size: int) -> list[str]:
     documents = []
     for i in range(size):
         records = 10 + (i * 7919) % 97 * (1 + (i % 5) ** 2) * 4  # mixed, reproducible
-        rows = [{"id": j, "name": f"row {j}", "tags": ["a", "b", str(j % 13)], "score": j * 0.5} for j in range(records)]
+        rows = [
+            {"id": j, "name": f"row {j}", "tags": ["a", "b", str(j % 13)], "score": j * 0.5} for j in range(records)
+        ]
         documents.append(json.dumps({"rows": rows, "page": i}))
     return documents
 

@@ -657,3 +657,45 @@ def sleep_for(seconds: float) -> float:
     """Sleep ``seconds`` (an item that blocks, as I/O does); return them."""
     time.sleep(seconds)
     return seconds
+
+
+#: What ``load_model`` set up in this worker process (or thread), for ``use_model`` to read.
+model: dict[str, Any] = {}
+_model_local = threading.local()
+
+
+def load_model(directory: str, name: str) -> None:
+    """An initializer: record its run (pid and thread) in ``directory``, and set up ``name`` here."""
+    marker = f"{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex}"
+    Path(directory, marker).touch()
+    model["name"] = name
+    _model_local.name = name
+
+
+def use_model(index: int) -> tuple[str, str | None, int]:
+    """An item that needs the model: its name (module global), its name in this thread (or None), its pid."""
+    select.select([], [], [], 0.005)  # long enough that every worker takes some items
+    return model.get("name", ""), getattr(_model_local, "name", None), os.getpid()
+
+
+def use_model_crash_on_10(index: int) -> tuple[str, str | None, int]:
+    """``use_model``; item 10 kills its worker."""
+    if index == 10:
+        os._exit(3)
+    return use_model(index)
+
+
+def failing_initializer(*args: object) -> None:
+    """An initializer that cannot set up its worker."""
+    raise OSError(f"no model here ({args})")
+
+
+def initializer_runs(directory: str) -> list[tuple[int, int]]:
+    """``(pid, thread id)`` of each run of ``load_model`` recorded in ``directory``."""
+    return [(int(name.split(".")[0]), int(name.split(".")[1])) for name in os.listdir(directory)]
+
+
+def slow_initializer(seconds: float) -> None:
+    """An initializer that takes ``seconds`` (a model that loads slowly), then sets up "slow"."""
+    time.sleep(seconds)
+    model["name"] = "slow"

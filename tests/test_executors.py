@@ -34,8 +34,11 @@ from helpers import (
     fail_on_13,
     fail_twice_with_connection_error,
     hang_on,
+    initializer_runs,
+    load_model,
     started_items,
     thread_after_wait,
+    use_model,
     wait_for_release,
     wait_for_starts,
 )
@@ -159,6 +162,15 @@ def test_an_item_past_its_task_timeout_fails_and_the_rest_go_on(
     results = ck.run_parallel(hang_on, items, executor=executor, task_timeout=1.0, return_exceptions=True, timeout=60)
     assert isinstance(results[2], ck.TaskTimeoutError)
     assert [r for i, r in enumerate(results) if i != 2] == [0, 1, 3, 4, 5]
+
+
+def test_an_initializer_sets_up_each_worker_once(executor: Executor, tmp_path: Path) -> None:
+    results = ck.run_parallel(
+        use_model, range(30), executor=executor, initializer=load_model, initargs=(str(tmp_path), "d")
+    )
+    assert {name for name, _, _ in results} == {"d"}
+    runs = initializer_runs(str(tmp_path))
+    assert len({pid for pid, _ in runs}) == len(runs)  # once a worker process (Dask's threads share it)
 
 
 def test_a_timeout_ends_the_call_on_time(executor: Executor, tmp_path: Path, release: str) -> None:

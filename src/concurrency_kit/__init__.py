@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._core.errors import MainGuardMissingError as MainGuardMissingError
     from ._core.errors import TaskTimeoutError as TaskTimeoutError
     from ._core.errors import UnpicklableTaskError as UnpicklableTaskError
+    from ._core.errors import WorkerInitError as WorkerInitError
     from ._core.kinds import TaskKind as TaskKind
     from ._core.retrying import backoff as backoff
     from ._core.scope import use_executor as use_executor
@@ -61,6 +62,7 @@ _EXPORTS = {
     "TaskTimeoutError": "_core.errors",
     "UnpicklableTaskError": "_core.errors",
     "WorkerCrashedError": "_core.crash",
+    "WorkerInitError": "_core.errors",
     "aiter_parallel": "_api.aio",
     "arun_parallel": "_api.aio",
     "backoff": "_core.retrying",
@@ -107,6 +109,7 @@ __all__ = (
     "TaskTimeoutError",
     "UnpicklableTaskError",
     "WorkerCrashedError",
+    "WorkerInitError",
     "aiter_parallel",
     "arun_parallel",
     "backoff",

@@ -25,7 +25,7 @@ from .._core.options import CallOptions, ClassifierFn, ModeName, ProgressOption,
 from .._core.retrying import RetryDelay, RetryOn
 from .._decide.plan import Mode
 from .._run.call import STREAM_CHUNKS_PER_WORKER
-from .._run.retrying import retried
+from .._run.in_place import what_runs
 from .._run.stream import Progress, ResultStream, told_by
 from .async_stream import AsyncResultStream
 from .planning import UNSIZED_ITEMS, open_iter, plan_sequence
@@ -95,6 +95,8 @@ def aiter_parallel(
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> AsyncResultStream[R]: ...
 
 
@@ -117,6 +119,8 @@ def aiter_parallel(
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> AsyncResultStream[R]: ...
 
 
@@ -138,6 +142,8 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> AsyncResultStream[Any]:
     """Yield ``fn(item)`` for every item, as the results come, inside a running event loop: ``async for``.
 
@@ -183,6 +189,12 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
             thread cannot be stopped) its thread abandoned and replaced. Not with
             ``mode="serial"``; auto never picks a loop with it (see
             [stuck, flaky and stateful work](per_item.md)).
+        initializer: run as ``initializer(*initargs)`` once in each worker before its
+            first item (each thread, each worker process, once for a loop or a
+            coroutine call), as ``concurrent.futures``' own: to load a model once, not
+            once an item. If it raises, the call raises
+            [`WorkerInitError`][concurrency_kit.WorkerInitError].
+        initargs: the initializer's arguments.
 
     Returns:
         An [`AsyncResultStream`][concurrency_kit.AsyncResultStream]: ``async for`` over it, ``await stream.aclose()``,
@@ -217,6 +229,8 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
         retry_on=retry_on,
         retry_delay=retry_delay,
         task_timeout=task_timeout,
+        initializer=initializer,
+        initargs=initargs,
     )
 
 
@@ -237,6 +251,8 @@ async def arun_parallel(
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> list[R]: ...
 
 
@@ -257,6 +273,8 @@ async def arun_parallel(
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> list[R]: ...
 
 
@@ -276,6 +294,8 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> list[Any]:
     """Return the results of ``fn`` over ``items``, in input order, without blocking the running event loop.
 
@@ -313,6 +333,12 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
             thread cannot be stopped) its thread abandoned and replaced. Not with
             ``mode="serial"``; auto never picks a loop with it (see
             [stuck, flaky and stateful work](per_item.md)).
+        initializer: run as ``initializer(*initargs)`` once in each worker before its
+            first item (each thread, each worker process, once for a loop or a
+            coroutine call), as ``concurrent.futures``' own: to load a model once, not
+            once an item. If it raises, the call raises
+            [`WorkerInitError`][concurrency_kit.WorkerInitError].
+        initargs: the initializer's arguments.
 
     Returns:
         The results, in input order.
@@ -344,6 +370,8 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
         retry_on=retry_on,
         retry_delay=retry_delay,
         task_timeout=task_timeout,
+        initializer=initializer,
+        initargs=initargs,
     )
     async with stream:
         return [value async for value in stream]
@@ -368,6 +396,8 @@ def _open(  # noqa: PLR0913 - the public calls' arguments
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> AsyncResultStream[Any]:
     """The stream both calls read (``drained``: all of it, into a list: no window)."""
     started = time.monotonic()
@@ -391,6 +421,8 @@ def _open(  # noqa: PLR0913 - the public calls' arguments
         retry_on=retry_on,
         retry_delay=retry_delay,
         task_timeout=task_timeout,
+        initializer=initializer,
+        initargs=initargs,
     )
     size = None if sequence is None else len(sequence)
     coroutines = mode == "async" or is_coroutine_function(fn)
@@ -436,7 +468,7 @@ def _coroutines(  # noqa: PLR0913 - the items twice: as given, and as a sequence
     )
     total = None if sequence is None else len(sequence)
     stream = coroutine_engine(
-        retried(fn, options.retry, awaited=True),
+        what_runs(fn, options, awaited=True),
         items,
         workers=chosen.workers,
         collect=options.return_exceptions,
@@ -444,7 +476,6 @@ def _coroutines(  # noqa: PLR0913 - the items twice: as given, and as a sequence
         window=None if drained else options.max_in_flight or STREAM_CHUNKS_PER_WORKER * chosen.workers,
         total=total,
         timeout=options.timeout,
-        retry=options.retry,
-        task_timeout=options.task_timeout,
+        per_item=options.per_item,
     )
     return AsyncResultStream(stream, progress=progress, total=total, mode=chosen.mode, reason=chosen.reason)

@@ -47,6 +47,8 @@ def plan(
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> Plan[R]: ...
 
 
@@ -67,6 +69,8 @@ def plan(
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> Plan[R]: ...
 
 
@@ -86,6 +90,8 @@ def plan(  # noqa: PLR0913 - the public signature
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> Plan[Any]:
     """Decide how ``fn`` should be mapped over ``items``, without running the rest.
 
@@ -142,6 +148,12 @@ def plan(  # noqa: PLR0913 - the public signature
             thread cannot be stopped) its thread abandoned and replaced. Not with
             ``mode="serial"``; auto never picks a loop with it (see
             [stuck, flaky and stateful work](per_item.md)).
+        initializer: run as ``initializer(*initargs)`` once in each worker before its
+            first item (each thread, each worker process, once for a loop or a
+            coroutine call), as ``concurrent.futures``' own: to load a model once, not
+            once an item. If it raises, the call raises
+            [`WorkerInitError`][concurrency_kit.WorkerInitError].
+        initargs: the initializer's arguments.
 
     Returns:
         The [`Plan`][concurrency_kit.Plan], with the mode, kind, sizing and a reason.
@@ -177,6 +189,8 @@ def plan(  # noqa: PLR0913 - the public signature
         retry_on=retry_on,
         retry_delay=retry_delay,
         task_timeout=task_timeout,
+        initializer=initializer,
+        initargs=initargs,
     )
     return plan_sequence(fn, items if iterator is None else list(iterator), options)  # type: ignore[arg-type]
 
@@ -211,6 +225,8 @@ def run_parallel(
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> list[R]: ...
 
 
@@ -232,6 +248,8 @@ def run_parallel(
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> list[R]: ...
 
 
@@ -252,6 +270,8 @@ def run_parallel(  # noqa: PLR0913 - the public signature
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> list[Any]:
     """Return ``[fn(item) for item in items]``, computed the fastest way.
 
@@ -307,6 +327,12 @@ def run_parallel(  # noqa: PLR0913 - the public signature
             thread cannot be stopped) its thread abandoned and replaced. Not with
             ``mode="serial"``; auto never picks a loop with it (see
             [stuck, flaky and stateful work](per_item.md)).
+        initializer: run as ``initializer(*initargs)`` once in each worker before its
+            first item (each thread, each worker process, once for a loop or a
+            coroutine call), as ``concurrent.futures``' own: to load a model once, not
+            once an item. If it raises, the call raises
+            [`WorkerInitError`][concurrency_kit.WorkerInitError].
+        initargs: the initializer's arguments.
 
     Returns:
         The results, in input order (with ``return_exceptions``, exceptions in the
@@ -349,6 +375,8 @@ def run_parallel(  # noqa: PLR0913 - the public signature
         retry_on=retry_on,
         retry_delay=retry_delay,
         task_timeout=task_timeout,
+        initializer=initializer,
+        initargs=initargs,
     )
     listed = cast("Sequence[T]", items) if iterator is None else list(iterator)
     if progress is not None and progress is not False:
@@ -375,6 +403,8 @@ def iter_parallel(
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> ResultStream[R]: ...
 
 
@@ -397,6 +427,8 @@ def iter_parallel(
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> ResultStream[R]: ...
 
 
@@ -418,6 +450,8 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
     retry_on: RetryOn = Exception,
     retry_delay: RetryDelay = 0.0,
     task_timeout: float | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> ResultStream[Any]:
     """Yield ``fn(item)`` for every item of ``items``, as the results come, reading ``items`` lazily.
 
@@ -477,6 +511,12 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
             thread cannot be stopped) its thread abandoned and replaced. Not with
             ``mode="serial"``; auto never picks a loop with it (see
             [stuck, flaky and stateful work](per_item.md)).
+        initializer: run as ``initializer(*initargs)`` once in each worker before its
+            first item (each thread, each worker process, once for a loop or a
+            coroutine call), as ``concurrent.futures``' own: to load a model once, not
+            once an item. If it raises, the call raises
+            [`WorkerInitError`][concurrency_kit.WorkerInitError].
+        initargs: the initializer's arguments.
 
     Returns:
         The results, as a [`ResultStream`][concurrency_kit.ResultStream]: iterate it, ``close()`` it, or use it
@@ -520,5 +560,7 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         retry_on=retry_on,
         retry_delay=retry_delay,
         task_timeout=task_timeout,
+        initializer=initializer,
+        initargs=initargs,
     )
     return open_iter(fn, items, options, iterator=iterator)

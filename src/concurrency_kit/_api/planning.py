@@ -38,7 +38,7 @@ from .._decide.steps import Decided, Question, decide
 from .._decide.stoppable import stoppable_choice
 from .._run.call import execute, open_stream
 from .._run.handover import Handover
-from .._run.retrying import retried
+from .._run.in_place import initialized_here, what_runs
 from .._run.stream import ResultStream
 
 __all__ = ["DEAREST_FIRST", "STREAM_HEAD", "UNSIZED_ITEMS", "Planned", "open_iter", "plan_call", "plan_sequence"]
@@ -79,11 +79,13 @@ def plan_call(
     planned = count if expected is None else max(count, expected)
     if options.mode == "async" or declared is TaskKind.ASYNC:
         choice = _async_choice(options, decision, None if expected == UNSIZED_ITEMS else planned)
-        awaited = retried(fn, options.retry, awaited=True)
+        awaited = what_runs(fn, options, awaited=True)
         return _make_plan(choice, TaskKind.ASYNC, None, Handover(awaited, sequence, options, outcomes))
-    fn = retried(fn, options.retry, awaited=False)  # what runs: the user's fn, or its retries' wrapper
+    fn = what_runs(fn, options, awaited=False)  # the user's fn, or with its initializer's and retries' parts
     if options.task_timeout is not None and (options.auto or options.executor is not None):
         return _stoppable_plan(fn, declared, Handover(fn, sequence, options, outcomes), planned)
+    # Measured here, the items find the initializer run, and the cost model knows its time.
+    init_seconds = initialized_here(fn) if options.auto and count else 0.0
     question = Question(
         fn=fn,
         sequence=sequence,
@@ -96,6 +98,7 @@ def plan_call(
         io_cap=get_config().io_thread_cap(),
         seconds=options.timeout,
         deadline=options.deadline,
+        init_seconds=init_seconds,
     )
     if options.executor is not None:
         decided = for_executor(question, options.executor)

@@ -21,11 +21,13 @@ from typing import Any, TypeVar, final
 
 from typing_extensions import Protocol
 
-from .worker import Raised, retries_it
+from .._core.errors import WorkerInitError
+from .item_calls import Init, Raised, retries_it
 
 __all__ = [
     "SLICE_SECONDS",
     "Batches",
+    "PreparedAsync",
     "RetriedAsync",
     "awaited",
     "check_no_running_loop",
@@ -78,6 +80,42 @@ def not_awaitable(value: object, index: int, item: object) -> TypeError:
         f"{index} ({item!r:.60}): it is not a coroutine function. Use mode='auto' (or 'thread', 'process', "
         "'serial') for a plain function"
     )
+
+
+@final
+class PreparedAsync:
+    """A coroutine function, with the call's initializer run first, once, on its loop (``item_calls.Prepared``).
+
+    The first coroutine runs it (and awaits what it returns, if that is awaitable); the
+    others wait for it. If it raises, every item fails with the same ``WorkerInitError``.
+    """
+
+    __slots__ = ("_ready", "fn", "init")
+
+    def __init__(self, fn: Callable[[Any], Any], init: Init) -> None:
+        self.fn, self.init = fn, init
+        self._ready: asyncio.Future[None] | None = None
+
+    async def __call__(self, item: Any) -> Any:
+        """``await fn(item)``, once the initializer ran.
+
+        Raises:
+            WorkerInitError: the initializer raised.
+        """
+        if self._ready is None:
+            self._ready = ready = asyncio.get_running_loop().create_future()
+            try:
+                started = self.init.fn(*self.init.args)
+                if isawaitable(started):
+                    await started
+            except Exception as exc:  # noqa: BLE001 - every item's failure, with it as the cause
+                error = WorkerInitError(f"the initializer raised {type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+                ready.set_exception(error)
+            else:
+                ready.set_result(None)
+        await asyncio.shield(self._ready)
+        return await self.fn(item)
 
 
 @final

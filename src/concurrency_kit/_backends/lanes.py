@@ -38,10 +38,10 @@ from typing import Any, final
 
 from .._core.errors import task_timed_out
 from .coroutines import SLICE_SECONDS, not_awaitable
+from .item_calls import Raised
 from .loop_future import LoopFuture
 from .outcomes import noted
 from .unit import QUEUED_PER_LANE, Done, Unit, Warming
-from .worker import Raised
 
 __all__ = ["UNIT_SPREAD", "AsyncRunner", "Grouping"]
 

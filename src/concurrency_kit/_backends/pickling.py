@@ -21,6 +21,7 @@ from typing import Any, final
 __all__ = [
     "ByValue",
     "by_value_pickler",
+    "importable_main",
     "needs_main",
     "pickled",
     "pickled_size",
@@ -97,6 +98,11 @@ def sendable(fn: Any) -> Any:
         return ByValue(zlib.compress(cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL), 1))
     except Exception:  # noqa: BLE001 - neither way: the caller's pickling says why
         return fn
+
+
+def importable_main(fn: Any) -> bool:
+    """Whether ``fn`` lives in a ``__main__`` that worker processes can import (a script's, not a notebook's)."""
+    return getattr(fn, "__module__", None) == "__main__" and not _interactive_main(fn)
 
 
 def why_not_picklable(fn: Any) -> str | None:

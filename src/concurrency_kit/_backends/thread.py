@@ -35,10 +35,11 @@ from concurrent.futures import Future
 from typing import Any, final
 
 from .._core.errors import task_timed_out
+from .item_calls import Raised
 from .pools import submit_to_threads
 from .stop_tokens import ThreadToken
 from .unit import QUEUED_PER_LANE, Done, Unit, Warming, run_chunk, run_into
-from .worker import Raised, in_worker
+from .worker import in_worker
 
 __all__ = ["ThreadRunner"]
 

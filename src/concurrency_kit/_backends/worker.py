@@ -24,15 +24,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AwaitableResult",
-    "Raised",
+    "ExceptionCarrier",
     "RemoteTraceback",
-    "Retried",
     "in_worker",
     "init_process_worker",
     "init_thread_worker",
     "load_by_value",
     "ping",
-    "retries_it",
     "run_pickled_chunk",
     "warm_up_worker",
     "watch_parent",
@@ -276,11 +274,12 @@ class RemoteTraceback(Exception):  # noqa: N818 - named after what it holds, as 
 
 
 def _rebuild(exc: BaseException, text: str) -> BaseException:
-    exc.__cause__ = RemoteTraceback(text)
+    if exc.__cause__ is None:  # a cause that came with it (a WorkerInitError's) stays
+        exc.__cause__ = RemoteTraceback(text)
     return exc
 
 
-class _ExceptionCarrier:
+class ExceptionCarrier:
     """Pickles an exception together with its traceback text."""
 
     def __init__(self, exc: BaseException) -> None:
@@ -311,57 +310,6 @@ class AwaitableResult:
         raise TypeError(f"fn returned an awaitable ({self.kind}) in a worker process: it could not be sent back")
 
 
-class Raised:
-    """An exception ``fn`` raised that may be retried (``Retried``): a result, for the run engine to settle.
-
-    Never reaches the caller: the engine runs its item again, or puts the exception in
-    its place (``_run/retrying.py``). From a worker process it carries the worker's
-    traceback, as a raised exception does.
-    """
-
-    __slots__ = ("exc",)
-
-    def __init__(self, exc: Exception) -> None:
-        self.exc = exc
-
-    def __reduce__(self) -> tuple[type[Raised], tuple[Any]]:
-        return Raised, (_ExceptionCarrier(self.exc),)
-
-
-def retries_it(retry_on: Any, exc: BaseException) -> bool:
-    """Whether ``retry_on`` (an exception type, a tuple of them, or a predicate) counts ``exc`` as worth a retry."""
-    if isinstance(retry_on, type | tuple):
-        return isinstance(exc, retry_on)
-    return bool(retry_on(exc))
-
-
-class Retried:
-    """``fn``, with the failures ``retry_on`` counts returned as ``Raised`` rather than raised.
-
-    So the backends run an item that may be retried as any other, and a failure that
-    may not be retried stops the call as it did. Pickled with ``fn`` and ``retry_on``
-    each sent as ``fn`` is (by value where they need it).
-    """
-
-    __slots__ = ("fn", "retry_on")
-
-    def __init__(self, fn: Callable[[Any], Any], retry_on: Any) -> None:
-        self.fn, self.retry_on = fn, retry_on
-
-    def __call__(self, item: Any) -> Any:
-        try:
-            return self.fn(item)
-        except Exception as exc:
-            if retries_it(self.retry_on, exc):
-                return Raised(exc)
-            raise
-
-    def __reduce__(self) -> tuple[type[Retried], tuple[Any, Any]]:
-        from .pickling import sendable  # noqa: PLC0415 - the parent's side only
-
-        return Retried, (sendable(self.fn), sendable(self.retry_on))
-
-
 def _unsent(outcome: tuple[bool, Any], index: int, exc: BaseException) -> tuple[bool, Any]:
     """What goes back in place of ``outcome`` (of item ``index``), which cannot be pickled (``exc``)."""
     ok, value = outcome
@@ -377,7 +325,7 @@ def _unsent(outcome: tuple[bool, Any], index: int, exc: BaseException) -> tuple[
         f"the {'result' if ok else 'exception'} of item {index} cannot be sent back from the worker process: "
         f"{exc}. Return picklable values, or use mode='thread' or 'serial'."
     )
-    return False, _ExceptionCarrier(error)
+    return False, ExceptionCarrier(error)
 
 
 def ping() -> None:
@@ -461,7 +409,7 @@ def _run_items(  # noqa: PLR0913, PLR0917 - a chunk's parts, positional for spee
                 clock[2], clock[3] = start + offset, time.monotonic_ns()
             outcome: tuple[bool, Any] = (True, fn(item))
         except Exception as exc:  # noqa: BLE001 - sent back to the caller, which re-raises it
-            outcome = (False, _ExceptionCarrier(exc))
+            outcome = (False, ExceptionCarrier(exc))
         if clock is not None:
             clock[3] = 0
         try:

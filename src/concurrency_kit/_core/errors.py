@@ -9,7 +9,8 @@ against ``concurrent.futures`` keeps working::
      │    ├── UnpicklableTaskError (also TypeError)
      │    │    └── MainGuardMissingError
      │    ├── WorkerCrashedError (also concurrent.futures.process.BrokenProcessPool)
-     │    └── TaskTimeoutError (also TimeoutError: an item ran past ``task_timeout``)
+     │    ├── TaskTimeoutError (also TimeoutError: an item ran past ``task_timeout``)
+     │    └── WorkerInitError (a worker's ``initializer`` raised: its ``__cause__``)
      └── TimeoutError (builtin: a call ran past its ``timeout``)
 
 ``WorkerCrashedError`` lives in ``crash.py`` and is imported on first use, since its
@@ -22,7 +23,20 @@ its own type. In process mode it carries the worker's formatted traceback as
 
 from __future__ import annotations
 
-__all__ = ["ConcurrencyKitError", "MainGuardMissingError", "TaskTimeoutError", "UnpicklableTaskError", "task_timed_out"]
+#: ``typing.TYPE_CHECKING``, without importing typing (worker processes import this module).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = [
+    "ConcurrencyKitError",
+    "MainGuardMissingError",
+    "TaskTimeoutError",
+    "UnpicklableTaskError",
+    "WorkerInitError",
+    "task_timed_out",
+]
 
 
 class ConcurrencyKitError(Exception):
@@ -75,6 +89,24 @@ def task_timed_out(seconds: float) -> TaskTimeoutError:
     return TaskTimeoutError(f"the item ran longer than its task_timeout of {seconds:g} s", -1, seconds)
 
 
+class WorkerInitError(ConcurrencyKitError):
+    """A worker's ``initializer`` raised: the call stops, and the initializer's exception is the ``__cause__``.
+
+    Never collected by ``return_exceptions`` and never retried: no item can run where
+    its worker could not be set up. The next call starts afresh.
+    """
+
+    def __reduce__(self) -> tuple[Any, tuple[str, BaseException | None]]:
+        return _init_error, (str(self), self.__cause__)
+
+
+def _init_error(message: str, cause: BaseException | None) -> WorkerInitError:
+    """A ``WorkerInitError`` rebuilt from a worker process, with its cause (which pickling alone drops)."""
+    error = WorkerInitError(message)
+    error.__cause__ = cause
+    return error
+
+
 # Shown as concurrency_kit.<Name> in tracebacks (and pickled by that public path).
-for _error in (ConcurrencyKitError, UnpicklableTaskError, MainGuardMissingError, TaskTimeoutError):
+for _error in (ConcurrencyKitError, UnpicklableTaskError, MainGuardMissingError, TaskTimeoutError, WorkerInitError):
     _error.__module__ = "concurrency_kit"

@@ -28,10 +28,12 @@ __all__ = [
     "CostFn",
     "Mode",
     "ModeName",
+    "PerItem",
     "ProgressCallback",
     "ProgressOption",
     "call_options",
     "check_count",
+    "check_initializer",
     "check_timeout",
 ]
 
@@ -50,6 +52,22 @@ ProgressCallback = Callable[[int, int | None], object]
 ProgressOption = bool | ProgressCallback | None
 #: What ``cost=`` takes: an item's cost, as any value that orders (a number, a length).
 CostFn = Callable[[Any], Any]
+
+
+@final
+@attrs.frozen
+class PerItem:
+    """A call's options for each item, as the run engine settles their failures (``_run/retrying.py``).
+
+    Attributes:
+        retry: its retries, if any.
+        task_timeout: the seconds an item may run, if limited.
+        initialized: it has an initializer (whose failure stops the call, collected or not).
+    """
+
+    retry: RetryPolicy | None = None
+    task_timeout: float | None = None
+    initialized: bool = False
 
 
 @final
@@ -74,6 +92,9 @@ class CallOptions:
             dearest first (``_run/balancing.py``).
         retry: the call's retries, if it has any (``_core/retrying.py``).
         task_timeout: the seconds one item may run, from its start in a worker.
+        initializer: run as ``initializer(*initargs)`` once in each worker before its
+            first item of the call, if given.
+        initargs: its arguments.
     """
 
     mode: str = "auto"
@@ -90,11 +111,20 @@ class CallOptions:
     cost: CostFn | None = None
     retry: RetryPolicy | None = None
     task_timeout: float | None = None
+    initializer: Callable[..., object] | None = None
+    initargs: tuple[Any, ...] = ()
 
     @property
     def deadline(self) -> float | None:
         """The ``time.monotonic()`` the call must end by, if it has a timeout."""
         return None if self.timeout is None else self.started + self.timeout
+
+    @property
+    def per_item(self) -> PerItem | None:
+        """Its options for each item, if it has any."""
+        if self.retry is None and self.task_timeout is None and self.initializer is None:
+            return None
+        return PerItem(self.retry, self.task_timeout, initialized=self.initializer is not None)
 
     @property
     def auto(self) -> bool:
@@ -122,6 +152,8 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
     retry_on: object = Exception,
     retry_delay: object = 0.0,
     task_timeout: object = None,
+    initializer: object = None,
+    initargs: object = (),
 ) -> tuple[CallOptions, Iterator[Any] | None]:
     """Check a public call's arguments, in the order a caller reads them; make its options.
 
@@ -133,7 +165,8 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
         TypeError: ``fn``, ``classifier`` or ``cost`` is not callable, ``items`` is not
             iterable, a count is not an int, ``progress`` is neither a bool nor a
             callable, ``executor`` is not an executor, a coroutine function is
-            given an executor, or a retry option has the wrong type.
+            given an executor, a retry option has the wrong type, ``initializer`` is
+            not callable, or ``initargs`` is not a tuple.
         ValueError: an unknown mode, a count below 1, a timeout that is not positive,
             ``executor=`` with a mode other than auto or executor,
             ``mode="executor"`` without an executor, a retry option out of range, or
@@ -154,6 +187,7 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
     if cost is not None and not callable(cost):
         raise TypeError(f"cost must be a callable (item -> a number) or None, got {type(cost).__name__}")
     retry = retry_policy(retries, retry_on, retry_delay)
+    check_initializer(initializer, initargs)
     options = CallOptions(
         mode=mode,  # type: ignore[arg-type]
         workers=workers,  # type: ignore[arg-type]
@@ -169,8 +203,22 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
         cost=cost,
         retry=retry,
         task_timeout=per_item,
+        initializer=initializer,  # type: ignore[arg-type]
+        initargs=initargs,  # type: ignore[arg-type]
     )
     return options, iterator
+
+
+def check_initializer(initializer: object, initargs: object) -> None:
+    """Check ``initializer=`` (a callable or ``None``) and ``initargs=`` (a tuple).
+
+    Raises:
+        TypeError: either is not.
+    """
+    if initializer is not None and not callable(initializer):
+        raise TypeError(f"initializer must be callable or None, got {type(initializer).__name__}")
+    if not isinstance(initargs, tuple):
+        raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__} {initargs!r:.60}")
 
 
 def check_count(name: str, value: object) -> None:

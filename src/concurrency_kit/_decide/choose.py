@@ -135,6 +135,9 @@ class Inputs(TypedDict):
             which would otherwise flip the mode call by call.
         spread: how much one item's time varies (a coefficient of variation, as a run
             measured it; default 0): chunks are sized for it (``sizing.chunks``).
+        init_seconds: the call's initializer takes this long (0: it has none): each
+            worker of a pool runs it once (a process each, on its CPU; threads in
+            turn, as Python code that holds the GIL), the loop none (it ran here).
         policy: the chooser's policy numbers (default ``CHOOSING``).
     """
 
@@ -153,6 +156,7 @@ class Inputs(TypedDict):
     chunksize: NotRequired[int | None]
     item_cpu: NotRequired[float]
     processes_last: NotRequired[bool]
+    init_seconds: NotRequired[float]
     policy: NotRequired[Choosing]
 
 
@@ -194,7 +198,17 @@ def _weigh(inputs: Inputs) -> Weighing:
         return _loop_only(count, serial, why)
     else:
         pools = [_processes(inputs, workers or min(count, cpus))]
+    init = inputs.get("init_seconds", 0.0)
+    if init:
+        pools = [_initialized(pool, init, cpus) for pool in pools]
     return _against_the_loop(count, serial, pools, policy)
+
+
+def _initialized(pool: Candidate, init: float, cpus: int) -> Candidate:
+    """``pool``, with its workers' initializer runs: a CPU's worth of processes at a time, threads in turn."""
+    rounds = math.ceil(pool.workers / max(1, cpus)) if pool.mode == "process" else pool.workers
+    label = f"{pool.label} (each runs the initializer, {format_seconds(init)})"
+    return Candidate(pool.mode, pool.estimate + rounds * init, pool.workers, pool.chunksize, label, pool.why_lost)
 
 
 def choose(**inputs: Unpack[Inputs]) -> Choice:

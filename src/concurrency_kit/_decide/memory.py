@@ -22,7 +22,7 @@ from typing import Any, final
 
 import attrs
 
-from .._backends.worker import Retried
+from .._backends.item_calls import unwrapped
 from .._core.kinds import TaskKind
 from .sizes import BySize
 
@@ -106,8 +106,7 @@ _memos: dict[int, tuple[weakref.ref[Any], Memo]] = {}
 
 def _key(fn: Callable[..., Any]) -> object:
     """What ``fn``'s memory is kept under: the code it runs, when it has Python code (through a retry's wrapper)."""
-    if isinstance(fn, Retried):
-        fn = fn.fn
+    fn = unwrapped(fn)
     while isinstance(fn, functools.partial):
         fn = fn.func
     fn = getattr(fn, "__func__", fn)  # a bound method: its function

@@ -111,6 +111,8 @@ class Question:
         io_cap: the most threads an I/O-bound call may get.
         seconds: the call's timeout, for messages.
         deadline: the ``time.monotonic()`` the call must end by.
+        init_seconds: the call's initializer took this long here (0: it has none):
+            each worker runs it once too (the cost model counts it).
         model: the machine figures the cost model weighs (by default, those in force).
         probing: the probe's policy (by default, that in force).
     """
@@ -126,6 +128,7 @@ class Question:
     io_cap: int
     seconds: float | None
     deadline: float | None
+    init_seconds: float = 0.0
     model: CostModel = attrs.field(factory=model_in_force)
     probing: ProbePolicy = attrs.field(factory=PROBING.get)
 
@@ -139,7 +142,7 @@ class _Decision:
         self.count, self.planned = len(q.sequence), q.planned
         self.declared = None if decision is None else decision.kind
         self.workers, self.chunksize, self.cpus, self.io_cap = workers, chunksize, cpus, io_cap
-        self.seconds, self.deadline = q.seconds, q.deadline
+        self.seconds, self.deadline, self.init_seconds = q.seconds, q.deadline, q.init_seconds
         self.memo = recall(fn)
         self.model, self.probing = q.model, q.probing
         self.setting = setting_of(
@@ -193,6 +196,7 @@ class _Decision:
                 processes_last=memo is not None and memo.kind is kind and memo.in_processes,
                 model=self.model,
                 spread=spread,
+                init_seconds=self.init_seconds,
             )
 
         # Pickling the function and an item (which may be large) is only worth it when

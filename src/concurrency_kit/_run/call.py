@@ -30,6 +30,7 @@ from .._backends.registry import ExecutorRunner, LoopRunner, ProcessRunner, Runn
 from .balancing import StartOrder, longest_first
 from .engine import Engine
 from .handover import Handover, RunFacts, Sizing, Taken
+from .in_place import per_thread
 from .results import Progress, close_progress
 from .stream import ResultStream, loop, told_by
 from .warming import Helping
@@ -95,7 +96,7 @@ def _drained(handover: Handover, sizing: Sizing, taken: Taken) -> list[Any]:
         # from the lanes' CPU time, where it measured.
         collect, count_cpu = options.return_exceptions, measuring is not None
         runner = ThreadRunner(
-            handover.fn,
+            per_thread(handover.fn),
             sizing.workers,
             collect=collect,
             step=chunksize,
@@ -126,8 +127,7 @@ def _drained(handover: Handover, sizing: Sizing, taken: Taken) -> list[Any]:
         deadline=taken.deadline,
         helping=helping,
         order=order,
-        retry=options.retry,
-        task_timeout=options.task_timeout,
+        per_item=options.per_item,
     )
     values = engine.drain()
     if measuring is not None:
@@ -180,8 +180,7 @@ def _on_private_loop(  # noqa: PLR0913 - the stream's shape, by name
             timeout=options.timeout,
             deadline=deadline,
             context=context,
-            retry=options.retry,
-            task_timeout=options.task_timeout,
+            per_item=options.per_item,
         )
 
     return private_loop(make)
@@ -258,8 +257,7 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
         timeout=options.timeout,
         deadline=taken.deadline,
         stop=stop,
-        retry=options.retry,
-        task_timeout=options.task_timeout,
+        per_item=options.per_item,
     ).results()
     return ResultStream(results, sizing.mode, reason)
 
@@ -274,7 +272,7 @@ def _runner(handover: Handover, sizing: Sizing, *, deadline: float | None = None
     if sizing.mode == "serial":
         return LoopRunner(fn, collect=collect) if deadline is None else ThreadRunner(fn, 1, collect=collect)
     if sizing.mode == "thread":
-        return ThreadRunner(fn, sizing.workers, collect=collect, task_timeout=task_timeout)
+        return ThreadRunner(per_thread(fn), sizing.workers, collect=collect, task_timeout=task_timeout)
     return ProcessRunner(fn, sizing.workers, collect=collect, fallback=options.auto, task_timeout=task_timeout)
 
 

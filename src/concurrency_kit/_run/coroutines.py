@@ -41,7 +41,7 @@ from .._core.kinds import is_coroutine_function
 from .engine import Engine
 
 if TYPE_CHECKING:
-    from .._core.retrying import RetryPolicy
+    from .._core.options import PerItem
 
 __all__ = ["STREAM_UNITS_IN_WINDOW", "LoopEngine", "coroutine_engine"]
 
@@ -308,17 +308,17 @@ def coroutine_engine(  # noqa: PLR0913 - the run's shape, by name
     timeout: float | None,
     deadline: float | None = None,
     context: contextvars.Context | None = None,
-    retry: RetryPolicy | None = None,
-    task_timeout: float | None = None,
+    per_item: PerItem | None = None,
 ) -> LoopEngine:
     """The engine of a coroutine function's run, to be read on the loop its coroutines are to run on.
 
     ``window``: ``None`` for a list (results read once all are in); ``context``: the
     caller's, where the engine is read in another (default: the reader's, copied);
-    ``retry``: the call's retries (``fn`` returns a ``Raised`` for a failure to retry);
-    ``task_timeout``: the seconds each coroutine may take.
+    ``per_item``: the call's retries (``fn`` returns a ``Raised`` for a failure to
+    retry), task timeout (each coroutine's) and initializer.
     """
     checked = not is_coroutine_function(fn)
+    task_timeout = None if per_item is None else per_item.task_timeout
     runner = AsyncRunner(fn, workers, collect=collect, checked=checked, context=context, task_timeout=task_timeout)
     listed = window is None and total is not None
     return LoopEngine(
@@ -334,6 +334,5 @@ def coroutine_engine(  # noqa: PLR0913 - the run's shape, by name
         total=total,
         timeout=timeout,
         deadline=deadline,
-        retry=retry,
-        task_timeout=task_timeout,
+        per_item=per_item,
     )

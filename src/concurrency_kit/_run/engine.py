@@ -61,7 +61,7 @@ from .retrying import settling
 from .warming import Helping
 
 if TYPE_CHECKING:
-    from .._core.retrying import RetryPolicy
+    from .._core.options import PerItem
 
 __all__ = ["Engine"]
 
@@ -92,8 +92,8 @@ class Engine:
         order: which input item each position of ``rest`` is, where a list starts its
             dearest items first (``balancing.py``): failures name the input's index, and
             ``drain`` returns the results in input order.
-        retry: the call's retries; ``task_timeout``: the seconds an item may run, past
-            which the runner stops it (``Runner.expire``). See ``retrying.py``.
+        per_item: the call's retries, task timeout and initializer, whose failures
+            ``retrying.py`` settles (an item past the timeout: ``Runner.expire``).
     """
 
     #: The results are what coroutines returned (``LoopEngine``): an awaitable among them
@@ -119,8 +119,7 @@ class Engine:
         stop: Future[None] | None = None,
         helping: Helping | None = None,
         order: StartOrder | None = None,
-        retry: RetryPolicy | None = None,
-        task_timeout: float | None = None,
+        per_item: PerItem | None = None,
     ) -> None:
         self.runner, self.rest, self.first = runner, rest, first
         self.ordered, self.collect, self.window, self.chunksize = ordered, collect, window, chunksize
@@ -143,7 +142,7 @@ class Engine:
         self.exhausted = False
         #: Units a worker timed, as ``(first position, items, seconds)``, for the decision (``_decide/sizes.py``).
         self.timed: list[tuple[int, int, float]] = []
-        self.retrying = settling(retry, task_timeout, collect=collect, index=self.index)
+        self.retrying = settling(per_item, collect=collect, index=self.index)
         self.alone = Alone(collect=collect, retrying=self.retrying, index=self.index)  # after a worker's death
         if stop is not None:
             stop.add_done_callback(self.arrived)

@@ -32,12 +32,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, final
 
+from .._backends.item_calls import Raised, retries_it
 from .._backends.registry import Done, Lost, Runner, Unit
-from .._backends.worker import Raised, Retried, retries_it
-from .._core.errors import TaskTimeoutError, task_timed_out
+from .._core.errors import TaskTimeoutError, WorkerInitError, task_timed_out
+from .._core.options import PerItem
 from .._core.retrying import RetryPolicy
 
-__all__ = ["Retrying", "retried", "settling"]
+__all__ = ["Retrying", "settling"]
 
 #: The retries of a call without any: its items stopped past ``task_timeout`` are settled all the same.
 NO_RETRY = RetryPolicy(0)
@@ -46,13 +47,16 @@ NO_RETRY = RetryPolicy(0)
 EXPIRY_CHECK_SECONDS = 0.2
 
 
-def settling(
-    retry: RetryPolicy | None, task_timeout: float | None, *, collect: bool, index: Callable[[int], int]
-) -> Retrying | None:
-    """What settles a run's failed items: with retries, or a task timeout (items stopped fail); else ``None``."""
-    if retry is None and task_timeout is None:
+def settling(per_item: PerItem | None, *, collect: bool, index: Callable[[int], int]) -> Retrying | None:
+    """What settles a run's failed items (``None``: nothing to).
+
+    With retries; a task timeout (items stopped fail); or an initializer whose
+    ``WorkerInitError`` stops the call though exceptions are collected.
+    """
+    if per_item is None or (per_item.retry is None and per_item.task_timeout is None and not collect):
         return None
-    return Retrying(retry or NO_RETRY, collect=collect, index=index, task_timeout=task_timeout)
+    policy = per_item.retry or NO_RETRY
+    return Retrying(policy, collect=collect, index=index, task_timeout=per_item.task_timeout)
 
 
 #: Where a retry's outcome goes: the unit, its results, and the item's offset in them.
@@ -178,6 +182,10 @@ class Retrying:
         """Settle each ``Raised`` of a unit's first run; return how many of its places wait for a retry."""
         values, retried = done.values, list[int]()
         for offset, value in enumerate(values):
+            if type(value) is WorkerInitError:  # never collected, never retried: the call stops
+                del values[offset + 1 :]
+                done.failed = True
+                break
             if type(value) is not Raised:
                 continue
             position = unit.start + offset
@@ -246,17 +254,3 @@ def _fill(done: Done, offset: int, value: Any, *, failed: bool, cut: bool = Fals
     if failed:
         del values[offset + 1 :]
         done.failed = True
-
-
-def retried(fn: Callable[[Any], Any], policy: RetryPolicy | None, *, awaited: bool) -> Callable[[Any], Any]:
-    """What the call runs in ``fn``'s place: ``fn`` with the failures to retry returned as ``Raised`` (with retries).
-
-    ``awaited``: ``fn``'s results are awaited (a coroutine function, or ``mode="async"``).
-    """
-    if policy is None:
-        return fn
-    if awaited:
-        from .._backends.coroutines import RetriedAsync  # noqa: PLC0415 - asyncio, only for coroutines
-
-        return RetriedAsync(fn, policy.retry_on)
-    return Retried(fn, policy.retry_on)
