@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from ._api.aio import aiter_parallel as aiter_parallel
     from ._api.aio import arun_parallel as arun_parallel
     from ._api.auto_executor import AutoExecutor as AutoExecutor
-    from ._api.calls import iter_parallel as iter_parallel
     from ._api.calls import plan as plan
     from ._api.calls import run_parallel as run_parallel
     from ._api.calls import shutdown as shutdown
+    from ._api.streaming import iter_parallel as iter_parallel
     from ._core.config import Config as Config
     from ._core.config import configure as configure
     from ._core.config import get_config as get_config
@@ -71,7 +71,7 @@ _EXPORTS = {
     "get_config": "_core.config",
     "gil_free": "_decide.classify",
     "io_bound": "_decide.classify",
-    "iter_parallel": "_api.calls",
+    "iter_parallel": "_api.streaming",
     "plan": "_api.calls",
     "register_classifier": "_decide.classify",
     "run_parallel": "_api.calls",
