@@ -3,8 +3,8 @@
     Retried(fn, retry_on)        a failure ``retry_on`` counts comes back as a ``Raised``
                                  result, for the run engine to settle (``_run/retrying.py``)
     Prepared(fn, init)           ``initializer(*initargs)`` runs once before the first item,
-                                 once per scope: the call (a loop, the measuring here), a
-                                 thread (``per_thread``), or a worker process (pickled)
+                                 once per scope: a process (this one: a loop, the measuring
+                                 here; a worker, pickled), or a thread (``per_thread``)
 
 Both pickle as ``fn`` is sent (by value where it needs it), and are light to import: a
 worker process imports this module to rebuild them.
@@ -119,26 +119,26 @@ class Init:
 
 
 class _Once:
-    """A scope's record of the initializers run: once for a call, or for a process (shared by its threads)."""
+    """A process's record of the initializers run in it (shared by its threads).
+
+    A failure is not kept: the next item (of a later call, once this one stopped) tries again.
+    """
 
     def __init__(self) -> None:
-        self.done: dict[str, WorkerInitError | None] = {}  # by token: ran (None), or failed
+        self.done: set[str] = set()  # the tokens of those that ran
         self.lock = threading.Lock()
 
     def ensure(self, init: Init) -> None:
-        """Run ``init`` unless it ran here; once failed, fail again (the same error)."""
+        """Run ``init`` unless it ran in this process.
+
+        Raises:
+            WorkerInitError: it raised.
+        """
         if init.token not in self.done:
             with self.lock:
                 if init.token not in self.done:
-                    try:
-                        init.run()
-                    except WorkerInitError as failed:
-                        self.done[init.token] = failed
-                    else:
-                        self.done[init.token] = None
-        error = self.done[init.token]
-        if error is not None:
-            raise error
+                    init.run()
+                    self.done.add(init.token)
 
 
 class _PerThread(threading.local):
@@ -152,18 +152,16 @@ class _PerThread(threading.local):
 _in_process = _Once()
 _in_thread = _PerThread()
 #: The scopes a ``Prepared`` runs its initializer in.
-CALL, THREAD, PROCESS = "call", "thread", "process"
+THREAD, PROCESS = "thread", "process"
 
 
 class Prepared:
     """``fn``, with ``init`` run once in its scope before the first item there."""
 
-    __slots__ = ("fn", "init", "once", "scope")
+    __slots__ = ("fn", "init", "scope")
 
-    def __init__(self, fn: Callable[[Any], Any], init: Init, scope: str = CALL, once: _Once | None = None) -> None:
+    def __init__(self, fn: Callable[[Any], Any], init: Init, scope: str = PROCESS) -> None:
         self.fn, self.init, self.scope = fn, init, scope
-        #: A call's own record (``CALL``), or this process's.
-        self.once = (once or _Once()) if scope == CALL else _in_process
 
     def __call__(self, item: Any) -> Any:
         if self.scope == THREAD:
@@ -172,7 +170,7 @@ class Prepared:
                 self.init.run()
                 tokens.add(self.init.token)
         else:
-            self.once.ensure(self.init)
+            _in_process.ensure(self.init)
         return self.fn(item)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -187,13 +185,15 @@ class Prepared:
         return Prepared, (sendable(self.fn), init, PROCESS)  # in another process: once per process
 
     def ran_here(self) -> float:
-        """Run the initializer now, in this call's scope (before its items are measured): its seconds.
+        """Run the initializer now, in this process (before the items are measured here): its seconds (0: ran before).
 
         Raises:
             WorkerInitError: it raised.
         """
+        if self.init.token in _in_process.done:
+            return 0.0  # an earlier call ran it here: its workers have, as far as is known
         began = time.perf_counter()
-        self.once.ensure(self.init)
+        _in_process.ensure(self.init)
         return time.perf_counter() - began
 
     def per_thread(self) -> Prepared:
