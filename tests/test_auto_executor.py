@@ -5,11 +5,23 @@ from __future__ import annotations
 import itertools
 import os
 from concurrent.futures import Executor, wait
+from pathlib import Path
 
 import pytest
 
 import concurrency_kit as ck
-from helpers import compute, declared_compute, declared_io, double, thread_after_wait, worker_pid
+from helpers import (
+    compute,
+    declared_compute,
+    declared_io,
+    double,
+    failing_initializer,
+    initializer_runs,
+    load_model,
+    thread_after_wait,
+    use_model,
+    worker_pid,
+)
 from measured import Timing, given
 
 
@@ -113,3 +125,21 @@ def test_shutdown_cancels_queued_calls_when_asked() -> None:
     cancelled = [f for f in futures if f.cancelled()]
     assert len(cancelled) >= 10
     assert all(f.done() for f in futures)
+
+
+@pytest.mark.parametrize("mode", ["thread", "process", "serial"])
+def test_an_initializer_sets_up_each_worker_once_before_its_calls(mode: str, tmp_path: Path) -> None:
+    with ck.AutoExecutor(2, mode=mode, initializer=load_model, initargs=(str(tmp_path), mode)) as executor:
+        results = [executor.submit(use_model, index).result() for index in range(6)]
+        mapped = list(executor.map(use_model, range(6)))
+    assert {name for name, _, _ in results + mapped} == {mode}
+    runs = initializer_runs(str(tmp_path))
+    assert len(runs) == len(set(runs))  # once a worker (a thread, or a process)
+
+
+def test_an_initializer_that_raises_fails_the_futures_with_worker_init_error() -> None:
+    with ck.AutoExecutor(2, mode="thread", initializer=failing_initializer) as executor:
+        future = executor.submit(use_model, 1)
+        with pytest.raises(ck.WorkerInitError) as caught:
+            future.result(timeout=30)
+    assert isinstance(caught.value.__cause__, OSError)

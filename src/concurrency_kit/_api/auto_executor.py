@@ -30,17 +30,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from typing_extensions import ParamSpec
 
 from .._backends.given import timed_call
+from .._backends.item_calls import Init, call_prepared
 from .._backends.pickling import why_not_picklable
 from .._backends.pools import new_process_pool
 from .._core.costmodel import model_in_force
 from .._core.cpu import gil_enabled, planning_cpus
 from .._core.kinds import TaskKind
-from .._core.options import MODES
+from .._core.options import MODES, check_initializer
 from .._decide.classify import declared_kind, kind_from_measurement
 from .._decide.learning import Finished, learn
 from .._decide.measuring import one_thread_measurement
 from .._decide.memory import Memo, recall
 from .._decide.sizing import SIZING
+from .._run.in_place import init_of
 
 if TYPE_CHECKING:
     import asyncio
@@ -112,10 +114,17 @@ class AutoExecutor(Executor):
             executor's event loop).
         classifier: a callable ``classifier(fn, sample) -> TaskKind | str | None``,
             consulted first (``sample`` is the call's arguments).
+        initializer: run as ``initializer(*initargs)`` once in each worker (thread or
+            process) before the first call it runs, as ``concurrent.futures``' own; once
+            on the event loop for coroutines, once for ``mode="serial"``; ``map`` passes
+            it to its run. If it raises, the call's future holds a
+            [`WorkerInitError`][concurrency_kit.WorkerInitError].
+        initargs: its arguments.
 
     Raises:
         ValueError: ``max_workers`` below 1, or an unknown mode.
-        TypeError: ``max_workers`` not an int, or ``classifier`` not callable.
+        TypeError: ``max_workers`` not an int, ``classifier`` or ``initializer`` not
+            callable, or ``initargs`` not a tuple.
     """
 
     def __init__(
@@ -124,6 +133,8 @@ class AutoExecutor(Executor):
         *,
         mode: str = "auto",
         classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
     ) -> None:
         if max_workers is not None:
             if isinstance(max_workers, bool) or not isinstance(max_workers, int):
@@ -134,6 +145,12 @@ class AutoExecutor(Executor):
             raise ValueError(f"mode must be 'auto', 'serial', 'thread', 'process' or 'async', got {mode!r}")
         if classifier is not None and not callable(classifier):
             raise TypeError(f"classifier must be callable or None, got {type(classifier).__name__}")
+        check_initializer(initializer, initargs)
+        self._initializer, self._initargs = initializer, initargs
+        made = init_of(initializer, initargs)
+        #: Sent by reference, as the standard executor sends it, beside a function it sends so.
+        self._init = None if made is None else Init(made.fn, made.args, made.token, by_reference=True)
+        self._loop_ready: Any = None  # the event loop's run of the initializer (PreparedAsync)
         self._max_workers = max_workers
         self._mode = mode
         self._classifier = classifier
@@ -187,16 +204,31 @@ class AutoExecutor(Executor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if self._mode == "serial":
-                return _run_here(fn, args, kwargs)
+                return _run_here(self._prepared(fn, in_threads=False), args, kwargs)
             kind, memo = self._kind(fn, args) if self._mode == "auto" else (None, None)
             if self._mode == "async" or kind is TaskKind.ASYNC:
                 return self._on_loop(fn, args, kwargs)
             if self._in_processes(fn, kind, memo):
+                if self._init is not None:
+                    in_threads = False
+                    return self._process_pool().submit(call_prepared, self._init, in_threads, fn, args, kwargs)
                 return self._process_pool().submit(fn, *args, **kwargs)
-            pool = self._thread_pool()
+            pool, run = self._thread_pool(), self._prepared(fn, in_threads=True)
             if self._mode == "auto" and kind is None:
-                return pool.submit(self._timed, fn, args, kwargs)
-            return pool.submit(fn, *args, **kwargs)
+                return pool.submit(self._timed, run, args, kwargs)
+            return pool.submit(run, *args, **kwargs)
+
+    def _prepared(self, fn: Callable[..., T], *, in_threads: bool) -> Callable[..., T]:
+        """``fn``, run once the initializer ran in its thread (``in_threads``) or this process."""
+        init = self._init
+        if init is None:
+            return fn
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> T:
+            return call_prepared(init, in_threads, fn, args, kwargs)  # type: ignore[no-any-return]
+
+        return run
 
     def _on_loop(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
         """``await fn(*args, **kwargs)`` on the executor's event loop (called under the lock)."""
@@ -206,7 +238,12 @@ class AutoExecutor(Executor):
 
         if self._loop is None:
             self._loop, self._loop_thread = start_loop("concurrency_kit-auto-loop")
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(awaited(fn, args, kwargs), self._loop)
+        if self._init is not None and self._loop_ready is None:
+            from .._backends.coroutines import PreparedAsync  # noqa: PLC0415 - asyncio, only for coroutines
+
+            self._loop_ready = PreparedAsync(fn, self._init)
+        call = awaited(fn, args, kwargs) if self._loop_ready is None else _after(self._loop_ready, fn, args, kwargs)
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(call, self._loop)
         self._awaiting.add(future)
         future.add_done_callback(self._awaited)
         return future
@@ -298,6 +335,8 @@ class AutoExecutor(Executor):
             classifier=self._classifier,
             timeout=timeout,
             max_in_flight=buffersize,
+            initializer=self._initializer,
+            initargs=self._initargs,
         )
         stream = open_iter(function, items, options, iterator=iterator)
         return iter(stream)
@@ -317,6 +356,14 @@ class AutoExecutor(Executor):
         if wait and self._loop_thread is not None:
             wait_for(awaiting)
             self._loop_thread.join()
+
+
+async def _after(ready: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``await fn(*args, **kwargs)`` once the event loop's run of the initializer is done (``ready``)."""
+    from .._backends.coroutines import awaited  # noqa: PLC0415 - asyncio, only for coroutines
+
+    await ready.ready()
+    return await awaited(fn, args, kwargs)
 
 
 def _run_here(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[T]:

@@ -102,6 +102,15 @@ class PreparedAsync:
         Raises:
             WorkerInitError: the initializer raised.
         """
+        await self.ready()
+        return await self.fn(item)
+
+    async def ready(self) -> None:
+        """Run the initializer, the first time (awaiting what it returns, if awaitable); else wait for that run.
+
+        Raises:
+            WorkerInitError: it raised.
+        """
         if self._ready is None:
             self._ready = ready = asyncio.get_running_loop().create_future()
             try:
@@ -115,7 +124,6 @@ class PreparedAsync:
             else:
                 ready.set_result(None)
         await asyncio.shield(self._ready)
-        return await self.fn(item)
 
 
 @final

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["Init", "Prepared", "Raised", "Retried", "per_thread", "retries_it", "unwrapped"]
+__all__ = ["Init", "Prepared", "Raised", "Retried", "call_prepared", "per_thread", "retries_it", "unwrapped"]
 
 
 class Raised:
@@ -199,6 +199,28 @@ class Prepared:
     def per_thread(self) -> Prepared:
         """The same, run once per thread (a thread pool's)."""
         return Prepared(self.fn, self.init, THREAD)
+
+
+def call_prepared(
+    init: Init,
+    in_threads: bool,  # noqa: FBT001
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """``fn(*args, **kwargs)`` once ``init`` ran in this thread (``in_threads``) or process: an ``AutoExecutor``'s task.
+
+    Raises:
+        WorkerInitError: the initializer raised.
+    """
+    if in_threads:
+        tokens = _in_thread.tokens
+        if init.token not in tokens:
+            init.run()
+            tokens.add(init.token)
+    else:
+        _in_process.ensure(init)
+    return fn(*args, **kwargs)
 
 
 def per_thread(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:

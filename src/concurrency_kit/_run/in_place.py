@@ -26,7 +26,7 @@ __all__ = ["init_of", "initialized_here", "per_thread", "what_runs"]
 
 def what_runs(fn: Callable[[Any], Any], options: CallOptions, *, awaited: bool) -> Callable[[Any], Any]:
     """``fn`` as the call runs it (``awaited``: its results are awaited, a coroutine function's)."""
-    init = init_of(options)
+    init = init_of(options.initializer, options.initargs)
     if init is not None:
         if awaited:
             from .._backends.coroutines import PreparedAsync  # noqa: PLC0415 - asyncio, only for coroutines
@@ -54,15 +54,13 @@ def initialized_here(fn: Callable[[Any], Any]) -> float:
     return inner.ran_here() if isinstance(inner, Prepared) else 0.0
 
 
-def init_of(options: CallOptions) -> Init | None:
-    """The call's initializer, with what tells it from another's: the digest of it and its initargs, pickled.
+def init_of(initializer: Callable[..., object] | None, args: tuple[Any, ...]) -> Init | None:
+    """A call's initializer, with what tells it from another's: the digest of it and its initargs, pickled.
 
     One that cannot be pickled (it runs in this process only) is told by identity.
     """
-    initializer = options.initializer
     if initializer is None:
         return None
-    args = options.initargs
     try:
         token = hashlib.sha1(pickle.dumps((sendable(initializer), args)), usedforsecurity=False).hexdigest()
     except Exception:  # noqa: BLE001 - not for another process: this one's identity tells it
