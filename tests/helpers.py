@@ -699,3 +699,9 @@ def slow_initializer(seconds: float) -> None:
     """An initializer that takes ``seconds`` (a model that loads slowly), then sets up "slow"."""
     time.sleep(seconds)
     model["name"] = "slow"
+
+
+def pid_after_a_moment(index: int) -> int:
+    """This worker's pid, after 10 ms (long enough that every worker takes items)."""
+    select.select([], [], [], 0.01)
+    return os.getpid()

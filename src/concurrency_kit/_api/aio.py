@@ -97,6 +97,7 @@ def aiter_parallel(
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> AsyncResultStream[R]: ...
 
 
@@ -121,6 +122,7 @@ def aiter_parallel(
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> AsyncResultStream[R]: ...
 
 
@@ -144,6 +146,7 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> AsyncResultStream[Any]:
     """Yield ``fn(item)`` for every item, as the results come, inside a running event loop: ``async for``.
 
@@ -195,6 +198,10 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
             once an item. If it raises, the call raises
             [`WorkerInitError`][concurrency_kit.WorkerInitError].
         initargs: the initializer's arguments.
+        max_tasks_per_worker: a worker process is replaced after it has run this many
+            items (counted by item: a chunk never takes it over), to let go of what
+            leaks; the new one runs the initializer again. No effect in thread, async or
+            serial mode.
 
     Returns:
         An [`AsyncResultStream`][concurrency_kit.AsyncResultStream]: ``async for`` over it, ``await stream.aclose()``,
@@ -231,6 +238,7 @@ def aiter_parallel(  # noqa: PLR0913 - the public signature
         task_timeout=task_timeout,
         initializer=initializer,
         initargs=initargs,
+        max_tasks_per_worker=max_tasks_per_worker,
     )
 
 
@@ -253,6 +261,7 @@ async def arun_parallel(
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> list[R]: ...
 
 
@@ -275,6 +284,7 @@ async def arun_parallel(
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> list[R]: ...
 
 
@@ -296,6 +306,7 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> list[Any]:
     """Return the results of ``fn`` over ``items``, in input order, without blocking the running event loop.
 
@@ -339,6 +350,10 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
             once an item. If it raises, the call raises
             [`WorkerInitError`][concurrency_kit.WorkerInitError].
         initargs: the initializer's arguments.
+        max_tasks_per_worker: a worker process is replaced after it has run this many
+            items (counted by item: a chunk never takes it over), to let go of what
+            leaks; the new one runs the initializer again. No effect in thread, async or
+            serial mode.
 
     Returns:
         The results, in input order.
@@ -372,6 +387,7 @@ async def arun_parallel(  # noqa: PLR0913 - the public signature
         task_timeout=task_timeout,
         initializer=initializer,
         initargs=initargs,
+        max_tasks_per_worker=max_tasks_per_worker,
     )
     async with stream:
         return [value async for value in stream]
@@ -398,6 +414,7 @@ def _open(  # noqa: PLR0913 - the public calls' arguments
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> AsyncResultStream[Any]:
     """The stream both calls read (``drained``: all of it, into a list: no window)."""
     started = time.monotonic()
@@ -423,6 +440,7 @@ def _open(  # noqa: PLR0913 - the public calls' arguments
         task_timeout=task_timeout,
         initializer=initializer,
         initargs=initargs,
+        max_tasks_per_worker=max_tasks_per_worker,
     )
     size = None if sequence is None else len(sequence)
     coroutines = mode == "async" or is_coroutine_function(fn)

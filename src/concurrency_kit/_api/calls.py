@@ -48,6 +48,7 @@ def plan(
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> Plan[R]: ...
 
 
@@ -70,6 +71,7 @@ def plan(
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> Plan[R]: ...
 
 
@@ -91,6 +93,7 @@ def plan(  # noqa: PLR0913 - the public signature
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> Plan[Any]:
     """Decide how ``fn`` should be mapped over ``items``, without running the rest.
 
@@ -153,6 +156,10 @@ def plan(  # noqa: PLR0913 - the public signature
             once an item. If it raises, the call raises
             [`WorkerInitError`][concurrency_kit.WorkerInitError].
         initargs: the initializer's arguments.
+        max_tasks_per_worker: a worker process is replaced after it has run this many
+            items (counted by item: a chunk never takes it over), to let go of what
+            leaks; the new one runs the initializer again. No effect in thread, async or
+            serial mode.
 
     Returns:
         The [`Plan`][concurrency_kit.Plan], with the mode, kind, sizing and a reason.
@@ -190,6 +197,7 @@ def plan(  # noqa: PLR0913 - the public signature
         task_timeout=task_timeout,
         initializer=initializer,
         initargs=initargs,
+        max_tasks_per_worker=max_tasks_per_worker,
     )
     return plan_sequence(fn, items if iterator is None else list(iterator), options)  # type: ignore[arg-type]
 
@@ -226,6 +234,7 @@ def run_parallel(
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> list[R]: ...
 
 
@@ -249,6 +258,7 @@ def run_parallel(
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> list[R]: ...
 
 
@@ -271,6 +281,7 @@ def run_parallel(  # noqa: PLR0913 - the public signature
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> list[Any]:
     """Return ``[fn(item) for item in items]``, computed the fastest way.
 
@@ -332,6 +343,10 @@ def run_parallel(  # noqa: PLR0913 - the public signature
             once an item. If it raises, the call raises
             [`WorkerInitError`][concurrency_kit.WorkerInitError].
         initargs: the initializer's arguments.
+        max_tasks_per_worker: a worker process is replaced after it has run this many
+            items (counted by item: a chunk never takes it over), to let go of what
+            leaks; the new one runs the initializer again. No effect in thread, async or
+            serial mode.
 
     Returns:
         The results, in input order (with ``return_exceptions``, exceptions in the
@@ -376,6 +391,7 @@ def run_parallel(  # noqa: PLR0913 - the public signature
         task_timeout=task_timeout,
         initializer=initializer,
         initargs=initargs,
+        max_tasks_per_worker=max_tasks_per_worker,
     )
     listed = cast("Sequence[T]", items) if iterator is None else list(iterator)
     if progress is not None and progress is not False:

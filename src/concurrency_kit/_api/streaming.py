@@ -44,6 +44,7 @@ def iter_parallel(
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> ResultStream[R]: ...
 
 
@@ -68,6 +69,7 @@ def iter_parallel(
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> ResultStream[R]: ...
 
 
@@ -91,6 +93,7 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
     task_timeout: float | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
+    max_tasks_per_worker: int | None = None,
 ) -> ResultStream[Any]:
     """Yield ``fn(item)`` for every item of ``items``, as the results come, reading ``items`` lazily.
 
@@ -156,6 +159,10 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
             once an item. If it raises, the call raises
             [`WorkerInitError`][concurrency_kit.WorkerInitError].
         initargs: the initializer's arguments.
+        max_tasks_per_worker: a worker process is replaced after it has run this many
+            items (counted by item: a chunk never takes it over), to let go of what
+            leaks; the new one runs the initializer again. No effect in thread, async or
+            serial mode.
 
     Returns:
         The results, as a [`ResultStream`][concurrency_kit.ResultStream]: iterate it, ``close()`` it, or use it
@@ -201,5 +208,6 @@ def iter_parallel(  # noqa: PLR0913 - the public signature
         task_timeout=task_timeout,
         initializer=initializer,
         initargs=initargs,
+        max_tasks_per_worker=max_tasks_per_worker,
     )
     return open_iter(fn, items, options, iterator=iterator)

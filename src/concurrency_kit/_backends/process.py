@@ -69,17 +69,19 @@ def pickle_chunk(  # noqa: PLR0913 - a chunk's parts, by name
     collect: bool,
     slot: int | None = None,
     clock: int | None = None,
+    limit: int | None = None,
 ) -> bytes:
     """What a worker's ``run_pickled_chunk`` takes: ``fn`` and the items ``start …`` of ``chunk``.
 
     ``slot``: the stream's stop token on the board (``_backends.stop_tokens``), if it has one;
-    ``clock``: the call's clock on the board, with a task timeout.
+    ``clock``: the call's clock on the board, with a task timeout; ``limit``: with
+    ``max_tasks_per_worker``, the most items a worker may run in its life.
 
     Raises:
         UnpicklableTaskError: naming the first item that cannot be pickled.
     """
     try:
-        chunk_parts = (sendable(fn), start, list(chunk), collect, slot, clock)
+        chunk_parts = (sendable(fn), start, list(chunk), collect, slot, clock, limit)
         return pickle.dumps(chunk_parts, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         for index, item in enumerate(chunk, start):
@@ -94,13 +96,19 @@ def pickle_chunk(  # noqa: PLR0913 - a chunk's parts, by name
 
 
 def unpack_outcomes(payload: bytes, start: int, *, collect: bool) -> tuple[Done, float]:
-    """What ``run_pickled_chunk`` sent back for items ``start …``: their results, and the seconds they took.
+    """What ``run_pickled_chunk`` sent back for items ``start …``: their results, and the seconds they took."""
+    done, seconds, _ = unpack_chunk(payload, start, collect=collect)
+    return done, seconds
+
+
+def unpack_chunk(payload: bytes, start: int, *, collect: bool) -> tuple[Done, float, bool]:
+    """``unpack_outcomes``, and whether the worker retired (it reached ``max_tasks_per_worker``).
 
     Each item's outcome comes pickled on its own: one that cannot be rebuilt here
     becomes an [`UnpicklableTaskError`][concurrency_kit.UnpicklableTaskError] naming
     its item (a failure like any other, collected or not).
     """
-    packed_outcomes, seconds = pickle.loads(payload)
+    packed_outcomes, seconds, retired = pickle.loads(payload)
     outcomes: list[tuple[bool, Any]] = []
     for index, packed in enumerate(packed_outcomes, start):
         try:
@@ -112,7 +120,7 @@ def unpack_outcomes(payload: bytes, start: int, *, collect: bool) -> tuple[Done,
             )
             error.__cause__ = exc
             outcomes.append((False, error))
-    return Done.of(outcomes, collect=collect), float(seconds)
+    return Done.of(outcomes, collect=collect), float(seconds), bool(retired)
 
 
 def crashed(indices: Sequence[int], exc: BaseException) -> BaseException:
@@ -240,7 +248,7 @@ class ProcessRunner:
     (a slot of the board every worker reads, see ``_backends.stop_tokens``) before they start.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the run's shape, by name
         self,
         fn: Callable[[Any], Any],
         workers: int,
@@ -248,9 +256,11 @@ class ProcessRunner:
         collect: bool,
         fallback: bool = False,
         task_timeout: float | None = None,
+        max_tasks_per_worker: int | None = None,
     ) -> None:
         check_function(fn)
         self._fn, self._workers, self._collect, self._fallback = fn, workers, collect, fallback
+        self._limit = max_tasks_per_worker
         self._token: ProcessToken | None = None
         self._token_asked = False
         #: With a task timeout: the call's clock on the board, and the units in the workers.
@@ -274,7 +284,7 @@ class ProcessRunner:
         slot = None if self._token is None else self._token.slot
         try:
             payload = pickle_chunk(
-                self._fn, unit.items, unit.start, collect=self._collect, slot=slot, clock=self._clock
+                self._fn, unit.items, unit.start, collect=self._collect, slot=slot, clock=self._clock, limit=self._limit
             )
         except UnpicklableTaskError:
             if not self._fallback:
@@ -327,7 +337,14 @@ class ProcessRunner:
             return Lost(partial(crashed, exc=exc), together=True)
         if isinstance(result, Done):  # run here, unpicklable
             return result
-        done, seconds = unpack_outcomes(result, unit.start, collect=self._collect)
+        done, seconds, retired = unpack_chunk(result, unit.start, collect=self._collect)
+        if retired and unit.pool is not None and not was_killed(unit.pool):
+            # A worker reached max_tasks_per_worker. A ProcessPoolExecutor cannot replace one
+            # worker (its own max_tasks_per_child can deadlock, cpython#115634): the pool is
+            # replaced whole, and the units still in it are sent again (as after a kill).
+            kill_process_pool(unit.pool)
+        if retired and not done.values and unit.items:
+            return None  # it ran none of them, retired: send them again, to a fresh worker
         done.seconds = seconds
         return done
 

@@ -61,6 +61,8 @@ CLOCK_FIELDS = 4
 #: The board's clocks (``init_process_worker``), and this worker's, once the parent has given it one.
 _clocks: memoryview | None = None
 _clock: memoryview | None = None
+#: Items this worker process has run (``max_tasks_per_worker``: it retires at the limit).
+_items_run = 0
 #: How long a worker waits for the parent to give it a clock (it does so as it hands over the
 #: chunk, so the wait is a thread switch); past it, the chunk's items run unwatched.
 CLOCK_WAIT_SECONDS = 2.0
@@ -355,25 +357,31 @@ def run_pickled_chunk(payload: bytes) -> bytes:
     """Run one chunk in a worker process.
 
     Args:
-        payload: ``pickle.dumps((fn, start, items, collect, slot, clock))``; ``slot``:
-            the stream's stop token on the board (``None``: none); ``clock``: with a
-            task timeout, the call's clock, noted on this worker's clock for each item
-            (``None``: none).
+        payload: ``pickle.dumps((fn, start, items, collect, slot, clock, limit))``;
+            ``slot``: the stream's stop token on the board (``None``: none); ``clock``:
+            with a task timeout, the call's clock, noted on this worker's clock for each
+            item (``None``: none); ``limit``: with ``max_tasks_per_worker``, the most
+            items this worker may run in its life: a chunk that would take it over runs
+            none, and the worker says it is retired (the parent replaces it).
 
     Returns:
         Pickled: a list holding, per item run, ``pickle.dumps((True, result))`` or
         ``pickle.dumps((False, exception))``, each pickled on its own so that the
-        caller can tell which item's outcome fails to unpickle; and the seconds the
-        items took here. The chunk stops at the first exception unless ``collect``
-        (``return_exceptions=True``) is set, and before an item its stop token does not
-        let start (the list is then shorter than ``items``); a failure lowers the
-        token's mark to its item, before the chunk goes back.
+        caller can tell which item's outcome fails to unpickle; the seconds the
+        items took here; and whether this worker reached its ``limit``. The chunk
+        stops at the first exception unless ``collect`` (``return_exceptions=True``) is
+        set, and before an item its stop token does not let start (the list is then
+        shorter than ``items``); a failure lowers the token's mark to its item, before
+        the chunk goes back.
 
     Before each item the token's flag is read (a byte: a few nanoseconds), and its marks
     only once it is set: reading the two 64-bit marks before every item cost ~90 ns an
     item, a fifth of a trivial item's time here.
     """
-    fn, start, items, collect, slot, clock_of = pickle.loads(payload)
+    global _items_run  # noqa: PLW0603 - one count per process
+    fn, start, items, collect, slot, clock_of, limit = pickle.loads(payload)
+    if limit is not None and _items_run + len(items) > limit:  # it would go over: retired, it runs none
+        return pickle.dumps(([], 0.0, True), protocol=pickle.HIGHEST_PROTOCOL)
     marks, flags = _stop_marks, _stop_flags
     if slot is None or marks is None or flags is None:
         slot, flags = 0, _NO_FLAG
@@ -387,7 +395,9 @@ def run_pickled_chunk(payload: bytes) -> bytes:
             packed = _run_items(fn, start, items, collect, (slot, marks, flags), clock)
         finally:
             clock[3] = 0  # runs no item (also after SystemExit)
-    return pickle.dumps((packed, time.perf_counter() - began), protocol=pickle.HIGHEST_PROTOCOL)
+    _items_run += len(packed)
+    retired = limit is not None and _items_run >= limit
+    return pickle.dumps((packed, time.perf_counter() - began, retired), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _run_items(  # noqa: PLR0913, PLR0917 - a chunk's parts, positional for speed

@@ -95,6 +95,7 @@ class CallOptions:
         initializer: run as ``initializer(*initargs)`` once in each worker before its
             first item of the call, if given.
         initargs: its arguments.
+        max_tasks_per_worker: a worker process is replaced after this many items, if given.
     """
 
     mode: str = "auto"
@@ -113,6 +114,7 @@ class CallOptions:
     task_timeout: float | None = None
     initializer: Callable[..., object] | None = None
     initargs: tuple[Any, ...] = ()
+    max_tasks_per_worker: int | None = None
 
     @property
     def deadline(self) -> float | None:
@@ -154,6 +156,7 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
     task_timeout: object = None,
     initializer: object = None,
     initargs: object = (),
+    max_tasks_per_worker: object = None,
 ) -> tuple[CallOptions, Iterator[Any] | None]:
     """Check a public call's arguments, in the order a caller reads them; make its options.
 
@@ -188,6 +191,8 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
         raise TypeError(f"cost must be a callable (item -> a number) or None, got {type(cost).__name__}")
     retry = retry_policy(retries, retry_on, retry_delay)
     check_initializer(initializer, initargs)
+    if max_tasks_per_worker is not None:
+        check_count("max_tasks_per_worker", max_tasks_per_worker)
     options = CallOptions(
         mode=mode,  # type: ignore[arg-type]
         workers=workers,  # type: ignore[arg-type]
@@ -205,6 +210,7 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
         task_timeout=per_item,
         initializer=initializer,  # type: ignore[arg-type]
         initargs=initargs,  # type: ignore[arg-type]
+        max_tasks_per_worker=max_tasks_per_worker,  # type: ignore[arg-type]
     )
     return options, iterator
 

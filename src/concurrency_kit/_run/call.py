@@ -27,6 +27,7 @@ from .._backends.awaitable import check_results
 from .._backends.outcomes import iterate_from, noted, run_items
 from .._backends.pools import process_pool_age
 from .._backends.registry import ExecutorRunner, LoopRunner, ProcessRunner, Runner, ThreadRunner, Unit
+from .._core.options import CallOptions
 from .balancing import StartOrder, longest_first
 from .engine import Engine
 from .handover import Handover, RunFacts, Sizing, Taken
@@ -104,6 +105,7 @@ def _drained(handover: Handover, sizing: Sizing, taken: Taken) -> list[Any]:
             task_timeout=options.task_timeout,
         )
         chunksize = max(chunksize * sizing.workers, -(-(len(items) - taken.resume_at) // runner.capacity))
+    chunksize = _within_limit(chunksize, sizing, options)
     first, others = _measured_units(handover, sizing, taken, items, learn=False)
     cost = handover.cost
     order = None if cost is None or sizing.workers < 2 else longest_first(items, taken.resume_at, cost)
@@ -237,7 +239,7 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
             stop=stop,
         )
         return ResultStream(results, sizing.mode, reason)
-    chunk = sizing.chunksize
+    chunk = _within_limit(sizing.chunksize, sizing, options)
     if options.mode not in {"auto", "executor"} and options.chunksize is None and size is None:
         chunk = min(chunk, FORCED_STREAM_CHUNK)
     # Taken and not yet yielded when the stream starts: the head (or what was measured of a sequence).
@@ -273,7 +275,17 @@ def _runner(handover: Handover, sizing: Sizing, *, deadline: float | None = None
         return LoopRunner(fn, collect=collect) if deadline is None else ThreadRunner(fn, 1, collect=collect)
     if sizing.mode == "thread":
         return ThreadRunner(per_thread(fn), sizing.workers, collect=collect, task_timeout=task_timeout)
-    return ProcessRunner(fn, sizing.workers, collect=collect, fallback=options.auto, task_timeout=task_timeout)
+    limit = options.max_tasks_per_worker
+    fallback = options.auto
+    return ProcessRunner(
+        fn, sizing.workers, collect=collect, fallback=fallback, task_timeout=task_timeout, max_tasks_per_worker=limit
+    )
+
+
+def _within_limit(chunksize: int, sizing: Sizing, options: CallOptions) -> int:
+    """A process chunk's size, no more than ``max_tasks_per_worker``: a worker takes a chunk whole or not at all."""
+    limit = options.max_tasks_per_worker
+    return chunksize if limit is None or sizing.mode != "process" else min(chunksize, limit)
 
 
 def _loop_rest(  # noqa: PLR0913 - the stream's input, by name
