@@ -61,6 +61,7 @@ CLOCK_FIELDS = 4
 #: The board's clocks (``init_process_worker``), and this worker's, once the parent has given it one.
 _clocks: memoryview | None = None
 _clock: memoryview | None = None
+_clock_waited = False
 #: Items this worker process has run (``max_tasks_per_worker``: it retires at the limit).
 _items_run = 0
 #: How long a worker waits for the parent to give it a clock (it does so as it hands over the
@@ -116,12 +117,17 @@ def init_process_worker(parent: Connection | None = None, stop_board: Any = None
 
 
 def _own_clock() -> memoryview | None:
-    """This worker's clock: the entry the parent wrote its pid in (waited for, briefly); ``None``: none."""
-    global _clock  # noqa: PLW0603 - found once
+    """This worker's clock: the entry the parent wrote its pid in; ``None``: none (yet).
+
+    Waited for, briefly, the first time only: a worker given none then (every clock
+    taken) looks again at each chunk, without waiting.
+    """
+    global _clock, _clock_waited  # noqa: PLW0603 - found once
     clocks = _clocks
     if _clock is not None or clocks is None:
         return _clock
-    pid, deadline = os.getpid(), time.monotonic() + CLOCK_WAIT_SECONDS
+    pid, deadline = os.getpid(), time.monotonic() + (0.0 if _clock_waited else CLOCK_WAIT_SECONDS)
+    _clock_waited = True
     while True:
         for entry in range(0, len(clocks), CLOCK_FIELDS):
             if clocks[entry] == pid:
