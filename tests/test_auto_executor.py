@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections import Counter
 from concurrent.futures import Executor, wait
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from helpers import (
     failing_initializer,
     initializer_runs,
     load_model,
+    pid_after_a_moment,
     thread_after_wait,
     use_model,
     worker_pid,
@@ -143,3 +145,17 @@ def test_an_initializer_that_raises_fails_the_futures_with_worker_init_error() -
         with pytest.raises(ck.WorkerInitError) as caught:
             future.result(timeout=30)
     assert isinstance(caught.value.__cause__, OSError)
+
+
+def test_max_tasks_per_worker_replaces_its_worker_processes() -> None:
+    with ck.AutoExecutor(1, mode="process", max_tasks_per_worker=2) as executor:
+        pids = [future.result(timeout=60) for future in [executor.submit(pid_after_a_moment, i) for i in range(10)]]
+        mapped = list(executor.map(pid_after_a_moment, range(6)))
+    assert sorted(Counter(pids).values()) == [2, 2, 2, 2, 2]
+    assert max(Counter(mapped).values()) <= 2
+
+
+def test_max_tasks_per_worker_with_every_worker_at_its_limit_at_once_never_deadlocks() -> None:
+    with ck.AutoExecutor(3, mode="process", max_tasks_per_worker=3) as executor:
+        pids = [future.result(timeout=60) for future in [executor.submit(pid_after_a_moment, i) for i in range(45)]]
+    assert max(Counter(pids).values()) <= 3

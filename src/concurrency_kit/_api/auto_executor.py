@@ -33,10 +33,11 @@ from .._backends.given import timed_call
 from .._backends.item_calls import Init, call_prepared
 from .._backends.pickling import why_not_picklable
 from .._backends.pools import new_process_pool
+from .._backends.recycling import Recycling
 from .._core.costmodel import model_in_force
 from .._core.cpu import gil_enabled, planning_cpus
 from .._core.kinds import TaskKind
-from .._core.options import MODES, check_initializer
+from .._core.options import MODES, check_count, check_initializer
 from .._decide.classify import declared_kind, kind_from_measurement
 from .._decide.learning import Finished, learn
 from .._decide.measuring import one_thread_measurement
@@ -120,14 +121,16 @@ class AutoExecutor(Executor):
             it to its run. If it raises, the call's future holds a
             [`WorkerInitError`][concurrency_kit.WorkerInitError].
         initargs: its arguments.
+        max_tasks_per_worker: a worker process is replaced after it has run this many
+            calls (``map``: items); no effect on threads, coroutines or ``"serial"``.
 
     Raises:
-        ValueError: ``max_workers`` below 1, or an unknown mode.
+        ValueError: ``max_workers`` or ``max_tasks_per_worker`` below 1, or an unknown mode.
         TypeError: ``max_workers`` not an int, ``classifier`` or ``initializer`` not
-            callable, or ``initargs`` not a tuple.
+            callable, ``initargs`` not a tuple, or ``max_tasks_per_worker`` not an int.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the public signature
         self,
         max_workers: int | None = None,
         *,
@@ -135,6 +138,7 @@ class AutoExecutor(Executor):
         classifier: Callable[[Callable[..., Any], tuple[Any, ...]], TaskKind | str | None] | None = None,
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        max_tasks_per_worker: int | None = None,
     ) -> None:
         if max_workers is not None:
             if isinstance(max_workers, bool) or not isinstance(max_workers, int):
@@ -146,6 +150,10 @@ class AutoExecutor(Executor):
         if classifier is not None and not callable(classifier):
             raise TypeError(f"classifier must be callable or None, got {type(classifier).__name__}")
         check_initializer(initializer, initargs)
+        if max_tasks_per_worker is not None:
+            check_count("max_tasks_per_worker", max_tasks_per_worker)
+        self._limit = max_tasks_per_worker
+        self._recycling: Recycling | None = None
         self._initializer, self._initargs = initializer, initargs
         made = init_of(initializer, initargs)
         #: Sent by reference, as the standard executor sends it, beside a function it sends so.
@@ -187,6 +195,14 @@ class AutoExecutor(Executor):
             )
         return self._threads
 
+    def _recycled(self) -> Recycling:
+        """The process pools whose workers retire after ``max_tasks_per_worker`` calls (under the lock)."""
+        if self._recycling is None:
+            workers, limit = self._max_workers or planning_cpus(), self._limit
+            assert limit is not None
+            self._recycling = Recycling(lambda: new_process_pool(workers), limit, self._init)
+        return self._recycling
+
     def _process_pool(self) -> ProcessPoolExecutor:
         if self._processes is None:
             self._processes = new_process_pool(self._max_workers or planning_cpus())
@@ -209,14 +225,20 @@ class AutoExecutor(Executor):
             if self._mode == "async" or kind is TaskKind.ASYNC:
                 return self._on_loop(fn, args, kwargs)
             if self._in_processes(fn, kind, memo):
-                if self._init is not None:
-                    in_threads = False
-                    return self._process_pool().submit(call_prepared, self._init, in_threads, fn, args, kwargs)
-                return self._process_pool().submit(fn, *args, **kwargs)
+                return self._to_processes(fn, args, kwargs)
             pool, run = self._thread_pool(), self._prepared(fn, in_threads=True)
             if self._mode == "auto" and kind is None:
                 return pool.submit(self._timed, run, args, kwargs)
             return pool.submit(run, *args, **kwargs)
+
+    def _to_processes(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[T]:
+        """``fn(*args, **kwargs)`` on the processes: set up first, retired at their limit (under the lock)."""
+        if self._limit is not None:
+            return self._recycled().submit(fn, args, kwargs)
+        if self._init is not None:
+            in_threads = False
+            return self._process_pool().submit(call_prepared, self._init, in_threads, fn, args, kwargs)
+        return self._process_pool().submit(fn, *args, **kwargs)
 
     def _prepared(self, fn: Callable[..., T], *, in_threads: bool) -> Callable[..., T]:
         """``fn``, run once the initializer ran in its thread (``in_threads``) or this process."""
@@ -337,6 +359,7 @@ class AutoExecutor(Executor):
             max_in_flight=buffersize,
             initializer=self._initializer,
             initargs=self._initargs,
+            max_tasks_per_worker=self._limit,
         )
         stream = open_iter(function, items, options, iterator=iterator)
         return iter(stream)
@@ -346,6 +369,8 @@ class AutoExecutor(Executor):
         with self._lock:
             self._shutdown = True
             pools: list[Executor] = [p for p in (self._threads, self._processes) if p is not None]
+            if self._recycling is not None:
+                pools += self._recycling.pools()
             awaiting = list(self._awaiting)
             self._stop_loop_when_idle()
         if cancel_futures:

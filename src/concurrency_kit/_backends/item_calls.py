@@ -16,7 +16,7 @@ import threading
 import time
 
 from .._core.errors import WorkerInitError
-from .worker import ExceptionCarrier
+from .worker import ExceptionCarrier, items_run
 
 #: ``typing.TYPE_CHECKING``, without importing typing (a tenth of a worker's start-up).
 TYPE_CHECKING = False
@@ -25,7 +25,17 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["Init", "Prepared", "Raised", "Retried", "call_prepared", "per_thread", "retries_it", "unwrapped"]
+__all__ = [
+    "Init",
+    "Prepared",
+    "Raised",
+    "Retried",
+    "call_counted",
+    "call_prepared",
+    "per_thread",
+    "retries_it",
+    "unwrapped",
+]
 
 
 class Raised:
@@ -221,6 +231,28 @@ def call_prepared(
     else:
         _in_process.ensure(init)
     return fn(*args, **kwargs)
+
+
+def call_counted(
+    limit: int, init: Init | None, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[bool, Any, bool]:
+    """``fn(*args, **kwargs)`` in a worker that retires after ``limit`` calls: whether it ran, its result, retired.
+
+    A worker at its limit runs nothing (the caller sends the call to a fresh worker).
+
+    Raises:
+        WorkerInitError: ``init`` (run first, once in this process) raised.
+        Exception: what ``fn`` raised (it counts as a call).
+    """
+    if items_run() >= limit:
+        return False, None, True
+    if init is not None:
+        _in_process.ensure(init)
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        count = items_run(1)
+    return True, result, count >= limit
 
 
 def per_thread(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
