@@ -106,8 +106,8 @@ class Retrying:
             if self._again(position, values[0].exc, unit.items[0], place, alone=unit.alone):
                 return None  # the place stays open
             _fill(owner_done, offset, self._final(position, values[0].exc), failed=not self.collect)
-        elif values:
-            _fill(owner_done, offset, values[0], failed=done.failed)
+        elif values:  # a result, or a failure that stops the call (an initializer's is never collected)
+            _fill(owner_done, offset, values[0], failed=done.failed or type(values[0]) is WorkerInitError)
         else:  # stopped before it started: the call ends before this item
             _fill(owner_done, offset, None, failed=False, cut=True)
         return self._closed(owner, owner_done)
@@ -116,9 +116,9 @@ class Retrying:
         """A worker died running ``unit``: the items to run alone next, and what to keep now (if anything).
 
         Each of its items counts an attempt. Run beside others, nobody knows which one
-        killed the worker, so each runs again alone (unless it has no attempts left and
-        ``retry_on`` does not count a crash: then it fails now). Alone, the death is its
-        own: it runs again alone while it has attempts left, else it fails.
+        killed the worker, so each runs again alone. Alone, the death is its own: it runs
+        again alone while it has attempts left (and ``retry_on`` counts a crash), else it
+        fails with the ``WorkerCrashedError``.
         """
         place = self.place.pop(unit, None)
         crashed = [loss.blame([self.index(unit.start + offset)]) for offset in range(len(unit.items))]
