@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from typing_extensions import ParamSpec
 
 from .._backends.given import timed_call
-from .._backends.item_calls import Init, call_prepared
+from .._backends.item_calls import call_prepared
 from .._backends.pickling import why_not_picklable
 from .._backends.pools import new_process_pool
 from .._backends.recycling import Recycling
@@ -155,9 +155,8 @@ class AutoExecutor(Executor):
         self._limit = max_tasks_per_worker
         self._recycling: Recycling | None = None
         self._initializer, self._initargs = initializer, initargs
-        made = init_of(initializer, initargs)
         #: Sent by reference, as the standard executor sends it, beside a function it sends so.
-        self._init = None if made is None else Init(made.fn, made.args, made.token, by_reference=True)
+        self._init = init_of(initializer, initargs, by_reference=True)
         self._loop_ready: Any = None  # the event loop's run of the initializer (PreparedAsync)
         self._max_workers = max_workers
         self._mode = mode

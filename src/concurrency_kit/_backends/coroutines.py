@@ -21,7 +21,6 @@ from typing import Any, TypeVar, final
 
 from typing_extensions import Protocol
 
-from .._core.errors import WorkerInitError
 from .item_calls import Init, Raised, retries_it
 
 __all__ = [
@@ -118,9 +117,7 @@ class PreparedAsync:
                 if isawaitable(started):
                     await started
             except Exception as exc:  # noqa: BLE001 - every item's failure, with it as the cause
-                error = WorkerInitError(f"the initializer raised {type(exc).__name__}: {exc}")
-                error.__cause__ = exc
-                ready.set_exception(error)
+                ready.set_exception(self.init.failed(exc))
             else:
                 ready.set_result(None)
         await asyncio.shield(self._ready)

@@ -123,9 +123,15 @@ class Init:
         try:
             self.fn(*self.args)
         except Exception as exc:
-            name = getattr(self.fn, "__qualname__", repr(self.fn))
-            raise WorkerInitError(f"the initializer {name} raised {type(exc).__name__}: {exc}") from exc
+            raise self.failed(exc) from exc
         return time.perf_counter() - began
+
+    def failed(self, exc: Exception) -> WorkerInitError:
+        """The error of a worker this initializer could not set up (``exc``: what it raised, the cause)."""
+        name = getattr(self.fn, "__qualname__", repr(self.fn))
+        error = WorkerInitError(f"the initializer {name} raised {type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        return error
 
 
 class _Once:
@@ -157,6 +163,16 @@ class _PerThread(threading.local):
     def __init__(self) -> None:
         self.tokens: set[str] = set()
 
+    def ensure(self, init: Init) -> None:
+        """Run ``init`` unless it ran in this thread.
+
+        Raises:
+            WorkerInitError: it raised.
+        """
+        if init.token not in self.tokens:
+            init.run()
+            self.tokens.add(init.token)
+
 
 #: This process's initializers run (a worker process's: once for all its threads).
 _in_process = _Once()
@@ -174,13 +190,7 @@ class Prepared:
         self.fn, self.init, self.scope = fn, init, scope
 
     def __call__(self, item: Any) -> Any:
-        if self.scope == THREAD:
-            tokens = _in_thread.tokens
-            if self.init.token not in tokens:
-                self.init.run()
-                tokens.add(self.init.token)
-        else:
-            _in_process.ensure(self.init)
+        (_in_thread if self.scope == THREAD else _in_process).ensure(self.init)
         return self.fn(item)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -223,13 +233,7 @@ def call_prepared(
     Raises:
         WorkerInitError: the initializer raised.
     """
-    if in_threads:
-        tokens = _in_thread.tokens
-        if init.token not in tokens:
-            init.run()
-            tokens.add(init.token)
-    else:
-        _in_process.ensure(init)
+    (_in_thread if in_threads else _in_process).ensure(init)
     return fn(*args, **kwargs)
 
 

@@ -282,7 +282,11 @@ class ThreadRunner:
         return ran
 
     def _run_timed(self, shared: _Shared, offset: int) -> tuple[int, bool]:
-        """Run one item, noted as running (``expire``): 1 ran, or 0 (stopped first), or -1: abandoned meanwhile."""
+        """Run one item, noted as running (``expire``): 1 ran, or 0 (stopped first), or -1: abandoned meanwhile.
+
+        Not ``run_into``: an abandoned item's late failure must not lower the stop mark (its
+        place holds the timeout's error, which may be retried), so it is known first.
+        """
         unit = shared.unit
         index = unit.start + offset
         if index > self._token.last:

@@ -62,12 +62,12 @@ class PerItem:
     Attributes:
         retry: its retries, if any.
         task_timeout: the seconds an item may run, if limited.
-        initialized: it has an initializer (whose failure stops the call, collected or not).
+
+    Neither, with an initializer: its ``WorkerInitError`` stops the call, collected or not.
     """
 
     retry: RetryPolicy | None = None
     task_timeout: float | None = None
-    initialized: bool = False
 
 
 @final
@@ -126,7 +126,7 @@ class CallOptions:
         """Its options for each item, if it has any."""
         if self.retry is None and self.task_timeout is None and self.initializer is None:
             return None
-        return PerItem(self.retry, self.task_timeout, initialized=self.initializer is not None)
+        return PerItem(self.retry, self.task_timeout)
 
     @property
     def auto(self) -> bool:
@@ -176,8 +176,8 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
             ``task_timeout`` with ``mode="serial"`` (a loop cannot stop an item).
     """
     seconds = None if timeout is None else check_timeout(timeout)
-    per_item = None if task_timeout is None else check_timeout(task_timeout, "task_timeout")
-    if per_item is not None and mode == "serial":
+    item_seconds = None if task_timeout is None else check_timeout(task_timeout, "task_timeout")
+    if item_seconds is not None and mode == "serial":
         raise ValueError(
             "task_timeout needs a mode that can stop an item: a loop cannot (use mode='process', "
             "'thread' or 'auto', which never picks a loop with a task_timeout)"
@@ -207,7 +207,7 @@ def call_options(  # noqa: PLR0913 - every option of the public calls, by name
         progress=progress,
         cost=cost,
         retry=retry,
-        task_timeout=per_item,
+        task_timeout=item_seconds,
         initializer=initializer,  # type: ignore[arg-type]
         initargs=initargs,  # type: ignore[arg-type]
         max_tasks_per_worker=max_tasks_per_worker,  # type: ignore[arg-type]

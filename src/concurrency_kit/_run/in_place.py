@@ -54,10 +54,13 @@ def initialized_here(fn: Callable[[Any], Any]) -> float:
     return inner.ran_here() if isinstance(inner, Prepared) else 0.0
 
 
-def init_of(initializer: Callable[..., object] | None, args: tuple[Any, ...]) -> Init | None:
+def init_of(
+    initializer: Callable[..., object] | None, args: tuple[Any, ...], *, by_reference: bool = False
+) -> Init | None:
     """A call's initializer, with what tells it from another's: the digest of it and its initargs, pickled.
 
     One that cannot be pickled (it runs in this process only) is told by identity.
+    ``by_reference``: sent as the standard pickle sends it (never by value).
     """
     if initializer is None:
         return None
@@ -65,4 +68,4 @@ def init_of(initializer: Callable[..., object] | None, args: tuple[Any, ...]) ->
         token = hashlib.sha1(pickle.dumps((sendable(initializer), args)), usedforsecurity=False).hexdigest()
     except Exception:  # noqa: BLE001 - not for another process: this one's identity tells it
         token = f"here:{id(initializer)}:{id(args)}"
-    return Init(initializer, args, token)
+    return Init(initializer, args, token, by_reference=by_reference)

@@ -54,7 +54,7 @@ def settling(per_item: PerItem | None, *, collect: bool, index: Callable[[int], 
     ``WorkerInitError`` stops the call though exceptions are collected.
     """
     if per_item is None or (per_item.retry is None and per_item.task_timeout is None and not collect):
-        return None
+        return None  # only an initializer, whose error a call that collects nothing raises as any
     policy = per_item.retry or NO_RETRY
     return Retrying(policy, collect=collect, index=index, task_timeout=per_item.task_timeout)
 
@@ -180,7 +180,7 @@ class Retrying:
 
     def _resolve(self, unit: Unit, done: Done) -> int:
         """Settle each ``Raised`` of a unit's first run; return how many of its places wait for a retry."""
-        values, retried = done.values, list[int]()
+        values, opened = done.values, 0
         for offset, value in enumerate(values):
             if type(value) is WorkerInitError:  # never collected, never retried: the call stops
                 del values[offset + 1 :]
@@ -189,17 +189,15 @@ class Retrying:
             if type(value) is not Raised:
                 continue
             position = unit.start + offset
-            if self._counts(position, value.exc):
-                retried.append(offset)
+            if self._again(position, value.exc, unit.items[offset], (unit, done, offset), alone=False):
+                opened += 1
                 continue
             values[offset] = self._final(position, value.exc)
-            if not self.collect:
+            if not self.collect:  # the results end here; the retries before it go on
                 del values[offset + 1 :]
                 done.failed = True
                 break
-        for offset in retried:
-            self._schedule(unit.start + offset, unit.items[offset], (unit, done, offset), alone=False)
-        return len(retried)
+        return opened
 
     def _counts(self, position: int, error: BaseException) -> bool:
         """Count a failed attempt of the item at ``position``: whether it may run again."""
