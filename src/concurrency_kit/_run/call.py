@@ -32,6 +32,7 @@ from .balancing import StartOrder, longest_first
 from .engine import Engine
 from .handover import Handover, RunFacts, Sizing, Taken
 from .in_place import per_thread
+from .inbox import Inbox
 from .results import Progress, close_progress
 from .stream import ResultStream, loop, told_by
 from .warming import Helping
@@ -220,7 +221,7 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
     resume_at = handover.resume_at
     if sizing.mode == "async":
         window = options.max_in_flight or STREAM_CHUNKS_PER_WORKER * sizing.workers
-        rest = chain(iterate_from(head, resume_at), source)
+        rest = _after_head(head, resume_at, source)
         batches = _on_private_loop(handover, sizing, rest, ordered=options.ordered, window=window, total=size)
         return ResultStream(_yielded(batches, told, size), sizing.mode, reason)
     taken = handover.take()
@@ -246,7 +247,7 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
     ahead_of_stream = taken.resume_at if head is items else len(head)
     results = Engine(
         _runner(handover, sizing),
-        chain(iterate_from(head, taken.resume_at), source),
+        _after_head(head, taken.resume_at, source),
         start=taken.resume_at,
         first=first,
         ordered=options.ordered,
@@ -262,6 +263,13 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
         per_item=options.per_item,
     ).results()
     return ResultStream(results, sizing.mode, reason)
+
+
+def _after_head(head: Sequence[Any], resume_at: int, source: Iterator[Any]) -> Iterator[Any]:
+    """The input after what was measured: the rest of ``head``, then ``source`` (an ``Inbox``: still fed, in place)."""
+    if isinstance(source, Inbox):
+        return source.prepended(iterate_from(head, resume_at))
+    return chain(iterate_from(head, resume_at), source)
 
 
 def _runner(handover: Handover, sizing: Sizing, *, deadline: float | None = None) -> Runner:
@@ -306,7 +314,7 @@ def _loop_rest(  # noqa: PLR0913 - the stream's input, by name
         ahead: Sequence[Any] | None = items  # type: ignore[assignment]
         rest: Iterator[Any] = iterate_from(items, taken.resume_at)  # type: ignore[arg-type]
     else:
-        ahead, rest = None, chain(iterate_from(head, taken.resume_at), source)
+        ahead, rest = None, _after_head(head, taken.resume_at, source)
     return loop(
         handover.fn,
         ahead,

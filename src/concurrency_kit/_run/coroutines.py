@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future
 from itertools import islice
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, Protocol, final
 
 from .._backends.lanes import AsyncRunner
 from .._backends.registry import Unit
@@ -43,11 +43,23 @@ from .engine import Engine
 if TYPE_CHECKING:
     from .._core.options import PerItem
 
-__all__ = ["STREAM_UNITS_IN_WINDOW", "LoopEngine", "coroutine_engine"]
+__all__ = ["STREAM_UNITS_IN_WINDOW", "Fed", "LoopEngine", "coroutine_engine"]
 
 #: A stream's window holds this many units at least: the lanes are never short of items
 #: while the units grow (``_backends/lanes.UNIT_SPREAD``).
 STREAM_UNITS_IN_WINDOW = 4
+
+
+class Fed(Protocol):
+    """An input fed while a call runs, taken from without blocking (``_Fed``; a pipeline's ``Inbox``)."""
+
+    def take(self, size: int) -> list[Any]:
+        """Up to ``size`` of the items there now."""
+        ...
+
+    def at_end(self) -> bool:
+        """Whether every item was taken and no more will come."""
+        ...
 
 
 @final
@@ -126,12 +138,12 @@ class LoopEngine(Engine):
     awaited = True
 
     def __init__(self, runner: AsyncRunner, items: Iterable[Any] | AsyncIterable[Any], **shape: Any) -> None:
-        if isinstance(items, AsyncIterable):
-            self.fed: _Fed | None = _Fed(items, self.wake)
-            rest: Iterator[Any] = iter(())
-        else:
-            self.fed, rest = None, iter(items)
+        fed = _Fed(items, self.wake) if isinstance(items, AsyncIterable) else None
+        rest: Iterator[Any] = iter(()) if fed is not None else iter(items)  # type: ignore[arg-type]
         super().__init__(runner, rest, **shape)
+        self.reading = fed  # the async input's reader, stopped with the engine
+        if fed is not None:
+            self.fed = fed
         self.lanes = runner
         self.event_loop: asyncio.AbstractEventLoop | None = None
         self.waiter: asyncio.Future[None] | None = None
@@ -209,15 +221,6 @@ class LoopEngine(Engine):
             return super().chunk_size()
         return min(self.lanes.grouping.size, max(1, self.window // STREAM_UNITS_IN_WINDOW))
 
-    def next_chunk(self, size: int) -> list[Any]:
-        """Up to ``size`` items; of an async input, those read so far (the rest is asked for)."""
-        fed = self.fed
-        if fed is None:
-            return super().next_chunk(size)
-        chunk = fed.take(size)
-        self.exhausted = fed.at_end()
-        return chunk
-
     async def some_done(self) -> None:
         """Await a unit's end (or an item, the deadline, or a retry's wait); read the units that ended."""
         completed = self.completed
@@ -242,6 +245,12 @@ class LoopEngine(Engine):
         """A unit's future is done (in the loop's thread): on the completion queue, and the engine woken."""
         self.completed.put(future)
         self.wake()
+
+    def input_arrived(self) -> None:
+        """An item of a pipeline stage's ``Inbox`` arrived (in another thread): the loop's wait ends."""
+        loop = self.event_loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.wake)
 
     def wake(self) -> None:
         """End the engine's wait."""
@@ -291,8 +300,8 @@ class LoopEngine(Engine):
         self.closed = True
         if self.timer is not None:
             self.timer.cancel()
-        if self.fed is not None:
-            self.fed.close()
+        if self.reading is not None:
+            self.reading.close()
         self.finish(kill=True)
 
 

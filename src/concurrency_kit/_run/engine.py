@@ -22,8 +22,8 @@ list (``drain``: ``run_parallel``). Its loop is a sequence of named steps, as CP
 The runner (``_backends/registry.py``) knows how to run a unit, read what became of it
 and stop them all; the engine knows nothing of how the mode was chosen. A unit done when
 it is submitted (a loop's, or one that fell back to the calling thread) is read at once.
-The engine waits on a queue its units' futures put themselves on as they finish: a
-completion costs the same whatever the units in flight.
+The engine waits on a queue its units' futures put themselves on as they finish (and an
+input that is fed while it runs, a pipeline stage's ``Inbox``, wakes it as items come).
 
 What is in flight is bounded twice: by the runner's ``capacity`` (units: enough that no
 worker waits for the next), and, for a stream, by its window (items taken and not yet
@@ -31,12 +31,10 @@ yielded). A list has no window: its results are all kept anyway.
 
 A failure (unless exceptions are collected) stops the taking: in a stream, in order,
 the results before it are yielded first; a list raises it at once. Closing the stream
-(``break``, ``close()``, the end of a ``with`` block, garbage collection), a timeout or
-Ctrl-C cancels the units not started and kills the worker processes running the call's
-units; an item running in a thread finishes in the background. Either way no item
-after the failure (after a close or a timeout: no item at all) starts, not even one of a
-unit already queued where it can no longer be cancelled: the items check the call's
-stop token (``_backends.stop_tokens``).
+(``break``, ``close()``, garbage collection), a timeout or Ctrl-C cancels the units not
+started and kills the worker processes running the call's units (an item in a thread
+finishes in the background). No item after the failure (after a close: none) starts, not
+even one already queued: the items check the call's stop token (``_backends.stop_tokens``).
 
 A worker that dies: see ``alone.py``. Retries: see ``retrying.py``.
 """
@@ -56,12 +54,14 @@ from .._backends.outcomes import Stopped, noted
 from .._backends.registry import Done, Runner, Unit
 from .alone import Alone
 from .balancing import StartOrder, guided
-from .results import Progress, call_timed_out, close_progress, handed_over, measured_in_time
+from .inbox import WAKE, Inbox
+from .results import Progress, call_timed_out, close_progress, done_unread, ends_the_call, handed_over, measured_in_time
 from .retrying import settling
 from .warming import Helping
 
 if TYPE_CHECKING:
     from .._core.options import PerItem
+    from .coroutines import Fed
 
 __all__ = ["Engine"]
 
@@ -140,6 +140,8 @@ class Engine:
         self.failure: Unit | None = None  # the unit of the earliest failure that stops the call (its last result)
         self.misused: set[int] = set()  # items whose result was awaitable: raised even when exceptions are collected
         self.exhausted = False
+        #: An input fed while the call runs (``inbox.py``): taken without blocking, it wakes the wait.
+        self.fed: Fed | None = rest.on_arrival(self.input_arrived) if isinstance(rest, Inbox) else None
         #: Units a worker timed, as ``(first position, items, seconds)``, for the decision (``_decide/sizes.py``).
         self.timed: list[tuple[int, int, float]] = []
         self.retrying = settling(per_item, collect=collect, index=self.index)
@@ -165,7 +167,7 @@ class Engine:
             except _Late:
                 yield from measured_in_time(self)
         except BaseException as exc:
-            kill = _ends_the_call(exc)
+            kill = ends_the_call(exc)
             raise
         finally:
             self.finish(kill=kill)
@@ -227,9 +229,9 @@ class Engine:
                     return values if self.order is None else self.order.restored(values)
         except _Late:
             kill = True
-            raise call_timed_out(self.timeout, self.yielded + self.done_unread(), self.total) from None
+            raise call_timed_out(self.timeout, self.yielded + done_unread(self.ready), self.total) from None
         except BaseException as exc:
-            kill = _ends_the_call(exc)
+            kill = ends_the_call(exc)
             raise
         finally:
             self.finish(kill=kill)
@@ -248,7 +250,8 @@ class Engine:
         self.run_alone()
         if self.has_ready():  # a unit sent just now may be done already: yield it before waiting
             return True
-        if not self.running and (self.retrying is None or self.retrying.next_due() is None):
+        retrying = self.retrying is not None and self.retrying.next_due() is not None
+        if not self.running and not retrying and (self.fed is None or not self.taking()):
             return False
         for future in self.wait_for_some():
             unit = self.forget(future)
@@ -322,9 +325,14 @@ class Engine:
             self.send(unit)
 
     def next_chunk(self, size: int) -> list[Any]:
-        """Up to ``size`` items of the input (none: its end)."""
-        chunk = list(islice(self.rest, size))
-        self.exhausted = not chunk
+        """Up to ``size`` items of the input (none: its end); of a fed input, those there now."""
+        fed = self.fed
+        if fed is None:
+            chunk = list(islice(self.rest, size))
+            self.exhausted = not chunk
+            return chunk
+        chunk = fed.take(size)
+        self.exhausted = fed.at_end()
         return chunk
 
     def taking(self) -> bool:
@@ -365,6 +373,10 @@ class Engine:
     def arrived(self, future: Future[Any]) -> None:
         """``future`` is done: it goes on the completion queue."""
         self.completed.put(future)
+
+    def input_arrived(self) -> None:
+        """An item (or the end) of a fed input arrived (in its writer's thread): the wait ends."""
+        self.completed.put(WAKE)
 
     def forget(self, future: Future[Any]) -> Unit | None:
         """Stop waiting for ``future``: its unit, unless it was forgotten already."""
@@ -473,10 +485,6 @@ class Engine:
         else:
             self.finished.append(unit)
 
-    def done_unread(self) -> int:
-        """How many items are done and not yet yielded (for a list's timeout message)."""
-        return sum(len(unit.done.values) for unit in self.ready.values() if unit.done is not None)
-
     def finish(self, *, kill: bool) -> None:
         """Cancel what has not started; with ``kill``, stop the workers running the rest; close the progress bar."""
         try:
@@ -487,13 +495,3 @@ class Engine:
 
 class _Late(Exception):  # noqa: N818 - a signal inside the engine, never raised out of it
     """The deadline passed while units ran (the engine raises ``TimeoutError`` in its place)."""
-
-
-def _ends_the_call(exc: BaseException) -> bool:
-    """Whether leaving the call with ``exc`` should stop the workers running its units.
-
-    Closed by the consumer (``GeneratorExit``), Ctrl-C, ``SystemExit`` or a timeout:
-    nobody will read what they compute. Not for an exception of ``fn``: what runs
-    finishes; nothing new starts.
-    """
-    return not isinstance(exc, Exception) or isinstance(exc, TimeoutError)

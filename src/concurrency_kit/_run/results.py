@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING, Any
 from .._backends.awaitable import cut_at_awaitable
 
 if TYPE_CHECKING:
+    from .._backends.registry import Unit
     from .engine import Engine
 
 __all__ = [
     "Progress",
     "call_timed_out",
     "close_progress",
+    "done_unread",
+    "ends_the_call",
     "handed_over",
     "handing_over",
     "measured_in_time",
@@ -60,6 +63,21 @@ def handing_over(values: list[Any]) -> Iterator[Any]:
     values.append(_END)
     values.reverse()
     return iter(values.pop, _END)
+
+
+def ends_the_call(exc: BaseException) -> bool:
+    """Whether leaving a call with ``exc`` should stop the workers running its units.
+
+    Closed by the consumer (``GeneratorExit``), Ctrl-C, ``SystemExit`` or a timeout:
+    nobody will read what they compute. Not for an exception of ``fn``: what runs
+    finishes; nothing new starts.
+    """
+    return not isinstance(exc, Exception) or isinstance(exc, TimeoutError)
+
+
+def done_unread(ready: dict[int, Unit]) -> int:
+    """How many items of the finished ``ready`` units are not yet yielded (for a list's timeout message)."""
+    return sum(len(unit.done.values) for unit in ready.values() if unit.done is not None)
 
 
 def close_progress(progress: Progress | None) -> None:
