@@ -43,6 +43,10 @@ if TYPE_CHECKING:
     from ._decide.classify import unregister_classifier as unregister_classifier
     from ._decide.plan import Plan as Plan
     from ._decide.probe import Measurement as Measurement
+    from ._pipeline.builder import Pipeline as Pipeline
+    from ._pipeline.builder import pipeline as pipeline
+    from ._pipeline.report import PipelineReport as PipelineReport
+    from ._pipeline.report import StageReport as StageReport
     from ._run.stream import ResultStream as ResultStream
 
 #: Where each public name lives. The package imports them when first asked for (PEP
@@ -56,9 +60,12 @@ _EXPORTS = {
     "Config": "_core.config",
     "MainGuardMissingError": "_core.errors",
     "Measurement": "_decide.probe",
+    "Pipeline": "_pipeline.builder",
+    "PipelineReport": "_pipeline.report",
     "Plan": "_decide.plan",
     "ResultStream": "_run.stream",
     "TaskKind": "_core.kinds",
+    "StageReport": "_pipeline.report",
     "TaskTimeoutError": "_core.errors",
     "UnpicklableTaskError": "_core.errors",
     "WorkerCrashedError": "_core.crash",
@@ -72,6 +79,7 @@ _EXPORTS = {
     "gil_free": "_decide.classify",
     "io_bound": "_decide.classify",
     "iter_parallel": "_api.streaming",
+    "pipeline": "_pipeline.builder",
     "plan": "_api.calls",
     "register_classifier": "_decide.classify",
     "run_parallel": "_api.calls",
@@ -103,8 +111,11 @@ __all__ = (
     "Config",
     "MainGuardMissingError",
     "Measurement",
+    "Pipeline",
+    "PipelineReport",
     "Plan",
     "ResultStream",
+    "StageReport",
     "TaskKind",
     "TaskTimeoutError",
     "UnpicklableTaskError",
@@ -119,6 +130,7 @@ __all__ = (
     "gil_free",
     "io_bound",
     "iter_parallel",
+    "pipeline",
     "plan",
     "register_classifier",
     "run_parallel",

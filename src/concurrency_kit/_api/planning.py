@@ -248,13 +248,14 @@ STREAM_HEAD = 64
 UNSIZED_ITEMS = 1_000_000
 
 
-def open_iter(
+def open_iter(  # noqa: PLR0913 - the stream's input, by name
     fn: Callable[[Any], Any],
     items: Iterable[Any],
     options: CallOptions,
     *,
     iterator: Iterator[Any] | None,
     stop: Future[None] | None = None,
+    size: int | None = None,
 ) -> ResultStream[Any]:
     """[`iter_parallel`][concurrency_kit.iter_parallel] on checked options.
 
@@ -265,9 +266,11 @@ def open_iter(
         iterator: an iterator over ``items``, or ``None`` when they are a list, tuple
             or range (read in place).
         stop: once done, the stream stops as if closed (its reader is an event loop).
+        size: how many items ``items`` has, where it knows without a ``len``
+            (a pipeline stage's input).
     """
     source: Iterator[Any] = iter(items) if iterator is None else iterator
-    size = len(items) if isinstance(items, Sized) else None
+    size = len(items) if isinstance(items, Sized) else size
     measures = (options.auto or options.executor is not None) and not is_coroutine_function(fn)
     head: Sequence[Any] = []
     expected = UNSIZED_ITEMS if size is None else size

@@ -16,6 +16,7 @@ import threading
 import time
 
 from .._core.errors import WorkerInitError
+from .stage_calls import AsyncStageCall, StageCall
 from .worker import ExceptionCarrier, items_run
 
 #: ``typing.TYPE_CHECKING``, without importing typing (a tenth of a worker's start-up).
@@ -268,6 +269,6 @@ def per_thread(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def unwrapped(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The user's function within the wrappers."""
-    while isinstance(fn, Retried | Prepared):
+    while isinstance(fn, Retried | Prepared | StageCall | AsyncStageCall):
         fn = fn.fn
     return fn

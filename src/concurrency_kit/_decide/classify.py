@@ -23,6 +23,7 @@ from typing import Any, TypeVar, final
 import attrs
 from typing_extensions import Protocol, runtime_checkable
 
+from .._backends.stage_calls import StageCall
 from .._core.in_force import InForce
 from .._core.kinds import TaskKind, is_coroutine_function
 
@@ -232,6 +233,8 @@ def declared_kind(
     if is_coroutine_function(fn):
         return Decision(TaskKind.ASYNC, COROUTINE_SOURCE)
     sample = tuple(items[:SAMPLE_SIZE]) if classifier is not None or _registry else ()
+    if isinstance(fn, StageCall):  # a pipeline stage's: its function, on its items (without their source index)
+        fn, sample = fn.fn, tuple(item for _, item in sample)
     if classifier is not None:
         kind = _coerce(classifier(fn, sample), f"the call's {_describe(classifier)}")
         if kind is not None:

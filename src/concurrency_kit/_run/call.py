@@ -223,7 +223,7 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
         window = options.max_in_flight or STREAM_CHUNKS_PER_WORKER * sizing.workers
         rest = _after_head(head, resume_at, source)
         batches = _on_private_loop(handover, sizing, rest, ordered=options.ordered, window=window, total=size)
-        return ResultStream(_yielded(batches, told, size), sizing.mode, reason)
+        return ResultStream(_yielded(batches, told, size), sizing.mode, reason, sizing.workers)
     taken = handover.take()
     first, _ = _measured_units(handover, sizing, taken, head)
     if sizing.mode == "serial" and options.retry is None:
@@ -239,7 +239,7 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
             size=size,
             stop=stop,
         )
-        return ResultStream(results, sizing.mode, reason)
+        return ResultStream(results, sizing.mode, reason, sizing.workers)
     chunk = _within_limit(sizing.chunksize, sizing, options)
     if options.mode not in {"auto", "executor"} and options.chunksize is None and size is None:
         chunk = min(chunk, FORCED_STREAM_CHUNK)
@@ -262,7 +262,7 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
         stop=stop,
         per_item=options.per_item,
     ).results()
-    return ResultStream(results, sizing.mode, reason)
+    return ResultStream(results, sizing.mode, reason, sizing.workers)
 
 
 def _after_head(head: Sequence[Any], resume_at: int, source: Iterator[Any]) -> Iterator[Any]:

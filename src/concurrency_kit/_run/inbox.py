@@ -11,6 +11,10 @@ on: a pipeline whose items all sat finished in one stage, while that stage waite
 one more, would hang. So the engine takes only what is there (``take``) and waits for a
 unit's end or the next arrival, whichever comes first.
 
+Its items are ``(source index, item)`` pairs. It keeps the source indices of the last
+items taken (``origin``), so that a failure the engine names by its position in the
+stage's input is told by the item of the source it came from.
+
 The inbox counts the seconds its writer was held up by a full inbox (``blocked``) and
 its reader had nothing to take (``waiting``): the pipeline's report is made of them.
 ``close`` (the pipeline stops) wakes both sides: the writer's ``put`` returns ``False``
@@ -38,10 +42,14 @@ class Inbox:
 
     Args:
         capacity: the most items held; ``put`` waits for room beyond it.
+        remember: how many of the last items taken ``origin`` knows (the reader's items
+            in flight at most).
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, remember: int = 1024) -> None:
         self.capacity = capacity
+        self.taken = 0  # items taken so far: the next one's position in the reader's input
+        self.origins: deque[int] = deque(maxlen=remember)  # the source indices of the last taken
         self.items: deque[Any] = deque()
         self.lock = threading.Condition()
         self.ended = False  # the writer has no more
@@ -98,6 +106,7 @@ class Inbox:
         with self.lock:
             items = self.items
             chunk = [items.popleft() for _ in range(min(size, len(items)))]
+            self.took(chunk)
             if len(chunk) < size and not self.ended and self.starved is None:
                 self.starved = time.monotonic()
             self.lock.notify_all()
@@ -110,9 +119,19 @@ class Inbox:
 
     def prepended(self, items: Iterable[Any]) -> Self:
         """The inbox, with ``items`` (a stage's head, not measured after all) read first."""
+        back = list(items)
         with self.lock:
-            self.items.extendleft(reversed(list(items)))
+            self.items.extendleft(reversed(back))
+            self.taken -= len(back)
+            for _ in range(min(len(back), len(self.origins))):
+                self.origins.pop()
         return self
+
+    def origin(self, position: int) -> int | None:
+        """The source index of the item taken at ``position`` (``None``: not among the last remembered)."""
+        with self.lock:
+            back = self.taken - position
+            return self.origins[-back] if 0 < back <= len(self.origins) else None
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -132,10 +151,28 @@ class Inbox:
             if self.closed or not self.items:
                 raise StopIteration
             item = self.items.popleft()
+            self.took([item])
             self.lock.notify_all()
             return item
 
+    def next_within(self, seconds: float) -> list[Any] | None:
+        """The next item, as ``[item]``, waiting ``seconds`` at most: ``None`` when none came, ``[]`` at the end."""
+        with self.lock:
+            if not self.items and not self.ended and not self.closed:
+                self.lock.wait_for(lambda: self.items or self.ended or self.closed, seconds)
+            if self.items and not self.closed:
+                item = self.items.popleft()
+                self.took([item])
+                self.lock.notify_all()
+                return [item]
+            return [] if self.ended or self.closed else None
+
     # Inside the lock.
+
+    def took(self, chunk: list[Any]) -> None:
+        """Count the items of ``chunk``, taken, and remember where they came from."""
+        self.taken += len(chunk)
+        self.origins.extend(index for index, _ in chunk)
 
     def fed(self) -> None:
         """The reader's wait for input (if any) ends now."""

@@ -229,19 +229,22 @@ class ResultStream(chain[R]):
         mode: how the items run: ``"serial"``, ``"thread"``, ``"process"``,
             ``"executor"`` or ``"async"``.
         reason: why (the plan's reason).
+        workers: how many threads, processes or coroutines at once.
     """
 
-    __slots__ = ("_results", "mode", "reason")
+    __slots__ = ("_results", "mode", "reason", "workers")
 
     _results: Iterator[R]
     mode: str
     reason: str
+    workers: int
 
-    def __new__(cls, results: Iterator[R], mode: str, reason: str) -> Self:
+    def __new__(cls, results: Iterator[R], mode: str, reason: str, workers: int = 1) -> Self:
         stream = super().__new__(cls, results)
         stream._results = results
         stream.mode = mode
         stream.reason = reason
+        stream.workers = workers
         return stream
 
     def close(self) -> None:

@@ -1,0 +1,106 @@
+"""What a pipeline stage runs in a worker: the user's function on an item tagged with its source index.
+
+    StageCall(fn, shape, name)((index, item)) → (index, outputs)
+        map       outputs = [fn(item)]
+        filter    outputs = [item] if fn(item) else []
+        flat_map  outputs = list(fn(item))
+    AsyncStageCall: the same for a coroutine function, awaited.
+
+Every stage's items are ``(source index, item)`` pairs, and its results ``(source index,
+outputs)``: the pipeline knows which source item each result comes from however the
+stage's units finish, and a failure is noted with it (and with the stage's name) where
+it is raised. A ``Failed`` item (a failure collected by ``return_exceptions`` in an
+earlier stage) is handed on as it is, so that it keeps its place in source order.
+
+Light to import, as ``item_calls`` is: a worker process rebuilds them.
+"""
+
+from __future__ import annotations
+
+#: ``typing.TYPE_CHECKING``, without importing typing (a tenth of a worker's start-up).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from typing import Any
+
+__all__ = ["BATCH", "FILTER", "FLAT_MAP", "MAP", "AsyncStageCall", "Failed", "StageCall", "stage_note"]
+
+#: The shapes of a stage's outputs (a batch's are made by the pipeline itself, with no function).
+MAP, FILTER, FLAT_MAP, BATCH = "map", "filter", "flat_map", "batch"
+
+
+class Failed:
+    """An item's exception collected by ``return_exceptions``, on its way to the output past the later stages."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __reduce__(self) -> tuple[type[Failed], tuple[BaseException]]:
+        return Failed, (self.error,)
+
+
+def stage_note(stage: str, index: int) -> str:
+    """The note a pipeline's failure carries: its stage and its source item."""
+    return f"concurrency_kit: in pipeline stage {stage!r}, from source item {index}"
+
+
+def _shaped(shape: str, item: Any, result: Any) -> list[Any]:
+    """A stage's outputs for ``item``, of which ``result`` is ``fn(item)``."""
+    if shape == MAP:
+        return [result]
+    if shape == FILTER:
+        return [item] if result else []
+    return list(result)
+
+
+class StageCall:
+    """A stage's function, on ``(index, item)`` pairs: ``(index, outputs)`` (see the module's docstring)."""
+
+    __slots__ = ("fn", "name", "shape")
+
+    def __init__(self, fn: Callable[[Any], Any], shape: str, name: str) -> None:
+        self.fn, self.shape, self.name = fn, shape, name
+
+    def __call__(self, tagged: tuple[int, Any]) -> tuple[int, list[Any]]:
+        index, item = tagged
+        if type(item) is Failed:
+            return index, [item]
+        try:
+            return index, _shaped(self.shape, item, self.fn(item))
+        except Exception as exc:
+            _note(exc, self.name, index)
+            raise
+
+    def __reduce__(self) -> tuple[type[StageCall], tuple[Any, str, str]]:
+        from .pickling import sendable  # noqa: PLC0415 - the parent's side only
+
+        return StageCall, (sendable(self.fn), self.shape, self.name)
+
+
+class AsyncStageCall:
+    """A coroutine function's stage: ``StageCall``, awaited."""
+
+    __slots__ = ("fn", "name", "shape")
+
+    def __init__(self, fn: Callable[[Any], Awaitable[Any]], shape: str, name: str) -> None:
+        self.fn, self.shape, self.name = fn, shape, name
+
+    async def __call__(self, tagged: tuple[int, Any]) -> tuple[int, list[Any]]:
+        index, item = tagged
+        if type(item) is Failed:
+            return index, [item]
+        try:
+            return index, _shaped(self.shape, item, await self.fn(item))
+        except Exception as exc:
+            _note(exc, self.name, index)
+            raise
+
+
+def _note(exc: BaseException, stage: str, index: int) -> None:
+    """Note ``exc`` with its stage and source item, once."""
+    note = stage_note(stage, index)
+    if note not in getattr(exc, "__notes__", ()):
+        exc.add_note(note)

@@ -1,0 +1,197 @@
+"""A pipeline's stages: what each one is (a value the builder makes), and the thread that drives it in a run.
+
+    source ─▶ Inbox ─▶ [stage 0's driver: iter_parallel(StageCall, inbox)] ─▶ Inbox ─▶ … ─▶ Inbox ─▶ consumer
+                         measured and run as any stream (_api/planning.open_iter)
+
+A stage's driver thread runs the stage's stream over its input inbox and hands each
+result's outputs to the next inbox, waiting while it is full. A ``batch`` stage's
+driver gathers items into lists itself. Each driver tells the run (``budget_add``)
+how many items an input became, so that the bound on items in flight holds across
+stages: a ``filter`` that drops one frees its place, a ``flat_map`` that makes ten takes
+nine more.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Protocol, final
+
+import attrs
+
+from .._api.planning import open_iter
+from .._backends.outcomes import Stopped
+from .._backends.stage_calls import BATCH, AsyncStageCall, Failed, StageCall, stage_note
+from .._core.kinds import is_coroutine_function
+from .._core.options import CallOptions
+
+if TYPE_CHECKING:
+    from .._run.inbox import Inbox
+
+__all__ = ["Driver", "Stage", "StageState"]
+
+
+@final
+@attrs.frozen
+class Stage:
+    """One stage, as the builder made it.
+
+    Attributes:
+        name: its name in the report and in errors.
+        shape: ``"map"``, ``"filter"``, ``"flat_map"`` or ``"batch"``.
+        fn: the user's function (``None`` for a batch).
+        options: the stage's checked options (``None`` for a batch).
+        size: a batch's most items.
+    """
+
+    name: str
+    shape: str
+    fn: Callable[[Any], Any] | None = None
+    options: CallOptions | None = None
+    size: int = 0
+
+    def call(self) -> Callable[[Any], Any]:
+        """What its workers run: the function on ``(source index, item)`` pairs."""
+        assert self.fn is not None
+        if is_coroutine_function(self.fn):
+            return AsyncStageCall(self.fn, self.shape, self.name)
+        return StageCall(self.fn, self.shape, self.name)
+
+
+@attrs.define
+class StageState:
+    """What a stage has done so far in a run (written by its driver, read by the report)."""
+
+    mode: str = "starting"
+    reason: str = ""
+    workers: int = 0
+    done: int = 0  # inputs whose outputs it handed on
+    items_out: int = 0
+    started: float | None = None
+    ended: float | None = None
+
+
+class Run(Protocol):
+    """What a driver needs of the run it is part of (``running.PipelineRun``)."""
+
+    stop: Future[None]
+
+    def budget_add(self, count: int) -> None:
+        """``count`` more items in flight (fewer where negative)."""
+
+    def fail(self, error: BaseException) -> None:
+        """The run's first failure: everything stops."""
+
+    def stopping(self) -> bool:
+        """Whether the run is stopping."""
+
+
+@final
+class Driver:
+    """A stage's driver thread (``run`` is its target): its stream (or its batching) from ``inbox`` to ``out``.
+
+    Args:
+        run: the run it is part of.
+        stage: what the stage is.
+        inbox: its input.
+        out: the next stage's input (the consumer's, for the last): ended when the driver ends.
+        options: the stage's options in this run (``None`` for a batch).
+        size: how many items its input has, where that is known.
+    """
+
+    def __init__(  # noqa: PLR0913 - the stage's place in its run, by name
+        self, run: Run, stage: Stage, *, inbox: Inbox, out: Inbox, options: CallOptions | None, size: int | None
+    ) -> None:
+        self.run_, self.stage, self.inbox, self.out, self.options, self.size = run, stage, inbox, out, options, size
+        self.state = StageState()
+
+    def run(self) -> None:
+        """The thread's body: the stage until its input ends or the run stops; a failure stops the run."""
+        self.state.started = time.monotonic()
+        try:
+            if self.stage.shape == BATCH:
+                self.batch()
+            else:
+                assert self.options is not None
+                self.stream(self.options)
+        except Stopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - the run's failure, raised by its consumer
+            if not self.run_.stopping():
+                self.run_.fail(renoted(exc, self.stage.name, self.inbox))
+        finally:
+            self.state.ended = time.monotonic()
+            self.out.end()
+
+    def stream(self, options: CallOptions) -> None:
+        """The stage's stream: each result's outputs, handed on."""
+        state, inbox = self.state, self.inbox
+        with open_iter(
+            self.stage.call(), inbox, options, iterator=inbox, stop=self.run_.stop, size=self.size
+        ) as stream:
+            state.mode, state.workers, state.reason = stream.mode, stream.workers, stream.reason
+            for result in stream:
+                if type(result) is tuple:
+                    index, outputs = result
+                else:  # an exception collected in the item's place: past the later stages, to the output
+                    error = renoted(result, self.stage.name, inbox)
+                    index, outputs = origin(error), [Failed(error)]
+                if not self.hand_on(index, outputs):
+                    return
+
+    def batch(self) -> None:
+        """Lists of up to ``stage.size`` items, in the order they come (the last one shorter)."""
+        self.state.mode, self.state.workers = "inline", 1
+        pending: list[Any] = []
+        last = 0
+        for index, item in self.inbox:
+            if type(item) is Failed:
+                if not self.hand_on(index, [item]):
+                    return
+                continue
+            pending.append(item)
+            last = index
+            if len(pending) == self.stage.size:
+                if not self.hand_on(last, [pending], inputs=len(pending)):
+                    return
+                pending = []
+        if pending and not self.run_.stopping():
+            self.hand_on(last, [pending], inputs=len(pending))
+
+    def hand_on(self, index: int, outputs: list[Any], inputs: int = 1) -> bool:
+        """Hand ``outputs``, made of ``inputs`` items, to the next stage: whether they all went (not once stopped)."""
+        self.run_.budget_add(len(outputs) - inputs)
+        self.state.done += inputs
+        self.state.items_out += len(outputs)
+        return all(self.out.put((index, output)) for output in outputs)
+
+
+#: The note the run engine gives a failure, naming its position in the stage's input.
+_ENGINE_NOTE = re.compile(r"^concurrency_kit: raised by item (\d+): ")
+_STAGE_NOTE = re.compile(r"^concurrency_kit: in pipeline stage .*, from source item (\d+)$")
+
+
+def renoted(error: BaseException, stage: str, inbox: Inbox) -> BaseException:
+    """``error`` with the pipeline's note (stage, source item) in place of the engine's (a position in the stage)."""
+    notes: list[str] = getattr(error, "__notes__", [])
+    position = None
+    for note in list(notes):
+        if (match := _ENGINE_NOTE.match(note)) is not None:
+            position = int(match[1])
+            notes.remove(note)
+    if not any(_STAGE_NOTE.match(note) for note in notes):
+        index = inbox.origin(position if position is not None else getattr(error, "index", -1))
+        error.add_note(
+            stage_note(stage, index) if index is not None else f"concurrency_kit: in pipeline stage {stage!r}"
+        )
+    return error
+
+
+def origin(error: BaseException) -> int:
+    """The source index a noted failure comes from (``-1``: unknown)."""
+    for note in getattr(error, "__notes__", ()):
+        if (match := _STAGE_NOTE.match(note)) is not None:
+            return int(match[1])
+    return -1
