@@ -9,12 +9,14 @@ as iter_parallel runs a stream; the report (report.py) says where the time went
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any, Generic, TypeVar, final, overload
 
 import attrs
+from typing_extensions import TypedDict, Unpack
 
 from .._api.async_stream import AsyncResultStream
 from .._backends.stage_calls import BATCH, FILTER, FLAT_MAP, MAP
@@ -92,20 +94,38 @@ class Pipeline(Generic[T]):
     # Building.
 
     @overload
-    def map(self, fn: Callable[[T], Awaitable[R]], mode: ModeName = "auto", **options: Any) -> Pipeline[R]: ...
+    def map(
+        self, fn: Callable[[T], Awaitable[R]], mode: ModeName = "auto", **options: Unpack[StageOptions]
+    ) -> Pipeline[R]: ...
     @overload
-    def map(self, fn: Callable[[T], R], mode: ModeName = "auto", **options: Any) -> Pipeline[R]: ...
-    def map(self, fn: Callable[[T], Any], mode: ModeName = "auto", **options: Any) -> Pipeline[Any]:
-        """``fn(item)`` for each item; takes ``name=`` and the stage options (see ``_stage``)."""
-        return self._with(_stage(MAP, fn, mode, options, self._stages))
+    def map(self, fn: Callable[[T], R], mode: ModeName = "auto", **options: Unpack[StageOptions]) -> Pipeline[R]: ...
+    def map(self, fn: Callable[[T], Any], mode: ModeName = "auto", **options: Unpack[StageOptions]) -> Pipeline[Any]:
+        """A stage of ``fn(item)`` for each item.
 
-    def filter(self, fn: Callable[[T], Any], mode: ModeName = "auto", **options: Any) -> Pipeline[T]:
-        """The items for which ``fn(item)`` is truthy."""
-        return self._with(_stage(FILTER, fn, mode, options, self._stages))
+        Args:
+            fn: a one-argument function, or a coroutine function.
+            mode: ``"auto"`` (measured), or the mode to run it in, as in
+                [`iter_parallel`][concurrency_kit.iter_parallel].
+            **options: ``name`` (default ``fn.__name__``), and the stage options of
+                [`iter_parallel`][concurrency_kit.iter_parallel]: ``workers``, ``chunksize``, ``classifier``,
+                ``executor``, ``task_timeout``, ``retries``, ``retry_on``, ``retry_delay``,
+                ``initializer``, ``initargs``, ``max_tasks_per_worker``.
 
-    def flat_map(self, fn: Callable[[T], Iterable[R]], mode: ModeName = "auto", **options: Any) -> Pipeline[R]:
-        """Each element of the iterable ``fn(item)`` returns, in its order."""
-        return self._with(_stage(FLAT_MAP, fn, mode, options, self._stages))
+        Raises:
+            TypeError: an unknown option, or a bad one (as ``iter_parallel`` says).
+            ValueError: a bad option's value (likewise).
+        """
+        return self._with(_stage(MAP, fn, mode, dict(options), self._stages))
+
+    def filter(self, fn: Callable[[T], Any], mode: ModeName = "auto", **options: Unpack[StageOptions]) -> Pipeline[T]:
+        """A stage that keeps the items for which ``fn(item)`` is truthy (the options: ``map``'s)."""
+        return self._with(_stage(FILTER, fn, mode, dict(options), self._stages))
+
+    def flat_map(
+        self, fn: Callable[[T], Iterable[R]], mode: ModeName = "auto", **options: Unpack[StageOptions]
+    ) -> Pipeline[R]:
+        """A stage that hands on each element of the iterable ``fn(item)`` returns, in order (options: ``map``'s)."""
+        return self._with(_stage(FLAT_MAP, fn, mode, dict(options), self._stages))
 
     def batch(self, size: int, *, name: str | None = None) -> Pipeline[list[T]]:
         """Lists of up to ``size`` items (the last may be shorter).
@@ -239,22 +259,25 @@ class Pipeline(Generic[T]):
         return options
 
 
-#: The stage options ``map``, ``filter`` and ``flat_map`` take, besides ``fn``, ``mode`` and ``name``.
-_STAGE_OPTIONS = frozenset(
-    {
-        "workers",
-        "chunksize",
-        "classifier",
-        "executor",
-        "task_timeout",
-        "retries",
-        "retry_on",
-        "retry_delay",
-        "initializer",
-        "initargs",
-        "max_tasks_per_worker",
-    }
-)
+class StageOptions(TypedDict, total=False):
+    """The keyword options of ``map``, ``filter`` and ``flat_map``: ``iter_parallel``'s, per stage, and a name."""
+
+    name: str
+    workers: int
+    chunksize: int
+    classifier: ClassifierFn
+    executor: Executor
+    task_timeout: float
+    retries: int
+    retry_on: RetryOn
+    retry_delay: RetryDelay
+    initializer: Callable[..., object]
+    initargs: tuple[Any, ...]
+    max_tasks_per_worker: int
+
+
+#: The stage options that go to ``iter_parallel``'s checks.
+_STAGE_OPTIONS = frozenset(StageOptions.__annotations__) - {"name"}
 
 
 def _stage(
@@ -287,12 +310,5 @@ def _unique(name: str, stages: tuple[Stage, ...]) -> str:
 
 
 def _need_tqdm() -> None:
-    try:
-        import tqdm  # noqa: F401, PLC0415 - an optional extra, checked when asked for
-    except ImportError as exc:
-        raise ImportError(
-            'progress=True needs tqdm: pip install "concurrency_kit[progress]" (or pass a callable)'
-        ) from exc
-
-
-_ = (ClassifierFn, Executor, RetryDelay, RetryOn)  # the stage options' types, documented in pipelines.md
+    if importlib.util.find_spec("tqdm") is None:
+        raise ImportError('progress=True needs tqdm: pip install "concurrency_kit[progress]" (or pass a callable)')

@@ -302,7 +302,8 @@ def _windows(stages: Sequence[Stage], bound: int) -> list[int]:
 
     A stage after ``batch(n)`` takes lists of ``n``: its window is the bound over ``n``.
     """
-    windows, per_item = [], 1
+    windows: list[int] = []
+    per_item = 1
     for stage in stages:
         windows.append(max(1, bound // per_item))
         if stage.shape == BATCH:

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Protocol, final
+from typing import TYPE_CHECKING, Any, Protocol, cast, final
 
 import attrs
 
@@ -80,12 +80,15 @@ class Run(Protocol):
 
     def budget_add(self, count: int) -> None:
         """``count`` more items in flight (fewer where negative)."""
+        ...
 
     def fail(self, error: BaseException) -> None:
         """The run's first failure: everything stops."""
+        ...
 
     def stopping(self) -> bool:
         """Whether the run is stopping."""
+        ...
 
 
 @final
@@ -134,7 +137,7 @@ class Driver:
             state.mode, state.workers, state.reason = stream.mode, stream.workers, stream.reason
             for result in stream:
                 if type(result) is tuple:
-                    index, outputs = result
+                    index, outputs = cast("tuple[int, list[Any]]", result)
                 else:  # an exception collected in the item's place: past the later stages, to the output
                     error = renoted(result, self.stage.name, inbox)
                     index, outputs = origin(error), [Failed(error)]

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Protocol, final
+from typing import TYPE_CHECKING, Any, Protocol, cast, final
 
 from .._backends.lanes import AsyncRunner
 from .._backends.registry import Unit
@@ -139,13 +139,13 @@ class LoopEngine(Engine):
 
     def __init__(self, runner: AsyncRunner, items: Iterable[Any] | AsyncIterable[Any], **shape: Any) -> None:
         fed = _Fed(items, self.wake) if isinstance(items, AsyncIterable) else None
-        rest: Iterator[Any] = iter(()) if fed is not None else iter(items)  # type: ignore[arg-type]
+        rest: Iterator[Any] = iter(()) if fed is not None else iter(cast("Iterable[Any]", items))
+        self.event_loop: asyncio.AbstractEventLoop | None = None  # an Inbox's writer may wake it from now on
         super().__init__(runner, rest, **shape)
         self.reading = fed  # the async input's reader, stopped with the engine
         if fed is not None:
             self.fed = fed
         self.lanes = runner
-        self.event_loop: asyncio.AbstractEventLoop | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.late = False

@@ -1,0 +1,317 @@
+"""Pipelines: building, running in every mode, order, bounds, errors, closing, the report.
+
+Every test runs under the conftest's deadline and its check that no thread or child
+process is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+import concurrency_kit as ck
+from pipeline_helpers import (
+    Counted,
+    StageError,
+    async_double,
+    async_inc,
+    double,
+    fail_at_10,
+    fail_on_even_tens,
+    jitter,
+    jitter_keep,
+    jitter_spread,
+    not_multiple_of_3,
+    pair,
+    same,
+    wait_ms,
+)
+
+MODES = ("auto", "serial", "thread", "process")
+
+
+def sequential(items: range) -> list[object]:
+    """What ``map(double).filter(not_multiple_of_3).flat_map(pair).batch(4)`` gives, computed plainly."""
+    flat = [y for x in items if not_multiple_of_3(double(x)) for y in pair(double(x))]
+    return [flat[i : i + 4] for i in range(0, len(flat), 4)]
+
+
+def chain_of(source: object, mode: str = "auto") -> ck.Pipeline[list[int]]:
+    return (
+        ck.pipeline(source)  # type: ignore[arg-type]
+        .map(double, mode)  # type: ignore[arg-type]
+        .filter(not_multiple_of_3, mode)  # type: ignore[arg-type]
+        .flat_map(pair, mode)  # type: ignore[arg-type]
+        .batch(4)
+    )
+
+
+# Building.
+
+
+def test_builder_methods_return_new_pipelines() -> None:
+    base = ck.pipeline(range(5))
+    doubled = base.map(double)
+    assert base.run() == [0, 1, 2, 3, 4]
+    assert doubled.run() == [0, 2, 4, 6, 8]
+    assert [stage.name for stage in doubled.report().stages] == ["double"]
+
+
+def test_stage_names_default_to_the_function_and_stay_unique() -> None:
+    p = ck.pipeline(range(3)).map(double).map(double).map(double, name="third").batch(2)
+    assert [stage.name for stage in p.report().stages] == ["double", "double-2", "third", "batch(2)"]
+
+
+@pytest.mark.parametrize(
+    ("build", "error"),
+    [
+        (lambda: ck.pipeline(3), TypeError),  # type: ignore[arg-type]
+        (lambda: ck.pipeline([1]).map(double, "threads"), ValueError),  # type: ignore[arg-type]
+        (lambda: ck.pipeline([1]).map(double, workers=0), ValueError),
+        (lambda: ck.pipeline([1]).map(double, colour="red"), TypeError),  # type: ignore[call-arg]
+        (lambda: ck.pipeline([1]).map(42), TypeError),  # type: ignore[arg-type]
+        (lambda: ck.pipeline([1]).batch(0), ValueError),
+        (lambda: ck.pipeline([1]).map(double, mode="serial", task_timeout=1.0), ValueError),
+        (lambda: ck.pipeline([1]).batch(10).run(max_in_flight=5), ValueError),
+        (lambda: ck.pipeline([1]).run(timeout=-1), ValueError),
+        (lambda: ck.pipeline([1]).run(progress="yes"), TypeError),
+    ],
+)
+def test_bad_arguments_are_refused_at_once(build: object, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        build()  # type: ignore[operator]
+
+
+def test_a_one_shot_source_cannot_run_twice_a_list_can() -> None:
+    once = ck.pipeline(iter(range(4))).map(double)
+    assert once.run() == [0, 2, 4, 6]
+    with pytest.raises(RuntimeError, match="one-shot"):
+        once.run()
+    again = ck.pipeline(range(4)).map(double)
+    assert again.run() == again.run() == [0, 2, 4, 6]
+
+
+# Running.
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_gives_the_sequential_result(mode: str) -> None:
+    assert chain_of(range(200), mode).run() == sequential(range(200))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_unsized_source_gives_the_same(mode: str) -> None:
+    assert list(chain_of(iter(range(150)), mode)) == sequential(range(150))
+
+
+def test_a_coroutine_stage_and_an_async_source() -> None:
+    async def numbers() -> AsyncIterator[int]:
+        for x in range(50):
+            yield x
+
+    p = ck.pipeline(numbers()).map(async_double).map(double, mode="thread").map(async_inc)
+    assert p.run() == [4 * x + 1 for x in range(50)]
+    assert [stage.mode for stage in p.report().stages] == ["async", "thread", "async"]
+
+
+def test_mixed_kinds_in_one_pipeline() -> None:
+    for _ in range(3):
+        p = (
+            ck.pipeline(range(2000))
+            .map(async_inc)
+            .map(double, mode="thread", workers=3)
+            .map(double, mode="process", workers=2)
+            .map(async_inc)
+        )
+        assert p.run() == [4 * (x + 1) + 1 for x in range(2000)]
+
+
+def test_order_holds_through_filter_and_flat_map() -> None:
+    items = range(300)
+    expected = [y for x in items if jitter_keep(x) for y in jitter_spread(x)]
+    for _ in range(10):
+        p = ck.pipeline(items).map(jitter, mode="thread", workers=4)
+        p = p.filter(jitter_keep, mode="thread", workers=4).flat_map(jitter_spread, mode="thread", workers=3)
+        assert p.run() == expected
+
+
+def test_unordered_gives_every_result() -> None:
+    p = ck.pipeline(range(300)).map(jitter, mode="thread", workers=4).filter(jitter_keep, mode="thread")
+    assert sorted(p.run(ordered=False)) == [x for x in range(300) if jitter_keep(x)]
+
+
+def test_the_in_flight_bound_holds_with_a_slow_consumer() -> None:
+    source = Counted()  # endless
+    bound = 16
+    p = ck.pipeline(source).map(double, mode="thread", workers=2).flat_map(pair, mode="serial").map(double, "process")
+    seen = 0
+    with p.stream(max_in_flight=bound) as results:
+        for _ in results:
+            seen += 1
+            time.sleep(0.001)  # a slow consumer: the pipeline must wait for it
+            # Items taken and not yet yielded: a source item is yielded once both its halves are.
+            assert source.taken - seen // 2 <= bound + 1
+            if seen == 400:
+                break
+    assert source.closed.wait(5)
+
+
+# Errors.
+
+
+@pytest.mark.parametrize("middle", ["thread", "process"])
+def test_the_last_stage_failing_behind_full_queues_ends_the_run(middle: str) -> None:
+    source = Counted()  # endless: only the failure ends it
+    p = ck.pipeline(source).map(same, "thread").map(same, middle).map(fail_at_10, "serial")
+    began = time.monotonic()
+    with pytest.raises(StageError, match="failed at 10") as caught:
+        p.run(max_in_flight=4)
+    assert time.monotonic() - began < 10  # the figure (well under 1 s) is in benchmarks/README
+    assert "concurrency_kit: in pipeline stage 'fail_at_10', from source item 10" in caught.value.__notes__
+    assert not any("raised by item" in note for note in caught.value.__notes__)
+    assert source.closed.wait(5)
+
+
+def test_the_source_failing_ends_the_run() -> None:
+    source = Counted(fail_at=7)
+    with pytest.raises(StageError, match="source failed at 7") as caught:
+        ck.pipeline(source).map(double, "thread").run()
+    assert any("source" in note and "7" in note for note in caught.value.__notes__)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("count", [4, 10, 10_000])
+def test_a_failure_is_never_swallowed(mode: str, count: int) -> None:
+    last = count - 1
+
+    p = ck.pipeline(range(count)).map(double, mode).map(_fail_at(2 * last), mode if mode != "process" else "thread")
+    with pytest.raises(StageError):
+        p.run()
+
+
+def _fail_at(value: int):  # type: ignore[no-untyped-def]
+    def stage(x: int) -> int:
+        if x == value:
+            raise StageError(f"failed at {x}")
+        return x
+
+    return stage
+
+
+def test_return_exceptions_puts_the_failure_in_place_past_later_stages() -> None:
+    p = ck.pipeline(range(60)).map(fail_on_even_tens, "thread").map(double, "process").filter(not_multiple_of_3)
+    results = p.run(return_exceptions=True)
+    expected: list[object] = []
+    for x in range(60):
+        if x % 20 == 0:
+            expected.append(StageError)
+        elif not_multiple_of_3(2 * x):
+            expected.append(2 * x)
+    assert [type(r) if isinstance(r, Exception) else r for r in results] == expected
+    failure = results[0]
+    assert isinstance(failure, StageError)
+    assert "concurrency_kit: in pipeline stage 'fail_on_even_tens', from source item 0" in failure.__notes__
+
+
+def test_a_task_timeout_in_a_stage_names_its_source_item() -> None:
+    p = ck.pipeline(range(6)).filter(not_multiple_of_3, "serial").map(wait_ms(2000), "thread", task_timeout=0.2)
+    with pytest.raises(ck.TaskTimeoutError) as caught:
+        p.run()
+    assert any("from source item 1" in note for note in caught.value.__notes__)
+
+
+# Closing.
+
+
+@pytest.mark.parametrize("how", ["break", "close", "with", "drop"])
+def test_closing_early_stops_everything_and_closes_the_source(how: str) -> None:
+    source = Counted()
+    p = ck.pipeline(source).map(double, "thread").map(double, "process").map(double, "serial")
+    stream = p.stream()
+    if how == "with":
+        with stream as results:
+            next(results)
+    elif how == "break":
+        for _ in stream:
+            break
+        stream.close()  # a for loop leaves the iterator open: the stream is dropped or closed
+    elif how == "close":
+        next(stream)
+        stream.close()
+    else:
+        next(stream)
+        del stream
+    assert source.closed.wait(5)
+    again = ck.pipeline(range(5)).map(double, "process")
+    assert again.run() == [0, 2, 4, 6, 8]
+
+
+def test_a_timeout_stops_the_run() -> None:
+    source = Counted()
+    p = ck.pipeline(source).map(wait_ms(5), "thread", workers=2)
+    began = time.monotonic()
+    with pytest.raises(TimeoutError, match="pipeline"):
+        p.run(timeout=0.3)
+    assert time.monotonic() - began < 10
+    assert source.closed.wait(5)
+
+
+# Progress and the report.
+
+
+def test_progress_is_told_per_stage_in_the_consumers_thread() -> None:
+    told: list[tuple[str, int, int | None, threading.Thread]] = []
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        told.append((stage, done, total, threading.current_thread()))
+
+    ck.pipeline(range(40)).map(double, "thread").filter(not_multiple_of_3).run(progress=progress)
+    assert {thread for *_, thread in told} == {threading.current_thread()}
+    last = {stage: done for stage, done, _, _ in told}
+    assert last == {"double": 40, "not_multiple_of_3": 40}
+
+
+def test_the_report_names_the_bottleneck() -> None:
+    p = (
+        ck.pipeline(range(40))
+        .map(wait_ms(1), "thread", workers=1, name="before")
+        .map(wait_ms(50), "thread", workers=1, name="slow")
+        .map(wait_ms(1), "thread", workers=1, name="after")
+    )
+    assert p.run(max_in_flight=8) == list(range(40))
+    report = p.report()
+    assert report.bottleneck == "slow"
+    before, slow, after = report.stages
+    assert before.blocked > before.busy + before.waiting
+    assert after.waiting > after.busy + after.blocked
+    assert (before.items_in, slow.items_out, after.items_out) == (40, 40, 40)
+    assert "slow" in str(report)
+    assert slow.mode == "thread"
+    assert slow.workers == 1
+
+
+def test_the_report_is_readable_during_a_run() -> None:
+    p = ck.pipeline(itertools.count()).map(double, "thread")
+    with p.stream() as results:
+        for seen, _ in enumerate(results):
+            if seen == 100:
+                report = p.report()
+                break
+    assert report.stages[0].items_out >= 100
+    assert report.seconds > 0
+
+
+def test_arun_and_astream_inside_an_event_loop() -> None:
+    async def main() -> tuple[list[int], list[int]]:
+        p = ck.pipeline(range(30)).map(double, "thread").map(async_inc)
+        listed = await p.arun()
+        streamed = [x async for x in p.astream(ordered=True)]
+        return listed, streamed
+
+    listed, streamed = asyncio.run(main())
+    assert listed == streamed == [2 * x + 1 for x in range(30)]
