@@ -5,6 +5,9 @@
         filter    outputs = [item] if fn(item) else []
         flat_map  outputs = list(fn(item))
     AsyncStageCall: the same for a coroutine function, awaited.
+    Fused(calls)((index, item)) → (index, outputs)
+        the stages of ``calls`` one after the other, in one worker: each output of
+        one is an input of the next (fused stages: no queue between them)
 
 Every stage's items are ``(source index, item)`` pairs, and its results ``(source index,
 outputs)``: the pipeline knows which source item each result comes from however the
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from typing import Any
 
-__all__ = ["BATCH", "FILTER", "FLAT_MAP", "MAP", "AsyncStageCall", "Failed", "StageCall", "stage_note"]
+__all__ = ["BATCH", "FILTER", "FLAT_MAP", "MAP", "AsyncStageCall", "Failed", "Fused", "StageCall", "stage_note"]
 
 #: The shapes of a stage's outputs (a batch's are made by the pipeline itself, with no function).
 MAP, FILTER, FLAT_MAP, BATCH = "map", "filter", "flat_map", "batch"
@@ -97,6 +100,24 @@ class AsyncStageCall:
         except Exception as exc:
             _note(exc, self.name, index)
             raise
+
+
+class Fused:
+    """Stages fused into one: each one's outputs are the next one's inputs, in the same worker."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self, calls: tuple[StageCall, ...]) -> None:
+        self.calls = calls  # measured as one: no memory of one stage's function stands for them all
+
+    def __reduce__(self) -> tuple[type[Fused], tuple[tuple[StageCall, ...]]]:
+        return Fused, (self.calls,)
+
+    def __call__(self, tagged: tuple[int, Any]) -> tuple[int, list[Any]]:
+        index, items = tagged[0], [tagged[1]]
+        for call in self.calls:
+            items = [output for item in items for output in call((index, item))[1]]
+        return index, items
 
 
 def _note(exc: BaseException, stage: str, index: int) -> None:

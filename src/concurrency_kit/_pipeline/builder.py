@@ -20,11 +20,12 @@ from typing_extensions import TypedDict, Unpack
 
 from .._api.async_stream import AsyncResultStream
 from .._backends.stage_calls import BATCH, FILTER, FLAT_MAP, MAP
-from .._core.options import ClassifierFn, ModeName, call_options, check_count, check_timeout
+from .._core.options import CallOptions, ClassifierFn, ModeName, call_options, check_count, check_timeout
 from .._core.retrying import RetryDelay, RetryOn
 from .._run.stream import ResultStream
+from .progress import StageProgress
 from .report import PipelineReport, StageReport
-from .running import PipelineRun, RunShape, StageProgress
+from .running import PipelineRun, RunShape
 from .stages import Stage
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "Pipeline", "pipeline"]
@@ -241,11 +242,10 @@ class Pipeline(Generic[T]):
             _need_tqdm()
         return RunShape(bool(ordered), bool(return_exceptions), seconds, bound, progress)
 
-    def _options(self, shape: RunShape) -> Callable[[int, int], Any]:
-        """Stage ``number``'s options in a run of ``shape``, with its window."""
+    def _options(self, shape: RunShape) -> Callable[[Stage, int], CallOptions | None]:
+        """A stage's options in a run of ``shape``, with its window (``None`` for a batch)."""
 
-        def options(number: int, window: int) -> Any:
-            stage = self._stages[number]
+        def options(stage: Stage, window: int) -> CallOptions | None:
             if stage.options is None:
                 return None
             return attrs.evolve(

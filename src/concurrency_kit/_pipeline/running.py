@@ -1,8 +1,12 @@
-"""One run of a pipeline: the source's reader, a driver thread per stage, the consumer, and how they stop.
+"""One run of a pipeline: the pass, then the source's reader, a driver thread per stage, the consumer; how they stop.
 
-    reader thread ── budget.acquire() ─▶ Inbox ─▶ stage drivers (stages.py) ─▶ … ─▶ Inbox ─▶ results()
-      (waits while max_in_flight items            each waits while the next        the consumer's generator:
-       are taken and not yet yielded)             inbox is full                    yields, frees their places
+    results()  the consumer's generator:
+      first_pass()   the first items through the stages in this thread (fusing.py): all cheap →
+                     the whole pipeline here, a chain of iterators (inline.py), and nothing below
+      launch()       the stages grouped (fused ones as one), an inbox each, the pass's leftovers in them:
+        reader thread ── budget.acquire() ─▶ Inbox ─▶ stage drivers (stages.py) ─▶ … ─▶ Inbox ─▶ the consumer
+          (waits while max_in_flight items          each waits while the next           yields, frees
+           are taken and not yet yielded)           inbox is full                       their places
 
 The bound: ``budget`` counts the items in the pipeline (taken from the source, or made
 from one by a ``flat_map``, and not yet yielded or dropped); the reader takes a new
@@ -29,14 +33,15 @@ import attrs
 
 from .._backends.outcomes import Stopped
 from .._backends.stage_calls import BATCH, MAP, Failed
+from .._core.options import CallOptions
 from .._run.inbox import Inbox
+from .fusing import Pass, first_pass, grouped
+from .inline import inline
+from .progress import StageProgress, Told, told_by
 from .report import PipelineReport, StageReport, bottleneck_of
 from .stages import Driver, Stage, StageState
 
-__all__ = ["PipelineRun", "StageProgress"]
-
-#: A progress callable: told ``(stage name, done, total)`` in the consumer's thread.
-StageProgress = Callable[[str, int, "int | None"], object]
+__all__ = ["PipelineRun", "RunShape"]
 
 #: How long the consumer waits for a result before it looks at the clock and the progress again.
 _POLL_SECONDS = 0.1
@@ -86,32 +91,27 @@ class RunShape:
 
 
 class PipelineRun:
-    """A pipeline's one run: start it with ``results()`` (the consumer's generator)."""
+    """A pipeline's one run: ``results()`` is its consumer's generator (nothing starts before it is read).
+
+    Args:
+        source: the pipeline's source.
+        stages: its stages, as built.
+        shape: the run's options.
+        options: a plain stage's options in this run, given its window.
+    """
 
     def __init__(
         self,
         source: Iterable[Any] | AsyncIterable[Any],
         stages: Sequence[Stage],
         shape: RunShape,
-        options: Callable[[int, int], Any],
+        options: Callable[[Stage, int], CallOptions | None],
     ) -> None:
-        self.source, self.stages, self.shape = source, stages, shape
-        windows = _windows(stages, shape.bound)
-        self.inboxes = [Inbox(max(2, window // 2), remember=window + 128) for window in windows]
-        self.inboxes.append(Inbox(max(2, shape.bound // 4)))  # the consumer's
-        sizes = _sizes(source, stages)
-        self.drivers = [
-            Driver(
-                self,
-                stage,
-                inbox=self.inboxes[number],
-                out=self.inboxes[number + 1],
-                options=options(number, windows[number]),
-                size=sizes[number],
-            )
-            for number, stage in enumerate(stages)
-        ]
-        self.states = [driver.state for driver in self.drivers]
+        self.source, self.stages, self.shape, self.options = source, stages, shape, options
+        self.states = [StageState() for _ in stages]  # a stage's (shared by the stages fused with it)
+        self.inboxes: list[Inbox] = []  # each running stage's input, then the consumer's
+        self.place: list[int] = list(range(len(stages)))  # a stage's running stage (its group)
+        self.fused: list[tuple[str, ...]] = []
         self.budget = _Budget(shape.bound)
         self.stop: Future[None] = Future()
         self.failure: BaseException | None = None
@@ -146,25 +146,172 @@ class PipelineRun:
         for inbox in self.inboxes:
             inbox.close()
 
+    # The consumer.
+
+    def results(self) -> Iterator[Any]:
+        """The consumer's iterator: the pass runs now; the stages' threads start when it is first read.
+
+        On leaving it (the end, a failure, ``close``), everything stops.
+
+        Raises:
+            Exception: a stage's failure on the pass's items, or the source's (and, while
+                iterating: the first failure of a stage or of the source, noted with where it
+                came from; ``TimeoutError`` once ``timeout`` passed).
+        """
+        self.started = time.monotonic()
+        shape = self.shape
+        deadline = None if shape.timeout is None else self.started + shape.timeout
+        told = told_by([stage.name for stage in self.stages], self.states, progress=shape.progress)
+        if isinstance(self.source, AsyncIterable):
+            return self.threaded(Pass.empty(len(self.stages)), None, 0, deadline, told)
+        iterator = iter(self.source)
+        try:
+            found, taken = first_pass(self.stages, iterator, limit=shape.bound, collect=shape.collect)
+        except BaseException:
+            _close(iterator)
+            raise
+        found.count(self.states)
+        if not found.cheap:
+            return self.threaded(found, iterator, taken, deadline, told)
+        late = None if deadline is None else lambda: self.check_deadline(deadline)
+        return inline(
+            self.stages,
+            self.states,
+            found.depths[-1],
+            iterator,
+            start=taken,
+            collect=shape.collect,
+            told=told,
+            deadline=late,
+        )
+
+    def threaded(
+        self,
+        found: Pass,
+        iterator: Iterator[Any] | None,
+        taken: int,
+        deadline: float | None,
+        told: Told | None,
+    ) -> Iterator[Any]:
+        """The run in threads (see the module's docstring): the pass's results, then the last inbox's."""
+        try:
+            done = self.launch(found, iterator, taken)
+            for value in done:
+                self.budget.add(-1)
+                self.yielded += 1
+                yield value.error if type(value) is Failed else value
+            yield from self.consume(deadline, told)
+        finally:
+            self.halt()
+            self.join()
+            if iterator is not None and not self.threads:
+                _close(iterator)  # no reader took it over
+            if told is not None:
+                told.close()
+
+    def consume(self, deadline: float | None, told: Callable[[], None] | None) -> Iterator[Any]:
+        """The last inbox's items, as they come.
+
+        Raises:
+            TimeoutError: the deadline passed.
+            Stopped: the run was stopped from outside (an event loop's reader went away).
+            Exception: the run's failure.
+        """
+        out = self.inboxes[-1]
+        while True:
+            wait = _POLL_SECONDS if deadline is None else min(_POLL_SECONDS, deadline - time.monotonic())
+            got = out.next_within(max(0.0, wait))
+            if told is not None:
+                told()
+            if got is None:
+                if deadline is not None:
+                    self.check_deadline(deadline)
+                continue
+            if not got:
+                break
+            _, value = got[0]
+            self.budget.add(-1)
+            self.yielded += 1
+            yield value.error if type(value) is Failed else value
+        if self.failure is not None:
+            raise self.failure
+        if self.stop.done():
+            raise Stopped
+
+    def check_deadline(self, deadline: float) -> None:
+        """Raise the run's timeout once ``deadline`` passed.
+
+        Raises:
+            TimeoutError: it passed.
+        """
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"the pipeline did not finish within its timeout of {self.shape.timeout:g} s "
+                f"({self.yielded} results read); its stages were stopped"
+            )
+
     # Starting.
 
-    def start(self) -> None:
-        """The reader's thread and each stage's."""
-        self.started = time.monotonic()
-        targets: list[tuple[str, Callable[[], None]]] = [("source", self.read)]
-        targets += [(driver.stage.name, driver.run) for driver in self.drivers]
+    def launch(self, found: Pass, iterator: Iterator[Any] | None, taken: int) -> list[Any]:
+        """The running stages (fused where ``found`` says), their inboxes with the pass's leftovers, their threads.
+
+        Returns:
+            The values the pass finished, to be yielded first.
+        """
+        running = grouped(self.stages, found)
+        firsts = self.place_stages(running)
+        _to_boundaries(self.stages, found, firsts, collect=self.shape.collect)
+        windows, sizes = _windows(running, self.shape.bound), _sizes(self.source, running)
+        self.inboxes = [Inbox(max(2, window // 2), remember=window + 128) for window in windows]
+        self.inboxes.append(Inbox(max(2, self.shape.bound // 4)))  # the consumer's
+        drivers = [
+            Driver(
+                self,
+                stage,
+                self.states[firsts[number]],
+                inbox=self.inboxes[number],
+                out=self.inboxes[number + 1],
+                options=self.options(stage, windows[number]),
+                size=sizes[number],
+            )
+            for number, stage in enumerate(running)
+        ]
+        self.budget.add(sum(len(items) for items in found.depths))
+        for depth, items in enumerate(found.depths[:-1]):
+            self.inboxes[self.place[depth]].items.extend(items)  # before any thread: in order, ahead of the rest
+        targets: list[tuple[str, Callable[[], None]]] = [(driver.stage.name, driver.run) for driver in drivers]
+        targets.append(("source", lambda: self.read(iterator, taken)))
         for name, target in targets:
             thread = threading.Thread(target=target, name=f"concurrency_kit pipeline: {name}", daemon=True)
             self.threads.append(thread)
             thread.start()
+        return [value for _, value in found.depths[-1]]
 
-    def read(self) -> None:
+    def place_stages(self, running: Sequence[Stage]) -> list[int]:
+        """Note which running stage runs each stage, share the state of fused ones, list them for the report.
+
+        Returns:
+            Each running stage's first stage.
+        """
+        firsts: list[int] = []
+        number = 0
+        for place, stage in enumerate(running):
+            members = stage.members or (stage,)
+            firsts.append(number)
+            for _ in members:
+                self.place[number], self.states[number] = place, self.states[firsts[-1]]
+                number += 1
+            if stage.members:
+                self.fused.append(tuple(member.name for member in members))
+        return firsts
+
+    def read(self, iterator: Iterator[Any] | None, start: int) -> None:
         """The reader's thread: source items into the first inbox while the budget has room."""
-        if isinstance(self.source, AsyncIterable):
+        if iterator is None:
+            assert isinstance(self.source, AsyncIterable)
             asyncio.run(self.read_async(self.source))
             return
-        iterator = iter(self.source)
-        index = 0
+        index = start
         try:
             while self.budget.acquire():
                 try:
@@ -178,9 +325,7 @@ class PipelineRun:
             self.fail(_source_noted(exc, index))
         finally:
             self.inboxes[0].end()
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()  # a generator's finally runs, in this thread
+            _close(iterator)  # a generator's finally runs, in this thread
 
     async def read_async(self, source: AsyncIterable[Any]) -> None:
         """The reader, for an async iterable: on an event loop of its own, in the reader's thread."""
@@ -203,51 +348,6 @@ class PipelineRun:
             if aclose is not None:
                 await aclose()
 
-    # The consumer.
-
-    def results(self) -> Iterator[Any]:
-        """The consumer's generator: the outputs of the last stage; on leaving it, everything stops.
-
-        Raises:
-            TimeoutError: ``timeout`` passed (everything was stopped).
-            Exception: the first failure of a stage or of the source, noted with where it came from.
-        """
-        self.start()
-        out, shape = self.inboxes[-1], self.shape
-        deadline = None if shape.timeout is None else time.monotonic() + shape.timeout
-        told = _told(self.stages, progress=shape.progress)
-        try:
-            while True:
-                wait = _POLL_SECONDS if deadline is None else min(_POLL_SECONDS, deadline - time.monotonic())
-                got = out.next_within(max(0.0, wait))
-                if told is not None:
-                    told(self.states)
-                if got is None:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        raise self.timed_out()
-                    continue
-                if not got:
-                    break
-                _, value = got[0]
-                self.budget.add(-1)
-                self.yielded += 1
-                yield value.error if type(value) is Failed else value
-            if self.failure is not None:
-                raise self.failure
-            if self.stop.done():
-                raise Stopped
-        finally:
-            self.halt()
-            self.join()
-            if told is not None:
-                told.close(self.states)
-
-    def timed_out(self) -> TimeoutError:
-        return TimeoutError(
-            f"the pipeline did not finish within its timeout of {self.shape.timeout:g} s "
-            f"({self.yielded} results read); its stages were stopped"
-        )
-
     def join(self) -> None:
         """Wait for the run's threads to end (a bounded time each)."""
         for thread in self.threads:
@@ -262,39 +362,56 @@ class PipelineRun:
         now = time.monotonic() if self.ended is None else self.ended
         seconds = 0.0 if self.started is None else now - self.started
         records = [self.record(number, now) for number in range(len(self.stages))]
-        return PipelineReport(records, bottleneck_of(records, seconds), [], seconds)
+        return PipelineReport(records, bottleneck_of(records, seconds), list(self.fused), seconds)
 
     def record(self, number: int, now: float) -> StageReport:
-        """Stage ``number``'s record."""
-        state, inbox, out = self.states[number], self.inboxes[number], self.inboxes[number + 1]
+        """Stage ``number``'s record (a fused stage's: its group's)."""
+        state, place = self.states[number], self.place[number]
+        inbox, out = (self.inboxes[place], self.inboxes[place + 1]) if self.inboxes else (None, None)
         began = state.started
         ran = 0.0 if began is None else (state.ended or now) - began
-        waiting, blocked = min(ran, inbox.waited()), min(ran, out.blocked)
+        waiting = 0.0 if inbox is None else min(ran, inbox.waited())
+        blocked = 0.0 if out is None else min(ran, out.blocked)
+        items_in = state.done if inbox is None else inbox.taken
         return StageReport(
             name=self.stages[number].name,
             mode=state.mode,
             workers=state.workers,
-            items_in=inbox.taken,
+            items_in=items_in,
             items_out=state.items_out,
             busy=max(0.0, ran - waiting - blocked),
             waiting=waiting,
             blocked=blocked,
-            rate=inbox.taken / ran if ran > 0 else 0.0,
+            rate=items_in / ran if ran > 0 else 0.0,
             reason=state.reason,
         )
 
 
-def _sizes(source: object, stages: Sequence[Stage]) -> list[int | None]:
-    """How many items each stage's input has, where that is known: the source's, through maps and batches."""
-    size = len(source) if isinstance(source, Sized) else None
-    sizes: list[int | None] = []
-    for stage in stages:
-        sizes.append(size)
-        if size is not None and stage.shape == BATCH:
-            size = -(-size // stage.size)
-        elif stage.shape != MAP:
-            size = None
-    return sizes
+def _to_boundaries(stages: Sequence[Stage], found: Pass, firsts: list[int], *, collect: bool) -> None:
+    """Run the pass's items left inside a group of fused stages on through the group, here (a few at most)."""
+    for depth in range(len(stages)):
+        if depth in firsts or not found.depths[depth]:
+            continue
+        items, found.depths[depth] = found.depths[depth], []
+        end = next((first for first in firsts if first > depth), len(stages))
+        for stage in stages[depth:end]:
+            items = [(index, output) for index, item in items for output in _outputs(stage, index, item, collect)]
+        found.depths[end] += items
+
+
+def _outputs(stage: Stage, index: int, item: Any, collect: bool) -> list[Any]:  # noqa: FBT001 - internal
+    """``stage``'s outputs for one item (its failure in its place, with ``collect``).
+
+    Raises:
+        Exception: its failure, without ``collect``.
+    """
+    try:
+        outputs: list[Any] = stage.call()((index, item))[1]
+    except Exception as exc:
+        if not collect:
+            raise
+        return [Failed(exc)]
+    return outputs
 
 
 def _windows(stages: Sequence[Stage], bound: int) -> list[int]:
@@ -311,43 +428,26 @@ def _windows(stages: Sequence[Stage], bound: int) -> list[int]:
     return windows
 
 
+def _sizes(source: object, stages: Sequence[Stage]) -> list[int | None]:
+    """How many items each stage's input has, where that is known: the source's, through maps and batches."""
+    size = len(source) if isinstance(source, Sized) else None
+    sizes: list[int | None] = []
+    for stage in stages:
+        sizes.append(size)
+        if size is not None and stage.shape == BATCH:
+            size = -(-size // stage.size)
+        elif stage.shape != MAP:
+            size = None
+    return sizes
+
+
 def _source_noted(error: BaseException, index: int) -> BaseException:
     error.add_note(f"concurrency_kit: raised by the pipeline's source, reading item {index}")
     return error
 
 
-class _Told:
-    """Progress, per stage, told in the consumer's thread: tqdm bars or the caller's callable."""
-
-    def __init__(self, stages: Sequence[Stage], *, progress: bool | StageProgress) -> None:
-        self.names = [stage.name for stage in stages]
-        self.callback = None if progress is True else progress
-        self.told = [-1] * len(stages)
-        self.bars: list[Any] = []
-        if progress is True:
-            from tqdm import tqdm  # noqa: PLC0415 - an optional extra, imported when asked for
-
-            self.bars = [tqdm(desc=name, unit="item", position=n) for n, name in enumerate(self.names)]
-
-    def __call__(self, states: Sequence[StageState]) -> None:
-        for number, state in enumerate(states):
-            if state.done == self.told[number]:
-                continue
-            self.told[number] = state.done
-            if self.bars:
-                bar = self.bars[number]
-                bar.set_description(f"{self.names[number]} ({state.mode})", refresh=False)
-                bar.update(state.done - bar.n)
-            elif callable(self.callback):
-                self.callback(self.names[number], state.done, None)
-
-    def close(self, states: Sequence[StageState]) -> None:
-        self(states)
-        for bar in self.bars:
-            bar.close()
-
-
-def _told(stages: Sequence[Stage], *, progress: bool | StageProgress | None) -> _Told | None:
-    if progress is None or progress is False:
-        return None
-    return _Told(stages, progress=progress)
+def _close(iterator: Iterator[Any]) -> None:
+    """Close the source's iterator, where it has ``close`` (a generator: its ``finally`` runs)."""
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()

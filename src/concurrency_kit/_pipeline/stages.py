@@ -23,14 +23,17 @@ import attrs
 
 from .._api.planning import open_iter
 from .._backends.outcomes import Stopped
-from .._backends.stage_calls import BATCH, AsyncStageCall, Failed, StageCall, stage_note
+from .._backends.stage_calls import BATCH, AsyncStageCall, Failed, Fused, StageCall, stage_note
 from .._core.kinds import is_coroutine_function
 from .._core.options import CallOptions
 
 if TYPE_CHECKING:
     from .._run.inbox import Inbox
 
-__all__ = ["Driver", "Stage", "StageState"]
+__all__ = ["FUSED", "Driver", "Stage", "StageState"]
+
+#: The shape of stages fused into one.
+FUSED = "fused"
 
 
 @final
@@ -44,6 +47,7 @@ class Stage:
         fn: the user's function (``None`` for a batch).
         options: the stage's checked options (``None`` for a batch).
         size: a batch's most items.
+        members: the stages fused into this one (``fusing.py``), whose options it has.
     """
 
     name: str
@@ -51,9 +55,20 @@ class Stage:
     fn: Callable[[Any], Any] | None = None
     options: CallOptions | None = None
     size: int = 0
+    members: tuple[Stage, ...] = ()
+
+    @classmethod
+    def fused(cls, members: tuple[Stage, ...]) -> Stage:
+        """The stage that runs ``members`` (plain stages) one after the other, in one worker."""
+        if len(members) == 1:
+            return members[0]
+        name = "+".join(member.name for member in members)
+        return cls(name, FUSED, options=members[-1].options, members=members)
 
     def call(self) -> Callable[[Any], Any]:
         """What its workers run: the function on ``(source index, item)`` pairs."""
+        if self.members:
+            return Fused(tuple(StageCall(member.fn, member.shape, member.name) for member in self.members if member.fn))
         assert self.fn is not None
         if is_coroutine_function(self.fn):
             return AsyncStageCall(self.fn, self.shape, self.name)
@@ -98,6 +113,7 @@ class Driver:
     Args:
         run: the run it is part of.
         stage: what the stage is.
+        state: what it did so far, for the report.
         inbox: its input.
         out: the next stage's input (the consumer's, for the last): ended when the driver ends.
         options: the stage's options in this run (``None`` for a batch).
@@ -105,10 +121,18 @@ class Driver:
     """
 
     def __init__(  # noqa: PLR0913 - the stage's place in its run, by name
-        self, run: Run, stage: Stage, *, inbox: Inbox, out: Inbox, options: CallOptions | None, size: int | None
+        self,
+        run: Run,
+        stage: Stage,
+        state: StageState,
+        *,
+        inbox: Inbox,
+        out: Inbox,
+        options: CallOptions | None,
+        size: int | None,
     ) -> None:
-        self.run_, self.stage, self.inbox, self.out, self.options, self.size = run, stage, inbox, out, options, size
-        self.state = StageState()
+        self.run_, self.stage, self.state = run, stage, state
+        self.inbox, self.out, self.options, self.size = inbox, out, options, size
 
     def run(self) -> None:
         """The thread's body: the stage until its input ends or the run stops; a failure stops the run."""

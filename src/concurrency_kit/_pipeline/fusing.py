@@ -1,0 +1,198 @@
+"""Which stages run together: fused stages share a worker, with no queue (and no thread hop) between them.
+
+A hop between two stages costs about a thread's wake-up (the cost model's
+``thread_start``): a stage whose item costs less than that is cheaper to run inside its
+neighbour's worker than behind a queue of its own. Two stages that compute, next to
+each other, are cheaper in one worker too: an item then does not travel back through
+the parent between them. So, before a run starts::
+
+    the first source items, one at a time through the stages, in the consumer's thread
+      (timed; an item stops after the first stage that is dear on it, and the pass ends;
+      no pass where a stage's memory says it is dear, or a stage is not plain)
+    every stage cheap on ``CONFIRM_ITEMS`` items: the whole pipeline runs in the
+      consumer's thread, a chain of iterators (``inline.py``)
+    else groups (``grouped``): a cheap stage joins the group of the stage after it
+      (the last ones, the stage before); two stages that compute (as their memory
+      says) join one another; a group of more than one runs as one stage (``Fused``)
+
+Only plain stages fuse: a sync function, ``mode="auto"`` and no per-stage option; a
+``batch`` never does. What the pass ran is not run again: its outputs go on from where
+the pass left each item.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import attrs
+
+from .._backends.stage_calls import BATCH, Failed
+from .._core.costmodel import model_in_force
+from .._core.kinds import TaskKind, is_coroutine_function
+from .._decide.memory import recall
+from .stages import Stage, StageState
+
+__all__ = ["Pass", "first_pass", "grouped"]
+
+#: How many source items the pass runs through a pipeline that stays cheap: enough that
+#: one quick first call does not decide, few enough to cost nothing.
+CONFIRM_ITEMS = 32
+
+
+@attrs.define
+class Pass:
+    """What the pass found and ran.
+
+    Attributes:
+        seconds: each stage's seconds per item on the pass, where it ran (``None``: not run).
+        cheap: every stage was cheaper than a hop on every item of the pass.
+        depths: the items the pass left, by the stage they go to next (``len(stages)``: done).
+        ins: the items each stage took on the pass.
+        outs: the items each stage made on the pass.
+    """
+
+    seconds: list[float | None]
+    cheap: bool
+    depths: list[list[tuple[int, Any]]]
+    ins: list[int]
+    outs: list[int]
+
+    @classmethod
+    def empty(cls, stages: int) -> Pass:
+        """No pass: nothing timed, nothing left."""
+        return cls(
+            [None] * stages, cheap=False, depths=[[] for _ in range(stages + 1)], ins=[0] * stages, outs=[0] * stages
+        )
+
+    def count(self, states: Sequence[StageState]) -> None:
+        """Count what the pass ran in each stage's state (for the report)."""
+        for number, state in enumerate(states):
+            state.done += self.ins[number]
+            state.items_out += self.outs[number]
+
+
+def plain(stage: Stage) -> bool:
+    """Whether ``stage`` may fuse: a sync function, auto, no per-stage option."""
+    options = stage.options
+    if stage.shape == BATCH or stage.fn is None or options is None or is_coroutine_function(stage.fn):
+        return False
+    return (
+        options.mode == "auto"
+        and options.workers is None
+        and options.chunksize is None
+        and options.classifier is None
+        and options.executor is None
+        and options.per_item is None
+        and options.max_tasks_per_worker is None
+    )
+
+
+def hop_seconds() -> float:
+    """What a hop between two stages costs: about a thread's wake-up."""
+    return model_in_force().thread_start
+
+
+def dear(stage: Stage, hop: float) -> bool:
+    """Whether an earlier call found ``stage``'s function dearer than a hop."""
+    memo = None if stage.fn is None else recall(stage.fn)
+    return memo is not None and memo.item_seconds >= hop
+
+
+def first_pass(stages: Sequence[Stage], source: Iterator[Any], *, limit: int, collect: bool) -> tuple[Pass, int]:
+    """Run the source's first items through the plain stages while they stay cheap (see the docstring).
+
+    Args:
+        stages: the pipeline's stages.
+        source: the source's iterator: at most ``limit`` items are taken from it.
+        limit: the most items to take (the run's bound on items in flight).
+        collect: a failure takes its item's place (``return_exceptions``).
+
+    Returns:
+        What the pass found and left, and how many source items it took.
+
+    Raises:
+        Exception: a stage's failure on one of these items (without ``collect``), noted
+            with its stage and source item; or the source's own.
+    """
+    hop = hop_seconds()
+    found = Pass.empty(len(stages))
+    if not all(plain(stage) for stage in stages) or any(dear(stage, hop) for stage in stages):
+        return found, 0
+    taken = 0
+    for index, item in enumerate(itertools.islice(source, min(limit, CONFIRM_ITEMS))):
+        taken += 1
+        if not _through(stages, (index, item), found, hop, collect=collect):
+            return found, taken
+    found.cheap = taken > 0
+    return found, taken
+
+
+def _through(stages: Sequence[Stage], tagged: tuple[int, Any], found: Pass, hop: float, *, collect: bool) -> bool:
+    """One item through the stages in turn, timed; it stops after the first dear stage. Whether all were cheap."""
+    items, index = [tagged], tagged[0]
+    for number, stage in enumerate(stages):
+        call = stage.call()
+        began = time.perf_counter()
+        outputs: list[tuple[int, Any]] = []
+        for each in items:
+            try:
+                outputs += [(index, output) for output in call(each)[1]]
+            except Exception as exc:
+                if not collect:
+                    raise
+                outputs.append((index, Failed(exc)))
+        took = (time.perf_counter() - began) / max(1, len(items))
+        found.ins[number] += len(items)
+        found.outs[number] += len(outputs)
+        found.seconds[number] = max(found.seconds[number] or 0.0, took)
+        items = outputs
+        if took >= hop:
+            found.depths[number + 1] += items
+            return False
+    found.depths[len(stages)] += items
+    return True
+
+
+def grouped(stages: Sequence[Stage], found: Pass) -> list[Stage]:
+    """The stages, those that run as one fused (``Stage.fused``; see the module's docstring)."""
+    hop = hop_seconds()
+    cheap = [_cheap(stage, found.seconds[number], hop) for number, stage in enumerate(stages)]
+    computing = [_computes(stage) for stage in stages]
+    groups: list[list[Stage]] = []
+    pending: list[Stage] = []  # cheap stages waiting for the next dear one
+    for number, stage in enumerate(stages):
+        if cheap[number] and plain(stage):
+            pending.append(stage)
+            continue
+        joins = groups and plain(stage) and plain(groups[-1][-1]) and computing[number] and computing[number - 1]
+        if joins and not pending:
+            groups[-1].append(stage)
+        elif plain(stage):
+            groups.append([*pending, stage])
+        else:
+            groups.extend([cheap_one] for cheap_one in pending)
+            groups.append([stage])
+        pending = []
+    if pending:
+        if groups and plain(groups[-1][-1]):
+            groups[-1].extend(pending)
+        else:
+            groups.append(pending)
+    return [Stage.fused(tuple(group)) for group in groups]
+
+
+def _cheap(stage: Stage, seconds: float | None, hop: float) -> bool:
+    """Whether ``stage`` costs less than a hop: as the pass timed it, else as its memory says."""
+    if seconds is not None:
+        return seconds < hop
+    memo = None if stage.fn is None else recall(stage.fn)
+    return memo is not None and memo.item_seconds < hop
+
+
+def _computes(stage: Stage) -> bool:
+    """Whether an earlier call found ``stage``'s function computing (in bytecode or in C)."""
+    memo = None if stage.fn is None else recall(stage.fn)
+    return memo is not None and memo.kind in {TaskKind.CPU, TaskKind.GIL_FREE}

@@ -1,0 +1,54 @@
+"""A pipeline's progress, per stage, told in the consumer's thread: a tqdm bar a stage, or the caller's callable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .stages import StageState
+
+__all__ = ["StageProgress", "Told", "told_by"]
+
+#: A progress callable: told ``(stage name, done, total)`` in the consumer's thread.
+StageProgress = Callable[[str, int, "int | None"], object]
+
+
+class Told:
+    """Each stage's count of items done, told when it moved: to a stacked tqdm bar, or to the callable."""
+
+    def __init__(self, names: Sequence[str], states: Sequence[StageState], *, progress: bool | StageProgress) -> None:
+        self.names, self.states = names, states
+        self.callback = None if progress is True else progress
+        self.told = [-1] * len(names)
+        self.bars: list[Any] = []
+        if progress is True:
+            from tqdm import tqdm  # noqa: PLC0415 - an optional extra, imported when asked for
+
+            self.bars = [tqdm(desc=name, unit="item", position=number) for number, name in enumerate(names)]
+
+    def __call__(self) -> None:
+        for number, state in enumerate(self.states):
+            if state.done == self.told[number]:
+                continue
+            self.told[number] = state.done
+            if self.bars:
+                bar = self.bars[number]
+                bar.set_description(f"{self.names[number]} ({state.mode})", refresh=False)
+                bar.update(state.done - bar.n)
+            elif callable(self.callback):
+                self.callback(self.names[number], state.done, None)
+
+    def close(self) -> None:
+        """Tell the last counts; close the bars."""
+        self()
+        for bar in self.bars:
+            bar.close()
+
+
+def told_by(
+    names: Sequence[str], states: Sequence[StageState], *, progress: bool | StageProgress | None
+) -> Told | None:
+    """What ``progress=`` becomes: ``None`` for none."""
+    if progress is None or progress is False:
+        return None
+    return Told(names, states, progress=progress)
