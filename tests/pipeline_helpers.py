@@ -96,3 +96,17 @@ class Counted:
                 index += 1
         finally:
             self.closed.set()
+
+
+def spin_ms(milliseconds: int) -> int:
+    """Compute (bytecode, holding the GIL) for about ``milliseconds``; return it."""
+    end = time.perf_counter() + milliseconds / 1000
+    count = 0
+    while time.perf_counter() < end:
+        count += 1
+    return milliseconds
+
+
+def spin_again_ms(milliseconds: int) -> int:
+    """``spin_ms`` under another name (a second computing stage)."""
+    return spin_ms(milliseconds)

@@ -29,6 +29,8 @@ from pipeline_helpers import (
     not_multiple_of_3,
     pair,
     same,
+    spin_again_ms,
+    spin_ms,
     wait_ms,
 )
 
@@ -315,3 +317,51 @@ def test_arun_and_astream_inside_an_event_loop() -> None:
 
     listed, streamed = asyncio.run(main())
     assert listed == streamed == [2 * x + 1 for x in range(30)]
+
+
+# Fusion.
+
+
+def test_cheap_stages_run_in_the_consumers_thread() -> None:
+    before = threading.active_count()
+    p = ck.pipeline(range(5000)).map(double).filter(not_multiple_of_3).flat_map(pair)
+    counts = []
+    for seen, _ in enumerate(p):
+        if seen % 1000 == 0:
+            counts.append(threading.active_count())
+    assert set(counts) == {before}
+    report = p.report()
+    assert {stage.mode for stage in report.stages} == {"inline"}
+    assert report.stages[0].items_in == 5000
+    assert report.stages[2].items_out == 2 * len([x for x in range(5000) if not_multiple_of_3(2 * x)])
+
+
+@pytest.mark.parametrize("at", [5, 500])  # on the pass, and in the chain after it
+def test_a_failure_in_an_inline_pipeline_names_its_stage_and_item(at: int) -> None:
+    failing = _fail_at(at)
+    failing.__name__ = "failing"
+    with pytest.raises(StageError) as caught:
+        ck.pipeline(range(1000)).map(same).map(failing).map(double).run()
+    assert f"concurrency_kit: in pipeline stage 'failing', from source item {at}" in caught.value.__notes__
+
+
+def test_return_exceptions_in_an_inline_pipeline() -> None:
+    results = ck.pipeline(range(100)).map(fail_on_even_tens).map(double).run(return_exceptions=True)
+    assert [isinstance(r, StageError) for r in results] == [x % 20 == 0 for x in range(100)]
+    assert [r for r in results if not isinstance(r, Exception)] == [2 * x for x in range(100) if x % 20]
+
+
+def test_a_cheap_stage_joins_its_dear_neighbour() -> None:
+    p = ck.pipeline(range(60)).map(same).map(wait_ms(2)).map(double)
+    assert p.run() == [2 * x for x in range(60)]
+    assert p.report().fused == [("same", "wait_2ms", "double")]
+
+
+def test_two_stages_remembered_as_computing_fuse() -> None:
+    p = ck.pipeline([3] * 24).map(spin_ms).map(spin_again_ms)
+    assert p.run() == [3] * 24
+    first = p.report()
+    assert p.run() == [3] * 24  # both are remembered as computing now
+    second = p.report()
+    assert first.fused == []
+    assert second.fused == [("spin_ms", "spin_again_ms")]

@@ -7,8 +7,9 @@ each other, are cheaper in one worker too: an item then does not travel back thr
 the parent between them. So, before a run starts::
 
     the first source items, one at a time through the stages, in the consumer's thread
-      (timed; an item stops after the first stage that is dear on it, and the pass ends;
-      no pass where a stage's memory says it is dear, or a stage is not plain)
+      (timed; the first goes through every stage, a later one stops after the first stage
+      that is dear on it, and the pass ends there; no pass where a stage's memory says it
+      is dear, or a stage is not plain)
     every stage cheap on ``CONFIRM_ITEMS`` items: the whole pipeline runs in the
       consumer's thread, a chain of iterators (``inline.py``)
     else groups (``grouped``): a cheap stage joins the group of the stage after it
@@ -124,15 +125,21 @@ def first_pass(stages: Sequence[Stage], source: Iterator[Any], *, limit: int, co
     taken = 0
     for index, item in enumerate(itertools.islice(source, min(limit, CONFIRM_ITEMS))):
         taken += 1
-        if not _through(stages, (index, item), found, hop, collect=collect):
+        if not _through(stages, (index, item), found, hop, collect=collect, whole=index == 0):
             return found, taken
     found.cheap = taken > 0
     return found, taken
 
 
-def _through(stages: Sequence[Stage], tagged: tuple[int, Any], found: Pass, hop: float, *, collect: bool) -> bool:
-    """One item through the stages in turn, timed; it stops after the first dear stage. Whether all were cheap."""
-    items, index = [tagged], tagged[0]
+def _through(  # noqa: PLR0913 - the pass's state, by name
+    stages: Sequence[Stage], tagged: tuple[int, Any], found: Pass, hop: float, *, collect: bool, whole: bool
+) -> bool:
+    """One item through the stages in turn, timed: whether all were cheap.
+
+    The first item (``whole``) goes through every stage, so that each is timed once;
+    another stops after the first dear stage.
+    """
+    items, index, cheap = [tagged], tagged[0], True
     for number, stage in enumerate(stages):
         call = stage.call()
         began = time.perf_counter()
@@ -150,10 +157,12 @@ def _through(stages: Sequence[Stage], tagged: tuple[int, Any], found: Pass, hop:
         found.seconds[number] = max(found.seconds[number] or 0.0, took)
         items = outputs
         if took >= hop:
-            found.depths[number + 1] += items
-            return False
+            cheap = False
+            if not whole:
+                found.depths[number + 1] += items
+                return False
     found.depths[len(stages)] += items
-    return True
+    return cheap
 
 
 def grouped(stages: Sequence[Stage], found: Pass) -> list[Stage]:
