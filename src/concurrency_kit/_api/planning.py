@@ -283,7 +283,7 @@ def open_iter(  # noqa: PLR0913 - the stream's input, by name
         if len(head) < wanted:
             expected = len(head)
     chosen, handover = plan_call(fn, head, options, expected=expected)
-    return open_stream(
+    stream = open_stream(
         handover,
         chosen.sizing,
         chosen.reason,
@@ -294,3 +294,5 @@ def open_iter(  # noqa: PLR0913 - the stream's input, by name
         size=size,
         stop=stop,
     )
+    stream.kind = chosen.kind
+    return stream

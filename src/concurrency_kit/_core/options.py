@@ -20,6 +20,7 @@ import attrs
 from .kinds import TaskKind, is_coroutine_function
 from .retrying import RetryPolicy, retry_policy
 from .scope import check_executor, current_executor
+from .share import Share
 
 __all__ = [
     "MODES",
@@ -96,6 +97,8 @@ class CallOptions:
             first item of the call, if given.
         initargs: its arguments.
         max_tasks_per_worker: a worker process is replaced after this many items, if given.
+        share: how many of its workers the call may keep busy, moved while it runs (a
+            pipeline stage's share of the pipeline's budget), if it has one.
     """
 
     mode: str = "auto"
@@ -115,6 +118,7 @@ class CallOptions:
     initializer: Callable[..., object] | None = None
     initargs: tuple[Any, ...] = ()
     max_tasks_per_worker: int | None = None
+    share: Share | None = None
 
     @property
     def deadline(self) -> float | None:

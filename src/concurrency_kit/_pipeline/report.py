@@ -38,6 +38,9 @@ class StageReport:
             stage, for the consumer).
         rate: the items it took per second of its run.
         reason: why it runs as it does (its plan's reason).
+        moves: where it computes beside other computing stages, the workers it had in
+            order: as planned, then each share of the pipeline's budget it was given
+            (``workers`` is the last).
     """
 
     name: str
@@ -50,6 +53,7 @@ class StageReport:
     blocked: float
     rate: float
     reason: str = ""
+    moves: tuple[int, ...] = ()
 
 
 @attrs.frozen
@@ -75,7 +79,7 @@ class PipelineReport:
             (
                 ("* " if stage.name == self.bottleneck else "  ") + stage.name,
                 stage.mode,
-                str(stage.workers),
+                "→".join(str(count) for count in stage.moves) if stage.moves else str(stage.workers),
                 str(stage.items_in),
                 str(stage.items_out),
                 f"{stage.busy:.3f}",

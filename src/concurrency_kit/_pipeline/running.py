@@ -33,8 +33,11 @@ import attrs
 
 from .._backends.outcomes import Stopped
 from .._backends.stage_calls import BATCH, MAP, Failed
+from .._core.cpu import planning_cpus
 from .._core.options import CallOptions
+from .._core.share import Share
 from .._run.inbox import Inbox
+from .budget import Balancer
 from .fusing import Pass, first_pass, grouped
 from .inline import inline
 from .progress import StageProgress, Told, told_by
@@ -120,6 +123,10 @@ class PipelineRun:
         self.started: float | None = None
         self.ended: float | None = None
         self.yielded = 0
+        self.read_count = 0  # items taken from the source
+        self.balancer = Balancer(planning_cpus())
+        self.running_states: list[StageState] = []  # each running stage's (a fused one's: its members')
+        self.firsts: list[int] = []  # each running stage's first stage
 
     # The run's side, for the stage drivers (``stages.Run``).
 
@@ -135,6 +142,10 @@ class PipelineRun:
 
     def stopping(self) -> bool:
         return self.stop.done()
+
+    def computes(self, share: Share, workers: int) -> None:
+        place = next(number for number, state in enumerate(self.running_states) if state.share is share)
+        self.balancer.add(place, share, workers)
 
     def halt(self) -> None:
         """Stop every stage, wake every wait (see the module's docstring)."""
@@ -223,6 +234,8 @@ class PipelineRun:
             got = out.next_within(max(0.0, wait))
             if told is not None:
                 told()
+            if self.balancer.due(now := time.monotonic()):
+                self.balance(now)
             if got is None:
                 if deadline is not None:
                     self.check_deadline(deadline)
@@ -237,6 +250,12 @@ class PipelineRun:
             raise self.failure
         if self.stop.done():
             raise Stopped
+
+    def balance(self, now: float) -> None:
+        """Let the budget look at the running stages' work (``budget.py``)."""
+        records = [self.record(self.firsts[place], now) for place in range(len(self.running_states))]
+        busy, items = [record.busy for record in records], [record.items_in for record in records]
+        self.balancer.look(now, busy, items, self.read_count)
 
     def check_deadline(self, deadline: float) -> None:
         """Raise the run's timeout once ``deadline`` passed.
@@ -259,23 +278,25 @@ class PipelineRun:
             The values the pass finished, to be yielded first.
         """
         running = grouped(self.stages, found)
-        firsts = self.place_stages(running)
+        self.firsts = firsts = self.place_stages(running)
         _to_boundaries(self.stages, found, firsts, collect=self.shape.collect)
         windows, sizes = _windows(running, self.shape.bound), _sizes(self.source, running)
         self.inboxes = [Inbox(max(2, window // 2), remember=window + 128) for window in windows]
         self.inboxes.append(Inbox(max(2, self.shape.bound // 4)))  # the consumer's
+        self.running_states = [self.states[first] for first in firsts]
         drivers = [
             Driver(
                 self,
                 stage,
-                self.states[firsts[number]],
+                self.running_states[number],
                 inbox=self.inboxes[number],
                 out=self.inboxes[number + 1],
-                options=self.options(stage, windows[number]),
+                options=self.shared(self.options(stage, windows[number]), self.running_states[number]),
                 size=sizes[number],
             )
             for number, stage in enumerate(running)
         ]
+        self.read_count = taken
         self.budget.add(sum(len(items) for items in found.depths))
         for depth, items in enumerate(found.depths[:-1]):
             self.inboxes[self.place[depth]].items.extend(items)  # before any thread: in order, ahead of the rest
@@ -286,6 +307,14 @@ class PipelineRun:
             self.threads.append(thread)
             thread.start()
         return [value for _, value in found.depths[-1]]
+
+    @staticmethod
+    def shared(options: CallOptions | None, state: StageState) -> CallOptions | None:
+        """``options`` with a share of the budget, which ``state`` keeps (a batch: ``None``, none)."""
+        if options is None:
+            return None
+        state.share = Share()
+        return attrs.evolve(options, share=state.share)
 
     def place_stages(self, running: Sequence[Stage]) -> list[int]:
         """Note which running stage runs each stage, share the state of fused ones, list them for the report.
@@ -321,6 +350,7 @@ class PipelineRun:
                 if not self.inboxes[0].put((index, item)):
                     return
                 index += 1
+                self.read_count = index
         except BaseException as exc:  # noqa: BLE001 - the run's failure, raised by its consumer
             self.fail(_source_noted(exc, index))
         finally:
@@ -340,6 +370,7 @@ class PipelineRun:
                 if not self.inboxes[0].put((index, item)):
                     return
                 index += 1
+                self.read_count = index
         except BaseException as exc:  # noqa: BLE001 - the run's failure, raised by its consumer
             self.fail(_source_noted(exc, index))
         finally:
@@ -373,10 +404,13 @@ class PipelineRun:
         waiting = 0.0 if inbox is None else min(ran, inbox.waited())
         blocked = 0.0 if out is None else min(ran, out.blocked)
         items_in = state.done if inbox is None else inbox.taken
+        shares = self.balancer.moves(place) if self.inboxes else []
+        moves = (state.workers, *shares) if shares else ()
         return StageReport(
             name=self.stages[number].name,
             mode=state.mode,
-            workers=state.workers,
+            workers=moves[-1] if moves else state.workers,
+            moves=moves,
             items_in=items_in,
             items_out=state.items_out,
             busy=max(0.0, ran - waiting - blocked),

@@ -24,8 +24,9 @@ import attrs
 from .._api.planning import open_iter
 from .._backends.outcomes import Stopped
 from .._backends.stage_calls import BATCH, AsyncStageCall, Failed, Fused, StageCall, stage_note
-from .._core.kinds import is_coroutine_function
+from .._core.kinds import TaskKind, is_coroutine_function
 from .._core.options import CallOptions
+from .._core.share import Share
 
 if TYPE_CHECKING:
     from .._run.inbox import Inbox
@@ -81,6 +82,7 @@ class StageState:
 
     mode: str = "starting"
     reason: str = ""
+    share: Share | None = None  # its share of the budget, where it computes
     workers: int = 0
     done: int = 0  # inputs whose outputs it handed on
     items_out: int = 0
@@ -103,6 +105,10 @@ class Run(Protocol):
 
     def stopping(self) -> bool:
         """Whether the run is stopping."""
+        ...
+
+    def computes(self, share: Share, workers: int) -> None:
+        """The stage of ``share`` computes, on ``workers`` workers: it joins the budget."""
         ...
 
 
@@ -159,6 +165,9 @@ class Driver:
             self.stage.call(), inbox, options, iterator=inbox, stop=self.run_.stop, size=self.size
         ) as stream:
             state.mode, state.workers, state.reason = stream.mode, stream.workers, stream.reason
+            computing = stream.mode == "process" or (stream.mode == "thread" and stream.kind is TaskKind.GIL_FREE)
+            if computing and options.share is not None:
+                self.run_.computes(options.share, stream.workers)
             for result in stream:
                 if type(result) is tuple:
                     index, outputs = cast("tuple[int, list[Any]]", result)

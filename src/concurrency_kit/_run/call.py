@@ -34,6 +34,7 @@ from .handover import Handover, RunFacts, Sizing, Taken
 from .in_place import per_thread
 from .inbox import Inbox
 from .results import Progress, close_progress
+from .sharing import Throttled
 from .stream import ResultStream, loop, told_by
 from .warming import Helping
 
@@ -245,8 +246,9 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
         chunk = min(chunk, FORCED_STREAM_CHUNK)
     # Taken and not yet yielded when the stream starts: the head (or what was measured of a sequence).
     ahead_of_stream = taken.resume_at if head is items else len(head)
+    runner = _runner(handover, sizing)
     results = Engine(
-        _runner(handover, sizing),
+        runner if options.share is None else Throttled(runner, options.share, sizing.workers),
         _after_head(head, taken.resume_at, source),
         start=taken.resume_at,
         first=first,

@@ -33,6 +33,7 @@ from .._backends.awaitable import (
 )
 from .._backends.outcomes import Stopped, noted
 from .._backends.registry import Unit
+from .._core.kinds import TaskKind
 from .results import Progress, close_progress, handing_over, stream_timed_out
 
 __all__ = ["Progress", "ProgressBar", "ResultStream", "loop", "told_by"]
@@ -230,14 +231,16 @@ class ResultStream(chain[R]):
             ``"executor"`` or ``"async"``.
         reason: why (the plan's reason).
         workers: how many threads, processes or coroutines at once.
+        kind: the items' kind, as measured or declared (``None``: not known).
     """
 
-    __slots__ = ("_results", "mode", "reason", "workers")
+    __slots__ = ("_results", "kind", "mode", "reason", "workers")
 
     _results: Iterator[R]
     mode: str
     reason: str
     workers: int
+    kind: TaskKind | None
 
     def __new__(cls, results: Iterator[R], mode: str, reason: str, workers: int = 1) -> Self:
         stream = super().__new__(cls, results)
@@ -245,6 +248,7 @@ class ResultStream(chain[R]):
         stream.mode = mode
         stream.reason = reason
         stream.workers = workers
+        stream.kind = None
         return stream
 
     def close(self) -> None:
