@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 import concurrency_kit as ck
+from helpers import wait_for_path
 from pipeline_helpers import (
     Counted,
     StageError,
@@ -365,3 +371,58 @@ def test_two_stages_remembered_as_computing_fuse() -> None:
     second = p.report()
     assert first.fused == []
     assert second.fused == [("spin_ms", "spin_again_ms")]
+
+
+def test_closing_stops_a_coroutine_stage_at_once() -> None:
+    cancelled = threading.Event()
+
+    async def forever(x: int) -> int:
+        if x == 0:
+            return x
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return x
+
+    stream = ck.pipeline(range(10)).map(double, "thread").map(forever).stream()
+    began = time.monotonic()
+    assert next(stream) == 0
+    stream.close()
+    assert time.monotonic() - began < 10  # under a second here; a deadlock guard only
+    assert cancelled.is_set()
+
+
+def test_ctrl_c_in_a_script_stops_the_pipeline(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    ready = tmp_path / "ready"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import itertools, pathlib, sys, time
+            sys.path.insert(0, {str(Path(__file__).parent)!r})
+            import concurrency_kit as ck
+            from pipeline_helpers import double, same
+
+            if __name__ == "__main__":
+                p = ck.pipeline(itertools.count()).map(same, "thread").map(double, "process")
+                try:
+                    for n, _ in enumerate(p):
+                        if n == 100:
+                            pathlib.Path({str(ready)!r}).touch()
+                        time.sleep(0.001)
+                except KeyboardInterrupt:
+                    print("interrupted", flush=True)
+            """
+        )
+    )
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert wait_for_path(str(ready)), "the pipeline did not start"
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 0
+    assert "interrupted" in out

@@ -16,12 +16,15 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Coroutine, Generator
+from concurrent.futures import CancelledError as FutureCancelledError
+from concurrent.futures import Future
 from inspect import isawaitable
 from typing import Any, TypeVar, final
 
 from typing_extensions import Protocol
 
 from .item_calls import Init, Raised, retries_it
+from .outcomes import Stopped
 
 __all__ = [
     "SLICE_SECONDS",
@@ -209,13 +212,26 @@ async def _settled(coroutine: Coroutine[Any, Any, T]) -> tuple[T, None] | tuple[
         return None, exc
 
 
-def _on(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) -> T:
+def _on(
+    loop: asyncio.AbstractEventLoop,
+    coroutine: Coroutine[Any, Any, T],
+    waiting: list[Future[Any]] | None = None,
+    stop: Future[None] | None = None,
+) -> T:
     """Run ``coroutine`` on ``loop`` (another thread's) and wait for its result here.
 
+    ``waiting`` holds its future meanwhile, for ``stop``'s callback to cancel; one set
+    already cancels it now.
+
     Raises:
-        BaseException: what ``coroutine`` raised (``SystemExit`` and Ctrl-C too).
+        BaseException: what ``coroutine`` raised (``SystemExit`` and Ctrl-C too);
+            ``CancelledError`` where the wait was cancelled.
     """
     future = asyncio.run_coroutine_threadsafe(_settled(coroutine), loop)
+    if waiting is not None:
+        waiting[:] = [future]
+    if stop is not None and stop.done():
+        future.cancel()
     try:
         outcome = future.result()
     except BaseException:
@@ -226,18 +242,33 @@ def _on(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) -> T
     return outcome[0]
 
 
-def private_loop(make: Callable[[], Batches]) -> Generator[list[Any], None, None]:
+def private_loop(make: Callable[[], Batches], stop: Future[None] | None = None) -> Generator[list[Any], None, None]:
     """The batches of the stream ``make()`` builds, run on an event loop of its own, from synchronous code.
 
     The loop runs in a thread of its own, so the coroutines go on while the caller
     handles a batch. Closing the generator (or its end, an error, Ctrl-C) closes the
-    stream (cancelling what is in flight) and the loop.
+    stream (cancelling what is in flight) and the loop. So does ``stop``, once done
+    (from another thread): the wait for the next batch ends with ``Stopped``.
+
+    Raises:
+        Stopped: ``stop`` was set.
     """
     loop, thread = start_loop("concurrency_kit-event-loop")
     stream = None
+    waiting: list[Future[Any]] = []
+    if stop is not None:
+        stop.add_done_callback(lambda _: [future.cancel() for future in list(waiting)])
     try:
         stream = make()
-        while batch := _on(loop, stream.next_batch()):
+        while True:
+            try:
+                batch = _on(loop, stream.next_batch(), waiting, stop)
+            except FutureCancelledError:
+                if stop is not None and stop.done():
+                    raise Stopped from None
+                raise
+            if not batch:
+                return
             yield batch
     finally:
         try:

@@ -66,7 +66,7 @@ class _Member:
     planned: int
     work: float | None = None  # worker-seconds per source item, smoothed
     seen: tuple[float, int] = (0.0, 0)  # (busy seconds, items in) at the last look
-    moves: list[int] = attrs.field(factory=lambda: list[int]())  # each share it was given, in order
+    moves: list[int] = attrs.field(factory=list[int])  # each share it was given, in order
 
 
 @final

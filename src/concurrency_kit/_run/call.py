@@ -157,8 +157,9 @@ def _on_private_loop(  # noqa: PLR0913 - the stream's shape, by name
     ordered: bool,
     window: int | None,
     total: int | None,
+    stop: Future[None] | None = None,
 ) -> Generator[list[Any], None, None]:
-    """The batches of results of an async call's coroutines, on an event loop of the call's own.
+    """The batches of results of an async call's coroutines, on an event loop of the call's own (until ``stop``).
 
     Raises:
         RuntimeError: an event loop runs in this thread (checked now, not when the
@@ -187,7 +188,7 @@ def _on_private_loop(  # noqa: PLR0913 - the stream's shape, by name
             per_item=options.per_item,
         )
 
-    return private_loop(make)
+    return private_loop(make, stop)
 
 
 def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel split it
@@ -223,7 +224,9 @@ def open_stream(  # noqa: PLR0913 - the call, and its input as iter_parallel spl
     if sizing.mode == "async":
         window = options.max_in_flight or STREAM_CHUNKS_PER_WORKER * sizing.workers
         rest = _after_head(head, resume_at, source)
-        batches = _on_private_loop(handover, sizing, rest, ordered=options.ordered, window=window, total=size)
+        batches = _on_private_loop(
+            handover, sizing, rest, ordered=options.ordered, window=window, total=size, stop=stop
+        )
         return ResultStream(_yielded(batches, told, size), sizing.mode, reason, sizing.workers)
     taken = handover.take()
     first, _ = _measured_units(handover, sizing, taken, head)
