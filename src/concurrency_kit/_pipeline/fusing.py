@@ -7,9 +7,9 @@ each other, are cheaper in one worker too: an item then does not travel back thr
 the parent between them. So, before a run starts::
 
     the first source items, one at a time through the stages, in the consumer's thread
-      (timed; the first goes through every stage, a later one stops after the first stage
-      that is dear on it, and the pass ends there; no pass where a stage's memory says it
-      is dear, or a stage is not plain)
+      (timed; the first goes on past the first dear stage, and past later ones while it
+      has taken a few milliseconds; a later item stops after the first stage that is dear
+      on it, and the pass ends there; no pass where a stage's memory says it is dear)
     every stage cheap on ``CONFIRM_ITEMS`` items: the whole pipeline runs in the
       consumer's thread, a chain of iterators (``inline.py``)
     else groups (``grouped``): a cheap stage joins the group of the stage after it
@@ -17,8 +17,9 @@ the parent between them. So, before a run starts::
       says) join one another; a group of more than one runs as one stage (``Fused``)
 
 Only plain stages fuse: a sync function, ``mode="auto"`` and no per-stage option; a
-``batch`` never does. What the pass ran is not run again: its outputs go on from where
-the pass left each item.
+``batch`` never does, and the pass stops before the first stage that is not plain (a
+pipeline with one does not run in the consumer's thread). What the pass ran is not run
+again: its outputs go on from where the pass left each item.
 """
 
 from __future__ import annotations
@@ -36,11 +37,16 @@ from .._core.kinds import TaskKind, is_coroutine_function
 from .._decide.memory import recall
 from .stages import Stage, StageState
 
-__all__ = ["Pass", "first_pass", "grouped"]
+__all__ = ["Pass", "first_pass", "grouped", "to_boundaries"]
 
 #: How many source items the pass runs through a pipeline that stays cheap: enough that
 #: one quick first call does not decide, few enough to cost nothing.
 CONFIRM_ITEMS = 32
+#: How long the first item may go on through the stages after dear ones, to time them
+#: all: a few milliseconds, a small part of a run whose stages are that dear (the
+#: workers wait meanwhile). Past it, a second dear stage ends its pass: the stages after
+#: it are known by their memory only.
+WHOLE_SECONDS = 0.005
 
 
 @attrs.define
@@ -120,7 +126,7 @@ def first_pass(stages: Sequence[Stage], source: Iterator[Any], *, limit: int, co
     """
     hop = hop_seconds()
     found = Pass.empty(len(stages))
-    if not all(plain(stage) for stage in stages) or any(dear(stage, hop) for stage in stages):
+    if not stages or not plain(stages[0]) or any(dear(stage, hop) for stage in stages):
         return found, 0
     taken = 0
     for index, item in enumerate(itertools.islice(source, min(limit, CONFIRM_ITEMS))):
@@ -136,11 +142,15 @@ def _through(  # noqa: PLR0913 - the pass's state, by name
 ) -> bool:
     """One item through the stages in turn, timed: whether all were cheap.
 
-    The first item (``whole``) goes through every stage, so that each is timed once;
+    The first item (``whole``) goes on past the first dear stage, and past later ones
+    while it has taken less than ``WHOLE_SECONDS``, so that each stage is timed once;
     another stops after the first dear stage.
     """
-    items, index, cheap = [tagged], tagged[0], True
+    items, index, cheap, began_item = [tagged], tagged[0], True, time.perf_counter()
     for number, stage in enumerate(stages):
+        if not plain(stage):  # not run here (a batch gathers across items): its input is what the pass leaves
+            found.depths[number] += items
+            return False
         call = stage.call()
         began = time.perf_counter()
         outputs: list[tuple[int, Any]] = []
@@ -157,8 +167,8 @@ def _through(  # noqa: PLR0913 - the pass's state, by name
         found.seconds[number] = max(found.seconds[number] or 0.0, took)
         items = outputs
         if took >= hop:
-            cheap = False
-            if not whole:
+            first_dear, cheap = cheap, False
+            if not whole or (not first_dear and time.perf_counter() - began_item >= WHOLE_SECONDS):
                 found.depths[number + 1] += items
                 return False
     found.depths[len(stages)] += items
@@ -181,8 +191,11 @@ def grouped(stages: Sequence[Stage], found: Pass) -> list[Stage]:
             groups[-1].append(stage)
         elif plain(stage):
             groups.append([*pending, stage])
-        else:
-            groups.extend([cheap_one] for cheap_one in pending)
+        else:  # cheap stages before one that does not fuse: after the one before them, else on their own
+            if pending and groups and plain(groups[-1][-1]):
+                groups[-1].extend(pending)
+            elif pending:
+                groups.append(pending)
             groups.append([stage])
         pending = []
     if pending:
@@ -205,3 +218,30 @@ def _computes(stage: Stage) -> bool:
     """Whether an earlier call found ``stage``'s function computing (in bytecode or in C)."""
     memo = None if stage.fn is None else recall(stage.fn)
     return memo is not None and memo.kind in {TaskKind.CPU, TaskKind.GIL_FREE}
+
+
+def to_boundaries(stages: Sequence[Stage], found: Pass, firsts: list[int], *, collect: bool) -> None:
+    """Run the pass's items left inside a group of fused stages on through the group, here (a few at most)."""
+    for depth in range(len(stages)):
+        if depth in firsts or not found.depths[depth]:
+            continue
+        items, found.depths[depth] = found.depths[depth], []
+        end = next((first for first in firsts if first > depth), len(stages))
+        for stage in stages[depth:end]:
+            items = [(index, output) for index, item in items for output in _outputs(stage, index, item, collect)]
+        found.depths[end] += items
+
+
+def _outputs(stage: Stage, index: int, item: Any, collect: bool) -> list[Any]:  # noqa: FBT001 - internal
+    """``stage``'s outputs for one item (its failure in its place, with ``collect``).
+
+    Raises:
+        Exception: its failure, without ``collect``.
+    """
+    try:
+        outputs: list[Any] = stage.call()((index, item))[1]
+    except Exception as exc:
+        if not collect:
+            raise
+        return [Failed(exc)]
+    return outputs

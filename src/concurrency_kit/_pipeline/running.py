@@ -22,27 +22,27 @@ its own thread (its ``finally`` runs). The consumer then waits for every thread 
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence, Sized
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, final
 
 import attrs
 
 from .._backends.outcomes import Stopped
-from .._backends.stage_calls import BATCH, MAP, Failed
+from .._backends.stage_calls import Failed
 from .._core.cpu import planning_cpus
 from .._core.options import CallOptions
 from .._core.share import Share
 from .._run.inbox import Inbox
 from .budget import Balancer
-from .fusing import Pass, first_pass, grouped
+from .fusing import Pass, first_pass, grouped, to_boundaries
 from .inline import inline
 from .progress import StageProgress, Told, told_by
 from .report import PipelineReport, StageReport, bottleneck_of
-from .stages import Driver, Stage, StageState
+from .source import Budget, Reader, close_source
+from .stages import Driver, Stage, StageState, stage_sizes, stage_windows
 
 __all__ = ["PipelineRun", "RunShape"]
 
@@ -51,34 +51,6 @@ _POLL_SECONDS = 0.1
 #: How long stopping waits for each of the run's threads (a source that blocks in
 #: ``next`` cannot be interrupted: its thread is left to end by itself, as a daemon).
 _JOIN_SECONDS = 5.0
-
-
-@final
-class _Budget:
-    """Items in the pipeline: taken from the source (or made by a ``flat_map``) and not yet yielded or dropped."""
-
-    def __init__(self, bound: int) -> None:
-        self.bound, self.held, self.stopped = bound, 0, False
-        self.lock = threading.Condition()
-
-    def acquire(self) -> bool:
-        """One more item from the source, once there is room: whether the run goes on."""
-        with self.lock:
-            while self.held >= self.bound and not self.stopped:
-                self.lock.wait()
-            self.held += 1
-            return not self.stopped
-
-    def add(self, count: int) -> None:
-        with self.lock:
-            self.held += count
-            if count < 0:
-                self.lock.notify_all()
-
-    def stop(self) -> None:
-        with self.lock:
-            self.stopped = True
-            self.lock.notify_all()
 
 
 @final
@@ -115,7 +87,7 @@ class PipelineRun:
         self.inboxes: list[Inbox] = []  # each running stage's input, then the consumer's
         self.place: list[int] = list(range(len(stages)))  # a stage's running stage (its group)
         self.fused: list[tuple[str, ...]] = []
-        self.budget = _Budget(shape.bound)
+        self.budget = Budget(shape.bound)
         self.stop: Future[None] = Future()
         self.failure: BaseException | None = None
         self.lock = threading.Lock()
@@ -123,7 +95,7 @@ class PipelineRun:
         self.started: float | None = None
         self.ended: float | None = None
         self.yielded = 0
-        self.read_count = 0  # items taken from the source
+        self.reader: Reader | None = None
         self.balancer = Balancer(planning_cpus())
         self.running_states: list[StageState] = []  # each running stage's (a fused one's: its members')
         self.firsts: list[int] = []  # each running stage's first stage
@@ -179,7 +151,7 @@ class PipelineRun:
         try:
             found, taken = first_pass(self.stages, iterator, limit=shape.bound, collect=shape.collect)
         except BaseException:
-            _close(iterator)
+            close_source(iterator)
             raise
         found.count(self.states)
         if not found.cheap:
@@ -216,7 +188,7 @@ class PipelineRun:
             self.halt()
             self.join()
             if iterator is not None and not self.threads:
-                _close(iterator)  # no reader took it over
+                close_source(iterator)  # no reader took it over
             if told is not None:
                 told.close()
 
@@ -255,7 +227,7 @@ class PipelineRun:
         """Let the budget look at the running stages' work (``budget.py``)."""
         records = [self.record(self.firsts[place], now) for place in range(len(self.running_states))]
         busy, items = [record.busy for record in records], [record.items_in for record in records]
-        self.balancer.look(now, busy, items, self.read_count)
+        self.balancer.look(now, busy, items, 0 if self.reader is None else self.reader.index)
 
     def check_deadline(self, deadline: float) -> None:
         """Raise the run's timeout once ``deadline`` passed.
@@ -279,8 +251,8 @@ class PipelineRun:
         """
         running = grouped(self.stages, found)
         self.firsts = firsts = self.place_stages(running)
-        _to_boundaries(self.stages, found, firsts, collect=self.shape.collect)
-        windows, sizes = _windows(running, self.shape.bound), _sizes(self.source, running)
+        to_boundaries(self.stages, found, firsts, collect=self.shape.collect)
+        windows, sizes = stage_windows(running, self.shape.bound), stage_sizes(self.source, running)
         self.inboxes = [Inbox(max(2, window // 2), remember=window + 128) for window in windows]
         self.inboxes.append(Inbox(max(2, self.shape.bound // 4)))  # the consumer's
         self.running_states = [self.states[first] for first in firsts]
@@ -296,12 +268,14 @@ class PipelineRun:
             )
             for number, stage in enumerate(running)
         ]
-        self.read_count = taken
         self.budget.add(sum(len(items) for items in found.depths))
         for depth, items in enumerate(found.depths[:-1]):
             self.inboxes[self.place[depth]].items.extend(items)  # before any thread: in order, ahead of the rest
         targets: list[tuple[str, Callable[[], None]]] = [(driver.stage.name, driver.run) for driver in drivers]
-        targets.append(("source", lambda: self.read(iterator, taken)))
+        source = iterator if iterator is not None else self.source
+        assert not isinstance(source, Iterable) or isinstance(source, Iterator)
+        self.reader = Reader(source, taken, inbox=self.inboxes[0], budget=self.budget, fail=self.fail)
+        targets.append(("source", self.reader.run))
         for name, target in targets:
             thread = threading.Thread(target=target, name=f"concurrency_kit pipeline: {name}", daemon=True)
             self.threads.append(thread)
@@ -333,51 +307,6 @@ class PipelineRun:
             if stage.members:
                 self.fused.append(tuple(member.name for member in members))
         return firsts
-
-    def read(self, iterator: Iterator[Any] | None, start: int) -> None:
-        """The reader's thread: source items into the first inbox while the budget has room."""
-        if iterator is None:
-            assert isinstance(self.source, AsyncIterable)
-            asyncio.run(self.read_async(self.source))
-            return
-        index = start
-        try:
-            while self.budget.acquire():
-                try:
-                    item = next(iterator)
-                except StopIteration:
-                    return
-                if not self.inboxes[0].put((index, item)):
-                    return
-                index += 1
-                self.read_count = index
-        except BaseException as exc:  # noqa: BLE001 - the run's failure, raised by its consumer
-            self.fail(_source_noted(exc, index))
-        finally:
-            self.inboxes[0].end()
-            _close(iterator)  # a generator's finally runs, in this thread
-
-    async def read_async(self, source: AsyncIterable[Any]) -> None:
-        """The reader, for an async iterable: on an event loop of its own, in the reader's thread."""
-        iterator = aiter(source)
-        index = 0
-        try:
-            while self.budget.acquire():
-                try:
-                    item = await anext(iterator)
-                except StopAsyncIteration:
-                    return
-                if not self.inboxes[0].put((index, item)):
-                    return
-                index += 1
-                self.read_count = index
-        except BaseException as exc:  # noqa: BLE001 - the run's failure, raised by its consumer
-            self.fail(_source_noted(exc, index))
-        finally:
-            self.inboxes[0].end()
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
 
     def join(self) -> None:
         """Wait for the run's threads to end (a bounded time each)."""
@@ -419,69 +348,3 @@ class PipelineRun:
             rate=items_in / ran if ran > 0 else 0.0,
             reason=state.reason,
         )
-
-
-def _to_boundaries(stages: Sequence[Stage], found: Pass, firsts: list[int], *, collect: bool) -> None:
-    """Run the pass's items left inside a group of fused stages on through the group, here (a few at most)."""
-    for depth in range(len(stages)):
-        if depth in firsts or not found.depths[depth]:
-            continue
-        items, found.depths[depth] = found.depths[depth], []
-        end = next((first for first in firsts if first > depth), len(stages))
-        for stage in stages[depth:end]:
-            items = [(index, output) for index, item in items for output in _outputs(stage, index, item, collect)]
-        found.depths[end] += items
-
-
-def _outputs(stage: Stage, index: int, item: Any, collect: bool) -> list[Any]:  # noqa: FBT001 - internal
-    """``stage``'s outputs for one item (its failure in its place, with ``collect``).
-
-    Raises:
-        Exception: its failure, without ``collect``.
-    """
-    try:
-        outputs: list[Any] = stage.call()((index, item))[1]
-    except Exception as exc:
-        if not collect:
-            raise
-        return [Failed(exc)]
-    return outputs
-
-
-def _windows(stages: Sequence[Stage], bound: int) -> list[int]:
-    """Each stage's window: the items it may hold, so that its share of the bound is whole items of its own.
-
-    A stage after ``batch(n)`` takes lists of ``n``: its window is the bound over ``n``.
-    """
-    windows: list[int] = []
-    per_item = 1
-    for stage in stages:
-        windows.append(max(1, bound // per_item))
-        if stage.shape == BATCH:
-            per_item *= stage.size
-    return windows
-
-
-def _sizes(source: object, stages: Sequence[Stage]) -> list[int | None]:
-    """How many items each stage's input has, where that is known: the source's, through maps and batches."""
-    size = len(source) if isinstance(source, Sized) else None
-    sizes: list[int | None] = []
-    for stage in stages:
-        sizes.append(size)
-        if size is not None and stage.shape == BATCH:
-            size = -(-size // stage.size)
-        elif stage.shape != MAP:
-            size = None
-    return sizes
-
-
-def _source_noted(error: BaseException, index: int) -> BaseException:
-    error.add_note(f"concurrency_kit: raised by the pipeline's source, reading item {index}")
-    return error
-
-
-def _close(iterator: Iterator[Any]) -> None:
-    """Close the source's iterator, where it has ``close`` (a generator: its ``finally`` runs)."""
-    close = getattr(iterator, "close", None)
-    if close is not None:
-        close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence, Sized
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol, cast, final
 
@@ -23,7 +23,7 @@ import attrs
 
 from .._api.planning import open_iter
 from .._backends.outcomes import Stopped
-from .._backends.stage_calls import BATCH, AsyncStageCall, Failed, Fused, StageCall, stage_note
+from .._backends.stage_calls import BATCH, MAP, AsyncStageCall, Failed, Fused, StageCall, stage_note
 from .._core.kinds import TaskKind, is_coroutine_function
 from .._core.options import CallOptions
 from .._core.share import Share
@@ -31,7 +31,7 @@ from .._core.share import Share
 if TYPE_CHECKING:
     from .._run.inbox import Inbox
 
-__all__ = ["FUSED", "Driver", "Stage", "StageState"]
+__all__ = ["FUSED", "Driver", "Stage", "StageState", "stage_sizes", "stage_windows"]
 
 #: The shape of stages fused into one.
 FUSED = "fused"
@@ -231,3 +231,30 @@ def origin(error: BaseException) -> int:
         if (match := _STAGE_NOTE.match(note)) is not None:
             return int(match[1])
     return -1
+
+
+def stage_windows(stages: Sequence[Stage], bound: int) -> list[int]:
+    """Each stage's window: the items it may hold, so that its share of the bound is whole items of its own.
+
+    A stage after ``batch(n)`` takes lists of ``n``: its window is the bound over ``n``.
+    """
+    windows: list[int] = []
+    per_item = 1
+    for stage in stages:
+        windows.append(max(1, bound // per_item))
+        if stage.shape == BATCH:
+            per_item *= stage.size
+    return windows
+
+
+def stage_sizes(source: object, stages: Sequence[Stage]) -> list[int | None]:
+    """How many items each stage's input has, where that is known: the source's, through maps and batches."""
+    size = len(source) if isinstance(source, Sized) else None
+    sizes: list[int | None] = []
+    for stage in stages:
+        sizes.append(size)
+        if size is not None and stage.shape == BATCH:
+            size = -(-size // stage.size)
+        elif stage.shape != MAP:
+            size = None
+    return sizes
