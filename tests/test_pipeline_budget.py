@@ -58,7 +58,7 @@ class _Simulated:
         self.balancer, self.now, self.busy, self.items = balancer, 0.0, [0.0, 0.0], 0
 
     def run(self, looks: int, costs: tuple[float, float]) -> None:
-        """``looks`` intervals of a second: the pipeline runs at its slowest stage's rate; each stage is busy for its part."""
+        """``looks`` seconds: the pipeline runs at its slowest stage's rate; each stage is busy for its part."""
         for _ in range(looks):
             workers = [member.share.workers or member.planned for member in self.balancer.members]
             rate = min(workers[0] / costs[0], workers[1] / costs[1])  # items a second
