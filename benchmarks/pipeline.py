@@ -13,8 +13,9 @@ taking turns for ``--rounds`` rounds; medians are printed as ratios to the shape
     pypeln            pypeln with workers picked by hand (threads for waits, processes
                       for computing, ``--pypeln-fetch`` fetch threads)
     fused-ppe         (parse → score) one ProcessPoolExecutor running the stages fused
-    bound             the pipeline's CPU time over the CPUs, or its slowest stage's own
-                      limit (fetch: one wait; store: its inserts, one at a time), whichever is more
+    bound             the pipeline's CPU time over the CPUs (measured: an item through the
+                      stages one after another, the loopback server's CPU for its fetch
+                      included), or one fetch's wait, whichever is more
 
 "cold": the runner's first run in its interpreter; "warm": its second, there.
 
@@ -115,10 +116,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # the listen backlog: hundreds of fetches connect at once
+
+
 def serve() -> tuple[http.server.ThreadingHTTPServer, str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 512
+    server = _Server(("127.0.0.1", 0), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -223,13 +227,29 @@ def _one(shape: str, runner: str, items: int, fetch_threads: int) -> dict[str, f
     return {"cold": seconds[0], "warm": seconds[1]}
 
 
-def bound(shape: str, items: int) -> float:
-    """The pipeline's CPU time over the CPUs, or its slowest stage's own limit."""
+def _serial_cpu(shape: str, sample: int) -> float:
+    """In a fresh interpreter: the CPU seconds an item costs this process, through the stages one after another."""
+    stages = SHAPES[shape]
+    began = time.process_time()
+    for item in range(sample):
+        value: Any = item
+        for stage in stages:
+            value = stage(value)
+    return (time.process_time() - began) / sample
+
+
+def bound(shape: str, items: int, env: dict[str, str], sample: int = 40) -> float:
+    """The pipeline's CPU time over the CPUs (the loopback server's included), or its slowest stage's own limit.
+
+    An item's CPU is measured: its stages one after another in a fresh interpreter, and
+    what the server in this process spent on its fetches meanwhile.
+    """
     cpus = os.cpu_count() or 1
-    if shape == "parse-score":
-        return items * 2 * SCORE_SECONDS / cpus
-    cpu = items * PARSE_SECONDS  # fetch's and store's CPU are small beside it
-    return max(cpu / cpus, FETCH_SECONDS, items * 0.0002)
+    server_began = time.process_time()
+    per_item = _spawn(["--cpu-one", shape, "--items", str(sample)], env)["cpu"]
+    per_item += (time.process_time() - server_began) / sample
+    limit = FETCH_SECONDS if shape == "fetch-parse-store" else 0.0
+    return max(items * per_item / cpus, limit)
 
 
 # The extra checks.
@@ -290,7 +310,11 @@ def memory(items: int) -> dict[str, float]:
 
 
 def _child(args: argparse.Namespace) -> None:
-    if args.trivial_one:
+    if args.cpu_one:
+        with tempfile.TemporaryDirectory() as folder:
+            os.environ["BENCH_DB"] = os.path.join(folder, "rows.db")
+            print(json.dumps({"cpu": _serial_cpu(args.cpu_one, args.items)}))
+    elif args.trivial_one:
         print(json.dumps(trivial(args.items * 500)))
     elif args.memory_one:
         print(json.dumps(memory(100_000)))
@@ -320,9 +344,10 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--trivial-one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cpu-one", help=argparse.SUPPRESS)
     parser.add_argument("--memory-one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one or args.trivial_one or args.memory_one:
+    if args.one or args.trivial_one or args.memory_one or args.cpu_one:
         _child(args)
         return
     env = dict(os.environ)
@@ -351,7 +376,7 @@ def _compare(shape: str, args: argparse.Namespace, env: dict[str, str]) -> None:
                 got = _spawn([*flags, "--pypeln-fetch", str(args.pypeln_fetch)], run_env)
             for key in ("cold", "warm"):
                 times[runner][key].append(got[key])
-    limit = bound(shape, args.items)
+    limit = bound(shape, args.items, env)
     print(f"{shape}: {args.items} items, bound {limit:.3f} s ({os.cpu_count()} CPUs); medians of {args.rounds}")
     for runner, both in times.items():
         warm, cold = statistics.median(both["warm"]), statistics.median(both["cold"])

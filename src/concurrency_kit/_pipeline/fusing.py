@@ -13,8 +13,8 @@ the parent between them. So, before a run starts::
     every stage cheap on ``CONFIRM_ITEMS`` items: the whole pipeline runs in the
       consumer's thread, a chain of iterators (``inline.py``)
     else groups (``grouped``): a cheap stage joins the group of the stage after it
-      (the last ones, the stage before); two stages that compute (as their memory
-      says) join one another; a group of more than one runs as one stage (``Fused``)
+      (the last ones, the stage before); two stages that compute (as the pass timed
+      them, or as their memory says) join one another; a group of more than one runs as one stage (``Fused``)
 
 Only plain stages fuse: a sync function, ``mode="auto"`` and no per-stage option; a
 ``batch`` never does, and the pass stops before the first stage that is not plain (a
@@ -47,6 +47,11 @@ CONFIRM_ITEMS = 32
 #: workers wait meanwhile). Past it, a second dear stage ends its pass: the stages after
 #: it are known by their memory only.
 WHOLE_SECONDS = 0.005
+#: A stage whose calls on the pass kept its thread's CPU busy this share of their time
+#: computes: a wait shows a share near 0, bytecode or C code near 1 (as a lone item
+#: shows the probe), and one timed call can lose part of its CPU to another process on
+#: a busy machine; half-way leaves the widest margin on both sides.
+COMPUTING_SHARE = 0.5
 
 
 @attrs.define
@@ -55,6 +60,8 @@ class Pass:
 
     Attributes:
         seconds: each stage's seconds per item on the pass, where it ran (``None``: not run).
+        cpu: each stage's CPU share on the pass (its thread's CPU seconds over its wall
+            seconds), where it ran.
         cheap: every stage was cheaper than a hop on every item of the pass.
         depths: the items the pass left, by the stage they go to next (``len(stages)``: done).
         ins: the items each stage took on the pass.
@@ -62,6 +69,7 @@ class Pass:
     """
 
     seconds: list[float | None]
+    cpu: list[float | None]
     cheap: bool
     depths: list[list[tuple[int, Any]]]
     ins: list[int]
@@ -71,7 +79,12 @@ class Pass:
     def empty(cls, stages: int) -> Pass:
         """No pass: nothing timed, nothing left."""
         return cls(
-            [None] * stages, cheap=False, depths=[[] for _ in range(stages + 1)], ins=[0] * stages, outs=[0] * stages
+            [None] * stages,
+            [None] * stages,
+            cheap=False,
+            depths=[[] for _ in range(stages + 1)],
+            ins=[0] * stages,
+            outs=[0] * stages,
         )
 
     def count(self, states: Sequence[StageState]) -> None:
@@ -152,7 +165,7 @@ def _through(  # noqa: PLR0913 - the pass's state, by name
             found.depths[number] += items
             return False
         call = stage.call()
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.thread_time()
         outputs: list[tuple[int, Any]] = []
         for each in items:
             try:
@@ -161,7 +174,10 @@ def _through(  # noqa: PLR0913 - the pass's state, by name
                 if not collect:
                     raise
                 outputs.append((index, Failed(exc)))
-        took = (time.perf_counter() - began) / max(1, len(items))
+        wall = time.perf_counter() - began
+        took = wall / max(1, len(items))
+        if wall > 0:
+            found.cpu[number] = (time.thread_time() - began_cpu) / wall
         found.ins[number] += len(items)
         found.outs[number] += len(outputs)
         found.seconds[number] = max(found.seconds[number] or 0.0, took)
@@ -179,7 +195,7 @@ def grouped(stages: Sequence[Stage], found: Pass) -> list[Stage]:
     """The stages, those that run as one fused (``Stage.fused``; see the module's docstring)."""
     hop = hop_seconds()
     cheap = [_cheap(stage, found.seconds[number], hop) for number, stage in enumerate(stages)]
-    computing = [_computes(stage) for stage in stages]
+    computing = [_computes(stage, found.cpu[number]) for number, stage in enumerate(stages)]
     groups: list[list[Stage]] = []
     pending: list[Stage] = []  # cheap stages waiting for the next dear one
     for number, stage in enumerate(stages):
@@ -214,8 +230,10 @@ def _cheap(stage: Stage, seconds: float | None, hop: float) -> bool:
     return memo is not None and memo.item_seconds < hop
 
 
-def _computes(stage: Stage) -> bool:
-    """Whether an earlier call found ``stage``'s function computing (in bytecode or in C)."""
+def _computes(stage: Stage, share: float | None) -> bool:
+    """Whether ``stage`` computes (in bytecode or in C): its CPU share on the pass, else as its memory says."""
+    if share is not None:
+        return share >= COMPUTING_SHARE
     memo = None if stage.fn is None else recall(stage.fn)
     return memo is not None and memo.kind in {TaskKind.CPU, TaskKind.GIL_FREE}
 
