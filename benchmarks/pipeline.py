@@ -325,8 +325,10 @@ def _child(args: argparse.Namespace) -> None:
 
 def _spawn(flags: list[str], env: dict[str, str]) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.pipeline", *flags], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-m", "benchmarks.pipeline", *flags], capture_output=True, text=True, env=env, check=False
     )
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(flags)} failed:\n{out.stderr[-4000:]}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 

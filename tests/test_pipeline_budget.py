@@ -21,7 +21,7 @@ def test_allocate_gives_each_one_at_most_its_plan_and_no_more_than_the_cpus(
     shares = allocate(work, planned, cpus)
     assert all(share >= 1 for share in shares)
     assert all(share <= max(1, plan) for share, plan in zip(shares, planned, strict=True))
-    assert sum(shares) <= max(cpus, len(work))
+    assert sum(shares) <= cpus + len(work) - 1  # each rounded up: a cap, not a reservation
 
 
 @given(work=works, cpus=st.integers(min_value=1, max_value=8))
@@ -31,7 +31,7 @@ def test_allocate_is_as_fast_as_the_best_split(work: list[float], cpus: int) -> 
         (
             rate(split, work)
             for split in itertools.product(range(1, cpus + 1), repeat=len(work))
-            if sum(split) <= max(cpus, len(work))
+            if sum(split) <= cpus
         ),
         default=0.0,
     )
@@ -41,7 +41,8 @@ def test_allocate_is_as_fast_as_the_best_split(work: list[float], cpus: int) -> 
 def test_the_dearer_stage_gets_more() -> None:
     assert allocate([1.0, 3.0], [8, 8], 8) == [2, 6]
     assert allocate([1.0, 1.0], [8, 8], 8) == [4, 4]
-    assert allocate([1.0, 3.0], [8, 2], 8) == [6, 2]  # never past its pool
+    assert allocate([1.0, 3.0], [8, 2], 8) == [6, 2]  # never past its pool: the rest to the other
+    assert allocate([5.0, 0.2], [2, 2], 2) == [2, 1]  # a stage that needs little does not halve the other
 
 
 def _balancer_with(cpus: int = 8) -> tuple[Balancer, Share, Share]:
@@ -74,7 +75,8 @@ def test_the_balancer_moves_workers_to_the_dearer_stage() -> None:
     pipeline.run(1, (0.01, 0.01))
     assert (light.workers, heavy.workers) == (4, 4)  # the first look: a split at once
     pipeline.run(12, (0.01, 0.03))
-    assert (light.workers, heavy.workers) == (2, 6)
+    assert heavy.workers == 6
+    assert light.workers in {2, 3}  # a quarter of the CPUs, rounded up as measured
 
 
 def test_a_near_tie_never_moves_the_split() -> None:

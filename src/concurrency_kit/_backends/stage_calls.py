@@ -105,10 +105,14 @@ class AsyncStageCall:
 class Fused:
     """Stages fused into one: each one's outputs are the next one's inputs, in the same worker."""
 
-    __slots__ = ("calls",)
+    __slots__ = ("__concurrency_kit_kind__", "calls")
 
-    def __init__(self, calls: tuple[StageCall, ...]) -> None:
+    def __init__(self, calls: tuple[StageCall, ...], kind: str | None = None) -> None:
         self.calls = calls  # measured as one: no memory of one stage's function stands for them all
+        #: The kind the pipeline knows the stages by (one of them computes), read as a
+        #: declaration is (``_decide/classify.py``): measured beside the other stages'
+        #: threads, a computing stage could read as a waiting one.
+        self.__concurrency_kit_kind__ = kind
 
     def __reduce__(self) -> tuple[type[Fused], tuple[tuple[StageCall, ...]]]:
         return Fused, (self.calls,)

@@ -6,8 +6,8 @@ they would each take them all. So the budget gives each a share of the CPUs::
 
     work of a stage   = its worker-seconds per item × its items per source item
                         (worker-seconds: its share × the seconds it was busy, over the items it took)
-    shares            = one each, then each spare CPU to the stage that would hold the
-                        others back most (the least share per unit of work): ``allocate``
+    shares            = the CPUs in proportion to the work, each rounded up (at least
+                        one, at most the stage's pool): ``allocate``
 
 and a stage keeps only its share of its workers busy (``_run/sharing.py``). Every
 ``INTERVAL`` seconds the work is measured again (smoothed), and the shares move only
@@ -19,6 +19,7 @@ A stage that waits (I/O threads, coroutines) is not in the budget: its threads c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import final
 
@@ -38,18 +39,27 @@ SMOOTHING = 0.5
 
 
 def allocate(work: Sequence[float], planned: Sequence[int], cpus: int) -> list[int]:
-    """Shares of ``cpus`` for stages of ``work`` per source item: one each, then each spare one to the slowest.
+    """Shares of ``cpus`` for stages of ``work`` per source item: in proportion to it, each rounded up.
 
-    A stage never gets more than it was ``planned`` with (its pool's size).
+    A stage never gets more than it was ``planned`` with (its pool's size): what it
+    cannot take goes to the others, in proportion. A share is a cap, not a reservation:
+    rounded up, a stage that needs a tenth of a CPU keeps one worker, and the CPU it
+    leaves idle serves the others.
     """
-    shares = [1] * len(work)
-    for _ in range(cpus - len(work)):
-        open_ = [number for number in range(len(work)) if shares[number] < planned[number]]
-        if not open_:
+    shares: list[float] = [0.0] * len(work)
+    left, open_ = float(cpus), set(range(len(work)))
+    while open_:
+        total = sum(max(work[number], 1e-12) for number in open_)
+        capped = {number for number in open_ if left * max(work[number], 1e-12) / total >= planned[number]}
+        if not capped:
+            for number in open_:
+                shares[number] = left * max(work[number], 1e-12) / total
             break
-        slowest = min(open_, key=lambda number: shares[number] / max(work[number], 1e-12))
-        shares[slowest] += 1
-    return shares
+        for number in capped:
+            shares[number] = planned[number]
+            left -= planned[number]
+        open_ -= capped
+    return [max(1, min(planned[number], math.ceil(share - 1e-9))) for number, share in enumerate(shares)]
 
 
 def rate(shares: Sequence[int], work: Sequence[float]) -> float:

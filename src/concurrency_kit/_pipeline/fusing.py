@@ -219,7 +219,8 @@ def grouped(stages: Sequence[Stage], found: Pass) -> list[Stage]:
             groups[-1].extend(pending)
         else:
             groups.append(pending)
-    return [Stage.fused(tuple(group)) for group in groups]
+    kinds = {stage.name: _kind(stage, found.cpu[number]) for number, stage in enumerate(stages)}
+    return [Stage.fused(tuple(group), _group_kind([kinds[stage.name] for stage in group])) for group in groups]
 
 
 def _cheap(stage: Stage, seconds: float | None, hop: float) -> bool:
@@ -232,10 +233,25 @@ def _cheap(stage: Stage, seconds: float | None, hop: float) -> bool:
 
 def _computes(stage: Stage, share: float | None) -> bool:
     """Whether ``stage`` computes (in bytecode or in C): its CPU share on the pass, else as its memory says."""
-    if share is not None:
-        return share >= COMPUTING_SHARE
+    return _kind(stage, share) in {TaskKind.CPU, TaskKind.GIL_FREE}
+
+
+def _kind(stage: Stage, share: float | None) -> TaskKind | None:
+    """What ``stage`` is known as: its memory's kind, else computing where the pass found it so (``None``: unknown)."""
     memo = None if stage.fn is None else recall(stage.fn)
-    return memo is not None and memo.kind in {TaskKind.CPU, TaskKind.GIL_FREE}
+    if memo is not None:
+        return memo.kind
+    if share is not None and share >= COMPUTING_SHARE:
+        return TaskKind.CPU  # one thread cannot tell bytecode from C code that lets go of the GIL
+    return None
+
+
+def _group_kind(kinds: list[TaskKind | None]) -> TaskKind | None:
+    """A fused group's kind: its computing members' (bytecode before C code), where one computes."""
+    for kind in (TaskKind.CPU, TaskKind.GIL_FREE):
+        if kind in kinds:
+            return kind
+    return None
 
 
 def to_boundaries(stages: Sequence[Stage], found: Pass, firsts: list[int], *, collect: bool) -> None:

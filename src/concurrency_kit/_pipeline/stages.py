@@ -49,6 +49,7 @@ class Stage:
         options: the stage's checked options (``None`` for a batch).
         size: a batch's most items.
         members: the stages fused into this one (``fusing.py``), whose options it has.
+        kind: the fused stages' kind, where one of them is known to compute.
     """
 
     name: str
@@ -57,19 +58,21 @@ class Stage:
     options: CallOptions | None = None
     size: int = 0
     members: tuple[Stage, ...] = ()
+    kind: TaskKind | None = None
 
     @classmethod
-    def fused(cls, members: tuple[Stage, ...]) -> Stage:
-        """The stage that runs ``members`` (plain stages) one after the other, in one worker."""
+    def fused(cls, members: tuple[Stage, ...], kind: TaskKind | None = None) -> Stage:
+        """The stage that runs ``members`` (plain stages) one after the other, in one worker (``kind``: if known)."""
         if len(members) == 1:
             return members[0]
         name = "+".join(member.name for member in members)
-        return cls(name, FUSED, options=members[-1].options, members=members)
+        return cls(name, FUSED, options=members[-1].options, members=members, kind=kind)
 
     def call(self) -> Callable[[Any], Any]:
         """What its workers run: the function on ``(source index, item)`` pairs."""
         if self.members:
-            return Fused(tuple(StageCall(member.fn, member.shape, member.name) for member in self.members if member.fn))
+            calls = tuple(StageCall(member.fn, member.shape, member.name) for member in self.members if member.fn)
+            return Fused(calls, None if self.kind is None else self.kind.value)
         assert self.fn is not None
         if is_coroutine_function(self.fn):
             return AsyncStageCall(self.fn, self.shape, self.name)
