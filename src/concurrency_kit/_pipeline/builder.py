@@ -1,10 +1,13 @@
 """The façade of pipelines: ``pipeline(source)``, its builder methods, and the ways to run it.
 
-pipeline(urls).map(fetch).filter(ok).flat_map(rows).batch(100).map(store)
-each method: a new Pipeline with one more Stage (stages.py), its options checked now
-for row in p / p.run() / p.stream(...) / p.arun() / p.astream()
-→ a PipelineRun (running.py): a thread per stage, each stage's items measured and run
-as iter_parallel runs a stream; the report (report.py) says where the time went
+How a pipeline is made and run::
+
+    pipeline(urls).map(fetch).filter(ok).flat_map(rows).batch(100).map(store)
+      each method: a new Pipeline with one more Stage (stages.py), its options checked now
+    for row in p / p.run() / p.stream(...) / p.arun() / p.astream()
+      → a PipelineRun (running.py): the pass, fusion, a thread per stage, each stage's
+        items measured and run as iter_parallel runs a stream; the report (report.py)
+        says where the time went
 """
 
 from __future__ import annotations
@@ -146,7 +149,7 @@ class Pipeline(Generic[T]):
     def __iter__(self) -> Iterator[T]:
         return self.stream()
 
-    def run(self, **options: Any) -> list[T]:
+    def run(self, **options: Unpack[StreamOptions]) -> list[T]:
         """Run it to the end: its results as a list (``options``: those of ``stream``)."""
         with self.stream(**options) as results:
             return list(results)
@@ -190,12 +193,12 @@ class Pipeline(Generic[T]):
         self._last[:] = [run]
         return ResultStream(run.results(), "pipeline", f"a pipeline of {len(self._stages)} stages")
 
-    async def arun(self, **options: Any) -> list[T]:
+    async def arun(self, **options: Unpack[StreamOptions]) -> list[T]:
         """``run()``, awaited inside a running event loop."""
         async with self.astream(**options) as results:
             return [result async for result in results]
 
-    def astream(self, **options: Any) -> AsyncResultStream[T]:
+    def astream(self, **options: Unpack[StreamOptions]) -> AsyncResultStream[T]:
         """``stream()``, for ``async for`` inside a running event loop (an async source is read on that loop)."""
         from .._run.offload import HANDOFF_BOUND, Offloaded  # noqa: PLC0415 - threads, only when asked for
 
@@ -217,16 +220,10 @@ class Pipeline(Generic[T]):
         stages = [StageReport(stage.name, "not run", 0, 0, 0, 0.0, 0.0, 0.0, 0.0) for stage in self._stages]
         return PipelineReport(stages, None, [], 0.0)
 
-    def _shape(
-        self,
-        *,
-        ordered: bool = True,
-        progress: bool | StageProgress | None = None,
-        timeout: float | None = None,
-        return_exceptions: bool = False,
-        max_in_flight: int | None = None,
-    ) -> RunShape:
+    def _shape(self, **options: Unpack[StreamOptions]) -> RunShape:
         """``stream()``'s options, checked."""
+        timeout, progress = options.get("timeout"), options.get("progress")
+        max_in_flight = options.get("max_in_flight")
         seconds = None if timeout is None else check_timeout(timeout)
         batches = [stage.size for stage in self._stages if stage.shape == BATCH]
         if max_in_flight is None:
@@ -240,7 +237,8 @@ class Pipeline(Generic[T]):
             raise TypeError(f"progress must be True, False, None or a callable, got {type(progress).__name__}")
         if progress is True:
             _need_tqdm()
-        return RunShape(bool(ordered), bool(return_exceptions), seconds, bound, progress)
+        ordered, collect = options.get("ordered", True), options.get("return_exceptions", False)
+        return RunShape(bool(ordered), bool(collect), seconds, bound, progress)
 
     def _options(self, shape: RunShape) -> Callable[[Stage, int], CallOptions | None]:
         """A stage's options in a run of ``shape``, with its window (``None`` for a batch)."""
@@ -257,6 +255,16 @@ class Pipeline(Generic[T]):
             )
 
         return options
+
+
+class StreamOptions(TypedDict, total=False):
+    """The keyword options of ``stream``, ``run``, ``arun`` and ``astream``."""
+
+    ordered: bool
+    progress: bool | StageProgress | None
+    timeout: float | None
+    return_exceptions: bool
+    max_in_flight: int | None
 
 
 class StageOptions(TypedDict, total=False):

@@ -1,11 +1,12 @@
 """A pipeline of cheap stages, run in the consumer's thread: no thread, no queue, no hop (``fusing.py`` decides).
 
     the pass's results, then:
-    source ─ zip(·, count) ─ map(fn₁) ─ zip(·, count) ─ filter(fn₂) ─ … ─ chain(map(fn₃)) ─ zip(·, count) ─▶
+    source ─ zip(·, count) ─ map(fn₁) ─ filter(fn₂) ─ zip(·, count) ─ chain(map(fn₃)) ─ zip(·, count) ─▶
 
-A chain of the builtin iterators, as a chain of generator expressions would be, each
-stage's input counted by an ``itertools.count`` (for the report) at the cost of two
-steps in C. A failure is noted with its stage (the function its traceback ran last) and
+A chain of the builtin iterators, as a chain of generator expressions would be. The
+source's items, and the outputs of each stage that is not a ``map`` (a ``map`` makes
+as many as it takes), are counted by an ``itertools.count`` (for the report), at the
+cost of two steps in C. A failure is noted with its stage (the function its traceback ran last) and
 its source item (the count of source items taken).
 
 With ``return_exceptions``, a progress callback or a timeout, each item goes through the
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
-from .._backends.stage_calls import FILTER, FLAT_MAP, Failed, stage_note
+from .._backends.stage_calls import FILTER, MAP, Failed, stage_note
 from .progress import Told
 from .stages import Stage, StageState
 
@@ -60,7 +61,7 @@ def inline(  # noqa: PLR0913 - the run's pieces, by name
     for state in states:
         state.mode, state.workers, state.started = "inline", 1, time.monotonic()
         state.reason = "cheaper than a hop between threads: run in the consumer's thread, fused with its neighbours"
-    counters: list[itertools.count[int]] = []
+    counters: list[itertools.count[int] | None] = []
     try:
         for _, value in done:
             yield value.error if type(value) is Failed else value
@@ -71,13 +72,14 @@ def inline(  # noqa: PLR0913 - the run's pieces, by name
         yield from chained
     except Exception as exc:
         if counters:
-            exc.add_note(_where(exc, stages, start + _counted(counters[0]) - 1))
+            exc.add_note(_where(exc, stages, start + _counts(counters)[0] - 1))
         raise
     finally:
+        counts = _counts(counters) if counters else []
         for number, state in enumerate(states):
-            if counters:
-                state.done += _counted(counters[number])
-                state.items_out += _counted(counters[number + 1])
+            if counts:
+                state.done += counts[number]
+                state.items_out += counts[number + 1]
             state.ended = time.monotonic()
         close = getattr(source, "close", None)
         if close is not None:
@@ -86,22 +88,35 @@ def inline(  # noqa: PLR0913 - the run's pieces, by name
             told.close()
 
 
-def _chained(stages: Sequence[Stage], source: Iterator[Any]) -> tuple[Iterator[Any], list[itertools.count[int]]]:
-    """The stages as a chain of builtin iterators (see the module's docstring), and each one's count of inputs."""
-    counters = [itertools.count()]
-    chained: Iterator[Any] = map(_FIRST, zip(source, counters[0], strict=False))
+def _chained(stages: Sequence[Stage], source: Iterator[Any]) -> tuple[Iterator[Any], list[itertools.count[int] | None]]:
+    """The stages as a chain of builtin iterators (see the module's docstring), and the counts along it.
+
+    ``counts[0]`` counts the source's items, ``counts[k + 1]`` stage ``k``'s outputs:
+    ``None`` after a ``map``, whose outputs are as many as its inputs.
+    """
+    taken = itertools.count()
+    counters: list[itertools.count[int] | None] = [taken]
+    chained: Iterator[Any] = map(_FIRST, zip(source, taken, strict=False))
     for stage in stages:
         fn = stage.fn
         assert fn is not None
-        if stage.shape == FILTER:
-            chained = filter(fn, chained)
-        elif stage.shape == FLAT_MAP:
-            chained = itertools.chain.from_iterable(map(fn, chained))
-        else:
+        if stage.shape == MAP:
+            counters.append(None)
             chained = map(fn, chained)
-        counters.append(itertools.count())
-        chained = map(_FIRST, zip(chained, counters[-1], strict=False))
+            continue
+        chained = filter(fn, chained) if stage.shape == FILTER else itertools.chain.from_iterable(map(fn, chained))
+        counter = itertools.count()
+        counters.append(counter)
+        chained = map(_FIRST, zip(chained, counter, strict=False))
     return chained, counters
+
+
+def _counts(counters: list[itertools.count[int] | None]) -> list[int]:
+    """What ``_chained``'s counters counted: the source's items, then each stage's outputs."""
+    counts: list[int] = []
+    for counter in counters:
+        counts.append(_counted(counter) if counter is not None else counts[-1])
+    return counts
 
 
 def _one_by_one(  # noqa: PLR0913 - the run's pieces, by name

@@ -1,18 +1,20 @@
 """A pipeline's source: read in a thread of its own, only while the bound on items in flight has room.
 
-Budget      the items in the pipeline: taken from the source (or made by a ``flat_map``)
-and not yet yielded or dropped; ``acquire`` waits while ``bound`` are
-Reader      the thread that reads the source into the first stage's inbox, an item
-per place in the budget; it closes the source when it stops (a
-generator's ``finally`` runs, in that thread); an async iterable is read
-on an event loop of the reader's own
+The two pieces::
+
+    Budget      the items in the pipeline: taken from the source (or made by a ``flat_map``)
+                and not yet yielded or dropped; ``acquire`` waits while ``bound`` are
+    Reader      the thread that reads the source into the first stage's inbox, an item
+                per place in the budget; it closes the source when it stops (a
+                generator's ``finally`` runs, in that thread); an async iterable's items
+                are awaited on an event loop of the reader's own, one at a time
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterable, Callable, Iterator
+from collections.abc import AsyncIterable, Callable, Generator, Iterator
 from typing import Any, final
 
 from .._run.inbox import Inbox
@@ -77,13 +79,11 @@ class Reader:
     def run(self) -> None:
         """Read until the source ends, the run stops, or the source fails (the run's failure, noted)."""
         source = self.source
-        if isinstance(source, AsyncIterable):
-            asyncio.run(self.read_async(source))
-            return
+        items = _awaited(source) if isinstance(source, AsyncIterable) else source
         try:
             while self.budget.acquire():
                 try:
-                    item = next(source)
+                    item = next(items)
                 except StopIteration:
                     return
                 if not self.inbox.put((self.index, item)):
@@ -93,32 +93,35 @@ class Reader:
             self.fail(self.noted(exc))
         finally:
             self.inbox.end()
-            close_source(source)
-
-    async def read_async(self, source: AsyncIterable[Any]) -> None:
-        """The reader, for an async iterable: on an event loop of its own, in the reader's thread."""
-        iterator = aiter(source)
-        try:
-            while self.budget.acquire():
-                try:
-                    item = await anext(iterator)
-                except StopAsyncIteration:
-                    return
-                if not self.inbox.put((self.index, item)):
-                    return
-                self.index += 1
-        except BaseException as exc:  # noqa: BLE001 - the run's failure, raised by its consumer
-            self.fail(self.noted(exc))
-        finally:
-            self.inbox.end()
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            close_source(items)
 
     def noted(self, error: BaseException) -> BaseException:
         """The source's own failure, noted with the item it was reading."""
         error.add_note(f"concurrency_kit: raised by the pipeline's source, reading item {self.index}")
         return error
+
+
+def _awaited(source: AsyncIterable[Any]) -> Generator[Any, None, None]:
+    """An async iterable's items, each awaited on an event loop of this generator's own (in the reader's thread).
+
+    Closing the generator closes the async iterator (its ``aclose``), then the loop.
+    """
+    loop = asyncio.new_event_loop()
+    iterator = aiter(source)
+    try:
+        while True:
+            try:
+                item = loop.run_until_complete(anext(iterator))
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        try:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                loop.run_until_complete(aclose())
+        finally:
+            loop.close()
 
 
 def close_source(iterator: Iterator[Any]) -> None:
