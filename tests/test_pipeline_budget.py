@@ -28,11 +28,7 @@ def test_allocate_gives_each_one_at_most_its_plan_and_no_more_than_the_cpus(
 def test_allocate_is_as_fast_as_the_best_split(work: list[float], cpus: int) -> None:
     planned = [cpus] * len(work)
     best = max(
-        (
-            rate(split, work)
-            for split in itertools.product(range(1, cpus + 1), repeat=len(work))
-            if sum(split) <= cpus
-        ),
+        (rate(split, work) for split in itertools.product(range(1, cpus + 1), repeat=len(work)) if sum(split) <= cpus),
         default=0.0,
     )
     assert rate(allocate(work, planned, cpus), work) >= best * (1 - 1e-9)
