@@ -128,21 +128,21 @@ def test_a_coroutine_stage_and_an_async_source() -> None:
 
 
 def test_mixed_kinds_in_one_pipeline() -> None:
-    for _ in range(3):
+    for _ in range(3):  # 10,000 items a run, a few seconds: the 20 runs would take most of a minute
         p = (
-            ck.pipeline(range(2000))
+            ck.pipeline(range(10_000))
             .map(async_inc)
             .map(double, mode="thread", workers=3)
             .map(double, mode="process", workers=2)
             .map(async_inc)
         )
-        assert p.run() == [4 * (x + 1) + 1 for x in range(2000)]
+        assert p.run() == [4 * (x + 1) + 1 for x in range(10_000)]
 
 
 def test_order_holds_through_filter_and_flat_map() -> None:
     items = range(300)
     expected = [y for x in items if jitter_keep(x) for y in jitter_spread(x)]
-    for _ in range(10):
+    for _ in range(50):
         p = ck.pipeline(items).map(jitter, mode="thread", workers=4)
         p = p.filter(jitter_keep, mode="thread", workers=4).flat_map(jitter_spread, mode="thread", workers=3)
         assert p.run() == expected
