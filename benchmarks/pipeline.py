@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import importlib.util
 import itertools
 import json
 import os
@@ -333,7 +334,9 @@ def _spawn(flags: list[str], env: dict[str, str]) -> dict[str, float]:
 
 
 def _runners(shape: str) -> list[str]:
-    return [r for r in RUNNERS if r != "fused-ppe" or shape == "parse-score"]
+    """The runners for ``shape`` (pypeln where it is installed: the ``bench`` extra)."""
+    has_pypeln = importlib.util.find_spec("pypeln") is not None
+    return [r for r in RUNNERS if (r != "fused-ppe" or shape == "parse-score") and (r != "pypeln" or has_pypeln)]
 
 
 def main() -> None:

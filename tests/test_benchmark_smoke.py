@@ -152,3 +152,12 @@ def test_stream_throughput_smoke_prints_a_ratio_per_row() -> None:
     assert [row.split()[0] for row in rows[1:]] == ["square_x20000", "uneven:", "serial"]
     for row in rows[1:]:
         assert "x  (target <= " in row
+
+
+def test_the_pipeline_benchmark_runs() -> None:
+    """``benchmarks.pipeline`` on a tiny setting: every runner of the computing shape, and the trivial stages."""
+    command = [sys.executable, "-m", "benchmarks.pipeline", "--items", "16", "--rounds", "1", "--shape", "parse-score"]
+    completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=50, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    for runner in ("pipeline", "nested", "queues", "fused-ppe"):
+        assert f"  {runner}" in completed.stdout

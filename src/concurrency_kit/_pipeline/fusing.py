@@ -24,7 +24,9 @@ again: its outputs go on from where the pass left each item.
 
 from __future__ import annotations
 
+import gc
 import itertools
+import statistics
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -47,6 +49,9 @@ CONFIRM_ITEMS = 32
 #: workers wait meanwhile). Past it, a second dear stage ends its pass: the stages after
 #: it are known by their memory only.
 WHOLE_SECONDS = 0.005
+#: A stage this many hops dear on an item ends the pass there: clearly not cheap, however
+#: noisy one reading (below it, the pass goes on and judges on the median).
+CLEARLY_DEAR = 10
 #: A stage whose calls on the pass kept its thread's CPU busy this share of their time
 #: computes: a wait shows a share near 0, bytecode or C code near 1 (as a lone item
 #: shows the probe), and one timed call can lose part of its CPU to another process on
@@ -59,7 +64,7 @@ class Pass:
     """What the pass found and ran.
 
     Attributes:
-        seconds: each stage's seconds per item on the pass, where it ran (``None``: not run).
+        seconds: each stage's seconds per item on the pass (the median), where it ran (``None``: not run).
         cpu: each stage's CPU share on the pass (its thread's CPU seconds over its wall
             seconds), where it ran.
         cheap: every stage was cheaper than a hop on every item of the pass.
@@ -141,25 +146,42 @@ def first_pass(stages: Sequence[Stage], source: Iterator[Any], *, limit: int, co
     found = Pass.empty(len(stages))
     if not stages or not plain(stages[0]) or any(dear(stage, hop) for stage in stages):
         return found, 0
-    taken = 0
-    for index, item in enumerate(itertools.islice(source, min(limit, CONFIRM_ITEMS))):
-        taken += 1
-        if not _through(stages, (index, item), found, hop, collect=collect, whole=index == 0):
-            return found, taken
-    found.cheap = taken > 0
+    taken, times, went_on = 0, [list[float]() for _ in stages], False
+    collecting = gc.isenabled()
+    gc.disable()  # as timeit does: a collection inside a timed call of a microsecond would read as a dear stage
+    try:
+        for index, item in enumerate(itertools.islice(source, min(limit, CONFIRM_ITEMS))):
+            taken += 1
+            went_on = _through(stages, (index, item), found, times, hop, collect=collect, whole=index == 0)
+            if not went_on:
+                break
+    finally:
+        if collecting:
+            gc.enable()
+    found.seconds = [statistics.median(each) if each else None for each in times]
+    found.cheap = went_on and all(each is not None and each < hop for each in found.seconds)
     return found, taken
 
 
 def _through(  # noqa: PLR0913 - the pass's state, by name
-    stages: Sequence[Stage], tagged: tuple[int, Any], found: Pass, hop: float, *, collect: bool, whole: bool
+    stages: Sequence[Stage],
+    tagged: tuple[int, Any],
+    found: Pass,
+    times: list[list[float]],
+    hop: float,
+    *,
+    collect: bool,
+    whole: bool,
 ) -> bool:
-    """One item through the stages in turn, timed: whether all were cheap.
+    """One item through the stages in turn, each stage's seconds added to ``times``: whether the pass goes on.
 
-    The first item (``whole``) goes on past the first dear stage, and past later ones
-    while it has taken less than ``WHOLE_SECONDS``, so that each stage is timed once;
-    another stops after the first dear stage.
+    A stage that is clearly dear on it (``CLEARLY_DEAR`` hops) ends the pass: the first
+    item (``whole``) goes on past the first such stage, and past later ones while it has
+    taken less than ``WHOLE_SECONDS``, so that each stage is timed once; another stops
+    there. A stage a little over a hop on one item is judged on the median of the pass
+    (one call can be held up by another process).
     """
-    items, index, cheap, began_item = [tagged], tagged[0], True, time.perf_counter()
+    items, index, first, began_item = [tagged], tagged[0], True, time.perf_counter()
     for number, stage in enumerate(stages):
         if not plain(stage):  # not run here (a batch gathers across items): its input is what the pass leaves
             found.depths[number] += items
@@ -180,15 +202,15 @@ def _through(  # noqa: PLR0913 - the pass's state, by name
             found.cpu[number] = (time.thread_time() - began_cpu) / wall
         found.ins[number] += len(items)
         found.outs[number] += len(outputs)
-        found.seconds[number] = max(found.seconds[number] or 0.0, took)
+        times[number].append(took)
         items = outputs
-        if took >= hop:
-            first_dear, cheap = cheap, False
+        if took >= CLEARLY_DEAR * hop:
+            first_dear, first = first, False
             if not whole or (not first_dear and time.perf_counter() - began_item >= WHOLE_SECONDS):
                 found.depths[number + 1] += items
                 return False
     found.depths[len(stages)] += items
-    return cheap
+    return first
 
 
 def grouped(stages: Sequence[Stage], found: Pass) -> list[Stage]:
