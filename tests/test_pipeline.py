@@ -280,8 +280,8 @@ def test_progress_is_told_per_stage_in_the_consumers_thread() -> None:
 
     ck.pipeline(range(40)).map(double, "thread").filter(not_multiple_of_3).run(progress=progress)
     assert {thread for *_, thread in told} == {threading.current_thread()}
-    last = {stage: done for stage, done, _, _ in told}
-    assert last == {"double": 40, "not_multiple_of_3": 40}
+    last = {stage: (done, total) for stage, done, total, _ in told}
+    assert last == {"double": (40, 40), "not_multiple_of_3": (40, 40)}  # a filter's input is its map's output
 
 
 def test_the_report_names_the_bottleneck() -> None:
@@ -436,3 +436,16 @@ def test_ctrl_c_in_a_script_stops_the_pipeline(tmp_path: Path) -> None:
         child.kill()
     assert child.returncode == 0
     assert "interrupted" in out
+
+
+def test_progress_bars_one_a_stage(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import tqdm  # noqa: PLC0415 - the test extra has it
+
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)  # tqdm's own monitor thread would outlive the test
+    assert ck.pipeline(range(30)).map(double, "thread").map(same, "thread").run(progress=True) == [
+        2 * x for x in range(30)
+    ]
+    err = capsys.readouterr().err
+    assert "double (thread)" in err
+    assert "same (thread)" in err
+    assert "30/30" in err

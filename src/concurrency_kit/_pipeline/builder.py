@@ -169,7 +169,9 @@ class Pipeline(Generic[T]):
             ordered: results in source order (``flat_map``'s elements in their item's
                 place); with ``False``, as they come.
             progress: ``True`` for a tqdm bar per stage; or a callable told
-                ``(stage name, done, total)`` in the consumer's thread (``total``: ``None``).
+                ``(stage name, done, total)`` in the consumer's thread (``total``: the
+                items the stage takes where a sized source says, through ``map`` and
+                ``batch`` stages; else ``None``).
             timeout: seconds the whole run may take; then everything stops and
                 ``TimeoutError`` is raised.
             return_exceptions: a failing item's exception takes its place in the output,

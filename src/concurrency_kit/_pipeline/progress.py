@@ -14,17 +14,30 @@ StageProgress = Callable[[str, int, "int | None"], object]
 
 
 class Told:
-    """Each stage's count of items done, told when it moved: to a stacked tqdm bar, or to the callable."""
+    """Each stage's count of items done, told when it moved: to a stacked tqdm bar, or to the callable.
 
-    def __init__(self, names: Sequence[str], states: Sequence[StageState], *, progress: bool | StageProgress) -> None:
-        self.names, self.states = names, states
+    ``totals``: how many items each stage takes, where that is known (a sized source,
+    through ``map`` and ``batch`` stages), else ``None``.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        states: Sequence[StageState],
+        totals: Sequence[int | None],
+        *,
+        progress: bool | StageProgress,
+    ) -> None:
+        self.names, self.states, self.totals = names, states, totals
         self.callback = None if progress is True else progress
         self.told = [-1] * len(names)
         self.bars: list[Any] = []
         if progress is True:
             from tqdm import tqdm  # noqa: PLC0415 - an optional extra, imported when asked for
 
-            self.bars = [tqdm(desc=name, unit="item", position=number) for number, name in enumerate(names)]
+            self.bars = [
+                tqdm(desc=name, unit="item", position=number, total=totals[number]) for number, name in enumerate(names)
+            ]
 
     def __call__(self) -> None:
         for number, state in enumerate(self.states):
@@ -36,7 +49,7 @@ class Told:
                 bar.set_description(f"{self.names[number]} ({state.mode})", refresh=False)
                 bar.update(state.done - bar.n)
             elif callable(self.callback):
-                self.callback(self.names[number], state.done, None)
+                self.callback(self.names[number], state.done, self.totals[number])
 
     def close(self) -> None:
         """Tell the last counts; close the bars."""
@@ -46,9 +59,13 @@ class Told:
 
 
 def told_by(
-    names: Sequence[str], states: Sequence[StageState], *, progress: bool | StageProgress | None
+    names: Sequence[str],
+    states: Sequence[StageState],
+    totals: Sequence[int | None],
+    *,
+    progress: bool | StageProgress | None,
 ) -> Told | None:
-    """What ``progress=`` becomes: ``None`` for none."""
+    """What ``progress=`` becomes (``totals``: each stage's items, where known): ``None`` for none."""
     if progress is None or progress is False:
         return None
-    return Told(names, states, progress=progress)
+    return Told(names, states, totals, progress=progress)

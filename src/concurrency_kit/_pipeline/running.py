@@ -144,7 +144,8 @@ class PipelineRun:
         self.started = time.monotonic()
         shape = self.shape
         deadline = None if shape.timeout is None else self.started + shape.timeout
-        told = told_by([stage.name for stage in self.stages], self.states, progress=shape.progress)
+        names, totals = [stage.name for stage in self.stages], stage_sizes(self.source, self.stages)
+        told = told_by(names, self.states, totals, progress=shape.progress)
         if isinstance(self.source, AsyncIterable):
             return self.threaded(Pass.empty(len(self.stages)), None, 0, deadline, told)
         iterator = iter(self.source)
