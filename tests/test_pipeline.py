@@ -439,7 +439,7 @@ def test_ctrl_c_in_a_script_stops_the_pipeline(tmp_path: Path) -> None:
 
 
 def test_progress_bars_one_a_stage(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import tqdm  # noqa: PLC0415 - the test extra has it
+    import tqdm
 
     monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)  # tqdm's own monitor thread would outlive the test
     assert ck.pipeline(range(30)).map(double, "thread").map(same, "thread").run(progress=True) == [
