@@ -449,3 +449,18 @@ def test_progress_bars_one_a_stage(capsys: pytest.CaptureFixture[str], monkeypat
     assert "double (thread)" in err
     assert "same (thread)" in err
     assert "30/30" in err
+
+
+@pytest.mark.parametrize("bound", [2, 256])
+def test_items_the_pass_left_part_way_go_on_from_there(bound: int) -> None:
+    # The first item stops after the second dear stage (past the pass's few milliseconds),
+    # before ``double``, which is fused after it: it is finished where it stopped, once.
+    calls: list[int] = []
+
+    def counted(x: int) -> int:
+        calls.append(x)
+        return x
+
+    p = ck.pipeline(range(20)).map(counted).map(wait_ms(3)).map(wait_ms(4)).map(double)
+    assert p.run(max_in_flight=bound) == [2 * x for x in range(20)]
+    assert sorted(calls) == list(range(20))  # each item ran once

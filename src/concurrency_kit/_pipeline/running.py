@@ -271,7 +271,7 @@ class PipelineRun:
         ]
         self.budget.add(sum(len(items) for items in found.depths))
         for depth, items in enumerate(found.depths[:-1]):
-            self.inboxes[self.place[depth]].items.extend(items)  # before any thread: in order, ahead of the rest
+            self.inboxes[self.place[depth]].preload(items)  # before any thread: in order, ahead of the rest
         targets: list[tuple[str, Callable[[], None]]] = [(driver.stage.name, driver.run) for driver in drivers]
         source = iterator if iterator is not None else self.source
         assert not isinstance(source, Iterable) or isinstance(source, Iterator)

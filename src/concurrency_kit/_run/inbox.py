@@ -77,6 +77,11 @@ class Inbox:
         self.wake()
         return True
 
+    def preload(self, items: Iterable[Any]) -> None:
+        """Hold ``items`` before the writer and the reader start (past the capacity: nobody waits yet)."""
+        with self.lock:
+            self.items.extend(items)
+
     def end(self) -> None:
         """The writer has no more items."""
         with self.lock:
