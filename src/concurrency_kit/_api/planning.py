@@ -39,6 +39,7 @@ from .._decide.stoppable import stoppable_choice
 from .._run.call import execute, open_stream
 from .._run.handover import Handover
 from .._run.in_place import initialized_here, what_runs
+from .._run.inbox import Inbox
 from .._run.stream import ResultStream
 
 __all__ = ["DEAREST_FIRST", "STREAM_HEAD", "UNSIZED_ITEMS", "Planned", "open_iter", "plan_call", "plan_sequence"]
@@ -279,8 +280,13 @@ def open_iter(  # noqa: PLR0913 - the stream's input, by name
         head, source = items, iter(())  # type: ignore[assignment]
     elif measures:
         wanted = STREAM_HEAD if options.max_in_flight is None else min(STREAM_HEAD, options.max_in_flight)
-        head = list(islice(source, wanted))
-        if len(head) < wanted:
+        if isinstance(source, Inbox):  # a pipeline stage's input: what has come, never waiting for more than one
+            head = source.head(wanted)
+            ended = source.at_end()
+        else:
+            head = list(islice(source, wanted))
+            ended = len(head) < wanted
+        if ended:
             expected = len(head)
     chosen, handover = plan_call(fn, head, options, expected=expected)
     stream = open_stream(

@@ -3,8 +3,9 @@
     stage k's driver ── put() ──▶ Inbox ──▶ stage k+1's run
                      (blocks while full:  take(size)  the engine: what is there, at once;
                       "blocked")                      woken (``on_arrival``) by the next put
-                                          __next__    a loop, or auto's head: blocks until
-                                                      one comes ("waiting")
+                                          __next__    a loop: blocks until one comes
+                                                      ("waiting"); auto's head: the first,
+                                                      then what is there (``head``)
 
 An engine that blocked on its input while its units ran could not hand their results
 on: a pipeline whose items all sat finished in one stage, while that stage waited for
@@ -31,6 +32,8 @@ from concurrent.futures import Future
 from typing import Any, Self, final
 
 __all__ = ["WAKE", "Inbox"]
+
+_NONE: Any = object()
 
 #: Put on an engine's completion queue to end its wait: no unit's future (``forget`` finds none).
 WAKE: Future[Any] = Future()
@@ -159,6 +162,15 @@ class Inbox:
             self.took([item])
             self.lock.notify_all()
             return item
+
+    def head(self, wanted: int) -> list[Any]:
+        """Auto's head: the first item (waiting for it), then up to ``wanted`` in all of those there now.
+
+        It never waits for more than one: items held in the heads of other stages while
+        each waited for more would fill the pipeline's bound, and none would ever come.
+        """
+        first = next(self, _NONE)
+        return [] if first is _NONE else [first, *self.take(wanted - 1)]
 
     def next_within(self, seconds: float) -> list[Any] | None:
         """The next item, as ``[item]``, waiting ``seconds`` at most: ``None`` when none came, ``[]`` at the end."""
