@@ -25,7 +25,7 @@ from .._api.async_stream import AsyncResultStream
 from .._backends.stage_calls import BATCH, FILTER, FLAT_MAP, MAP
 from .._core.options import CallOptions, ClassifierFn, ModeName, call_options, check_count, check_timeout
 from .._core.retrying import RetryDelay, RetryOn
-from .._run.stream import ResultStream
+from .._run.stream import NEEDS_TQDM, ResultStream
 from .progress import StageProgress
 from .report import PipelineReport, StageReport
 from .running import PipelineRun, RunShape
@@ -321,4 +321,4 @@ def _unique(name: str, stages: tuple[Stage, ...]) -> str:
 
 def _need_tqdm() -> None:
     if importlib.util.find_spec("tqdm") is None:
-        raise ImportError('progress=True needs tqdm: pip install "concurrency_kit[progress]" (or pass a callable)')
+        raise ImportError(NEEDS_TQDM)

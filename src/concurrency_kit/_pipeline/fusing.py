@@ -28,7 +28,7 @@ import gc
 import itertools
 import statistics
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -181,21 +181,14 @@ def _through(  # noqa: PLR0913 - the pass's state, by name
     there. A stage a little over a hop on one item is judged on the median of the pass
     (one call can be held up by another process).
     """
-    items, index, first, began_item = [tagged], tagged[0], True, time.perf_counter()
+    items, first, began_item = [tagged], True, time.perf_counter()
     for number, stage in enumerate(stages):
         if not plain(stage):  # not run here (a batch gathers across items): its input is what the pass leaves
             found.depths[number] += items
             return False
         call = stage.call()
         began, began_cpu = time.perf_counter(), time.thread_time()
-        outputs: list[tuple[int, Any]] = []
-        for each in items:
-            try:
-                outputs += [(index, output) for output in call(each)[1]]
-            except Exception as exc:
-                if not collect:
-                    raise
-                outputs.append((index, Failed(exc)))
+        outputs = [output for each in items for output in _outputs(call, each, collect=collect)]
         wall = time.perf_counter() - began
         took = wall / max(1, len(items))
         if wall > 0:
@@ -217,7 +210,8 @@ def grouped(stages: Sequence[Stage], found: Pass) -> list[Stage]:
     """The stages, those that run as one fused (``Stage.fused``; see the module's docstring)."""
     hop = hop_seconds()
     cheap = [_cheap(stage, found.seconds[number], hop) for number, stage in enumerate(stages)]
-    computing = [_computes(stage, found.cpu[number]) for number, stage in enumerate(stages)]
+    kinds = [_kind(stage, found.cpu[number]) for number, stage in enumerate(stages)]
+    computing = [kind in {TaskKind.CPU, TaskKind.GIL_FREE} for kind in kinds]
     groups: list[list[Stage]] = []
     pending: list[Stage] = []  # cheap stages waiting for the next dear one
     for number, stage in enumerate(stages):
@@ -241,8 +235,8 @@ def grouped(stages: Sequence[Stage], found: Pass) -> list[Stage]:
             groups[-1].extend(pending)
         else:
             groups.append(pending)
-    kinds = {stage.name: _kind(stage, found.cpu[number]) for number, stage in enumerate(stages)}
-    return [Stage.fused(tuple(group), _group_kind([kinds[stage.name] for stage in group])) for group in groups]
+    kind_of = {stage.name: kind for stage, kind in zip(stages, kinds, strict=True)}
+    return [Stage.fused(tuple(group), _group_kind([kind_of[stage.name] for stage in group])) for group in groups]
 
 
 def _cheap(stage: Stage, seconds: float | None, hop: float) -> bool:
@@ -251,11 +245,6 @@ def _cheap(stage: Stage, seconds: float | None, hop: float) -> bool:
         return seconds < hop
     memo = None if stage.fn is None else recall(stage.fn)
     return memo is not None and memo.item_seconds < hop
-
-
-def _computes(stage: Stage, share: float | None) -> bool:
-    """Whether ``stage`` computes (in bytecode or in C): its CPU share on the pass, else as its memory says."""
-    return _kind(stage, share) in {TaskKind.CPU, TaskKind.GIL_FREE}
 
 
 def _kind(stage: Stage, share: float | None) -> TaskKind | None:
@@ -284,20 +273,21 @@ def to_boundaries(stages: Sequence[Stage], found: Pass, firsts: list[int], *, co
         items, found.depths[depth] = found.depths[depth], []
         end = next((first for first in firsts if first > depth), len(stages))
         for stage in stages[depth:end]:
-            items = [(index, output) for index, item in items for output in _outputs(stage, index, item, collect)]
+            call = stage.call()
+            items = [(index, output) for tagged in items for index, output in _outputs(call, tagged, collect=collect)]
         found.depths[end] += items
 
 
-def _outputs(stage: Stage, index: int, item: Any, collect: bool) -> list[Any]:  # noqa: FBT001 - internal
-    """``stage``'s outputs for one item (its failure in its place, with ``collect``).
+def _outputs(call: Callable[[Any], Any], tagged: tuple[int, Any], *, collect: bool) -> list[tuple[int, Any]]:
+    """A stage's outputs for one ``(index, item)``, tagged with the index (its failure in its place, with ``collect``).
 
     Raises:
         Exception: its failure, without ``collect``.
     """
+    index = tagged[0]
     try:
-        outputs: list[Any] = stage.call()((index, item))[1]
+        return [(index, output) for output in call(tagged)[1]]
     except Exception as exc:
         if not collect:
             raise
-        return [Failed(exc)]
-    return outputs
+        return [(index, Failed(exc))]

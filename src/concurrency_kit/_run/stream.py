@@ -36,9 +36,12 @@ from .._backends.registry import Unit
 from .._core.kinds import TaskKind
 from .results import Progress, close_progress, handing_over, stream_timed_out
 
-__all__ = ["Progress", "ProgressBar", "ResultStream", "loop", "told_by"]
+__all__ = ["NEEDS_TQDM", "Progress", "ProgressBar", "ResultStream", "loop", "told_by"]
 
 R = TypeVar("R")
+
+#: What ``progress=True`` says without tqdm installed.
+NEEDS_TQDM = 'progress=True needs tqdm: pip install "concurrency_kit[progress]" (or pass a callable)'
 
 
 class ProgressBar:
@@ -48,9 +51,7 @@ class ProgressBar:
         try:
             from tqdm import tqdm  # noqa: PLC0415 - an optional extra, imported when asked for
         except ImportError as exc:
-            raise ImportError(
-                'progress=True needs tqdm: pip install "concurrency_kit[progress]" (or pass a callable)'
-            ) from exc
+            raise ImportError(NEEDS_TQDM) from exc
         self._bar = tqdm(total=total, desc=f"concurrency_kit ({mode})", unit="item")
 
     def __call__(self, done: int, total: int | None) -> None:  # noqa: ARG002 - the bar knows its total
