@@ -110,3 +110,34 @@ def spin_ms(milliseconds: int) -> int:
 def spin_again_ms(milliseconds: int) -> int:
     """``spin_ms`` under another name (a second computing stage)."""
     return spin_ms(milliseconds)
+
+
+def spin_triple_ms(milliseconds: int) -> int:
+    """``spin_ms`` three times over: a stage three times as dear; return ``milliseconds``."""
+    spin_ms(3 * milliseconds)
+    return milliseconds
+
+
+def below_3(x: int) -> bool:
+    """A cheap filter (a stage of its own, so that no other test's memory of it counts)."""
+    return x < 3
+
+
+def spin_pair_ms(milliseconds: int) -> list[int]:
+    """Compute for ``milliseconds``; two items: ``milliseconds`` and one more."""
+    return [spin_ms(milliseconds), milliseconds + 1]
+
+
+def spin_fail_odd_ms(milliseconds: int) -> int:
+    """Compute for ``milliseconds``, then fail where it is odd."""
+    spin_ms(milliseconds)
+    if milliseconds % 2:
+        raise StageError(f"odd: {milliseconds}")
+    return milliseconds
+
+
+def fail_negative(x: int) -> int:
+    """Fail where ``x`` is below 0."""
+    if x < 0:
+        raise StageError(f"negative: {x}")
+    return x

@@ -26,8 +26,10 @@ from pipeline_helpers import (
     StageError,
     async_double,
     async_inc,
+    below_3,
     double,
     fail_at_10,
+    fail_negative,
     fail_on_even_tens,
     jitter,
     jitter_keep,
@@ -36,7 +38,10 @@ from pipeline_helpers import (
     pair,
     same,
     spin_again_ms,
+    spin_fail_odd_ms,
     spin_ms,
+    spin_pair_ms,
+    spin_triple_ms,
     wait_ms,
 )
 
@@ -357,6 +362,15 @@ def test_return_exceptions_in_an_inline_pipeline() -> None:
     assert [r for r in results if not isinstance(r, Exception)] == [2 * x for x in range(100) if x % 20]
 
 
+def test_return_exceptions_in_an_inline_pipeline_takes_only_the_failing_items_place() -> None:
+    p = ck.pipeline(range(100)).flat_map(pair).map(fail_negative)
+    results = p.run(return_exceptions=True)
+    assert p.report().stages[0].mode == "inline"
+    assert [r if isinstance(r, int) else type(r) for r in results] == [
+        y if y >= 0 else StageError for x in range(100) for y in pair(x)
+    ]
+
+
 def test_a_cheap_stage_joins_its_dear_neighbour() -> None:
     # Half a millisecond: dearer than a hop, not so dear that the pass stops at the first
     # item; each stage is judged on the median of the pass's items.
@@ -377,6 +391,29 @@ def test_a_waiting_stage_does_not_fuse_with_a_computing_one() -> None:
     p = ck.pipeline([3] * 24).map(wait_ms(3)).map(spin_ms)
     assert p.run() == [3] * 24
     assert p.report().fused == []
+
+
+def test_fused_stages_each_have_their_own_record() -> None:
+    p = ck.pipeline([2, 3] * 12).filter(below_3).map(spin_ms).map(spin_triple_ms)
+    assert p.run() == [2] * 12
+    report = p.report()
+    assert report.fused == [("below_3", "spin_ms", "spin_triple_ms")]
+    kept, once, thrice = report.stages
+    assert [(s.items_in, s.items_out) for s in report.stages] == [(24, 12), (12, 12), (12, 12)]
+    assert kept.mode == once.mode == thrice.mode
+    assert thrice.busy > 1.5 * once.busy > 0  # each stage's share of the group's busy time: its calls' (3 to 1)
+    assert kept.busy < once.busy
+    assert report.bottleneck == "spin_triple_ms"
+
+
+@pytest.mark.parametrize("mode", ["auto", "thread"])  # a stage with a mode of its own does not fuse
+def test_a_failure_inside_fused_stages_takes_only_its_items_place(mode: str) -> None:
+    p = ck.pipeline([2] * 8).flat_map(spin_pair_ms, mode).map(spin_fail_odd_ms, mode)
+    results = p.run(return_exceptions=True)
+    assert p.report().fused == ([("spin_pair_ms", "spin_fail_odd_ms")] if mode == "auto" else [])
+    assert [r if isinstance(r, int) else type(r) for r in results] == [2, StageError] * 8
+    notes = [note for r in results if isinstance(r, StageError) for note in r.__notes__]
+    assert all("pipeline stage 'spin_fail_odd_ms'" in note for note in notes if "pipeline" in note)
 
 
 def test_closing_stops_a_coroutine_stage_at_once() -> None:

@@ -33,7 +33,7 @@ from typing import Any
 
 import attrs
 
-from .._backends.stage_calls import BATCH, Failed
+from .._backends.stage_calls import BATCH, outputs
 from .._core.costmodel import model_in_force
 from .._core.kinds import TaskKind, is_coroutine_function
 from .._decide.memory import recall
@@ -188,15 +188,15 @@ def _through(  # noqa: PLR0913 - the pass's state, by name
             return False
         call = stage.call()
         began, began_cpu = time.perf_counter(), time.thread_time()
-        outputs = [output for each in items for output in _outputs(call, each, collect=collect)]
+        made = [output for each in items for output in _outputs(call, each, collect=collect)]
         wall = time.perf_counter() - began
         took = wall / max(1, len(items))
         if wall > 0:
             found.cpu[number] = (time.thread_time() - began_cpu) / wall
         found.ins[number] += len(items)
-        found.outs[number] += len(outputs)
+        found.outs[number] += len(made)
         times[number].append(took)
-        items = outputs
+        items = made
         if took >= CLEARLY_DEAR * hop:
             first_dear, first = first, False
             if not whole or (not first_dear and time.perf_counter() - began_item >= WHOLE_SECONDS):
@@ -272,9 +272,11 @@ def to_boundaries(stages: Sequence[Stage], found: Pass, firsts: list[int], *, co
             continue
         items, found.depths[depth] = found.depths[depth], []
         end = next((first for first in firsts if first > depth), len(stages))
-        for stage in stages[depth:end]:
-            call = stage.call()
+        for number in range(depth, end):
+            call = stages[number].call()
+            found.ins[number] += len(items)
             items = [(index, output) for tagged in items for index, output in _outputs(call, tagged, collect=collect)]
+            found.outs[number] += len(items)
         found.depths[end] += items
 
 
@@ -284,10 +286,4 @@ def _outputs(call: Callable[[Any], Any], tagged: tuple[int, Any], *, collect: bo
     Raises:
         Exception: its failure, without ``collect``.
     """
-    index = tagged[0]
-    try:
-        return [(index, output) for output in call(tagged)[1]]
-    except Exception as exc:
-        if not collect:
-            raise
-        return [(index, Failed(exc))]
+    return [(tagged[0], output) for output in outputs(call, tagged, collect=collect)]

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
-from .._backends.stage_calls import FILTER, MAP, Failed, stage_note
+from .._backends.stage_calls import FILTER, MAP, Failed, outputs, stage_note
 from .progress import Told
 from .stages import Stage, StageState
 
@@ -135,12 +135,8 @@ def _one_by_one(  # noqa: PLR0913 - the run's pieces, by name
         items = [item]
         for call, state in zip(calls, states, strict=True):
             state.done += len(items)
-            try:
-                items = [output for each in items for output in call((index, each))[1]]
-            except Exception as exc:
-                if not collect:
-                    raise
-                items = [Failed(exc)]  # past the later stages (each hands it on as it is)
+            # a failure in its item's place, past the later stages (each hands it on as it is)
+            items = [output for each in items for output in outputs(call, (index, each), collect=collect)]
             state.items_out += len(items)
         for value in items:
             yield value.error if type(value) is Failed else value

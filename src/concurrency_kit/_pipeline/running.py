@@ -83,7 +83,7 @@ class PipelineRun:
         options: Callable[[Stage, int], CallOptions | None],
     ) -> None:
         self.source, self.stages, self.shape, self.options = source, stages, shape, options
-        self.states = [StageState() for _ in stages]  # a stage's (shared by the stages fused with it)
+        self.states = [StageState() for _ in stages]  # each stage's
         self.inboxes: list[Inbox] = []  # each running stage's input, then the consumer's
         self.place: list[int] = list(range(len(stages)))  # a stage's running stage (its group)
         self.fused: list[tuple[str, ...]] = []
@@ -97,7 +97,7 @@ class PipelineRun:
         self.yielded = 0
         self.reader: Reader | None = None
         self.balancer = Balancer(planning_cpus())
-        self.running_states: list[StageState] = []  # each running stage's (a fused one's: its members')
+        self.running_states: list[StageState] = []  # each running stage's (a fused one's: its own)
         self.firsts: list[int] = []  # each running stage's first stage
 
     # The run's side, for the stage drivers (``stages.Run``).
@@ -154,9 +154,9 @@ class PipelineRun:
         except BaseException:
             close_source(iterator)
             raise
-        found.count(self.states)
         if not found.cheap:
             return self.threaded(found, iterator, taken, deadline, told)
+        found.count(self.states)
         late = None if deadline is None else lambda: self.check_deadline(deadline)
         return inline(
             self.stages,
@@ -226,8 +226,8 @@ class PipelineRun:
 
     def balance(self, now: float) -> None:
         """Let the budget look at the running stages' work (``budget.py``)."""
-        records = [self.record(self.firsts[place], now) for place in range(len(self.running_states))]
-        busy, items = [record.busy for record in records], [record.items_in for record in records]
+        busy = [self.seconds_of(place, now)[0] for place in range(len(self.running_states))]
+        items = [inbox.taken for inbox in self.inboxes[:-1]]
         self.balancer.look(now, busy, items, 0 if self.reader is None else self.reader.index)
 
     def check_deadline(self, deadline: float) -> None:
@@ -253,10 +253,13 @@ class PipelineRun:
         running = grouped(self.stages, found)
         self.firsts = firsts = self.place_stages(running)
         to_boundaries(self.stages, found, firsts, collect=self.shape.collect)
+        found.count(self.states)
         windows, sizes = stage_windows(running, self.shape.bound), stage_sizes(self.source, running)
         self.inboxes = [Inbox(max(2, window // 2), remember=window + 128) for window in windows]
         self.inboxes.append(Inbox(max(2, self.shape.bound // 4)))  # the consumer's
-        self.running_states = [self.states[first] for first in firsts]
+        self.running_states = [
+            StageState() if stage.members else self.states[first] for stage, first in zip(running, firsts, strict=True)
+        ]
         drivers = [
             Driver(
                 self,
@@ -266,6 +269,7 @@ class PipelineRun:
                 out=self.inboxes[number + 1],
                 options=self.shared(self.options(stage, windows[number]), self.running_states[number]),
                 size=sizes[number],
+                members=self.states[firsts[number] : firsts[number] + len(stage.members)],
             )
             for number, stage in enumerate(running)
         ]
@@ -292,7 +296,7 @@ class PipelineRun:
         return attrs.evolve(options, share=state.share)
 
     def place_stages(self, running: Sequence[Stage]) -> list[int]:
-        """Note which running stage runs each stage, share the state of fused ones, list them for the report.
+        """Note which running stage runs each stage, list the fused ones for the report.
 
         Returns:
             Each running stage's first stage.
@@ -303,7 +307,7 @@ class PipelineRun:
             members = stage.members or (stage,)
             firsts.append(number)
             for _ in members:
-                self.place[number], self.states[number] = place, self.states[firsts[-1]]
+                self.place[number] = place
                 number += 1
             if stage.members:
                 self.fused.append(tuple(member.name for member in members))
@@ -325,15 +329,27 @@ class PipelineRun:
         records = [self.record(number, now) for number in range(len(self.stages))]
         return PipelineReport(records, bottleneck_of(records, seconds), list(self.fused), seconds)
 
+    def seconds_of(self, place: int, now: float) -> tuple[float, float, float, float]:
+        """Running stage ``place``'s seconds so far: busy, waiting, blocked, and in all."""
+        state, inbox, out = self.running_states[place], self.inboxes[place], self.inboxes[place + 1]
+        ran = 0.0 if state.started is None else (state.ended or now) - state.started
+        waiting, blocked = min(ran, inbox.waited()), min(ran, out.blocked)
+        return max(0.0, ran - waiting - blocked), waiting, blocked, ran
+
     def record(self, number: int, now: float) -> StageReport:
-        """Stage ``number``'s record (a fused stage's: its group's)."""
-        state, place = self.states[number], self.place[number]
-        inbox, out = (self.inboxes[place], self.inboxes[place + 1]) if self.inboxes else (None, None)
-        began = state.started
-        ran = 0.0 if began is None else (state.ended or now) - began
-        waiting = 0.0 if inbox is None else min(ran, inbox.waited())
-        blocked = 0.0 if out is None else min(ran, out.blocked)
-        items_in = state.done if inbox is None else inbox.taken
+        """Stage ``number``'s record.
+
+        A fused stage has its group's mode, workers, waiting and blocked seconds, and
+        the share of the group's busy seconds that its calls took in the workers.
+        """
+        own, place = self.states[number], self.place[number]
+        state = self.running_states[place] if self.running_states else own
+        busy = waiting = blocked = ran = 0.0
+        if self.inboxes:
+            busy, waiting, blocked, ran = self.seconds_of(place, now)
+        elif own.started is not None:  # inline: the consumer's thread, never waiting
+            busy = ran = (own.ended or now) - own.started
+        items_in = self.inboxes[place].taken if self.inboxes and state is own else own.done
         shares = self.balancer.moves(place) if self.inboxes else []
         moves = (state.workers, *shares) if shares else ()
         return StageReport(
@@ -342,10 +358,16 @@ class PipelineRun:
             workers=moves[-1] if moves else state.workers,
             moves=moves,
             items_in=items_in,
-            items_out=state.items_out,
-            busy=max(0.0, ran - waiting - blocked),
+            items_out=own.items_out,
+            busy=busy * self.busy_share(number, place) if state is not own else busy,
             waiting=waiting,
             blocked=blocked,
             rate=items_in / ran if ran > 0 else 0.0,
             reason=state.reason,
         )
+
+    def busy_share(self, number: int, place: int) -> float:
+        """Fused stage ``number``'s share of its group's busy seconds: its calls' share of the members' seconds."""
+        members = [state for at, state in zip(self.place, self.states, strict=True) if at == place]
+        total = sum(state.seconds for state in members)
+        return self.states[number].seconds / total if total > 0 else 1 / len(members)

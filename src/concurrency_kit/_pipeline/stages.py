@@ -68,11 +68,11 @@ class Stage:
         name = "+".join(member.name for member in members)
         return cls(name, FUSED, options=members[-1].options, members=members, kind=kind)
 
-    def call(self) -> Callable[[Any], Any]:
-        """What its workers run: the function on ``(source index, item)`` pairs."""
+    def call(self, *, collect: bool = False) -> Callable[[Any], Any]:
+        """What its workers run: the function on ``(source index, item)`` pairs (``collect``: ``return_exceptions``)."""
         if self.members:
             calls = tuple(StageCall(member.fn, member.shape, member.name) for member in self.members if member.fn)
-            return Fused(calls, None if self.kind is None else self.kind.value)
+            return Fused(calls, None if self.kind is None else self.kind.value, collect=collect)
         assert self.fn is not None
         if is_coroutine_function(self.fn):
             return AsyncStageCall(self.fn, self.shape, self.name)
@@ -89,6 +89,7 @@ class StageState:
     workers: int = 0
     done: int = 0  # inputs whose outputs it handed on
     items_out: int = 0
+    seconds: float = 0.0  # a fused stage's: what its calls took in the workers
     started: float | None = None
     ended: float | None = None
 
@@ -127,6 +128,7 @@ class Driver:
         out: the next stage's input (the consumer's, for the last): ended when the driver ends.
         options: the stage's options in this run (``None`` for a batch).
         size: how many items its input has, where that is known.
+        members: a fused stage's: each fused stage's own state, counted from what its workers say.
     """
 
     def __init__(  # noqa: PLR0913 - the stage's place in its run, by name
@@ -139,8 +141,9 @@ class Driver:
         out: Inbox,
         options: CallOptions | None,
         size: int | None,
+        members: Sequence[StageState] = (),
     ) -> None:
-        self.run_, self.stage, self.state = run, stage, state
+        self.run_, self.stage, self.state, self.members = run, stage, state, members
         self.inbox, self.out, self.options, self.size = inbox, out, options, size
 
     def run(self) -> None:
@@ -164,21 +167,30 @@ class Driver:
     def stream(self, options: CallOptions) -> None:
         """The stage's stream: each result's outputs, handed on."""
         state, inbox = self.state, self.inbox
-        with open_iter(
-            self.stage.call(), inbox, options, iterator=inbox, stop=self.run_.stop, size=self.size
-        ) as stream:
+        call = self.stage.call(collect=options.return_exceptions)
+        with open_iter(call, inbox, options, iterator=inbox, stop=self.run_.stop, size=self.size) as stream:
             state.mode, state.workers, state.reason = stream.mode, stream.workers, stream.reason
             computing = stream.mode == "process" or (stream.mode == "thread" and stream.kind is TaskKind.GIL_FREE)
             if computing and options.share is not None:
                 self.run_.computes(options.share, stream.workers)
             for result in stream:
                 if type(result) is tuple:
-                    index, outputs = cast("tuple[int, list[Any]]", result)
+                    made = cast("tuple[Any, ...]", result)  # type: ignore[redundant-cast]  # pyright: unknown
+                    index, outputs = cast("tuple[int, list[Any]]", made[:2])
+                    if len(made) == 3:  # a fused stage's: what each of its stages did
+                        self.count_members(made[2])
                 else:  # an exception collected in the item's place: past the later stages, to the output
                     error = renoted(result, self.stage.name, inbox)
                     index, outputs = origin(error), [Failed(error)]
                 if not self.hand_on(index, outputs):
                     return
+
+    def count_members(self, counts: tuple[tuple[int, int, float], ...]) -> None:
+        """Count what each fused stage did on an item (its items in and out, its seconds) in its state."""
+        for state, (taken, made, seconds) in zip(self.members, counts, strict=True):
+            state.done += taken
+            state.items_out += made
+            state.seconds += seconds
 
     def batch(self) -> None:
         """Lists of up to ``stage.size`` items, in the order they come (the last one shorter)."""
