@@ -132,16 +132,16 @@ def test_a_coroutine_stage_and_an_async_source() -> None:
     assert [stage.mode for stage in p.report().stages] == ["async", "thread", "async"]
 
 
-def test_mixed_kinds_in_one_pipeline() -> None:
-    for _ in range(3):  # 10,000 items a run, a few seconds: the 20 runs would take most of a minute
-        p = (
-            ck.pipeline(range(10_000))
-            .map(async_inc)
-            .map(double, mode="thread", workers=3)
-            .map(double, mode="process", workers=2)
-            .map(async_inc)
-        )
-        assert p.run() == [4 * (x + 1) + 1 for x in range(10_000)]
+@pytest.mark.parametrize("run", range(20))  # 20 runs, each under its own deadline and leak check
+def test_mixed_kinds_in_one_pipeline(run: int) -> None:
+    p = (
+        ck.pipeline(range(10_000))
+        .map(async_inc)
+        .map(double, mode="thread", workers=3)
+        .map(double, mode="process", workers=2)
+        .map(async_inc)
+    )
+    assert p.run() == [4 * (x + 1) + 1 for x in range(10_000)], f"run {run}"
 
 
 def test_order_holds_through_filter_and_flat_map() -> None:

@@ -2,7 +2,8 @@
 
     stage k's driver ── put() ──▶ Inbox ──▶ stage k+1's run
                      (blocks while full:  take(size)  the engine: what is there, at once;
-                      "blocked")                      woken (``on_arrival``) by the next put
+                      "blocked")                      woken (``on_arrival``) by the next put,
+                                                      once it found less than it wanted
                                           __next__    a loop: blocks until one comes
                                                       ("waiting"); auto's head: the first,
                                                       then what is there (``head``)
@@ -75,9 +76,11 @@ class Inbox:
             if self.closed:
                 return False
             self.items.append(item)
+            starved = self.starved is not None
             self.fed()
             self.lock.notify_all()
-        self.wake()
+        if starved:  # else the reader comes back for more by itself: a wake-up an item would cost more than the item
+            self.wake()
         return True
 
     def preload(self, items: Iterable[Any]) -> None:
