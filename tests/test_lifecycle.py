@@ -195,7 +195,7 @@ from helpers import double, worker_pid
 warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
 
 def workers():
-    return sorted(shared.processes._processes) if shared.processes else []
+    return sorted(shared.processes.pids) if shared.processes else []
 
 def calls():
     out = {mode: ck.run_parallel(double, range(20), mode) for mode in ("process", "thread", "serial", "auto")}

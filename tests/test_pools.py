@@ -23,6 +23,7 @@ from concurrency_kit._backends import worker as _worker
 from concurrency_kit._backends.mp_machinery import PRELOAD_MODULES
 from concurrency_kit._backends.pool_state import shared
 from concurrency_kit._backends.registry import ProcessRunner
+from concurrency_kit._backends.worker_pool import WorkerPool
 from concurrency_kit._core.costmodel import using_model
 from concurrency_kit._run.engine import Engine
 from concurrency_kit._run.warming import Helping, help_while_warming
@@ -247,15 +248,17 @@ def test_exiting_while_a_pool_is_prestarted_is_quiet(delay: float) -> None:
     assert completed.stderr == ""
 
 
-def test_new_workers_start_with_the_executor_loop_and_the_function_s_module_only() -> None:
-    # In a fresh interpreter: the forkserver preloads the executor's worker loop and
-    # concurrency_kit._backends.worker (not attrs, not the planner), and a pool pre-started for a
-    # function has each worker import that function's module while it starts.
+def test_new_workers_start_with_the_pool_s_worker_loop_and_the_function_s_module_only() -> None:
+    # In a fresh interpreter: the forkserver preloads the pool's worker loop and
+    # concurrency_kit._backends.worker (not attrs, not the planner, not concurrent.futures'
+    # executor), and a pool pre-started for a function has each worker import that
+    # function's module while it starts.
     script = (
         "import colorsys\n"
         "from concurrency_kit._backends import pools as _pools, prestart as _prestart\n"
         "_prestart.prestart_process_pool(2, colorsys.rgb_to_hsv).join(60)\n"
-        "names = ('attrs', 'concurrency_kit._api.calls', 'concurrent.futures.process', 'colorsys')\n"
+        "names = ('attrs', 'concurrency_kit._api.calls', 'concurrent.futures.process', 'colorsys',\n"
+        "         'concurrency_kit._backends.worker_loop')\n"
         "query = f'sorted(m for m in {names!r} if m in __import__(\"sys\").modules)'\n"
         "pool = _pools.process_pool(2)\n"
         "print(sorted({repr(pool.submit(eval, query).result()) for _ in range(8)}))\n"
@@ -263,7 +266,7 @@ def test_new_workers_start_with_the_executor_loop_and_the_function_s_module_only
     if ck.get_config().resolved_start_method() != "forkserver":
         pytest.skip("the worker modules are preloaded by the forkserver only")
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
-    assert completed.stdout.strip() == str([repr(["colorsys", "concurrent.futures.process"])])
+    assert completed.stdout.strip() == str([repr(["colorsys", "concurrency_kit._backends.worker_loop"])])
     assert completed.stderr == ""
 
 
@@ -301,18 +304,16 @@ def test_the_forkserver_s_preloads_import_neither_typing_nor_the_planner() -> No
 
 def _hold_warm_up(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
     """Hold a pre-start's first warm-up submission: set the first event there, wait for the second."""
-    from concurrent.futures import ProcessPoolExecutor
-
     entered, release = threading.Event(), threading.Event()
-    real_submit = ProcessPoolExecutor.submit
+    real_submit = WorkerPool.submit
 
-    def held_submit(self: ProcessPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    def held_submit(self: WorkerPool, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         if fn is _worker.warm_up_worker:
             entered.set()
             release.wait(timeout=30)
         return real_submit(self, fn, *args, **kwargs)
 
-    monkeypatch.setattr(ProcessPoolExecutor, "submit", held_submit)
+    monkeypatch.setattr(WorkerPool, "submit", held_submit)
     return entered, release
 
 

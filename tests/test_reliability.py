@@ -11,7 +11,6 @@ timeout.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import pickle
 import re
@@ -31,7 +30,6 @@ import psutil
 import pytest
 
 import concurrency_kit as ck
-from concurrency_kit._backends.pools import _reap_strays
 from concurrency_kit._backends.worker import RemoteTraceback, run_pickled_chunk
 from concurrency_kit._decide import measuring as _measuring
 from helpers import (
@@ -777,18 +775,3 @@ def test_a_timeout_holds_where_auto_would_try_items_in_the_calling_thread(calls_
         assert took < 1.0 + LATE, f"took {took:.2f} s with a timeout of 1 s ({size} items)"
     _release(release)
     ck.shutdown(wait=True)
-
-
-def test_a_broken_pools_stray_worker_is_stopped_so_that_its_manager_thread_ends() -> None:
-    """Python 3.11's manager thread of a broken pool joins a worker started as it broke, and nobody stops it.
-
-    The interpreter's exit joins that thread: without the reaper it waited forever.
-    """
-    stray = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(600,), daemon=True)
-    stray.start()
-    manager = threading.Thread(target=stray.join, name="stand-in for a broken pool's manager thread")
-    manager.start()
-    _reap_strays(manager, {stray.pid or 0: stray})
-    manager.join(timeout=30)
-    assert not manager.is_alive()
-    assert stray.exitcode == -signal.SIGTERM

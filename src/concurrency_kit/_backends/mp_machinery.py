@@ -43,10 +43,10 @@ def _import_late_imports() -> None:
 _import_late_imports()
 
 #: What the forkserver imports once, so that the workers it forks start with it: the
-#: executor's worker loop, our chunk runner and the class of our workers (which import
+#: pool's worker loop, our chunk runner and the class of our workers (which import
 #: nothing else of ours).
 PRELOAD_MODULES = (
-    "concurrent.futures.process",
+    "concurrency_kit._backends.worker_loop",
     "concurrency_kit._backends.worker",
     "concurrency_kit._backends.launch",
 )

@@ -20,10 +20,11 @@ from .mp_machinery import detach_forkserver
 from .stop_tokens import Board
 
 if TYPE_CHECKING:
-    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
     from multiprocessing.connection import Connection
 
     from .prestart import Prestart
+    from .worker_pool import WorkerPool
 
 __all__ = ["PoolState", "shared"]
 
@@ -43,7 +44,7 @@ class PoolState:
         self.start_lock = threading.Lock()
         self.threads: ThreadPoolExecutor | None = None
         self.thread_size = 0
-        self.processes: ProcessPoolExecutor | None = None
+        self.processes: WorkerPool | None = None
         self.process_size = 0
         self.process_main = False  # whether its workers import the main module
         self.main_needed = False  # whether a task needed it: later pools import it too
@@ -51,8 +52,8 @@ class PoolState:
         self.born = 0.0  # time.monotonic() when the process pool was made
         self.generation = 0  # bumped by shutdown(): a pre-start from before it makes nothing
         self.forkserver_started = False
-        self.killed: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # pools stopped on purpose
-        self.warm: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # every worker has run a task
+        self.killed: weakref.WeakSet[WorkerPool] = weakref.WeakSet()  # pools stopped on purpose
+        self.warm: weakref.WeakSet[WorkerPool] = weakref.WeakSet()  # every worker has run a task
         self.warming: Prestart | None = None  # the pre-start in flight
         self.exit_wait_registered = False
         self.parent_watch: tuple[Connection, Connection] | None = None  # read end, write end

@@ -1,7 +1,9 @@
 """Warm, shared pools: created on first use, reused, rebuilt when broken, stopped at exit.
 
-One thread pool and one process pool serve every call in the process. A call limits
-its own concurrency by how many tasks it keeps in flight, so a pool only ever grows:
+One thread pool and one process pool serve every call in the process (the process
+pool is the library's own, ``_backends.worker_pool``: one worker can die, or be killed,
+alone). A call limits its own concurrency by how many tasks it keeps in flight, so a
+pool only ever grows:
 asking for more workers than a pool has replaces it with a larger one (work already
 queued on the old one still completes). What is known about them is kept in
 ``_backends.pool_state``; a process pool started ahead of a call, in the background, is
@@ -11,15 +13,12 @@ queued on the old one still completes). What is known about them is kept in
 from __future__ import annotations
 
 import atexit
-import contextlib
 import multiprocessing
-import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .._core.config import get_config
 from .guard import check_main_guard
@@ -28,6 +27,7 @@ from .mp_machinery import preload_worker_modules
 from .pickling import needs_main, pickled, sendable
 from .pool_state import shared
 from .worker import init_process_worker, init_thread_worker
+from .worker_pool import WorkerPool
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -117,59 +117,28 @@ def submit_daemon(fn: Callable[..., T], /, *args: Any, name: str = "concurrency_
     return future
 
 
-#: A worker start the forkserver refused is tried again this many times ...
-FORKSERVER_RETRIES = 5
-#: ... after a pause of this many seconds times the tries so far (a dying server takes milliseconds to go).
-FORKSERVER_PAUSE = 0.01
-#: Python 3.11: a broken pool's stray workers are terminated again this often until its manager thread ends.
-REAP_PAUSE = 0.05
-
-
 def submit_to_processes(
-    workers: int, fn: Callable[..., T], /, *args: Any, main: bool = False
-) -> tuple[ProcessPoolExecutor, Future[T]]:
+    workers: int, fn: Callable[..., T], /, *args: Any, main: bool = False, queue: bool = True
+) -> tuple[WorkerPool, Future[T]]:
     """Submit ``fn(*args)`` to the shared process pool; return the pool that took it too.
 
     As with threads, a pool replaced meanwhile hands the task on to the current one;
     work already queued on the old pool still completes there. ``main``: the task
-    needs workers that import the main module (see ``needs_main``).
+    needs workers that import the main module (see ``needs_main``). ``queue``: it may
+    wait behind a busy worker's task (``WorkerPool.submit``).
 
     Raises:
-        BrokenProcessPool: the pool broke (a worker died) before it took the task; it
-            is forgotten, so the next submission gets a fresh one.
-        OSError: a worker could not be started for the task.
         MainGuardMissingError: the task needs the main module, which runs this call
             outside its ``if __name__ == "__main__":`` guard (workers would run it again).
     """
     check_main_guard(main=main)
-    refused = 0
     while True:
         pool = process_pool(workers, main=main)
         try:
-            return pool, pool.submit(fn, *args)
-        except BrokenProcessPool:
-            discard_process_pool(pool)
-            raise
-        except RuntimeError:
+            return pool, pool.submit(fn, *args, queue=queue)
+        except RuntimeError:  # shut down by a replacement (or by shutdown()): try the current one
             if shared.processes is pool:
                 raise
-        except OSError as exc:
-            # Python 3.11: submit() starts a worker (a pool starts them as tasks come) while
-            # the pool's manager thread, finding another dead, marks the pool broken without
-            # the lock submit() holds and closes the queues the new worker is being sent.
-            # The forkserver, handed a request cut short, exits (an EOFError it does not
-            # catch), and refuses the next starts until multiprocessing sees it gone and
-            # starts another.
-            broken = getattr(pool, "_broken", False)
-            if not broken and not isinstance(exc, ConnectionError):
-                raise
-            discard_process_pool(pool)
-            if broken:
-                raise BrokenProcessPool(f"a worker process died while a task was submitted ({exc})") from exc
-            if refused == FORKSERVER_RETRIES:
-                raise
-            refused += 1
-            time.sleep(FORKSERVER_PAUSE * refused)
 
 
 def new_process_pool(workers: int) -> ProcessPoolExecutor:
@@ -220,10 +189,10 @@ def forkserver_started() -> bool:
 
 
 @overload
-def process_pool(workers: int, *, main: bool = False) -> ProcessPoolExecutor: ...
+def process_pool(workers: int, *, main: bool = False) -> WorkerPool: ...
 @overload
-def process_pool(workers: int, generation: int, *, main: bool = False) -> ProcessPoolExecutor | None: ...
-def process_pool(workers: int, generation: int | None = None, *, main: bool = False) -> ProcessPoolExecutor | None:
+def process_pool(workers: int, generation: int, *, main: bool = False) -> WorkerPool | None: ...
+def process_pool(workers: int, generation: int | None = None, *, main: bool = False) -> WorkerPool | None:
     """Return the shared process pool, with at least ``workers`` worker processes.
 
     Args:
@@ -253,11 +222,9 @@ def process_pool(workers: int, generation: int | None = None, *, main: bool = Fa
                 context, with_main = without, False
         if current is not None and shared.start_method == start_method:
             workers = max(workers, shared.process_size)
-        shared.processes = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=init_process_worker,
-            initargs=shared.worker_initargs(),
+        board = shared.stop_board()
+        shared.processes = WorkerPool(
+            workers, context, init_process_worker, shared.worker_initargs(), on_up=lambda pid: board.give_clocks([pid])
         )
         shared.process_size = workers
         shared.process_main = with_main
@@ -308,83 +275,28 @@ def _wait_for_prestart() -> None:
         warming.join(PRESTART_JOIN_SECONDS)
 
 
-def discard_process_pool(pool: ProcessPoolExecutor) -> None:
-    """Forget ``pool`` (broken, or its workers were stopped) so the next call builds a new one."""
+def discard_process_pool(pool: WorkerPool) -> None:
+    """Forget ``pool`` (its workers were stopped, or could not start) so the next call builds a new one."""
     with shared.lock:
         if shared.processes is pool:
             shared.processes = None
             shared.process_size = 0
-    # shutdown() forgets the manager thread and the workers; the thread keeps the workers' mapping
-    manager, workers = getattr(pool, "_executor_manager_thread", None), getattr(pool, "_processes", None)
     pool.shutdown(wait=False, cancel_futures=True)
-    broken = getattr(pool, "_broken", False)
-    if sys.version_info < (3, 12) and broken and isinstance(manager, threading.Thread) and isinstance(workers, dict):
-        _reap_strays(manager, cast("dict[int, Any]", workers))
 
 
-def _reap_strays(manager: threading.Thread, workers: dict[int, Any]) -> None:
-    """Python 3.11: stop the ``workers`` a broken pool started as it broke, so that its ``manager`` thread can end.
+def kill_process_pool(pool: WorkerPool) -> None:
+    """Kill ``pool``'s workers at once and forget it (Ctrl-C where its workers are all a call's).
 
-    Its manager thread marks the pool broken without the lock ``submit()`` holds while
-    it starts a worker (3.12 takes it), terminates the workers it knows of, and then
-    waits for every worker to exit. A worker started by a ``submit()`` racing with it
-    is never told to go: it waits for work forever, and so do the manager thread and
-    the interpreter's exit, which joins it. A daemon thread terminates the pool's
-    workers until the manager thread has ended.
+    ``was_killed`` then tells other calls that lost tasks there to send them again. A
+    call that stops its own tasks alone kills just their workers (``kill_running``).
     """
-
-    def reap() -> None:
-        while manager.is_alive():
-            for process in list(workers.values()):
-                with contextlib.suppress(Exception):  # gone already, or not started
-                    process.terminate()
-            manager.join(REAP_PAUSE)
-
-    threading.Thread(target=reap, name="concurrency_kit-reaper", daemon=True).start()
-
-
-def kill_process_pool(pool: ProcessPoolExecutor) -> None:
-    """Kill ``pool``'s workers at once and forget it (after a timeout or Ctrl-C).
-
-    Every worker goes: a ``ProcessPoolExecutor`` breaks when any one of its workers
-    dies, so it cannot be done for one call's workers alone. ``was_killed`` then
-    tells other calls that lost chunks there to send them again. Python 3.14 has
-    ``ProcessPoolExecutor.kill_workers()``; before it the worker processes are only
-    reachable through the executor's ``_processes`` mapping, read defensively here.
-    """
-    running: dict[int, Any] = getattr(pool, "_processes", None) or {}
-    processes: list[Any] = list(running.values())
-    manager = getattr(pool, "_executor_manager_thread", None)  # read before the pool's shutdown drops it
     with shared.lock:
         shared.killed.add(pool)
     discard_process_pool(pool)
-    for process in processes:
-        with contextlib.suppress(Exception):  # already gone: nothing to kill
-            process.kill()
-    for process in processes:
-        with contextlib.suppress(Exception):
-            process.join(timeout=1.0)
-    # The pool's manager thread, seeing its workers gone, closes the pool's wake-up pipe.
-    # At interpreter exit CPython's own hook writes to that pipe without its lock
-    # (3.11-3.13), and a close racing with it prints an EBADF traceback there. Let the
-    # thread finish, and take the pipe out of the hook's reach: the thread ends by itself
-    # (its workers are gone), and the interpreter still joins it at exit.
-    if isinstance(manager, threading.Thread) and manager is not threading.current_thread():
-        if manager.ident is not None:  # started (3.12+ starts no thread at interpreter exit)
-            manager.join(timeout=1.0)
-        _out_of_exit_hook(manager)
+    pool.kill()
 
 
-def _out_of_exit_hook(manager: threading.Thread) -> None:
-    """Have ``concurrent.futures``' exit hook leave the wake-up pipe of ``manager``'s pool alone."""
-    from concurrent.futures import process  # noqa: PLC0415 - imported with the pools anyway
-
-    wakeups = getattr(process, "_threads_wakeups", None)  # private: read defensively
-    with contextlib.suppress(Exception):
-        wakeups.pop(manager, None)  # type: ignore[union-attr]
-
-
-def was_killed(pool: ProcessPoolExecutor) -> bool:
+def was_killed(pool: WorkerPool) -> bool:
     """Whether ``pool`` broke because a call killed it (timeout, Ctrl-C), not by a crash."""
     with shared.lock:
         return pool in shared.killed

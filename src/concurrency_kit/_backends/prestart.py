@@ -28,7 +28,9 @@ from .pools import kill_process_pool, process_pool, process_pool_ready
 from .worker import warm_up_worker
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures import Future
+
+    from .worker_pool import WorkerPool
 
 __all__ = ["QUICK_SWITCH_INTERVAL", "Prestart", "prestart_process_pool"]
 
@@ -126,7 +128,7 @@ WARM_UP_PAUSE = 0.005
 
 
 def _warm_up(
-    pool: ProcessPoolExecutor, workers: int, generation: int, function: bytes | None, on_up: Callable[[], object]
+    pool: WorkerPool, workers: int, generation: int, function: bytes | None, on_up: Callable[[], object]
 ) -> bool:
     """Run warm-up tasks on ``pool`` until each of its ``workers`` workers has run one.
 

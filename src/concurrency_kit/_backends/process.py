@@ -4,14 +4,15 @@ The parent pickles each unit itself (function, first index, items), so a failure
 pickle names the item at fault. Each item's outcome comes back pickled on its own, so
 one that cannot be rebuilt here is reported against its item.
 
-When a run must end early — a timeout, Ctrl-C, a stream closed — the pool's workers
-running its units are killed, so no CPU is burned on work nobody will read. A
-``ProcessPoolExecutor`` cannot lose one worker without breaking, so every worker of
-the shared pool goes; other calls that had units running there send them again to a
-fresh pool (``ProcessRunner.read`` answers ``None`` for those). A worker that dies on
-its own makes its units ``Lost``: the engine raises
+When a run must end early — a timeout, Ctrl-C, a stream closed — the workers running
+its units are killed, so no CPU is burned on work nobody will read; the pool
+(``_backends.worker_pool``) starts fresh ones in their places, and other calls' units
+go on. The same holds for an item past its ``task_timeout``, and for a worker that
+reached ``max_tasks_per_worker`` (it retires). A worker that dies on its own makes its
+unit ``Lost``: the engine raises
 [`WorkerCrashedError`][concurrency_kit.WorkerCrashedError] naming the items that were
-running or, with ``return_exceptions``, runs them again one at a time.
+running or, with ``return_exceptions``, runs them again one at a time; the units queued
+behind it go to other workers.
 
 A cold pool takes a fifth of a second or more to start: ``ProcessRunner.warming``
 starts it in the background and says when a first worker is up, so that the engine can
@@ -33,23 +34,16 @@ from .._core.crash import WorkerCrashedError
 from .._core.errors import UnpicklableTaskError
 from .given import given_in_worker
 from .pickling import needs_main, sendable, why_not_picklable
-from .pools import (
-    discard_process_pool,
-    kill_process_pool,
-    process_pool_size,
-    stop_board,
-    submit_to_processes,
-    was_killed,
-)
+from .pools import discard_process_pool, process_pool_size, stop_board, submit_to_processes, was_killed
 from .prestart import prestart_process_pool
 from .unit import Done, Lost, Read, Unit, Warming, run_chunk
 from .worker import run_pickled_chunk
+from .worker_pool import WorkerDied
 
 if TYPE_CHECKING:
-    from concurrent.futures import ProcessPoolExecutor
-
     from .outcomes import Outcomes
     from .stop_tokens import ProcessToken
+    from .worker_pool import WorkerPool
 
 __all__ = ["ProcessRunner", "Sent", "check_function", "crashed", "pickle_chunk", "send_first", "unpack_outcomes"]
 
@@ -57,8 +51,6 @@ __all__ = ["ProcessRunner", "Sent", "check_function", "crashed", "pickle_chunk",
 #: queued behind it. On a larger shared pool a queued unit would start on an idle
 #: worker, so there the call keeps just ``workers`` in flight.
 IN_FLIGHT_PER_WORKER = 2
-#: A unit is sent to a fresh pool this many times at most when each breaks as it is submitted.
-SUBMIT_ATTEMPTS = 3
 
 
 def pickle_chunk(  # noqa: PLR0913 - a chunk's parts, by name
@@ -127,7 +119,7 @@ def crashed(indices: Sequence[int], exc: BaseException) -> BaseException:
     """The ``WorkerCrashedError`` for items ``indices``, lost with their worker (``exc``)."""
     shown = ", ".join(map(str, indices[:10])) + (", …" if len(indices) > 10 else "")
     error = WorkerCrashedError(
-        f"a worker process died while running item(s) {shown} ({exc}); the pool was replaced", tuple(indices)
+        f"a worker process died while running item(s) {shown} ({exc}); a fresh worker took its place", tuple(indices)
     )
     error.__cause__ = exc
     return error
@@ -144,7 +136,7 @@ class Sent:
         self._fn, self._item, self._outcomes = fn, item, outcomes
         self._pool, self._future = sending
 
-    def take(self) -> tuple[Future[bytes], ProcessPoolExecutor]:
+    def take(self) -> tuple[Future[bytes], WorkerPool]:
         """Its future (what ``run_pickled_chunk`` sends back) and the pool running it, for a run to wait on."""
         return self._future, self._pool
 
@@ -185,7 +177,7 @@ def send_first(
             wait([future], timeout=within if given is None else None)
     except BaseException as exc:
         if not isinstance(exc, Exception):
-            kill_process_pool(pool)  # Ctrl-C: nobody will read it
+            pool.kill_running([future])  # Ctrl-C: nobody will read it
         raise
     if not future.done():
         waited = time.perf_counter() - began if given is None else given.seconds
@@ -195,9 +187,7 @@ def send_first(
     return seconds if given is None else given.seconds, None
 
 
-def _settle(
-    fn: Callable[[Any], Any], item: Any, outcomes: Outcomes, pool: ProcessPoolExecutor, future: Future[bytes]
-) -> float:
+def _settle(fn: Callable[[Any], Any], item: Any, outcomes: Outcomes, pool: WorkerPool, future: Future[bytes]) -> float:
     """Store the first item's outcome into slot 0 of ``outcomes``; return the seconds it took in its worker.
 
     A worker that died is tried once more alone (with exceptions collected), as a run's
@@ -207,7 +197,8 @@ def _settle(
     try:
         done, seconds = unpack_outcomes(future.result(), 0, collect=collect)
     except BrokenProcessPool as exc:
-        discard_process_pool(pool)
+        if not isinstance(exc, WorkerDied):  # the pool stopped, not one worker
+            discard_process_pool(pool)
         if not outcomes.collect:
             raise crashed([0], exc)  # noqa: B904 - its cause is set: the pool's error
         payload = pickle_chunk(fn, [item], 0, collect=True)
@@ -215,7 +206,8 @@ def _settle(
         try:
             done, seconds = unpack_outcomes(future.result(), 0, collect=True)
         except BrokenProcessPool as again:
-            discard_process_pool(pool)
+            if not isinstance(again, WorkerDied):
+                discard_process_pool(pool)
             done, seconds = Done([crashed([0], again)]), 0.0
     if done.failed:
         outcomes.fail(0, done.values[0])
@@ -292,22 +284,15 @@ class ProcessRunner:
             done: Future[Any] = Future()
             done.set_result(self.run_here(unit))
             return done
-        for attempt in range(SUBMIT_ATTEMPTS):
-            try:
-                unit.pool, future = submit_to_processes(
-                    self._workers, run_pickled_chunk, payload, main=needs_main(payload)
-                )
-            except BrokenProcessPool:
-                if attempt == SUBMIT_ATTEMPTS - 1:
-                    raise
-                continue  # a worker died since the last submission: a fresh pool takes it
-            if self._clock is not None:
-                self._sent[future] = unit
-                future.add_done_callback(self._forget)
-                workers: dict[int, Any] = getattr(unit.pool, "_processes", None) or {}  # private: read defensively
-                stop_board().give_clocks(list(workers))
-            return future
-        raise AssertionError("unreachable")
+        # A unit of many short items may wait behind a busy worker's task; one long item
+        # waits for the first worker to be free (``WorkerPool``).
+        unit.pool, future = submit_to_processes(
+            self._workers, run_pickled_chunk, payload, main=needs_main(payload), queue=len(unit.items) > 1
+        )
+        if self._clock is not None:
+            self._sent[future] = unit
+            future.add_done_callback(self._forget)
+        return future
 
     def run_here(self, unit: Unit) -> Done:
         """Run ``unit`` in the calling thread."""
@@ -331,18 +316,14 @@ class ProcessRunner:
         except BrokenProcessPool as exc:
             pool = unit.pool
             if pool is not None and was_killed(pool):
-                return None  # a call's timeout, task timeout or Ctrl-C, not these items
-            if pool is not None:
-                discard_process_pool(pool)
+                return None  # Ctrl-C in another call, not these items
+            if pool is not None and not isinstance(exc, WorkerDied):
+                discard_process_pool(pool)  # the pool stopped (its workers could not start)
             return Lost(partial(crashed, exc=exc), together=True)
         if isinstance(result, Done):  # run here, unpicklable
             return result
         done, seconds, retired = unpack_chunk(result, unit.start, collect=self._collect)
-        if retired and unit.pool is not None and not was_killed(unit.pool):
-            # A worker reached max_tasks_per_worker. A ProcessPoolExecutor cannot replace one
-            # worker (its own max_tasks_per_child can deadlock, cpython#115634): the pool is
-            # replaced whole, and the units still in it are sent again (as after a kill).
-            kill_process_pool(unit.pool)
+        # A worker that reached max_tasks_per_worker retires (``worker_loop``): a fresh one takes its place.
         if retired and not done.values and unit.items:
             return None  # it ran none of them, retired: send them again, to a fresh worker
         done.seconds = seconds
@@ -354,11 +335,10 @@ class ProcessRunner:
             self._token.failed(after)
 
     def expire(self, seconds: float) -> list[tuple[Future[Any], Unit, int]]:
-        """Kill the pools whose workers run an item of the call longer than ``seconds``: those items' units.
+        """Kill the workers that run an item of the call longer than ``seconds``: those items' units.
 
-        A ``ProcessPoolExecutor`` breaks whole when one worker dies, so the pool goes
-        and the next units start a fresh one of the same width; the other units it ran
-        (this call's and others') are sent again (``read`` answers ``None``).
+        Each such worker alone goes: a fresh one takes its place, and the units queued
+        behind it go to other workers.
         """
         if self._clock is None:
             return []
@@ -368,9 +348,10 @@ class ProcessRunner:
             for future, unit in list(self._sent.items()):
                 if unit.start <= index < unit.stop and self._sent.pop(future, None) is not None:
                     expired.append((future, unit, index - unit.start))
-        for pool in {unit.pool for _, unit, _ in expired if unit.pool is not None}:
-            kill_process_pool(pool)
+        pools = {unit.pool for _, unit, _ in expired if unit.pool is not None}
         for entry, _ in overdue:
+            for pool in pools:
+                pool.kill_worker(board.pid_of(entry))
             board.stopped(entry)  # its worker is gone: the item no longer runs
         return expired
 
@@ -379,13 +360,13 @@ class ProcessRunner:
         self._sent.pop(future, None)
 
     def stop(self, running: dict[Future[Any], Unit], *, kill: bool) -> None:
-        """No item starts; cancel the units not started; with ``kill``, kill the pools running the others."""
+        """No item starts; cancel the units not started; with ``kill``, kill the workers running the others."""
         if self._token is not None:
             self._token.stop()
         started = {future: unit for future, unit in running.items() if not future.cancel()}
         if kill:
             for pool in {unit.pool for unit in started.values() if unit.pool is not None}:
-                kill_process_pool(pool)
+                pool.kill_running(started)
         if self._token is not None:
             self._token.release_when_done(started)
             self._token = None

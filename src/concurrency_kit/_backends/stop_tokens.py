@@ -132,6 +132,10 @@ class Board:
                     found.append((entry, index))
         return found
 
+    def pid_of(self, entry: int) -> int:
+        """The pid of the worker whose clock is at ``entry``."""
+        return self._clocks[entry]
+
     def stopped(self, entry: int) -> None:
         """The worker of the clock at ``entry`` was killed: it runs no item (its clock goes to another later)."""
         self._clocks[entry + 3] = 0

@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Any, final
 from typing_extensions import Protocol
 
 if TYPE_CHECKING:
-    from concurrent.futures import ProcessPoolExecutor
-
     from .stop_tokens import ThreadToken
+    from .worker_pool import WorkerPool
 
 __all__ = ["QUEUED_PER_LANE", "Done", "Lost", "Read", "Runner", "Unit", "Warming", "run_chunk", "run_into"]
 
@@ -88,7 +87,7 @@ class Unit:
         #: What became of its items, once it is done.
         self.done: Done | None = None
         #: The process pool running it, if any.
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: WorkerPool | None = None
         #: Run again by itself, nothing else of the stream beside it, after its worker died
         #: with others: dying again (``Lost`` again) is its own fault.
         self.alone = alone

@@ -32,6 +32,8 @@ __all__ = [
     "items_run",
     "load_by_value",
     "ping",
+    "retire",
+    "retiring",
     "run_pickled_chunk",
     "warm_up_worker",
     "watch_parent",
@@ -65,6 +67,8 @@ _clock: memoryview | None = None
 _clock_waited = False
 #: Items this worker process has run (``max_tasks_per_worker``: it retires at the limit).
 _items_run = 0
+#: Whether this worker process retires once its task is done (it reached ``max_tasks_per_worker``).
+_retired = False
 #: How long a worker waits for the parent to give it a clock (it does so as it hands over the
 #: chunk, so the wait is a thread switch); past it, the chunk's items run unwatched.
 CLOCK_WAIT_SECONDS = 2.0
@@ -115,6 +119,17 @@ def init_process_worker(parent: Connection | None = None, stop_board: Any = None
         os.environ.setdefault(name, "1")
     if parent is not None:
         watch_parent(parent)
+
+
+def retire() -> None:
+    """End this worker process once the task it runs has sent its result (``worker_loop``)."""
+    global _retired  # noqa: PLW0603 - one flag per process
+    _retired = True
+
+
+def retiring() -> bool:
+    """Whether this worker process ends after its task (``retire``)."""
+    return _retired
 
 
 def items_run(more: int = 0) -> int:
@@ -394,6 +409,7 @@ def run_pickled_chunk(payload: bytes) -> bytes:
     """
     fn, start, items, collect, slot, clock_of, limit = pickle.loads(payload)
     if limit is not None and items_run() + len(items) > limit:  # it would go over: retired, it runs none
+        retire()
         return pickle.dumps(([], 0.0, True), protocol=pickle.HIGHEST_PROTOCOL)
     marks, flags = _stop_marks, _stop_flags
     if slot is None or marks is None or flags is None:
@@ -409,6 +425,8 @@ def run_pickled_chunk(payload: bytes) -> bytes:
         finally:
             clock[3] = 0  # runs no item (also after SystemExit)
     retired = limit is not None and items_run(len(packed)) >= limit
+    if retired:
+        retire()
     return pickle.dumps((packed, time.perf_counter() - began, retired), protocol=pickle.HIGHEST_PROTOCOL)
 
 
