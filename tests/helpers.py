@@ -705,3 +705,11 @@ def pid_after_a_moment(index: int) -> int:
     """This worker's pid, after 10 ms (long enough that every worker takes items)."""
     select.select([], [], [], 0.01)
     return os.getpid()
+
+
+def record_die_on_13(item: tuple[str, int]) -> int:
+    """``record_trivial``; item 13 then kills its worker process."""
+    index = _record(item)
+    if index == 13:
+        os._exit(1)
+    return index

@@ -31,36 +31,38 @@ def test_processes_run_it_once_each_and_every_item_sees_its_state(runs_dir: str)
         use_model, range(100), "process", workers=4, initializer=load_model, initargs=(runs_dir, "m1")
     )
     assert {name for name, _, _ in results} == {"m1"}
+    ck.shutdown(wait=True)  # every worker started has run it
     runs = initializer_runs(runs_dir)
-    assert len(runs) == len({pid for pid, _ in runs})  # once a process
+    assert len({pid for pid, _ in runs}) == len(runs) == 4  # once in each of the call's 4 processes
     assert {pid for _, _, pid in results} <= {pid for pid, _ in runs}  # every item's worker ran it
-    assert len(runs) <= 4
 
 
 def test_warm_workers_run_it_again_only_for_other_initargs(runs_dir: str) -> None:
-    options: dict[str, Any] = {"workers": 2, "initializer": load_model}
+    options: dict[str, Any] = {"workers": 4, "initializer": load_model}
     first = ck.run_parallel(use_model, range(40), "process", initargs=(runs_dir, "m1"), **options)
-    once = len(initializer_runs(runs_dir))
     again = ck.run_parallel(use_model, range(40), "process", initargs=(runs_dir, "m1"), **options)
-    assert len(initializer_runs(runs_dir)) == once  # the same initializer and initargs: not again
     other = ck.run_parallel(use_model, range(40), "process", initargs=(runs_dir, "m2"), **options)
-    assert len(initializer_runs(runs_dir)) > once
     assert {r[0] for r in first + again} == {"m1"}
     assert {r[0] for r in other} == {"m2"}
+    assert {pid for _, _, pid in first} & {pid for _, _, pid in other} == set()  # workers of their own
+    ck.shutdown(wait=True)  # every worker started has run it
+    assert len(initializer_runs(runs_dir)) == 8  # 4 for both calls with m1 (one pool kept warm), 4 for m2
 
 
 def test_a_replacement_worker_runs_it_too(runs_dir: str) -> None:
     results = ck.run_parallel(
         use_model_crash_on_10,
-        range(40),
+        range(100),
         "process",
-        workers=2,
+        workers=4,
         initializer=load_model,
         initargs=(runs_dir, "m1"),
         return_exceptions=True,
     )
     assert isinstance(results[10], ck.WorkerCrashedError)
-    assert {r[0] for i, r in enumerate(results) if i != 10} == {"m1"}  # the fresh pool's workers set up too
+    assert {r[0] for i, r in enumerate(results) if i != 10} == {"m1"}  # the fresh workers set up too
+    ck.shutdown(wait=True)  # every worker started has run it, and no more start
+    assert len(initializer_runs(runs_dir)) == 5  # the 4 workers, and the one that took the dead one's place
 
 
 def test_threads_run_it_once_each_so_a_thread_local_is_set_up(runs_dir: str) -> None:

@@ -363,9 +363,9 @@ def test_return_exceptions_in_an_inline_pipeline() -> None:
 
 
 def test_return_exceptions_in_an_inline_pipeline_takes_only_the_failing_items_place() -> None:
+    # Inline on a quiet machine (every stage cheaper than a hop); the same outcome however it runs.
     p = ck.pipeline(range(100)).flat_map(pair).map(fail_negative)
     results = p.run(return_exceptions=True)
-    assert p.report().stages[0].mode == "inline"
     assert [r if isinstance(r, int) else type(r) for r in results] == [
         y if y >= 0 else StageError for x in range(100) for y in pair(x)
     ]

@@ -48,6 +48,7 @@ from helpers import (
     generate_then_fail,
     negate,
     raise_unrebuildable_on_3,
+    record_die_on_13,
     record_fail_on_multiples_of_3,
     record_trivial,
     return_lock_on_5,
@@ -269,6 +270,24 @@ def test_with_return_exceptions_only_the_crashing_item_gets_the_error(crash: str
 # 300 items in chunks of 10 on two workers; 4 of them kill their worker (CULPRITS: two in
 # one chunk, one first in its chunk). Each crash takes the chunks beside it down too:
 # their items must run again one by one, on a fresh pool, and only the culprits fail.
+
+
+@pytest.mark.parametrize("collect", [True, False])
+def test_the_item_a_worker_died_running_is_the_one_at_fault(tmp_path: Path, collect: bool) -> None:  # noqa: FBT001
+    # The worker notes the item it runs: the culprit is not run again, the items its
+    # chunk ran before it are (their results died with it), those after it run once.
+    items = [(str(tmp_path), i) for i in range(40)]
+    if not collect:
+        with pytest.raises(ck.WorkerCrashedError) as caught:
+            ck.run_parallel(record_die_on_13, items, "process", workers=2, chunksize=10)
+        assert caught.value.indices == (13,)
+        return
+    results = ck.run_parallel(record_die_on_13, items, "process", workers=2, chunksize=10, return_exceptions=True)
+    assert isinstance(results[13], ck.WorkerCrashedError)
+    assert results[13].indices == (13,)
+    assert [r for i, r in enumerate(results) if i != 13] == [i for i in range(40) if i != 13]
+    calls = calls_per_index(tmp_path)
+    assert {i: calls[i] for i in range(10, 20)} == {10: 2, 11: 2, 12: 2, 13: 1, **dict.fromkeys(range(14, 20), 1)}
 
 
 def _by_index(results: list[object]) -> dict[int, object]:

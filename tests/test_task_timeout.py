@@ -36,7 +36,7 @@ def test_stuck_items_in_processes_fail_alone_even_one_that_blocks_signals_and_sp
     items[9] = (calls_dir, 9, (9,))  # the same function: item 9 spins with SIGTERM blocked
     began = time.monotonic()
     results = ck.run_parallel(hang_hard_on, items, "process", workers=4, task_timeout=0.5, return_exceptions=True)
-    assert time.monotonic() - began < NOT_WAITED
+    assert time.monotonic() - began < 3.0  # the bound: each stuck worker alone is killed and replaced
     expected = ["timeout" if index in (3, 9, 15) else index for index in range(20)]
     assert _outcomes(results) == expected
     assert all(results[index].index == index for index in (3, 9, 15))
@@ -45,8 +45,8 @@ def test_stuck_items_in_processes_fail_alone_even_one_that_blocks_signals_and_sp
 
 @pytest.mark.parametrize("mode", STOPPABLE)
 def test_queue_time_does_not_count(mode: str) -> None:
-    # 8 items of 0.3 s on 2 workers: the last start 0.9 s after the call, each runs 0.3 s.
-    assert ck.run_parallel(sleep_for, [0.3] * 8, mode, workers=2, chunksize=1, task_timeout=0.5) == [0.3] * 8
+    # 8 items of 0.4 s on 2 workers: the last start 1.2 s after the call, each runs 0.4 s.
+    assert ck.run_parallel(sleep_for, [0.4] * 8, mode, workers=2, chunksize=1, task_timeout=0.5) == [0.4] * 8
 
 
 def test_one_hung_item_in_a_chunk_fails_alone(calls_dir: str, release: str) -> None:

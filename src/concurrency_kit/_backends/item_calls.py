@@ -12,12 +12,13 @@ worker process imports this module to rebuild them.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
 from .._core.errors import WorkerInitError
 from .stage_calls import AsyncStageCall, StageCall
-from .worker import ExceptionCarrier, items_run
+from .worker import ExceptionCarrier, init_process_worker, items_run
 
 #: ``typing.TYPE_CHECKING``, without importing typing (a tenth of a worker's start-up).
 TYPE_CHECKING = False
@@ -34,7 +35,9 @@ __all__ = [
     "call_counted",
     "call_prepared",
     "per_thread",
+    "prepared_in",
     "retries_it",
+    "start_prepared_worker",
     "unwrapped",
 ]
 
@@ -220,6 +223,23 @@ class Prepared:
     def per_thread(self) -> Prepared:
         """The same, run once per thread (a thread pool's)."""
         return Prepared(self.fn, self.init, THREAD)
+
+
+def start_prepared_worker(parent: Any, stop_board: Any, clocks: Any, prepared: Prepared) -> None:
+    """Start a worker of a pool kept for one initializer (``pools.prepared_pool``): set up, then its initializer run.
+
+    A failure is left for the first item, which runs the initializer again and raises
+    its ``WorkerInitError`` (a worker that died here would only be started again).
+    """
+    init_process_worker(parent, stop_board, clocks)
+    with contextlib.suppress(WorkerInitError):
+        _in_process.ensure(prepared.init)
+
+
+def prepared_in(fn: Callable[[Any], Any]) -> Prepared | None:
+    """The ``Prepared`` a call runs in ``fn``'s place (under a ``Retried``), if it has an initializer."""
+    inner = fn.fn if isinstance(fn, Retried) else fn
+    return inner if isinstance(inner, Prepared) else None
 
 
 def call_prepared(

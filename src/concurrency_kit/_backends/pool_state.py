@@ -14,7 +14,8 @@ import multiprocessing
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .mp_machinery import detach_forkserver
 from .stop_tokens import Board
@@ -26,7 +27,15 @@ if TYPE_CHECKING:
     from .prestart import Prestart
     from .worker_pool import WorkerPool
 
-__all__ = ["PoolState", "shared"]
+__all__ = ["Kept", "PoolState", "shared"]
+
+
+class Kept(NamedTuple):
+    """A pool kept for one initializer (``pools.prepared_pool``): whether its workers import main, how they start."""
+
+    pool: WorkerPool
+    main: bool
+    start_method: str
 
 
 class PoolState:
@@ -50,6 +59,7 @@ class PoolState:
         self.main_needed = False  # whether a task needed it: later pools import it too
         self.start_method = ""
         self.born = 0.0  # time.monotonic() when the process pool was made
+        self.prepared: OrderedDict[str, Kept] = OrderedDict()  # by initializer token, the last used last
         self.generation = 0  # bumped by shutdown(): a pre-start from before it makes nothing
         self.forkserver_started = False
         self.killed: weakref.WeakSet[WorkerPool] = weakref.WeakSet()  # pools stopped on purpose

@@ -18,20 +18,23 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .._core.config import get_config
 from .guard import check_main_guard
+from .item_calls import start_prepared_worker
 from .launch import forkserver_context_without_main
 from .mp_machinery import preload_worker_modules
 from .pickling import needs_main, pickled, sendable
-from .pool_state import shared
+from .pool_state import Kept, shared
 from .worker import init_process_worker, init_thread_worker
 from .worker_pool import WorkerPool
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    from .item_calls import Prepared
     from .prestart import Prestart
     from .stop_tokens import Board
 
@@ -42,6 +45,7 @@ __all__ = [
     "forkserver_started",
     "kill_process_pool",
     "new_process_pool",
+    "prepared_pool",
     "process_pool",
     "process_pool_age",
     "process_pool_ready",
@@ -118,27 +122,46 @@ def submit_daemon(fn: Callable[..., T], /, *args: Any, name: str = "concurrency_
 
 
 def submit_to_processes(
-    workers: int, fn: Callable[..., T], /, *args: Any, main: bool = False, queue: bool = True
+    workers: int,
+    fn: Callable[..., T],
+    /,
+    *args: Any,
+    main: bool = False,
+    queue: bool = True,
+    prepared: Prepared | None = None,
 ) -> tuple[WorkerPool, Future[T]]:
-    """Submit ``fn(*args)`` to the shared process pool; return the pool that took it too.
+    """Submit ``fn(*args)`` to the shared process pool (``prepared``'s, with one); return the pool that took it too.
 
     As with threads, a pool replaced meanwhile hands the task on to the current one;
     work already queued on the old pool still completes there. ``main``: the task
     needs workers that import the main module (see ``needs_main``). ``queue``: it may
-    wait behind a busy worker's task (``WorkerPool.submit``).
+    wait behind a busy worker's task (``WorkerPool.submit``). ``prepared``: the call's
+    initializer, which the workers of its own pool run as they start (``prepared_pool``).
 
     Raises:
+        BrokenProcessPool: the pool could not start a worker; it is forgotten, so the
+            next submission gets a fresh one.
         MainGuardMissingError: the task needs the main module, which runs this call
             outside its ``if __name__ == "__main__":`` guard (workers would run it again).
     """
     check_main_guard(main=main)
     while True:
-        pool = process_pool(workers, main=main)
+        pool = process_pool(workers, main=main) if prepared is None else prepared_pool(workers, prepared, main=main)
         try:
             return pool, pool.submit(fn, *args, queue=queue)
+        except BrokenProcessPool:
+            discard_process_pool(pool)  # the next submission gets a fresh one
+            raise
         except RuntimeError:  # shut down by a replacement (or by shutdown()): try the current one
-            if shared.processes is pool:
+            if shared.processes is pool or (prepared is not None and _kept(prepared) is pool):
                 raise
+
+
+def _kept(prepared: Prepared) -> WorkerPool | None:
+    """The pool kept for ``prepared``'s initializer, if any."""
+    with shared.lock:
+        kept = shared.prepared.get(prepared.init.token)
+        return None if kept is None else kept.pool
 
 
 def new_process_pool(workers: int) -> ProcessPoolExecutor:
@@ -210,29 +233,75 @@ def process_pool(workers: int, generation: int | None = None, *, main: bool = Fa
             return current
         if generation is not None and generation != shared.generation:
             return None
-        _register_exit_wait()
-        shared.main_needed = shared.main_needed or main
-        context = multiprocessing.get_context(start_method)
-        with_main = True  # fork's workers have it already; spawn's import it
-        if start_method == "forkserver":
-            preload_worker_modules(context)
-            shared.forkserver_started = True
-            without = None if shared.main_needed else forkserver_context_without_main()
-            if without is not None:
-                context, with_main = without, False
         if current is not None and shared.start_method == start_method:
             workers = max(workers, shared.process_size)
-        board = shared.stop_board()
-        shared.processes = WorkerPool(
-            workers, context, init_process_worker, shared.worker_initargs(), on_up=lambda pid: board.give_clocks([pid])
-        )
+        shared.processes, shared.process_main = _new_pool(workers, start_method, main=main)
         shared.process_size = workers
-        shared.process_main = with_main
         shared.start_method = start_method
         shared.born = time.monotonic()
-        if current is not None:
-            current.shutdown(wait=False)  # work already queued there still completes
-        return shared.processes
+    if current is not None:
+        current.shutdown(wait=False)  # work already queued there still completes
+    return shared.processes
+
+
+#: Pools whose workers ran a call's initializer as they started, kept warm beside the
+#: shared pool, one for each initializer and initargs, the least recently used going
+#: first: a program that switches between two models keeps both loaded.
+PREPARED_POOLS = 2
+
+
+def prepared_pool(workers: int, prepared: Prepared, *, main: bool = False) -> WorkerPool:
+    """The pool of ``workers`` (at least) whose workers each ran ``prepared``'s initializer as they started.
+
+    Calls with the same initializer and initargs share it (its token says so); a call
+    with others gets a pool of its own. ``main`` as for ``process_pool``.
+    """
+    token, start_method = prepared.init.token, get_config().resolved_start_method()
+    with shared.lock:
+        kept = shared.prepared.get(token)
+        if (
+            kept is not None
+            and kept.pool.max_workers >= workers
+            and (kept.main or not main)
+            and kept.start_method == start_method
+        ):
+            shared.prepared.move_to_end(token)
+            return kept.pool
+        pool, with_main = _new_pool(workers, start_method, main=main, prepared=prepared)
+        shared.prepared[token] = Kept(pool, with_main, start_method)
+        shared.prepared.move_to_end(token)
+        old = [kept.pool] if kept is not None else []
+        while len(shared.prepared) > PREPARED_POOLS:
+            old.append(shared.prepared.popitem(last=False)[1].pool)
+    for each in old:
+        each.shutdown(wait=False)  # work already queued there still completes
+    return pool
+
+
+def _new_pool(
+    workers: int, start_method: str, *, main: bool, prepared: Prepared | None = None
+) -> tuple[WorkerPool, bool]:
+    """A pool by ``start_method`` (its workers set up, ``prepared``'s initializer run); whether they import main.
+
+    Called under ``shared.lock``.
+    """
+    _register_exit_wait()
+    shared.main_needed = shared.main_needed or main
+    context = multiprocessing.get_context(start_method)
+    with_main = True  # fork's workers have it already; spawn's import it
+    if start_method == "forkserver":
+        preload_worker_modules(context)
+        shared.forkserver_started = True
+        without = None if shared.main_needed else forkserver_context_without_main()
+        if without is not None:
+            context, with_main = without, False
+    board = shared.stop_board()
+    initializer: Callable[..., object] = init_process_worker
+    initargs: tuple[Any, ...] = shared.worker_initargs()
+    if prepared is not None:
+        initializer, initargs = start_prepared_worker, (*initargs, prepared)
+    pool = WorkerPool(workers, context, initializer, initargs, on_up=lambda pid: board.give_clocks([pid]))
+    return pool, with_main
 
 
 #: How long shutdown() waits for a pool being started in the background to be up.
@@ -281,6 +350,9 @@ def discard_process_pool(pool: WorkerPool) -> None:
         if shared.processes is pool:
             shared.processes = None
             shared.process_size = 0
+        for token, kept in list(shared.prepared.items()):
+            if kept.pool is pool:
+                del shared.prepared[token]
     pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -321,8 +393,12 @@ def shutdown(wait: bool = True) -> None:  # noqa: FBT001, FBT002 - mirrors Execu
         shared.threads = shared.processes = None
         shared.thread_size = shared.process_size = 0
         shared.process_main = shared.main_needed = False
+        prepared = [kept.pool for kept in shared.prepared.values()]
+        shared.prepared.clear()
     if processes is not None and (wait or warming is None):  # else the pre-start stops it once started
         processes.shutdown(wait=wait, cancel_futures=True)
+    for pool in prepared:
+        pool.shutdown(wait=wait, cancel_futures=True)
     if threads is not None:
         threads.shutdown(wait=wait, cancel_futures=True)
 

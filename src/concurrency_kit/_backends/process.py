@@ -31,10 +31,19 @@ from typing import TYPE_CHECKING, Any, final
 
 from .._core.costmodel import observe_round_trip
 from .._core.crash import WorkerCrashedError
-from .._core.errors import UnpicklableTaskError
+from .._core.errors import MainGuardMissingError, UnpicklableTaskError
 from .given import given_in_worker
-from .pickling import needs_main, sendable, why_not_picklable
-from .pools import discard_process_pool, process_pool_size, stop_board, submit_to_processes, was_killed
+from .guard import check_main_guard
+from .item_calls import prepared_in
+from .pickling import needs_main, pickled, sendable, why_not_picklable
+from .pools import (
+    discard_process_pool,
+    prepared_pool,
+    process_pool_size,
+    stop_board,
+    submit_to_processes,
+    was_killed,
+)
 from .prestart import prestart_process_pool
 from .unit import Done, Lost, Read, Unit, Warming, run_chunk
 from .worker import run_pickled_chunk
@@ -61,19 +70,21 @@ def pickle_chunk(  # noqa: PLR0913 - a chunk's parts, by name
     collect: bool,
     slot: int | None = None,
     clock: int | None = None,
+    timed: bool = False,
     limit: int | None = None,
 ) -> bytes:
     """What a worker's ``run_pickled_chunk`` takes: ``fn`` and the items ``start …`` of ``chunk``.
 
     ``slot``: the stream's stop token on the board (``_backends.stop_tokens``), if it has one;
-    ``clock``: the call's clock on the board, with a task timeout; ``limit``: with
+    ``clock``: the call's clock on the board, where each item's index is noted (and,
+    ``timed``: a task timeout, when it started); ``limit``: with
     ``max_tasks_per_worker``, the most items a worker may run in its life.
 
     Raises:
         UnpicklableTaskError: naming the first item that cannot be pickled.
     """
     try:
-        chunk_parts = (sendable(fn), start, list(chunk), collect, slot, clock, limit)
+        chunk_parts = (sendable(fn), start, list(chunk), collect, slot, clock, timed, limit)
         return pickle.dumps(chunk_parts, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         for index, item in enumerate(chunk, start):
@@ -252,21 +263,33 @@ class ProcessRunner:
     ) -> None:
         check_function(fn)
         self._fn, self._workers, self._collect, self._fallback = fn, workers, collect, fallback
+        #: With an initializer, the pool kept for it (its workers run it as they start), not the shared one.
+        self._prepared = prepared_in(fn)
         self._limit = max_tasks_per_worker
         self._token: ProcessToken | None = None
         self._token_asked = False
-        #: With a task timeout: the call's clock on the board, and the units in the workers.
-        self._clock = None if task_timeout is None else stop_board().new_clock()
+        #: The call's clock on the board (its workers note the item they run), timed with a
+        #: task timeout; then the units in the workers too.
+        self._clock, self._timed = stop_board().new_clock(), task_timeout is not None
         self._sent: dict[Future[Any], Unit] = {}
 
     @property
     def capacity(self) -> int:
         """Units in flight: two a worker on a pool of the call's size, else one (a queued unit would start)."""
-        return self._workers * (IN_FLIGHT_PER_WORKER if process_pool_size() == self._workers else 1)
+        own_size = self._prepared is not None or process_pool_size() == self._workers
+        return self._workers * (IN_FLIGHT_PER_WORKER if own_size else 1)
 
     def warming(self) -> Warming | None:
         """Start the pool in the background if it is not up for this function: what says when a worker is."""
-        return prestart_process_pool(self._workers, self._fn)
+        if self._prepared is None:
+            return prestart_process_pool(self._workers, self._fn)
+        main = needs_main(pickled(sendable(self._fn)))
+        try:
+            check_main_guard(main=main)
+        except MainGuardMissingError:
+            return None  # the first unit's submission says so
+        pool = prepared_pool(self._workers, self._prepared, main=main)  # its workers start in its own thread
+        return None if pool.up.is_set() else pool
 
     def submit(self, unit: Unit) -> Future[Any]:
         """Send ``unit`` to a worker (or run it here, when it cannot be pickled and may fall back)."""
@@ -276,7 +299,14 @@ class ProcessRunner:
         slot = None if self._token is None else self._token.slot
         try:
             payload = pickle_chunk(
-                self._fn, unit.items, unit.start, collect=self._collect, slot=slot, clock=self._clock, limit=self._limit
+                self._fn,
+                unit.items,
+                unit.start,
+                collect=self._collect,
+                slot=slot,
+                clock=self._clock,
+                timed=self._timed,
+                limit=self._limit,
             )
         except UnpicklableTaskError:
             if not self._fallback:
@@ -287,9 +317,14 @@ class ProcessRunner:
         # A unit of many short items may wait behind a busy worker's task; one long item
         # waits for the first worker to be free (``WorkerPool``).
         unit.pool, future = submit_to_processes(
-            self._workers, run_pickled_chunk, payload, main=needs_main(payload), queue=len(unit.items) > 1
+            self._workers,
+            run_pickled_chunk,
+            payload,
+            main=needs_main(payload),
+            queue=len(unit.items) > 1,
+            prepared=self._prepared,
         )
-        if self._clock is not None:
+        if self._timed:
             self._sent[future] = unit
             future.add_done_callback(self._forget)
         return future
@@ -303,10 +338,7 @@ class ProcessRunner:
         return False
 
     def read(self, unit: Unit, future: Future[Any]) -> Read:
-        """Its outcomes; ``Lost`` when its worker died; ``None`` to send it again (another call killed its pool).
-
-        The broken pool is forgotten: the units sent from now on go to a fresh one.
-        """
+        """Its outcomes; ``Lost`` when its worker died; ``None`` to send it again (another call killed its pool)."""
         try:
             result = future.result()
         except CancelledError:
@@ -314,12 +346,7 @@ class ProcessRunner:
                 return None  # still queued when a call killed the pool (its timeout, or a task timeout)
             raise
         except BrokenProcessPool as exc:
-            pool = unit.pool
-            if pool is not None and was_killed(pool):
-                return None  # Ctrl-C in another call, not these items
-            if pool is not None and not isinstance(exc, WorkerDied):
-                discard_process_pool(pool)  # the pool stopped (its workers could not start)
-            return Lost(partial(crashed, exc=exc), together=True)
+            return self._lost(unit, exc)
         if isinstance(result, Done):  # run here, unpicklable
             return result
         done, seconds, retired = unpack_chunk(result, unit.start, collect=self._collect)
@@ -328,6 +355,21 @@ class ProcessRunner:
             return None  # it ran none of them, retired: send them again, to a fresh worker
         done.seconds = seconds
         return done
+
+    def _lost(self, unit: Unit, exc: BrokenProcessPool) -> Lost | None:
+        """``unit``'s worker died (or its pool stopped): what the engine makes of it (``None``: send it again).
+
+        A pool that stopped whole is forgotten: the units sent from now on go to a fresh one.
+        """
+        pool = unit.pool
+        if pool is not None and was_killed(pool):
+            return None  # Ctrl-C in another call, not these items
+        if isinstance(exc, WorkerDied):  # the item it noted running is at fault
+            culprit = stop_board().running_on(exc.pid, self._clock)
+            return Lost(partial(crashed, exc=exc), together=False, culprit=culprit)
+        if pool is not None:
+            discard_process_pool(pool)  # the pool stopped (its workers could not start)
+        return Lost(partial(crashed, exc=exc), together=True)
 
     def halt(self, after: int) -> None:
         """No item after ``after`` starts, in any worker."""
@@ -340,7 +382,7 @@ class ProcessRunner:
         Each such worker alone goes: a fresh one takes its place, and the units queued
         behind it go to other workers.
         """
-        if self._clock is None:
+        if not self._timed:
             return []
         board, expired = stop_board(), list[tuple[Future[Any], Unit, int]]()
         overdue = board.overdue(self._clock, seconds)

@@ -132,6 +132,15 @@ class Board:
                     found.append((entry, index))
         return found
 
+    def running_on(self, pid: int, clock: int) -> int | None:
+        """The index of the item of the call ``clock`` that the worker ``pid`` noted it runs (``None``: none)."""
+        with self._lock:
+            entry = self._given.get(pid)
+        if entry is None or self._clocks[entry + 1] != clock:
+            return None
+        index = self._clocks[entry + 2]
+        return None if index < 0 else index
+
     def pid_of(self, entry: int) -> int:
         """The pid of the worker whose clock is at ``entry``."""
         return self._clocks[entry]

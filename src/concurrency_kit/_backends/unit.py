@@ -56,19 +56,24 @@ class Done:
 class Lost:
     """What became of a unit whose worker died (or whose task its executor lost).
 
-    Which of its items was at fault is not known (a process pool's dead worker takes the
-    units beside it down too): with exceptions collected, the stream runs each of them
-    again alone (``Unit.alone``), one at a time, with nothing else of the stream
-    running; without, it raises ``blame`` for the items that were running.
+    Where the worker noted the item it was running (``culprit``), that item is at fault;
+    else nobody knows which (an executor's process pool's dead worker takes the units
+    beside it down too): with exceptions collected, the stream runs each of them again
+    alone (``Unit.alone``), one at a time, with nothing else of the stream running;
+    without, it raises ``blame`` for the items that were running.
     """
 
-    __slots__ = ("blame", "together")
+    __slots__ = ("blame", "culprit", "together")
 
-    def __init__(self, blame: Callable[[Sequence[int]], BaseException], *, together: bool) -> None:
+    def __init__(
+        self, blame: Callable[[Sequence[int]], BaseException], *, together: bool, culprit: int | None = None
+    ) -> None:
         #: The error for the items of these indices, lost with it (a ``WorkerCrashedError``).
         self.blame = blame
-        #: Whether the units running beside it were lost with it (a process pool breaks whole).
+        #: Whether the units running beside it were lost with it (an executor's process pool breaks whole).
         self.together = together
+        #: The position of the item its worker was running as it died, where known.
+        self.culprit = culprit
 
 
 #: What became of a finished unit: its results (``Done``); ``Lost``; or ``None``, to run it

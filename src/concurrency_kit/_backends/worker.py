@@ -386,12 +386,13 @@ def run_pickled_chunk(payload: bytes) -> bytes:
     """Run one chunk in a worker process.
 
     Args:
-        payload: ``pickle.dumps((fn, start, items, collect, slot, clock, limit))``;
+        payload: ``pickle.dumps((fn, start, items, collect, slot, clock, timed, limit))``;
             ``slot``: the stream's stop token on the board (``None``: none); ``clock``:
-            with a task timeout, the call's clock, noted on this worker's clock for each
-            item (``None``: none); ``limit``: with ``max_tasks_per_worker``, the most
-            items this worker may run in its life: a chunk that would take it over runs
-            none, and the worker says it is retired (the parent replaces it).
+            the call's clock, noted on this worker's clock with each item's index, and
+            (``timed``: a task timeout) when it started (``None``: none); ``limit``: with
+            ``max_tasks_per_worker``, the most items this worker may run in its life: a
+            chunk that would take it over runs none, and the worker says it is retired
+            (it ends, and the pool starts another).
 
     Returns:
         Pickled: a list holding, per item run, ``pickle.dumps((True, result))`` or
@@ -407,7 +408,7 @@ def run_pickled_chunk(payload: bytes) -> bytes:
     only once it is set: reading the two 64-bit marks before every item cost ~90 ns an
     item, a fifth of a trivial item's time here.
     """
-    fn, start, items, collect, slot, clock_of, limit = pickle.loads(payload)
+    fn, start, items, collect, slot, clock_of, timed, limit = pickle.loads(payload)
     if limit is not None and items_run() + len(items) > limit:  # it would go over: retired, it runs none
         retire()
         return pickle.dumps(([], 0.0, True), protocol=pickle.HIGHEST_PROTOCOL)
@@ -417,13 +418,13 @@ def run_pickled_chunk(payload: bytes) -> bytes:
     clock = None if clock_of is None else _own_clock()
     began = time.perf_counter()
     if clock_of is None or clock is None:
-        packed = _run_items(fn, start, items, collect, (slot, marks, flags), None)
+        packed = _run_items(fn, start, items, collect, (slot, marks, flags), None, timed=False)
     else:
         clock[1] = clock_of
         try:
-            packed = _run_items(fn, start, items, collect, (slot, marks, flags), clock)
+            packed = _run_items(fn, start, items, collect, (slot, marks, flags), clock, timed=timed)
         finally:
-            clock[3] = 0  # runs no item (also after SystemExit)
+            clock[2], clock[3] = -1, 0  # runs no item (also after SystemExit)
     retired = limit is not None and items_run(len(packed)) >= limit
     if retired:
         retire()
@@ -437,20 +438,28 @@ def _run_items(  # noqa: PLR0913, PLR0917 - a chunk's parts, positional for spee
     collect: bool,  # noqa: FBT001
     token: tuple[int, memoryview | None, memoryview],
     clock: memoryview | None,
+    *,
+    timed: bool,
 ) -> list[bytes]:
-    """``run_pickled_chunk``'s loop: each item's outcome pickled; each item noted on ``clock`` as it starts."""
+    """``run_pickled_chunk``'s loop: each item's outcome pickled; each item noted on ``clock`` as it starts.
+
+    The item's index tells the parent which item was at fault if this worker dies;
+    ``timed`` (a task timeout), when it started too, so that the parent can stop it.
+    """
     slot, marks, flags = token
     packed: list[bytes] = []
     for offset, item in enumerate(items):
         if flags[slot] and _stopped(marks, slot, start + offset):
             break  # the stream failed before it, or ended
         try:
-            if clock is not None:  # the parent stops an item it finds here too long (a task timeout)
-                clock[2], clock[3] = start + offset, time.monotonic_ns()
+            if clock is not None:
+                clock[2] = start + offset
+                if timed:
+                    clock[3] = time.monotonic_ns()
             outcome: tuple[bool, Any] = (True, fn(item))
         except Exception as exc:  # noqa: BLE001 - sent back to the caller, which re-raises it
             outcome = (False, ExceptionCarrier(exc))
-        if clock is not None:
+        if timed and clock is not None:
             clock[3] = 0
         try:
             packed.append(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))

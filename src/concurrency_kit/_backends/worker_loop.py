@@ -15,6 +15,7 @@ forkserver preloads it.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import signal
 
@@ -38,21 +39,20 @@ def serve(conn: Connection, initializer: Callable[..., object] | None, initargs:
     """A worker's life: ``initializer(*initargs)``, say it is up, then run the tasks ``conn`` brings.
 
     Ctrl-C at a terminal reaches every process of its group: a worker leaves it to the
-    parent, which stops (or kills) its workers as a call ends.
+    parent, which stops (or kills) its workers as a call ends. A pipe that ends (the
+    parent closed it, or died) ends the worker.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:
         initializer(*initargs)
-    conn.send_bytes(UP)
-    while not retiring():
-        try:
+    with contextlib.suppress(EOFError, OSError):
+        conn.send_bytes(UP)
+        while not retiring():
             task = conn.recv_bytes()
-        except (EOFError, OSError):  # the parent closed the pipe, or died
-            return
-        if not task:
-            return
-        conn.send_bytes(_run(task))
-    conn.send_bytes(RETIRED)
+            if not task:
+                return
+            conn.send_bytes(_run(task))
+        conn.send_bytes(RETIRED)
 
 
 def _run(task: bytes) -> bytes:

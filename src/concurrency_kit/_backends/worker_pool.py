@@ -50,7 +50,15 @@ JOIN_SECONDS = 5.0
 
 
 class WorkerDied(BrokenProcessPool):
-    """The worker running a task died (or was killed): the task's outcome is lost, the pool goes on."""
+    """The worker running a task died (or was killed): the task's outcome is lost, the pool goes on.
+
+    Attributes:
+        pid: the worker's process id.
+    """
+
+    def __init__(self, message: str, pid: int) -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 @final
@@ -106,10 +114,13 @@ class WorkerPool:
         self.max_workers = max_workers
         self._context, self._initializer, self._initargs = mp_context, initializer, initargs
         self._on_up = on_up
+        #: Set once a first worker is up, or the pool stopped (``Warming``: units sent then start at once).
+        self.up = threading.Event()
         self._lock = threading.Lock()
         self._waiting: deque[_Task] = deque()
         self._workers: list[_Worker] = []
         self._closing = False  # shutdown(): no new tasks; the workers end once theirs are done
+        self.broken = False  # a worker could not be started: the pool closed
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_write, False)
         self._manager = threading.Thread(target=self._manage, name="concurrency_kit-process-pool", daemon=True)
@@ -121,11 +132,14 @@ class WorkerPool:
         """Run ``fn(*args)`` in a worker; ``queue``: it may wait behind a busy worker's task (see the module).
 
         Raises:
+            BrokenProcessPool: a worker could not be started (the pool is closed).
             RuntimeError: the pool was shut down (as an executor's ``submit`` raises).
         """
         payload = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
         future: Future[Any] = Future()
         with self._lock:
+            if self.broken:
+                raise BrokenProcessPool("a worker process of the pool could not be started")
             if self._closing:
                 raise RuntimeError("cannot submit a task to a process pool that was shut down")
             self._waiting.append(_Task(future, payload, queue=queue))
@@ -137,6 +151,10 @@ class WorkerPool:
         """The workers' process ids (of those started)."""
         with self._lock:
             return [worker.pid for worker in self._workers]
+
+    def is_alive(self) -> bool:
+        """Whether its first worker is still starting (``Warming``)."""
+        return not self.up.is_set() and self._manager.is_alive()
 
     def kill_worker(self, pid: int) -> None:
         """Kill the worker ``pid`` at once: its running task fails (``WorkerDied``), a fresh worker takes its place."""
@@ -177,7 +195,7 @@ class WorkerPool:
         """Take no more tasks; the workers end once the tasks sent to them are done.
 
         Args:
-            wait: wait for that (and for the workers to exit).
+            wait: wait for that, and for the workers to exit.
             cancel_futures: cancel the tasks no worker has yet.
         """
         with self._lock:
@@ -190,6 +208,10 @@ class WorkerPool:
         self._wake()
         if wait and self._manager is not threading.current_thread():
             self._manager.join()
+            with self._lock:
+                workers = list(self._workers)
+            for worker in workers:
+                worker.process.join(JOIN_SECONDS)
 
     # The manager thread.
 
@@ -232,7 +254,7 @@ class WorkerPool:
     def _fail_start(self) -> None:
         """A worker could not start: the pool is closed, and the tasks waiting fail."""
         with self._lock:
-            self._closing = True
+            self._closing = self.broken = True
             waiting, self._waiting = list(self._waiting), deque()
         for task in waiting:
             _settle(task.future, error=BrokenProcessPool("a worker process of the pool could not be started"))
@@ -313,8 +335,10 @@ class WorkerPool:
         """What ``worker`` said: that it is up, its running task's outcome, or that it retires."""
         if message in {UP, RETIRED}:
             worker.up, worker.retired = message == UP, message == RETIRED
-            if worker.up and self._on_up is not None:
-                self._on_up(worker.pid)
+            if worker.up:
+                self.up.set()
+                if self._on_up is not None:
+                    self._on_up(worker.pid)
             return
         with self._lock:
             task = worker.sent.popleft() if worker.sent else None
@@ -349,10 +373,11 @@ class WorkerPool:
         worker.conn.close()
         if lost is not None:
             how = "was killed" if worker.killed else f"died (exit code {worker.process.exitcode})"
-            _settle(lost.future, error=WorkerDied(f"the worker process running the task {how}"))
+            _settle(lost.future, error=WorkerDied(f"the worker process running the task {how}", worker.pid))
 
     def _close(self) -> None:
         """The manager's end: whatever is still waiting fails; the wake-up pipe closes."""
+        self.up.set()
         with self._lock:
             self._closing = True
             waiting, self._waiting = list(self._waiting), deque()

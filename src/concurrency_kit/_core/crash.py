@@ -13,12 +13,13 @@ class WorkerCrashedError(ConcurrencyKitError, BrokenProcessPool):
     """A worker process died (``os._exit``, a signal, a segfault) while running items.
 
     Also a ``concurrent.futures.process.BrokenProcessPool``, so code written for
-    ``concurrent.futures`` still catches it. The pool is replaced; the next call
-    works.
+    ``concurrent.futures`` still catches it. A fresh worker takes the dead one's
+    place; the next call works.
 
     Attributes:
-        indices: the indices of the items that were running in the dead worker's
-            pool when it died (one of them killed it).
+        indices: the indices of the items the worker was running when it died: the
+            one it noted running, where it did (the library's own process pool), else
+            every item that was running in its pool (one of them killed it).
     """
 
     def __init__(self, message: str, indices: tuple[int, ...] = ()) -> None:

@@ -1,9 +1,11 @@
 """After a worker's death: the items it took down run again alone, to find the one at fault.
 
-A worker that dies loses the units beside it too (a process pool breaks whole), so
-nobody knows which item killed it. With exceptions collected (or retries), the items of
-every unit lost run again, each alone, one at a time, with nothing else of the call
-running (on a fresh pool): only one that dies again is at fault, and gets
+A worker that dies loses the unit it ran. The library's process workers note the item
+they run: that item is at fault, and the rest of its unit is sent again. Where nobody
+knows which item killed it (an executor's process pool, whose dead worker takes the
+units beside it down too), with exceptions collected (or retries), the items of every
+unit lost run again, each alone, one at a time, with nothing else of the call running:
+only one that dies again is at fault, and gets
 ``WorkerCrashedError`` (with retries: once it has no attempts left, ``retrying.py``);
 then the call goes on. Without, the first loss is raised, naming the items that were
 running.
@@ -59,19 +61,32 @@ class Alone:
         if unit is self.running:
             self.running = None
 
-    def lost(self, unit: Unit, loss: Lost, beside: Callable[[], list[Unit]]) -> tuple[Unit, Done] | None:
+    def lost(
+        self, unit: Unit, loss: Lost, beside: Callable[[], list[Unit]], send: Callable[[Unit], None]
+    ) -> tuple[Unit, Done] | None:
         """``unit``'s worker died: what to keep now, if anything; its items may run alone.
+
+        Where the worker noted which item it ran (``Lost.culprit``), that item alone is
+        at fault, as if it had died alone: the others are ``send`` again.
 
         Raises:
             WorkerCrashedError: without ``collect`` or retries, naming the items that were
                 running (``unit``'s, and those ``beside`` it where they died with it).
         """
+        culprit = loss.culprit
+        if culprit is not None and not unit.alone and unit.start <= culprit < unit.stop:
+            offset = culprit - unit.start
+            goes_on = self.collect or self.retrying is not None
+            for part in (Unit(unit.start, unit.items[:offset]), Unit(culprit + 1, unit.items[offset + 1 :])):
+                if part.items and goes_on:
+                    send(part)
+            unit = Unit(culprit, unit.items[offset : offset + 1], alone=True)
         if self.retrying is not None:
             suspects, settled = self.retrying.lost(unit, loss)
             self.add(suspects)
             return settled
         if not self.collect:
-            lost = [unit, *beside()] if loss.together else [unit]  # a pool breaks whole; a lone worker does not
+            lost = [unit, *beside()] if loss.together else [unit]  # an executor's pool breaks whole; ours does not
             raise loss.blame(sorted(self.index(i) for u in lost for i in range(u.start, u.stop)))
         if unit.alone:
             return unit, Done([loss.blame([self.index(unit.start)])])  # collected: in the item's place

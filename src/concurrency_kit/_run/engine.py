@@ -455,7 +455,9 @@ class Engine:
             self.keep(unit, outcome)
         elif outcome is None:
             self.send(unit)
-        elif settled := self.alone.lost(unit, outcome, lambda: [u for u in self.running.values() if not u.results]):
+        elif settled := self.alone.lost(
+            unit, outcome, lambda: [u for u in self.running.values() if not u.results], self.send
+        ):
             self.store(*settled)
 
     def keep(self, unit: Unit, done: Done) -> None:

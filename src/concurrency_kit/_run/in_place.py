@@ -17,7 +17,7 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
-from .._backends.item_calls import Init, Prepared, Retried, per_thread
+from .._backends.item_calls import Init, Prepared, Retried, per_thread, prepared_in
 from .._backends.pickling import sendable
 from .._core.options import CallOptions
 
@@ -50,8 +50,8 @@ def initialized_here(fn: Callable[[Any], Any]) -> float:
     Raises:
         WorkerInitError: it raised.
     """
-    inner = fn.fn if isinstance(fn, Retried) else fn
-    return inner.ran_here() if isinstance(inner, Prepared) else 0.0
+    prepared = prepared_in(fn)
+    return 0.0 if prepared is None else prepared.ran_here()
 
 
 def init_of(
