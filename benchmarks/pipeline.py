@@ -17,7 +17,9 @@ taking turns for ``--rounds`` rounds; medians are printed as ratios to the shape
                       stages one after another, the loopback server's CPU for its fetch
                       included), or one fetch's wait, whichever is more
 
-"cold": the runner's first run in its interpreter; "warm": its second, there.
+"cold": the runner's first run in its interpreter; "warm": its second, there. Each
+runner's library is imported before the clock (as the matrix, ``benchmarks.run``, does),
+so cold counts pools and measuring, not imports.
 
 ``--trivial``: three trivial stages against a chain of generator expressions (fusion).
 ``--memory``: 100,000 items of 1 KB from an endless source through a slow sink, peak RSS growth.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import importlib
 import importlib.util
 import itertools
 import json
@@ -214,10 +217,27 @@ RUNNERS: dict[str, Callable[..., list[Any]]] = {
 }
 
 
+#: What each runner imports before its clock: the names it uses (concurrency_kit imports
+#: its planner and a pipeline's modules when a name is first read).
+IMPORTS: dict[str, tuple[str, ...]] = {
+    "pipeline": ("concurrency_kit.pipeline",),
+    "nested": ("concurrency_kit.iter_parallel",),
+    "pypeln": ("pypeln.process", "pypeln.thread"),
+}
+
+
+def _import(names: tuple[str, ...]) -> None:
+    """Import each ``module.name`` (read the name: a lazy attribute imports what it needs)."""
+    for dotted in names:
+        module, _, name = dotted.rpartition(".")
+        getattr(importlib.import_module(module), name)
+
+
 def _one(shape: str, runner: str, items: int, fetch_threads: int) -> dict[str, float]:
-    """In a fresh interpreter: the runner's first run (cold) and its second (warm)."""
+    """In a fresh interpreter: the runner's first run (cold) and its second (warm), its imports done first."""
     stages = SHAPES[shape]
     run = RUNNERS[runner]
+    _import(IMPORTS.get(runner, ()))
     args = (fetch_threads,) if runner == "pypeln" else ()
     seconds = []
     for _ in range(2):

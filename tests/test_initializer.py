@@ -94,7 +94,7 @@ def test_an_initializer_that_raises_stops_the_call_promptly(mode: str) -> None:
         began = time.monotonic()
         with pytest.raises(ck.WorkerInitError) as caught:
             ck.run_parallel(use_model, range(20), mode, initializer=failing_initializer, return_exceptions=collect)
-        assert time.monotonic() - began < 10  # nothing hangs
+        assert time.monotonic() - began < 2.0  # promptly: nothing waits for the items
         assert isinstance(caught.value.__cause__, OSError)
         assert "no model here" in str(caught.value.__cause__)
     assert ck.run_parallel(abs, [-1, -2], mode) == [1, 2]  # the next call works

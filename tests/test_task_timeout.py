@@ -14,6 +14,7 @@ import pytest
 
 import concurrency_kit as ck
 from helpers import calls_per_index, hang_hard_on, hang_on, hang_on_first_attempt, sleep_for
+from stuck_tasks import every_fifth_hangs
 
 #: Far beyond what any of these calls takes when no item waits for a hung one (about a
 #: second), and far below the 30 s a hung item waits: passing it means the call did not wait.
@@ -100,12 +101,15 @@ def test_hanging_items_under_repetition_never_hang_the_call() -> None:
         released.set()
 
 
-def test_hanging_items_in_processes_under_repetition(calls_dir: str) -> None:
-    hung = tuple(range(0, 24, 6))
-    for _ in range(3):
-        items = [(calls_dir, index, hung) for index in range(24)]
-        results = ck.run_parallel(hang_hard_on, items, "process", workers=2, task_timeout=0.1, return_exceptions=True)
-        assert _outcomes(results) == ["timeout" if index in hung else index for index in range(24)]
+@pytest.mark.parametrize("run", range(20))  # the 20 runs, each under its own deadline and leak check
+def test_hanging_items_in_processes_under_repetition(run: int) -> None:
+    # Each stuck item costs one worker's start (its worker alone is killed): under a second a run here.
+    results = ck.run_parallel(
+        every_fifth_hangs, range(200), "process", workers=4, task_timeout=0.05, return_exceptions=True
+    )
+    outcomes = _outcomes(results)
+    assert outcomes.count("timeout") == 40, f"run {run}"
+    assert [o for o in outcomes if o != "timeout"] == [i for i in range(200) if i % 5]
 
 
 @pytest.mark.parametrize("mode", STOPPABLE)
