@@ -8,6 +8,8 @@ import threading
 import time
 from collections.abc import Iterator
 
+import concurrency_kit as ck
+
 
 class StageError(Exception):
     """Raised by a stage on purpose."""
@@ -112,6 +114,13 @@ def spin_again_ms(milliseconds: int) -> int:
     return spin_ms(milliseconds)
 
 
+@ck.cpu_bound
+def spin_once_ms(milliseconds: int) -> int:
+    """``spin_ms``, declared to compute (a stage no other test's memory reads)."""
+    return spin_ms(milliseconds)
+
+
+@ck.cpu_bound
 def spin_triple_ms(milliseconds: int) -> int:
     """``spin_ms`` three times over: a stage three times as dear; return ``milliseconds``."""
     spin_ms(3 * milliseconds)
@@ -123,11 +132,13 @@ def below_3(x: int) -> bool:
     return x < 3
 
 
+@ck.cpu_bound  # known to compute: it fuses with its computing neighbour however busy the machine
 def spin_pair_ms(milliseconds: int) -> list[int]:
     """Compute for ``milliseconds``; two items: ``milliseconds`` and one more."""
     return [spin_ms(milliseconds), milliseconds + 1]
 
 
+@ck.cpu_bound
 def spin_fail_odd_ms(milliseconds: int) -> int:
     """Compute for ``milliseconds``, then fail where it is odd."""
     spin_ms(milliseconds)

@@ -35,6 +35,7 @@ __all__ = [
     "TaskKind",
     "agrees",
     "cpu_bound",
+    "declaration",
     "declared_kind",
     "gil_free",
     "io_bound",
@@ -191,6 +192,11 @@ def _coerce(value: object, who: str) -> TaskKind | None:
 def _describe(obj: object) -> str:
     name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
     return f"classifier {name}"
+
+
+def declaration(fn: Callable[..., Any]) -> TaskKind | None:
+    """The kind ``fn`` is declared as (``@cpu_bound``, ``@gil_free``, ``@io_bound``), if any."""
+    return _declaration(fn)
 
 
 def _declaration(fn: Callable[..., Any]) -> TaskKind | None:

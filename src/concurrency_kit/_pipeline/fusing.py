@@ -36,6 +36,7 @@ import attrs
 from .._backends.stage_calls import BATCH, outputs
 from .._core.costmodel import model_in_force
 from .._core.kinds import TaskKind, is_coroutine_function
+from .._decide.classify import declaration
 from .._decide.memory import recall
 from .stages import Stage, StageState
 
@@ -248,7 +249,13 @@ def _cheap(stage: Stage, seconds: float | None, hop: float) -> bool:
 
 
 def _kind(stage: Stage, share: float | None) -> TaskKind | None:
-    """What ``stage`` is known as: its memory's kind, else computing where the pass found it so (``None``: unknown)."""
+    """What ``stage`` is known as: as declared, else its memory's kind, else computing where the pass found it so.
+
+    ``None``: unknown.
+    """
+    declared = None if stage.fn is None else declaration(stage.fn)
+    if declared is not None:
+        return declared
     memo = None if stage.fn is None else recall(stage.fn)
     if memo is not None:
         return memo.kind
