@@ -13,11 +13,12 @@ reaching ``max_tasks_per_worker`` cost one worker, not the pool::
                                tasks behind it wait again, a fresh worker starts
 
 The manager thread starts the workers, so that ``submit`` never waits for a process to
-start, and a worker takes work the moment it is up. A task goes to an idle worker; one
-that may queue (``queue=True``: a chunk of many short items) also goes behind a busy
-worker's running task when none is idle, so that the worker does not wait a round trip
-between them. A task that may not queue (one long item) waits here for the first
-worker to be free: with few long items, the next goes to whichever worker ends first.
+start, and a worker takes work the moment it is up. A task goes to an idle worker; when
+none is idle, a short one (``queue=True``: a chunk of many items, or the pool's recent
+tasks took under ``QUEUE_BELOW_SECONDS``) also goes behind a busy worker's running task,
+so that the worker does not wait a round trip between them. A long one waits here for
+the first worker to be free: with few long items, the next goes to whichever worker
+ends first.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import contextlib
 import os
 import pickle
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -45,6 +47,14 @@ __all__ = ["WorkerDied", "WorkerPool"]
 #: A task queued behind a busy worker's running one is sent only while it is this small:
 #: a larger one would block the manager thread until the worker reads it.
 QUEUED_BYTES = 32 * 1024
+#: Tasks that take less than this, as the pool's recent ones did, queue behind busy
+#: workers too: a chunk is sized to take about this long (``Sizing.process_chunk_seconds``),
+#: and a worker waiting a round trip after each (the manager thread needs the GIL, up to
+#: a switch interval behind busy threads) would lose a tenth of its time or more. Longer
+#: tasks are few long items: the next goes to whichever worker is free first.
+QUEUE_BELOW_SECONDS = 0.025
+#: How much each finished task moves the pool's typical task time.
+TYPICAL_WEIGHT = 0.2
 #: How long ``shutdown(wait=True)`` and a kill wait for a worker process to end.
 JOIN_SECONDS = 5.0
 
@@ -63,14 +73,16 @@ class WorkerDied(BrokenProcessPool):
 
 @final
 class _Task:
-    __slots__ = ("future", "payload", "queue", "started")
+    __slots__ = ("began", "future", "payload", "queue", "started")
 
     def __init__(self, future: Future[Any], payload: bytes, *, queue: bool) -> None:
         self.future, self.payload, self.queue = future, payload, queue
         self.started = False  # its future says it runs (it was first in a worker's line once)
+        self.began = 0.0  # when it became first in its worker's line
 
     def start(self) -> bool:
         """Its future says it runs (once): whether it still should (not cancelled)."""
+        self.began = time.monotonic()
         if not self.started:
             self.started = True
             return self.future.set_running_or_notify_cancel()
@@ -120,6 +132,7 @@ class WorkerPool:
         self._waiting: deque[_Task] = deque()
         self._workers: list[_Worker] = []
         self._closing = False  # shutdown(): no new tasks; the workers end once theirs are done
+        self._typical: float | None = None  # the recent tasks' seconds, smoothed
         self.broken = False  # a worker could not be started: the pool closed
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_write, False)
@@ -285,7 +298,8 @@ class WorkerPool:
         idle = next((worker for worker in ready if not worker.sent), None)
         if idle is not None:
             return task, idle
-        if task.queue and len(task.payload) <= QUEUED_BYTES:
+        short = self._typical is not None and self._typical < QUEUE_BELOW_SECONDS
+        if (task.queue or short) and len(task.payload) <= QUEUED_BYTES:
             behind = next((worker for worker in ready if len(worker.sent) == 1), None)
             return task, behind
         return task, None
@@ -346,6 +360,8 @@ class WorkerPool:
                 worker.sent[0].start()
         if task is None:
             return
+        took = time.monotonic() - task.began
+        self._typical = took if self._typical is None else self._typical + TYPICAL_WEIGHT * (took - self._typical)
         try:
             ok, value = pickle.loads(message)
         except Exception as exc:  # noqa: BLE001 - the task's failure
