@@ -392,11 +392,14 @@ class WorkerPool:
             _settle(lost.future, error=WorkerDied(f"the worker process running the task {how}", worker.pid))
 
     def _close(self) -> None:
-        """The manager's end: whatever is still waiting fails; the wake-up pipe closes."""
+        """The manager's end: what still waits fails, the workers told to end are reaped, the wake-up pipe closes."""
         self.up.set()
         with self._lock:
             self._closing = True
             waiting, self._waiting = list(self._waiting), deque()
+            workers = list(self._workers)
+        for worker in workers:  # they end as they read the word to (a child of ours, with fork or spawn, is reaped)
+            worker.process.join(JOIN_SECONDS)
         for task in waiting:
             _settle(task.future, error=BrokenProcessPool("the process pool stopped before the task ran"))
         for end in (self._wake_read, self._wake_write):
