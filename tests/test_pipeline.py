@@ -407,6 +407,14 @@ def test_fused_stages_each_have_their_own_record() -> None:
     assert report.bottleneck == "spin_triple_ms"
 
 
+def test_fused_stages_are_known_to_the_next_pipeline_built_of_them() -> None:
+    for _ in range(2):  # a pipeline built afresh each time, as a function that runs one would
+        p = ck.pipeline([2] * 12).map(spin_once_ms).map(spin_triple_ms)
+        assert p.run() == [2] * 12
+        assert p.report().fused == [("spin_once_ms", "spin_triple_ms")]
+    assert "what an earlier call measured" in p.report().stages[0].reason
+
+
 @pytest.mark.parametrize("mode", ["auto", "thread"])  # a stage with a mode of its own does not fuse
 def test_a_failure_inside_fused_stages_takes_only_its_items_place(mode: str) -> None:
     p = ck.pipeline([2] * 8).flat_map(spin_pair_ms, mode).map(spin_fail_odd_ms, mode)

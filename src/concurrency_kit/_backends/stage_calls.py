@@ -127,17 +127,20 @@ class Fused:
     item's place (``outputs``), as it would between stages of their own.
     """
 
-    __slots__ = ("__concurrency_kit_kind__", "calls", "collect")
+    __slots__ = ("__concurrency_kit_kind__", "__concurrency_kit_memo__", "calls", "collect")
 
-    def __init__(self, calls: tuple[StageCall, ...], kind: str | None = None, *, collect: bool = False) -> None:
-        self.calls, self.collect = (
-            calls,
-            collect,
-        )  # measured as one: no memory of one stage's function stands for them all
+    def __init__(
+        self, calls: tuple[StageCall, ...], kind: str | None = None, *, collect: bool = False, memo: object = None
+    ) -> None:
+        self.calls, self.collect = calls, collect
         #: The kind the pipeline knows the stages by (one of them computes), read as a
         #: declaration is (``_decide/classify.py``): measured beside the other stages'
         #: threads, a computing stage could read as a waiting one.
         self.__concurrency_kit_kind__ = kind
+        #: What the run's memory of these stages, measured as one, is kept under
+        #: (``_decide/memory.py``): the same for the same stages in every run, where no
+        #: memory of one stage's function stands for them all (``None``: this call's own).
+        self.__concurrency_kit_memo__ = memo
 
     def __reduce__(self) -> tuple[Callable[..., Fused], tuple[tuple[StageCall, ...], bool]]:
         return _fused, (self.calls, self.collect)

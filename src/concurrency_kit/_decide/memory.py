@@ -105,8 +105,15 @@ _memos: dict[int, tuple[weakref.ref[Any], Memo]] = {}
 
 
 def _key(fn: Callable[..., Any]) -> object:
-    """What ``fn``'s memory is kept under: the code it runs, when it has Python code (through a retry's wrapper)."""
+    """What ``fn``'s memory is kept under: the code it runs, when it has Python code (through a retry's wrapper).
+
+    A callable that names its own key (``__concurrency_kit_memo__``: a pipeline's fused
+    stages, whose call is made afresh each run) is known by it.
+    """
     fn = unwrapped(fn)
+    named = getattr(fn, "__concurrency_kit_memo__", None)
+    if named is not None:
+        return named
     while isinstance(fn, functools.partial):
         fn = fn.func
     fn = getattr(fn, "__func__", fn)  # a bound method: its function

@@ -14,7 +14,9 @@ nine more.
 from __future__ import annotations
 
 import re
+import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence, Sized
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol, cast, final
@@ -69,10 +71,15 @@ class Stage:
         return cls(name, FUSED, options=members[-1].options, members=members, kind=kind)
 
     def call(self, *, collect: bool = False) -> Callable[[Any], Any]:
-        """What its workers run: the function on ``(source index, item)`` pairs (``collect``: ``return_exceptions``)."""
+        """What its workers run: the function on ``(source index, item)`` pairs (``collect``: ``return_exceptions``).
+
+        Fused stages' call is known to the run's memory by ``memo_of``: the same stages,
+        in any pipeline, are remembered from one run to the next.
+        """
         if self.members:
             calls = tuple(StageCall(member.fn, member.shape, member.name) for member in self.members if member.fn)
-            return Fused(calls, None if self.kind is None else self.kind.value, collect=collect)
+            kind = None if self.kind is None else self.kind.value
+            return Fused(calls, kind, collect=collect, memo=memo_of(self, collect=collect))
         assert self.fn is not None
         if is_coroutine_function(self.fn):
             return AsyncStageCall(self.fn, self.shape, self.name)
@@ -217,6 +224,31 @@ class Driver:
         self.state.done += inputs
         self.state.items_out += len(outputs)
         return all(self.out.put((index, output)) for output in outputs)
+
+
+class _MemoKey:
+    """What the memory of fused stages is kept under (weakly): it holds none of their functions."""
+
+    __slots__ = ("__weakref__",)
+
+
+#: The keys of fused stages' memory, by their first stage's function (weakly) and the rest
+#: of what makes them: the same for the same stages in every run, of any pipeline built
+#: of them. Gone with the function, and the memory with it.
+_MEMO_KEYS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], _MemoKey]] = weakref.WeakKeyDictionary()
+_MEMO_LOCK = threading.Lock()
+
+
+def memo_of(stage: Stage, *, collect: bool) -> object:
+    """The key fused ``stage``'s memory is kept under (``None``: a function that takes no weak reference)."""
+    first, *rest = stage.members
+    key = (first.shape, first.name, tuple((m.fn, m.shape, m.name) for m in rest), stage.kind, collect)
+    with _MEMO_LOCK:
+        try:
+            keys = _MEMO_KEYS.setdefault(first.fn, {})
+        except TypeError:
+            return None
+        return keys.setdefault(key, _MemoKey())
 
 
 #: The note the run engine gives a failure, naming its position in the stage's input.
