@@ -357,10 +357,10 @@ def discard_process_pool(pool: WorkerPool) -> None:
 
 
 def kill_process_pool(pool: WorkerPool) -> None:
-    """Kill ``pool``'s workers at once and forget it (Ctrl-C where its workers are all a call's).
+    """Kill ``pool``'s workers at once and forget it (a pre-start stopped as the interpreter exits).
 
-    ``was_killed`` then tells other calls that lost tasks there to send them again. A
-    call that stops its own tasks alone kills just their workers (``kill_running``).
+    ``was_killed`` then tells calls that lost tasks there to send them again. A call that
+    stops its own tasks kills just their workers (``WorkerPool.kill_running``).
     """
     with shared.lock:
         shared.killed.add(pool)
@@ -369,7 +369,7 @@ def kill_process_pool(pool: WorkerPool) -> None:
 
 
 def was_killed(pool: WorkerPool) -> bool:
-    """Whether ``pool`` broke because a call killed it (timeout, Ctrl-C), not by a crash."""
+    """Whether ``pool`` was killed whole on purpose (``kill_process_pool``), not by a crash."""
     with shared.lock:
         return pool in shared.killed
 

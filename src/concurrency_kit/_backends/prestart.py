@@ -24,15 +24,16 @@ from .._core.errors import MainGuardMissingError
 from .guard import check_main_guard
 from .pickling import needs_main, pickled, sendable
 from .pool_state import shared
-from .pools import kill_process_pool, process_pool, process_pool_ready
+from .pools import kill_process_pool, prepared_pool, process_pool, process_pool_ready
 from .worker import warm_up_worker
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from .item_calls import Prepared
     from .worker_pool import WorkerPool
 
-__all__ = ["QUICK_SWITCH_INTERVAL", "Prestart", "prestart_process_pool"]
+__all__ = ["QUICK_SWITCH_INTERVAL", "Prestart", "prestart_prepared_pool", "prestart_process_pool"]
 
 
 def prestart_process_pool(workers: int, fn: Callable[..., Any] | None = None) -> Prestart | None:
@@ -48,11 +49,8 @@ def prestart_process_pool(workers: int, fn: Callable[..., Any] | None = None) ->
         ``None`` when a pool of that size is ready.
     """
     function = None if fn is None else pickled(sendable(fn))
-    try:
-        check_main_guard(main=needs_main(function))
-    except MainGuardMissingError:
-        return None  # its workers would run the script again: nothing to warm
-    if process_pool_ready(workers, main=needs_main(function)):
+    main = _main_for(function)
+    if main is None or process_pool_ready(workers, main=main):
         return None
     with shared.lock:
         if (warming := shared.prestart_in_flight()) is not None:
@@ -61,6 +59,32 @@ def prestart_process_pool(workers: int, fn: Callable[..., Any] | None = None) ->
         shared.warming = thread
         thread.start()  # under the lock, so that nobody sees it set but not yet alive
     return thread
+
+
+def prestart_prepared_pool(workers: int, prepared: Prepared, fn: Callable[..., Any]) -> WorkerPool | None:
+    """Start the pool kept for ``prepared``'s initializer (for ``fn``), unless it is up: the pool, while it starts.
+
+    Returns at once: its workers start (and run the initializer) in the pool's own thread.
+
+    Returns:
+        The pool, while no worker of it is up yet (``WorkerPool.up``); ``None`` once one
+        is, or where the main module lacks its guard (the first submission says so).
+    """
+    main = _main_for(pickled(sendable(fn)))
+    if main is None:
+        return None
+    pool = prepared_pool(workers, prepared, main=main)
+    return None if pool.up.is_set() else pool
+
+
+def _main_for(function: bytes | None) -> bool | None:
+    """Whether workers for ``function`` (pickled) import the main module; ``None``: they cannot (no main guard)."""
+    main = needs_main(function)
+    try:
+        check_main_guard(main=main)
+    except MainGuardMissingError:
+        return None  # its workers would run the script again
+    return main
 
 
 class Prestart(threading.Thread):

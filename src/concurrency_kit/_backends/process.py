@@ -31,20 +31,18 @@ from typing import TYPE_CHECKING, Any, final
 
 from .._core.costmodel import observe_round_trip
 from .._core.crash import WorkerCrashedError
-from .._core.errors import MainGuardMissingError, UnpicklableTaskError
+from .._core.errors import UnpicklableTaskError
 from .given import given_in_worker
-from .guard import check_main_guard
 from .item_calls import prepared_in
-from .pickling import needs_main, pickled, sendable, why_not_picklable
+from .pickling import needs_main, sendable, why_not_picklable
 from .pools import (
     discard_process_pool,
-    prepared_pool,
     process_pool_size,
     stop_board,
     submit_to_processes,
     was_killed,
 )
-from .prestart import prestart_process_pool
+from .prestart import prestart_prepared_pool, prestart_process_pool
 from .unit import Done, Lost, Read, Unit, Warming, run_chunk
 from .worker import run_pickled_chunk
 from .worker_pool import WorkerDied
@@ -208,8 +206,7 @@ def _settle(fn: Callable[[Any], Any], item: Any, outcomes: Outcomes, pool: Worke
     try:
         done, seconds = unpack_outcomes(future.result(), 0, collect=collect)
     except BrokenProcessPool as exc:
-        if not isinstance(exc, WorkerDied):  # the pool stopped, not one worker
-            discard_process_pool(pool)
+        _forget_if_stopped(pool, exc)
         if not outcomes.collect:
             raise crashed([0], exc)  # noqa: B904 - its cause is set: the pool's error
         payload = pickle_chunk(fn, [item], 0, collect=True)
@@ -217,14 +214,22 @@ def _settle(fn: Callable[[Any], Any], item: Any, outcomes: Outcomes, pool: Worke
         try:
             done, seconds = unpack_outcomes(future.result(), 0, collect=True)
         except BrokenProcessPool as again:
-            if not isinstance(again, WorkerDied):
-                discard_process_pool(pool)
+            _forget_if_stopped(pool, again)
             done, seconds = Done([crashed([0], again)]), 0.0
     if done.failed:
         outcomes.fail(0, done.values[0])
     else:
         outcomes.dense()[0] = done.values[0]  # with exceptions collected: the exception
     return seconds
+
+
+def _forget_if_stopped(pool: WorkerPool, exc: BrokenProcessPool) -> None:
+    """Forget ``pool`` where ``exc`` says it stopped whole (its workers could not start), not that one worker died.
+
+    The units sent from now on then go to a fresh pool.
+    """
+    if not isinstance(exc, WorkerDied):
+        discard_process_pool(pool)
 
 
 def check_function(fn: Callable[[Any], Any]) -> None:
@@ -283,13 +288,7 @@ class ProcessRunner:
         """Start the pool in the background if it is not up for this function: what says when a worker is."""
         if self._prepared is None:
             return prestart_process_pool(self._workers, self._fn)
-        main = needs_main(pickled(sendable(self._fn)))
-        try:
-            check_main_guard(main=main)
-        except MainGuardMissingError:
-            return None  # the first unit's submission says so
-        pool = prepared_pool(self._workers, self._prepared, main=main)  # its workers start in its own thread
-        return None if pool.up.is_set() else pool
+        return prestart_prepared_pool(self._workers, self._prepared, self._fn)
 
     def submit(self, unit: Unit) -> Future[Any]:
         """Send ``unit`` to a worker (or run it here, when it cannot be pickled and may fall back)."""
@@ -343,7 +342,9 @@ class ProcessRunner:
             result = future.result()
         except CancelledError:
             if unit.pool is not None and was_killed(unit.pool):
-                return None  # still queued when a call killed the pool (its timeout, or a task timeout)
+                return (
+                    None  # still queued when its pool was killed whole (a pre-start stopped as the interpreter exits)
+                )
             raise
         except BrokenProcessPool as exc:
             return self._lost(unit, exc)
@@ -357,18 +358,15 @@ class ProcessRunner:
         return done
 
     def _lost(self, unit: Unit, exc: BrokenProcessPool) -> Lost | None:
-        """``unit``'s worker died (or its pool stopped): what the engine makes of it (``None``: send it again).
-
-        A pool that stopped whole is forgotten: the units sent from now on go to a fresh one.
-        """
+        """``unit``'s worker died (or its pool stopped): what the engine makes of it (``None``: send it again)."""
         pool = unit.pool
         if pool is not None and was_killed(pool):
-            return None  # Ctrl-C in another call, not these items
+            return None  # killed whole on purpose (a pre-start stopped as the interpreter exits), not by these items
         if isinstance(exc, WorkerDied):  # the item it noted running is at fault
             culprit = stop_board().running_on(exc.pid, self._clock)
             return Lost(partial(crashed, exc=exc), together=False, culprit=culprit)
         if pool is not None:
-            discard_process_pool(pool)  # the pool stopped (its workers could not start)
+            _forget_if_stopped(pool, exc)
         return Lost(partial(crashed, exc=exc), together=True)
 
     def halt(self, after: int) -> None:
